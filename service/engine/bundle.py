@@ -1,0 +1,403 @@
+"""A bundle: the diagrams, decision tables and forms of one deployment, parsed and checked.
+
+:func:`build_bundle` refuses, with every problem named by file, element id and
+reason, anything that could not run as drawn. A bundle that builds is ready to
+start cases: each process has its SpiffWorkflow spec, its roles, its forms and
+the content hash that decides whether it is a new version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
+from SpiffWorkflow.camunda.specs.user_task import UserTask
+
+from service import forms
+from service.engine import decisions as dmn
+from . import expressions, timers
+from .parser import CAMUNDA_MODEL_NS, PathwayParser, role_key, task_roles
+from .xml import XmlRejected, parse_xml
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_MODEL_NS}
+C = f"{{{CAMUNDA_MODEL_NS}}}"
+
+#: Names SpiffWorkflow gives its own tasks; an element with one of these ids breaks the process silently.
+RESERVED_IDS = {"Start", "End", "Root", "StartEventSplit", "StartEventJoin"}
+RESERVED_SUFFIXES = (".BoundaryEventSplit", ".BoundaryEventJoin", ".EndJoin")
+
+#: What Camunda Modeler can draw that this service cannot run, and why.
+UNSUPPORTED_ELEMENTS = {
+    "serviceTask": "service tasks call Java or external workers; use a user task, a script task or a business rule task",
+    "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
+    "transaction": "transactions are not supported",
+}
+UNSUPPORTED_CAMUNDA_ATTRIBUTES = {
+    "class": "Java delegates do not run here", "delegateExpression": "Java delegates do not run here",
+    "expression": "expression delegates do not run here", "type": "external tasks do not run here",
+}
+UNSUPPORTED_CAMUNDA_CHILDREN = {
+    "executionListener": "execution listeners do not run here; draw the step as a task",
+    "taskListener": "task listeners do not run here; draw the step as a task",
+    "inputOutput": "input/output mappings are not applied; name the data in the form or decision",
+    "connector": "connectors do not run here",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    element: str | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "element": self.element, "message": self.message}
+
+
+class DeploymentInvalid(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.file} {p.element or ''}: {p.message}" for p in problems))
+
+
+@dataclass
+class ProcessDefinition:
+    key: str
+    name: str
+    filename: str
+    content_hash: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    roles: list[str]
+    start_form: forms.FormDefinition | None
+    task_forms: dict[str, forms.FormDefinition | None] = field(default_factory=dict)
+    documentation: str | None = None
+    diagram: bytes = b""
+
+    def form_of(self, task_name: str) -> forms.FormDefinition | None:
+        """The form of the user task with element id ``task_name``."""
+        return self.task_forms.get(task_name)
+
+
+@dataclass
+class Bundle:
+    files: dict[str, bytes]
+    processes: dict[str, ProcessDefinition] = field(default_factory=dict)
+    decisions: Any = None
+    forms_by_id: dict[str, forms.FormDefinition] = field(default_factory=dict)
+    form_files: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def content_hash(self) -> str:
+        return _hash(self.files, sorted(self.files))
+
+    def form_for(self, task_spec) -> forms.FormDefinition | None:
+        """The form a user task or start event asks for: a linked Camunda Form or its formData."""
+        ext = task_spec.extensions or {}
+        form_id = ext.get("formRef") or _form_id_from_key(ext.get("formKey"), self.form_files)
+        if form_id:
+            return self.forms_by_id.get(form_id)
+        form = getattr(task_spec, "form", None)
+        return forms.form_from_camunda(form, task_spec.bpmn_id) if form is not None else None
+
+
+def _form_id_from_key(key: str | None, form_files: dict[str, str]) -> str | None:
+    if not key:
+        return None
+    name = key.rsplit(":", 1)[-1]
+    return form_files.get(name, name if not name.endswith(".form") else None)
+
+
+def _hash(files: Mapping[str, bytes], names: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+def build_bundle(files: Mapping[str, bytes]) -> Bundle:
+    """Parse and check every file; raise :class:`DeploymentInvalid` listing all problems."""
+    bundle, problems = Bundle(files=dict(files)), []
+    bundle.decisions = dmn.DecisionRegistry()
+    decision_files: dict[str, str] = {}
+    trees: dict[str, etree._Element] = {}
+    for name in sorted(files):
+        kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if kind not in ("bpmn", "dmn", "form"):
+            problems.append(Problem(name, None, "only .bpmn, .dmn and .form files can be deployed"))
+        elif kind == "form":
+            problems += _load_form(bundle, name, files[name])
+        else:
+            try:
+                trees[name] = parse_xml(files[name], name)
+            except XmlRejected as error:
+                problems.append(Problem(name, None, str(error)))
+                continue
+            if kind == "dmn":
+                problems += _load_decisions(bundle, name, trees.pop(name), decision_files)
+    if problems:
+        raise DeploymentInvalid(problems)
+    parser = PathwayParser(bundle.decisions)
+    process_files: dict[str, str] = {}
+    for name, root in trees.items():
+        file_problems = _check_bpmn(bundle, name, root)
+        problems += file_problems
+        if file_problems:
+            continue
+        try:
+            parser.add_bpmn_xml(root, filename=name)
+        except ValidationException as error:
+            problems.append(_from_validation(name, error))
+            continue
+        for process in root.iterfind("bpmn:process", NS):
+            process_files[process.get("id")] = name
+    problems += _check_called_processes(trees, process_files)
+    if problems:
+        raise DeploymentInvalid(problems)
+    for key, filename in process_files.items():
+        process = trees[filename].find(f"bpmn:process[@id='{key}']", NS)
+        if process.get("isExecutable", "true") != "true":
+            continue
+        try:
+            bundle.processes[key] = _define_process(bundle, parser, key, filename, process, trees, process_files,
+                                                    decision_files)
+        except DeploymentInvalid as error:
+            problems += error.problems
+        except forms.FormDefinitionError as error:
+            problems += [Problem(filename, element, message) for element, message in error.problems]
+        except (ValidationException, KeyError, ValueError) as error:
+            problems.append(_from_validation(filename, error) if isinstance(error, ValidationException)
+                            else Problem(filename, key, str(error)))
+    if problems:
+        raise DeploymentInvalid(problems)
+    return bundle
+
+
+def _load_form(bundle: Bundle, name: str, content: bytes) -> list[Problem]:
+    try:
+        form = forms.form_from_formjs(content, name)
+    except forms.FormDefinitionError as error:
+        return [Problem(name, element, message) for element, message in error.problems]
+    if form.id in bundle.forms_by_id:
+        return [Problem(name, form.id, f"another form already has the id '{form.id}'")]
+    bundle.forms_by_id[form.id] = form
+    bundle.form_files[name.rsplit("/", 1)[-1]] = form.id
+    return []
+
+
+def _load_decisions(bundle: Bundle, name: str, root, decision_files: dict[str, str]) -> list[Problem]:
+    try:
+        model = dmn.load_decisions(root, name)
+        bundle.decisions.add(model)
+    except dmn.DecisionDefinitionError as error:
+        return [Problem(p.file or name, p.element, p.message) for p in error.problems]
+    for decision_id in model.decisions:
+        decision_files[decision_id] = name
+    return [Problem(p.file or name, p.element, p.message) for p in dmn.check_decisions(model)]
+
+
+_VALIDATOR: BpmnValidator | None = None
+
+
+def _xsd_problems(name: str, root) -> list[Problem]:
+    global _VALIDATOR
+    _VALIDATOR = _VALIDATOR or BpmnValidator()
+    if _VALIDATOR.validator.validate(root):
+        return []
+    return [Problem(name, None, f"line {e.line}: {e.message}") for e in list(_VALIDATOR.validator.error_log)[:10]]
+
+
+def _check_bpmn(bundle: Bundle, name: str, root) -> list[Problem]:
+    if etree.QName(root).namespace != BPMN_NS:
+        return [Problem(name, None, "this is not a BPMN 2.0 file (no bpmn:definitions root)")]
+    problems = _xsd_problems(name, root)
+    if problems:
+        return problems
+    lanes = {ref.text.strip(): lane.get("name") or "" for lane in root.iterfind(".//bpmn:lane", NS)
+             for ref in lane.iterfind("bpmn:flowNodeRef", NS) if ref.text}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        problems += _check_element(bundle, name, element, lanes)
+    return problems
+
+
+def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) -> list[Problem]:
+    qname, element_id = etree.QName(element), element.get("id")
+    local, problems = qname.localname, []
+
+    def problem(message: str) -> None:
+        problems.append(Problem(name, element_id or _owner_id(element), message))
+
+    if element_id and (element_id in RESERVED_IDS or element_id.endswith(RESERVED_SUFFIXES)):
+        problem(f"the id '{element_id}' is one the engine uses for its own steps; rename it (e.g. Event_{element_id})")
+    if qname.namespace == CAMUNDA_MODEL_NS and local in UNSUPPORTED_CAMUNDA_CHILDREN:
+        problem(UNSUPPORTED_CAMUNDA_CHILDREN[local])
+    if qname.namespace != BPMN_NS:
+        return problems
+    if local in UNSUPPORTED_ELEMENTS:
+        problem(UNSUPPORTED_ELEMENTS[local])
+    for attribute, reason in UNSUPPORTED_CAMUNDA_ATTRIBUTES.items():
+        if element.get(C + attribute) is not None and local not in ("messageEventDefinition",):
+            problem(f"camunda:{attribute} is set: {reason}")
+    if local == "conditionExpression":
+        _check(problem, expressions.compile_expression, element.text or "", "condition")
+    elif local in ("timeDate", "timeDuration", "timeCycle"):
+        _check(problem, timers.check_timer_expression, element.text or "", "timer")
+    elif local == "scriptTask":
+        script_format = (element.get("scriptFormat") or "python").lower()
+        if script_format not in ("python", "python3"):
+            problem(f"scripts must be Python; this one is {script_format}")
+        script = element.find("bpmn:script", NS)
+        _check(problem, expressions.compile_script, script.text if script is not None else "", "script")
+    elif local == "userTask":
+        problems += _check_user_task(bundle, name, element, lanes)
+    elif local == "startEvent":
+        form_ref = element.get(C + "formRef")
+        if form_ref and form_ref not in bundle.forms_by_id:
+            problem(f"the form '{form_ref}' is not deployed (no .form file has that id)")
+    elif local == "businessRuleTask":
+        ref = element.get(C + "decisionRef")
+        if not ref:
+            problem("a business rule task needs camunda:decisionRef naming a decision")
+        elif ref not in bundle.decisions:
+            problem(f"the decision '{ref}' is not deployed (no .dmn file has a decision with that id)")
+        elif element.get(C + "mapDecisionResult") not in (None, "singleEntry", "singleResult", "collectEntries",
+                                                           "resultList"):
+            problem(f"camunda:mapDecisionResult '{element.get(C + 'mapDecisionResult')}' is not one Camunda defines")
+    return problems
+
+
+def _check_user_task(bundle: Bundle, name: str, element, lanes: dict[str, str]) -> list[Problem]:
+    element_id, problems = element.get("id"), []
+    if not (element.get(C + "candidateGroups") or lanes.get(element_id)):
+        problems.append(Problem(name, element_id, "the user task has no role: put it in a named lane or set "
+                                                  "candidate groups"))
+    form_ref = element.get(C + "formRef")
+    if form_ref and form_ref not in bundle.forms_by_id:
+        problems.append(Problem(name, element_id, f"the form '{form_ref}' is not deployed (no .form file has that id)"))
+    due = element.get(C + "dueDate")
+    if due:
+        try:
+            timers.check_timer_expression(due)
+        except expressions.ExpressionError as error:
+            problems.append(Problem(name, element_id, f"due date: {error}"))
+    return problems
+
+
+def _check(problem, check, text: str, what: str) -> None:
+    try:
+        check(text)
+    except expressions.ExpressionError as error:
+        problem(f"{what}: {error}")
+
+
+def _owner_id(element) -> str | None:
+    while element is not None and element.get("id") is None:
+        element = element.getparent()
+    return element.get("id") if element is not None else None
+
+
+def _check_called_processes(trees: dict[str, Any], process_files: dict[str, str]) -> list[Problem]:
+    problems = []
+    for name, root in trees.items():
+        for call in root.iterfind(".//bpmn:callActivity", NS):
+            called = call.get("calledElement")
+            if called not in process_files:
+                problems.append(Problem(name, call.get("id"), f"the called process '{called}' is not deployed"))
+    return problems
+
+
+def _from_validation(name: str, error: ValidationException) -> Problem:
+    element = getattr(error, "id", None) or getattr(error, "name", None)
+    message = str(error).split(" Source Details:")[0].split("\n")[0]
+    return Problem(getattr(error, "file_name", None) or name, element, message)
+
+
+def _define_process(bundle: Bundle, parser: PathwayParser, key: str, filename: str, process, trees,
+                    process_files, decision_files) -> ProcessDefinition:
+    spec = parser.get_spec(key)
+    subprocess_specs = parser.get_subprocess_specs(key)
+    user_tasks = [ts for s in [spec, *subprocess_specs.values()] for ts in s.task_specs.values()
+                  if isinstance(ts, UserTask)]
+    roles = sorted({role for ts in user_tasks for role in task_roles(ts)})
+    none_start = next((ts for ts in spec.task_specs.values() if isinstance(ts, StartEvent)
+                       and isinstance(ts.event_definition, NoneEventDefinition)), None)
+    start_form = _start_form(bundle, none_start, process) if none_start is not None else None
+    documentation = process.findtext("bpmn:documentation", namespaces=NS)
+    task_forms = {}
+    for task_spec in user_tasks:
+        try:
+            task_forms[task_spec.bpmn_id] = bundle.form_for(task_spec)
+        except forms.FormDefinitionError as error:
+            raise DeploymentInvalid([Problem(filename, element or task_spec.bpmn_id, message)
+                                     for element, message in error.problems]) from None
+    return ProcessDefinition(
+        key=key, name=process.get("name") or key, filename=filename,
+        content_hash=_process_hash(bundle, key, trees, process_files, decision_files),
+        spec=spec, subprocess_specs=subprocess_specs, roles=roles, start_form=start_form,
+        task_forms=task_forms, documentation=documentation, diagram=bundle.files[filename],
+    )
+
+
+def _start_form(bundle: Bundle, start_event, process) -> forms.FormDefinition | None:
+    # CamundaParser reads camunda:formData on user tasks only; a start event's is read from the XML.
+    form = bundle.form_for(start_event)
+    if form is not None:
+        return form
+    element = process.find(f"bpmn:startEvent[@id='{start_event.bpmn_id}']", NS)
+    return forms.form_from_camunda(forms.camunda_form_of(element), start_event.bpmn_id) if element is not None else None
+
+
+def _process_hash(bundle: Bundle, key: str, trees, process_files, decision_files) -> str:
+    """Hash of every file the process needs: its diagram, called diagrams, decisions and forms."""
+    needed, pending = set(), [key]
+    seen = set()
+    while pending:
+        process = pending.pop()
+        if process in seen:
+            continue
+        seen.add(process)
+        filename = process_files[process]
+        needed.add(filename)
+        root = trees[filename]
+        pending += [c.get("calledElement") for c in root.iterfind(".//bpmn:callActivity", NS)]
+        for task in root.iterfind(".//bpmn:businessRuleTask", NS):
+            ref = task.get(C + "decisionRef")
+            if ref in decision_files:
+                needed.update(_decision_files(bundle, ref, decision_files))
+        for element in root.iter():
+            if isinstance(element.tag, str) and element.get(C + "formRef") in bundle.forms_by_id:
+                form_id = element.get(C + "formRef")
+                needed.update(n for n, fid in bundle.form_files.items() if fid == form_id
+                              for n in [_full_name(bundle, n)] if n)
+    return _hash(bundle.files, sorted(needed))
+
+
+def _decision_files(bundle: Bundle, decision_id: str, decision_files: dict[str, str]) -> set[str]:
+    files, pending, seen = set(), [decision_id], set()
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in decision_files:
+            continue
+        seen.add(current)
+        files.add(decision_files[current])
+        pending += list(bundle.decisions.get(current).required)
+    return files
+
+
+def _full_name(bundle: Bundle, short: str) -> str | None:
+    return next((name for name in bundle.files if name.rsplit("/", 1)[-1] == short), None)
+
+
+def describe(problems: list[Problem]) -> str:
+    return json.dumps([p.to_json() for p in problems], indent=2)

@@ -1,0 +1,273 @@
+"""Reading Camunda Modeler (Camunda 7) diagrams so that they run as drawn.
+
+:class:`PathwayParser` is SpiffWorkflow's ``CamundaParser`` with the pieces it
+drops put back: ``camunda:assignee``, ``candidateGroups``, ``dueDate``,
+``formKey``/``formRef``, ``decisionRef`` with ``resultVariable`` and
+``mapDecisionResult``, timers in modeller style, message payloads, event
+sub-processes, and ``camunda:properties`` on every element.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.parser.util import first, full_tag, one
+from SpiffWorkflow.bpmn.specs.defaults import (
+    BoundaryEvent, EndEvent, IntermediateCatchEvent, StartEvent, EventSubprocess, CallActivity,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.camunda.parser import CamundaParser
+from SpiffWorkflow.camunda.parser.event_parsers import (
+    CamundaBoundaryEventParser,
+    CamundaEndEventParser,
+    CamundaIntermediateCatchEventParser,
+    CamundaIntermediateThrowEventParser,
+    CamundaStartEventParser,
+)
+from SpiffWorkflow.camunda.parser.task_spec import (
+    CAMUNDA_MODEL_NS,
+    BusinessRuleTaskParser,
+    CamundaTaskParser,
+    SubWorkflowParser,
+    UserTaskParser,
+)
+from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
+from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
+from SpiffWorkflow.camunda.specs.user_task import UserTask
+from SpiffWorkflow.util.task import TaskState
+
+from . import timers
+from .specs import DecisionTask, OutcomeEndEvent
+
+#: Camunda attributes of an element kept in ``task_spec.extensions``.
+CAMUNDA_ATTRIBUTES = ("assignee", "candidateUsers", "candidateGroups", "dueDate", "followUpDate",
+                      "priority", "formKey", "formRef", "formRefBinding", "formRefVersion")
+
+
+def role_key(name: str) -> str:
+    """A lane name as a role key: "Social worker" -> "social_worker"."""
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+def task_roles(task_spec) -> list[str]:
+    """The roles that may work on a user task: its candidate groups, else its lane."""
+    groups = (task_spec.extensions or {}).get("candidateGroups")
+    if groups:
+        return [role_key(group) for group in groups.split(",") if group.strip()]
+    return [role_key(task_spec.lane)] if task_spec.lane else []
+
+
+class _CamundaExtensions:
+    """Keeps ``camunda:properties`` and the Camunda attributes SpiffWorkflow drops."""
+
+    def parse_extensions(self, node=None) -> dict[str, Any]:
+        node = node if node is not None else self.node
+        extensions = {}
+        for prop in self.xpath(".//bpmn:extensionElements/camunda:properties/camunda:property"):
+            if prop.getparent().getparent().getparent() is node:
+                extensions[prop.get("name")] = prop.get("value")
+        for name in CAMUNDA_ATTRIBUTES:
+            value = node.get(f"{{{CAMUNDA_MODEL_NS}}}{name}")
+            if value is not None:
+                extensions[name] = value
+        return extensions
+
+
+class PathwayMessageEventDefinition(MessageEventDefinition):
+    """A message whose payload is the case data (or ``camunda:expression``) and merges into it on arrival."""
+
+    def __init__(self, name, correlation_properties=None, expression=None, result_var=None, **kwargs):
+        super().__init__(name, correlation_properties, **kwargs)
+        self.expression = expression
+        self.result_var = result_var
+
+    def throw(self, my_task) -> None:
+        if self.expression:
+            payload = my_task.workflow.script_engine.evaluate(my_task, self.expression)
+        else:
+            payload = {key: value for key, value in my_task.data.items() if not key.startswith("_")}
+        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload=payload))
+
+    def update_internal_data(self, my_task, event) -> None:
+        my_task.internal_data[self.name] = event.payload
+
+    def update_task_data(self, my_task) -> None:
+        payload = my_task.internal_data.get(self.name)
+        if self.result_var:
+            my_task.data[self.result_var] = payload
+        elif isinstance(payload, dict):
+            my_task.data.update(payload)
+
+
+class _EventDefinitions(_CamundaExtensions):
+    """Timers and messages as the modeller writes them."""
+
+    def parse_timer_event(self, event):
+        name = self.node.get("name", self.node.get("id"))
+        description = self.get_event_description(event)
+        for tag, timer_class in (("timeDate", timers.TimeDateTimer), ("timeDuration", timers.DurationTimer),
+                                 ("timeCycle", timers.CycleTimer)):
+            node = first(self.xpath(f".//bpmn:{tag}"))
+            if node is not None:
+                return timer_class(name, (node.text or "").strip(), description=description)
+        self.raise_validation_exception("the timer has no date, duration or cycle")
+
+    def parse_message_event(self, message_event):
+        message_ref = message_event.get("messageRef")
+        if message_ref:
+            message = one(self.doc_xpath(f'.//bpmn:message[@id="{message_ref}"]'))
+            name = message.get("name")
+            correlations = self.get_message_correlations(message_ref)
+        else:
+            name, correlations = message_event.getparent().get("name"), {}
+        payload = self.attribute("expression", "camunda", message_event)
+        result_var = self.attribute("resultVariable", "camunda", message_event)
+        return PathwayMessageEventDefinition(name, correlations, payload, result_var)
+
+
+class StartEventParser(_EventDefinitions, CamundaStartEventParser):
+    pass
+
+
+class EndEventParser(_EventDefinitions, CamundaEndEventParser):
+    pass
+
+
+class IntermediateCatchEventParser(_EventDefinitions, CamundaIntermediateCatchEventParser):
+    pass
+
+
+class IntermediateThrowEventParser(_EventDefinitions, CamundaIntermediateThrowEventParser):
+    pass
+
+
+class BoundaryEventParser(_EventDefinitions, CamundaBoundaryEventParser):
+    pass
+
+
+class PathwayUserTaskParser(_CamundaExtensions, UserTaskParser):
+    pass
+
+
+class PathwayTaskParser(_CamundaExtensions, CamundaTaskParser):
+    pass
+
+
+class DecisionTaskParser(_CamundaExtensions, BusinessRuleTaskParser):
+    def create_task(self):
+        return DecisionTask(
+            self.spec, self.bpmn_id,
+            decision_ref=self.get_decision_ref(self.node),
+            decisions=self.process_parser.parser.decisions,
+            result_variable=self.attribute("resultVariable", "camunda"),
+            map_result=self.attribute("mapDecisionResult", "camunda"),
+            **self.bpmn_attributes,
+        )
+
+    @staticmethod
+    def get_decision_ref(node) -> str:
+        return node.get(f"{{{CAMUNDA_MODEL_NS}}}decisionRef") or ""
+
+
+class PathwaySubprocessParser(_CamundaExtensions, SubWorkflowParser):
+    """Embedded sub-processes, and event sub-processes (``triggeredByEvent``), which CamundaParser runs as plain ones."""
+
+    def create_task(self):
+        subworkflow_spec = SubprocessParser.get_subprocess_spec(self)
+        if self.node.get("triggeredByEvent") != "true":
+            return self.spec_class(self.spec, self.bpmn_id, subworkflow_spec=subworkflow_spec, **self.bpmn_attributes)
+        start = first(self.xpath("./bpmn:startEvent"))
+        interrupting = start is None or start.get("isInterrupting", "true") == "true"
+        return InterruptingEventSubprocess(self.spec, self.bpmn_id, subworkflow_spec=subworkflow_spec,
+                                           interrupting=interrupting, **self.bpmn_attributes)
+
+
+class InterruptingEventSubprocess(EventSubprocess):
+    """An event sub-process that, when its start event is interrupting, ends the rest of its process.
+
+    SpiffWorkflow 3.2 ignores ``isInterrupting``; without this an "immediate risk"
+    message would leave every waiting step of the pathway open beside the referral.
+    """
+
+    def __init__(self, wf_spec, bpmn_id, subworkflow_spec, interrupting: bool = True, **kwargs):
+        super().__init__(wf_spec, bpmn_id, subworkflow_spec, **kwargs)
+        self.interrupting = interrupting
+
+    def _update_hook(self, my_task):
+        if self.interrupting and not my_task.internal_data.get("interrupted"):
+            my_task.internal_data["interrupted"] = True
+            _interrupt_siblings(my_task)
+        return super()._update_hook(my_task)
+
+
+def _interrupt_siblings(my_task) -> None:
+    top = my_task.workflow.top_workflow
+    for task in list(my_task.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)):
+        if task is my_task or task.task_spec.name in ("Start", "Root", "End") or task.parent is None:
+            continue
+        if task.id in top.subprocesses:
+            for sub_task in top.delete_subprocess(task):
+                top.event_manager.remove_task(sub_task)
+        top.event_manager.remove_task(task)
+        task.cancel()
+
+
+class PathwayStartTask(BpmnStartTask):
+    """The process's ``Start`` task, starting event sub-processes without rewiring the shared spec.
+
+    SpiffWorkflow 3.2's ``trigger_wf`` connects ``Start`` to the event sub-process it triggers. Specs are
+    parsed once per deployment and shared by every case, so after one case caught (say) ``immediate_risk``,
+    every case started later ran the event sub-process straight from ``Start``; an interrupting one then
+    cancelled the whole pathway and the new case had no open task. Here the triggered sub-process is added
+    to the case's task tree only; Start becomes its input and the process end its output (once, as
+    SpiffWorkflow does), but it is never made an output of Start.
+    """
+
+    def trigger_wf(self, my_task, spec_name):
+        spec = self._wf_spec.task_specs.get(spec_name)
+        if self not in spec.inputs:  # once per spec: an input (TaskSpec.test needs one), but not an output of Start
+            spec._connect_notify(self)
+            spec.connect(self._wf_spec.end)
+        child = my_task._add_child(spec, TaskState.FUTURE)
+        child.triggered = True
+        child.task_spec._update(child)
+        return child.id
+
+
+class PathwayParser(CamundaParser):
+    """CamundaParser with the service's task specs, timers, messages and decisions."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("userTask"): (PathwayUserTaskParser, UserTask),
+        full_tag("startEvent"): (StartEventParser, StartEvent),
+        full_tag("endEvent"): (EndEventParser, OutcomeEndEvent),
+        full_tag("intermediateCatchEvent"): (IntermediateCatchEventParser, IntermediateCatchEvent),
+        full_tag("intermediateThrowEvent"): (IntermediateThrowEventParser,
+                                             CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("intermediateThrowEvent")][1]),
+        full_tag("boundaryEvent"): (BoundaryEventParser, BoundaryEvent),
+        full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+        full_tag("task"): (PathwayTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("task")][1]),
+        full_tag("manualTask"): (PathwayTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("manualTask")][1]),
+        full_tag("subProcess"): (PathwaySubprocessParser, CallActivity),
+    }
+
+    def __init__(self, decisions) -> None:
+        super().__init__()
+        self.decisions = decisions
+
+    def get_spec(self, process_id, required=True):
+        spec = super().get_spec(process_id, required)
+        if spec is not None and type(spec.start) is BpmnStartTask:
+            spec.start.__class__ = PathwayStartTask  # same state, trigger_wf that leaves the spec alone
+        return spec
+
+    def get_engine(self, decision_ref, node):  # decisions are evaluated by the service's DMN engine
+        return None
+
+    def _find_dependencies(self, process):
+        # BpmnDmnParser would ask its own DMN parser class; ours resolves decisions from the registry.
+        super(CamundaParser.__mro__[1], self)._find_dependencies(process)
+        for task in process.xpath(".//bpmn:businessRuleTask", namespaces=self.namespaces):
+            self.dmn_dependencies.add(DecisionTaskParser.get_decision_ref(task))

@@ -1,0 +1,315 @@
+"""Running a case: start it, complete its tasks, fire its timers, deliver messages.
+
+Everything here works on one SpiffWorkflow workflow in memory and knows
+nothing of HTTP or the database. Each action returns a :class:`Snapshot` of
+what the case looks like afterwards (open tasks, pending timers, data) and the
+:class:`~service.engine.specs.Journal` of what the engine did along the way.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.user_task import UserTask
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from . import clock, expressions, timers
+from .bundle import ProcessDefinition
+from .parser import PathwayMessageEventDefinition, task_roles
+from .specs import Journal, JournalEntry, attached_task_id
+
+
+class EngineError(Exception):
+    """The engine could not go on: names the element and says why, in words."""
+
+    def __init__(self, element: str | None, message: str) -> None:
+        self.element, self.message = element, message
+        super().__init__(f"{element}: {message}" if element else message)
+
+
+class TaskNotOpen(Exception):
+    """The task is not (or no longer) waiting for a person."""
+
+
+class NothingWaits(Exception):
+    """No step of the case waits for this message."""
+
+
+@dataclass
+class OpenTask:
+    id: str
+    name: str
+    title: str
+    roles: list[str]
+    assignee: str | None
+    due_at: datetime | None
+    lane: str | None
+    documentation: str | None
+
+
+@dataclass
+class PendingTimer:
+    id: str
+    name: str
+    title: str
+    due_at: datetime
+    attached_to: str | None
+    properties: dict[str, str]
+
+
+@dataclass
+class ThrownMessage:
+    name: str
+    payload: Any
+
+
+@dataclass
+class Snapshot:
+    completed: bool
+    data: dict[str, Any]
+    tasks: list[OpenTask]
+    timers: list[PendingTimer]
+    messages: list[str]
+    journal: list[JournalEntry] = field(default_factory=list)
+    thrown: list[ThrownMessage] = field(default_factory=list)
+
+
+def json_safe(value: Any) -> Any:
+    """Case data as plain JSON values (dates as ISO text)."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return str(value)
+
+
+class _StateOnlyConverter(BpmnWorkflowConverter):
+    """Stores the case's state without its spec: specs are parsed once per deployment and cached."""
+
+    def to_dict(self, workflow):
+        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        return dct
+
+    def from_dict(self, dct):
+        process: ProcessDefinition = dct.pop("process")
+        workflow = self.target_class(process.spec, process.subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        return workflow
+
+
+def _serializer() -> BpmnWorkflowSerializer:
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = _StateOnlyConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]),
+                      "date")
+    return BpmnWorkflowSerializer(registry)
+
+
+SERIALIZER = _serializer()
+STATE_FORMAT = f"spiff-{SERIALIZER.VERSION}"
+
+
+def dump(workflow: BpmnWorkflow) -> str:
+    """The case's state as JSON text, without the spec."""
+    return json.dumps(SERIALIZER.to_dict(workflow), separators=(",", ":"))
+
+
+def load(process: ProcessDefinition, state: str) -> tuple[BpmnWorkflow, Journal]:
+    """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized)."""
+    dct = json.loads(state)
+    dct["process"] = process
+    workflow = SERIALIZER.from_dict(dct)
+    journal = Journal()
+    workflow.script_engine = journal
+    return workflow, journal
+
+
+def new_workflow(process: ProcessDefinition, data: dict[str, Any]) -> BpmnWorkflow:
+    """A case of ``process`` that has not taken its first step, holding its start data."""
+    workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=Journal())
+    workflow.get_tasks(state=TaskState.READY)[0].data.update(data)
+    return workflow
+
+
+def start(process: ProcessDefinition, data: dict[str, Any]) -> tuple[BpmnWorkflow, Snapshot]:
+    """Start a case of ``process`` with the start form's ``data`` and run it to its first wait."""
+    workflow = new_workflow(process, data)
+    return workflow, _advance(workflow, workflow.script_engine)
+
+
+def complete_task(workflow: BpmnWorkflow, journal: Journal, task_id: str, data: dict[str, Any]) -> Snapshot:
+    task = _open_task(workflow, task_id)
+    task.data.update(data)
+    return _advance(workflow, journal, task.run)
+
+
+def fire_timers(workflow: BpmnWorkflow, journal: Journal) -> Snapshot:
+    """Fire every timer that is due by the service clock, and run on."""
+    return _advance(workflow, journal, workflow.refresh_timers)
+
+
+def deliver_message(workflow: BpmnWorkflow, journal: Journal, name: str, payload: dict[str, Any]) -> Snapshot:
+    if name not in waiting_messages(workflow):
+        raise NothingWaits(name)
+    event = BpmnEvent(PathwayMessageEventDefinition(name), payload=payload)
+    return _advance(workflow, journal, lambda: workflow.send_event(event))
+
+
+def retry(workflow: BpmnWorkflow, journal: Journal, data: dict[str, Any]) -> Snapshot:
+    """Run a case on after an error, with corrected data put where the engine will read it."""
+    def apply():
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+            task.data.update(data)
+        workflow.refresh_timers()
+    return _advance(workflow, journal, apply)
+
+
+def _open_task(workflow: BpmnWorkflow, task_id: str):
+    try:
+        task = workflow.get_task_from_id(UUID(task_id))
+    except (ValueError, KeyError, TypeError):
+        task = None
+    if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+        raise TaskNotOpen(task_id)
+    return task
+
+
+def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
+    try:
+        if action is not None:
+            action()
+        while True:
+            workflow.do_engine_steps()
+            if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
+                break
+        _prune_fired_cycles(workflow)
+        thrown = [ThrownMessage(e.event_definition.name, json_safe(e.payload)) for e in workflow.get_events()]
+        snap = snapshot(workflow)
+    except SpiffWorkflowException as error:
+        raise _engine_error(error) from error
+    except expressions.ExpressionError as error:
+        raise EngineError(None, str(error)) from error
+    snap.journal, snap.thrown = list(journal.entries), thrown
+    journal.entries.clear()
+    return snap
+
+
+def _engine_error(error: SpiffWorkflowException) -> EngineError:
+    task = getattr(error, "task", None)
+    element = task.task_spec.bpmn_id if task is not None else None
+    message = str(getattr(error, "error", None) or error).split("\n")[0]
+    notes = [n for n in getattr(error, "notes", []) if "Business Rule Task" not in n]
+    if notes:
+        message += " (" + "; ".join(notes) + ")"
+    return EngineError(element, message)
+
+
+def _prune_fired_cycles(workflow: BpmnWorkflow) -> None:
+    """Drop what each firing of a repeating timer leaves behind, so a case does not grow with every reminder.
+
+    SpiffWorkflow adds a branch per firing and never removes it: the finished
+    reminder path, and another copy of the link back to the attached task.
+    """
+    for task in list(workflow.get_tasks(state=TaskState.WAITING)):
+        if not isinstance(getattr(task.task_spec, "event_definition", None), CycleTimerEventDefinition):
+            continue
+        links = [c for c in task.children if c.task_spec.name.endswith(".BoundaryEventJoin")]
+        for child in list(task.children):
+            if child in links:
+                prunable = child is not links[0] and all(not t.has_state(TaskState.STARTED | TaskState.COMPLETED)
+                                                         for t in child)
+            else:
+                prunable = all(t.has_state(TaskState.FINISHED_MASK) or _is_process_end(t) for t in child)
+            if prunable:
+                for descendant in list(child):
+                    workflow.tasks.pop(descendant.id, None)
+                task._children.remove(child.id)
+
+
+def _is_process_end(task) -> bool:
+    # A finished reminder branch still holds the process's end join and end, waiting for the main path.
+    return task.task_spec.name == "End" or task.task_spec.name.endswith(".EndJoin")
+
+
+def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
+    """Names of the messages some step of the case waits for, event sub-processes included."""
+    names = {e.name for e in workflow.waiting_events() if e.event_type == "MessageEventDefinition"}
+    names |= {e.name for e in workflow.waiting_events() if e.event_type.endswith("MessageEventDefinition")}
+    if not workflow.is_completed():
+        for spec_name in workflow.spec.start.trigger_specs:
+            sub_spec = workflow.subprocess_specs.get(spec_name)
+            for start_event in getattr(sub_spec, "bpmn_start_events", []) if sub_spec else []:
+                definition = start_event.event_definition
+                if isinstance(definition, PathwayMessageEventDefinition):
+                    names.add(definition.name)
+    return names
+
+
+def snapshot(workflow: BpmnWorkflow) -> Snapshot:
+    tasks = [_open_task_view(t) for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+    pending = []
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        due = timers.due_at(task)
+        if due is not None:
+            pending.append(PendingTimer(
+                id=str(task.id), name=task.task_spec.bpmn_id, title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+                due_at=due, attached_to=attached_task_id(task), properties=dict(task.task_spec.extensions or {})))
+    return Snapshot(completed=workflow.is_completed(), data=case_data(workflow), tasks=tasks,
+                    timers=sorted(pending, key=lambda t: t.due_at), messages=sorted(waiting_messages(workflow)))
+
+
+def _open_task_view(task) -> OpenTask:
+    spec, ext = task.task_spec, task.task_spec.extensions or {}
+    if "due_at" not in task.internal_data:
+        task.internal_data["due_at"] = _due_date(ext.get("dueDate"), task.data)
+    assignee = ext.get("assignee")
+    if assignee and ("${" in assignee or "#{" in assignee):
+        assignee = expressions.evaluate(assignee, task.data)
+    due = task.internal_data["due_at"]
+    return OpenTask(
+        id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,
+        roles=task_roles(spec) if isinstance(spec, UserTask) else [], assignee=assignee or None,
+        due_at=datetime.fromisoformat(due) if due else None, lane=spec.lane, documentation=spec.documentation,
+    )
+
+
+def _due_date(expression: str | None, data: dict[str, Any]) -> str | None:
+    if not expression:
+        return None
+    value = timers.timer_value(expression, data)
+    due = timers.due_from(value, clock.now())  # a duration counts from when the task opened
+    return due.isoformat()
+
+
+def case_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """What the case knows now: the latest step's data, with what open steps have gathered."""
+    data: dict[str, Any] = {}
+    if workflow.last_task is not None:
+        data.update(workflow.last_task.data)
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+        data.update(task.data)
+    if workflow.is_completed():
+        ends = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.name == "End"]
+        if ends:
+            data.update(ends[-1].data)
+    return json_safe({k: v for k, v in data.items() if not k.startswith("_")})

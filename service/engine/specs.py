@@ -1,0 +1,116 @@
+"""Task specs that do what a Camunda Modeler diagram says and SpiffWorkflow drops.
+
+They report what happened while the engine ran (decisions taken, timers fired,
+messages thrown out of the case) to the run's :class:`Journal`, which the
+service layer turns into audit entries and notifications.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+
+from .expressions import SandboxedEnvironment
+
+
+@dataclass
+class JournalEntry:
+    event: str  # decision_taken | timer_fired | message_thrown
+    task_id: str
+    element: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Journal(PythonScriptEngine):
+    """The sandboxed script engine for one run of a case, noting what the engine did."""
+
+    def __init__(self) -> None:
+        super().__init__(environment=SandboxedEnvironment())
+        self.entries: list[JournalEntry] = []
+
+    def note(self, event: str, my_task, **detail: Any) -> None:
+        self.entries.append(JournalEntry(event, str(my_task.id), my_task.task_spec.bpmn_id or my_task.task_spec.name, detail))
+
+
+def journal_of(my_task) -> Journal | None:
+    engine = my_task.workflow.top_workflow.script_engine
+    return engine if isinstance(engine, Journal) else None
+
+
+class DecisionTask(BusinessRuleTask):
+    """A business rule task evaluated by the service's DMN engine, with Camunda's result mapping."""
+
+    def __init__(self, wf_spec, bpmn_id, decision_ref: str, decisions, result_variable: str | None = None,
+                 map_result: str | None = None, **kwargs: Any) -> None:
+        super().__init__(wf_spec, bpmn_id, dmnEngine=None, **kwargs)
+        self.decision_ref = decision_ref
+        self.decisions = decisions
+        self.result_variable = result_variable
+        self.map_result = map_result or "resultList"
+
+    def _run_hook(self, my_task) -> bool:
+        try:
+            result = self.decisions.evaluate(self.decision_ref, my_task.data)
+        except Exception as error:
+            raise WorkflowTaskException(str(error), task=my_task) from error
+        self._store(my_task, result.outputs)
+        journal = journal_of(my_task)
+        if journal is not None:
+            journal.note("decision_taken", my_task, **result.to_json())
+        return True
+
+    def _store(self, my_task, outputs: Any) -> None:
+        rows = outputs if isinstance(outputs, list) else [outputs]
+        if self.result_variable is None:
+            # No result variable: the outputs land in the case data under their names.
+            if isinstance(outputs, dict):
+                my_task.data.update(outputs)
+            elif isinstance(outputs, list) and outputs and isinstance(outputs[0], dict):
+                for name in outputs[0]:
+                    my_task.data[name] = [row.get(name) for row in outputs]
+            else:
+                my_task.data[self.decision_ref] = outputs
+            return
+        if self.map_result == "singleEntry":
+            value = rows[0] if rows else None
+            if isinstance(value, dict):
+                value = next(iter(value.values()), None) if len(value) == 1 else value
+            my_task.data[self.result_variable] = value
+        elif self.map_result == "singleResult":
+            my_task.data[self.result_variable] = rows[0] if rows else None
+        elif self.map_result == "collectEntries":
+            my_task.data[self.result_variable] = [
+                next(iter(row.values()), None) if isinstance(row, dict) else row for row in rows]
+        else:
+            my_task.data[self.result_variable] = rows
+
+
+def note_timer_fired(my_task) -> None:
+    """Tell the run's journal a timer fired, with the task it is attached to and its properties."""
+    journal = journal_of(my_task)
+    if journal is not None:
+        journal.note("timer_fired", my_task, attached_to=attached_task_id(my_task),
+                     properties=dict(my_task.task_spec.extensions or {}))
+
+
+def attached_task_id(my_task) -> str | None:
+    """The id of the task a boundary event is attached to (None for other events)."""
+    parent = my_task.parent
+    if parent is None or not parent.task_spec.name.endswith(".BoundaryEventSplit"):
+        return None
+    attached = parent.task_spec.name.removesuffix(".BoundaryEventSplit")
+    return next((str(c.id) for c in parent.children if c.task_spec.name == attached), None)
+
+
+class OutcomeEndEvent(EndEvent):
+    """An end event whose ``outcome`` property becomes the case's ``outcome``."""
+
+    def _run_hook(self, my_task) -> bool:
+        outcome = (self.extensions or {}).get("outcome")
+        if outcome:
+            my_task.data["outcome"] = outcome
+        return super()._run_hook(my_task)
