@@ -1,0 +1,50 @@
+"""Step Pathways: step up, step down, step across and step in pathways run as BPMN.
+
+``create_app`` is the application factory (``flask --app service ...``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from service.config import from_environment
+from service.engine import calendar
+from service.models import db
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the service: settings from the environment, overridden by ``config``."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(from_environment(app.instance_path))
+    app.config.update(config or {})
+    calendar.set_calendar(calendar.WorkingCalendar(app.config["WORKING_DAY_CLOSURES"]))
+
+    db.init_app(app)
+    Migrate(app, db, directory=str(MIGRATIONS))
+
+    from service import api, cli, scheduler
+
+    api.init_app(app)
+    cli.init_app(app)
+    scheduler.init_app(app)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """SQLite: write-ahead log (readers never block the writer), foreign keys, and wait on locks."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()

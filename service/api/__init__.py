@@ -1,0 +1,49 @@
+"""The REST API (v1): bearer-token auth, JSON in and out, OpenAPI at /api/v1/openapi.json."""
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from flask_smorest import Api
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from service.engine.bundle import DeploymentInvalid
+from service.errors import ServiceError
+from service.models import db
+
+from . import cases, decisions, deployments, notifications, processes, tasks
+
+API_PREFIX = "/api/v1"
+
+
+def init_app(app: Flask) -> None:
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    for module in (deployments, processes, cases, tasks, notifications, decisions):
+        api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError):
+        body = {"message": error.message, **error.detail}
+        return jsonify(body), error.status
+
+    @app.errorhandler(StaleDataError)
+    def changed_meanwhile(error: StaleDataError):
+        db.session.rollback()
+        return jsonify({"message": "someone else changed this case at the same moment; reload it and try again"}), 409
+
+    @app.errorhandler(DeploymentInvalid)
+    def deployment_invalid(error: DeploymentInvalid):
+        return jsonify({"message": "the deployment was refused: fix the problems listed and upload again",
+                        "errors": [p.to_json() for p in error.problems]}), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if not request.path.startswith(API_PREFIX):
+            return error
+        body = {"message": error.description or error.name}
+        data = getattr(error, "data", None)
+        if isinstance(data, dict) and data.get("messages"):
+            body["errors"] = data["messages"]
+        elif isinstance(data, dict) and data.get("errors"):
+            body["errors"] = data["errors"]
+        return jsonify(body), error.code

@@ -1,0 +1,58 @@
+"""Cases: start one, read it, send it a message, read its history, retry it after an error."""
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from service import cases as case_service
+from service.models import db
+
+from .access import authenticate
+from .schemas import CaseSchema, DataSchema, HistorySchema, MessageSchema, StartCaseSchema, case_json, history_json
+
+blp = Blueprint("cases", __name__, description="Cases")
+blp.before_request(authenticate)
+
+
+@blp.route("/cases", methods=["POST"])
+@blp.arguments(StartCaseSchema)
+@blp.response(201, CaseSchema)
+def start_case(body):
+    """Start a case of a pathway; 422 if the data does not satisfy its start form."""
+    case = case_service.start_case(db.session, body["process"], body["reference"], body["data"], g.actor)
+    case_service.commit(db.session)
+    return case_json(db.session, case)
+
+
+@blp.route("/cases/<int:case_id>")
+@blp.response(200, CaseSchema)
+def get_case(case_id: int):
+    return case_json(db.session, case_service.get_case(db.session, case_id, g.actor))
+
+
+@blp.route("/cases/<int:case_id>/messages", methods=["POST"])
+@blp.arguments(MessageSchema)
+@blp.response(200, CaseSchema)
+def send_message(body, case_id: int):
+    """Deliver a message (e.g. immediate_risk); 409 if nothing in the case waits for it."""
+    case = case_service.send_message(db.session, case_id, body["name"], body["data"], g.actor)
+    case_service.commit(db.session)
+    return case_json(db.session, case)
+
+
+@blp.route("/cases/<int:case_id>/retry", methods=["POST"])
+@blp.arguments(DataSchema)
+@blp.response(200, CaseSchema)
+def retry_case(body, case_id: int):
+    """Run a case that stopped on an error again, with corrected data."""
+    case = case_service.retry(db.session, case_id, body["data"], g.actor)
+    case_service.commit(db.session)
+    return case_json(db.session, case)
+
+
+@blp.route("/cases/<int:case_id>/history")
+@blp.response(200, HistorySchema(many=True))
+def case_history(case_id: int):
+    """The audit log of the case: who did what, when."""
+    case = case_service.get_case(db.session, case_id, g.actor)
+    return [history_json(e) for e in case_service.history(db.session, case)]

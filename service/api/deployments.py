@@ -1,0 +1,27 @@
+"""POST /deployments: analysts upload diagrams, decision tables and forms."""
+from __future__ import annotations
+
+from flask import g, request
+from flask_smorest import Blueprint
+
+from service import deployments as deployment_service
+from service.models import db
+
+from .access import authenticate, require_role
+from .schemas import DeploymentSchema
+
+blp = Blueprint("deployments", __name__, description="Deploy pathways (role analyst)")
+blp.before_request(authenticate)
+
+
+@blp.route("/deployments", methods=["POST"])
+@blp.response(201, DeploymentSchema)
+def deploy():
+    """Upload .bpmn, .dmn and .form files (multipart); unchanged files make no new version."""
+    require_role("analyst")
+    uploads = {(item.filename or "").replace("\\", "/").rsplit("/", 1)[-1]: item.read()
+               for key in request.files for item in request.files.getlist(key)}
+    result = deployment_service.deploy(db.session, uploads, g.user.name)
+    db.session.commit()
+    return {"id": result.deployment.id, "created": result.created,
+            "processes": [{"key": v.key, "name": v.name, "version": v.version} for v in result.processes]}

@@ -1,0 +1,33 @@
+"""GET /processes: the pathways that can be started, and what starting one needs."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from service import deployments as deployment_service
+from service.forms import form_to_api
+from service.models import db
+
+from .access import authenticate
+from .schemas import ProcessSchema, ProcessSummarySchema
+
+blp = Blueprint("processes", __name__, description="Deployed pathways")
+blp.before_request(authenticate)
+
+
+@blp.route("/processes")
+@blp.response(200, ProcessSummarySchema(many=True))
+def list_processes():
+    """The latest version of every pathway."""
+    return [{"key": v.key, "name": v.name, "version": v.version}
+            for v in deployment_service.latest_process_versions(db.session)]
+
+
+@blp.route("/processes/<string:key>")
+@blp.response(200, ProcessSchema)
+def get_process(key: str):
+    """A pathway's roles and its start form (the data a case needs to start)."""
+    version = deployment_service.get_process(db.session, key)
+    process = deployment_service.process_definition(db.session, version)
+    return {"key": version.key, "name": version.name, "version": version.version, "roles": process.roles,
+            "start_form": form_to_api(process.start_form) if process.start_form else {"fields": []},
+            "documentation": process.documentation}

@@ -1,0 +1,145 @@
+"""The shapes of API requests and responses, and how a case or a task is shown."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields
+from sqlalchemy.orm import Session
+
+from service import cases as case_service
+from service.forms import form_to_api
+from service.models import AuditEvent, Case, OpenTask
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class StartCaseSchema(StrictSchema):
+    process = fields.String(required=True, metadata={"description": "pathway key"})
+    reference = fields.String(required=True, metadata={"description": "the family's case reference"})
+    data = fields.Dict(load_default=dict)
+
+
+class DataSchema(StrictSchema):
+    data = fields.Raw(load_default=dict)
+
+
+class MessageSchema(StrictSchema):
+    name = fields.String(required=True)
+    data = fields.Raw(load_default=dict)
+
+
+class TaskQuerySchema(StrictSchema):
+    case = fields.Integer()
+    role = fields.String()
+    overdue = fields.Boolean(load_default=False)
+
+
+class ClaimSchema(StrictSchema):
+    assignee = fields.String(load_default=None, allow_none=True)
+
+
+class EvaluateSchema(StrictSchema):
+    inputs = fields.Dict(load_default=dict)
+
+
+class FieldSchema(Schema):
+    key = fields.String()
+    label = fields.String()
+    type = fields.String()
+    required = fields.Boolean()
+    options = fields.List(fields.Dict())
+
+
+class FormSchema(Schema):
+    fields = fields.List(fields.Nested(FieldSchema))
+
+
+class TaskSchema(Schema):
+    id = fields.String()
+    case_id = fields.Integer()
+    name = fields.String()
+    title = fields.String()
+    roles = fields.List(fields.String())
+    assignee = fields.String(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+    form = fields.Nested(FormSchema)
+
+
+class TimerSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    due_at = fields.DateTime()
+
+
+class CaseSchema(Schema):
+    id = fields.Integer()
+    process = fields.String()
+    version = fields.Integer()
+    reference = fields.String()
+    status = fields.String()
+    outcome = fields.String(allow_none=True)
+    data = fields.Dict()
+    error = fields.Dict(allow_none=True)
+    tasks = fields.List(fields.Nested(TaskSchema))
+    timers = fields.List(fields.Nested(TimerSchema))
+    started_from_case_id = fields.Integer(allow_none=True)
+
+
+class HistorySchema(Schema):
+    at = fields.DateTime()
+    actor = fields.String()
+    event = fields.String()
+    task = fields.String(allow_none=True)
+    detail = fields.Dict()
+
+
+class ProcessSummarySchema(Schema):
+    key = fields.String()
+    name = fields.String()
+    version = fields.Integer()
+
+
+class ProcessSchema(ProcessSummarySchema):
+    roles = fields.List(fields.String())
+    start_form = fields.Nested(FormSchema, allow_none=True)
+    documentation = fields.String(allow_none=True)
+
+
+class DeploymentSchema(Schema):
+    id = fields.Integer()
+    created = fields.Boolean()
+    processes = fields.List(fields.Nested(ProcessSummarySchema))
+
+
+class NotificationSchema(Schema):
+    id = fields.Integer()
+    case_id = fields.Integer(allow_none=True)
+    task = fields.String(allow_none=True)
+    kind = fields.String()
+    subject = fields.String()
+    body = fields.String()
+    created_at = fields.DateTime()
+    read_at = fields.DateTime(allow_none=True)
+
+
+def task_json(session: Session, task: OpenTask) -> dict[str, Any]:
+    form = case_service.task_form(session, task)
+    return {"id": task.id, "case_id": task.case_id, "name": task.name, "title": task.title, "roles": task.roles,
+            "assignee": task.assignee, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
+
+
+def case_json(session: Session, case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id, "process": case.process.key, "version": case.process.version, "reference": case.reference,
+        "status": case.status, "outcome": case.outcome, "data": case.data, "error": case.error,
+        "tasks": [task_json(session, t) for t in case.tasks],
+        "timers": [{"id": t.id, "name": t.name, "due_at": t.due_at} for t in case.timers],
+        "started_from_case_id": case.started_from_case_id,
+    }
+
+
+def history_json(event: AuditEvent) -> dict[str, Any]:
+    return {"at": event.at, "actor": event.actor, "event": event.event, "task": event.task, "detail": event.detail}

@@ -1,0 +1,388 @@
+"""The service layer for cases: what the REST API, the web pages and the timer sweep all call.
+
+Each public function takes the request's database session and the acting
+user, does one thing to one case inside one transaction, and leaves the case
+either fully moved on or exactly as it was (an engine error is recorded on the
+case at its last good state, never half-applied).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from service import notifications
+from service.deployments import get_process, process_definition
+from service.engine import clock, runtime
+from service.engine.bundle import ProcessDefinition
+from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
+from service.forms import validate_submission
+from service.models import AuditEvent, Case, OpenTask, PendingTimer, ProcessVersion, TaskRole, User
+
+SYSTEM = "system"
+TIMER = "timer"
+MAX_REFERENCE = 120
+_DATA_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+
+
+@dataclass
+class Actor:
+    """Who is acting: a user, or the service itself (timers, hand-overs)."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(user.name, tuple(user.roles))
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+SERVICE = Actor(SYSTEM, ("admin",))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def get_case(session: Session, case_id: int, actor: Actor) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"there is no case {case_id}")
+    if not may_see_case(session, case, actor):
+        raise Forbidden(f"your roles do not include any role of the pathway '{case.process.key}'")
+    return case
+
+
+def may_see_case(session: Session, case: Case, actor: Actor) -> bool:
+    if actor.is_admin or case.started_by == actor.name:
+        return True
+    roles = set(process_definition(session, case.process).roles)
+    return bool(roles & set(actor.roles))
+
+
+def may_work_on(task: OpenTask, actor: Actor) -> bool:
+    if actor.is_admin or (task.assignee and task.assignee == actor.name):
+        return True
+    return not task.assignee and bool(set(task.roles) & set(actor.roles))
+
+
+def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
+               overdue: bool = False, due_before: datetime | None = None) -> list[OpenTask]:
+    """The open tasks ``actor`` may work on (all of them for an admin), most urgent first."""
+    query = select(OpenTask).where(OpenTask.closed_at.is_(None))
+    if case_id is not None:
+        query = query.where(OpenTask.case_id == case_id)
+    if role:
+        query = query.where(OpenTask.id.in_(select(TaskRole.task_id).where(TaskRole.role == role)))
+    if overdue:
+        query = query.where(OpenTask.due_at < clock.now())
+    if due_before is not None:
+        query = query.where(OpenTask.due_at < due_before)
+    if not actor.is_admin:
+        mine = select(TaskRole.task_id).where(TaskRole.role.in_(actor.roles))
+        query = query.where((OpenTask.assignee == actor.name) | (OpenTask.id.in_(mine) & OpenTask.assignee.is_(None)))
+    query = query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at.desc())
+    return list(session.scalars(query))
+
+
+def history(session: Session, case: Case) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
+                                .order_by(AuditEvent.at, AuditEvent.id)))
+
+
+def task_form(session: Session, task: OpenTask):
+    return process_definition(session, task.case.process).form_of(task.name)
+
+
+def process_of(session: Session, case: Case) -> ProcessDefinition:
+    return process_definition(session, case.process)
+
+
+def get_task(session: Session, task_id: str, actor: Actor) -> OpenTask:
+    task = session.get(OpenTask, task_id)
+    if task is None:
+        raise NotFound(f"there is no task {task_id}")
+    if task.closed_at is not None:
+        raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
+    if not may_work_on(task, actor):
+        raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
+    return task
+
+
+# -- acting ----------------------------------------------------------------------------------
+
+def start_case(session: Session, process_key: str, reference: str, data: Any, actor: Actor, *,
+               validate: bool = True, started_from: Case | None = None) -> Case:
+    """Start a case of the latest version of ``process_key``; 422 if ``data`` does not fit its start form."""
+    reference = (reference or "").strip() if isinstance(reference, str) else ""
+    if not reference or len(reference) > MAX_REFERENCE:
+        raise InvalidData("the case needs a reference", {"reference": f"Enter a case reference of at most "
+                                                                      f"{MAX_REFERENCE} characters"})
+    version = get_process(session, process_key)
+    process = process_definition(session, version)
+    if validate:
+        data = _validated(process.start_form, data)
+    case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
+                started_by=actor.name, data={}, started_from_case_id=started_from.id if started_from else None)
+    session.add(case)
+    session.flush()
+    _audit(session, case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
+                                                         "version": version.version,
+                                                         **({"from_case": started_from.id} if started_from else {})})
+    try:
+        workflow, snap = runtime.start(process, data)
+    except runtime.EngineError as error:
+        case.state = runtime.dump(runtime.new_workflow(process, data))
+        case.data = runtime.json_safe(data)
+        _record_error(session, case, actor, error)
+        return case
+    _apply(session, case, workflow, snap, actor)
+    return case
+
+
+def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json") -> Case:
+    """Complete an open task with the data of its form; 422 names each field that is wrong."""
+    task = get_task(session, task_id, actor)
+    case = task.case
+    process = process_of(session, case)
+    cleaned = _validated(process.form_of(task.name), data, source)
+    workflow, journal = runtime.load(process, case.state)
+    try:
+        snap = runtime.complete_task(workflow, journal, task.id, cleaned)
+    except runtime.TaskNotOpen:
+        raise Conflict(f"the task '{task.title}' is no longer open") from None
+    except runtime.EngineError as error:
+        _record_error(session, case, actor, error, task=task.name, data=cleaned)
+        return case
+    as_admin = actor.is_admin and not may_work_on_without_admin(task, actor)
+    _audit(session, case, actor, "task_completed", task.name,
+           {"title": task.title, "data": runtime.json_safe(cleaned), **({"as_admin": True} if as_admin else {})})
+    task.closed_by = actor.name
+    _apply(session, case, workflow, snap, actor)
+    return case
+
+
+def may_work_on_without_admin(task: OpenTask, actor: Actor) -> bool:
+    return may_work_on(task, Actor(actor.name, tuple(r for r in actor.roles if r != "admin")))
+
+
+def save_draft(session: Session, task_id: str, data: dict[str, Any], actor: Actor) -> OpenTask:
+    """Keep a half-filled form on the task, unvalidated, until it is completed."""
+    task = get_task(session, task_id, actor)
+    task.draft = {k: v for k, v in data.items() if isinstance(k, str) and _DATA_KEY.match(k)}
+    return task
+
+
+def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | None = None) -> OpenTask:
+    """Take a task (or, for a manager or admin, give it to ``assignee``)."""
+    task = get_task(session, task_id, actor)
+    target = assignee or actor.name
+    if target != actor.name and not (actor.is_admin or any(r.endswith("manager") for r in actor.roles)):
+        raise Forbidden("only a manager can give a task to someone else")
+    user = session.scalars(select(User).where(User.name == target)).first()
+    if user is None:
+        raise NotFound(f"there is no user '{target}'")
+    if not (set(user.roles) & set(task.roles)) and not user.is_admin:
+        raise InvalidData("that user cannot do this task", {"assignee": f"{target} does not have the role "
+                                                                        f"{' or '.join(task.roles)}"})
+    task.assignee = target
+    _audit(session, task.case, actor, "task_assigned", task.name, {"assignee": target})
+    return task
+
+
+def send_message(session: Session, case_id: int, name: str, data: Any, actor: Actor) -> Case:
+    case = get_case(session, case_id, actor)
+    payload = _plain_data(data)
+    if case.status not in ("active", "error") or name not in (case.waiting_for or []):
+        raise Conflict(f"nothing in case {case.id} waits for the message '{name}'",
+                       waiting=sorted(case.waiting_for or []))
+    _deliver(session, case, name, payload, actor)
+    return case
+
+
+def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
+    """Run a case that stopped on an error again, with corrected data."""
+    case = get_case(session, case_id, actor)
+    if case.status != "error":
+        raise Conflict(f"case {case.id} is {case.status}, not stopped on an error")
+    payload = _plain_data(data)
+    process = process_of(session, case)
+    workflow, journal = runtime.load(process, case.state)
+    try:
+        snap = runtime.retry(workflow, journal, payload)
+    except runtime.EngineError as error:
+        _record_error(session, case, actor, error, data=payload)
+        return case
+    _audit(session, case, actor, "case_retried", None, {"data": runtime.json_safe(payload)})
+    _apply(session, case, workflow, snap, actor)
+    return case
+
+
+def fire_timers(session: Session, case: Case) -> int:
+    """Fire what is due in one case; return how many timers fired."""
+    process = process_of(session, case)
+    workflow, journal = runtime.load(process, case.state)
+    try:
+        snap = runtime.fire_timers(workflow, journal)
+    except runtime.EngineError as error:
+        _record_error(session, case, Actor(TIMER), error)
+        return 0
+    fired = sum(1 for entry in snap.journal if entry.event == "timer_fired")
+    _apply(session, case, workflow, snap, Actor(TIMER))
+    return fired
+
+
+def commit(session: Session) -> None:
+    """Commit; a concurrent change to the same case (the other worker won) is a 409."""
+    try:
+        session.commit()
+    except StaleDataError:
+        session.rollback()
+        raise Conflict("someone else changed this case at the same moment; reload it and try again") from None
+
+
+# -- inside ------------------------------------------------------------------------------------
+
+def _plain_data(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidData("data must be a JSON object", {"data": "Send the data as a JSON object of named values"})
+    bad = [k for k in data if not (isinstance(k, str) and _DATA_KEY.match(k))]
+    if bad:
+        raise InvalidData("some data names are not allowed",
+                          {k: "Names start with a letter and use letters, digits and _" for k in map(str, bad)})
+    return runtime.json_safe(data)
+
+
+def _validated(form, data: Any, source: str = "json") -> dict[str, Any]:
+    if form is None:
+        return _plain_data(data)
+    cleaned, errors = validate_submission(form, data if data is not None else {}, source=source)
+    if errors:
+        raise InvalidData("some answers need correcting", errors)
+    return cleaned
+
+
+def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor) -> None:
+    process = process_of(session, case)
+    workflow, journal = runtime.load(process, case.state)
+    try:
+        snap = runtime.deliver_message(workflow, journal, name, payload)
+    except runtime.NothingWaits:
+        raise Conflict(f"nothing in case {case.id} waits for the message '{name}'") from None
+    except runtime.EngineError as error:
+        _record_error(session, case, actor, error, data=payload)
+        return
+    _audit(session, case, actor, "message_received", None, {"name": name, "data": payload})
+    _apply(session, case, workflow, snap, actor)
+
+
+def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor) -> None:
+    """Save the case's new state and bring its task and timer rows, audit and notifications in step."""
+    now = clock.now()
+    case.state = runtime.dump(workflow)
+    case.state_format = runtime.STATE_FORMAT
+    case.data = snap.data
+    case.status = "completed" if snap.completed else "active"
+    case.outcome = snap.data.get("outcome") if snap.completed else None
+    case.error = None
+    case.updated_at = now
+    case.waiting_for = snap.messages
+    case.next_timer_at = snap.timers[0].due_at if snap.timers else None
+    _sync_tasks(session, case, snap.tasks, now)
+    _sync_timers(session, case, snap.timers)
+    for entry in snap.journal:
+        _audit(session, case, Actor(TIMER) if entry.event == "timer_fired" else actor, entry.event, entry.element,
+               entry.detail)
+        if entry.event == "timer_fired":
+            notifications.for_timer(session, case, entry)
+    if snap.completed:
+        _audit(session, case, actor, "case_completed", None, {"outcome": case.outcome})
+    session.flush()
+    for message in snap.thrown:
+        _route_thrown(session, case, message, actor)
+
+
+def _sync_tasks(session: Session, case: Case, tasks: list[runtime.OpenTask], now: datetime) -> None:
+    current = {t.id: t for t in session.scalars(select(OpenTask).where(OpenTask.case_id == case.id,
+                                                                        OpenTask.closed_at.is_(None)))}
+    wanted = {t.id: t for t in tasks}
+    for task_id, row in current.items():
+        if task_id not in wanted:
+            row.closed_at = now
+    for task_id, task in wanted.items():
+        row = current.get(task_id)
+        if row is None:
+            row = OpenTask(id=task_id, case_id=case.id, name=task.name, title=task.title, lane=task.lane,
+                           assignee=task.assignee, due_at=task.due_at, created_at=now,
+                           role_rows=[TaskRole(role=r) for r in task.roles])
+            session.add(row)
+        else:
+            row.due_at = task.due_at
+
+
+def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer]) -> None:
+    current = {t.id: t for t in session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id))}
+    wanted = {t.id: t for t in timers}
+    if set(current) != set(wanted) or any(current[i].due_at != wanted[i].due_at for i in wanted if i in current):
+        session.info["timers_changed"] = True  # the scheduler re-reads the table after the commit
+    for timer_id, row in current.items():
+        if timer_id not in wanted:
+            session.delete(row)
+    for timer_id, timer in wanted.items():
+        row = current.get(timer_id)
+        if row is None:
+            session.add(PendingTimer(id=timer_id, case_id=case.id, name=timer.name, title=timer.title,
+                                     due_at=timer.due_at, attached_task_id=timer.attached_to,
+                                     properties=timer.properties))
+        else:
+            row.due_at = timer.due_at
+
+
+def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, actor: Actor) -> None:
+    """A message thrown out of a case starts the pathway it names, or reaches the cases waiting for it."""
+    payload = message.payload if isinstance(message.payload, dict) else {"message": message.payload}
+    payload = {k: v for k, v in payload.items() if k not in ("outcome",)}
+    if message.name.startswith("start:"):
+        key = message.name.removeprefix("start:")
+        try:
+            started = start_case(session, key, case.reference, payload, SERVICE, validate=False, started_from=case)
+        except ServiceError as error:
+            _audit(session, case, actor, "message_undelivered", None, {"name": message.name, "reason": error.message})
+            return
+        _audit(session, case, actor, "case_handed_on", None, {"to_case": started.id, "process": key})
+        return
+    targets = session.scalars(select(Case).where(Case.reference == case.reference, Case.id != case.id,
+                                                 Case.status == "active")).all()
+    delivered = [t for t in targets if message.name in (t.waiting_for or [])]
+    for target in delivered:
+        _deliver(session, target, message.name, payload, SERVICE)
+    _audit(session, case, actor, "message_sent", None,
+           {"name": message.name, "to_cases": [t.id for t in delivered]})
+
+
+def _record_error(session: Session, case: Case, actor: Actor, error: runtime.EngineError, *,
+                  task: str | None = None, data: dict[str, Any] | None = None) -> None:
+    """Keep the case at its last good state and say what stopped it."""
+    case.status = "error"
+    case.error = {"element": error.element, "message": error.message}
+    case.updated_at = clock.now()
+    _audit(session, case, actor, "error", error.element or task,
+           {"message": error.message, **({"data": runtime.json_safe(data)} if data else {})})
+
+
+def _audit(session: Session, case: Case, actor: Actor, event: str, task: str | None, detail: dict[str, Any]) -> None:
+    session.add(AuditEvent(case_id=case.id, at=clock.now(), actor=actor.name, event=event, task=task,
+                           detail=runtime.json_safe(detail)))
+
+
+def by_version(session: Session, version: ProcessVersion) -> list[Case]:
+    return list(session.scalars(select(Case).where(Case.process_version_id == version.id)))

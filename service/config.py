@@ -1,0 +1,61 @@
+"""Settings, read from the environment; ``create_app(config)`` may override any of them."""
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def from_environment(instance_path: str) -> dict[str, Any]:
+    env = os.environ
+    return {
+        "SQLALCHEMY_DATABASE_URI": _database_url(env.get("DATABASE_URL"), instance_path),
+        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance_path),
+        "TIMERS_ENABLED": env.get("TIMERS_ENABLED", "true").lower() in ("1", "true", "yes"),
+        "TIMER_SAFETY_INTERVAL_SECONDS": int(env.get("TIMER_SAFETY_INTERVAL_SECONDS", "30")),
+        "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
+        "SMTP_PORT": int(env.get("SMTP_PORT", "25")),
+        "SMTP_SENDER": env.get("SMTP_SENDER", "step-pathways@localhost"),
+        "SMTP_ENABLED": env.get("SMTP_ENABLED", "false").lower() in ("1", "true", "yes"),
+        "WORKING_DAY_CLOSURES": parse_closures(env.get("WORKING_DAY_CLOSURES", "")),
+        "PATHWAYS_ROOT": env.get("PATHWAYS_ROOT", str(REPO_ROOT)),
+        "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
+        "API_TITLE": "Step Pathways",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+    }
+
+
+def parse_closures(text: str) -> list[date]:
+    """Closure days as ``2026-12-24,2026-12-31``."""
+    return [date.fromisoformat(part.strip()) for part in text.split(",") if part.strip()]
+
+
+def _database_url(url: str | None, instance_path: str) -> str:
+    if not url:
+        return f"sqlite:///{Path(instance_path) / 'step-pathways.db'}"
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _instance_secret(instance_path: str) -> str:
+    """A secret kept in the instance folder, so sessions survive a restart without configuration."""
+    path = Path(instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

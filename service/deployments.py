@@ -1,0 +1,162 @@
+"""Deploying pathways: versioned by content, parsed once per deployment and cached.
+
+A deployment is a snapshot of every pathway file: the files uploaded, laid over
+the latest deployment's. A process whose own files (diagram, called diagrams,
+decisions, forms) hash the same as its latest version gets no new version, so
+deploying unchanged files is a no-op, and a running case keeps the version it
+started on.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.engine.bundle import Bundle, DeploymentInvalid, ProcessDefinition, Problem, build_bundle
+from service.errors import NotFound
+from service.models import Deployment, DeploymentFile, ProcessVersion
+
+MAX_FILES = 200
+MAX_TOTAL_BYTES = 20 * 1024 * 1024
+PATHWAY_FOLDERS = ("bpmn", "dmn", "forms")
+
+
+@dataclass
+class DeployResult:
+    deployment: Deployment
+    processes: list[ProcessVersion]
+    created: bool
+
+
+class BundleCache:
+    """Parsed bundles by deployment id; parsing a deployment happens once per process."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._bundles: OrderedDict[int, Bundle] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, session: Session, deployment_id: int) -> Bundle:
+        with self._lock:
+            if deployment_id in self._bundles:
+                self._bundles.move_to_end(deployment_id)
+                return self._bundles[deployment_id]
+        files = session.scalars(select(DeploymentFile).where(DeploymentFile.deployment_id == deployment_id)).all()
+        bundle = build_bundle({f.name: f.content for f in files})
+        self.put(deployment_id, bundle)
+        return bundle
+
+    def put(self, deployment_id: int, bundle: Bundle) -> None:
+        with self._lock:
+            self._bundles[deployment_id] = bundle
+            self._bundles.move_to_end(deployment_id)
+            while len(self._bundles) > self.size:
+                self._bundles.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bundles.clear()
+
+
+BUNDLES = BundleCache()
+
+
+def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) -> DeployResult:
+    """Check the uploaded files and record a new deployment if anything changed.
+
+    Raises :class:`DeploymentInvalid` (nothing is written) when any file would not run as drawn.
+    """
+    _check_upload(uploads)
+    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    files = {f.name: f.content for f in latest.files} if latest else {}
+    files.update(uploads)
+    bundle = build_bundle(files)
+    existing = session.scalars(select(Deployment).where(Deployment.content_hash == bundle.content_hash)).first()
+    if existing is not None:
+        return DeployResult(existing, _versions_for(session, existing, bundle), created=False)
+    deployment = Deployment(content_hash=bundle.content_hash, created_by=actor,
+                            files=[DeploymentFile(name=n, content=c) for n, c in sorted(files.items())])
+    session.add(deployment)
+    session.flush()
+    versions = []
+    for key, process in sorted(bundle.processes.items()):
+        latest_version = latest_process_version(session, key)
+        if latest_version is not None and latest_version.content_hash == process.content_hash:
+            versions.append(latest_version)
+            continue
+        version = ProcessVersion(key=key, version=(latest_version.version + 1) if latest_version else 1,
+                                 name=process.name, content_hash=process.content_hash, deployment=deployment)
+        session.add(version)
+        versions.append(version)
+    session.flush()
+    BUNDLES.put(deployment.id, bundle)
+    return DeployResult(deployment, versions, created=True)
+
+
+def _versions_for(session: Session, deployment: Deployment, bundle: Bundle) -> list[ProcessVersion]:
+    return [v for key in sorted(bundle.processes) if (v := latest_process_version(session, key)) is not None]
+
+
+def _check_upload(uploads: Mapping[str, bytes]) -> None:
+    problems = []
+    if not uploads:
+        problems.append(Problem("", None, "no files were uploaded"))
+    if len(uploads) > MAX_FILES:
+        problems.append(Problem("", None, f"{len(uploads)} files were uploaded; the limit is {MAX_FILES}"))
+    if sum(len(c) for c in uploads.values()) > MAX_TOTAL_BYTES:
+        problems.append(Problem("", None, f"the upload is over {MAX_TOTAL_BYTES // (1024 * 1024)} MB"))
+    for name in uploads:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            problems.append(Problem(name, None, "a file name may not contain a path"))
+    if problems:
+        raise DeploymentInvalid(problems)
+
+
+def read_folders(root: Path, paths: list[Path] | None = None) -> dict[str, bytes]:
+    """The pathway files under ``paths`` (default: bpmn/, dmn/ and forms/ of ``root``)."""
+    files: dict[str, bytes] = {}
+    for path in paths or [root / folder for folder in PATHWAY_FOLDERS]:
+        candidates = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
+        for file in candidates:
+            if file.suffix.lower() in (".bpmn", ".dmn", ".form"):
+                files[file.name] = file.read_bytes()
+    return files
+
+
+def latest_process_version(session: Session, key: str) -> ProcessVersion | None:
+    return session.scalars(select(ProcessVersion).where(ProcessVersion.key == key)
+                           .order_by(ProcessVersion.version.desc()).limit(1)).first()
+
+
+def latest_process_versions(session: Session) -> list[ProcessVersion]:
+    newest = (select(ProcessVersion.key, func.max(ProcessVersion.version).label("version"))
+              .group_by(ProcessVersion.key).subquery())
+    return list(session.scalars(select(ProcessVersion).join(
+        newest, (ProcessVersion.key == newest.c.key) & (ProcessVersion.version == newest.c.version))
+        .order_by(ProcessVersion.key)))
+
+
+def process_definition(session: Session, version: ProcessVersion) -> ProcessDefinition:
+    """The parsed process of a version, from the cache of its deployment."""
+    return BUNDLES.get(session, version.deployment_id).processes[version.key]
+
+
+def bundle_of(session: Session, version: ProcessVersion) -> Bundle:
+    return BUNDLES.get(session, version.deployment_id)
+
+
+def get_process(session: Session, key: str) -> ProcessVersion:
+    version = latest_process_version(session, key)
+    if version is None:
+        raise NotFound(f"there is no pathway '{key}'")
+    return version
+
+
+def latest_bundle(session: Session) -> Bundle | None:
+    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    return BUNDLES.get(session, latest.id) if latest else None

@@ -1,0 +1,33 @@
+"""Errors the service layer raises; the API and the pages turn each into a status and a message."""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, message: str, **detail) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class InvalidData(ServiceError):
+    """Submitted data that does not satisfy a form: ``errors`` maps each field to what is wrong."""
+
+    status = 422
+
+    def __init__(self, message: str, errors: dict[str, str]) -> None:
+        super().__init__(message, errors=errors)
+        self.errors = errors

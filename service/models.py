@@ -1,0 +1,220 @@
+"""The database: deployments, cases with their open tasks and pending timers, the audit log, users.
+
+A case row holds the engine state without the spec (specs are parsed once per
+deployment and cached). Open tasks and pending timers are rows of their own,
+kept in step with the state on every save, so an inbox or a timer sweep is an
+indexed query that never deserializes a workflow.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.types import TypeDecorator
+
+from service.engine import clock
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        return clock.as_utc(value) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else clock.as_utc(value)
+
+
+class Base(DeclarativeBase):
+    registry = registry(type_annotation_map={datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON})
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(r.role for r in self.role_rows)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class UserRole(db.Model):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+
+
+class Deployment(db.Model):
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    files: Mapped[list[DeploymentFile]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                       order_by="DeploymentFile.name")
+    processes: Mapped[list[ProcessVersion]] = relationship(back_populates="deployment", lazy="selectin")
+
+
+class DeploymentFile(db.Model):
+    __tablename__ = "deployment_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+
+
+class ProcessVersion(db.Model):
+    """One version of a pathway: its key, its number and the deployment whose files define it."""
+
+    __tablename__ = "process_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120))
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    deployment: Mapped[Deployment] = relationship(back_populates="processes", lazy="joined")
+
+    __table_args__ = (UniqueConstraint("key", "version"),)
+
+
+class Case(db.Model):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(120), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # active | completed | cancelled | error
+    outcome: Mapped[str | None] = mapped_column(String(80), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(Text)
+    state_format: Mapped[str] = mapped_column(String(20))
+    error: Mapped[dict[str, Any] | None]
+    started_by: Mapped[str | None] = mapped_column(String(80))
+    started_from_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+    next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
+    waiting_for: Mapped[list[Any]] = mapped_column(default=list)  # message names some step waits for
+    lock_version: Mapped[int] = mapped_column(Integer, default=1)
+    process: Mapped[ProcessVersion] = relationship(lazy="joined")
+    tasks: Mapped[list[OpenTask]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="OpenTask.created_at",
+        primaryjoin="and_(Case.id == OpenTask.case_id, OpenTask.closed_at.is_(None))", viewonly=True)
+    timers: Mapped[list[PendingTimer]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                      order_by="PendingTimer.due_at")
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
+class OpenTask(db.Model):
+    """A user task for a person: the inbox reads the rows not yet closed, and nothing else."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(255))
+    lane: Mapped[str | None] = mapped_column(String(255))
+    assignee: Mapped[str | None] = mapped_column(String(80), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    draft: Mapped[dict[str, Any] | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+    role_rows: Mapped[list[TaskRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    case: Mapped[Case] = relationship(lazy="joined")
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(r.role for r in self.role_rows)
+
+
+class TaskRole(db.Model):
+    __tablename__ = "task_roles"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+
+
+class PendingTimer(db.Model):
+    """A timer waiting in a case: the timer sweep reads these rows only."""
+
+    __tablename__ = "pending_timers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    attached_task_id: Mapped[str | None] = mapped_column(String(36))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AuditEvent(db.Model):
+    """Append-only: who did what, when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+    actor: Mapped[str] = mapped_column(String(80))
+    event: Mapped[str] = mapped_column(String(40))
+    task: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_audit_events_case_at", "case_id", "at", "id"),)
+
+
+class Notification(db.Model):
+    """A reminder or escalation for one user: shown in the service and sent by email (the outbox)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(20))  # reminder | escalation
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    read_at: Mapped[datetime | None]
+    email_sent_at: Mapped[datetime | None]
+    email_attempts: Mapped[int] = mapped_column(default=0)
+    email_next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    email_error: Mapped[str | None] = mapped_column(Text)

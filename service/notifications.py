@@ -1,0 +1,93 @@
+"""Reminders and escalations: an in-app list per user, and an outbox that email is sent from.
+
+A timer whose extension property ``notify`` is ``task`` tells the assignee (or
+else the roles) of the task it is attached to; any other value names a role,
+everyone with which is told (an escalation).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.engine import clock
+from service.engine.clock import LONDON
+from service.engine.parser import role_key
+from service.engine.specs import JournalEntry
+from service.models import Case, Notification, OpenTask, User, UserRole
+
+
+def for_timer(session: Session, case: Case, entry: JournalEntry) -> list[Notification]:
+    """The notifications a fired timer asks for (none if it has no ``notify`` property)."""
+    properties = entry.detail.get("properties") or {}
+    target = (properties.get("notify") or "").strip()
+    if not target:
+        return []
+    task = session.get(OpenTask, entry.detail.get("attached_to") or "")
+    if target == "task":
+        kind, users = "reminder", _task_people(session, task)
+    else:
+        kind, users = "escalation", _people_with_role(session, role_key(target))
+    subject = properties.get("subject") or _subject(kind, case, task, entry)
+    body = _body(case, task, entry)
+    now = clock.now()
+    created = [Notification(user_id=user.id, case_id=case.id, task=task.name if task else entry.element, kind=kind,
+                            subject=subject, body=body, created_at=now,
+                            email_next_attempt_at=now if user.email else None) for user in users]
+    session.add_all(created)
+    return created
+
+
+def _task_people(session: Session, task: OpenTask | None) -> list[User]:
+    if task is None:
+        return []
+    if task.assignee:
+        user = session.scalars(select(User).where(User.name == task.assignee)).first()
+        if user is not None:
+            return [user]
+    return list(session.scalars(select(User).join(UserRole).where(UserRole.role.in_(task.roles)).distinct()))
+
+
+def _people_with_role(session: Session, role: str) -> list[User]:
+    return list(session.scalars(select(User).join(UserRole).where(UserRole.role == role)))
+
+
+def _subject(kind: str, case: Case, task: OpenTask | None, entry: JournalEntry) -> str:
+    what = task.title if task else entry.element
+    word = "Reminder" if kind == "reminder" else "Escalation"
+    return f"{word}: {what} (case {case.reference})"
+
+
+def lateness(due_at: datetime | None, now: datetime | None = None) -> str | None:
+    """How late a step is, in words ("3 days late"), or None if it is not late."""
+    if due_at is None:
+        return None
+    late = (now or clock.now()) - due_at
+    if late <= timedelta(0):
+        return None
+    if late >= timedelta(days=1):
+        days = late.days
+        return f"{days} day{'s' if days != 1 else ''} late"
+    hours = max(1, int(late.total_seconds() // 3600))
+    return f"{hours} hour{'s' if hours != 1 else ''} late"
+
+
+def _body(case: Case, task: OpenTask | None, entry: JournalEntry) -> str:
+    lines = [f"Case: {case.reference} ({case.process.name})"]
+    if task is not None:
+        lines.append(f"Step: {task.title}")
+        if task.due_at is not None:
+            lines.append(f"Due: {task.due_at.astimezone(LONDON):%A %d %B %Y, %H:%M}")
+            late = lateness(task.due_at)
+            if late:
+                lines.append(f"This step is {late}.")
+    lines.append(f"Timer: {entry.element}")
+    return "\n".join(lines)
+
+
+def for_user(session: Session, user: User, unread_only: bool = False) -> list[Notification]:
+    query = select(Notification).where(Notification.user_id == user.id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    return list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())))

@@ -1,0 +1,5 @@
+"""The service as a WSGI application with its timers running (``flask --app service.wsgi run``)."""
+from service import create_app, scheduler
+
+app = create_app()
+scheduler.start(app)

@@ -1,0 +1,150 @@
+"""Shared fixtures: the app on SQLite and on a throwaway PostgreSQL server, users, an API client, a clock."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from service import create_app, deployments
+from service.auth import save_user
+from service.engine import clock
+from service.models import db
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+USERS = {
+    "analyst": ["analyst"],
+    "worker": ["social_worker"],
+    "manager": ["team_manager"],
+    "front": ["front_door"],
+    "admin": ["admin"],
+}
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(*command: str) -> list[str]:
+    return list(command) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *command]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of our own for the whole run (initdb + pg_ctl), removed afterwards."""
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    base = Path(tempfile.mkdtemp(prefix="step-pathways-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    subprocess.run(_as_postgres("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
+                                "-E", "UTF8"), check=True, capture_output=True)
+    subprocess.run(_as_postgres("pg_ctl", "-D", str(data), "-l", str(base / "log"), "-w", "-o",
+                                f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+                                f"-c max_connections=100", "start"), check=True, capture_output=True)
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    try:
+        yield url
+    finally:
+        subprocess.run(_as_postgres("pg_ctl", "-D", str(data), "-m", "immediate", "stop"), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cases.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_app(database_url: str, **config):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "TESTING": True,
+                      "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True, **config})
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade()
+    deployments.BUNDLES.clear()
+    return app
+
+
+@pytest.fixture
+def app(database_url):
+    app = make_app(database_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def frozen_clock():
+    """Time stands at Monday 21 December 2026, 09:00 London, until a test moves it."""
+    fixed = clock.FixedClock(datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc))
+    previous = clock.set_clock(fixed)
+    yield fixed
+    clock.set_clock(previous)
+
+
+@pytest.fixture
+def tokens(app):
+    with app.app_context():
+        for name, roles in USERS.items():
+            save_user(db.session, name, roles, token=f"token-{name}", password=f"password-{name}",
+                      email=f"{name}@council.example")
+        db.session.commit()
+    return {name: f"token-{name}" for name in USERS}
+
+
+class Api:
+    """The Flask test client speaking to /api/v1 as a named user."""
+
+    def __init__(self, client, tokens):
+        self.client, self.tokens = client, tokens
+
+    def _call(self, method, path, as_="worker", **kwargs):
+        headers = kwargs.pop("headers", {})
+        if as_ is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[as_]}"
+        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self._call("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self._call("POST", path, **kwargs)
+
+    def deploy(self, folder: Path | list[Path], as_="analyst"):
+        paths = sorted(folder.iterdir()) if isinstance(folder, Path) else folder
+        files = [(p.open("rb"), p.name) for p in paths if p.is_file()]
+        try:
+            return self.post("/deployments", data={"files": files}, as_=as_, content_type="multipart/form-data")
+        finally:
+            for handle, _ in files:
+                handle.close()
+
+
+@pytest.fixture
+def api(app, tokens):
+    return Api(app.test_client(), tokens)
