@@ -16,7 +16,7 @@ vendor: $(VENDOR_STAMP)
 
 $(VENDOR_STAMP): $(VENDOR_INPUTS)
 	@command -v npm >/dev/null 2>&1 || { echo "vendor: npm not found (need Node >= 20.19 with npm)" >&2; exit 1; }
-	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	cd web && npm ci --ignore-scripts --include=dev --no-audit --no-fund
 	cd web && node build.mjs ../$(VENDOR_DIR)
 	touch $@
 

@@ -19,6 +19,7 @@ timers = AppGroup("timers", help="Fire timers by hand.")
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(deploy)
+    app.cli.add_command(demo_users)
     app.cli.add_command(users)
     app.cli.add_command(timers)
 
@@ -40,6 +41,17 @@ def deploy(paths: tuple[Path, ...]) -> None:
     click.echo(f"deployment {result.deployment.id} ({state}): {len(files)} files")
     for version in result.processes:
         click.echo(f"  {version.key} v{version.version}")
+
+
+@click.command("demo-users")
+def demo_users() -> None:
+    """Create the demo users the README lists (one per role of the reference pathways)."""
+    from service.demo import DEMO_USERS, create_demo_users, demo_token
+
+    create_demo_users(db.session)
+    db.session.commit()
+    for name in DEMO_USERS:
+        click.echo(f"  {name:24} {', '.join(DEMO_USERS[name][1]):40} token {demo_token(name)}")
 
 
 @users.command("create")

@@ -120,8 +120,8 @@ def tokens(app):
 class Api:
     """The Flask test client speaking to /api/v1 as a named user."""
 
-    def __init__(self, client, tokens):
-        self.client, self.tokens = client, tokens
+    def __init__(self, app, tokens):
+        self.app, self.client, self.tokens = app, app.test_client(), tokens
 
     def _call(self, method, path, as_="worker", **kwargs):
         headers = kwargs.pop("headers", {})
@@ -135,6 +135,23 @@ class Api:
     def post(self, path, **kwargs):
         return self._call("POST", path, **kwargs)
 
+    def as_role(self, role: str) -> str:
+        """The name of a user who has exactly ``role`` (created on first use), for ``as_=``."""
+        name = f"user-{role}"
+        if name not in self.tokens:
+            with self.app.app_context():
+                save_user(db.session, name, [role], token=f"token-{name}")
+                db.session.commit()
+            self.tokens[name] = f"token-{name}"
+        return name
+
+    def deploy_pathways(self):
+        """Deploy the repository's bpmn/, dmn/ and forms/ (the reference pathways)."""
+        paths = [p for folder in ("bpmn", "dmn", "forms") for p in sorted((ROOT / folder).glob("*")) if p.is_file()]
+        response = self.deploy(paths)
+        assert response.status_code == 201, response.json
+        return response.json
+
     def deploy(self, folder: Path | list[Path], as_="analyst"):
         paths = sorted(folder.iterdir()) if isinstance(folder, Path) else folder
         files = [(p.open("rb"), p.name) for p in paths if p.is_file()]
@@ -147,4 +164,28 @@ class Api:
 
 @pytest.fixture
 def api(app, tokens):
-    return Api(app.test_client(), tokens)
+    return Api(app, tokens)
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    """The app on SQLite only: for pathway scenarios, whose persistence is covered on both databases elsewhere."""
+    app = make_app(f"sqlite:///{tmp_path / 'cases.db'}")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pathways(sqlite_app):
+    """An API client on SQLite with the reference pathways deployed and the test users created."""
+    tokens = {}
+    with sqlite_app.app_context():
+        for name, roles in USERS.items():
+            save_user(db.session, name, roles, token=f"token-{name}")
+            tokens[name] = f"token-{name}"
+        db.session.commit()
+    client = Api(sqlite_app, tokens)
+    client.deploy_pathways()
+    return client
