@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -22,7 +22,7 @@ from service.engine import clock, runtime
 from service.engine.bundle import ProcessDefinition
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
-from service.models import AuditEvent, Case, OpenTask, PendingTimer, ProcessVersion, TaskRole, User
+from service.models import AuditEvent, Case, OpenTask, PendingTimer, ProcessVersion, TaskRole, User, UserRole
 
 SYSTEM = "system"
 TIMER = "timer"
@@ -44,6 +44,11 @@ class Actor:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
+
+    @property
+    def is_manager(self) -> bool:
+        """A manager (a role ending in 'manager') or an admin: may give tasks to others and see the team's."""
+        return self.is_admin or any(r.endswith("manager") for r in self.roles)
 
 
 SERVICE = Actor(SYSTEM, ("admin",))
@@ -90,6 +95,37 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
         query = query.where((OpenTask.assignee == actor.name) | (OpenTask.id.in_(mine) & OpenTask.assignee.is_(None)))
     query = query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at.desc())
     return list(session.scalars(query))
+
+
+def team_tasks(session: Session, actor: Actor, *, overdue: bool = False,
+               due_before: datetime | None = None) -> list[OpenTask]:
+    """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent first."""
+    tasks = open_tasks(session, SERVICE, overdue=overdue, due_before=due_before)
+    return [t for t in tasks if may_see_case(session, t.case, actor)]
+
+
+def assignable_users(session: Session, task: OpenTask) -> list[User]:
+    """The users who have one of the task's roles (whom claim_task lets a manager give it to), by name."""
+    return list(session.scalars(select(User).join(UserRole).where(UserRole.role.in_(task.roles))
+                                .distinct().order_by(User.name)))
+
+
+def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str | None, int]]:
+    """How many cases there are per pathway, status and outcome: (key, name, status, outcome, count).
+
+    Only pathways whose roles (in their latest version) include one of ``actor``'s roles, or all for an admin.
+    """
+    rows = session.execute(select(ProcessVersion.key, Case.status, Case.outcome, func.count(Case.id))
+                           .join(Case.process).group_by(ProcessVersion.key, Case.status, Case.outcome)
+                           .order_by(ProcessVersion.key, Case.status, Case.outcome)).all()
+    visible: dict[str, str | None] = {}
+    for key in {row[0] for row in rows}:
+        version = get_process(session, key)
+        process = process_definition(session, version)
+        allowed = actor.is_admin or bool(set(process.roles) & set(actor.roles))
+        visible[key] = process.name if allowed else None
+    return [(key, visible[key], status, outcome, count) for key, status, outcome, count in rows
+            if visible[key] is not None]
 
 
 def history(session: Session, case: Case) -> list[AuditEvent]:
@@ -184,7 +220,7 @@ def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | Non
     """Take a task (or, for a manager or admin, give it to ``assignee``)."""
     task = get_task(session, task_id, actor)
     target = assignee or actor.name
-    if target != actor.name and not (actor.is_admin or any(r.endswith("manager") for r in actor.roles)):
+    if target != actor.name and not actor.is_manager:
         raise Forbidden("only a manager can give a task to someone else")
     user = session.scalars(select(User).where(User.name == target)).first()
     if user is None:
@@ -299,6 +335,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     case.next_timer_at = snap.timers[0].due_at if snap.timers else None
     _sync_tasks(session, case, snap.tasks, now)
     _sync_timers(session, case, snap.timers)
+    session.expire(case, ["tasks", "timers"])  # read again from the rows just written
     for entry in snap.journal:
         _audit(session, case, Actor(TIMER) if entry.event == "timer_fired" else actor, entry.event, entry.element,
                entry.detail)

@@ -37,7 +37,8 @@ class Base(DeclarativeBase):
     registry = registry(type_annotation_map={datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON})
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after commit: a response is built from what the request just saved.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 class User(db.Model):
@@ -77,9 +78,10 @@ class Deployment(db.Model):
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     created_by: Mapped[str | None] = mapped_column(String(80))
-    files: Mapped[list[DeploymentFile]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+    # Files are read only to parse a deployment (once per process, then cached): never eagerly.
+    files: Mapped[list[DeploymentFile]] = relationship(cascade="all, delete-orphan", lazy="select",
                                                        order_by="DeploymentFile.name")
-    processes: Mapped[list[ProcessVersion]] = relationship(back_populates="deployment", lazy="selectin")
+    processes: Mapped[list[ProcessVersion]] = relationship(back_populates="deployment", lazy="select")
 
 
 class DeploymentFile(db.Model):
@@ -105,7 +107,7 @@ class ProcessVersion(db.Model):
     content_hash: Mapped[str] = mapped_column(String(64))
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    deployment: Mapped[Deployment] = relationship(back_populates="processes", lazy="joined")
+    deployment: Mapped[Deployment] = relationship(back_populates="processes", lazy="select")
 
     __table_args__ = (UniqueConstraint("key", "version"),)
 
@@ -131,9 +133,9 @@ class Case(db.Model):
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
     process: Mapped[ProcessVersion] = relationship(lazy="joined")
     tasks: Mapped[list[OpenTask]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="OpenTask.created_at",
+        lazy="select", order_by="OpenTask.created_at",
         primaryjoin="and_(Case.id == OpenTask.case_id, OpenTask.closed_at.is_(None))", viewonly=True)
-    timers: Mapped[list[PendingTimer]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+    timers: Mapped[list[PendingTimer]] = relationship(cascade="all, delete-orphan", lazy="select",
                                                       order_by="PendingTimer.due_at")
 
     __mapper_args__ = {"version_id_col": lock_version}
