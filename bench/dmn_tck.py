@@ -20,7 +20,7 @@ from lxml import etree
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from service.engine.decisions import (DecisionDefinitionError, DecisionEvaluationError,  # noqa: E402
+from service.engine.decisions import (DecisionDefinitionError, DecisionEvaluationError, Problem,  # noqa: E402
                                       DecisionRegistry, load_decisions)
 
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
@@ -89,14 +89,53 @@ def same(actual, expected) -> bool:
 # --------------------------------------------------------------------------- the swappable call
 
 def evaluate(registry: DecisionRegistry, decision_id: str, context: dict):
-    """Evaluate one decision and return its outputs (the HTTP mode replaces this function)."""
+    """Evaluate one decision in process and return its outputs."""
     return registry.evaluate(decision_id, context).outputs
+
+
+class HttpEvaluator:
+    """Deploys one TCK model to a fresh service and evaluates through POST /api/v1/decisions/<id>/evaluate."""
+
+    def __init__(self, model_file: Path) -> None:
+        import tempfile
+
+        from flask_migrate import upgrade
+
+        from service import create_app, deployments
+        from service.auth import save_user
+        from service.models import db
+
+        deployments.BUNDLES.clear()
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='tck-')}/tck.db"
+        self.app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+        with self.app.app_context():
+            upgrade()
+            save_user(db.session, "tck", ["analyst"], token="tck")
+            db.session.commit()
+        self.client = self.app.test_client()
+        self.headers = {"Authorization": "Bearer tck"}
+        with model_file.open("rb") as handle:
+            response = self.client.post("/api/v1/deployments", headers=self.headers,
+                                        data={"files": [(handle, model_file.name)]},
+                                        content_type="multipart/form-data")
+        if response.status_code != 201:
+            raise DecisionDefinitionError([Problem(model_file.name, None, str(response.json))])
+
+    def __call__(self, registry, decision_id: str, context: dict):
+        response = self.client.post(f"/api/v1/decisions/{decision_id}/evaluate", headers=self.headers,
+                                    json={"inputs": context})
+        if response.status_code == 422:
+            raise DecisionEvaluationError(decision_id, None, response.json["message"])
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.json}")
+        return response.json["outputs"]
 
 
 # --------------------------------------------------------------------------- runner
 
-def run(tck: Path, verbose: bool = False) -> tuple[int, int, list[str]]:
+def run(tck: Path, verbose: bool = False, http: bool = False) -> tuple[int, int, list[str]]:
     passed, failed, reasons = 0, 0, []
+    call = evaluate
     for test_file in sorted(tck.rglob("*-test-*.xml")):
         case_dir = test_file.parent
         tests = etree.parse(str(test_file)).getroot()
@@ -108,6 +147,8 @@ def run(tck: Path, verbose: bool = False) -> tuple[int, int, list[str]]:
         try:
             model = load_decisions(etree.parse(str(model_file)).getroot(), model_file.name)
             registry.add(model)
+            if http:
+                call = HttpEvaluator(model_file)
         except (DecisionDefinitionError, etree.XMLSyntaxError, OSError) as e:
             load_error = f"cannot load {model_file.name}: {e}"
         for case in _kids(tests, "testCase"):
@@ -127,7 +168,7 @@ def run(tck: Path, verbose: bool = False) -> tuple[int, int, list[str]]:
                     reasons.append(f"{label}: no decision named {node.get('name')!r}")
                     continue
                 try:
-                    actual = evaluate(registry, decision.id, context)
+                    actual = call(registry, decision.id, context)
                 except DecisionEvaluationError as e:
                     if error_expected:
                         passed += 1
@@ -154,11 +195,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tck", type=Path, default=REPO / ".." / "shared" / "conformance" / "dmn-tck",
                     help="folder of TCK cases (default: ../shared/conformance/dmn-tck from the repo root)")
     ap.add_argument("-v", "--verbose", action="store_true", help="also list the checks that pass")
+    ap.add_argument("--http", action="store_true",
+                    help="deploy each model to a fresh service and evaluate through its REST API")
     args = ap.parse_args(argv)
     if not args.tck.is_dir():
         print(f"no TCK folder at {args.tck}", file=sys.stderr)
         return 2
-    passed, failed, reasons = run(args.tck.resolve(), args.verbose)
+    passed, failed, reasons = run(args.tck.resolve(), args.verbose, args.http)
     for r in reasons:
         print(f"FAIL {r}")
     print(f"{passed} passed, {failed} failed")
