@@ -36,6 +36,18 @@ def init_app(app: Flask) -> None:
         return jsonify({"message": "the deployment was refused: fix the problems listed and upload again",
                         "errors": [p.to_json() for p in error.problems]}), 400
 
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        if not request.path.startswith(API_PREFIX):
+            raise error
+        # A bug, not bad input: nothing was committed; log it and say so in JSON.
+        db.session.rollback()
+        app.logger.exception("unexpected error in %s %s", request.method, request.path)
+        return jsonify({"message": "something went wrong on our side; nothing was changed. "
+                                   "Please try again, and tell the service desk if it keeps happening."}), 500
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if not request.path.startswith(API_PREFIX):
