@@ -146,25 +146,40 @@ def build_bundle(files: Mapping[str, bytes]) -> Bundle:
                 problems += _load_decisions(bundle, name, trees.pop(name), decision_files)
     if problems:
         raise DeploymentInvalid(problems)
-    parser = PathwayParser(bundle.decisions)
     process_files: dict[str, str] = {}
     for name, root in trees.items():
         file_problems = _check_bpmn(bundle, name, root)
         problems += file_problems
-        if file_problems:
-            continue
-        try:
-            parser.add_bpmn_xml(root, filename=name)
-        except ValidationException as error:
-            problems.append(_from_validation(name, error))
-            continue
-        for process in root.iterfind("bpmn:process", NS):
-            process_files[process.get("id")] = name
+        for process in root.iterfind("bpmn:process", NS) if not file_problems else ():
+            key = process.get("id")
+            if key in process_files:
+                problems.append(Problem(name, key, f"the process id '{key}' is already used in {process_files[key]}"))
+            process_files[key] = name
     problems += _check_called_processes(trees, process_files)
     if problems:
         raise DeploymentInvalid(problems)
-    for key, filename in process_files.items():
-        process = trees[filename].find(f"bpmn:process[@id='{key}']", NS)
+    for filename in sorted(set(process_files.values())):
+        problems += _define_processes(bundle, filename, trees, process_files, decision_files)
+    if problems:
+        raise DeploymentInvalid(problems)
+    return bundle
+
+
+def _define_processes(bundle: Bundle, filename: str, trees, process_files, decision_files) -> list[Problem]:
+    """Parse one diagram (with the diagrams it calls) and define its executable processes.
+
+    Each diagram gets a parser of its own: element ids need only be unique within a file, as in the modeller,
+    and SpiffWorkflow's parser treats embedded sub-process ids as process ids across every file it holds.
+    """
+    parser = PathwayParser(bundle.decisions)
+    try:
+        for name in [filename, *sorted(_called_files(filename, trees, process_files) - {filename})]:
+            parser.add_bpmn_xml(trees[name], filename=name)
+    except ValidationException as error:
+        return [_from_validation(filename, error)]
+    problems = []
+    for process in trees[filename].iterfind("bpmn:process", NS):
+        key = process.get("id")
         if process.get("isExecutable", "true") != "true":
             continue
         try:
@@ -177,9 +192,20 @@ def build_bundle(files: Mapping[str, bytes]) -> Bundle:
         except (ValidationException, KeyError, ValueError) as error:
             problems.append(_from_validation(filename, error) if isinstance(error, ValidationException)
                             else Problem(filename, key, str(error)))
-    if problems:
-        raise DeploymentInvalid(problems)
-    return bundle
+    return problems
+
+
+def _called_files(filename: str, trees, process_files) -> set[str]:
+    """The diagram files that ``filename`` calls, directly or through other calls."""
+    found, pending = set(), [filename]
+    while pending:
+        current = pending.pop()
+        for call in trees[current].iterfind(".//bpmn:callActivity", NS):
+            called = process_files.get(call.get("calledElement"))
+            if called and called not in found:
+                found.add(called)
+                pending.append(called)
+    return found
 
 
 def _load_form(bundle: Bundle, name: str, content: bytes) -> list[Problem]:
