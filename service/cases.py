@@ -80,7 +80,13 @@ def may_work_on(task: OpenTask, actor: Actor) -> bool:
 
 def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
                overdue: bool = False, due_before: datetime | None = None) -> list[OpenTask]:
-    """The open tasks ``actor`` may work on (all of them for an admin), most urgent first."""
+    """The open tasks ``actor`` may work on (all of them for an admin), most urgent first.
+
+    ``overdue`` for a manager lists the team's overdue tasks: those of every case the manager may see.
+    """
+    if overdue and actor.is_manager and not actor.is_admin:
+        return [t for t in team_tasks(session, actor, overdue=True, due_before=due_before)
+                if (case_id is None or t.case_id == case_id) and (not role or role in t.roles)]
     query = select(OpenTask).where(OpenTask.closed_at.is_(None))
     if case_id is not None:
         query = query.where(OpenTask.case_id == case_id)
@@ -333,8 +339,9 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     case.updated_at = now
     case.waiting_for = snap.messages
     case.next_timer_at = snap.timers[0].due_at if snap.timers else None
-    _sync_tasks(session, case, snap.tasks, now)
-    _sync_timers(session, case, snap.timers)
+    with session.no_autoflush:  # one flush at the end, not one per query
+        _sync_tasks(session, case, snap.tasks, now)
+        _sync_timers(session, case, snap.timers)
     session.expire(case, ["tasks", "timers"])  # read again from the rows just written
     for entry in snap.journal:
         _audit(session, case, Actor(TIMER) if entry.event == "timer_fired" else actor, entry.event, entry.element,

@@ -121,7 +121,7 @@ class Case(db.Model):
     status: Mapped[str] = mapped_column(String(20), index=True)  # active | completed | cancelled | error
     outcome: Mapped[str | None] = mapped_column(String(80), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, deferred=True)  # read only to run the case, never to list it
     state_format: Mapped[str] = mapped_column(String(20))
     error: Mapped[dict[str, Any] | None]
     started_by: Mapped[str | None] = mapped_column(String(80))
@@ -158,7 +158,7 @@ class OpenTask(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_by: Mapped[str | None] = mapped_column(String(80))
     role_rows: Mapped[list[TaskRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
-    case: Mapped[Case] = relationship(lazy="joined")
+    case: Mapped[Case] = relationship(lazy="select")
 
     @property
     def roles(self) -> list[str]:
