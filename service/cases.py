@@ -194,7 +194,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     task = get_task(session, task_id, actor)
     case = task.case
     process = process_of(session, case)
-    cleaned = _validated(process.form_of(task.name), data, source)
+    cleaned = _validated(process.form_of(task.name), data, source, known=case.data)
     workflow, journal = runtime.load(process, case.state)
     try:
         snap = runtime.complete_task(workflow, journal, task.id, cleaned)
@@ -304,13 +304,22 @@ def _plain_data(data: Any) -> dict[str, Any]:
     return runtime.json_safe(data)
 
 
-def _validated(form, data: Any, source: str = "json") -> dict[str, Any]:
+def _validated(form, data: Any, source: str = "json", known: dict[str, Any] | None = None) -> dict[str, Any]:
     if form is None:
         return _plain_data(data)
-    cleaned, errors = validate_submission(form, data if data is not None else {}, source=source)
+    submitted = data if data is not None else {}
+    cleaned, errors = validate_submission(form, submitted, source=source)
     if errors:
         raise InvalidData("some answers need correcting", errors)
-    return cleaned
+    # An optional field left out of the submission keeps what the case already knows (a field it does
+    # not know yet becomes null, so that conditions can test it); a field that was sent, even empty, replaces it.
+    known = known or {}
+    return {key: value for key, value in cleaned.items()
+            if value is not None or key not in known or _was_sent(submitted, key)}
+
+
+def _was_sent(submitted: Any, key: str) -> bool:
+    return hasattr(submitted, "keys") and (key in submitted or f"{key}-day" in submitted)
 
 
 def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor) -> None:

@@ -205,3 +205,25 @@ def test_timers_fire_and_notify(api, app, frozen_clock):
 def test_openapi_document_is_served(api):
     spec = api.get("/openapi.json", as_=None).json
     assert "/api/v1/cases" in spec["paths"] or "/cases" in str(spec["paths"])
+
+
+def test_an_optional_field_left_out_keeps_what_the_case_knows():
+    from werkzeug.datastructures import MultiDict
+
+    from service.cases import _validated
+    from service.forms import form_from_formjs
+
+    form = form_from_formjs({"id": "Form_Test", "type": "default", "components": [
+        {"id": "Field_A", "key": "plan", "label": "Plan", "type": "textfield", "validate": {"required": True}},
+        {"id": "Field_B", "key": "review_date", "label": "Review date", "type": "datetime", "subtype": "date"},
+        {"id": "Field_C", "key": "notes", "label": "Notes", "type": "textarea"}]}, "test.form")
+    known = {"plan": "Fortnightly visits", "notes": "Met the family", "review_date": "2027-03-01"}
+    assert _validated(form, {"plan": "Weekly visits"}) == {"plan": "Weekly visits", "notes": None,
+                                                           "review_date": None}
+    assert _validated(form, {"plan": "Weekly visits"}, known=known) == {"plan": "Weekly visits"}
+    assert _validated(form, {"plan": "Weekly visits", "notes": None}, known=known) == {
+        "plan": "Weekly visits", "notes": None}
+    html = MultiDict({"plan": "Weekly visits", "notes": "", "review_date-day": "", "review_date-month": "",
+                      "review_date-year": ""})
+    assert _validated(form, html, "html", known=known) == {"plan": "Weekly visits", "notes": None,
+                                                            "review_date": None}
