@@ -1,0 +1,96 @@
+"""Somerset Resolving Professional Differences through the REST API: steps 1 and 2 (informal), step 3 (formal, with
+its form), escalation, reminders and escalation of late steps, and immediate risk.
+Protocol: /work/shared/protocols/somerset.txt ('Resolving Professional Differences (RPD)')."""
+from __future__ import annotations
+
+import pytest
+
+from somerset_helpers import Somerset, london
+
+KEY = "somerset_professional_differences"
+START = {"family_name": "Black", "difference_summary": "Threshold for FIS", "other_agency": "Early Help Hub"}
+
+
+@pytest.fixture
+def som(pathways, frozen_clock):
+    frozen_clock.move_to(london(2027, 1, 11, 9, 0))
+    return Somerset(pathways, frozen_clock)
+
+
+def start(som):
+    cid = som.start(KEY, START, "lead_practitioner")["id"]
+    assert som.open(cid) == ["Task_Step1"]
+    return cid
+
+
+def test_start_form_needs_the_difference_and_the_other_agency(som):
+    response = som.start(KEY, {"family_name": "x"}, "lead_practitioner", status=422)
+    assert set(response["errors"]) == {"difference_summary", "other_agency"}
+
+
+def test_resolved_at_step_1(som):
+    cid = start(som)
+    assert som.due(cid, "Task_Step1") == london(2027, 1, 18, 9, 0)
+    case = som.complete(cid, "Task_Step1", {"rpd_step_1_result": "resolved", "rpd_step_1_notes": "Agreed FIS"})
+    assert (case["status"], case["outcome"]) == ("completed", "resolved_informally")
+    assert case["data"]["rpd_step_1_notes"] == "Agreed FIS"
+    assert som.messages_sent(cid) == [{"name": "professional_difference_concluded", "to_cases": []}]
+
+
+def test_step_1_reminder_and_escalation(som):
+    cid = start(som)
+    assert som.timers(cid) == {"Event_Step1Reminder": london(2027, 1, 18, 9, 0),
+                               "Event_Step1Escalation": london(2027, 1, 25, 9, 0)}
+    som.fire(london(2027, 1, 18, 9, 0))
+    assert som.subjects("lead_practitioner") == ["Professional difference: record step 1"]
+    som.fire(london(2027, 1, 25, 9, 0))
+    assert som.subjects("team_manager") == ["Professional difference: step 1 a week overdue"]
+    assert som.open(cid) == ["Task_Step1"]
+
+
+def test_resolved_at_step_2(som):
+    cid = start(som)
+    som.complete(cid, "Task_Step1", {"rpd_step_1_result": "not_resolved", "rpd_step_1_notes": "No agreement"})
+    assert som.roles(cid, "Task_Step2") == ["team_manager"]
+    case = som.complete(cid, "Task_Step2", {"rpd_step_2_result": "resolved", "rpd_step_2_notes": "Managers agreed"})
+    assert case["outcome"] == "resolved_informally"
+
+
+def _to_step_3(som):
+    cid = start(som)
+    som.complete(cid, "Task_Step1", {"rpd_step_1_result": "not_resolved", "rpd_step_1_notes": "No"})
+    som.complete(cid, "Task_Step2", {"rpd_step_2_result": "not_resolved", "rpd_step_2_notes": "Stuck"})
+    assert som.roles(cid, "Task_Step3Form") == ["team_manager"]
+    missing = som.complete(cid, "Task_Step3Form", {}, status=422)["errors"]
+    assert set(missing) == {"rpd_views", "rpd_steps_taken", "rpd_outcome_sought"}
+    som.complete(cid, "Task_Step3Form", {"rpd_views": "Hub: TAF; school: FIS", "rpd_steps_taken": "Steps 1, 2",
+                                         "rpd_outcome_sought": "FIS support"})
+    assert som.roles(cid, "Task_Step3Response") == ["senior_manager"]
+    return cid
+
+
+def test_resolved_formally_at_step_3(som):
+    cid = _to_step_3(som)
+    som.fire(london(2027, 1, 18, 9, 0))
+    assert som.subjects("senior_manager") == ["Professional difference: the formal RPD form awaits a response"]
+    case = som.complete(cid, "Task_Step3Response", {"rpd_step_3_result": "resolved",
+                                                    "rpd_decision": "FIS to allocate: escalating needs"})
+    assert case["outcome"] == "resolved_formally"
+    assert case["data"]["rpd_decision"] == "FIS to allocate: escalating needs"
+
+
+def test_escalated_after_step_3(som):
+    cid = _to_step_3(som)
+    som.complete(cid, "Task_Step3Response", {"rpd_step_3_result": "not_resolved", "rpd_decision": "No agreement"})
+    case = som.complete(cid, "Task_Escalate", {"rpd_escalated_to": "SSCP business manager"})
+    assert case["outcome"] == "escalated"
+
+
+def test_immediate_risk_interrupts(som):
+    cid = _to_step_3(som)
+    case = som.message(cid, "immediate_risk")
+    assert [t["name"] for t in case["tasks"]] == ["Task_UrgentReferral"]
+    assert som.roles(cid, "Task_UrgentReferral") == ["somerset_direct"]
+    assert som.timers(cid) == {}
+    case = som.complete(cid, "Task_UrgentReferral", {"risk_summary": "Disclosure"})
+    assert case["outcome"] == "safeguarding_referral"
