@@ -10,7 +10,7 @@ from service.engine.bundle import DeploymentInvalid
 from service.errors import ServiceError
 from service.models import db
 
-from . import cases, decisions, deployments, notifications, processes, tasks
+from . import cases, decisions, deployments, notifications, processes, tasks, tracker
 
 API_PREFIX = "/api/v1"
 
@@ -18,7 +18,7 @@ API_PREFIX = "/api/v1"
 def init_app(app: Flask) -> None:
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (deployments, processes, cases, tasks, notifications, decisions):
+    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
 
     @app.errorhandler(ServiceError)

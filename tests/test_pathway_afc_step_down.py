@@ -1,0 +1,177 @@
+"""The AfC step down from CSC to PEH (afc_step_down) through the REST API, on a frozen clock.
+
+Protocol: /work/shared/protocols/achieving-for-children.txt, section 3 and the 'Protocol for STEP DOWN from CSC to
+PEH' with its document check list. Outcomes reached: stepped_down, no_step_down (agreed, and decided at the
+Transitions Meeting) and safeguarding_referral. The 10-working-day transition runs from Monday 21 December 2026 over
+Christmas Day, Boxing Day (substitute Monday 28th) and New Year's Day to Thursday 7 January 2027.
+"""
+from __future__ import annotations
+
+import pytest
+from afc_support import Flow, utc
+
+KEY = "afc_step_down"
+ALL_DOCS = ["consent_form", "assessment_action_plan", "transfer_summary", "chronology", "genogram"]
+
+
+def start_data(**changes):
+    data = {"child_name": "Jo", "sending_manager": "Chris CSC", "csc_team": "irt_rat", "social_worker_name": "Sam",
+            "receiving_manager": "Pat PEH", "transitions_meeting_date": "2027-01-07", "rationale": "Needs met"}
+    data.update(changes)
+    return data
+
+
+def discussion(can_meet="yes", agree="yes", on="2026-12-21"):
+    return {"receiving_manager": "Pat PEH", "decision_date": on, "peh_can_meet_needs": can_meet,
+            "managers_agree": agree, "decision_reason": "Discussed"}
+
+
+@pytest.fixture
+def flow(pathways, frozen_clock):
+    return Flow(pathways, frozen_clock, KEY)
+
+
+def start(flow, **changes):
+    return flow.start(start_data(**changes), role="csc_manager")
+
+
+def test_process_definition(pathways):
+    process = pathways.get(f"/processes/{KEY}", as_="admin").json
+    assert process["roles"] == ["csc_manager", "csc_social_worker", "peh_manager", "peh_practitioner", "spa"]
+    required = [f["key"] for f in process["start_form"]["fields"] if f["required"]]
+    assert required == ["child_name", "sending_manager", "transitions_meeting_date", "rationale"]
+
+
+def test_stepped_down_within_10_working_days_over_the_bank_holidays(flow):
+    start(flow)
+    assert flow.task("Task_InitialDiscussion")["roles"] == ["peh_manager"]
+    assert flow.due("Task_InitialDiscussion") == utc(2027, 1, 7, 17, 0)
+    flow.complete("Task_InitialDiscussion", discussion(), "peh_manager")
+    assert flow.rules() == ["Rule_AgreedPehCanMeetNeeds"]
+    assert flow.open() == ["Task_AllocateLeadProfessional", "Task_SendDocumentChecklist"]
+    assert flow.due("Task_AllocateLeadProfessional") == utc(2026, 12, 22, 9, 0)  # within 24 hours
+    # 5 working days before the meeting of Thursday 7 January: Wednesday 30 December.
+    assert flow.due("Task_SendDocumentChecklist") == utc(2026, 12, 30, 9, 0)
+    assert flow.task("Task_SendDocumentChecklist")["roles"] == ["csc_social_worker"]
+
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee Lead"}, "peh_manager")
+    # Consent not sought, no reason: back; documents missing: back.
+    flow.complete("Task_SendDocumentChecklist", {"consent": "not_sought", "documents_received": ALL_DOCS},
+                  "csc_social_worker")
+    assert flow.open() == ["Task_SendDocumentChecklist"]
+    flow.complete("Task_SendDocumentChecklist", {"consent": "given", "documents_received": ALL_DOCS[:4]},
+                  "csc_social_worker")
+    assert flow.open() == ["Task_SendDocumentChecklist"]
+    flow.complete("Task_SendDocumentChecklist", {"consent": "given", "documents_received": ALL_DOCS},
+                  "csc_social_worker")
+    assert flow.open() == ["Task_AgreeStepDownPlan"]
+    assert flow.due("Task_AgreeStepDownPlan") == utc(2027, 1, 7, 17, 0)
+    # The transition deadline: 10 working days from Monday 21 December is Thursday 7 January, 17:00.
+    assert flow.timers() == {"Event_AgreeStepDownPlanReminder": utc(2027, 1, 7, 17, 0),
+                             "Event_AgreeStepDownPlanEscalation": utc(2027, 1, 7, 17, 0)}
+    flow.clock.move_to(utc(2026, 12, 23, 10, 0))
+    flow.complete("Task_AgreeStepDownPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-06"},
+                  "peh_manager")
+    assert flow.task("Task_TacJointVisit")["roles"] == ["peh_practitioner"]
+    assert flow.due("Task_TacJointVisit") == utc(2027, 1, 6, 17, 0)
+    assert flow.timers() == {"Event_TacJointVisitReminder": utc(2027, 1, 6, 17, 0),
+                             "Event_TacJointVisitEscalation": utc(2027, 1, 7, 17, 0)}
+    flow.fire(utc(2027, 1, 6, 17, 0))
+    assert flow.notes("peh_practitioner") == ["Step down: record the introductory TAC / joint visit"]
+    flow.fire(utc(2027, 1, 7, 16, 59))
+    assert flow.notes("head_of_integrated_working") == []
+    flow.fire(utc(2027, 1, 7, 17, 0))
+    assert flow.notes("head_of_integrated_working") == ["Step down: transition not completed within 10 working days"]
+    assert flow.open() == ["Task_TacJointVisit"]
+    flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "peh_practitioner")
+    assert flow.outcome() == "stepped_down"
+    assert flow.case["data"]["allocated_worker"] == "Lee Lead"
+
+
+def test_plan_not_agreed_by_the_deadline_escalates(flow):
+    start(flow, transitions_meeting_date="2026-12-24")
+    flow.complete("Task_InitialDiscussion", discussion(on="2026-12-21"), "peh_manager")
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_SendDocumentChecklist", {"consent": "not_sought", "consent_not_sought_reason": "increase_risk",
+                                                 "documents_received": ALL_DOCS}, "csc_social_worker")
+    assert flow.due("Task_AgreeStepDownPlan") == utc(2026, 12, 24, 17, 0)
+    flow.fire(utc(2026, 12, 24, 17, 0))
+    assert flow.notes("peh_manager")[0] == "Step down: agree the plan at the Transitions Meeting"
+    flow.fire(utc(2027, 1, 7, 17, 0))
+    assert flow.notes("head_of_integrated_working") == ["Step down: transition not completed within 10 working days"]
+    assert flow.open() == ["Task_AgreeStepDownPlan"]
+
+
+def test_allocation_reminded_at_24_hours_escalated_at_48(flow):
+    start(flow)
+    flow.complete("Task_InitialDiscussion", discussion(), "peh_manager")
+    flow.fire(utc(2026, 12, 22, 9, 0))
+    assert "Step down: allocate a PEH lead professional (24 hours)" in flow.notes("peh_manager")
+    assert flow.notes("head_of_integrated_working") == []
+    flow.fire(utc(2026, 12, 23, 9, 0))
+    assert flow.notes("head_of_integrated_working") == ["Step down: no PEH lead professional allocated after 48 hours"]
+    # The documents are due on 30 December; still missing at the end of the meeting day, the CSC managers hear.
+    flow.fire(utc(2026, 12, 30, 9, 0))
+    assert "Step down: documents for the PEH manager are due" in flow.notes("csc_social_worker")
+    flow.fire(utc(2027, 1, 7, 17, 0))
+    assert "Step down: documents still missing at the Transitions Meeting" in flow.notes("csc_manager")
+
+
+def test_no_step_down_csc_continue(flow):
+    start(flow)
+    flow.complete("Task_InitialDiscussion", discussion("no", "yes"), "peh_manager")
+    assert flow.rules() == ["Rule_AgreedPehCannotMeetNeeds"]
+    assert flow.outcome() == "no_step_down"
+
+
+@pytest.mark.parametrize("can_meet,agree,rule", [("unclear", "yes", "Rule_NeedsUnclear"),
+                                                 ("yes", "no", "Rule_ManagersDisagree")])
+def test_undecided_cases_go_to_the_transitions_meeting(flow, can_meet, agree, rule):
+    start(flow)
+    flow.complete("Task_InitialDiscussion", discussion(can_meet, agree), "peh_manager")
+    assert flow.open() == ["Task_DecideAtMeeting"]
+    assert flow.task("Task_DecideAtMeeting")["roles"] == ["csc_manager"]
+    assert flow.due("Task_DecideAtMeeting") == utc(2026, 12, 30, 9, 0)
+    flow.fire(utc(2026, 12, 30, 9, 0))
+    assert "Step down: decide the case at this week's Transitions Meeting" in flow.notes("csc_manager")
+    flow.fire(utc(2027, 1, 7, 9, 0))
+    assert flow.notes("head_of_integrated_working") == ["Step down: undecided after two Transitions Meetings"]
+    flow.complete("Task_DecideAtMeeting", {"decision_date": "2027-01-07", "decided_by": "Chair",
+                                           "meeting_decision": "no_step_down", "decision_reason": "CP plan"},
+                  "csc_manager")
+    assert flow.rules() == [rule, "Rule_MeetingNoStepDown"]
+    assert flow.outcome() == "no_step_down"
+
+
+def test_meeting_agrees_the_step_down_and_the_deadline_counts_from_the_meeting(flow):
+    start(flow)
+    flow.complete("Task_InitialDiscussion", discussion("unclear", "no"), "peh_manager")
+    flow.clock.move_to(utc(2027, 1, 7, 11, 0))
+    flow.complete("Task_DecideAtMeeting", {"decision_date": "2027-01-07", "decided_by": "Chair",
+                                           "meeting_decision": "step_down", "decision_reason": "Ready"},
+                  "csc_manager")
+    assert flow.rules() == ["Rule_NeedsUnclear", "Rule_MeetingStepDown"]
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_SendDocumentChecklist", {"consent": "given", "documents_received": ALL_DOCS},
+                  "csc_social_worker")
+    assert flow.timers()["Event_AgreeStepDownPlanEscalation"] == utc(2027, 1, 21, 17, 0)
+
+
+@pytest.mark.parametrize("stage", ["discussion", "transition", "tac"])
+def test_immediate_risk_interrupts_every_stage(flow, stage):
+    start(flow)
+    if stage in ("transition", "tac"):
+        flow.complete("Task_InitialDiscussion", discussion(), "peh_manager")
+    if stage == "tac":
+        flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+        flow.complete("Task_SendDocumentChecklist", {"consent": "given", "documents_received": ALL_DOCS},
+                      "csc_social_worker")
+        flow.complete("Task_AgreeStepDownPlan", {"transition_plan": "P", "tac_visit_date": "2027-01-05"},
+                      "peh_manager")
+    flow.message("immediate_risk")
+    assert flow.open() == ["Task_UrgentSpaReferral"]
+    assert flow.task("Task_UrgentSpaReferral")["roles"] == ["spa"]
+    assert flow.due("Task_UrgentSpaReferral") == utc(2026, 12, 21, 17, 0)
+    assert flow.timers() == {}
+    flow.complete("Task_UrgentSpaReferral", {"risk_summary": "Injury", "spa_referral_made": True}, "spa")
+    assert flow.outcome() == "safeguarding_referral"
