@@ -1,0 +1,314 @@
+"""The Carmarthenshire step-up pathway (TAF to statutory services), through the REST API.
+
+Protocol: /work/shared/protocols/carmarthenshire-taf.txt, section 7 and the step-up pathway (single and multi
+agency); thresholds in dmn/carmarthenshire_level_of_support.dmn. Outcomes: continue_taf, stepped_up,
+safeguarding_referral.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from service import scheduler
+from service.engine.clock import LONDON
+
+KEY = "carmarthenshire_step_up"
+ROLES = ["keyworker", "taf_coordinator", "taf_manager", "crt_manager", "crt", "social_worker"]
+TARGETED = {"significant_harm": "concern", "number_of_needs": 2, "needs_met_by_taf": True, "family_engaging": True}
+ACAS = {"significant_harm": "no", "number_of_needs": 4, "needs_met_by_taf": False, "family_engaging": True}
+PROTECTIVE = {"significant_harm": "yes", "number_of_needs": 1, "needs_met_by_taf": True, "family_engaging": True}
+
+
+def london(*args) -> datetime:
+    return datetime(*args, tzinfo=LONDON)
+
+
+def when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class Case:
+    def __init__(self, api, data, role="keyworker", reference="CARM-UP-1"):
+        self.api = api
+        response = api.post("/cases", json={"process": KEY, "reference": reference, "data": data},
+                            as_=api.as_role(role))
+        assert response.status_code == 201, response.json
+        self.id = response.json["id"]
+
+    @property
+    def json(self):
+        return self.api.get(f"/cases/{self.id}", as_="admin").json
+
+    def open(self) -> list[str]:
+        return sorted(t["name"] for t in self.json["tasks"])
+
+    def task(self, name):
+        tasks = [t for t in self.json["tasks"] if t["name"] == name]
+        assert len(tasks) == 1, f"{name} not open; open: {self.open()}"
+        return tasks[0]
+
+    def complete(self, name, data, role):
+        task = self.task(name)
+        assert role in task["roles"], (name, task["roles"])
+        response = self.api.post(f"/tasks/{task['id']}/complete", json={"data": data}, as_=self.api.as_role(role))
+        assert response.status_code == 200, response.json
+        assert response.json["status"] != "error", response.json["error"]
+        return response.json
+
+    def message(self, name, data=None):
+        response = self.api.post(f"/cases/{self.id}/messages", json={"name": name, "data": data or {}}, as_="admin")
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def history(self):
+        return self.api.get(f"/cases/{self.id}/history", as_="admin").json
+
+    def rules(self, element):
+        return [[r["id"] for r in e["detail"]["matched_rules"]] for e in self.history()
+                if e["event"] == "decision_taken" and e["task"] == element]
+
+    def timers(self):
+        return {t["name"]: when(t["due_at"]) for t in self.json["timers"]}
+
+
+@pytest.fixture
+def api(pathways, frozen_clock):
+    frozen_clock.move_to(london(2027, 1, 11, 9, 0))  # Monday; no bank holiday for weeks
+    for role in ROLES:
+        pathways.as_role(role)
+    pathways.clock = frozen_clock
+    return pathways
+
+
+def notes(api, role):
+    return [(n["kind"], n["subject"]) for n in api.get("/notifications", as_=api.as_role(role)).json]
+
+
+def multi_agency(api, **extra):
+    return Case(api, {"allocation_decision": "multi_agency", "concerns": "Neglect worries", "family_name": "Evans",
+                      **extra})
+
+
+def to_manager(case, level):
+    case.complete("Task_RecordConcerns", level, "taf_coordinator")
+
+
+def test_process_definition(api):
+    process = api.get(f"/processes/{KEY}", as_="admin").json
+    assert process["roles"] == sorted(["crt", "crt_manager", "keyworker", "social_worker", "taf_coordinator",
+                                       "taf_manager"])
+    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == ["allocation_decision", "concerns"]
+
+
+def test_targeted_level_not_agreed_continues_taf(api):
+    case = multi_agency(api)
+    task = case.task("Task_RecordConcerns")
+    assert task["roles"] == ["taf_coordinator"]
+    assert when(task["due_at"]) == london(2027, 1, 12, 9, 0)
+    assert case.json["data"]["concerns"] == "Neglect worries"
+    to_manager(case, TARGETED)
+    assert case.rules("Task_LevelOfSupport") == [["Rule_ConcernTargeted"]]
+    assert case.json["data"]["level"] == {"level_of_support": "targeted", "taf_can_support": True}
+    task = case.task("Task_DiscussWithTafManager")
+    assert task["roles"] == ["taf_manager"]
+    assert case.timers() == {"Event_DiscussWithTafManagerReminder": london(2027, 1, 11, 13, 0),
+                             "Event_TafManagerUnavailable": london(2027, 1, 12, 9, 0)}
+    done = case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "not_agreed",
+                                                        "taf_manager_reason": "TAF plan can meet the needs"},
+                         "taf_manager")
+    # The immediate-risk listener does not keep a finished case open.
+    assert (done["status"], done["outcome"], done["timers"]) == ("completed", "continue_taf", [])
+
+
+def test_agreed_referral_acas_long_term_is_stepped_up(api):
+    case = multi_agency(api)
+    to_manager(case, ACAS)
+    assert case.rules("Task_LevelOfSupport") == [["Rule_NeedsBeyondTaf"]]
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "ACAS needed"},
+                  "taf_manager")
+    task = case.task("Task_CrtConsultation")
+    assert task["roles"] == ["crt_manager"]
+    case.complete("Task_CrtConsultation", {"crt_view": "agree"}, "crt_manager")
+    marf = case.task("Task_CompleteMarf")
+    assert marf["roles"] == ["keyworker"]
+    assert when(marf["due_at"]) == london(2027, 1, 12, 9, 0)
+    assert case.timers() == {"Event_CompleteMarfReminder": london(2027, 1, 12, 9, 0),
+                             "Event_CompleteMarfEscalation": london(2027, 1, 13, 9, 0)}
+    # Reminder to the keyworker, then escalation to the TAF manager; the MARF stays open.
+    api.clock.move_to(london(2027, 1, 13, 9, 0))
+    assert scheduler.fire_due(api.app) == 2
+    assert notes(api, "keyworker") == [("reminder", "Step-up MARF not yet sent")]
+    assert ("escalation", "Step-up MARF overdue") in notes(api, "taf_manager")
+    assert case.open() == ["Task_CompleteMarf"]
+    # Consent not sought without a reason: the MARF comes back.
+    case.complete("Task_CompleteMarf", {"marf_summary": "Needs beyond TAF", "consent": "not_sought"}, "keyworker")
+    assert case.open() == ["Task_CompleteMarf"]
+    case.complete("Task_CompleteMarf", {"marf_summary": "Needs beyond TAF", "consent": "not_sought",
+                                        "consent_not_sought_reason": "undue_delay"}, "keyworker")
+    decision = case.task("Task_CrtDecision")
+    assert decision["roles"] == ["crt"]
+    assert when(decision["due_at"]) == london(2027, 1, 14, 9, 0)
+    case.complete("Task_CrtDecision", {"crt_decision": "acas"}, "crt")
+    task = case.task("Task_DiscussAssessment")
+    assert sorted(task["roles"]) == ["social_worker", "taf_coordinator"]
+    assert when(task["due_at"]) == london(2027, 3, 12, 9, 0)  # 42 working days
+    assert case.json["status"] == "active"  # does not close automatically to TAF
+    case.complete("Task_DiscussAssessment", {"long_term_statutory": "yes"}, "social_worker")
+    data = case.json
+    assert (data["status"], data["outcome"]) == ("completed", "stepped_up")
+    assert data["data"]["consent_not_sought_reason"] == "undue_delay"
+
+
+def test_acas_not_long_term_continues_taf(api):
+    case = multi_agency(api)
+    to_manager(case, ACAS)
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "x"}, "taf_manager")
+    case.complete("Task_CrtConsultation", {"crt_view": "agree"}, "crt_manager")
+    case.complete("Task_CompleteMarf", {"marf_summary": "x", "consent": "given"}, "keyworker")
+    case.complete("Task_CrtDecision", {"crt_decision": "acas"}, "crt")
+    case.complete("Task_DiscussAssessment", {"long_term_statutory": "no"}, "taf_coordinator")
+    assert case.json["outcome"] == "continue_taf"
+
+
+@pytest.mark.parametrize("agreed, rule, then", [
+    (TARGETED, "Rule_ConcernTargeted", "continue_taf"),
+    (ACAS, "Rule_NeedsBeyondTaf", "Task_CompleteMarf"),
+    (PROTECTIVE, "Rule_Protective", "Task_UrgentMarf"),
+])
+def test_threshold_disagreement_goes_to_both_managers(api, agreed, rule, then):
+    case = multi_agency(api)
+    to_manager(case, ACAS)
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "x"}, "taf_manager")
+    case.complete("Task_CrtConsultation", {"crt_view": "disagree", "crt_manager_notes": "Targeted"}, "crt_manager")
+    task = case.task("Task_ManagersConsult")
+    assert sorted(task["roles"]) == ["crt_manager", "taf_manager"]
+    assert when(task["due_at"]) == london(2027, 1, 12, 9, 0)
+    # Either manager may record it; the reason is required.
+    response = api.post(f"/tasks/{task['id']}/complete", json={"data": agreed}, as_=api.as_role("crt_manager"))
+    assert response.status_code == 422 and "threshold_decision_reason" in response.json["errors"]
+    case.complete("Task_ManagersConsult", {**agreed, "threshold_decision_reason": "Agreed on CYSUR criteria"},
+                  "crt_manager")
+    assert case.rules("Task_AgreedLevelOfSupport") == [[rule]]
+    if then == "continue_taf":
+        assert case.json["outcome"] == "continue_taf"
+        assert case.json["data"]["threshold_decision_reason"] == "Agreed on CYSUR criteria"
+    else:
+        assert case.open() == [then]
+
+
+def test_single_agency_consultation(api):
+    case = Case(api, {"allocation_decision": "single_agency", "concerns": "Worried"})
+    task = case.task("Task_ConsultOnMultiAgency")
+    assert task["roles"] == ["keyworker"]
+    assert when(task["due_at"]) == london(2027, 1, 13, 9, 0)
+    # Not consulted and no reason: the keyworker must say why.
+    case.complete("Task_ConsultOnMultiAgency", {"consulted_taf": "not_consulted"}, "keyworker")
+    assert case.open() == ["Task_ConsultOnMultiAgency"]
+    case.complete("Task_ConsultOnMultiAgency", {"consulted_taf": "not_consulted",
+                                                "not_consulted_reason": "Manager on leave"}, "keyworker")
+    assert case.open() == ["Task_RecordConcerns"]
+    assert case.json["data"]["not_consulted_reason"] == "Manager on leave"
+
+
+def test_single_agency_multi_agency_next_continues_taf(api):
+    case = Case(api, {"allocation_decision": "single_agency", "concerns": "Worried"})
+    case.complete("Task_ConsultOnMultiAgency", {"consulted_taf": "consulted", "multi_agency_next": True}, "keyworker")
+    assert (case.json["status"], case.json["outcome"]) == ("completed", "continue_taf")
+
+
+@pytest.mark.parametrize("involvement, outcome", [("statutory", "safeguarding_referral"), ("none", "continue_taf")])
+def test_protective_level_urgent_referral_and_s47(api, involvement, outcome):
+    case = multi_agency(api)
+    to_manager(case, PROTECTIVE)
+    assert case.rules("Task_LevelOfSupport") == [["Rule_Protective"]]
+    task = case.task("Task_UrgentMarf")  # no discussion with the managers first
+    assert sorted(task["roles"]) == ["keyworker", "taf_coordinator", "taf_manager"]
+    assert when(task["due_at"]) == london(2027, 1, 11, 17, 0)
+    api.clock.move_to(london(2027, 1, 11, 11, 0))
+    assert scheduler.fire_due(api.app) == 1
+    assert ("escalation", "Urgent referral for a child in need of protection not yet made") in notes(api, "taf_manager")
+    response = api.post(f"/tasks/{task['id']}/complete", json={"data": {"marf_summary": "x", "consent": "given"}},
+                        as_=api.as_role("taf_coordinator"))
+    assert response.status_code == 422 and "crt_manager_phoned" in response.json["errors"]
+    case.complete("Task_UrgentMarf", {"marf_summary": "Bruising", "crt_manager_phoned": True, "consent": "not_sought",
+                                      "consent_not_sought_reason": "increase_risk"}, "taf_coordinator")
+    case.complete("Task_CrtDecision", {"crt_decision": "s47"}, "crt")
+    assert case.json["status"] == "active"  # TAF does not close until the S47 outcome is discussed
+    task = case.task("Task_DiscussS47Outcome")
+    assert sorted(task["roles"]) == ["social_worker", "taf_coordinator"]
+    case.complete("Task_DiscussS47Outcome", {"s47_further_involvement": involvement}, "taf_coordinator")
+    assert (case.json["status"], case.json["outcome"]) == ("completed", outcome)
+
+
+def test_crt_finds_no_statutory_need(api):
+    case = multi_agency(api)
+    to_manager(case, PROTECTIVE)
+    case.complete("Task_UrgentMarf", {"marf_summary": "x", "crt_manager_phoned": True, "consent": "given"}, "keyworker")
+    case.complete("Task_CrtDecision", {"crt_decision": "no_statutory"}, "crt")
+    assert case.json["outcome"] == "continue_taf"
+
+
+def test_taf_manager_unavailable_goes_direct_to_the_crt_manager(api):
+    case = multi_agency(api)
+    to_manager(case, ACAS)
+    api.clock.move_to(london(2027, 1, 11, 13, 0))
+    assert scheduler.fire_due(api.app) == 1
+    assert notes(api, "taf_manager") == [("reminder", "Step-up discussion waiting for the TAF manager")]
+    assert case.open() == ["Task_DiscussWithTafManager"]
+    api.clock.move_to(london(2027, 1, 12, 9, 0))
+    assert scheduler.fire_due(api.app) == 1
+    assert notes(api, "crt_manager") == [
+        ("escalation", "TAF manager not available: step-up discussion comes direct to the CRT manager")]
+    assert case.open() == ["Task_CrtConsultation"]
+    case.complete("Task_CrtConsultation", {"crt_view": "agree"}, "crt_manager")
+    assert case.open() == ["Task_CompleteMarf"]
+
+
+@pytest.mark.parametrize("involvement, outcome", [("statutory", "safeguarding_referral"), ("none", "continue_taf")])
+def test_immediate_risk_does_not_close_taf_until_the_s47_outcome_is_discussed(api, involvement, outcome):
+    case = multi_agency(api)
+    to_manager(case, TARGETED)
+    api.clock.move_to(london(2027, 1, 11, 15, 30))
+    case.message("immediate_risk", {"risk_reported_by": "school"})
+    # Non-interrupting: the TAF discussion stays open beside the urgent referral.
+    assert case.open() == ["Task_DiscussWithTafManager", "Task_UrgentCrtReferral"]
+    task = case.task("Task_UrgentCrtReferral")
+    assert task["roles"] == ["crt"]
+    assert when(task["due_at"]) == london(2027, 1, 11, 17, 0)
+    assert case.json["data"]["risk_reported_by"] == "school"
+    # The TAF side finishes first: the case stays open for the referral and the S47 discussion.
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "not_agreed", "taf_manager_reason": "x"},
+                  "taf_manager")
+    assert case.json["status"] == "active"
+    case.complete("Task_UrgentCrtReferral", {"risk_summary": "Disclosure at school", "crt_manager_phoned": True}, "crt")
+    assert case.json["status"] == "active"
+    task = case.task("Task_DiscussRiskS47Outcome")
+    assert sorted(task["roles"]) == ["social_worker", "taf_coordinator"]
+    assert when(task["due_at"]) == london(2027, 3, 10, 15, 30)
+    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": involvement}, "social_worker")
+    assert (case.json["status"], case.json["outcome"]) == ("completed", outcome)
+
+
+def test_immediate_risk_at_the_start_keeps_every_step_open(api):
+    case = Case(api, {"allocation_decision": "single_agency", "concerns": "x"})
+    case.message("immediate_risk")
+    assert case.open() == ["Task_ConsultOnMultiAgency", "Task_UrgentCrtReferral"]
+    case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
+    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "taf_coordinator")
+    assert case.json["status"] == "active"  # the step up itself still runs
+    case.complete("Task_ConsultOnMultiAgency", {"consulted_taf": "consulted", "multi_agency_next": True}, "keyworker")
+    assert case.json["status"] == "completed"
+
+
+def test_once_immediate_risk_is_reported_the_s47_discussion_gives_the_outcome(api):
+    """The S47 outcome discussion ends first; the TAF side ending later does not overwrite its outcome."""
+    case = multi_agency(api)
+    to_manager(case, TARGETED)
+    case.message("immediate_risk")
+    case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
+    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "taf_coordinator")
+    assert case.open() == ["Task_DiscussWithTafManager"]
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "not_agreed", "taf_manager_reason": "x"},
+                  "taf_manager")
+    assert (case.json["status"], case.json["outcome"]) == ("completed", "safeguarding_referral")
