@@ -31,11 +31,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))
 
-    from service import api, cli, scheduler
+    from service import api, cli, scheduler, tracker_page, web
 
     api.init_app(app)
     cli.init_app(app)
     scheduler.init_app(app)
+    web.init_app(app)
+    tracker_page.init_app(app)
     return app
 
 

@@ -1,12 +1,12 @@
 """GET /tracker/print: the printable Step up / Step down Transitions Meeting tracker (A4 landscape).
 
-Registered by :func:`init_app` (called from ``create_app``; calling it twice does nothing). Who is reading: a user
-already signed in for the request (``g.user``, set by the web pages' session sign-in when it is wired), else an API
-token given as ``?token=`` or as ``Authorization: Bearer``.
+Registered by :func:`init_app` (called from ``create_app``; calling it twice does nothing). Who is reading: the user
+signed in to the pages, else an API token given as ``?token=`` or as ``Authorization: Bearer``.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, g, render_template, request
+from flask import Blueprint, Flask, abort, render_template, request
+from flask_login import current_user
 
 from service import tracker as tracker_service
 from service.auth import user_for_token
@@ -18,9 +18,8 @@ bp = Blueprint("tracker_page", __name__, template_folder="templates")
 
 
 def _reader():
-    user = g.get("user")
-    if user is not None:
-        return user
+    if current_user.is_authenticated:  # signed in to the pages
+        return current_user
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else ""
     token = token or (request.args.get("token") or "").strip()

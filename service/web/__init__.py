@@ -1,0 +1,96 @@
+"""The web pages for case workers and managers: GOV.UK Design System markup, rendered on the server.
+
+Every page calls the same service layer as the REST API (``service.cases``, ``service.auth``); nothing
+here decides who may do what. ``init_app`` wires in:
+
+* Flask-Login (a signed session cookie holding the user's id; sign-in through ``service.auth.sign_in``,
+  which hashes with argon2 and locks an account after repeated failures);
+* Flask-WTF's ``CSRFProtect`` on every form post, with the ``/api/v1`` blueprints exempt (they use bearer
+  tokens, not cookies);
+* security headers on every response (a strict content security policy: no inline script or style);
+* a session cookie marked ``Secure`` when the request came over HTTPS (or ``SESSION_COOKIE_SECURE`` is set);
+* Jinja loading the ``govuk-frontend-jinja`` macros as ``govuk_frontend_jinja/...``.
+"""
+from __future__ import annotations
+
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
+
+from service.web import filters
+from service.web.views import WebUser, bp
+
+API_PREFIX = "/api/"
+
+#: bpmn-js sets element styles through the CSSOM (allowed by style-src 'self'); its bundled font and
+#: the bpmn.io watermark logo are data: URIs, hence font-src and img-src allow data:.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is ``Secure`` when configured so, and whenever the request itself is HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(super().get_cookie_secure(app) or (has_request_context() and request.is_secure))
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_loader = ChoiceLoader([
+        app.jinja_loader,
+        PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+    ])
+    filters.register(app)
+    app.session_interface = _SessionInterface()
+
+    login_manager.init_app(app)
+    login_manager.login_view = "web.sign_in"
+    login_manager.login_message = "Sign in to see that page"
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(WebUser.load)
+
+    app.register_blueprint(bp)
+    csrf.init_app(app)
+    _exempt_api(app)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if request.blueprint == bp.name:  # pages show case data: never keep them in a shared cache
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _exempt_api(app: Flask) -> None:
+    """The REST API authenticates each request with a bearer token, so a cookie can never act for it."""
+    names = {rule.endpoint.rsplit(".", 1)[0] for rule in app.url_map.iter_rules()
+             if rule.rule.startswith(API_PREFIX) and "." in rule.endpoint}
+    for name in names:
+        csrf.exempt(app.blueprints[name])

@@ -1,0 +1,308 @@
+"""The pages: sign in and out, the inbox, a task's form, a case, the manager view.
+
+Each view reads and acts through ``service.cases`` (the rules of who may see and do what live there and
+nowhere else) and renders a template; errors the service layer raises become GOV.UK-style pages.
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from service import cases as case_service
+from service.auth import SignInRefused, sign_in as check_password
+from service.engine import calendar, clock
+from service.errors import Conflict, Forbidden, InvalidData, ServiceError
+from service.models import OpenTask, User, db
+from service.web import formview
+
+bp = Blueprint("web", __name__)
+
+DUE_SOON_WORKING_DAYS = 2
+
+
+class WebUser(UserMixin):
+    """The signed-in user as Flask-Login sees them (the session holds only the id)."""
+
+    def __init__(self, user: User) -> None:
+        self.id = user.id
+        self.name = user.name
+        self.display_name = user.display_name or user.name
+        self.roles = tuple(user.roles)
+
+    @classmethod
+    def load(cls, user_id: str) -> WebUser | None:
+        try:
+            user = db.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None
+        return cls(user) if user is not None else None
+
+    @property
+    def actor(self) -> case_service.Actor:
+        return case_service.Actor(self.name, self.roles)
+
+    @property
+    def is_manager(self) -> bool:
+        return self.actor.is_manager
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+_TITLES = {400: "There is a problem with that request", 403: "You cannot see this page",
+           404: "Page not found", 405: "That cannot be done here", 409: "This has changed",
+           422: "There is a problem", 500: "Sorry, there is a problem with the service"}
+
+
+def error_page(status: int, message: str, *, link: tuple[str, str] | None = None):
+    return render_template("error.html", status=status, title=_TITLES.get(status, "There is a problem"),
+                           message=message, link=link), status
+
+
+@bp.errorhandler(ServiceError)
+def service_error(error: ServiceError):
+    db.session.rollback()
+    link = None
+    if isinstance(error, Conflict) and request.view_args and request.view_args.get("task_id"):
+        task = db.session.get(OpenTask, request.view_args["task_id"])
+        if task is not None and case_service.may_see_case(db.session, task.case, current_user.actor):
+            link = (url_for("web.case", case_id=task.case_id), f"Go to case {task.case.reference}")
+    return error_page(error.status, error.message, link=link)
+
+
+@bp.errorhandler(StaleDataError)
+def changed_meanwhile(error: StaleDataError):
+    db.session.rollback()
+    return error_page(409, "Someone else changed this case at the same moment. Reload it and try again.")
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_refused(error: CSRFError):
+    return error_page(400, "The form was not accepted because it has expired or did not come from this "
+                           "service. Go back, reload the page and try again.")
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    if error.code in (401, 403, 404, 405, 400):
+        return error_page(error.code, error.description or error.name)
+    return error
+
+
+# -- signing in and out --------------------------------------------------------------------------
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (never //host or a scheme) may be returned to after signing in."""
+    if not target:
+        return url_for("web.inbox")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("web.inbox")
+    return target
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(url_for("web.inbox"))
+    errors: dict[str, str] = {}
+    name, status = "", 200
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        password = request.form.get("password", "")
+        if not name:
+            errors["name"] = "Enter your user name"
+        if not password:
+            errors["password"] = "Enter your password"
+        if not errors:
+            try:
+                user = check_password(db.session, name, password)
+            except SignInRefused as refused:
+                db.session.commit()  # keep the count of failures, and a lock-out
+                errors["password"] = refused.message
+                status = 401
+            else:
+                db.session.commit()
+                session.clear()  # a fresh session: nothing from before signing in survives
+                login_user(WebUser(user))
+                return redirect(_safe_next(request.args.get("next")))
+    if errors and status == 200:
+        status = 400
+    error_list = [{"text": message, "href": f"#{key}"} for key, message in errors.items()]
+    return render_template("sign_in.html", errors=errors, error_list=error_list, name=name,
+                           next=request.args.get("next")), status
+
+
+@bp.route("/sign-out", methods=["GET", "POST"])
+def sign_out():
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("web.sign_in"))
+        return render_template("sign_out.html")
+    logout_user()
+    session.clear()
+    flash("You have signed out.", "success")
+    return redirect(url_for("web.sign_in"))
+
+
+# -- inbox ---------------------------------------------------------------------------------------
+
+@bp.route("/")
+@login_required
+def inbox():
+    tasks = case_service.open_tasks(db.session, current_user.actor)
+    overdue = sum(1 for t in tasks if t.due_at is not None and t.due_at < clock.now())
+    return render_template("inbox.html", tasks=tasks, overdue=overdue)
+
+
+# -- a task --------------------------------------------------------------------------------------
+
+def _documentation(process, task: OpenTask) -> str | None:
+    for spec in (process.spec, *process.subprocess_specs.values()):
+        task_spec = spec.task_specs.get(task.name)
+        if task_spec is not None:
+            return task_spec.documentation
+    return None
+
+
+def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+               assign_error: str | None = None, status: int = 200):
+    actor = current_user.actor
+    process = case_service.process_of(db.session, task.case)
+    form = process.form_of(task.name)
+    errors = errors or {}
+    if values is None:
+        values = formview.initial_values(form, task.case.data or {}, task.draft) if form else {}
+    return render_template(
+        "task.html", task=task, case=task.case, process=process, form=form,
+        items=formview.items(form, values, errors) if form else [],
+        error_list=(formview.error_list(form, errors) if form else [])
+        + ([{"text": assign_error, "href": "#assignee"}] if assign_error else []),
+        documentation=_documentation(process, task),
+        candidates=[{"value": u.name, "text": f"{u.display_name} ({u.name})" if u.display_name else u.name,
+                     "selected": u.name == task.assignee}
+                    for u in case_service.assignable_users(db.session, task)] if actor.is_manager else [],
+        draft_saved=bool(task.draft),
+    ), status
+
+
+@bp.route("/tasks/<string:task_id>", methods=["GET", "POST"])
+@login_required
+def task(task_id: str):
+    actor = current_user.actor
+    task = case_service.get_task(db.session, task_id, actor)
+    if request.method == "GET":
+        return _task_page(task)
+    form = case_service.task_form(db.session, task)
+    raw = formview.raw_from_post(form, request.form) if form else {}
+    if request.form.get("action") == "draft":
+        case_service.save_draft(db.session, task_id, raw, actor)
+        case_service.commit(db.session)
+        flash("Your answers are saved as a draft. Nothing is sent until you complete the task.", "success")
+        return redirect(url_for("web.task", task_id=task_id))
+    try:
+        case = case_service.complete_task(db.session, task_id, request.form if form else {}, actor, source="html")
+    except InvalidData as invalid:
+        db.session.rollback()
+        task = case_service.get_task(db.session, task_id, actor)
+        return _task_page(task, raw, invalid.errors, status=422)
+    title, case_id = task.title, case.id
+    case_service.commit(db.session)
+    if case.status == "error":
+        flash(f"'{title}' was recorded, but the case stopped on an error: {(case.error or {}).get('message')}", "error")
+    else:
+        flash(f"You completed '{title}'.", "success")
+    return redirect(url_for("web.case", case_id=case_id))
+
+
+@bp.route("/tasks/<string:task_id>/claim", methods=["POST"])
+@login_required
+def claim(task_id: str):
+    actor = current_user.actor
+    assignee = request.form.get("assignee") or None
+    try:
+        task = case_service.claim_task(db.session, task_id, actor, assignee)
+    except InvalidData as invalid:
+        db.session.rollback()
+        task = case_service.get_task(db.session, task_id, actor)
+        return _task_page(task, assign_error=next(iter(invalid.errors.values()), invalid.message), status=422)
+    title, target = task.title, task.assignee
+    case_service.commit(db.session)
+    flash(f"'{title}' is now yours." if target == actor.name else f"'{title}' is now with {target}.", "success")
+    back = request.form.get("next")
+    return redirect(_safe_next(back) if back else url_for("web.task", task_id=task_id))
+
+
+# -- a case --------------------------------------------------------------------------------------
+
+_EVENTS = {
+    "case_started": "Case started", "task_completed": "Task completed", "task_assigned": "Task assigned",
+    "decision_taken": "Decision taken", "timer_fired": "Timer reached", "message_received": "Message received",
+    "message_sent": "Message sent", "message_thrown": "Message sent", "case_handed_on": "Handed on to another pathway",
+    "message_undelivered": "Message not delivered", "case_retried": "Case run again", "error": "Stopped on an error",
+    "case_completed": "Case completed",
+}
+
+
+def _element_names(process) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for spec in (process.spec, *process.subprocess_specs.values()):
+        for task_spec in spec.task_specs.values():
+            bpmn_id = getattr(task_spec, "bpmn_id", None)
+            if bpmn_id:
+                names[bpmn_id] = getattr(task_spec, "bpmn_name", None) or bpmn_id
+    return names
+
+
+@bp.route("/cases/<int:case_id>")
+@login_required
+def case(case_id: int):
+    actor = current_user.actor
+    case = case_service.get_case(db.session, case_id, actor)
+    process = case_service.process_of(db.session, case)
+    names = _element_names(process)
+    events = [{"event": e, "title": _EVENTS.get(e.event, e.event.replace("_", " ").capitalize()),
+               "element": names.get(e.task or "", e.task)} for e in case_service.history(db.session, case)]
+    tasks = [(t, case_service.may_work_on(t, actor)) for t in case.tasks]
+    timers = [(t, names.get(t.attached_task_id or "", None)) for t in case.timers]
+    return render_template("case.html", case=case, process=process, events=events, tasks=tasks,
+                           timers=timers, names=names, current=" ".join(sorted({t.name for t in case.tasks})))
+
+
+@bp.route("/cases/<int:case_id>/diagram.bpmn")
+@login_required
+def diagram(case_id: int):
+    case = case_service.get_case(db.session, case_id, current_user.actor)
+    process = case_service.process_of(db.session, case)
+    return Response(process.diagram, mimetype="application/xml",
+                    headers={"Content-Disposition": f'inline; filename="{process.key}.bpmn"'})
+
+
+# -- managers ------------------------------------------------------------------------------------
+
+@bp.route("/manager")
+@login_required
+def manager():
+    actor = current_user.actor
+    if not actor.is_manager:
+        raise Forbidden("The manager view is for managers: your roles do not include one ending in 'manager'.")
+    overdue = case_service.team_tasks(db.session, actor, overdue=True)
+    late = {t.id for t in overdue}
+    soon = [t for t in case_service.team_tasks(db.session, actor,
+                                               due_before=calendar.working_days(DUE_SOON_WORKING_DAYS))
+            if t.id not in late]
+    counts = case_service.case_counts(db.session, actor)
+    workable = {t.id for t in overdue + soon if case_service.may_work_on(t, actor)}
+    return render_template("manager.html", overdue=overdue, soon=soon, counts=counts, workable=workable,
+                           soon_days=DUE_SOON_WORKING_DAYS)
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    return {"nav_current": request.endpoint if request else None}
+
