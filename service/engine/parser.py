@@ -87,7 +87,10 @@ class PathwayMessageEventDefinition(MessageEventDefinition):
             payload = my_task.workflow.script_engine.evaluate(my_task, self.expression)
         else:
             payload = {key: value for key, value in my_task.data.items() if not key.startswith("_")}
-        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload=payload))
+        # A thrown message leaves the case (BPMN message flows join different participants): the service routes
+        # it to the other open cases of the same reference. Caught in-case, the thrower's own event
+        # sub-process waiting for the same name would swallow it and no other case would hear of it.
+        my_task.workflow.top_workflow.bpmn_events.append(BpmnEvent(self, payload=payload))
 
     def update_internal_data(self, my_task, event) -> None:
         my_task.internal_data[self.name] = event.payload

@@ -15,17 +15,18 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, expressions, timers
 from .bundle import ProcessDefinition
 from .parser import PathwayMessageEventDefinition, task_roles
-from .specs import Journal, JournalEntry, attached_task_id
+from .specs import Journal, JournalEntry, attached_task_id, json_safe
 
 
 class EngineError(Exception):
@@ -83,21 +84,6 @@ class Snapshot:
     thrown: list[ThrownMessage] = field(default_factory=list)
 
 
-def json_safe(value: Any) -> Any:
-    """Case data as plain JSON values (dates as ISO text)."""
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, UUID):
-        return str(value)
-    return str(value)
-
-
 class _StateOnlyConverter(BpmnWorkflowConverter):
     """Stores the case's state without its spec: specs are parsed once per deployment and cached."""
 
@@ -116,9 +102,22 @@ class _StateOnlyConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class _TaskConverter(TaskConverter):
+    """SpiffWorkflow 3.2 stores a task's data as a delta but forgets to convert it (dates, datetimes):
+    restoring converts it, so dumping must too."""
+
+    def to_dict(self, task):
+        dct = super().to_dict(task)
+        dct["data"] = self.registry.convert(dct["data"])
+        if dct["delta"]:
+            dct["delta"]["updates"] = self.registry.convert(dct["delta"]["updates"])
+        return dct
+
+
 def _serializer() -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[BpmnWorkflow] = _StateOnlyConverter
+    config[Task] = _TaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]),
                       "date")

@@ -6,7 +6,9 @@ service layer turns into audit entries and notifications.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -15,6 +17,19 @@ from SpiffWorkflow.bpmn.specs.defaults import EndEvent
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
 from .expressions import SandboxedEnvironment
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values (dates as ISO text), as case data is kept."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
 
 
 @dataclass
@@ -57,7 +72,7 @@ class DecisionTask(BusinessRuleTask):
             result = self.decisions.evaluate(self.decision_ref, my_task.data)
         except Exception as error:
             raise WorkflowTaskException(str(error), task=my_task) from error
-        self._store(my_task, result.outputs)
+        self._store(my_task, json_safe(result.outputs))  # case data is JSON: dates and durations as ISO text
         journal = journal_of(my_task)
         if journal is not None:
             journal.note("decision_taken", my_task, **result.to_json())

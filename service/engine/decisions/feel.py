@@ -41,6 +41,8 @@ from typing import Any, Callable, Iterable
 from lark import Lark, Transformer, v_args
 from lark.exceptions import LarkError, VisitError
 
+from service.engine import clock
+
 CTX = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN,
                       traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 
@@ -744,11 +746,11 @@ def _fn_string_join(lst, sep=None):
 
 
 def _fn_today():
-    return dt.date.today()
+    return clock.now().astimezone(clock.LONDON).date()  # the service's one clock, in London
 
 
 def _fn_now():
-    return dt.datetime.now(dt.timezone.utc)
+    return clock.now()
 
 
 def _fn_is_defined(x):
