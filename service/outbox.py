@@ -18,38 +18,83 @@ LONGEST_RETRY = timedelta(hours=1)
 
 
 def send_due(app: Flask, limit: int = 100) -> int:
-    """Email the notifications whose next attempt is due; return how many were sent."""
+    """Email the notifications whose next attempt is due; return how many were sent.
+
+    Each notification is claimed on its own (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent and committed,
+    so two service processes never email the same one. A failed attempt is kept with its error and tried
+    again later (1, 2, 4 ... minutes, at most hourly). When the server cannot be reached the rest wait for
+    the next round instead of each waiting for the connection to time out.
+    """
     if not app.config["SMTP_ENABLED"]:
         return 0
     sent = 0
     with app.app_context():
-        query = (select(Notification, User).join(User, Notification.user_id == User.id)
-                 .where(Notification.email_sent_at.is_(None), Notification.email_next_attempt_at <= clock.now())
-                 .order_by(Notification.email_next_attempt_at).limit(limit))
-        if db.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Notification)
-        for notification, user in db.session.execute(query).all():
-            try:
-                _send(app, notification, user)
-            except (OSError, smtplib.SMTPException) as error:
-                notification.email_attempts += 1
-                delay = min(FIRST_RETRY * 2 ** (notification.email_attempts - 1), LONGEST_RETRY)
-                notification.email_next_attempt_at = clock.now() + delay
-                notification.email_error = f"{type(error).__name__}: {error}"[:500]
-                log.warning("email to %s failed (attempt %d): %s", user.email, notification.email_attempts, error)
-            else:
+        session = db.session
+        due = list(session.scalars(
+            select(Notification.id).where(Notification.email_sent_at.is_(None),
+                                          Notification.email_next_attempt_at <= clock.now())
+            .order_by(Notification.email_next_attempt_at, Notification.id).limit(limit)))
+        session.rollback()
+        smtp: smtplib.SMTP | None = None
+        try:
+            for notification_id in due:
+                claimed = _claim(session, notification_id)
+                if claimed is None:  # sent meanwhile, or being sent by another process
+                    session.rollback()
+                    continue
+                notification, user = claimed
+                try:
+                    if smtp is None:
+                        smtp = _connect(app)
+                    _send(app, smtp, notification, user)
+                except (OSError, smtplib.SMTPException) as error:
+                    _defer(notification, user, error)
+                    session.commit()
+                    if smtp is None or isinstance(error, (OSError, smtplib.SMTPServerDisconnected)):
+                        break  # the server is down or went away: the rest wait for the next round
+                    continue
                 notification.email_sent_at, notification.email_error = clock.now(), None
                 notification.email_attempts += 1
+                session.commit()
                 sent += 1
-            db.session.commit()
+        finally:
+            session.rollback()
+            if smtp is not None:
+                try:
+                    smtp.quit()
+                except (OSError, smtplib.SMTPException):
+                    smtp.close()
     return sent
 
 
-def _send(app: Flask, notification: Notification, user: User) -> None:
+def _claim(session, notification_id: int) -> tuple[Notification, User] | None:
+    query = (select(Notification, User).join(User, Notification.user_id == User.id)
+             .where(Notification.id == notification_id, Notification.email_sent_at.is_(None),
+                    Notification.email_next_attempt_at <= clock.now())
+             .execution_options(populate_existing=True))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Notification)
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _defer(notification: Notification, user: User, error: Exception) -> None:
+    notification.email_attempts += 1
+    delay = min(FIRST_RETRY * 2 ** min(notification.email_attempts - 1, 16), LONGEST_RETRY)  # no overflow
+    notification.email_next_attempt_at = clock.now() + delay
+    notification.email_error = f"{type(error).__name__}: {error}"[:500]
+    log.warning("email to %s failed (attempt %d, next in %s): %s", user.email, notification.email_attempts, delay,
+                error)
+
+
+def _connect(app: Flask) -> smtplib.SMTP:
+    return smtplib.SMTP(app.config["SMTP_HOST"], app.config["SMTP_PORT"], timeout=10)
+
+
+def _send(app: Flask, smtp: smtplib.SMTP, notification: Notification, user: User) -> None:
     message = EmailMessage()
     message["From"] = app.config["SMTP_SENDER"]
     message["To"] = user.email
     message["Subject"] = notification.subject
     message.set_content(notification.body)
-    with smtplib.SMTP(app.config["SMTP_HOST"], app.config["SMTP_PORT"], timeout=10) as smtp:
-        smtp.send_message(message)
+    smtp.send_message(message)

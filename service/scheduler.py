@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
 
 from service import cases, outbox
@@ -24,6 +24,7 @@ from service.models import Case, PendingTimer, db
 log = logging.getLogger(__name__)
 BATCH = 50
 TIMERS_CHANGED = "timers_changed"
+_sweeping = threading.local()  # set while this thread is sweeping: its own commits need no re-read
 
 
 def fire_due(app: Flask, instant: datetime | None = None) -> int:
@@ -31,6 +32,10 @@ def fire_due(app: Flask, instant: datetime | None = None) -> int:
 
     Timers created while firing are due relative to ``instant`` and fire too if already due.
     """
+    return _fire_due(app, instant)[0]
+
+
+def _fire_due(app: Flask, instant: datetime | None = None) -> tuple[int, set[int]]:
     with app.app_context():
         if instant is None:
             return _fire_all(db.session)
@@ -38,56 +43,100 @@ def fire_due(app: Flask, instant: datetime | None = None) -> int:
             return _fire_all(db.session)
 
 
-def _fire_all(session: Session) -> int:
-    fired, skipped = 0, set()
+def _fire_all(session: Session) -> tuple[int, set[int]]:
+    """Fire case by case, each in a transaction of its own; return (timers fired, cases passed over).
+
+    A case is passed over for the rest of this sweep when its firing failed (it keeps its timers and is
+    tried again next sweep), when another process holds it (that process fires it), or when nothing in it
+    turned out to be due.
+    """
+    fired, passed = 0, set()
     while True:
-        batch = _claim_due_cases(session, skipped)
-        if not batch:
-            session.rollback()
-            return fired
-        for case in batch:
+        candidates = _due_case_ids(session, passed)
+        session.rollback()  # no snapshot or lock is held between batches
+        if not candidates:
+            return fired, passed
+        for case_id in candidates:
+            case = _claim(session, case_id)
+            if case is None:  # fired meanwhile, or being fired by another process right now
+                session.rollback()
+                passed.add(case_id)
+                continue
             try:
                 count = cases.fire_timers(session, case)
                 session.commit()
             except Exception:  # one broken case must not stop every other case's timers
                 session.rollback()
-                log.exception("firing timers of case %s failed", case.id)
-                skipped.add(case.id)
+                log.exception("firing timers of case %s failed; they stay due", case_id)
+                passed.add(case_id)
                 continue
             fired += count
             if count == 0:
-                skipped.add(case.id)
+                passed.add(case_id)
 
 
-def _claim_due_cases(session: Session, skipped: set[int]) -> list[Case]:
-    due_cases = (select(PendingTimer.case_id).where(PendingTimer.due_at <= clock.now()))
-    query = (select(Case).where(Case.id.in_(due_cases), Case.status == "active")
-             .order_by(Case.next_timer_at, Case.id).limit(BATCH))
-    if skipped:
-        query = query.where(Case.id.not_in(skipped))
+def _active(case_id_column):
+    return exists().where(Case.id == case_id_column, Case.status == "active")
+
+
+def _due_case_ids(session: Session, passed: set[int]) -> list[int]:
+    """The next cases with a due timer, earliest due first (read without locks: only a hint).
+
+    Read from the pending-timer table along its due_at index, so the cost is the batch, not the table:
+    100,000 pending timers cost no more than 100.
+    """
+    query = (select(PendingTimer.case_id)
+             .where(PendingTimer.due_at <= clock.now(), _active(PendingTimer.case_id))
+             .order_by(PendingTimer.due_at).limit(BATCH))
+    if passed:
+        query = query.where(PendingTimer.case_id.not_in(passed))
+    return list(dict.fromkeys(session.scalars(query)))  # a case with two due timers once
+
+
+def _claim(session: Session, case_id: int) -> Case | None:
+    """The case, locked for this transaction if it still has a due timer and no other process holds it.
+
+    On PostgreSQL this is ``SELECT ... FOR UPDATE SKIP LOCKED`` on the one case row, so two processes never
+    fire the same case and a process that dies mid-firing (its transaction rolled back) leaves the timers
+    due for the next sweep. SQLite has one writer at a time, and the case's version column stops a lost
+    update there.
+    """
+    still_due = exists().where(PendingTimer.case_id == Case.id, PendingTimer.due_at <= clock.now())
+    query = (select(Case).where(Case.id == case_id, Case.status == "active", still_due)
+             .execution_options(populate_existing=True))  # read the state inside the lock, never a stale copy
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Case)
-    return list(session.scalars(query))
+    return session.scalars(query).first()
 
 
-def next_due(app: Flask) -> datetime | None:
+def next_due(app: Flask, passed_over: set[int] | frozenset[int] = frozenset()) -> datetime | None:
+    """When the earliest pending timer of an active case is due (leaving out ``passed_over`` cases)."""
     with app.app_context():
-        return db.session.scalar(select(PendingTimer.due_at).join(Case).where(Case.status == "active")
-                                 .order_by(PendingTimer.due_at).limit(1))
+        query = select(PendingTimer.due_at).where(_active(PendingTimer.case_id)).order_by(PendingTimer.due_at).limit(1)
+        if passed_over:
+            query = query.where(PendingTimer.case_id.not_in(passed_over))
+        return db.session.scalar(query)
 
 
 class TimerService:
-    """The background scheduler of one service process."""
+    """The background scheduler of one service process.
+
+    Three jobs: a sweep at start-up and then on a safety interval (it catches up after downtime, and picks
+    up timers another process set or left behind), an alarm at the next due row of the pending-timer table
+    (``next-due``), and a re-read of that table after every commit that changed a timer (``reread``).
+    Alarms are set on the service clock: "due in 2 hours" on the service clock rings 2 real hours later.
+    """
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": None,
+                                                                          "coalesce": True})
         self._lock = threading.Lock()
 
     def start(self) -> None:
         interval = self.app.config["TIMER_SAFETY_INTERVAL_SECONDS"]
         self.scheduler.add_job(self.sweep, "interval", seconds=interval, id="safety", max_instances=1,
-                               coalesce=True, next_run_time=datetime.now(clock.LONDON))
+                               next_run_time=datetime.now(timezone.utc))  # at once: catch up after downtime
         self.scheduler.start()
         event.listen(Session, "after_commit", self._after_commit)
 
@@ -98,21 +147,30 @@ class TimerService:
     def sweep(self) -> None:
         """Fire what is due, send the outbox, and set the alarm for the next due timer."""
         with self._lock:
+            passed_over: set[int] = set()
+            _sweeping.active = True
             try:
-                fire_due(self.app)
+                passed_over = _fire_due(self.app)[1]
                 outbox.send_due(self.app)
             except Exception:
                 log.exception("timer sweep failed")
-            self.wake_at(next_due(self.app))
+            finally:
+                _sweeping.active = False
+            # A case passed over (failing, or held by another process) waits for the safety interval,
+            # rather than waking this process again at once.
+            self.wake_at(next_due(self.app, passed_over))
 
     def wake_at(self, due: datetime | None) -> None:
+        """Set the alarm for ``due`` (service clock), replacing the one set before."""
         if due is None:
             return
-        run_at = max(due, clock.now()) + timedelta(milliseconds=50)
-        self.scheduler.add_job(self.sweep, "date", run_date=run_at, id="next-due", replace_existing=True)
+        delay = max(due - clock.now(), timedelta(0)) + timedelta(milliseconds=50)
+        self.scheduler.add_job(self.sweep, "date", run_date=datetime.now(timezone.utc) + delay, id="next-due",
+                               replace_existing=True, max_instances=2)
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(TIMERS_CHANGED, False):
+        changed = session.info.pop(TIMERS_CHANGED, False)
+        if changed and not getattr(_sweeping, "active", False):  # a sweep sets the alarm when it ends
             # Re-read the table outside the committing thread's transaction.
             self.scheduler.add_job(self._reschedule, id="reread", replace_existing=True)
 

@@ -107,8 +107,13 @@ def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, relativedelta]
     except ValueError:
         raise expressions.ExpressionError(f"'{text}' has a bad repeat count") from None
     if len(parts) == 3:
-        return cycles, parse_instant(parts[1]), parse_duration(parts[2])
+        period = parse_duration(parts[2])
+        if add_wall_clock(now, period) <= now:
+            raise expressions.ExpressionError(f"'{text}' repeats with no time between firings")
+        return cycles, parse_instant(parts[1]), period
     period = parse_duration(parts[1])
+    if add_wall_clock(now, period) <= now:
+        raise expressions.ExpressionError(f"'{text}' repeats with no time between firings")
     return cycles, add_wall_clock(now, period), period
 
 
@@ -168,14 +173,20 @@ class CycleTimer(CycleTimerEventDefinition):
             my_task.internal_data.pop("event_value", None)
             my_task.internal_data["event_fired"] = True
             return False
-        if datetime.fromisoformat(state["next"]) > clock.now():
+        now = clock.now()
+        if datetime.fromisoformat(state["next"]) > now:
             return False
-        # One firing per sweep: a case that was down for a while catches up one cycle at a time.
-        state["fired"] += 1
-        state["cycles"] -= 1 if state["cycles"] > 0 else 0
+        # Fire once for this occurrence, then move on to the first occurrence still to come: a case whose
+        # daily reminder was missed over three days of downtime gets one reminder, not a burst of three.
+        # Every occurrence is counted from the start, so R/P3M stays on the same day of the month.
         period = parse_duration(state["period"])
         start = datetime.fromisoformat(state["start"])
-        state["next"] = add_wall_clock(start, _times(period, state["fired"])).isoformat()
+        while True:
+            state["fired"] += 1
+            state["cycles"] -= 1 if state["cycles"] > 0 else 0
+            state["next"] = add_wall_clock(start, _times(period, state["fired"])).isoformat()
+            if state["cycles"] == 0 or datetime.fromisoformat(state["next"]) > now:
+                break
         my_task._set_internal_data(event_value=state)
         note_timer_fired(my_task)
         return True

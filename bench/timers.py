@@ -1,0 +1,202 @@
+"""Finding and firing due timers among many pending ones, and the service's memory while it does.
+
+Builds --pending cases (default 100,000) of a pathway with a daily reminder on an open user task
+(tests/fixtures/timers/timers_daily.bpmn: a non-interrupting R/P1D boundary timer with notify=task, so
+each firing writes the case, its timer row, an audit event and a notification). One case is started
+through the service layer; the rest are bulk-inserted copies of its case, timer, task and role rows
+(fresh task ids, due times spread), so --due of them (default 10,000) are due and the rest fall due over
+the next 30 days. Then a fresh service process fires what is due -- the sweep the background scheduler
+runs -- and reports fires per second and its peak RSS (resource.getrusage). With --tracemalloc it also
+reports the tracemalloc peak while firing (on SQLite from a second run on a copy of the database, so the
+timing is not slowed by tracing).
+
+    .venv/bin/python bench/timers.py [--pending 100000] [--due 10000] [--database-url URL] [--tracemalloc]
+
+The default database is SQLite in a temporary folder. --database-url takes an empty, throwaway
+PostgreSQL database (postgresql+psycopg://...): the schema is created there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DIAGRAM = ROOT / "tests" / "fixtures" / "timers" / "timers_daily.bpmn"
+PROCESS = "timers_daily"
+STARTED = datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc)
+FIRE_AT = STARTED + timedelta(days=1, minutes=1)  # the template's reminder is due 24 hours after it started
+CHUNK = 5000
+
+
+def build(url: str, pending: int, due: int) -> None:
+    from flask_migrate import upgrade
+    from sqlalchemy import insert, select
+
+    from service import cases, create_app, deployments
+    from service.auth import save_user
+    from service.engine import clock
+    from service.models import Case, OpenTask, PendingTimer, TaskRole, db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    with app.app_context():
+        upgrade()
+        deployments.deploy(db.session, {DIAGRAM.name: DIAGRAM.read_bytes()}, "bench")
+        save_user(db.session, "bench-worker", ["social_worker"], email="worker@council.example")
+        with clock.clock_at(STARTED):
+            template = cases.start_case(db.session, PROCESS, "BENCH-0", {}, cases.SERVICE)
+        db.session.commit()
+        [timer] = db.session.scalars(select(PendingTimer).where(PendingTimer.case_id == template.id)).all()
+        [task] = db.session.scalars(select(OpenTask).where(OpenTask.case_id == template.id)).all()
+        roles = task.roles
+        template_due = timer.due_at.isoformat()
+        rng = random.Random(1)
+        due_ids = set(rng.sample(range(1, pending), due - 1))  # the template itself is due too
+        first_id = template.id + 1
+        started = time.perf_counter()
+        for chunk_start in range(1, pending, CHUNK):
+            case_rows, timer_rows, task_rows, role_rows = [], [], [], []
+            for n in range(chunk_start, min(chunk_start + CHUNK, pending)):
+                if n in due_ids:  # due within the day before the sweep
+                    due_at = FIRE_AT - timedelta(minutes=1 + n % 1440)
+                else:  # falls due over the next 30 days
+                    due_at = FIRE_AT + timedelta(minutes=1 + n % (30 * 1440))
+                timer_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+                state = (template.state.replace(timer.id, timer_id).replace(task.id, task_id)
+                         .replace(template_due, due_at.isoformat()))
+                case_id = first_id + n - 1
+                case_rows.append({"id": case_id, "process_version_id": template.process_version_id,
+                                  "reference": f"BENCH-{n}", "status": "active", "data": template.data,
+                                  "state": state, "state_format": template.state_format,
+                                  "started_by": template.started_by, "created_at": STARTED, "updated_at": STARTED,
+                                  "next_timer_at": due_at, "waiting_for": template.waiting_for, "lock_version": 1})
+                timer_rows.append({"id": timer_id, "case_id": case_id, "name": timer.name, "title": timer.title,
+                                   "due_at": due_at, "attached_task_id": task_id, "properties": timer.properties})
+                task_rows.append({"id": task_id, "case_id": case_id, "name": task.name, "title": task.title,
+                                  "lane": task.lane, "due_at": task.due_at, "created_at": STARTED})
+                role_rows.extend({"task_id": task_id, "role": role} for role in roles)
+            db.session.execute(insert(Case), case_rows)
+            db.session.execute(insert(PendingTimer), timer_rows)
+            db.session.execute(insert(OpenTask), task_rows)
+            db.session.execute(insert(TaskRole), role_rows)
+            db.session.commit()
+        print(f"built {pending:,} cases with a pending timer ({due:,} due) in {time.perf_counter() - started:.1f} s")
+        if db.engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+            db.session.execute(text(f"SELECT setval('cases_id_seq', {first_id + pending})"))
+            db.session.commit()
+
+
+def fire(url: str, use_tracemalloc: bool) -> dict:
+    """In a fresh process: find and fire what is due at FIRE_AT, as the scheduler's sweep does."""
+    from sqlalchemy import func, select
+
+    from service import create_app, scheduler
+    from service.engine import clock
+    from service.models import AuditEvent, PendingTimer, db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    with app.app_context():
+        pending = db.session.scalar(select(func.count()).select_from(PendingTimer))
+        with clock.clock_at(FIRE_AT):
+            started = time.perf_counter()
+            first_batch = scheduler._due_case_ids(db.session, set())
+            find_ms = (time.perf_counter() - started) * 1000
+            due = db.session.scalar(select(func.count()).select_from(PendingTimer)
+                                    .where(PendingTimer.due_at <= clock.now()))
+        started = time.perf_counter()
+        next_due = scheduler.next_due(app)
+        next_due_ms = (time.perf_counter() - started) * 1000
+        db.session.rollback()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if use_tracemalloc:
+        import tracemalloc
+        tracemalloc.start()
+    started = time.perf_counter()
+    fired = scheduler.fire_due(app, FIRE_AT)
+    seconds = time.perf_counter() - started
+    traced_peak = None
+    if use_tracemalloc:
+        import tracemalloc
+        traced_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    with app.app_context():
+        audited = db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                    .where(AuditEvent.event == "timer_fired"))
+        left_due = db.session.scalar(select(func.count()).select_from(PendingTimer)
+                                     .where(PendingTimer.due_at <= FIRE_AT))
+    return {"pending": pending, "due": due, "fired": fired, "audited": audited, "left_due": left_due,
+            "seconds": seconds, "find_first_batch_ms": find_ms, "first_batch": len(first_batch),
+            "next_due_ms": next_due_ms, "next_due": next_due.isoformat() if next_due else None,
+            "rss_before_mib": rss_before / 1024,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "tracemalloc_peak_mib": traced_peak / 2**20 if traced_peak is not None else None}
+
+
+def fire_in_child(url: str, use_tracemalloc: bool) -> dict:
+    command = [sys.executable, __file__, "--fire-only", "--database-url", url]
+    if use_tracemalloc:
+        command.append("--tracemalloc")
+    out = subprocess.run(command, check=True, capture_output=True, text=True,
+                         env={**os.environ, "TIMERS_ENABLED": "false"}).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def report(label: str, result: dict) -> None:
+    print(f"{label}: fired {result['fired']:,} of {result['due']:,} due among {result['pending']:,} pending "
+          f"in {result['seconds']:.1f} s = {result['fired'] / result['seconds']:.0f} fires/s "
+          f"(audited {result['audited']:,}, still due {result['left_due']})")
+    print(f"  find the first {result['first_batch']} due cases: {result['find_first_batch_ms']:.1f} ms; "
+          f"next due (the alarm query): {result['next_due_ms']:.1f} ms")
+    line = f"  peak RSS {result['peak_rss_mib']:.0f} MiB (after start-up {result['rss_before_mib']:.0f} MiB)"
+    if result["tracemalloc_peak_mib"] is not None:
+        line += f"; tracemalloc peak while firing {result['tracemalloc_peak_mib']:.1f} MiB"
+    print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=10_000)
+    parser.add_argument("--database-url")
+    parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations")
+    parser.add_argument("--fire-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fire_only:
+        print(json.dumps(fire(args.database_url, args.tracemalloc)))
+        return
+    if not 0 < args.due <= args.pending:
+        parser.error("--due must be between 1 and --pending")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-timers-"))
+    try:
+        url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+        build(url, args.pending, args.due)
+        copy_url = None
+        if url.startswith("sqlite") and args.tracemalloc:  # time without tracing; trace a second run on a copy
+            shutil.copy(workdir / "bench.db", workdir / "traced.db")
+            copy_url = f"sqlite:///{workdir / 'traced.db'}"
+        print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        report("sweep", fire_in_child(url, args.tracemalloc and copy_url is None))
+        if copy_url:
+            report("the same sweep on a copy, with tracemalloc on (slower)", fire_in_child(copy_url, True))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
