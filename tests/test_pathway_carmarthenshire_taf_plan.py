@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from service import scheduler
-from service.engine.clock import LONDON
+from carmarthenshire_helpers import ApiCase, london, notes, when  # noqa: F401
 
 KEY = "carmarthenshire_taf_plan"
 ROLES = ["taf_coordinator", "keyworker", "taf_manager", "crt"]
@@ -18,56 +18,8 @@ REFERRAL = {"family_name": "Price", "referrer": "Health visitor", "family_outcom
 PLAN = {"jaff_part_2_complete": True, "plan_outcomes": "Sleep routine; nursery", "plan_agreed_with_family": True}
 
 
-def london(*args) -> datetime:
-    return datetime(*args, tzinfo=LONDON)
-
-
-def when(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-class Case:
-    def __init__(self, api, data, role="taf_coordinator", reference="CARM-PLAN-1", key=None):
-        self.api = api
-        response = api.post("/cases", json={"process": key or KEY, "reference": reference, "data": data},
-                            as_=api.as_role(role))
-        assert response.status_code == 201, response.json
-        self.id = response.json["id"]
-
-    @property
-    def json(self):
-        return self.api.get(f"/cases/{self.id}", as_="admin").json
-
-    def open(self) -> list[str]:
-        return sorted(t["name"] for t in self.json["tasks"])
-
-    def task(self, name):
-        tasks = [t for t in self.json["tasks"] if t["name"] == name]
-        assert len(tasks) == 1, f"{name} not open; open: {self.open()}"
-        return tasks[0]
-
-    def complete(self, name, data, role):
-        task = self.task(name)
-        assert role in task["roles"], (name, task["roles"])
-        response = self.api.post(f"/tasks/{task['id']}/complete", json={"data": data}, as_=self.api.as_role(role))
-        assert response.status_code == 200, response.json
-        assert response.json["status"] != "error", response.json["error"]
-        return response.json
-
-    def message(self, name, data=None):
-        response = self.api.post(f"/cases/{self.id}/messages", json={"name": name, "data": data or {}}, as_="admin")
-        assert response.status_code == 200, response.json
-        return response.json
-
-    def history(self):
-        return self.api.get(f"/cases/{self.id}/history", as_="admin").json
-
-    def rules(self, element):
-        return [[r["id"] for r in e["detail"]["matched_rules"]] for e in self.history()
-                if e["event"] == "decision_taken" and e["task"] == element]
-
-    def timers(self):
-        return {t["name"]: when(t["due_at"]) for t in self.json["timers"]}
+class Case(ApiCase):
+    key, role, reference = KEY, "taf_coordinator", "CARM-PLAN-1"
 
 
 @pytest.fixture
@@ -78,9 +30,6 @@ def api(pathways, frozen_clock):
     pathways.clock = frozen_clock
     return pathways
 
-
-def notes(api, role):
-    return [(n["kind"], n["subject"]) for n in api.get("/notifications", as_=api.as_role(role)).json]
 
 
 def allocated(api, **extra):
