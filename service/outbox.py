@@ -15,6 +15,8 @@ from service.models import Notification, User, db
 log = logging.getLogger(__name__)
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
+#: About two days of hourly retries; after that the email is given up (the in-app notification stays).
+MAX_EMAIL_ATTEMPTS = 54
 
 
 def send_due(app: Flask, limit: int = 100) -> int:
@@ -83,6 +85,10 @@ def _defer(notification: Notification, user: User, error: Exception) -> None:
     delay = min(FIRST_RETRY * 2 ** min(notification.email_attempts - 1, 16), LONGEST_RETRY)  # no overflow
     notification.email_next_attempt_at = clock.now() + delay
     notification.email_error = f"{type(error).__name__}: {error}"[:500]
+    if notification.email_attempts >= MAX_EMAIL_ATTEMPTS:
+        notification.email_next_attempt_at = None
+        log.error("email to %s given up after %d attempts: %s", user.email, notification.email_attempts, error)
+        return
     log.warning("email to %s failed (attempt %d, next in %s): %s", user.email, notification.email_attempts, delay,
                 error)
 
