@@ -78,7 +78,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) ->
     bundle = build_bundle(files)
     existing = session.scalars(select(Deployment).where(Deployment.content_hash == bundle.content_hash)).first()
     if existing is not None:
-        return DeployResult(existing, _versions_for(session, existing, bundle), created=False)
+        return DeployResult(existing, _versions_for(session, bundle), created=False)
     deployment = Deployment(content_hash=bundle.content_hash, created_by=actor,
                             files=[DeploymentFile(name=n, content=c) for n, c in sorted(files.items())])
     session.add(deployment)
@@ -98,7 +98,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) ->
     return DeployResult(deployment, versions, created=True)
 
 
-def _versions_for(session: Session, deployment: Deployment, bundle: Bundle) -> list[ProcessVersion]:
+def _versions_for(session: Session, bundle: Bundle) -> list[ProcessVersion]:
     return [v for key in sorted(bundle.processes) if (v := latest_process_version(session, key)) is not None]
 
 

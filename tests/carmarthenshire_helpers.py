@@ -67,3 +67,12 @@ class ApiCase:
 def notes(api, role):
     """The (kind, subject) of every notification a user with ``role`` has."""
     return [(n["kind"], n["subject"]) for n in api.get("/notifications", as_=api.as_role(role)).json]
+
+
+def prepare(pathways, frozen_clock, roles):
+    """The API at Monday 11 January 2027, 09:00 (no bank holiday for weeks), with a user for each role."""
+    frozen_clock.move_to(london(2027, 1, 11, 9, 0))
+    for role in roles:
+        pathways.as_role(role)
+    pathways.clock = frozen_clock
+    return pathways

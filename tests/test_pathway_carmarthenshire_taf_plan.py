@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from service import scheduler
-from carmarthenshire_helpers import ApiCase, london, notes, when  # noqa: F401
+from carmarthenshire_helpers import ApiCase, london, notes, prepare, when  # noqa: F401
 
 KEY = "carmarthenshire_taf_plan"
 ROLES = ["taf_coordinator", "keyworker", "taf_manager", "crt"]
@@ -24,11 +24,7 @@ class Case(ApiCase):
 
 @pytest.fixture
 def api(pathways, frozen_clock):
-    frozen_clock.move_to(london(2027, 1, 11, 9, 0))  # Monday; no bank holiday for weeks
-    for role in ROLES:
-        pathways.as_role(role)
-    pathways.clock = frozen_clock
-    return pathways
+    return prepare(pathways, frozen_clock, ROLES)
 
 
 

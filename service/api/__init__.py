@@ -56,6 +56,8 @@ def init_app(app: Flask) -> None:
         data = getattr(error, "data", None)
         if isinstance(data, dict) and data.get("messages"):
             body["errors"] = data["messages"]
+            body["message"] = ("the request body is not JSON" if error.code == 400 else
+                               "the request is missing something or has a value of the wrong kind: see errors")
         elif isinstance(data, dict) and data.get("errors"):
             body["errors"] = data["errors"]
         return jsonify(body), error.code

@@ -252,8 +252,7 @@ def _is_process_end(task) -> bool:
 
 def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
     """Names of the messages some step of the case waits for, event sub-processes included."""
-    names = {e.name for e in workflow.waiting_events() if e.event_type == "MessageEventDefinition"}
-    names |= {e.name for e in workflow.waiting_events() if e.event_type.endswith("MessageEventDefinition")}
+    names = {e.name for e in workflow.waiting_events() if e.event_type.endswith("MessageEventDefinition")}
     if not workflow.is_completed():
         for spec_name in workflow.spec.start.trigger_specs:
             sub_spec = workflow.subprocess_specs.get(spec_name)
