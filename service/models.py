@@ -12,7 +12,7 @@ from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry, relationship
 from sqlalchemy.types import TypeDecorator
 
 from service.engine import clock
@@ -41,7 +41,43 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
+class Council(db.Model):
+    """A council (a children's services authority): its pathways, people and cases are its own alone.
+
+    The settings are the council's: its working-day calendar (the bank holidays of its ``country`` plus its
+    ``closure_days``), its office hours (out of hours, urgent work goes to the emergency duty team), the
+    sender of its emails, how long a closed case is kept, and the name and colour in its page header.
+    """
+
+    __tablename__ = "councils"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)  # readable, used in URLs and X-Council
+    name: Mapped[str] = mapped_column(String(120))
+    country: Mapped[str] = mapped_column(String(20), default="england")  # england | wales | scotland | ...
+    closure_days: Mapped[list[Any]] = mapped_column(default=list)  # ISO dates
+    office_opens: Mapped[str] = mapped_column(String(5), default="09:00")
+    office_closes: Mapped[str] = mapped_column(String(5), default="17:00")
+    email_sender: Mapped[str | None] = mapped_column(String(254))
+    retention_days: Mapped[int | None]  # after closure; None: the service's default
+    brand_colour: Mapped[str | None] = mapped_column(String(7))  # '#1d70b8'
+    requires_approval: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CouncilOwned:
+    """A row that belongs to one council: every ORM query of it is scoped to the acting council
+    (``service.tenancy``), and on PostgreSQL row-level security keyed by council is a second wall."""
+
+    @declared_attr
+    def council_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("councils.id"), index=True)
+
+
 class User(db.Model):
+    """A person. People are the service's, not a council's: one person may work for several councils
+    (a regional emergency duty team); what they may do in each is their :class:`Membership` there."""
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -52,30 +88,27 @@ class User(db.Model):
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     failed_sign_ins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
+    is_operator: Mapped[bool] = mapped_column(default=False)  # runs the service; reads no case data
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
-
-    @property
-    def roles(self) -> list[str]:
-        return sorted(r.role for r in self.role_rows)
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
 
 
-class UserRole(db.Model):
-    __tablename__ = "user_roles"
+class Membership(db.Model):
+    """A role a user holds in one council (``social_worker`` of Halton is not Rochdale's)."""
+
+    __tablename__ = "memberships"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    role: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+    __table_args__ = (Index("ix_memberships_council_role", "council_id", "role"),)
 
 
-class Deployment(db.Model):
+class Deployment(CouncilOwned, db.Model):
     __tablename__ = "deployments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     created_by: Mapped[str | None] = mapped_column(String(80))
     # Files are read only to parse a deployment (once per process, then cached): never eagerly.
@@ -83,8 +116,10 @@ class Deployment(db.Model):
                                                        order_by="DeploymentFile.name")
     processes: Mapped[list[ProcessVersion]] = relationship(back_populates="deployment", lazy="select")
 
+    __table_args__ = (UniqueConstraint("council_id", "content_hash", name="uq_deployments_council_id"),)
 
-class DeploymentFile(db.Model):
+
+class DeploymentFile(CouncilOwned, db.Model):
     __tablename__ = "deployment_files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,7 +130,7 @@ class DeploymentFile(db.Model):
     __table_args__ = (UniqueConstraint("deployment_id", "name"),)
 
 
-class ProcessVersion(db.Model):
+class ProcessVersion(CouncilOwned, db.Model):
     """One version of a pathway: its key, its number and the deployment whose files define it."""
 
     __tablename__ = "process_versions"
@@ -109,10 +144,10 @@ class ProcessVersion(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     deployment: Mapped[Deployment] = relationship(back_populates="processes", lazy="select")
 
-    __table_args__ = (UniqueConstraint("key", "version"),)
+    __table_args__ = (UniqueConstraint("council_id", "key", "version", name="uq_process_versions_council_id"),)
 
 
-class Case(db.Model):
+class Case(CouncilOwned, db.Model):
     __tablename__ = "cases"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -141,7 +176,7 @@ class Case(db.Model):
     __mapper_args__ = {"version_id_col": lock_version}
 
 
-class OpenTask(db.Model):
+class OpenTask(CouncilOwned, db.Model):
     """A user task for a person: the inbox reads the rows not yet closed, and nothing else."""
 
     __tablename__ = "tasks"
@@ -165,14 +200,14 @@ class OpenTask(db.Model):
         return sorted(r.role for r in self.role_rows)
 
 
-class TaskRole(db.Model):
+class TaskRole(CouncilOwned, db.Model):
     __tablename__ = "task_roles"
 
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
 
 
-class PendingTimer(db.Model):
+class PendingTimer(CouncilOwned, db.Model):
     """A timer waiting in a case: the timer sweep reads these rows only."""
 
     __tablename__ = "pending_timers"
@@ -186,7 +221,7 @@ class PendingTimer(db.Model):
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class AuditEvent(db.Model):
+class AuditEvent(CouncilOwned, db.Model):
     """Append-only: who did what, when."""
 
     __tablename__ = "audit_events"
@@ -202,7 +237,7 @@ class AuditEvent(db.Model):
     __table_args__ = (Index("ix_audit_events_case_at", "case_id", "at", "id"),)
 
 
-class Notification(db.Model):
+class Notification(CouncilOwned, db.Model):
     """A reminder or escalation for one user: shown in the service and sent by email (the outbox)."""
 
     __tablename__ = "notifications"

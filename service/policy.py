@@ -1,0 +1,76 @@
+"""Who may do what: every access rule of the service, in one place.
+
+The pages, the REST API and the timers call the service layer, and the service layer asks this module;
+no view holds a rule of its own. Which council's data a request can reach at all is settled before any
+rule here runs (``service.tenancy``): roles are the acting user's roles *in the acting council*, so
+``social_worker`` here is this council's social worker and nobody else's.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from service.errors import Forbidden
+
+ADMIN = "admin"
+ANALYST = "analyst"
+OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a user in one council, or the service itself (timers, hand-overs)."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+    user_id: int | None = None
+    council_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """The council's administrator: sees and may complete any task of the council (audited as such)."""
+        return ADMIN in self.roles
+
+    @property
+    def is_manager(self) -> bool:
+        """A manager (a role ending in 'manager') or an admin: may give tasks to others and see the team's."""
+        return self.is_admin or any(r.endswith("manager") for r in self.roles)
+
+    def without_admin(self) -> Actor:
+        return Actor(self.name, tuple(r for r in self.roles if r != ADMIN), self.user_id, self.council_id)
+
+
+def has_any_role(actor: Actor, roles: Iterable[str]) -> bool:
+    return bool(set(roles) & set(actor.roles))
+
+
+def require_role(actor: Actor, *roles: str) -> None:
+    """403 unless ``actor`` holds one of ``roles`` in the acting council (the council's admin always does)."""
+    if not has_any_role(actor, (*roles, ADMIN)):
+        raise Forbidden(f"this needs the role {' or '.join(roles)}")
+
+
+def may_see_pathway(pathway_roles: Iterable[str], actor: Actor) -> bool:
+    """A pathway's cases are for the holders of its roles (its lanes and candidate groups) and the admin."""
+    return actor.is_admin or has_any_role(actor, pathway_roles)
+
+
+def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
+    """The case's pathway roles, the admin, and whoever started it (they follow their own referral)."""
+    return may_see_pathway(pathway_roles, actor) or (started_by is not None and started_by == actor.name)
+
+
+def may_work_on(task_roles: Iterable[str], assignee: str | None, actor: Actor) -> bool:
+    """An assigned task is its assignee's (and the admin's); an unassigned one is for any holder of its roles."""
+    if actor.is_admin or (assignee and assignee == actor.name):
+        return True
+    return not assignee and has_any_role(actor, task_roles)
+
+
+def may_give_tasks(actor: Actor) -> bool:
+    """Only a manager (or the admin) gives a task to someone else."""
+    return actor.is_manager
+
+
+def may_deploy(actor: Actor) -> bool:
+    return actor.is_admin or ANALYST in actor.roles

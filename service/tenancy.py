@@ -1,0 +1,158 @@
+"""Councils, each alone in one service: the scope every query of council data runs in.
+
+The scope lives on the database session (one per request, one per timer-fired case). Three walls keep a
+council's pathways, cases, tasks, timers, notifications and audit to itself, and none depends on a view
+remembering to filter:
+
+1. **The ORM.** Every SELECT, UPDATE and DELETE of a :class:`~service.models.CouncilOwned` model gets
+   ``council_id = <acting council>`` added (``with_loader_criteria``, SQLAlchemy's documented way to add
+   global criteria), including ``session.get`` and relationship loads; a new row takes the acting council,
+   and a row of another council cannot be written. A query of council data with no scope at all raises
+   :class:`Unscoped`: a bug fails loudly instead of reading every council.
+2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
+   with ``set_config(..., true)``; the policies of the migration ``tenancy`` return no row of another
+   council, and no row at all to a query issued without the scope.
+3. **404, never 403, across councils.** Because of 1 and 2, another council's case, task or pathway is
+   simply not there.
+
+The service itself (the timer sweep, the email outbox, the operator's counts) works across councils only
+inside :func:`all_councils`, and acts on each case inside that case's council.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, time
+
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from service.engine import calendar
+from service.models import Council, CouncilOwned
+
+COUNCIL = "council_id"
+ALL_COUNCILS = "all_councils"
+USER = "user_id"
+
+
+class Unscoped(RuntimeError):
+    """Council data was read or written outside any council's scope (a bug in the service, never input)."""
+
+
+def act_for(session: Session, council: Council, user_id: int | None = None) -> None:
+    """From now on ``session`` reads and writes ``council``'s data only, on ``council``'s calendar."""
+    session.info[COUNCIL] = council.id
+    session.info.pop(ALL_COUNCILS, None)
+    if user_id is not None:
+        session.info[USER] = user_id
+    calendar.set_calendar(working_calendar(council))
+    _set_database_scope(session)
+
+
+def identify(session: Session, user_id: int) -> None:
+    """Say who is acting (before a council is chosen): row-level security shows a user their memberships."""
+    session.info[USER] = user_id
+    _set_database_scope(session)
+
+
+def acting_council_id(session: Session) -> int | None:
+    return session.info.get(COUNCIL)
+
+
+@contextmanager
+def all_councils(session: Session) -> Iterator[None]:
+    """Work across councils (the service's own sweeps and the operator's counts); the scope before is restored."""
+    with _scope(session, {ALL_COUNCILS: True}):
+        yield
+
+
+@contextmanager
+def in_council(session: Session, council: Council) -> Iterator[None]:
+    """Read another council's published pathway (to copy it); the scope before is restored."""
+    with _scope(session, {COUNCIL: council.id}):
+        yield
+
+
+@contextmanager
+def _scope(session: Session, scope: dict) -> Iterator[None]:
+    before = {key: session.info.get(key) for key in (COUNCIL, ALL_COUNCILS)}
+    for key in (COUNCIL, ALL_COUNCILS):
+        session.info.pop(key, None)
+    session.info.update(scope)
+    _set_database_scope(session)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                session.info.pop(key, None)
+            else:
+                session.info[key] = value
+        _set_database_scope(session)
+
+
+def leave(session: Session) -> None:
+    """Forget the scope (the session goes back to the pool of sessions)."""
+    for key in (COUNCIL, ALL_COUNCILS, USER):
+        session.info.pop(key, None)
+
+
+def council_by_key(session: Session, key: str) -> Council | None:
+    return session.scalars(select(Council).where(Council.key == key)).first()
+
+
+def working_calendar(council: Council) -> calendar.WorkingCalendar:
+    """The council's working days (its country's bank holidays and its closure days) and office hours."""
+    return calendar.WorkingCalendar(
+        closures=[date.fromisoformat(d) for d in council.closure_days or []], country=council.country,
+        opens=time.fromisoformat(council.office_opens), closes=time.fromisoformat(council.office_closes))
+
+
+# -- the walls -----------------------------------------------------------------------------------
+
+def _set_database_scope(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_SET_SCOPE, _scope_values(session.info))
+
+
+_SET_SCOPE = text("SELECT set_config('app.council_id', :council, true), set_config('app.all_councils', :all, true), "
+                  "set_config('app.user_id', :user, true)")
+
+
+def _scope_values(info: dict) -> dict[str, str]:
+    return {"council": str(info.get(COUNCIL) or ""), "all": "on" if info.get(ALL_COUNCILS) else "off",
+            "user": str(info.get(USER) or "")}
+
+
+@event.listens_for(Session, "after_begin")
+def _scope_transaction(session: Session, transaction, connection) -> None:
+    """Every transaction on PostgreSQL starts in the session's scope (``set_config`` is transaction-local)."""
+    if connection.dialect.name == "postgresql" and any(k in session.info for k in (COUNCIL, ALL_COUNCILS, USER)):
+        connection.execute(_SET_SCOPE, _scope_values(session.info))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete) or state.session.info.get(ALL_COUNCILS):
+        return
+    council = state.session.info.get(COUNCIL)
+    if council is None:
+        if any(issubclass(mapper.class_, CouncilOwned) for mapper in state.all_mappers):
+            raise Unscoped("council data was queried outside any council's scope")
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == council, include_aliases=True))
+
+
+@event.listens_for(Session, "before_flush")
+def _scope_new_rows(session: Session, flush_context, instances) -> None:
+    council = session.info.get(COUNCIL)
+    for row in list(session.new) + list(session.dirty):
+        if not isinstance(row, CouncilOwned):
+            continue
+        if row.council_id is None:
+            if council is None:
+                raise Unscoped(f"a {type(row).__name__} was written outside any council's scope")
+            row.council_id = council
+        elif council is not None and row.council_id != council:
+            raise Unscoped(f"a {type(row).__name__} of another council was written")
