@@ -14,7 +14,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from service.config import from_environment
-from service.engine import calendar
 from service.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -26,12 +25,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(from_environment(app.instance_path))
     app.config.update(config or {})
-    calendar.set_calendar(calendar.WorkingCalendar(app.config["WORKING_DAY_CLOSURES"]))
 
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))
 
-    from service import api, cli, scheduler, tracker_page, web
+    from service import api, cli, scheduler, tenancy, tracker_page, web  # noqa: F401 (tenancy: its query events)
 
     api.init_app(app)
     cli.init_app(app)

@@ -8,7 +8,6 @@ case at its last good state, never half-applied).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,39 +15,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import notifications
+from service import notifications, policy
 from service.deployments import get_process, process_definition
 from service.engine import clock, runtime
 from service.engine.bundle import ProcessDefinition
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
-from service.models import AuditEvent, Case, OpenTask, PendingTimer, ProcessVersion, TaskRole, User, UserRole
+from service.models import AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, TaskRole, User
+from service.policy import Actor
 
 SYSTEM = "system"
 TIMER = "timer"
 MAX_REFERENCE = 120
 _DATA_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
-
-
-@dataclass
-class Actor:
-    """Who is acting: a user, or the service itself (timers, hand-overs)."""
-
-    name: str
-    roles: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, user: User) -> Actor:
-        return cls(user.name, tuple(user.roles))
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
-
-    @property
-    def is_manager(self) -> bool:
-        """A manager (a role ending in 'manager') or an admin: may give tasks to others and see the team's."""
-        return self.is_admin or any(r.endswith("manager") for r in self.roles)
 
 
 SERVICE = Actor(SYSTEM, ("admin",))
@@ -57,7 +36,7 @@ SERVICE = Actor(SYSTEM, ("admin",))
 # -- reading ---------------------------------------------------------------------------------
 
 def get_case(session: Session, case_id: int, actor: Actor) -> Case:
-    case = session.get(Case, case_id)
+    case = session.get(Case, case_id)  # another council's case is not there (service.tenancy)
     if case is None:
         raise NotFound(f"there is no case {case_id}")
     if not may_see_case(session, case, actor):
@@ -66,16 +45,11 @@ def get_case(session: Session, case_id: int, actor: Actor) -> Case:
 
 
 def may_see_case(session: Session, case: Case, actor: Actor) -> bool:
-    if actor.is_admin or case.started_by == actor.name:
-        return True
-    roles = set(process_definition(session, case.process).roles)
-    return bool(roles & set(actor.roles))
+    return policy.may_see_case(process_definition(session, case.process).roles, case.started_by, actor)
 
 
 def may_work_on(task: OpenTask, actor: Actor) -> bool:
-    if actor.is_admin or (task.assignee and task.assignee == actor.name):
-        return True
-    return not task.assignee and bool(set(task.roles) & set(actor.roles))
+    return policy.may_work_on(task.roles, task.assignee, actor)
 
 
 def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
@@ -111,9 +85,10 @@ def team_tasks(session: Session, actor: Actor, *, overdue: bool = False,
 
 
 def assignable_users(session: Session, task: OpenTask) -> list[User]:
-    """The users who have one of the task's roles (whom claim_task lets a manager give it to), by name."""
-    return list(session.scalars(select(User).join(UserRole).where(UserRole.role.in_(task.roles))
-                                .distinct().order_by(User.name)))
+    """The users who hold one of the task's roles in its council (whom a manager may give it to), by name."""
+    members = select(Membership.user_id).where(Membership.council_id == task.council_id,
+                                               Membership.role.in_(task.roles))
+    return list(session.scalars(select(User).where(User.id.in_(members)).order_by(User.name)))
 
 
 def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str | None, int]]:
@@ -128,7 +103,7 @@ def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str
     for key in {row[0] for row in rows}:
         version = get_process(session, key)
         process = process_definition(session, version)
-        allowed = actor.is_admin or bool(set(process.roles) & set(actor.roles))
+        allowed = policy.may_see_pathway(process.roles, actor)
         visible[key] = process.name if allowed else None
     return [(key, visible[key], status, outcome, count) for key, status, outcome, count in rows
             if visible[key] is not None]
@@ -151,10 +126,10 @@ def get_task(session: Session, task_id: str, actor: Actor) -> OpenTask:
     task = session.get(OpenTask, task_id)
     if task is None:
         raise NotFound(f"there is no task {task_id}")
+    if not may_work_on(task, actor):  # before saying anything about the task, even that it is closed
+        raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
     if task.closed_at is not None:
         raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
-    if not may_work_on(task, actor):
-        raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
     return task
 
 
@@ -212,7 +187,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
 
 
 def may_work_on_without_admin(task: OpenTask, actor: Actor) -> bool:
-    return may_work_on(task, Actor(actor.name, tuple(r for r in actor.roles if r != "admin")))
+    return may_work_on(task, actor.without_admin())
 
 
 def save_draft(session: Session, task_id: str, data: dict[str, Any], actor: Actor) -> OpenTask:
@@ -226,12 +201,15 @@ def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | Non
     """Take a task (or, for a manager or admin, give it to ``assignee``)."""
     task = get_task(session, task_id, actor)
     target = assignee or actor.name
-    if target != actor.name and not actor.is_manager:
+    if target != actor.name and not policy.may_give_tasks(actor):
         raise Forbidden("only a manager can give a task to someone else")
     user = session.scalars(select(User).where(User.name == target)).first()
-    if user is None:
+    roles = set(session.scalars(select(Membership.role).where(Membership.user_id == user.id,
+                                                              Membership.council_id == task.council_id))
+                ) if user is not None else set()
+    if not roles:  # someone who does not work for this council is, here, nobody
         raise NotFound(f"there is no user '{target}'")
-    if not (set(user.roles) & set(task.roles)) and not user.is_admin:
+    if not (roles & set(task.roles)) and policy.ADMIN not in roles:
         raise InvalidData("that user cannot do this task", {"assignee": f"{target} does not have the role "
                                                                         f"{' or '.join(task.roles)}"})
     task.assignee = target

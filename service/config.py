@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SMTP_PORT": int(env.get("SMTP_PORT", "25")),
         "SMTP_SENDER": env.get("SMTP_SENDER", "step-pathways@localhost"),
         "SMTP_ENABLED": env.get("SMTP_ENABLED", "false").lower() in ("1", "true", "yes"),
-        "WORKING_DAY_CLOSURES": parse_closures(env.get("WORKING_DAY_CLOSURES", "")),
         "PATHWAYS_ROOT": env.get("PATHWAYS_ROOT", str(REPO_ROOT)),
         "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
         "API_TITLE": "Step Pathways",
@@ -32,11 +30,6 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
     }
-
-
-def parse_closures(text: str) -> list[date]:
-    """Closure days as ``2026-12-24,2026-12-31``."""
-    return [date.fromisoformat(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _database_url(url: str | None, instance_path: str) -> str:

@@ -1,7 +1,8 @@
 """Deploying pathways: versioned by content, parsed once per deployment and cached.
 
-A deployment is a snapshot of every pathway file: the files uploaded, laid over
-the latest deployment's. A process whose own files (diagram, called diagrams,
+Deployments are a council's own (every query here runs in the acting council's scope, ``service.tenancy``):
+the same process key may be two different diagrams in two councils. A deployment is a snapshot of every
+pathway file of its council: the files uploaded, laid over the council's latest deployment's. A process whose own files (diagram, called diagrams,
 decisions, forms) hash the same as its latest version gets no new version, so
 deploying unchanged files is a no-op, and a running case keeps the version it
 started on.
@@ -17,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service import tenancy
 from service.engine.bundle import Bundle, DeploymentInvalid, ProcessDefinition, Problem, build_bundle
 from service.errors import NotFound
 from service.models import Deployment, DeploymentFile, ProcessVersion
@@ -160,3 +162,19 @@ def get_process(session: Session, key: str) -> ProcessVersion:
 def latest_bundle(session: Session) -> Bundle | None:
     latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
     return BUNDLES.get(session, latest.id) if latest else None
+
+
+def copy_pathway(session: Session, from_council: str, key: str, actor: str | None) -> DeployResult:
+    """Deploy into the acting council a copy of another council's latest version of pathway ``key``.
+
+    Only the pathway's own files are copied (its diagram, called diagrams, decision tables and forms), and
+    they pass the same checks as an upload. Nothing of the other council's cases is read.
+    """
+    source = tenancy.council_by_key(session, from_council)
+    if source is None:
+        raise NotFound(f"there is no council '{from_council}'")
+    with tenancy.in_council(session, source):
+        version = get_process(session, key)
+        bundle = bundle_of(session, version)
+        files = {name: bundle.files[name] for name in bundle.processes[key].files}
+    return deploy(session, files, actor)

@@ -15,7 +15,7 @@ from service.engine import clock
 from service.engine.clock import LONDON
 from service.engine.parser import role_key
 from service.engine.specs import JournalEntry
-from service.models import Case, Notification, OpenTask, User, UserRole
+from service.models import Case, Membership, Notification, OpenTask, User
 
 
 def for_timer(session: Session, case: Case, entry: JournalEntry) -> list[Notification]:
@@ -28,7 +28,7 @@ def for_timer(session: Session, case: Case, entry: JournalEntry) -> list[Notific
     if target == "task":
         kind, users = "reminder", _task_people(session, task)
     else:
-        kind, users = "escalation", _people_with_role(session, role_key(target))
+        kind, users = "escalation", _people_with_role(session, case, role_key(target))
     subject = properties.get("subject") or _subject(kind, case, task, entry)
     body = _body(case, task, entry)
     now = clock.now()
@@ -46,11 +46,17 @@ def _task_people(session: Session, task: OpenTask | None) -> list[User]:
         user = session.scalars(select(User).where(User.name == task.assignee)).first()
         if user is not None:
             return [user]
-    return list(session.scalars(select(User).join(UserRole).where(UserRole.role.in_(task.roles)).distinct()))
+    return _members(session, task.council_id, task.roles)
 
 
-def _people_with_role(session: Session, role: str) -> list[User]:
-    return list(session.scalars(select(User).join(UserRole).where(UserRole.role == role)))
+def _people_with_role(session: Session, case: Case, role: str) -> list[User]:
+    return _members(session, case.council_id, [role])
+
+
+def _members(session: Session, council_id: int, roles: list[str]) -> list[User]:
+    """The people who hold one of ``roles`` in the council (the same role elsewhere is someone else's)."""
+    members = select(Membership.user_id).where(Membership.council_id == council_id, Membership.role.in_(roles))
+    return list(session.scalars(select(User).where(User.id.in_(members)).order_by(User.id)))
 
 
 def _subject(kind: str, case: Case, task: OpenTask | None, entry: JournalEntry) -> str:

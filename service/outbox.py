@@ -9,8 +9,9 @@ from email.message import EmailMessage
 from flask import Flask
 from sqlalchemy import select
 
+from service import tenancy
 from service.engine import clock
-from service.models import Notification, User, db
+from service.models import Council, Notification, User, db
 
 log = logging.getLogger(__name__)
 FIRST_RETRY = timedelta(minutes=1)
@@ -30,7 +31,7 @@ def send_due(app: Flask, limit: int = 100) -> int:
     if not app.config["SMTP_ENABLED"]:
         return 0
     sent = 0
-    with app.app_context():
+    with app.app_context(), tenancy.all_councils(db.session):  # the outbox serves every council
         session = db.session
         due = list(session.scalars(
             select(Notification.id).where(Notification.email_sent_at.is_(None),
@@ -44,11 +45,11 @@ def send_due(app: Flask, limit: int = 100) -> int:
                 if claimed is None:  # sent meanwhile, or being sent by another process
                     session.rollback()
                     continue
-                notification, user = claimed
+                notification, user, council = claimed
                 try:
                     if smtp is None:
                         smtp = _connect(app)
-                    _send(app, smtp, notification, user)
+                    _send(app, smtp, notification, user, council)
                 except (OSError, smtplib.SMTPException) as error:
                     _defer(notification, user, error)
                     session.commit()
@@ -69,15 +70,16 @@ def send_due(app: Flask, limit: int = 100) -> int:
     return sent
 
 
-def _claim(session, notification_id: int) -> tuple[Notification, User] | None:
-    query = (select(Notification, User).join(User, Notification.user_id == User.id)
+def _claim(session, notification_id: int) -> tuple[Notification, User, Council] | None:
+    query = (select(Notification, User, Council).join(User, Notification.user_id == User.id)
+             .join(Council, Notification.council_id == Council.id)
              .where(Notification.id == notification_id, Notification.email_sent_at.is_(None),
                     Notification.email_next_attempt_at <= clock.now())
              .execution_options(populate_existing=True))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Notification)
     row = session.execute(query).first()
-    return (row[0], row[1]) if row is not None else None
+    return (row[0], row[1], row[2]) if row is not None else None
 
 
 def _defer(notification: Notification, user: User, error: Exception) -> None:
@@ -97,9 +99,9 @@ def _connect(app: Flask) -> smtplib.SMTP:
     return smtplib.SMTP(app.config["SMTP_HOST"], app.config["SMTP_PORT"], timeout=10)
 
 
-def _send(app: Flask, smtp: smtplib.SMTP, notification: Notification, user: User) -> None:
+def _send(app: Flask, smtp: smtplib.SMTP, notification: Notification, user: User, council: Council) -> None:
     message = EmailMessage()
-    message["From"] = app.config["SMTP_SENDER"]
+    message["From"] = council.email_sender or app.config["SMTP_SENDER"]
     message["To"] = user.email
     message["Subject"] = notification.subject
     message.set_content(notification.body)

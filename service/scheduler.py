@@ -17,9 +17,9 @@ from flask import Flask
 from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
 
-from service import cases, outbox
+from service import cases, outbox, tenancy
 from service.engine import clock
-from service.models import Case, PendingTimer, db
+from service.models import Case, Council, PendingTimer, db
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -46,17 +46,23 @@ def _fire_due(app: Flask, instant: datetime | None = None) -> tuple[int, set[int
 def _fire_all(session: Session) -> tuple[int, set[int]]:
     """Fire case by case, each in a transaction of its own; return (timers fired, cases passed over).
 
-    A case is passed over for the rest of this sweep when its firing failed (it keeps its timers and is
-    tried again next sweep), when another process holds it (that process fires it), or when nothing in it
+    Due cases are found across councils; each is fired in its own council's scope and calendar. A case
+    is passed over for the rest of this sweep when its firing failed (it keeps its timers and is tried
+    again next sweep), when another process holds it (that process fires it), or when nothing in it
     turned out to be due.
     """
     fired, passed = 0, set()
+    councils: dict[int, Council] = {}
     while True:
-        candidates = _due_case_ids(session, passed)
+        with tenancy.all_councils(session):
+            candidates = _due_cases(session, passed)
+            councils.update((c.id, c) for c in session.scalars(
+                select(Council).where(Council.id.in_({council for _, council in candidates} - set(councils)))))
         session.rollback()  # no snapshot or lock is held between batches
         if not candidates:
             return fired, passed
-        for case_id in candidates:
+        for case_id, council_id in candidates:
+            tenancy.act_for(session, councils[council_id])
             case = _claim(session, case_id)
             if case is None:  # fired meanwhile, or being fired by another process right now
                 session.rollback()
@@ -70,6 +76,8 @@ def _fire_all(session: Session) -> tuple[int, set[int]]:
                 log.exception("firing timers of case %s failed; they stay due", case_id)
                 passed.add(case_id)
                 continue
+            finally:
+                tenancy.leave(session)
             fired += count
             if count == 0:
                 passed.add(case_id)
@@ -79,18 +87,18 @@ def _active(case_id_column):
     return exists().where(Case.id == case_id_column, Case.status == "active")
 
 
-def _due_case_ids(session: Session, passed: set[int]) -> list[int]:
-    """The next cases with a due timer, earliest due first (read without locks: only a hint).
+def _due_cases(session: Session, passed: set[int]) -> list[tuple[int, int]]:
+    """The next (case, council) pairs with a due timer, earliest due first (read without locks: only a hint).
 
     Read from the pending-timer table along its due_at index, so the cost is the batch, not the table:
     100,000 pending timers cost no more than 100.
     """
-    query = (select(PendingTimer.case_id)
+    query = (select(PendingTimer.case_id, PendingTimer.council_id)
              .where(PendingTimer.due_at <= clock.now(), _active(PendingTimer.case_id))
              .order_by(PendingTimer.due_at).limit(BATCH))
     if passed:
         query = query.where(PendingTimer.case_id.not_in(passed))
-    return list(dict.fromkeys(session.scalars(query)))  # a case with two due timers once
+    return list(dict.fromkeys((row[0], row[1]) for row in session.execute(query)))  # a case with two due timers once
 
 
 def _claim(session: Session, case_id: int) -> Case | None:
@@ -111,7 +119,7 @@ def _claim(session: Session, case_id: int) -> Case | None:
 
 def next_due(app: Flask, passed_over: set[int] | frozenset[int] = frozenset()) -> datetime | None:
     """When the earliest pending timer of an active case is due (leaving out ``passed_over`` cases)."""
-    with app.app_context():
+    with app.app_context(), tenancy.all_councils(db.session):
         query = select(PendingTimer.due_at).where(_active(PendingTimer.case_id)).order_by(PendingTimer.due_at).limit(1)
         if passed_over:
             query = query.where(PendingTimer.case_id.not_in(passed_over))

@@ -82,6 +82,7 @@ class ProcessDefinition:
     task_forms: dict[str, forms.FormDefinition | None] = field(default_factory=dict)
     documentation: str | None = None
     diagram: bytes = b""
+    files: tuple[str, ...] = ()  # every file the process needs: its diagram, called diagrams, decisions, forms
 
     def form_of(self, task_name: str) -> forms.FormDefinition | None:
         """The form of the user task with element id ``task_name``."""
@@ -367,11 +368,11 @@ def _define_process(bundle: Bundle, parser: PathwayParser, key: str, filename: s
         except forms.FormDefinitionError as error:
             raise DeploymentInvalid([Problem(filename, element or task_spec.bpmn_id, message)
                                      for element, message in error.problems]) from None
+    needed = _process_files(bundle, key, trees, process_files, decision_files)
     return ProcessDefinition(
-        key=key, name=process.get("name") or key, filename=filename,
-        content_hash=_process_hash(bundle, key, trees, process_files, decision_files),
+        key=key, name=process.get("name") or key, filename=filename, content_hash=_hash(bundle.files, needed),
         spec=spec, subprocess_specs=subprocess_specs, roles=roles, start_form=start_form,
-        task_forms=task_forms, documentation=documentation, diagram=bundle.files[filename],
+        task_forms=task_forms, documentation=documentation, diagram=bundle.files[filename], files=tuple(needed),
     )
 
 
@@ -384,8 +385,8 @@ def _start_form(bundle: Bundle, start_event, process) -> forms.FormDefinition | 
     return forms.form_from_camunda(forms.camunda_form_of(element), start_event.bpmn_id) if element is not None else None
 
 
-def _process_hash(bundle: Bundle, key: str, trees, process_files, decision_files) -> str:
-    """Hash of every file the process needs: its diagram, called diagrams, decisions and forms."""
+def _process_files(bundle: Bundle, key: str, trees, process_files, decision_files) -> list[str]:
+    """Every file the process needs, by name: its diagram, called diagrams, decisions and forms."""
     needed, pending = set(), [key]
     seen = set()
     while pending:
@@ -406,7 +407,7 @@ def _process_hash(bundle: Bundle, key: str, trees, process_files, decision_files
                 form_id = element.get(C + "formRef")
                 needed.update(n for n, fid in bundle.form_files.items() if fid == form_id
                               for n in [_full_name(bundle, n)] if n)
-    return _hash(bundle.files, sorted(needed))
+    return sorted(needed)
 
 
 def _decision_files(bundle: Bundle, decision_id: str, decision_files: dict[str, str]) -> set[str]:
