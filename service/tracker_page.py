@@ -1,15 +1,15 @@
 """GET /tracker/print: the printable Step up / Step down Transitions Meeting tracker (A4 landscape).
 
-Registered by :func:`init_app` (called from ``create_app``; calling it twice does nothing). Who is reading: the user
-signed in to the pages, else an API token given as ``?token=`` or as ``Authorization: Bearer``.
+Registered by :func:`init_app` (called from ``create_app``; calling it twice does nothing). A page for people signed
+in to the pages, in the council they act for; programs read ``GET /api/v1/tracker`` with their token (a token never
+travels in a URL, where logs and browser histories keep it).
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, render_template, request
-from flask_login import current_user
+from flask import Blueprint, Flask, abort, render_template
+from flask_login import current_user, login_required
 
 from service import tracker as tracker_service
-from service.auth import user_for_token
 from service.engine import clock
 from service.engine.clock import LONDON
 from service.models import db
@@ -17,21 +17,10 @@ from service.models import db
 bp = Blueprint("tracker_page", __name__, template_folder="templates")
 
 
-def _reader():
-    if current_user.is_authenticated:  # signed in to the pages
-        return current_user
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    token = token or (request.args.get("token") or "").strip()
-    return user_for_token(db.session, token)
-
-
 @bp.route("/tracker/print")
+@login_required
 def print_tracker():
-    user = _reader()
-    if user is None:
-        abort(401, description="Sign in, or add ?token=<your API token>, to see the tracker.")
-    if not tracker_service.may_read(user.roles):
+    if not tracker_service.may_read(current_user.roles):
         abort(403, description="The tracker is for Achieving for Children's PEH, SPA and CSC roles.")
     rows = tracker_service.rows(db.session)
     now = clock.now().astimezone(LONDON)

@@ -7,10 +7,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from service.engine.bundle import DeploymentInvalid
+from service import tenancy
 from service.errors import ServiceError
 from service.models import db
 
-from . import cases, decisions, deployments, notifications, processes, tasks, tracker
+from . import cases, councils, decisions, deployments, notifications, processes, tasks, tracker
 
 API_PREFIX = "/api/v1"
 
@@ -18,8 +19,13 @@ API_PREFIX = "/api/v1"
 def init_app(app: Flask) -> None:
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker):
+    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
+
+    @app.teardown_request
+    def forget_council(_error=None):
+        tenancy.leave(db.session)
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):

@@ -1,27 +1,72 @@
-"""Who is calling: bearer-token authentication and role checks for the API."""
+"""Who is calling, and for which council: bearer-token authentication for the API.
+
+A user who works for several councils (a regional emergency duty team) names the one they act for in
+the ``X-Council`` header (its key, e.g. ``halton``); a user of one council need not. Everything after
+this runs in that council's scope (``service.tenancy``).
+"""
 from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from service.auth import user_for_token
-from service.cases import Actor
-from service.errors import Forbidden
+from service import policy, tenancy
+from service.auth import councils_of, roles_in, user_for_token
 from service.models import db
+from service.policy import Actor
+
+COUNCIL_HEADER = "X-Council"
 
 
 def authenticate():
-    """Before every API request: 401 unless the bearer token is a user's."""
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    user = user_for_token(db.session, token)
+    """Before every council API request: 401 unless the bearer token is a user's; then act for their council."""
+    user = _user()
     if user is None:
-        return jsonify({"message": "sign in: send 'Authorization: Bearer <your token>'"}), 401
-    g.user = user
-    g.actor = Actor.of(user)
+        return _unauthorised()
+    councils = councils_of(db.session, user)
+    wanted = request.headers.get(COUNCIL_HEADER, "").strip()
+    if wanted:
+        council = next((c for c in councils if c.key == wanted), None)
+        if council is None:
+            return jsonify({"message": f"you do not work for a council '{wanted}'",
+                            "councils": [c.key for c in councils]}), 403
+    elif len(councils) == 1:
+        council = councils[0]
+    elif not councils:
+        return jsonify({"message": "you do not work for any council: this part of the service is for "
+                                   "council staff"}), 403
+    else:
+        return jsonify({"message": f"you work for several councils: name the one you act for in the "
+                                   f"{COUNCIL_HEADER} header", "councils": [c.key for c in councils]}), 400
+    tenancy.act_for(db.session, council, user.id)
+    g.user, g.council = user, council
+    g.actor = Actor(user.name, roles_in(db.session, user, council), user.id, council.id)
+    return None
+
+
+def authenticate_operator():
+    """Before every operator API request: 401 without a token, 403 unless the user runs the service."""
+    user = _user()
+    if user is None:
+        return _unauthorised()
+    if not user.is_operator:
+        return jsonify({"message": "this is for the service's operator"}), 403
+    g.user, g.council = user, None
+    g.actor = Actor(user.name, (policy.OPERATOR,), user.id, None)
     return None
 
 
 def require_role(*roles: str) -> None:
-    """403 unless the caller has one of ``roles`` (admin always passes)."""
-    if not (set(roles) | {"admin"}) & set(g.actor.roles):
-        raise Forbidden(f"this needs the role {' or '.join(roles)}")
+    """403 unless the caller holds one of ``roles`` in the acting council (its admin always passes)."""
+    policy.require_role(g.actor, *roles)
+
+
+def _user():
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    user = user_for_token(db.session, token)
+    if user is not None:
+        tenancy.identify(db.session, user.id)
+    return user
+
+
+def _unauthorised():
+    return jsonify({"message": "sign in: send 'Authorization: Bearer <your token>'"}), 401

@@ -8,7 +8,7 @@ from service import deployments as deployment_service
 from service.models import db
 
 from .access import authenticate, require_role
-from .schemas import DeploymentSchema
+from .schemas import DeploymentSchema, deployment_json
 
 blp = Blueprint("deployments", __name__, description="Deploy pathways (role analyst)")
 blp.before_request(authenticate)
@@ -23,5 +23,4 @@ def deploy():
                for key in request.files for item in request.files.getlist(key)}
     result = deployment_service.deploy(db.session, uploads, g.user.name)
     db.session.commit()
-    return {"id": result.deployment.id, "created": result.created,
-            "processes": [{"key": v.key, "name": v.name, "version": v.version} for v in result.processes]}
+    return deployment_json(result)

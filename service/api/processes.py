@@ -1,14 +1,16 @@
 """GET /processes: the pathways that can be started, and what starting one needs."""
 from __future__ import annotations
 
+from flask import g
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 
 from service import deployments as deployment_service
 from service.forms import form_to_api
 from service.models import db
 
-from .access import authenticate
-from .schemas import ProcessSchema, ProcessSummarySchema
+from .access import authenticate, require_role
+from .schemas import DeploymentSchema, ProcessSchema, ProcessSummarySchema, deployment_json
 
 blp = Blueprint("processes", __name__, description="Deployed pathways")
 blp.before_request(authenticate)
@@ -31,3 +33,18 @@ def get_process(key: str):
     return {"key": version.key, "name": version.name, "version": version.version, "roles": process.roles,
             "start_form": form_to_api(process.start_form) if process.start_form else {"fields": []},
             "documentation": process.documentation}
+
+
+class CopySchema(Schema):
+    from_council = fields.String(required=True, metadata={"description": "the key of the council to copy from"})
+
+
+@blp.route("/processes/<string:key>/copy", methods=["POST"])
+@blp.arguments(CopySchema)
+@blp.response(201, DeploymentSchema)
+def copy_process(body, key: str):
+    """Copy another council's latest version of a pathway into yours as a starting point (role analyst)."""
+    require_role("analyst")
+    result = deployment_service.copy_pathway(db.session, body["from_council"], key, g.user.name)
+    db.session.commit()
+    return deployment_json(result)

@@ -143,3 +143,8 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
 
 def history_json(event: AuditEvent) -> dict[str, Any]:
     return {"at": event.at, "actor": event.actor, "event": event.event, "task": event.task, "detail": event.detail}
+
+
+def deployment_json(result) -> dict[str, Any]:
+    return {"id": result.deployment.id, "created": result.created,
+            "processes": [{"key": v.key, "name": v.name, "version": v.version} for v in result.processes]}

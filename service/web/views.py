@@ -15,10 +15,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from service import cases as case_service
-from service.auth import SignInRefused, sign_in as check_password
+from service import councils as council_service
+from service import tenancy
+from service.auth import SignInRefused, councils_of, roles_in, sign_in as check_password
 from service.engine import calendar, clock
-from service.errors import Conflict, Forbidden, InvalidData, ServiceError
-from service.models import OpenTask, User, db
+from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
+from service.models import Council, OpenTask, User, db
+from service.policy import Actor
 from service.web import formview
 
 bp = Blueprint("web", __name__)
@@ -27,13 +30,20 @@ DUE_SOON_WORKING_DAYS = 2
 
 
 class WebUser(UserMixin):
-    """The signed-in user as Flask-Login sees them (the session holds only the id)."""
+    """The signed-in user as Flask-Login sees them, acting for one council (the session holds the ids).
 
-    def __init__(self, user: User) -> None:
+    Loading the user also sets the request's council scope (``service.tenancy``): every page after this
+    reads and writes that council's data only.
+    """
+
+    def __init__(self, user: User, council: Council | None, councils: list[Council], roles: tuple[str, ...]) -> None:
         self.id = user.id
         self.name = user.name
         self.display_name = user.display_name or user.name
-        self.roles = tuple(user.roles)
+        self.council = council
+        self.councils = councils
+        self.roles = roles
+        self.is_operator = user.is_operator
 
     @classmethod
     def load(cls, user_id: str) -> WebUser | None:
@@ -41,15 +51,44 @@ class WebUser(UserMixin):
             user = db.session.get(User, int(user_id))
         except (TypeError, ValueError):
             return None
-        return cls(user) if user is not None else None
+        if user is None:
+            return None
+        tenancy.identify(db.session, user.id)
+        councils = councils_of(db.session, user)
+        chosen = session.get(COUNCIL_KEY)
+        council = next((c for c in councils if c.id == chosen), councils[0] if len(councils) == 1 else None)
+        if council is None:
+            return cls(user, None, councils, ())
+        tenancy.act_for(db.session, council, user.id)
+        return cls(user, council, councils, roles_in(db.session, user, council))
 
     @property
-    def actor(self) -> case_service.Actor:
-        return case_service.Actor(self.name, self.roles)
+    def actor(self) -> Actor:
+        return Actor(self.name, self.roles, self.id, self.council.id if self.council else None)
 
     @property
     def is_manager(self) -> bool:
         return self.actor.is_manager
+
+
+COUNCIL_KEY = "council_id"
+#: Pages a signed-in user reaches before choosing the council they act for.
+_WITHOUT_COUNCIL = {"web.sign_in", "web.sign_out", "web.choose_council", "web.brand_css", "web.operator", "static"}
+
+
+@bp.before_app_request
+def need_council():
+    """A user who works for several councils chooses one before any page of council data."""
+    if request.endpoint in _WITHOUT_COUNCIL or request.path.startswith("/api/"):
+        return None
+    if current_user.is_authenticated and current_user.council is None:
+        if not current_user.councils and current_user.is_operator:
+            return redirect(url_for("web.operator"))
+        if not current_user.councils:
+            return error_page(403, "You do not work for any council in this service. Ask your council's "
+                                   "administrator to give you a role.")
+        return redirect(url_for("web.choose_council", next=request.full_path))
+    return None
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -129,7 +168,7 @@ def sign_in():
             else:
                 db.session.commit()
                 session.clear()  # a fresh session: nothing from before signing in survives
-                login_user(WebUser(user))
+                login_user(WebUser(user, None, [], ()))
                 return redirect(_safe_next(request.args.get("next")))
     if errors and status == 200:
         status = 400
@@ -148,6 +187,44 @@ def sign_out():
     session.clear()
     flash("You have signed out.", "success")
     return redirect(url_for("web.sign_in"))
+
+
+# -- the council you act for --------------------------------------------------------------------
+
+@bp.route("/council", methods=["GET", "POST"])
+@login_required
+def choose_council():
+    """Choose which of your councils you act for (a regional team works for several)."""
+    councils = current_user.councils
+    error = None
+    if request.method == "POST":
+        chosen = next((c for c in councils if c.key == request.form.get("council")), None)
+        if chosen is not None:
+            session[COUNCIL_KEY] = chosen.id
+            flash(f"You are now working for {chosen.name}.", "success")
+            return redirect(_safe_next(request.args.get("next")))
+        error = "Choose the council you are working for"
+    current = current_user.council.key if current_user.council else None
+    items = [{"value": c.key, "text": c.name, "checked": c.key == current} for c in councils]
+    return render_template("choose_council.html", items=items, error=error,
+                           error_list=[{"text": error, "href": "#council"}] if error else []), 422 if error else 200
+
+
+@bp.route("/operator")
+@login_required
+def operator():
+    """The operator's view: every council with its counts (numbers only: the operator reads no case)."""
+    if not current_user.is_operator:
+        raise NotFound("There is no such page.")
+    return render_template("operator.html", councils=council_service.counts(db.session))
+
+
+@bp.route("/brand.css")
+def brand_css():
+    """The acting council's colour in the page header (a style sheet: the CSP allows no inline style)."""
+    colour = current_user.council.brand_colour if current_user.is_authenticated and current_user.council else None
+    body = f".sp-header {{ border-bottom-color: {colour}; }}\n" if colour else ""
+    return Response(body, mimetype="text/css", headers={"Cache-Control": "no-store"})
 
 
 # -- inbox ---------------------------------------------------------------------------------------
