@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## Set up the database, deploy the reference pathways, create the demo users, serve on http://$(HOST):$(PORT)
+## Set up the database, create the five reference councils with their pathways and demo users, serve on http://$(HOST):$(PORT)
 run: install vendor
 	$(FLASK) db upgrade
-	$(FLASK) deploy
+	$(FLASK) demo-councils
 	$(FLASK) demo-users
 	$(BIN)/flask --app service.wsgi run --host $(HOST) --port $(PORT) --no-reload
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from service import create_app, deployments  # noqa: E402
 from service.auth import save_user  # noqa: E402
 from service.cases import Actor, start_case  # noqa: E402
+from service import councils, tenancy  # noqa: E402
 from service.engine import runtime  # noqa: E402
 from service.models import Case, db  # noqa: E402
 
@@ -41,9 +42,12 @@ def main() -> None:
     with app.app_context():
         from flask_migrate import upgrade
         upgrade()
+        council, _ = councils.create_council(db.session, "bench", "Bench Council")
+        tenancy.act_for(db.session, council)
         deployments.deploy(db.session, deployments.read_folders(ROOT), "bench")
-        save_user(db.session, "bench", ["social_worker"], token="bench-token")
-        cases = [start_case(db.session, PROCESS, f"BENCH-{i}", {"weeks_open": 9}, Actor("bench", ("social_worker",)))
+        save_user(db.session, "bench", ["social_worker"], council=council, token="bench-token")
+        actor = Actor("bench", ("social_worker",), council_id=council.id)
+        cases = [start_case(db.session, PROCESS, f"BENCH-{i}", {"weeks_open": 9}, actor)
                  for i in range(args.cases * 2)]
         db.session.commit()
         process = deployments.process_definition(db.session, cases[0].process)

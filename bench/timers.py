@@ -45,7 +45,7 @@ def build(url: str, pending: int, due: int) -> None:
     from flask_migrate import upgrade
     from sqlalchemy import insert, select
 
-    from service import cases, create_app, deployments
+    from service import cases, councils, create_app, deployments, tenancy
     from service.auth import save_user
     from service.engine import clock
     from service.models import Case, OpenTask, PendingTimer, TaskRole, db
@@ -53,8 +53,10 @@ def build(url: str, pending: int, due: int) -> None:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
     with app.app_context():
         upgrade()
+        council, _ = councils.create_council(db.session, "bench", "Bench Council")
+        tenancy.act_for(db.session, council)
         deployments.deploy(db.session, {DIAGRAM.name: DIAGRAM.read_bytes()}, "bench")
-        save_user(db.session, "bench-worker", ["social_worker"], email="worker@council.example")
+        save_user(db.session, "bench-worker", ["social_worker"], council=council, email="worker@council.example")
         with clock.clock_at(STARTED):
             template = cases.start_case(db.session, PROCESS, "BENCH-0", {}, cases.SERVICE)
         db.session.commit()
@@ -81,12 +83,14 @@ def build(url: str, pending: int, due: int) -> None:
                                   "reference": f"BENCH-{n}", "status": "active", "data": template.data,
                                   "state": state, "state_format": template.state_format,
                                   "started_by": template.started_by, "created_at": STARTED, "updated_at": STARTED,
-                                  "next_timer_at": due_at, "waiting_for": template.waiting_for, "lock_version": 1})
+                                  "next_timer_at": due_at, "waiting_for": template.waiting_for, "lock_version": 1,
+                                  "council_id": council.id})
                 timer_rows.append({"id": timer_id, "case_id": case_id, "name": timer.name, "title": timer.title,
-                                   "due_at": due_at, "attached_task_id": task_id, "properties": timer.properties})
+                                   "due_at": due_at, "attached_task_id": task_id, "properties": timer.properties,
+                                   "council_id": council.id})
                 task_rows.append({"id": task_id, "case_id": case_id, "name": task.name, "title": task.title,
-                                  "lane": task.lane, "due_at": task.due_at, "created_at": STARTED})
-                role_rows.extend({"task_id": task_id, "role": role} for role in roles)
+                                  "lane": task.lane, "due_at": task.due_at, "created_at": STARTED, "council_id": council.id})
+                role_rows.extend({"task_id": task_id, "role": role, "council_id": council.id} for role in roles)
             db.session.execute(insert(Case), case_rows)
             db.session.execute(insert(PendingTimer), timer_rows)
             db.session.execute(insert(OpenTask), task_rows)
@@ -105,16 +109,16 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
     """In a fresh process: find and fire what is due at FIRE_AT, as the scheduler's sweep does."""
     from sqlalchemy import func, select
 
-    from service import create_app, scheduler
+    from service import create_app, scheduler, tenancy
     from service.engine import clock
     from service.models import AuditEvent, PendingTimer, db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
-    with app.app_context():
+    with app.app_context(), tenancy.all_councils(db.session):
         pending = db.session.scalar(select(func.count()).select_from(PendingTimer))
         with clock.clock_at(FIRE_AT):
             started = time.perf_counter()
-            first_batch = scheduler._due_case_ids(db.session, set())
+            first_batch = scheduler._due_cases(db.session, set())
             find_ms = (time.perf_counter() - started) * 1000
             due = db.session.scalar(select(func.count()).select_from(PendingTimer)
                                     .where(PendingTimer.due_at <= clock.now()))
@@ -134,7 +138,7 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
         import tracemalloc
         traced_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    with app.app_context():
+    with app.app_context(), tenancy.all_councils(db.session):
         audited = db.session.scalar(select(func.count()).select_from(AuditEvent)
                                     .where(AuditEvent.event == "timer_fired"))
         left_due = db.session.scalar(select(func.count()).select_from(PendingTimer)

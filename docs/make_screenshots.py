@@ -30,9 +30,9 @@ from flask import Flask  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from service import cases, create_app, deployments  # noqa: E402
+from service import cases, councils, create_app, deployments, tenancy  # noqa: E402
 from service.auth import save_user  # noqa: E402
-from service.demo import DEMO_USERS, demo_password, demo_token  # noqa: E402
+from service.demo import DEMO_USERS, REFERENCE_COUNCILS, demo_password, demo_token  # noqa: E402
 from service.deployments import deploy, read_folders  # noqa: E402
 from service.engine import clock  # noqa: E402
 from service.engine.clock import LONDON, FixedClock  # noqa: E402
@@ -43,7 +43,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-WORKER = "social.worker"
+COUNCIL = "carmarthenshire"
+WORKER = f"{COUNCIL}.social.worker"
 START = datetime(2027, 1, 4, 9, 0, tzinfo=LONDON)  # Monday 4 January 2027, 09:00
 LATER = datetime(2027, 1, 12, 10, 0, tzinfo=LONDON)  # the first two cases' tasks are a day overdue
 
@@ -63,12 +64,12 @@ class Site:
     time: FixedClock
 
     def task_id(self, reference: str, name: str) -> str:
-        with self.app.app_context():
+        with self.app.app_context(), tenancy.all_councils(db.session):
             return next(t.id for t in db.session.query(OpenTask).filter_by(name=name, closed_at=None)
                         if t.case.reference == reference)
 
     def case_id(self, reference: str) -> int:
-        with self.app.app_context():
+        with self.app.app_context(), tenancy.all_councils(db.session):
             return next(t.case_id for t in db.session.query(OpenTask).all() if t.case.reference == reference)
 
 
@@ -76,8 +77,13 @@ def seed(app: Flask, time: FixedClock) -> None:
     """The demo users, the step-down pathway and three cases; two of them with overdue tasks."""
     admin = cases.SERVICE
     with app.app_context():
-        for name, (display_name, roles) in DEMO_USERS.items():
-            save_user(db.session, name, roles, token=demo_token(name), password=demo_password(name),
+        reference = next(c for c in REFERENCE_COUNCILS if c.key == COUNCIL)
+        council, _ = councils.create_council(db.session, COUNCIL, reference.name,
+                                             settings={"country": reference.country})
+        tenancy.act_for(db.session, council)
+        for suffix, (display_name, roles) in DEMO_USERS[COUNCIL].items():
+            name = f"{COUNCIL}.{suffix}"
+            save_user(db.session, name, roles, council=council, token=demo_token(name), password=demo_password(name),
                       display_name=display_name)
         deploy(db.session, pathway_files(), "demo")
         time.move_to(START)

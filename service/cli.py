@@ -1,4 +1,4 @@
-"""Command line: ``flask --app service deploy | users create | timers fire``."""
+"""Command line: ``flask --app service councils | deploy | users | timers | demo-councils | demo-users``."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,26 +8,69 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from service import auth, deployments
+from service import auth, councils as council_service, deployments, tenancy
 from service.engine.bundle import DeploymentInvalid
 from service.errors import ServiceError
-from service.models import db
+from service.models import Council, db
 
-users = AppGroup("users", help="Manage users and their roles.")
+users = AppGroup("users", help="Manage users and their roles in councils.")
 timers = AppGroup("timers", help="Fire timers by hand.")
+councils = AppGroup("councils", help="The service's councils (the operator's commands).")
 
 
 def init_app(app: Flask) -> None:
-    app.cli.add_command(deploy)
-    app.cli.add_command(demo_users)
-    app.cli.add_command(users)
-    app.cli.add_command(timers)
+    for command in (deploy, demo_councils, demo_users, users, timers, councils):
+        app.cli.add_command(command)
+
+
+def _council(key: str) -> Council:
+    council = tenancy.council_by_key(db.session, key)
+    if council is None:
+        known = ", ".join(c.key for c in council_service.list_councils(db.session)) or "none yet"
+        raise click.BadParameter(f"there is no council '{key}' (councils: {known})", param_hint="--council")
+    return council
+
+
+@councils.command("create")
+@click.argument("key")
+@click.option("--name", required=True, help="The council's name, as its staff see it.")
+@click.option("--country", default="england", show_default=True,
+              type=click.Choice(["england", "wales", "scotland", "northern_ireland"]),
+              help="Whose bank holidays are its non-working days.")
+@click.option("--closure-day", "closure_days", multiple=True, help="A day the council is closed (YYYY-MM-DD).")
+@click.option("--email-sender", help="The From address of its emails.")
+@click.option("--admin", help="The user name of its first admin (their API token is printed).")
+@click.option("--admin-email", help="The first admin's email address.")
+def create_council(key: str, name: str, country: str, closure_days: tuple[str, ...], email_sender: str | None,
+                   admin: str | None, admin_email: str | None) -> None:
+    """Create a council with its first admin."""
+    settings = {"country": country, "closure_days": list(closure_days), "email_sender": email_sender}
+    try:
+        council, token = council_service.create_council(db.session, key, name, admin=admin, admin_email=admin_email,
+                                                        settings=settings)
+    except ServiceError as error:
+        raise click.ClickException(_explain(error)) from None
+    db.session.commit()
+    click.echo(f"council {council.key}: {council.name} ({council.country})")
+    if token:
+        click.echo(f"admin {admin}: token {token}")
+
+
+@councils.command("list")
+def list_councils() -> None:
+    """Every council, with its counts (numbers only)."""
+    for row in council_service.counts(db.session):
+        cases = ", ".join(f"{n} {status}" for status, n in sorted(row["cases"].items())) or "no cases"
+        click.echo(f"{row['key']:20} {row['name']:50} {row['pathways']} pathways, {cases}, "
+                   f"{row['open_tasks']} open tasks, {row['staff']} staff")
 
 
 @click.command("deploy")
+@click.option("--council", "council_key", required=True, help="The council to deploy into (its key).")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def deploy(paths: tuple[Path, ...]) -> None:
-    """Deploy pathway files (default: the bpmn/, dmn/ and forms/ folders)."""
+def deploy(council_key: str, paths: tuple[Path, ...]) -> None:
+    """Deploy pathway files into a council (default: the bpmn/, dmn/ and forms/ folders)."""
+    tenancy.act_for(db.session, _council(council_key))
     root = Path(current_app.config["PATHWAYS_ROOT"])
     files = deployments.read_folders(root, list(paths) or None)
     try:
@@ -37,46 +80,75 @@ def deploy(paths: tuple[Path, ...]) -> None:
             click.echo(f"{problem.file}: {problem.element or '-'}: {problem.message}", err=True)
         raise SystemExit(1) from None
     db.session.commit()
+    _print_deployment(council_key, result, f"{len(files)} files")
+
+
+def _print_deployment(council_key: str, result: deployments.DeployResult, what: str) -> None:
     state = "new deployment" if result.created else "no change"
-    click.echo(f"deployment {result.deployment.id} ({state}): {len(files)} files")
+    click.echo(f"{council_key}: deployment {result.deployment.id} ({state}): {what}")
     for version in result.processes:
         click.echo(f"  {version.key} v{version.version}")
 
 
+@click.command("demo-councils")
+def demo_councils() -> None:
+    """Create the five reference councils (once) and deploy each one's own pathways into it."""
+    from service.demo import create_reference_councils
+
+    try:
+        created = create_reference_councils(db.session, Path(current_app.config["PATHWAYS_ROOT"]))
+    except DeploymentInvalid as error:
+        for problem in error.problems:
+            click.echo(f"{problem.file}: {problem.element or '-'}: {problem.message}", err=True)
+        raise SystemExit(1) from None
+    db.session.commit()
+    for council, result in created:
+        _print_deployment(council.key, result, f"{len(result.processes)} pathways")
+
+
 @click.command("demo-users")
 def demo_users() -> None:
-    """Create the demo users the README lists (one per role of the reference pathways)."""
-    from service.demo import DEMO_USERS, create_demo_users, demo_token
+    """Create the demo users the README lists (per council and role, the regional team, the operator)."""
+    from service.demo import create_demo_users, demo_token
 
-    create_demo_users(db.session)
+    for name in create_demo_users(db.session):
+        click.echo(f"  {name:45} token {demo_token(name)}")
     db.session.commit()
-    for name in DEMO_USERS:
-        click.echo(f"  {name:24} {', '.join(DEMO_USERS[name][1]):40} token {demo_token(name)}")
 
 
 @users.command("create")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, required=True, help="A role key; repeat for several.")
+@click.option("--council", "council_key", help="The council the roles are held in (its key).")
+@click.option("--role", "roles", multiple=True, help="A role key in that council; repeat for several.")
+@click.option("--operator", is_flag=True, help="The service's operator: creates councils, reads no case data.")
 @click.option("--token", help="The API token to give (default: a new random one).")
 @click.option("--password", help="A password for signing in to the pages.")
 @click.option("--email", help="Where reminders and escalations are emailed.")
 @click.option("--display-name", help="The name shown in the pages.")
-def create_user(name: str, roles: tuple[str, ...], token: str | None, password: str | None, email: str | None,
-                display_name: str | None) -> None:
-    """Create (or update) a user and print their API token."""
+def create_user(name: str, council_key: str | None, roles: tuple[str, ...], operator: bool, token: str | None,
+                password: str | None, email: str | None, display_name: str | None) -> None:
+    """Create (or update) a user, give them roles in a council, and print their API token."""
+    if roles and not council_key:
+        raise click.BadParameter("roles are held in a council: add --council KEY", param_hint="--role")
+    council = _council(council_key) if council_key else None
     try:
-        _, token = auth.save_user(db.session, name, list(roles), token=token, password=password, email=email,
-                                  display_name=display_name)
+        _, token = auth.save_user(db.session, name, list(roles), council=council, token=token, password=password,
+                                  email=email, display_name=display_name, operator=operator or None)
     except ServiceError as error:
-        raise click.ClickException(error.message) from None
+        raise click.ClickException(_explain(error)) from None
     db.session.commit()
     click.echo(token)
+
+
+def _explain(error: ServiceError) -> str:
+    details = "; ".join(f"{key}: {value}" for key, value in (error.detail.get("errors") or {}).items())
+    return f"{error.message}{f' ({details})' if details else ''}"
 
 
 @timers.command("fire")
 @click.option("--now", "now", help="The instant to fire at (ISO 8601); default: the clock's now.")
 def fire(now: str | None) -> None:
-    """Fire every timer due at NOW and print how many fired."""
+    """Fire every timer due at NOW, in every council, and print how many fired."""
     from service import scheduler
 
     instant = None
