@@ -1,26 +1,35 @@
 """Shared fixtures: the app on SQLite and on a throwaway PostgreSQL server, users, an API client, a clock."""
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from html import unescape
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from service import create_app, deployments
-from service.auth import save_user
+from service import auth, create_app, deployments, tenancy
 from service.engine import clock
-from service.models import db
+from service.models import Council, db
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+TEST_COUNCIL = "test"
+#: The unprivileged role the service connects to the test PostgreSQL as: row-level security applies to it
+#: (a superuser would bypass it), so every PostgreSQL test also proves the service sets its council scope.
+APP_ROLE = "step_app"
 
 USERS = {
     "analyst": ["analyst"],
@@ -77,16 +86,68 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+def _settings(database_url: str, config) -> dict:
+    return {"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "TESTING": True,
+            "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True, **config}
+
+
 def make_app(database_url: str, **config):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "TESTING": True,
-                      "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True, **config})
-    with app.app_context():
+    """A migrated database and the service on it (on PostgreSQL connected as an unprivileged role)."""
+    owner = create_app(_settings(database_url, config))
+    with owner.app_context():
         if database_url.startswith("postgresql"):
             with db.engine.begin() as connection:
                 connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade()
+        _council(db.session, TEST_COUNCIL)
+        db.session.commit()
+        if database_url.startswith("postgresql"):
+            with db.engine.begin() as connection:
+                connection.execute(text(_GRANTS))
+            db.session.remove()
+            db.engine.dispose()
     deployments.BUNDLES.clear()
-    return app
+    if not database_url.startswith("postgresql"):
+        return owner
+    return create_app(_settings(database_url.replace("://postgres@", f"://{APP_ROLE}@"), config))
+
+
+_GRANTS = f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN CREATE ROLE {APP_ROLE} LOGIN; END IF;
+END $$;
+GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE};
+"""
+
+
+def _council(session, key: str, **settings) -> Council:
+    council = tenancy.council_by_key(session, key)
+    if council is None:
+        from service.councils import create_council
+
+        council, _ = create_council(session, key, f"{key.title()} Council", settings=settings)
+    return council
+
+
+def save_user(session, name: str, roles: list[str], *, council: str = TEST_COUNCIL, **kwargs):
+    """A user with ``roles`` in ``council`` (the test council unless named), created if need be."""
+    return auth.save_user(session, name, roles, council=_council(session, council), **kwargs)
+
+
+@contextmanager
+def everything():
+    """Look at the database across councils, as a test checks what the service wrote (in an app context)."""
+    with tenancy.all_councils(db.session):
+        yield
+
+
+def in_council(session, key: str = TEST_COUNCIL) -> Council:
+    """Act for a council in a test's own app context (as a request or the timer sweep would)."""
+    council = _council(session, key)
+    tenancy.act_for(session, council)
+    return council
 
 
 @pytest.fixture
@@ -134,6 +195,9 @@ class Api:
 
     def post(self, path, **kwargs):
         return self._call("POST", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self._call("PATCH", path, **kwargs)
 
     def as_role(self, role: str) -> str:
         """The name of a user who has exactly ``role`` (created on first use), for ``as_=``."""
@@ -189,3 +253,52 @@ def pathways(sqlite_app):
     client = Api(sqlite_app, tokens)
     client.deploy_pathways()
     return client
+
+
+# -- the pages ---------------------------------------------------------------------------------
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@functools.cache
+def password_hash(password: str) -> str:
+    """An argon2 hash as service.auth makes them (hashing is slow on purpose: once per password per run)."""
+    return PasswordHasher().hash(password)
+
+
+class Browser:
+    """A test client that signs in through the form and sends the CSRF token like a browser."""
+
+    def __init__(self, app, base_url: str = "http://localhost"):
+        self.client = app.test_client()
+        self.base_url = base_url
+        self.token = None
+
+    def get(self, path, **kwargs):
+        response = self.client.get(path, base_url=self.base_url, **kwargs)
+        found = CSRF.search(response.get_data(as_text=True))
+        if found:
+            self.token = found[1]
+        return response
+
+    def post(self, path, data=None, csrf=True, **kwargs):
+        data = dict(data or {}) if not hasattr(data, "getlist") else data
+        if csrf:
+            if self.token is None:
+                self.get("/sign-in")
+            data["csrf_token"] = self.token
+        return self.client.post(path, data=data, base_url=self.base_url, **kwargs)
+
+    def sign_in(self, name, password=None):
+        self.get("/sign-in")
+        response = self.post("/sign-in", {"name": name, "password": password or f"pw-{name}"})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        self.get("/")  # signing in starts a new session, with a new CSRF token
+        return response
+
+
+def page_text(response) -> str:
+    """The page's visible text, roughly: tags removed, entities decoded, white space collapsed."""
+    html = response.get_data(as_text=True)
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()

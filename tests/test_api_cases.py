@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from conftest import FIXTURES
+from conftest import FIXTURES, everything
 from service import scheduler
 from service.engine import runtime
 
@@ -107,8 +107,8 @@ def test_unknown_case_is_404_and_other_roles_get_403(api, tokens, app):
     api.deploy(PATHWAY)
     case = start(api)
     assert api.get("/cases/999999").status_code == 404
-    with app.app_context():
-        from service.auth import save_user
+    with app.app_context(), everything():
+        from conftest import save_user
         from service.models import db
         save_user(db.session, "outsider", ["youth_worker"], token="token-outsider")
         db.session.commit()

@@ -67,7 +67,7 @@ def test_complete_a_step_down_task_through_its_form(site, page, tmp_path):
 
 def test_a_worker_gets_a_403_page_for_another_roles_task(site, page):
     coordinator_task = site.task_id("CF-2042", "Task_AgreeNextStepsWithFamily")
-    shots.sign_in(page, site, "taf.coordinator")
+    shots.sign_in(page, site, "carmarthenshire.taf.coordinator")
     response = page.goto(f"{site.url}/tasks/{coordinator_task}")
     assert response.status == 403
     assert page.get_by_role("heading", name="You cannot see this page").is_visible()

@@ -12,9 +12,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from conftest import FIXTURES, USERS, Api, make_app
+from conftest import FIXTURES, USERS, Api, make_app, everything
 from service import outbox, scheduler
-from service.auth import save_user
+from conftest import save_user
 from service.models import Notification, db
 
 TIMERS = FIXTURES / "timers"
@@ -54,12 +54,12 @@ def smtp_port():
 def smtp_app(database_url, smtp_port):
     app = make_app(database_url, SMTP_ENABLED=True, SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port,
                    SMTP_SENDER="pathways@council.example")
-    with app.app_context():
+    with app.app_context(), everything():
         for name, roles in USERS.items():
             save_user(db.session, name, roles, token=f"token-{name}", email=f"{name}@council.example")
         db.session.commit()
     yield app
-    with app.app_context():
+    with app.app_context(), everything():
         db.session.remove()
         db.engine.dispose()
 
@@ -86,7 +86,7 @@ def escalate(api, app, clock_, reference="FAM-1"):
 
 
 def outbox_rows(app):
-    with app.app_context():
+    with app.app_context(), everything():
         rows = list(db.session.scalars(select(Notification).order_by(Notification.id)))
         db.session.expunge_all()
         return rows

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import everything
 from service import scheduler
 from service.models import Case, db
 from service.engine.clock import LONDON
@@ -86,7 +87,7 @@ class Flow:
         return self.complete("Task_CinPlan", {"cin_plan_outcome": "consider_step_down"}, "social_worker")
 
     def state_size(self):
-        with self.api.app.app_context():
+        with self.api.app.app_context(), everything():
             return len(db.session.get(Case, self.case["id"]).state)
 
     def decide(self, still_in_need=False, ongoing=True, manageable=True):

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import ROOT
-from service.demo import demo_roles
+from service.demo import DEMO_USERS, REFERENCE_COUNCILS
 from service.deployments import read_folders
 from service.engine.bundle import build_bundle
 
@@ -27,12 +27,18 @@ def test_every_pathway_of_the_issues_deploys(bundle):
     assert ISSUE_KEYS <= set(bundle.processes)
 
 
-def test_demo_users_cover_every_role_and_escalation(bundle):
-    roles = {role for process in bundle.processes.values() for role in process.roles}
+@pytest.mark.parametrize("council", [c.key for c in REFERENCE_COUNCILS])
+def test_each_council_has_demo_users_for_every_role_and_escalation_of_its_pathways(bundle, council):
+    """`make run` deploys each council's files (named with its key) into it; its people hold its roles."""
+    own = [p for key, p in bundle.processes.items() if key.startswith(f"{council}_")]
+    assert own, council
+    roles = {role for process in own for role in process.roles}
     notified = set()
-    for path in (ROOT / "bpmn").glob("*.bpmn"):
+    for path in (ROOT / "bpmn").glob(f"{council}_*.bpmn"):
         notified |= set(re.findall(r'name="notify" value="([a-z_]+)"', path.read_text()))
-    assert (roles | notified) - {"task"} <= demo_roles()
+    held = {role for _, user_roles in DEMO_USERS[council].values() for role in user_roles}
+    assert (roles | notified) - {"task"} <= held
+    assert {"admin", "analyst"} <= held
 
 
 def test_every_pathway_answers_immediate_risk(bundle):

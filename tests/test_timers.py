@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event, func, select
 
-from conftest import FIXTURES, make_app
+from conftest import FIXTURES, make_app, everything
 from service import cases, scheduler
 from service.engine import calendar, clock, runtime
 from service.engine.clock import LONDON
@@ -37,12 +37,12 @@ def fire(app, at=None) -> int:
 
 
 def timers_of(app, case_id) -> dict[str, datetime]:
-    with app.app_context():
+    with app.app_context(), everything():
         return {t.name: t.due_at for t in db.session.scalars(select(PendingTimer).where(PendingTimer.case_id == case_id))}
 
 
 def fired(app, case_id=None) -> list[AuditEvent]:
-    with app.app_context():
+    with app.app_context(), everything():
         query = select(AuditEvent).where(AuditEvent.event == "timer_fired").order_by(AuditEvent.id)
         if case_id is not None:
             query = query.where(AuditEvent.case_id == case_id)
@@ -210,7 +210,7 @@ def test_quarterly_review_cycle_over_a_year_of_simulated_time(app, api, frozen_c
 def sqlite_only(tmp_path):
     app = make_app(f"sqlite:///{tmp_path / 'cases.db'}")
     yield app
-    with app.app_context():
+    with app.app_context(), everything():
         db.session.remove()
         db.engine.dispose()
 
@@ -218,10 +218,10 @@ def sqlite_only(tmp_path):
 @pytest.fixture
 def tokens_for():
     from conftest import USERS
-    from service.auth import save_user
+    from conftest import save_user
 
     def create(app):
-        with app.app_context():
+        with app.app_context(), everything():
             for name, roles in USERS.items():
                 save_user(db.session, name, roles, token=f"token-{name}", email=f"{name}@council.example")
             db.session.commit()
@@ -238,7 +238,7 @@ def test_a_year_of_daily_reminders_keeps_the_case_flat(sqlite_only, tokens_for, 
     case_id = start(api, "timers_daily")["id"]
 
     def measure():
-        with app.app_context():
+        with app.app_context(), everything():
             case = db.session.get(Case, case_id)
             workflow, _ = runtime.load(cases.process_of(db.session, case), case.state)
             return len(case.state), len(workflow.tasks), db.session.scalar(
@@ -256,7 +256,7 @@ def test_a_year_of_daily_reminders_keeps_the_case_flat(sqlite_only, tokens_for, 
     assert rows_2 == rows_365 == 1
     assert state_365 - state_2 < 20, sizes  # a few digits of counters, not a branch per firing
     assert len(fired(app, case_id)) == 365
-    with app.app_context():
+    with app.app_context(), everything():
         assert db.session.scalar(select(func.count()).select_from(Notification)) == 365
     case = api.get(f"/cases/{case_id}").json
     assert [t["name"] for t in case["tasks"]] == ["Task_Plan"]
@@ -308,29 +308,25 @@ def test_working_days_in_calendar_module():
         calendar.working_days(2.5)
 
 
-@pytest.fixture
-def closure_app(database_url):
-    app = make_app(database_url, WORKING_DAY_CLOSURES=[date(2026, 12, 24), date(2026, 12, 31)])
-    yield app
-    calendar.set_calendar(calendar.WorkingCalendar())
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_closure_days_the_council_configures_are_not_working_days(closure_app, tokens_for, frozen_clock):
-    from conftest import Api
-    from service.config import parse_closures
-
-    assert parse_closures("2026-12-24, 2026-12-31") == [date(2026, 12, 24), date(2026, 12, 31)]
-    api = Api(closure_app, tokens_for(closure_app))
-    assert api.deploy(TIMERS).status_code == 201
-    case = start(api, "timers_workdays", {"referral_date": "2026-12-21"})
+def test_closure_days_the_council_configures_are_not_working_days(app, timers_api, frozen_clock):
+    changed = timers_api.patch("/council", json={"closure_days": ["2026-12-31", "2026-12-24"]}, as_="admin")
+    assert changed.status_code == 200, changed.json
+    assert changed.json["closure_days"] == ["2026-12-24", "2026-12-31"]
+    case = start(timers_api, "timers_workdays", {"referral_date": "2026-12-21"})
     # 22, 23, (24 closed), 29, 30, (31 closed), 4, 5, 6, 7, 8, 11
-    assert timers_of(closure_app, case["id"]) == {"Event_TenDays": london(2027, 1, 11, 9, 0),
-                                                  "Event_TenFromReferral": london(2027, 1, 11, 9, 0)}
-    assert fire(closure_app, london(2027, 1, 8, 9, 0)) == 0
-    assert fire(closure_app, london(2027, 1, 11, 9, 0)) == 2
+    assert timers_of(app, case["id"]) == {"Event_TenDays": london(2027, 1, 11, 9, 0),
+                                          "Event_TenFromReferral": london(2027, 1, 11, 9, 0)}
+    assert fire(app, london(2027, 1, 8, 9, 0)) == 0
+    assert fire(app, london(2027, 1, 11, 9, 0)) == 2
+
+
+def test_only_the_council_admin_changes_its_settings_and_bad_values_are_named(timers_api):
+    assert timers_api.patch("/council", json={"closure_days": ["2026-12-24"]}, as_="worker").status_code == 403
+    wrong = timers_api.patch("/council", json={"closure_days": ["24/12/2026"], "country": "france",
+                                               "office_opens": "25:00"}, as_="admin")
+    assert wrong.status_code == 422
+    assert set(wrong.json["errors"]) == {"closure_days", "country", "office_opens"}
+    assert timers_api.get("/council").json["closure_days"] == []  # nothing changed
 
 
 # -- one clock, the CLI ------------------------------------------------------------------------
@@ -360,7 +356,7 @@ def test_cli_timers_fire_now_fires_what_is_due_at_that_instant(app, timers_api):
 def test_the_one_clock_is_the_only_clock(app, timers_api, frozen_clock):
     """Nothing reads the system clock: a case started "in 2026" stays in 2026 whatever the real date."""
     case = start(timers_api, "timers_catch", {"delay": "PT1H"})
-    with app.app_context():
+    with app.app_context(), everything():
         row = db.session.get(Case, case["id"])
         assert row.created_at == row.updated_at == datetime(2026, 12, 21, 9, 0, tzinfo=UTC)
     frozen_clock.advance(hours=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import FIXTURES, ROOT, make_app
+from conftest import FIXTURES, ROOT, everything, in_council, make_app
 from service import cases, deployments, scheduler
 from service.engine import clock
 from service.models import AuditEvent, Case, PendingTimer, db
@@ -26,11 +26,12 @@ DUE = T0 + timedelta(hours=2)  # timers_tiny waits PT1H
 def pg_app(postgres_url):
     app = make_app(postgres_url)
     with app.app_context():
+        in_council(db.session)
         files = {p.name: p.read_bytes() for p in sorted((FIXTURES / "timers").iterdir())}
         deployments.deploy(db.session, files, "test")
         db.session.commit()
     yield app
-    with app.app_context():
+    with app.app_context(), everything():
         db.session.remove()
         db.engine.dispose()
 
@@ -38,6 +39,7 @@ def pg_app(postgres_url):
 def start_cases(app, count: int, started=T0, spacing=timedelta(0)) -> list[int]:
     """``count`` cases of a one-timer diagram, in one transaction, through the service layer."""
     with app.app_context():
+        in_council(db.session)
         ids = []
         for n in range(count):
             with clock.clock_at(started + spacing * n):
@@ -48,7 +50,7 @@ def start_cases(app, count: int, started=T0, spacing=timedelta(0)) -> list[int]:
 
 def firings(app) -> dict[int, int]:
     """timer_fired audit events per case."""
-    with app.app_context():
+    with app.app_context(), everything():
         rows = db.session.execute(select(AuditEvent.case_id, func.count()).where(AuditEvent.event == "timer_fired")
                                   .group_by(AuditEvent.case_id)).all()
         return dict(rows)
@@ -116,7 +118,7 @@ def test_two_processes_fire_500_due_timers_exactly_once(pg_app, postgres_url):
     assert not first & second  # SKIP LOCKED: no case was even loaded by both processes
     assert first | second == set(ids)
     assert firings(pg_app) == {case_id: 1 for case_id in ids}
-    with pg_app.app_context():
+    with pg_app.app_context(), everything():
         assert db.session.scalar(select(func.count()).select_from(PendingTimer)) == 0
         assert db.session.scalar(select(func.count()).select_from(Case).where(Case.status == "completed")) == 500
     print(f"\n500 timers, two processes: {counts} fired, in {[round(r[3], 2) for r in reports]} s")

@@ -6,12 +6,13 @@ Step up/Step down Transitions Meeting list (or tracker)'; 'When completed remove
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from afc_support import Flow, utc
-from conftest import Api, make_app
+from conftest import Api, Browser, everything, make_app, password_hash
 
 from service import tracker_page
-from service.auth import save_user
-from service.models import db
+from conftest import save_user
+from service.models import User, db
 
 UP_DOCS = ["caf_dpr", "transfer_summary", "chronology", "genogram"]
 DOWN_DOCS = ["consent_form", "assessment_action_plan", "transfer_summary", "chronology", "genogram"]
@@ -23,7 +24,7 @@ def api(tmp_path, frozen_clock):
     tracker_page.init_app(app)
     tracker_page.init_app(app)  # a second call (create_app wiring it as well) changes nothing
     tokens = {}
-    with app.app_context():
+    with app.app_context(), everything():
         for name, roles in {"admin": ["admin"], "analyst": ["analyst"], "outsider": ["taf_coordinator"]}.items():
             save_user(db.session, name, roles, token=f"token-{name}")
             tokens[name] = f"token-{name}"
@@ -31,7 +32,7 @@ def api(tmp_path, frozen_clock):
     client = Api(app, tokens)
     client.deploy_pathways()
     yield client
-    with app.app_context():
+    with app.app_context(), everything():
         db.session.remove()
         db.engine.dispose()
 
@@ -133,17 +134,28 @@ def test_who_may_read_the_tracker(api, frozen_clock):
     assert "/api/v1/tracker" in api.get("/openapi.json", as_=None).json["paths"]
 
 
+def _reader(api, name: str):
+    """``name`` signed in to the pages (the printable tracker is a page: no token ever travels in its URL)."""
+    with api.app.app_context():
+        user = db.session.scalars(select(User).where(User.name == name)).one()
+        user.password_hash = password_hash(f"pw-{name}")
+        db.session.commit()
+    browser = Browser(api.app)
+    browser.sign_in(name)
+    return browser
+
+
 def test_printable_page(api, frozen_clock):
     up = step_up(api, frozen_clock, child_name="<script>alert(1)</script>", sending_manager="O'Neil & Co")
     step_down(api, frozen_clock)
-    client = api.app.test_client()
-    assert client.get("/tracker/print").status_code == 401
-    assert client.get("/tracker/print?token=wrong").status_code == 401
-    assert client.get("/tracker/print?token=token-outsider").status_code == 403
-    token = api.tokens[up.users["csc_manager"]]
-    page = client.get(f"/tracker/print?token={token}")
+    anonymous = api.app.test_client().get("/tracker/print")
+    assert anonymous.status_code == 302 and "/sign-in" in anonymous.headers["Location"]
+    assert api.app.test_client().get(f"/tracker/print?token={api.tokens['admin']}").status_code == 302
+    assert _reader(api, "outsider").get("/tracker/print").status_code == 403
+    page = _reader(api, up.users["csc_manager"]).get("/tracker/print")
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
+    assert page.headers["Cache-Control"] == "no-store"
     html = page.get_data(as_text=True)
     assert "size: A4 landscape" in html
     assert "<script>alert(1)</script>" not in html
@@ -151,11 +163,9 @@ def test_printable_page(api, frozen_clock):
     assert "O&#39;Neil &amp; Co" in html
     assert "step up" in html and "step down" in html and "Not allocated" in html
     assert "Update Chronology" in html and "2 cases in transition (1 step up, 1 step down)" in html
-    header = client.get("/tracker/print", headers={"Authorization": f"Bearer {token}"})
-    assert header.status_code == 200 and header.get_data(as_text=True) == html
 
 
 def test_empty_printable_page(api, frozen_clock):
-    page = api.app.test_client().get("/tracker/print?token=token-admin")
+    page = _reader(api, "admin").get("/tracker/print")
     assert page.status_code == 200
     assert "No cases are in transition." in page.get_data(as_text=True)

@@ -4,24 +4,21 @@ The browser-only parts (the diagram, GOV.UK Frontend's scripts) are in test_brow
 """
 from __future__ import annotations
 
-import functools
 import re
 from datetime import datetime
 from html import unescape
 
 import pytest
-from argon2 import PasswordHasher
 
-from service.auth import MAX_FAILED_SIGN_INS, save_user
+from service.auth import MAX_FAILED_SIGN_INS
 from service.deployments import deploy, read_folders
 from service.engine import clock
 from service.engine.clock import LONDON, FixedClock
 from service.models import OpenTask, User, db
 
-from conftest import FIXTURES, ROOT, USERS, Api
+from conftest import FIXTURES, ROOT, USERS, Api, Browser, everything, in_council, page_text, password_hash, save_user
 
 KEY = "carmarthenshire_step_down"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 #: name -> roles of the people the pages are tried with (besides conftest's USERS)
 PEOPLE = {**USERS, "coordinator": ["taf_coordinator"], "lead": ["social_worker", "team_manager"],
@@ -37,10 +34,6 @@ def time():
     clock.set_clock(previous)
 
 
-@functools.cache
-def password_hash(password: str) -> str:
-    """An argon2 hash as service.auth makes them (hashing is slow on purpose: once per password per run)."""
-    return PasswordHasher().hash(password)
 
 
 def pathway_files(key: str = KEY) -> dict[str, bytes]:
@@ -55,50 +48,13 @@ def pathway_files(key: str = KEY) -> dict[str, bytes]:
 def site(sqlite_app, time):
     """The step-down pathway deployed; every person can sign in (password ``pw-<name>``) or use the API."""
     with sqlite_app.app_context():
+        in_council(db.session)
         for name, roles in PEOPLE.items():
             user, _ = save_user(db.session, name, roles, token=f"token-{name}", display_name=name.capitalize())
             user.password_hash = password_hash(f"pw-{name}")
         deploy(db.session, pathway_files(), "test")
         db.session.commit()
     return Api(sqlite_app, {name: f"token-{name}" for name in PEOPLE})
-
-
-class Browser:
-    """A test client that signs in through the form and sends the CSRF token like a browser."""
-
-    def __init__(self, app, base_url: str = "http://localhost"):
-        self.client = app.test_client()
-        self.base_url = base_url
-        self.token = None
-
-    def get(self, path, **kwargs):
-        response = self.client.get(path, base_url=self.base_url, **kwargs)
-        found = CSRF.search(response.get_data(as_text=True))
-        if found:
-            self.token = found[1]
-        return response
-
-    def post(self, path, data=None, csrf=True, **kwargs):
-        data = dict(data or {}) if not hasattr(data, "getlist") else data
-        if csrf:
-            if self.token is None:
-                self.get("/sign-in")
-            data["csrf_token"] = self.token
-        return self.client.post(path, data=data, base_url=self.base_url, **kwargs)
-
-    def sign_in(self, name, password=None):
-        self.get("/sign-in")
-        response = self.post("/sign-in", {"name": name, "password": password or f"pw-{name}"})
-        assert response.status_code == 302, response.get_data(as_text=True)
-        self.get("/")  # signing in starts a new session, with a new CSRF token
-        return response
-
-
-def text(response) -> str:
-    """The page's visible text, roughly: tags removed, entities decoded, white space collapsed."""
-    html = response.get_data(as_text=True)
-    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
 
 
 def start(site, reference="FAM-1", as_="worker", **data):
@@ -109,7 +65,7 @@ def start(site, reference="FAM-1", as_="worker", **data):
 
 
 def open_task(site, case_id, name=None):
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         tasks = db.session.query(OpenTask).filter_by(case_id=case_id, closed_at=None).all()
         task = next(t for t in tasks if name is None or t.name == name)
         return task.id
@@ -140,25 +96,25 @@ def test_sign_in_and_out(site):
     assert 'autocomplete="username"' in page.get_data(as_text=True)
     wrong = browser.post("/sign-in", {"name": "worker", "password": "nope"})
     assert wrong.status_code == 401
-    assert "There is a problem" in text(wrong)
-    assert "The user name or password is not right" in text(wrong)
+    assert "There is a problem" in page_text(wrong)
+    assert "The user name or password is not right" in page_text(wrong)
     assert 'href="#password"' in wrong.get_data(as_text=True)
     assert 'value="worker"' in wrong.get_data(as_text=True)  # what was typed is kept (not the password)
     empty = browser.post("/sign-in", {"name": "", "password": ""})
     assert empty.status_code == 400
-    assert "Enter your user name" in text(empty) and "Enter your password" in text(empty)
+    assert "Enter your user name" in page_text(empty) and "Enter your password" in page_text(empty)
 
     response = browser.post("/sign-in?next=/cases/%d" % case["id"], {"name": "worker", "password": "pw-worker"})
     assert response.status_code == 302 and response.headers["Location"] == f"/cases/{case['id']}"
     inbox = browser.get("/")
     assert inbox.status_code == 200
-    assert "Signed in as Worker" in text(inbox)
-    assert "FAM-IN" in text(inbox) and "Complete JAFF part 1 with the family" in text(inbox)
-    assert "Manager view" not in text(inbox)  # not a manager
+    assert "Signed in as Worker" in page_text(inbox)
+    assert "FAM-IN" in page_text(inbox) and "Complete JAFF part 1 with the family" in page_text(inbox)
+    assert "Manager view" not in page_text(inbox)  # not a manager
 
     out = browser.post("/sign-out")
     assert out.status_code == 302 and out.headers["Location"] == "/sign-in"
-    assert "You have signed out" in text(browser.get("/sign-in"))
+    assert "You have signed out" in page_text(browser.get("/sign-in"))
     assert browser.get("/").status_code == 302
 
 
@@ -180,15 +136,15 @@ def test_lock_out_after_repeated_failures(site, time):
         assert browser.post("/sign-in", {"name": "worker", "password": "wrong"}).status_code == 401
     locked = browser.post("/sign-in", {"name": "worker", "password": "pw-worker"})
     assert locked.status_code == 401
-    assert "locked" in text(locked)
-    with site.app.app_context():
+    assert "locked" in page_text(locked)
+    with site.app.app_context(), everything():
         assert db.session.query(User).filter_by(name="worker").one().locked_until is not None
     time.advance(minutes=16)  # after the lock-out, the right password works again
     assert browser.post("/sign-in", {"name": "worker", "password": "pw-worker"}).status_code == 302
 
 
 def test_passwords_are_hashed_with_argon2(site):
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         user = db.session.query(User).filter_by(name="worker").one()
         assert user.password_hash.startswith("$argon2")
         assert "pw-worker" not in user.password_hash
@@ -201,7 +157,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(site, worker):
     task_id = open_task(site, case["id"])
     refused = worker.post(f"/tasks/{task_id}", {"action": "complete", "family_outcomes": "x"}, csrf=False)
     assert refused.status_code == 400
-    assert "The form was not accepted" in text(refused)
+    assert "The form was not accepted" in page_text(refused)
     assert "<html" in refused.get_data(as_text=True)  # a page, not JSON
     forged = worker.client.post(f"/tasks/{task_id}", data={"action": "complete", "family_outcomes": "x",
                                                             "csrf_token": "forged"})
@@ -209,7 +165,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(site, worker):
     assert worker.client.post("/sign-out").status_code == 400
     assert Browser(site.app).post("/sign-in", {"name": "worker", "password": "pw-worker"},
                                   csrf=False).status_code == 400
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task_id).closed_at is None
 
 
@@ -227,20 +183,20 @@ def test_another_roles_task_is_a_403_page(site):
     front.sign_in("front")
     response = front.get(f"/tasks/{task_id}")
     assert response.status_code == 403
-    assert "You cannot see this page" in text(response)
-    assert "social_worker" in text(response)
+    assert "You cannot see this page" in page_text(response)
+    assert "social_worker" in page_text(response)
     assert front.post(f"/tasks/{task_id}", {"action": "complete"}).status_code == 403
     assert front.post(f"/tasks/{task_id}/claim").status_code == 403
     assert front.get(f"/cases/{case['id']}").status_code == 403
     assert front.get(f"/cases/{case['id']}/diagram.bpmn").status_code == 403
-    assert "FAM-1" not in text(front.get("/"))  # nor in the inbox
+    assert "FAM-1" not in page_text(front.get("/"))  # nor in the inbox
 
 
 def test_an_unknown_case_or_task_is_a_404_page(worker):
     response = worker.get("/cases/99999")
     assert response.status_code == 404
-    assert "Page not found" in text(response)
-    assert "there is no case 99999" in text(response)
+    assert "Page not found" in page_text(response)
+    assert "there is no case 99999" in page_text(response)
     assert worker.get("/tasks/no-such-task").status_code == 404
 
 
@@ -255,7 +211,7 @@ def test_inbox_lists_my_tasks_most_urgent_first_with_overdue_in_words(site, work
     time.move_to(datetime(2027, 1, 12, 9, 0, tzinfo=LONDON))  # FAM-OLD's task was due on the 11th
     start(site, "FAM-NEW")
     page = worker.get("/")
-    body = text(page)
+    body = page_text(page)
     assert body.index("FAM-OLD") < body.index("FAM-NEW")
     assert "1 overdue" in body
     row = re.search(r'<tr class="govuk-table__row" data-task-id="[^"]+">(.*?)</tr>', page.get_data(as_text=True), re.S)[1]
@@ -268,29 +224,29 @@ def test_claim_and_reassign(site, worker):
     task_id = open_task(site, case["id"])
     claimed = worker.post(f"/tasks/{task_id}/claim", {"next": "/"})
     assert claimed.status_code == 302 and claimed.headers["Location"] == "/"
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task_id).assignee == "worker"
     page = worker.get(f"/tasks/{task_id}")
-    assert "It is assigned to you" in text(page)
-    assert "Give this task to" not in text(page)  # not a manager
+    assert "It is assigned to you" in page_text(page)
+    assert "Give this task to" not in page_text(page)  # not a manager
 
     lead = Browser(site.app)
     lead.sign_in("lead")  # social_worker and team_manager
     case2 = start(site, "FAM-2")
     task2 = open_task(site, case2["id"])
     page = lead.get(f"/tasks/{task2}")
-    assert "Give this task to" in text(page)
+    assert "Give this task to" in page_text(page)
     given = lead.post(f"/tasks/{task2}/claim", {"assignee": "worker"})
     assert given.status_code == 302
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task2).assignee == "worker"
-    assert "FAM-2" in text(worker.get("/"))
+    assert "FAM-2" in page_text(worker.get("/"))
     # someone without the role cannot be given it: the error is shown by the field
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         task3 = open_task(site, start(site, "FAM-3")["id"])
     refused = lead.post(f"/tasks/{task3}/claim", {"assignee": "front"})
     assert refused.status_code == 422
-    assert "front does not have the role social_worker" in text(refused)
+    assert "front does not have the role social_worker" in page_text(refused)
     assert 'href="#assignee"' in refused.get_data(as_text=True)
 
 
@@ -301,18 +257,18 @@ def test_the_task_form_is_rendered_from_its_definition(site, worker):
     page = worker.get(f"/tasks/{open_task(site, case['id'])}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Complete JAFF part 1 with the family" in text(page)
+    assert "Complete JAFF part 1 with the family" in page_text(page)
     assert '<textarea class="govuk-textarea govuk-js-character-count' in html  # maxLength: a character count
     assert 'name="family_outcomes"' in html and 'name="professional_view"' in html
     assert '<legend class="govuk-fieldset__legend govuk-fieldset__legend--m">' in html and "Family consent" in html
     assert 'type="checkbox"' in html and 'name="consent_referral" type="checkbox" value="true"' in html
     assert 'type="radio"' in html and 'value="verbal"' in html
-    assert "Your view of the case (optional)" in text(page)
+    assert "Your view of the case (optional)" in page_text(page)
     # the text component: escaped, then markdown-ish (heading, bold)
     assert '<h2 class="govuk-heading-m">Joint Assessment Family Framework, part 1</h2>' in html
     assert "<strong>with the family</strong>" in html
     # the element's documentation is the guidance
-    assert "Guidance from the pathway" in text(page) and "Joint Assessment Family Framework (JAFF) part 1 form" in text(page)
+    assert "Guidance from the pathway" in page_text(page) and "Joint Assessment Family Framework (JAFF) part 1 form" in page_text(page)
     assert 'name="csrf_token"' in html
 
 
@@ -333,7 +289,7 @@ def test_a_missing_required_field_is_shown_gov_uk_style_and_what_was_typed_is_ke
     assert "&lt;b&gt;Kept&lt;/b&gt; view</textarea>" in html  # kept, and escaped
     assert re.search(r'value="verbal" checked', html)
     assert re.search(r'name="consent_referral" type="checkbox" value="true" checked', html)
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task_id).closed_at is None
 
 
@@ -345,11 +301,11 @@ def test_save_draft_and_come_back_to_it(site, worker):
                                                "consent_form": "signed"})
     assert saved.status_code == 302 and saved.headers["Location"] == f"/tasks/{task_id}"
     page = worker.get(f"/tasks/{task_id}")
-    assert "saved as a draft" in text(page)
+    assert "saved as a draft" in page_text(page)
     html = page.get_data(as_text=True)
     assert ">Half done</textarea>" in html
     assert re.search(r'value="signed" checked', html)
-    with site.app.app_context():
+    with site.app.app_context(), everything():
         task = db.session.get(OpenTask, task_id)
         assert task.closed_at is None and task.draft["professional_view"] == "Half done"
 
@@ -362,7 +318,7 @@ def test_completing_a_task_moves_the_case_on(site, worker):
                                               "consent_referral": "true", "consent_form": "signed"})
     assert done.status_code == 302 and done.headers["Location"] == f"/cases/{case['id']}"
     page = worker.get(f"/cases/{case['id']}")
-    body = text(page)
+    body = page_text(page)
     assert "You completed 'Complete JAFF part 1 with the family'" in body
     assert "Check JAFF part 1 in the TAF box" in body
     assert 'data-current="Task_CheckJaffPart1"' in page.get_data(as_text=True)
@@ -370,11 +326,11 @@ def test_completing_a_task_moves_the_case_on(site, worker):
     # the task is gone: a second post is a 409 page linking to the case
     again = worker.post(f"/tasks/{task_id}", {"action": "complete", "family_outcomes": "x"})
     assert again.status_code == 409
-    assert "no longer open" in text(again)
+    assert "no longer open" in page_text(again)
     # the next task is the coordinator's
     coordinator = Browser(site.app)
     coordinator.sign_in("coordinator")
-    assert "FAM-1" in text(coordinator.get("/"))
+    assert "FAM-1" in page_text(coordinator.get("/"))
 
 
 def test_a_three_part_date_and_a_required_checkbox(site):
@@ -402,7 +358,7 @@ def test_a_three_part_date_and_a_required_checkbox(site):
                                                    "meeting_date-day": "21", "meeting_date-month": "1",
                                                    "meeting_date-year": "2027"})
     assert done.status_code == 302
-    case_page = text(coordinator.get(f"/cases/{case['id']}"))
+    case_page = page_text(coordinator.get(f"/cases/{case['id']}"))
     assert "Hold the step-down meeting" in case_page
     assert "2027-01-21" in case_page
 
@@ -420,7 +376,7 @@ def test_a_required_formdata_boolean_is_yes_no_radios(site):
     assert "Assess within two days." in html  # the documentation
     missing = browser.post(f"/tasks/{task_id}", {"action": "complete"})
     assert missing.status_code == 422
-    assert "Select whether risk of significant harm" in text(missing)
+    assert "Select whether risk of significant harm" in page_text(missing)
     assert browser.post(f"/tasks/{task_id}", {"action": "complete", "risk": "false"}).status_code == 302
 
 
@@ -429,7 +385,7 @@ def test_a_required_formdata_boolean_is_yes_no_radios(site):
 def test_the_case_page(site, worker):
     case = start(site, "FAM-C", weeks_open=10, family_name="Jones")
     page = worker.get(f"/cases/{case['id']}")
-    body = text(page)
+    body = page_text(page)
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "Case FAM-C" in body
@@ -457,7 +413,7 @@ def test_hostile_case_data_is_shown_as_text(site, worker):
     html = page.get_data(as_text=True)
     assert hostile not in html and "<img src=x>" not in html and "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-    assert hostile in text(page)  # shown, as text
+    assert hostile in page_text(page)  # shown, as text
     inbox = worker.get("/").get_data(as_text=True)
     assert "<b>bold</b>" not in inbox and "FAM-&lt;b&gt;bold&lt;/b&gt;" in inbox
     task = worker.get(f"/tasks/{open_task(site, case['id'])}").get_data(as_text=True)
@@ -476,10 +432,10 @@ def test_the_manager_view(site, time):
     time.move_to(datetime(2027, 1, 11, 12, 0, tzinfo=LONDON))
     manager = Browser(site.app)
     manager.sign_in("taf.manager")
-    assert "Manager view" in text(manager.get("/"))
+    assert "Manager view" in page_text(manager.get("/"))
     page = manager.get("/manager")
     assert page.status_code == 200
-    body = text(page)
+    body = page_text(page)
     overdue = body[body.index("Overdue ("):body.index("Due in the next")]
     assert "FAM-LATE" in overdue and "FAM-ALSO" in overdue and "Overdue" in overdue
     assert "FAM-SOON" not in overdue
@@ -489,7 +445,7 @@ def test_the_manager_view(site, time):
     # a manager of another pathway's team sees none of these cases
     other = Browser(site.app)
     other.sign_in("manager")  # team_manager: no role in the step-down pathway
-    body = text(other.get("/manager"))
+    body = page_text(other.get("/manager"))
     assert "FAM-LATE" not in body and "No cases yet" in body
 
 

@@ -1,0 +1,130 @@
+"""Upgrading a database from before councils: every row moves into its council, nothing is lost.
+
+A database of the first schema holds one deployment with Halton's and Rochdale's files (and a form of
+neither), a case of each, their tasks, timers, audit and a notification, and two users. After `flask db
+upgrade` each row belongs to the council its pathway's key names, the deployment is split so that each
+council keeps only its own files (and the shared one), and a user's roles are held where they acted.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from service import create_app
+from service.models import db
+
+BEFORE_COUNCILS = "3c7e1901bb86"
+T = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def legacy(database_url):
+    """The app on a database at the schema before councils, holding two councils' worth of rows."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "TESTING": True,
+                      "SECRET_KEY": "test"})
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade(revision=BEFORE_COUNCILS)
+        with db.engine.begin() as connection:
+            for statement, rows in _LEGACY_ROWS:
+                for row in rows:
+                    connection.execute(text(statement), {"t": T, **row})
+            if connection.dialect.name == "postgresql":  # the rows above gave their ids: move the sequences on
+                for table in ("users", "deployments", "process_versions", "cases"):
+                    connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                            f"(SELECT max(id) FROM {table}))"))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+_CASE = ("INSERT INTO cases (id, process_version_id, reference, status, data, state, state_format, started_by, "
+         "created_at, updated_at, waiting_for, lock_version) VALUES (:id, :pv, :ref, 'active', '{}', '', '1', :by, "
+         ":t, :t, '[]', 1)")
+_LEGACY_ROWS = [
+    ("INSERT INTO users (id, name, failed_sign_ins, created_at) VALUES (:id, :name, 0, :t)",
+     [{"id": 1, "name": "sam"}, {"id": 2, "name": "idle"}]),
+    ("INSERT INTO user_roles (user_id, role) VALUES (:u, :r)", [{"u": 1, "r": "social_worker"},
+                                                                {"u": 2, "r": "team_manager"}]),
+    ("INSERT INTO deployments (id, content_hash, created_at, created_by) VALUES (1, 'h1', :t, 'cli')", [{}]),
+    ("INSERT INTO deployment_files (deployment_id, name, content) VALUES (1, :n, :c)",
+     [{"n": "halton_step_up.bpmn", "c": b"<halton/>"}, {"n": "rochdale_step_up.bpmn", "c": b"<rochdale/>"},
+      {"n": "shared.form", "c": b"{}"}]),
+    ("INSERT INTO process_versions (id, key, version, name, content_hash, deployment_id, created_at) "
+     "VALUES (:id, :key, 1, :key, :key, 1, :t)", [{"id": 1, "key": "halton_step_up"}, {"id": 2, "key": "rochdale_step_up"}]),
+    (_CASE, [{"id": 1, "pv": 1, "ref": "HAL-1", "by": "sam"}, {"id": 2, "pv": 2, "ref": "ROC-1", "by": None}]),
+    ("INSERT INTO tasks (id, case_id, name, title, created_at, closed_at, closed_by) VALUES (:id, :case, 'T', 'T', "
+     ":t, NULL, NULL)", [{"id": "task-1", "case": 1}, {"id": "task-2", "case": 2}]),
+    ("INSERT INTO task_roles (task_id, role) VALUES (:id, 'social_worker')", [{"id": "task-1"}, {"id": "task-2"}]),
+    ("INSERT INTO pending_timers (id, case_id, name, title, due_at, properties) VALUES ('timer-2', 2, 'E', 'E', :t, "
+     "'{}')", [{}]),
+    ("INSERT INTO audit_events (case_id, at, actor, event, detail) VALUES (:case, :t, 'sam', 'case_started', '{}')",
+     [{"case": 1}, {"case": 2}]),
+    ("INSERT INTO notifications (user_id, case_id, kind, subject, body, created_at, email_attempts) "
+     "VALUES (1, 2, 'reminder', 's', 'b', :t, 0)", [{}]),
+]
+
+
+def _rows(app, query: str) -> list[tuple]:
+    with app.app_context(), db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # the upgrade turned row-level security on
+            connection.execute(text("SELECT set_config('app.all_councils', 'on', true)"))
+        return [tuple(row) for row in connection.execute(text(query))]
+
+
+def test_rows_move_into_the_council_their_pathway_names(legacy):
+    with legacy.app_context():
+        upgrade()
+    councils = dict(_rows(legacy, "SELECT key, id FROM councils"))
+    assert set(councils) == {"halton", "rochdale"}
+    halton, rochdale = councils["halton"], councils["rochdale"]
+    assert _rows(legacy, "SELECT id, council_id FROM cases ORDER BY id") == [(1, halton), (2, rochdale)]
+    assert _rows(legacy, "SELECT id, council_id FROM tasks ORDER BY id") == [("task-1", halton), ("task-2", rochdale)]
+    assert _rows(legacy, "SELECT task_id, council_id FROM task_roles ORDER BY task_id") == [("task-1", halton),
+                                                                                          ("task-2", rochdale)]
+    assert _rows(legacy, "SELECT council_id FROM pending_timers") == [(rochdale,)]
+    assert _rows(legacy, "SELECT case_id, council_id FROM audit_events ORDER BY case_id") == [(1, halton),
+                                                                                            (2, rochdale)]
+    assert _rows(legacy, "SELECT council_id FROM notifications") == [(rochdale,)]
+    # The deployment is split: each council keeps its own files and the one no council's prefix names.
+    files = _rows(legacy, "SELECT p.key, f.name FROM process_versions p JOIN deployment_files f "
+                          "ON f.deployment_id = p.deployment_id ORDER BY p.key, f.name")
+    assert files == [("halton_step_up", "halton_step_up.bpmn"), ("halton_step_up", "shared.form"),
+                     ("rochdale_step_up", "rochdale_step_up.bpmn"), ("rochdale_step_up", "shared.form")]
+    assert _rows(legacy, "SELECT p.council_id = d.council_id FROM process_versions p JOIN deployments d "
+                         "ON d.id = p.deployment_id") == [(True,), (True,)]
+    # sam acted in Halton only (started HAL-1); nobody gets a role in a council they never worked in.
+    assert _rows(legacy, "SELECT user_id, council_id, role FROM memberships") == [(1, halton, "social_worker")]
+
+
+def test_rows_move_into_the_council_named_on_the_command_line(legacy):
+    with legacy.app_context():
+        upgrade(x_arg=["council=halton"])
+    [(halton,)] = _rows(legacy, "SELECT id FROM councils WHERE key = 'halton'")
+    assert _rows(legacy, "SELECT count(*) FROM councils") == [(1,)]
+    for table in ("cases", "tasks", "pending_timers", "audit_events", "notifications", "process_versions",
+                  "deployments", "deployment_files"):
+        assert _rows(legacy, f"SELECT DISTINCT council_id FROM {table}") == [(halton,)], table
+    assert sorted(_rows(legacy, "SELECT user_id, role FROM memberships")) == [(1, "social_worker"),
+                                                                            (2, "team_manager")]
+
+
+def test_a_new_database_upgrades_and_downgrades(database_url):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "SECRET_KEY": "test"})
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade()
+        from flask_migrate import downgrade
+
+        downgrade(revision=BEFORE_COUNCILS)
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()

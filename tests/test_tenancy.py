@@ -1,0 +1,364 @@
+"""Councils share one service and never see each other's children.
+
+The isolation matrix: for every API endpoint and every page, a user of council "north" holding any role
+gets 404 for every object of council "south" (not 403: not even the existence of a case leaks), on SQLite
+and on PostgreSQL, where the service runs as an unprivileged role under row-level security. Lists never
+show another council's objects. On PostgreSQL a query issued without the council scope returns nothing.
+"""
+from __future__ import annotations
+
+import re
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, select, text, update
+
+from conftest import APP_ROLE, FIXTURES, Api, Browser, everything, in_council, make_app, password_hash, save_user
+from service import scheduler, tenancy
+from service.models import Case, Council, Membership, Notification, OpenTask, ProcessVersion, User, db
+
+PATHWAY = FIXTURES / "pathways"
+#: Every role of the fixture pathway, the council's own roles and a manager: "any role" of the matrix.
+ROLES = ["social_worker", "team_manager", "front_door", "admin", "analyst"]
+
+
+@pytest.fixture
+def councils(database_url, frozen_clock):
+    """Two councils with the same pathway; south has a case with an open task, a timer and a notification."""
+    app = make_app(database_url)
+    tokens = {}
+    with app.app_context():
+        for council in ("north", "south"):
+            for role in ROLES:
+                name = f"{council}-{role}"
+                user, _ = save_user(db.session, name, [role], council=council, token=f"token-{name}")
+                user.password_hash = password_hash(f"pw-{name}")
+                tokens[name] = f"token-{name}"
+        db.session.commit()
+    api = Api(app, tokens)
+    for council in ("north", "south"):
+        assert api.deploy(PATHWAY, as_=f"{council}-analyst").status_code == 201
+    case = api.post("/cases", json={"process": "test_review", "reference": "SOUTH-1", "data": {"needs": 3, "family_name": "Southey"}},
+                    as_="south-social_worker").json
+    frozen_clock.advance(days=2, minutes=1)
+    assert scheduler.fire_due(app) == 1  # a reminder for south's social worker
+    with app.app_context(), everything():
+        notification = db.session.scalars(select(Notification)).one()
+        south = {"case": case["id"], "task": case["tasks"][0]["id"], "notification": notification.id,
+                 "key": "test_review", "decision": "test_level"}
+    yield api, south
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+# -- the API -------------------------------------------------------------------------------------
+
+#: How to fill each URL parameter with south's object; an endpoint with any other parameter fails the test,
+#: so that a new endpoint cannot escape the matrix.
+PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
+              "notification_id": "notification"}
+#: Endpoints that name no object: what they list must not include south's objects.
+LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council"}
+NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/cases"}
+
+
+def _api_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/") and not rule.rule.startswith("/api/v1/operator/"):
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield rule, method
+
+
+def test_every_api_endpoint_answers_404_for_another_councils_objects(councils):
+    api, south = councils
+    checked = 0
+    for rule, method in _api_routes(api.app):
+        if not rule.arguments:
+            assert rule.rule in LISTS | NOT_COUNCIL_DATA, f"{rule.rule}: classify this endpoint in the matrix"
+            continue
+        unknown = set(rule.arguments) - set(PARAMETERS)
+        assert not unknown, f"{rule.rule}: add {unknown} to the isolation matrix"
+        path = rule.rule
+        for argument in rule.arguments:
+            path = re.sub(rf"<(?:\w+:)?{argument}>", str(south[PARAMETERS[argument]]), path)
+        if "<" in path:
+            continue
+        for role in ROLES:
+            if rule.rule.endswith("/processes/<string:key>") or "/processes/<string:key>/copy" in rule.rule:
+                continue  # north has its own pathway 'review': the same key is its own, checked below
+            if rule.rule.endswith("/decisions/<string:decision_id>/evaluate"):
+                continue  # likewise north's own table
+            response = api.client.open(path, method=method, json={"data": {}, "name": "family_update"},
+                                       headers={"Authorization": f"Bearer token-north-{role}"})
+            assert response.status_code == 404, f"{method} {path} as north's {role}: {response.status_code}"
+            assert "SOUTH" not in response.get_data(as_text=True)
+            checked += 1
+    assert checked >= 5 * len(ROLES)
+
+
+def test_lists_show_only_the_councils_own(councils):
+    api, south = councils
+    for role in ROLES:
+        as_ = f"north-{role}"
+        assert api.get("/tasks", as_=as_).json == []
+        assert api.get("/notifications", as_=as_).json == []
+        assert all(t["case_id"] != south["case"] for t in api.get("/tasks?overdue=true", as_=as_).json)
+        assert api.get("/council", as_=as_).json["key"] == "north"
+    assert [t["case_id"] for t in api.get("/tasks", as_="south-social_worker").json] == [south["case"]]
+    assert len(api.get("/notifications", as_="south-social_worker").json) == 1
+
+
+def test_the_same_process_key_is_each_councils_own_pathway(councils):
+    api, south = councils
+    north_case = api.post("/cases", json={"process": "test_review", "reference": "NORTH-1", "data": {"needs": 3}},
+                          as_="north-social_worker")
+    assert north_case.status_code == 201
+    assert north_case.json["id"] != south["case"]
+    # A process only south has is not there for north, to read or to start.
+    with api.app.app_context():
+        in_council(db.session, "south")
+        db.session.execute(update(ProcessVersion).where(ProcessVersion.key == "test_review")  # south's only
+                           .values(key="south_only"))
+        db.session.commit()
+    assert api.get("/processes/south_only", as_="north-admin").status_code == 404
+    assert api.post("/cases", json={"process": "south_only", "reference": "X", "data": {"needs": 3}},
+                    as_="north-admin").status_code == 404
+    assert "south_only" in [p["key"] for p in api.get("/processes", as_="south-admin").json]
+    assert "south_only" not in [p["key"] for p in api.get("/processes", as_="north-admin").json]
+
+
+def test_an_analyst_deploys_into_their_own_council_only(councils):
+    api, _ = councils
+    again = api.deploy(PATHWAY, as_="north-analyst")
+    assert again.status_code == 201 and again.json["created"] is False  # north's own latest, unchanged
+    with api.app.app_context(), everything():
+        versions = db.session.execute(select(Council.key, ProcessVersion.key, ProcessVersion.version)
+                                      .join(Council, Council.id == ProcessVersion.council_id)).all()
+    assert sorted(versions) == [("north", "test_review", 1), ("south", "test_review", 1)]
+
+
+def test_a_council_copies_another_councils_pathway_as_a_starting_point(councils):
+    api, _ = councils
+    with api.app.app_context():
+        save_user(db.session, "west-analyst", ["analyst"], council="west", token="token-west-analyst")
+        db.session.commit()
+    api.tokens["west-analyst"] = "token-west-analyst"
+    assert api.get("/processes/test_review", as_="west-analyst").status_code == 404
+    copied = api.post("/processes/test_review/copy", json={"from_council": "south"}, as_="west-analyst")
+    assert copied.status_code == 201, copied.json
+    assert [p["key"] for p in copied.json["processes"]] == ["test_review"]
+    assert api.get("/processes/test_review", as_="west-analyst").json["roles"] == ["front_door", "social_worker",
+                                                                                "team_manager"]
+    assert api.post("/processes/test_review/copy", json={"from_council": "south"},
+                    as_="south-social_worker").status_code == 403
+    assert api.post("/processes/test_review/copy", json={"from_council": "nowhere"},
+                    as_="west-analyst").status_code == 404
+
+
+# -- the pages -----------------------------------------------------------------------------------
+
+def test_every_page_answers_404_for_another_councils_objects(councils):
+    api, south = councils
+    pages = [("GET", f"/cases/{south['case']}"), ("GET", f"/cases/{south['case']}/diagram.bpmn"),
+             ("GET", f"/tasks/{south['task']}"), ("POST", f"/tasks/{south['task']}"),
+             ("POST", f"/tasks/{south['task']}/claim")]
+    page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
+                  and r.arguments}
+    assert page_rules == {"/cases/<int:case_id>", "/cases/<int:case_id>/diagram.bpmn", "/tasks/<string:task_id>",
+                          "/tasks/<string:task_id>/claim"}, "a new page with an object in its URL: add it here"
+    for role in ROLES:
+        browser = Browser(api.app)
+        browser.sign_in(f"north-{role}")
+        for method, path in pages:
+            response = browser.get(path) if method == "GET" else browser.post(path, {"action": "draft"})
+            assert response.status_code == 404, f"{method} {path} as north's {role}"
+            assert "SOUTH" not in response.get_data(as_text=True)
+        assert "SOUTH-1" not in browser.get("/").get_data(as_text=True)
+        if role in ("team_manager", "admin"):
+            assert "SOUTH-1" not in browser.get("/manager").get_data(as_text=True)
+
+
+# -- people who work for several councils, and the operator ---------------------------------------
+
+def test_a_user_of_two_councils_names_the_one_they_act_for(councils):
+    api, south = councils
+    with api.app.app_context():
+        save_user(db.session, "regional", ["social_worker"], council="north", token="token-regional")
+        save_user(db.session, "regional", ["social_worker"], council="south", token="token-regional")
+        db.session.commit()
+    headers = {"Authorization": "Bearer token-regional"}
+    unnamed = api.client.get("/api/v1/tasks", headers=headers)
+    assert unnamed.status_code == 400 and unnamed.json["councils"] == ["north", "south"]
+    in_south = api.client.get("/api/v1/tasks", headers={**headers, "X-Council": "south"}).json
+    assert [t["case_id"] for t in in_south] == [south["case"]]
+    assert api.client.get("/api/v1/tasks", headers={**headers, "X-Council": "north"}).json == []
+    assert api.client.get(f"/api/v1/cases/{south['case']}", headers={**headers, "X-Council": "north"}).status_code == 404
+    assert api.client.get("/api/v1/tasks", headers={**headers, "X-Council": "east"}).status_code == 403
+
+
+def test_a_user_of_two_councils_chooses_in_the_pages(councils):
+    api, south = councils
+    with api.app.app_context():
+        for council in ("north", "south"):
+            save_user(db.session, "regional", ["social_worker"], council=council, token="token-regional")
+        db.session.scalars(select(User).where(User.name == "regional")).one().password_hash = password_hash("pw-regional")
+        db.session.commit()
+    browser = Browser(api.app)
+    browser.get("/sign-in")
+    browser.post("/sign-in", {"name": "regional", "password": "pw-regional"})
+    chooser = browser.get("/")
+    assert chooser.status_code == 302 and "/council" in chooser.headers["Location"]
+    page = browser.get("/council")
+    assert "North Council" in page.get_data(as_text=True) and "South Council" in page.get_data(as_text=True)
+    assert browser.post("/council", {"council": "east"}).status_code == 422
+    assert browser.post("/council", {"council": "north"}).status_code == 302
+    assert "SOUTH-1" not in browser.get("/").get_data(as_text=True)
+    assert browser.get(f"/cases/{south['case']}").status_code == 404
+    assert browser.post("/council", {"council": "south"}).status_code == 302
+    assert "SOUTH-1" in browser.get("/").get_data(as_text=True)
+
+
+def test_the_operator_creates_councils_and_counts_but_reads_no_case(councils):
+    api, south = councils
+    with api.app.app_context():
+        from service.auth import save_user as save_any_user
+
+        save_any_user(db.session, "op", [], token="token-op", operator=True)
+        db.session.commit()
+    api.tokens["op"] = "token-op"
+    created = api.post("/operator/councils", json={"key": "east", "name": "East Council", "admin": "east-admin",
+                                                   "settings": {"country": "wales"}}, as_="op")
+    assert created.status_code == 201, created.json
+    assert created.json["council"]["country"] == "wales"
+    api.tokens["east-admin"] = created.json["admin_token"]
+    assert api.get("/council", as_="east-admin").json["name"] == "East Council"
+    assert api.post("/operator/councils", json={"key": "east", "name": "Again"}, as_="op").status_code == 409
+    assert api.post("/operator/councils", json={"key": "Bad Key!", "name": "X"}, as_="op").status_code == 422
+    health = api.get("/operator/health", as_="op")
+    assert health.status_code == 200
+    south_counts = next(c for c in health.json["councils"] if c["key"] == "south")
+    assert south_counts["cases"] == {"active": 1} and south_counts["open_tasks"] == 1
+    assert "SOUTH-1" not in health.get_data(as_text=True) and "Southey" not in health.get_data(as_text=True)
+    # The operator works for no council: case data is not theirs to read.
+    assert api.get(f"/cases/{south['case']}", as_="op").status_code == 403
+    assert api.get("/tasks", as_="op").status_code == 403
+    # And a council's staff are not the operator.
+    assert api.get("/operator/health", as_="south-admin").status_code == 403
+    with api.app.app_context():
+        db.session.scalars(select(User).where(User.name == "op")).one().password_hash = password_hash("pw-op")
+        db.session.commit()
+    browser = Browser(api.app)
+    browser.get("/sign-in")
+    browser.post("/sign-in", {"name": "op", "password": "pw-op"})
+    landing = browser.get("/")
+    assert landing.status_code == 302 and landing.headers["Location"].endswith("/operator")
+    page = browser.get("/operator").get_data(as_text=True)
+    assert "South Council" in page and "East Council" in page and "SOUTH-1" not in page
+    assert browser.get(f"/cases/{south['case']}").status_code == 302  # to /operator: no council, no case
+    south_admin = Browser(api.app)
+    south_admin.sign_in("south-admin")
+    assert south_admin.get("/operator").status_code == 404
+
+
+# -- the walls themselves -------------------------------------------------------------------------
+
+def test_the_orm_refuses_council_data_outside_any_scope(councils):
+    api, south = councils
+    with api.app.app_context():
+        with pytest.raises(tenancy.Unscoped):
+            db.session.scalars(select(Case)).all()
+        db.session.rollback()
+        in_council(db.session, "north")
+        assert db.session.get(Case, south["case"]) is None
+        assert db.session.scalars(select(OpenTask)).all() == []
+        with pytest.raises(tenancy.Unscoped):  # a row of another council cannot be written from here
+            south_id = db.session.scalars(select(Council.id).where(Council.key == "south")).one()
+            db.session.add(Membership(user_id=1, council_id=south_id, role="x"))
+            db.session.add(Notification(council_id=south_id, user_id=1, kind="reminder", subject="s", body="b"))
+            db.session.flush()
+        db.session.rollback()
+
+
+@pytest.mark.postgres
+def test_row_level_security_returns_nothing_without_the_council_scope(postgres_url, frozen_clock):
+    app = make_app(postgres_url)
+    with app.app_context():
+        for council in ("north", "south"):
+            in_council(db.session, council)
+            save_user(db.session, f"{council}-worker", ["social_worker"], council=council, token=f"t-{council}")
+        db.session.commit()
+    api = Api(app, {"south": "t-south", "north": "t-north"})
+    with app.app_context():
+        save_user(db.session, "south-analyst", ["analyst"], council="south", token="t-south-analyst")
+        db.session.commit()
+    api.tokens["south-analyst"] = "t-south-analyst"
+    assert api.deploy(PATHWAY, as_="south-analyst").status_code == 201
+    assert api.post("/cases", json={"process": "test_review", "reference": "S-1", "data": {"needs": 3}}, as_="south").status_code == 201
+    engine = create_engine(postgres_url.replace("://postgres@", f"://{APP_ROLE}@"))
+    try:
+        with engine.connect() as connection:
+            count = "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM tasks), (SELECT count(*) FROM " \
+                    "audit_events), (SELECT count(*) FROM process_versions), (SELECT count(*) FROM memberships)"
+            assert connection.execute(text(count)).one() == (0, 0, 0, 0, 0)  # no scope: nothing
+            north, south = (connection.execute(text("SELECT id FROM councils WHERE key = :k"), {"k": k}).scalar_one()
+                            for k in ("north", "south"))
+            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(north)})
+            assert connection.execute(text(count)).one()[:4] == (0, 0, 0, 0)
+            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(south)})
+            cases, tasks, audit, versions, _ = connection.execute(text(count)).one()
+            assert cases == 1 and tasks == 1 and audit >= 1 and versions == 1
+            with pytest.raises(Exception, match="row-level security"):  # and no row can be written into north
+                connection.execute(text("INSERT INTO audit_events (case_id, at, actor, event, detail, council_id) "
+                                        "SELECT id, now(), 'x', 'x', '{}', :n FROM cases"), {"n": north})
+    finally:
+        engine.dispose()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+# -- councils' calendars ----------------------------------------------------------------------------
+
+def test_each_reference_council_has_its_own_pathways_and_calendar(sqlite_app):
+    from conftest import ROOT
+    from service.demo import REFERENCE_COUNCILS, create_demo_users, create_reference_councils
+
+    with sqlite_app.app_context():
+        created = create_reference_councils(db.session, ROOT)
+        create_demo_users(db.session)
+        db.session.commit()
+        countries = {council.key: council.country for council, _ in created}
+        assert countries == {c.key: c.country for c in REFERENCE_COUNCILS}
+        assert countries["carmarthenshire"] == "wales" and set(countries.values()) == {"wales", "england"}
+        for council, result in created:
+            assert result.processes and all(v.key.startswith(f"{council.key}_") for v in result.processes)
+            calendar = tenancy.working_calendar(council)
+            assert calendar.country == council.country
+        regional = db.session.scalars(select(User).where(User.name == "regional.duty.worker")).one()
+        assert len({m.council_id for m in db.session.scalars(select(Membership).where(
+            Membership.user_id == regional.id))}) == 2
+
+
+def test_working_days_follow_the_councils_country():
+    from datetime import date
+
+    from service.engine.calendar import WorkingCalendar
+
+    wales, scotland = WorkingCalendar(country="wales"), WorkingCalendar(country="scotland")
+    assert not wales.is_working_day(date(2027, 8, 30))  # the summer bank holiday of England and Wales
+    assert scotland.is_working_day(date(2027, 8, 30)) and not scotland.is_working_day(date(2027, 8, 2))
+    assert wales.is_working_day(date(2027, 1, 4)) and not scotland.is_working_day(date(2027, 1, 4))
+    with pytest.raises(ValueError):
+        WorkingCalendar(country="france")
+
+
+def test_a_due_date_is_counted_in_the_councils_own_working_days(councils, frozen_clock):
+    api, _ = councils
+    assert api.patch("/council", json={"closure_days": ["2026-12-24"]}, as_="north-admin").status_code == 200
+    north = api.post("/cases", json={"process": "test_review", "reference": "N-2", "data": {"needs": 3}}, as_="north-social_worker")
+    south = api.post("/cases", json={"process": "test_review", "reference": "S-2", "data": {"needs": 3}}, as_="south-social_worker")
+    north_due = {t["name"]: t["due_at"] for t in north.json["timers"]}
+    south_due = {t["name"]: t["due_at"] for t in south.json["timers"]}
+    # The 2-day reminder counts calendar days; the 5-working-day escalation skips north's closure day.
+    assert [name for name in north_due if north_due[name] != south_due[name]] == ["Event_Escalate"], (north_due,
+                                                                                                       south_due)
