@@ -271,7 +271,7 @@ def evaluate_table(d: Decision, data: dict) -> DecisionResult:
             if tests is None:
                 raise DecisionEvaluationError(d.id, rule.id, f"{table}, rule {rule.index}: input entry "
                                               f"{cell.text!r} is not valid FEEL: {cell.error}")
-            if tests._fn(v, scope) is not True:
+            if tests.matches(v, scope) is not True:
                 break
         else:
             matched.append(rule)
