@@ -31,8 +31,12 @@ def compile_boxed(el, owner: str, label: str, ctx: LoadContext) -> Boxed:
     """A boxed expression element as a closure; None (no element) evaluates to null."""
     if el is None:
         return lambda s, strict: None
-    kind = local(el.tag)
-    return _COMPILERS[kind](el, owner, label, ctx)
+    fn = _COMPILERS[local(el.tag)](el, owner, label, ctx)
+    type_ref = el.get("typeRef") if local(el.tag) != "decisionTable" else None
+    if not type_ref:
+        return fn
+    # standard mode: the expression's declared type coerces its value (DMN 1.5 10.3.2.9.4)
+    return lambda s, strict: fn(s, strict) if strict else _typed(fn(s, strict), type_ref, ctx)
 
 
 def _error(owner: str, message: str) -> Boxed:

@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import DecisionDefinitionError, DecisionEvaluationError, Problem
 from .feel import (FeelEvaluationError, Function, Limits, Scope, evaluation, to_feel, to_json_value, to_python)
+from .interp import state
 from .model import Decision, DecisionModel, DecisionService
 from .tables import _TYPE_WORDS, TableOutcome, _Mismatch, evaluate_table, show, strict_coerce
 from .types import coerce
@@ -211,6 +212,7 @@ class _Run:
                 data[out.name] = value.get(out.name) if isinstance(value, dict) and not rd.single_output else value
 
     def run_logic(self, d: Decision, model, scope: Scope) -> DecisionResult:
+        state().types = model.types if model else {}  # for `instance of` the model's item definitions
         if d.logic is None:
             if d.literal is not None and d.literal.error:
                 raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r}: its literal expression is not "
@@ -268,6 +270,7 @@ class _Run:
 
     def bkm_function(self, model: DecisionModel, bkm) -> Function:
         def impl(args, named):
+            state().types = model.types
             fn = bkm.logic(Scope(self.scope_data(model)), self.strict)
             return fn.call(args, named) if isinstance(fn, Function) else None
         return Function(bkm.name, None, impl)

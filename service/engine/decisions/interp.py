@@ -283,8 +283,19 @@ def _c_name(ast):
 
     def run(s):
         v = s.lookup(name, _MISSING)
+        if v is _MISSING and "." in name:
+            return _dotted(s, name)
         return fn if v is _MISSING else v
     return run
+
+
+def _dotted(s: Scope, name: str):
+    """A declared name with a dot (a parameter ``Person.Gender``) read where only ``Person`` is bound: a path."""
+    first, *rest = name.split(".")
+    v = s.lookup(first.strip())
+    for part in rest:
+        v = get_member(v, part.strip())
+    return v
 
 
 def _c_list(ast):
@@ -310,8 +321,8 @@ def _c_range(ast):
 
     def run(s):
         a, b = lo(s), hi(s)
-        if a is not None and b is not None and compare(a, b) is None:
-            return None
+        if a is None or b is None or compare(a, b) is None:
+            return None  # a literal range needs two comparable endpoints; `< 10` is the unbounded one
         return Range(a, lc, b, hc)
     return run
 
@@ -372,14 +383,16 @@ def compile_test(t) -> tuple:
 
 def _c_in(ast):
     v = compile_ast(ast[1])
-    tests = [compile_test(t) for t in ast[2]]
+    tests = [compile_test(t) + (t[0] == "expr" and t[1][0] == "range",) for t in ast[2]]
 
     def run(s):
         x = v(s)
         inner = s.with_input(x)
         result = False
-        for op, target, uses in tests:
-            result = _or(result, test_one(x, op, target(inner), uses))
+        for op, target, uses, is_range in tests:
+            t = target(inner)
+            # a range with a null endpoint is null, and so is membership in it
+            result = _or(result, None if is_range and t is None else test_one(x, op, t, uses))
             if result is True:
                 return True
         return result

@@ -6,6 +6,7 @@ has seen, built-in function and parameter names) and reads the longest of them a
 """
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Iterable
@@ -30,7 +31,7 @@ MAX_DEPTH = 150
 
 _WS = re.compile(r"(?:\s|/\*.*?\*/|//[^\n]*)*", re.S)
 _NUMBER = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")
-_NAME = re.compile(r"[^\W\d][\w']*|_\w*")
+_NAME = re.compile(r"(?:[^\W\d]|[\U00010000-\U000EFFFF])[\w'\U00010000-\U000EFFFF]*")
 _PUNCT = ["..", "**", "<=", ">=", "!=", "->", ".", ",", "(", ")", "[", "]", "{", "}", ":", "*", "/", "+", "-",
           "<", ">", "=", "?"]
 _ESC = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "b": "\b", "f": "\f"}
@@ -69,6 +70,7 @@ class Parser:
         self.names: dict[str, list[str]] = {}
         self.functions = set(functions)
         self.declared: set[str] = set()
+        self.unsorted: set[str] = set()
         for n in list(names) + TYPE_NAMES + [f for f in self.functions if not _NAME.fullmatch(f)]:
             self.declare(n)
 
@@ -78,7 +80,7 @@ class Parser:
             bucket = self.names.setdefault(name[0], [])
             if name not in bucket:
                 bucket.append(name)
-                bucket.sort(key=len, reverse=True)
+                self.unsorted.add(name[0])
 
     # ------------------------------------------------------------------ lexing
 
@@ -137,16 +139,31 @@ class Parser:
     def read_name(self, allow_keyword: bool = False) -> str:
         """The longest declared name starting here, else one identifier."""
         kind, m = self.peek()
-        for cand in self.names.get(self.text[self.pos], ()) if self.pos < len(self.text) else ():
-            end = self.pos + len(cand)
-            if self.text.startswith(cand, self.pos) and not (end < len(self.text) and _is_name_char(self.text[end])
-                                                                and _is_name_char(cand[-1])):
-                self.pos = end
+        first = self.text[self.pos] if self.pos < len(self.text) else ""
+        if first in self.unsorted:
+            self.names[first].sort(key=len, reverse=True)
+            self.unsorted.discard(first)
+        for cand in self.names.get(first, ()):
+            found = _name_pattern(cand).match(self.text, self.pos)
+            if found:
+                self.pos = found.end()
                 return cand
         if kind != "name" or (m.group() in KEYWORDS and not allow_keyword):
             raise self.error("expected a name")
         self.pos = m.end()
         return m.group()
+
+    def read_member_name(self) -> str:
+        """A name after a dot: declared names, else words up to the next keyword (``.time offset``)."""
+        name = self.read_name(allow_keyword=True)
+        while True:
+            save = self.pos
+            kind, m = self.peek()
+            if kind != "name" or m.group() in KEYWORDS or self.pos == save:
+                self.pos = save
+                return name
+            self.pos = m.end()
+            name += " " + m.group()
 
     # ------------------------------------------------------------------ entry points
 
@@ -341,7 +358,7 @@ class Parser:
         while True:
             if self.at("."):
                 self.pos += 1
-                e = ("path", e, self.read_name(allow_keyword=True))
+                e = ("path", e, self.read_member_name())
             elif brackets and self.at("["):
                 self.pos += 1
                 cond = self.expression()
@@ -478,6 +495,8 @@ class Parser:
                 key = unescape(m.group(1))
             else:
                 key = self.read_context_key()
+            if any(k == key for k, _ in entries):
+                raise self.error(f"duplicate context key {key!r}")
             self.declare(key)
             self.take(":")
             entries.append((key, self.expression()))
@@ -573,5 +592,9 @@ class Parser:
         return name
 
 
-def _is_name_char(c: str) -> bool:
-    return c.isalnum() or c in "_?'"
+@functools.lru_cache(maxsize=4096)
+def _name_pattern(name: str) -> re.Pattern:
+    """A declared name as written, any whitespace between its words, not followed by more of a name."""
+    words = name.split()
+    tail = r"(?![\w'])" if re.match(r"[\w']", name[-1]) else ""
+    return re.compile(r"\s+".join(re.escape(w) for w in words) + tail)

@@ -196,8 +196,9 @@ def _load_outputs(t: DecisionTable, el, ctx: LoadContext) -> None:
         tr = out.get("typeRef")
         if not tr and len(out_els) == 1:
             tr = el.get("typeRef")
+        # the table's typeRef is the decision's (maybe a list of results), not each output's
         clause = OutputClause(id=out.get("id"), name=oname, label=out.get("label"),
-                              type_ref=ctx.strict_type(tr), type_ref_text=tr)
+                              type_ref=ctx.strict_type(tr), type_ref_text=out.get("typeRef"))
         ov = text_of(child(out, "outputValues"))
         if ov:
             clause.output_values = compile_cell(Cell(out.get("id"), ov), "tests", ctx.names)

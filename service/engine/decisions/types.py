@@ -128,8 +128,7 @@ def coerce(v, t, defs: dict | None = None):
     if isinstance(v, list) and len(v) == 1 and not is_list_type:
         return coerce(v[0], t, defs)
     if not isinstance(v, list) and is_list_type:
-        one = coerce(v, _element_type(t, defs), defs)
-        return [one] if one is not None else None
+        return [v] if instance_of([v], t, defs) else None
     return None
 
 
@@ -149,11 +148,6 @@ def _is_list_type(t, defs) -> bool:
         return t[0] == "list"
     item = (defs or {}).get(t) if isinstance(t, str) else None
     return bool(item and item.is_collection)
-
-
-def _element_type(t, defs):
-    """The element type of a list type; a collection item definition's elements are checked as a whole."""
-    return t[1] if isinstance(t, tuple) else "Any"
 
 
 def number_or_none(v) -> Decimal | None:
