@@ -163,7 +163,12 @@ def _part(el, name, owner, label, ctx) -> Boxed:
 
 def _conditional(el, owner, label, ctx) -> Boxed:
     cond, then, other = (_part(el, n, owner, label, ctx) for n in ("if", "then", "else"))
-    return lambda s, strict: then(s, strict) if cond(s, strict) is True else other(s, strict)
+    def run(s, strict):
+        c = cond(s, strict)
+        if c is not None and not isinstance(c, bool):
+            return None  # the condition of a boxed conditional must be a boolean
+        return then(s, strict) if c is True else other(s, strict)
+    return run
 
 
 def _filter(el, owner, label, ctx) -> Boxed:
@@ -205,6 +210,8 @@ def _iterator(el, owner, label, ctx) -> Boxed:
             results.append(body(s.child({var: x, "partial": results}), strict))
         if kind == "for":
             return results
+        if any(r is not None and not isinstance(r, bool) for r in results):
+            return None  # `satisfies` must give booleans
         if kind == "some":
             return True if any(r is True for r in results) else (False if all(r is False for r in results) else None)
         return False if any(r is False for r in results) else (True if all(r is True for r in results) else None)

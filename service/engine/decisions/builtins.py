@@ -38,9 +38,10 @@ class Signature:
         return count >= self.required and (self.variadic or count <= len(self.names))
 
     def bind_named(self, named: dict):
-        if not set(named) <= set(self.names) or any(n not in named for n in self.names[:self.required]):
+        if not set(named) <= set(self.names):
             return None
         args = [named.get(n) for n in self.names]
+        # a required parameter not named is null (and the function says what null gives)
         while len(args) > self.required and self.names[len(args) - 1] not in named:
             args.pop()
         return args
@@ -160,7 +161,7 @@ def _time(*a):
             return v
         return dt.time(0, 0, 0, tzinfo=dt.timezone.utc) if isinstance(v, dt.date) else None
     h, m, s = _int(a[0]), _int(a[1]), a[2]
-    if not is_number(s):
+    if not is_number(s) or not (0 <= h <= 23 and 0 <= m <= 59 and 0 <= s < 60):
         return None
     tz = None
     if len(a) > 3 and a[3] is not None:
@@ -373,6 +374,8 @@ def _split(s, delimiter):
 
 @builtin("string join", "list, delimiter?")
 def _string_join(lst, sep=None):
+    if isinstance(lst, str):
+        lst = [lst]  # a single value is the list of it (DMN 1.5 10.3.2.9.4)
     if not isinstance(lst, list) or (sep is not None and not isinstance(sep, str)):
         return None
     if not all(x is None or isinstance(x, str) for x in lst):
@@ -493,7 +496,7 @@ def _context(entries):
         entries = [entries]
     out = {}
     for e in entries:
-        if not isinstance(e, dict) or set(e) != {"key", "value"} or not isinstance(e["key"], str):
+        if not isinstance(e, dict) or not {"key", "value"} <= set(e) or not isinstance(e["key"], str):
             return None
         if e["key"] in out:
             return None
@@ -511,7 +514,9 @@ def _context_put(ctx, key, value):
         if len(key) == 1:
             return _context_put(ctx, key[0], value)
         inner = ctx.get(key[0])
-        nested = _context_put(inner if isinstance(inner, dict) else None, key[1:], value)
+        if key[0] in ctx and not isinstance(inner, dict):
+            return None  # a path through something that is not a context
+        nested = _context_put(inner if inner is not None else {}, key[1:], value)
         return None if nested is None else {**ctx, key[0]: nested}
     if not isinstance(key, str):
         return None

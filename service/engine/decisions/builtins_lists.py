@@ -210,10 +210,14 @@ def _flatten(lst):
 
 @builtin("list replace", "list, position, newItem", "list, match, newItem")
 def _list_replace(lst, where, item):
-    _list(lst)
+    if lst is None:
+        return None
+    lst = lst if isinstance(lst, list) else [lst]
     if isinstance(where, Function):
+        if where.params is not None and len(where.params) != 2:
+            return None
         return [item if where.call([x, item]) is True else x for x in lst]
-    i = _index(lst, where)
+    i = _index(lst, Decimal(int(where)) if isinstance(where, Decimal) else where)  # a fraction truncates
     return lst[:i] + [item] + lst[i + 1:]
 
 

@@ -72,12 +72,15 @@ class DecisionRegistry:
         problems = [Problem(model.filename, did, f"decision id {did!r} is already defined in "
                                                  f"{self._decisions[did].filename!r}")
                     for did in model.decisions
-                    if did in self._decisions and self._decisions[did].filename != model.filename]
+                    if did in self._decisions and self._decisions[did].filename != model.filename
+                    and self._decisions[did].namespace == model.namespace]
         if problems:
             raise DecisionDefinitionError(problems)
         self.remove(model.filename)
         self._models[model.filename] = model
-        self._decisions.update(model.decisions)
+        for did, d in model.decisions.items():  # ids repeat across namespaces (imports): the first keeps the id
+            if did not in self._decisions or self._decisions[did].namespace == model.namespace:
+                self._decisions[did] = d
 
     def remove(self, filename: str) -> None:
         old = self._models.pop(filename, None)
@@ -212,7 +215,7 @@ class _Run:
                 data[out.name] = value.get(out.name) if isinstance(value, dict) and not rd.single_output else value
 
     def run_logic(self, d: Decision, model, scope: Scope) -> DecisionResult:
-        state().types = model.types if model else {}  # for `instance of` the model's item definitions
+        state().types = self.types_for(model)  # for `instance of` the model's item definitions
         if d.logic is None:
             if d.literal is not None and d.literal.error:
                 raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r}: its literal expression is not "
@@ -226,7 +229,7 @@ class _Run:
     def typed(self, d: Decision, model, value, table: bool = False):
         """The value as the decision's declared type: coerced (standard) or checked (strict, literal logic)."""
         if not self.strict:
-            return coerce(value, d.type_ref, model.types if model else {}) if d.type_ref else value
+            return coerce(value, d.type_ref, self.types_for(model)) if d.type_ref else value
         if table or d.kind != "literalExpression":
             return value
         type_word = _strict_type(d, model)
@@ -247,7 +250,7 @@ class _Run:
         if not self.strict:
             for inp in model.inputs.values():
                 if inp.type_ref and inp.name in data:
-                    data[inp.name] = coerce(to_feel(data[inp.name]), inp.type_ref, model.types)
+                    data[inp.name] = coerce(to_feel(data[inp.name]), inp.type_ref, self.types_for(model))
         data.update(self.model_functions(model))
         for name, ns in model.imports.items():
             imported = next((m for m in self.registry.models.values() if m.namespace == ns), None)
@@ -257,6 +260,17 @@ class _Run:
                             if f"{name}.{i.name}" in data})
                 data[name] = {**ctx, **(data.get(name) or {})} if isinstance(data.get(name), dict) else ctx
         return data
+
+    def types_for(self, model: DecisionModel | None) -> dict:
+        """The model's item definitions, and its imports' by their qualified names (``myimport.tPerson``)."""
+        if model is None:
+            return {}
+        types = dict(model.types)
+        for name, ns in model.imports.items():
+            imported = next((m for m in self.registry.models.values() if m.namespace == ns), None)
+            if imported is not None:
+                types.update({f"{name}.{t}": item for t, item in imported.types.items()})
+        return types
 
     def model_functions(self, model: DecisionModel) -> dict:
         if model.filename not in self.functions:
@@ -270,7 +284,7 @@ class _Run:
 
     def bkm_function(self, model: DecisionModel, bkm) -> Function:
         def impl(args, named):
-            state().types = model.types
+            state().types = self.types_for(model)
             fn = bkm.logic(Scope(self.scope_data(model)), self.strict)
             return fn.call(args, named) if isinstance(fn, Function) else None
         return Function(bkm.name, None, impl)
@@ -291,20 +305,23 @@ class _Run:
         return Function(ds.name, params, impl)
 
     def service_params(self, ds: DecisionService) -> list[str]:
-        names = []
+        names = [_input_name(self.registry, ns, iid) for ns, iid in ds.input_data]
         for ns, did in ds.input_decisions:
             d, _ = self.find_decision(ns, did)
             names.append(d.name if d else did)
-        names += [_input_name(self.registry, ns, iid) for ns, iid in ds.input_data]
         return names
 
     def service(self, model: DecisionModel, ds: DecisionService, inputs: dict):
         """The service's outputs, its input decisions taken from ``inputs`` rather than evaluated."""
         memo = {}
         for ns, did in ds.input_decisions:
-            d, _ = self.find_decision(ns, did)
+            d, dmodel = self.find_decision(ns, did)
             if d is not None:
-                memo[(d.namespace, d.id)] = _result(d, to_feel(inputs.get(d.name)))
+                given = to_feel(inputs.get(d.name))
+                value = self.typed(d, dmodel, given) if not self.strict else given
+                if given is not None and value is None:
+                    return None  # an input decision's value of the wrong type
+                memo[(d.namespace, d.id)] = _result(d, value)
         inner = _Run(self.registry, {k: v for k, v in inputs.items()}, self.strict, memo)
         values = {}
         for ns, did in ds.output_decisions:

@@ -321,8 +321,8 @@ def _c_range(ast):
 
     def run(s):
         a, b = lo(s), hi(s)
-        if a is None or b is None or compare(a, b) is None:
-            return None  # a literal range needs two comparable endpoints; `< 10` is the unbounded one
+        if a is None or b is None or compare(a, b) in (None, 1) or type(a) is not type(b):
+            return None  # a literal range needs two ascending endpoints of one type; `< 10` is unbounded
         return Range(a, lc, b, hc)
     return run
 
@@ -441,6 +441,9 @@ def _compile_contexts(contexts):
 
 
 def _irange(a, b):
+    """``for x in a..b``: the integers, or the days, from a to b (either way)."""
+    if isinstance(a, dt.date) and isinstance(b, dt.date) and not isinstance(a, dt.datetime):
+        return [a + dt.timedelta(days=int(i)) for i in _int_range(0, (b - a).days)]
     if not isinstance(a, Decimal) or not isinstance(b, Decimal):
         return None
     return _int_range(int(a), int(b))
@@ -619,9 +622,8 @@ def literal_range(text: str):
         ast = Parser(text, functions=BUILTINS).parse_expression()
     except FeelSyntaxError:
         return None
-    if ast[0] not in ("range", "ut") or not all(_is_literal(n) for n in (ast[1:] if ast[0] == "range" else ast[2:])
-                                                 if isinstance(n, tuple)):
-        return None
+    if ast[0] != "range" or not all(_is_literal(n) for n in (ast[1], ast[3])):
+        return None  # a unary comparison (">= 10") is not a literal range
     try:
         v = compile_ast(ast)(Scope())
     except (ArithmeticError, FeelEvaluationError):

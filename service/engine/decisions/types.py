@@ -50,14 +50,15 @@ def _builtin_instance(v, t: str) -> bool:
     return type_name(v) == t
 
 
-def instance_of(v, t, defs: dict | None = None) -> bool:
-    """Whether v is an instance of type t (DMN 1.5 10.3.2.9.1 conformance)."""
+def instance_of(v, t, defs: dict | None = None, constraints: bool = False) -> bool:
+    """Whether v is an instance of type t (DMN 1.5 10.3.2.9.1 conformance); ``constraints`` also checks
+    item definitions' allowed values (as typed values must meet them, while `instance of` does not)."""
     t = canonical(t)
     if isinstance(t, str):
         if t in BUILTIN_TYPES:
             return _builtin_instance(v, t)
         item = (defs or {}).get(t) or (defs or {}).get(t.rsplit(".", 1)[-1])
-        return _item_instance(v, item, defs) if item else False
+        return _item_instance(v, item, defs, constraints) if item else False
     if v is None:
         return False
     kind = t[0]
@@ -101,20 +102,20 @@ def subtype(a, b, defs=None) -> bool:
     return False
 
 
-def _item_instance(v, item: ItemDef, defs) -> bool:
+def _item_instance(v, item: ItemDef, defs, constraints: bool = False) -> bool:
     if item.is_collection:
         if not isinstance(v, list):
             return False
         single = dataclasses.replace(item, is_collection=False)
-        return all(x is None or _item_instance(x, single, defs) for x in v)
+        return all(x is None or _item_instance(x, single, defs, constraints) for x in v)
     if item.function is not None:
         return instance_of(v, item.function, defs)
     if item.components is not None:
         return isinstance(v, dict) and all(k in v and (v[k] is None or instance_of(v[k], t, defs))
                                            for k, t in item.components.items())
-    if item.base is not None and not instance_of(v, item.base, defs):
+    if item.base is not None and not instance_of(v, item.base, defs, constraints):
         return False
-    return item.allowed is None or item.allowed.matches(v) is True
+    return not constraints or item.allowed is None or item.allowed.matches(v) is True
 
 
 def coerce(v, t, defs: dict | None = None):
@@ -122,13 +123,13 @@ def coerce(v, t, defs: dict | None = None):
     t = canonical(t)
     if v is None or t is None or t == "Any":
         return v
-    if instance_of(v, t, defs):
+    if instance_of(v, t, defs, constraints=True):
         return _coerce_members(v, t, defs)
     is_list_type = _is_list_type(t, defs)
     if isinstance(v, list) and len(v) == 1 and not is_list_type:
         return coerce(v[0], t, defs)
     if not isinstance(v, list) and is_list_type:
-        return [v] if instance_of([v], t, defs) else None
+        return [v] if instance_of([v], t, defs, constraints=True) else None
     return None
 
 
