@@ -25,8 +25,9 @@ sys.path.insert(0, str(REPO))
 
 from service.engine.decisions import (DecisionDefinitionError, DecisionEvaluationError,  # noqa: E402
                                       DecisionRegistry, load_decisions)
-from service.engine.decisions.feel import (YMDuration, equals, parse_date, parse_datetime,  # noqa: E402
+from service.engine.decisions.feel import (equals, parse_date, parse_datetime,  # noqa: E402
                                            parse_duration, parse_time)
+from service.engine.decisions.values import YMDuration, type_name  # noqa: E402
 
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 DEFAULT_TCK = REPO / ".." / "shared" / "conformance" / "dmn-tck"
@@ -92,11 +93,9 @@ def same(actual, expected) -> bool:
             same(a, e) for a, e in zip(actual, expected))
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(k in actual and same(actual[k], e) for k, e in expected.items())
-    if isinstance(expected, (dt.datetime, dt.time)):
-        return (type(actual) is type(expected) and equals(actual, expected) is True
-                and actual.utcoffset() == expected.utcoffset())
-    if isinstance(expected, (dt.date, dt.timedelta, YMDuration)):
-        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, (dt.date, dt.time, dt.timedelta, YMDuration)):
+        return (type_name(actual) == type_name(expected) and equals(actual, expected) is True
+                and getattr(actual, "utcoffset", lambda: None)() == getattr(expected, "utcoffset", lambda: None)())
     return actual == expected
 
 

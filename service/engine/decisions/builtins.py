@@ -13,8 +13,8 @@ from typing import Callable
 
 import re2
 
-from .temporal import (format_date, format_datetime, format_duration, format_time, months_between,
-                       parse_date, parse_datetime, parse_duration, parse_time)
+from .temporal import (format_date, format_datetime, format_duration, format_time, join, make_date,
+                       months_between, parse_date, parse_datetime, parse_duration, parse_time, split, with_nano)
 from .values import CTX, FeelEvaluationError, Function, Range, YMDuration, equals
 
 BUILTINS: dict[str, Function] = {}
@@ -128,10 +128,10 @@ def _date(*a):
         if isinstance(v, str):
             return parse_date(v)
         if isinstance(v, dt.datetime):
-            return v.date()
+            return join(split(v)[0].date(), split(v)[1])
         return v if isinstance(v, dt.date) else None
     y, m, d = (_int(x) for x in a)
-    return dt.date(y, m, d)
+    return make_date(y, m, d)
 
 
 @builtin("date and time", "from", "date, time")
@@ -142,11 +142,16 @@ def _date_and_time(*a):
             return parse_datetime(v)
         if isinstance(v, dt.datetime):
             return v
-        return dt.datetime(v.year, v.month, v.day) if isinstance(v, dt.date) else None
+        if isinstance(v, dt.date):
+            base, shift, _ = split(v)
+            return join(dt.datetime(base.year, base.month, base.day), shift)
+        return None
     d, t = a
     if not isinstance(d, dt.date) or not isinstance(t, dt.time):
         return None
-    return dt.datetime.combine(d.date() if isinstance(d, dt.datetime) else d, t)
+    base, shift, _ = split(d)
+    day = base.date() if isinstance(base, dt.datetime) else base
+    return join(dt.datetime.combine(day, t), shift, getattr(t, "nano", 0))
 
 
 @builtin("time", "from", "hour, minute, second, offset?")
@@ -156,7 +161,7 @@ def _time(*a):
         if isinstance(v, str):
             return parse_time(v)
         if isinstance(v, dt.datetime):
-            return v.timetz()
+            return with_nano(v.timetz(), getattr(v, "nano", 0))
         if isinstance(v, dt.time):
             return v
         return dt.time(0, 0, 0, tzinfo=dt.timezone.utc) if isinstance(v, dt.date) else None

@@ -10,10 +10,108 @@ from zoneinfo import ZoneInfo
 
 from .values import CTX, Range, YMDuration
 
-_DATE_RE = re.compile(r"(-?\d{4,9})-(\d\d)-(\d\d)")
+_DATE_RE = re.compile(r"(-?(?:[1-9]\d{4,8}|\d{4}))-(\d\d)-(\d\d)")
 _TIME_RE = re.compile(r"(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d(?::\d\d)?|@[A-Za-z0-9_+\-/]+)?")
 _DURATION_RE = re.compile(
     r"(-)?P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d*)?)S)?)?")
+
+
+# --------------------------------------------------------------------------- years beyond 1..9999
+
+CYCLE_YEARS, CYCLE_DAYS = 400, 146097   # the Gregorian calendar repeats exactly every 400 years
+
+
+class FarDate(dt.date):
+    """A date Python's date cannot hold (year < 1 or > 9999): a base date ``shift`` years (whole 400-year
+    cycles) away. Only this module's functions do arithmetic on it."""
+    shift = 0
+    nano = 0
+
+    @property
+    def true_year(self) -> int:
+        return self.year + self.shift
+
+
+class FarDateTime(dt.datetime):
+    """A date and time beyond Python's years, or with nanoseconds (``nano``: digits after the microseconds)."""
+    shift = 0
+    nano = 0
+
+    @property
+    def true_year(self) -> int:
+        return self.year + self.shift
+
+
+def split(v):
+    """(plain Python value, shift in years, extra nanoseconds) of a date or date and time."""
+    shift, nano = getattr(v, "shift", 0), getattr(v, "nano", 0)
+    if isinstance(v, dt.datetime):
+        return dt.datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, v.tzinfo,
+                           fold=v.fold), shift, nano
+    return dt.date(v.year, v.month, v.day), shift, nano
+
+
+def join(base, shift: int = 0, nano: int = 0):
+    """The value whose true year is base.year + shift: plain when Python can hold it, else Far."""
+    year = base.year + shift
+    if 1 <= year <= 9999 and not nano:
+        return base.replace(year=year) if shift else base
+    cycles = (year - 2000) // CYCLE_YEARS * CYCLE_YEARS if not 1 <= year <= 9999 else 0
+    moved = base.replace(year=year - cycles)
+    if isinstance(moved, dt.datetime):
+        out = FarDateTime(moved.year, moved.month, moved.day, moved.hour, moved.minute, moved.second,
+                          moved.microsecond, moved.tzinfo, fold=moved.fold)
+    else:
+        out = FarDate(moved.year, moved.month, moved.day)
+    out.shift, out.nano = cycles, nano
+    return out
+
+
+def rebase(v):
+    """(plain value near the year 2000, shift) for arithmetic that might leave Python's years."""
+    base, shift, _ = split(v)
+    if shift or base.year < 100 or base.year > 9899:
+        cycles = (base.year + shift - 2000) // CYCLE_YEARS * CYCLE_YEARS
+        return base.replace(year=base.year + shift - cycles), cycles
+    return base, 0
+
+
+def true_year(v) -> int:
+    return v.year + getattr(v, "shift", 0)
+
+
+def order_key(v) -> tuple:
+    """A date's or date and time's place on the time line (UTC when it has a zone), any year."""
+    base, shift, nano = split(v)
+    if isinstance(base, dt.datetime):
+        if base.tzinfo is not None:
+            base = base.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return (base.year + shift, base.month, base.day, base.hour, base.minute, base.second,
+                base.microsecond, nano)
+    return (base.year + shift, base.month, base.day)
+
+
+class NanoTime(dt.time):
+    """A time written with more than microsecond precision: ``nano`` holds the three digits after them."""
+    nano = 0
+
+
+def with_nano(t: dt.time, nano: int) -> dt.time:
+    if not nano:
+        return t
+    out = NanoTime(t.hour, t.minute, t.second, t.microsecond, t.tzinfo, fold=t.fold)
+    out.nano = nano
+    return out
+
+
+MAX_YEAR = 999_999_999
+
+
+def make_date(year: int, month: int, day: int):
+    if abs(year) > MAX_YEAR:
+        raise ValueError("year out of range")
+    moved = 2000 + (year - 2000) % CYCLE_YEARS if not 1 <= year <= 9999 else year
+    return join(dt.date(moved, month, day), year - moved)
 
 
 @lru_cache(maxsize=256)
@@ -46,13 +144,17 @@ def parse_date(s: str):
     if not m:
         return None
     try:
-        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+        return make_date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         return None
 
 
 def _micro(frac: str | None) -> int:
     return int((frac or "0")[:6].ljust(6, "0"))
+
+
+def _nano(frac: str | None) -> int:
+    return int((frac or "0")[6:9].ljust(3, "0"))
 
 
 def parse_time(s: str):
@@ -65,7 +167,7 @@ def parse_time(s: str):
         if h == 24 and mi == 0 and sec == 0 and not m[4] and tz is not False:
             return dt.time(0, 0, 0, tzinfo=tz)
         return None
-    return dt.time(h, mi, sec, _micro(m[4]), tzinfo=tz)
+    return with_nano(dt.time(h, mi, sec, _micro(m[4]), tzinfo=tz), _nano(m[4]))
 
 
 def parse_datetime(s: str):
@@ -79,9 +181,11 @@ def parse_datetime(s: str):
     d, t = parse_date(ds), parse_time(ts)
     if d is None or t is None:
         return None
+    base, shift, _ = split(d)
+    value = dt.datetime.combine(base, t)
     if ts.startswith("24:"):
-        return dt.datetime.combine(d, t) + dt.timedelta(days=1)
-    return dt.datetime.combine(d, t)
+        value += dt.timedelta(days=1)
+    return join(value, shift, getattr(t, "nano", 0))
 
 
 def parse_duration(s: str):
@@ -138,17 +242,20 @@ def _zone_text(tz, offset: dt.timedelta | None) -> str:
 
 
 def format_date(d: dt.date) -> str:
-    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+    y = true_year(d)
+    return f"{'-' if y < 0 else ''}{abs(y):04d}-{d.month:02d}-{d.day:02d}"
 
 
-def format_time(t: dt.time, offset: dt.timedelta | None = None) -> str:
+def format_time(t: dt.time, offset: dt.timedelta | None = None, nano: int = 0) -> str:
     if offset is None and t.tzinfo is not None and not isinstance(t.tzinfo, ZoneInfo):
         offset = t.utcoffset()
-    return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}{_fraction(t.microsecond)}{_zone_text(t.tzinfo, offset)}"
+    nano = nano or getattr(t, "nano", 0)
+    frac = ("." + f"{t.microsecond:06d}{nano:03d}".rstrip("0")) if t.microsecond or nano else ""
+    return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}{frac}{_zone_text(t.tzinfo, offset)}"
 
 
 def format_datetime(v: dt.datetime) -> str:
-    return f"{format_date(v)}T{format_time(v.timetz(), v.utcoffset())}"
+    return f"{format_date(v)}T{format_time(v.timetz(), v.utcoffset(), getattr(v, 'nano', 0))}"
 
 
 def format_duration(v) -> str:
@@ -179,7 +286,7 @@ def _offset(v):
 def temporal_property(v, name: str):
     """``.year``, ``.time offset`` and the other properties of a temporal value or range; None if none."""
     if isinstance(v, (dt.date, dt.datetime)) and name in ("year", "month", "day"):
-        return Decimal(getattr(v, name))
+        return Decimal(true_year(v) if name == "year" else getattr(v, name))
     if isinstance(v, dt.date) and name == "weekday":
         return Decimal(v.isoweekday())
     if isinstance(v, (dt.datetime, dt.time)):
@@ -233,12 +340,15 @@ def temporal_add(a, b):
             return YMDuration(a.total_months + b.total_months)
         if isinstance(a, dt.timedelta) and isinstance(b, dt.timedelta):
             return a + b
-        if isinstance(a, (dt.date, dt.datetime)) and isinstance(b, YMDuration):
-            return add_months(a, b.total_months)
-        if isinstance(a, dt.datetime) and isinstance(b, dt.timedelta):
-            return _add_aware(a, b)
-        if isinstance(a, dt.date) and isinstance(b, dt.timedelta):
-            return (_midnight(a) + b).date()
+        if isinstance(a, dt.date) and isinstance(b, (YMDuration, dt.timedelta)):
+            base, shift = rebase(a)
+            if isinstance(b, YMDuration):
+                moved = add_months(base, b.total_months)
+            elif isinstance(base, dt.datetime):
+                moved = _add_aware(base, b)
+            else:
+                moved = (_midnight(base) + b).date()
+            return None if moved is None else join(moved, shift)
         if isinstance(a, dt.time) and isinstance(b, dt.timedelta):
             return _time_plus(a, b)
     except (OverflowError, ValueError):
@@ -262,11 +372,17 @@ def temporal_sub(a, b):
         if isinstance(a, dt.timedelta) and isinstance(b, dt.timedelta):
             return a - b
         if isinstance(b, YMDuration) and isinstance(a, (dt.date, dt.datetime)):
-            return add_months(a, -b.total_months)
+            return temporal_add(a, YMDuration(-b.total_months))
         if isinstance(b, dt.timedelta) and isinstance(a, (dt.date, dt.datetime, dt.time)):
             return temporal_add(a, -b)
         if isinstance(a, dt.date) and isinstance(b, dt.date):
-            return _date_diff(a, b)
+            if isinstance(a, dt.datetime) != isinstance(b, dt.datetime):
+                moment = a if isinstance(a, dt.datetime) else b
+                if moment.tzinfo is None:
+                    return None  # a date is midnight UTC: it has no distance to a local date and time
+            (ba, sa), (bb, sb) = rebase(a), rebase(b)
+            diff = _date_diff(ba, bb)
+            return None if diff is None else diff + dt.timedelta(days=(sa - sb) // CYCLE_YEARS * CYCLE_DAYS)
         if isinstance(a, dt.time) and isinstance(b, dt.time):
             return _time_diff(a, b)
     except (OverflowError, ValueError):

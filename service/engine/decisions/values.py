@@ -202,7 +202,8 @@ def _same_kind(a, b) -> bool:
 
 def _time_key(t: dt.time):
     """A time as seconds since midnight, UTC when it has an offset (times with a zone id use today's)."""
-    secs = t.hour * 3600 + t.minute * 60 + t.second + Decimal(t.microsecond) / 1000000
+    secs = (t.hour * 3600 + t.minute * 60 + t.second + Decimal(t.microsecond) / 1000000
+            + Decimal(getattr(t, "nano", 0)) / 1000000000)
     if t.tzinfo is None:
         return secs, False
     off = t.utcoffset()
@@ -217,6 +218,8 @@ def compare(a, b):
         return None
     if not _same_kind(a, b) or isinstance(a, (list, dict, Function, Range)):
         return None
+    if isinstance(a, dt.date) and (_is_far(a) or _is_far(b)):
+        return _far_compare(a, b)
     a, b = _align(a, b)
     if isinstance(a, dt.time):
         (ka, za), (kb, zb) = _time_key(a), _time_key(b)
@@ -229,6 +232,19 @@ def compare(a, b):
         return (a > b) - (a < b)
     except (TypeError, decimal.InvalidOperation):
         return None
+
+
+def _is_far(v) -> bool:
+    """A date or date and time of temporal.FarDate/FarDateTime (beyond Python's years, or nanoseconds)."""
+    return isinstance(v, dt.date) and bool(getattr(v, "shift", 0) or getattr(v, "nano", 0))
+
+
+def _far_compare(a, b):
+    from .temporal import order_key  # dates beyond Python's years compare by their place on the time line
+    if type_name(a) != type_name(b) or (isinstance(a, dt.datetime) and (a.tzinfo is None) != (b.tzinfo is None)):
+        return None
+    ka, kb = order_key(a), order_key(b)
+    return (ka > kb) - (ka < kb)
 
 
 def equals(a, b):
@@ -254,9 +270,11 @@ def equals(a, b):
     if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
         if (a.tzinfo is None) != (b.tzinfo is None):
             return False
-        return a == b
+        return compare(a, b) == 0
     if isinstance(a, dt.time):
         return compare(a, b) == 0 if (a.tzinfo is None) == (b.tzinfo is None) else False
+    if isinstance(a, dt.date) and type_name(a) == type_name(b):
+        return compare(a, b) == 0
     a, b = _align(a, b)
     return a == b
 
