@@ -216,7 +216,10 @@ def _list_replace(lst, where, item):
     if isinstance(where, Function):
         if where.params is not None and len(where.params) != 2:
             return None
-        return [item if where.call([x, item]) is True else x for x in lst]
+        matches = [where.call([x, item]) for x in lst]
+        if any(m is not None and not isinstance(m, bool) for m in matches):
+            return None  # the match function must give booleans
+        return [item if m is True else x for x, m in zip(lst, matches)]
     i = _index(lst, Decimal(int(where)) if isinstance(where, Decimal) else where)  # a fraction truncates
     return lst[:i] + [item] + lst[i + 1:]
 

@@ -296,8 +296,8 @@ class _Run:
 
         def impl(args, named):
             if named is None:
-                if len(args) > len(params):
-                    return None
+                if len(args) != len(params):
+                    return None  # a decision service needs every one of its inputs
                 named = dict(zip(params, args))
             if not set(named) <= set(params):
                 return None

@@ -68,6 +68,17 @@ _METHODS = {
     ("java.lang.Double", "valueOf", ("java.lang.String",)): _double_of,
     ("java.lang.Float", "valueOf", ("java.lang.String",)): _double_of,
 }
+def _format(template, *values):
+    """String.format with %s and %d only: enough for the standard's example, nothing reflective."""
+    if not isinstance(template, str) or any(isinstance(v, (dict, list)) for v in values):
+        return None
+    if re.search(r"%[^sd%]", template):
+        return None
+    from .builtins import feel_string
+    return template.replace("%d", "%s") % tuple(feel_string(v) for v in values)
+
+
+_METHODS[("java.lang.String", "format", ("java.lang.String", "[Ljava.lang.Object;"))] = _format
 for _t in _NUMERIC:
     _METHODS[("java.lang.Math", "max", (_t, _t))] = _max
     _METHODS[("java.lang.Math", "min", (_t, _t))] = _min
@@ -84,12 +95,13 @@ def external_function(params: list[str], spec) -> Function | None:
         return None
     arg_types = tuple(a.strip() for a in m[2].split(",") if a.strip())
     method = _METHODS.get((cls, m[1], arg_types))
-    if method is None or len(arg_types) != len(params):
+    varargs = bool(arg_types) and arg_types[-1].startswith("[")
+    if method is None or (len(arg_types) != len(params) and not varargs):
         return None
 
     def impl(args, named):
         values = [named.get(p) for p in params] if named is not None else list(args)
-        if len(values) != len(params):
+        if len(values) != len(params) and not varargs:
             return None
         try:
             return method(*values)

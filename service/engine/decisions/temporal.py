@@ -212,7 +212,7 @@ def parse_temporal(s: str):
     """An @"..." literal: a date, time, date and time or duration, by its shape."""
     if s.startswith(("P", "-P")):
         return parse_duration(s)
-    if "T" in s:
+    if "T" in s.split("@")[0]:
         return parse_datetime(s)
     if _DATE_RE.fullmatch(s):
         return parse_date(s)
