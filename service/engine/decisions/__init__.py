@@ -14,6 +14,7 @@ gives null); the default, strict, makes that an error naming the table, rules an
 from .engine import DecisionRegistry, DecisionResult, MatchedRule
 from .errors import DecisionDefinitionError, DecisionEvaluationError, Problem
 from .feel import FeelSyntaxError, Limits
+from .typed_json import TypedJsonError, from_json, to_json
 from .model import (BusinessKnowledgeModel, Decision, DecisionModel, DecisionService, InputData, check_decisions,
                     load_decisions)
 
@@ -33,4 +34,7 @@ __all__ = [
     "check_decisions",
     "FeelSyntaxError",
     "Limits",
+    "to_json",
+    "from_json",
+    "TypedJsonError",
 ]
