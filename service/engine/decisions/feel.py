@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Iterable
 
 from .builtins import BUILTINS, IMPURE, feel_string
-from .interp import (Scope, compile_ast, compile_test, evaluation, safe_call, test_one, uses_input, walk)
+from .interp import (Scope, compile_ast, compile_test, current_state, evaluation, safe_call, test_one, uses_input,
+                     walk)
 from .parser import FeelSyntaxError, Parser
 from .temporal import (format_date, format_datetime, format_duration, format_time, parse_date, parse_datetime,
                        parse_duration, parse_time)
@@ -113,17 +114,23 @@ class UnaryTests:
         value = to_feel(value)
         scope = context if isinstance(context, Scope) else Scope(context or {})
         inner = scope.with_input(value)
-        with evaluation():
-            result = False
-            for op, target, uses in self._tests:
-                r = test_one(value, op, safe_call(target, inner), uses)
-                if r is True:
-                    result = True
-                    break
-                if r is None:
-                    result = None
+        if current_state() is None:
+            with evaluation():
+                result = self._test(value, inner)
+        else:
+            result = self._test(value, inner)  # inside a decision's evaluation: its budget already runs
         if self._negated:
             return None if result is None else not result
+        return result
+
+    def _test(self, value, inner: Scope):
+        result = False
+        for op, target, uses in self._tests:
+            r = test_one(value, op, safe_call(target, inner), uses)
+            if r is True:
+                return True
+            if r is None:
+                result = None
         return result
 
     def static_intervals(self):

@@ -49,6 +49,10 @@ class EvalState:
 _STATE: contextvars.ContextVar[EvalState | None] = contextvars.ContextVar("feel_state", default=None)
 
 
+def current_state() -> EvalState | None:
+    return _STATE.get()
+
+
 def state() -> EvalState:
     s = _STATE.get()
     if s is None:
@@ -107,12 +111,16 @@ class Scope:
 # --------------------------------------------------------------------------- compiler
 
 def compile_ast(ast) -> Compiled:
-    """An AST node as a closure of a Scope."""
+    """An AST node as a closure of a Scope; a range or list of literals is built once, here."""
     kind = ast[0]
     if kind in ("num", "str", "const"):
         value = ast[1]
         return lambda s: value
-    return _COMPILERS[kind](ast)
+    fn = _COMPILERS[kind](ast)
+    if kind in ("range", "list", "ut") and all(_is_literal(n) for n in walk(ast) if n is not ast):
+        value = fn(Scope())
+        return lambda s: value
+    return fn
 
 
 def _c_name(ast):
@@ -471,6 +479,8 @@ def literal_range(text: str):
 
 def _is_literal(n) -> bool:
     if n[0] in ("num", "str", "const"):
+        return True
+    if n[0] == "neg" and n[1][0] == "num":
         return True
     if n[0] == "call" and n[1][0] == "name" and n[1][1] in ("date", "time", "date and time", "duration"):
         return all(a[0] == "str" for a in n[2])

@@ -214,6 +214,9 @@ def _time_key(t: dt.time):
 
 def compare(a, b):
     """-1/0/1 for FEEL-comparable values, None when the types do not compare."""
+    ta, tb = type(a), type(b)
+    if ta is tb and (ta is Decimal or ta is str):  # the common case first: tables compare numbers and strings
+        return (a > b) - (a < b)
     if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
         return None
     if not _same_kind(a, b) or isinstance(a, (list, dict, Function, Range)):
