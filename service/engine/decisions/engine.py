@@ -208,11 +208,11 @@ class _Run:
         if import_name:
             data[import_name] = {**data.get(import_name, {}), rd.name: value}
             return
-        data[rd.name] = value
-        data.setdefault(rd.id, value)
+        # outputs first, so a decision named like another's output still wins; both shadow case data
         for out in rd.outputs:
-            if out.name not in data:
-                data[out.name] = value.get(out.name) if isinstance(value, dict) and not rd.single_output else value
+            data[out.name] = value.get(out.name) if isinstance(value, dict) and not rd.single_output else value
+        data[rd.id] = value
+        data[rd.name] = value
 
     def run_logic(self, d: Decision, model, scope: Scope) -> DecisionResult:
         state().types = self.types_for(model)  # for `instance of` the model's item definitions
