@@ -49,8 +49,12 @@ def to_json_value(v):
     return v
 
 
+# built-in parameter names with spaces, so that `substring(string: s, start position: 2)` reads
+_PARAMETER_NAMES = sorted({p for f in BUILTINS.values() for p in f.params or () if " " in p})
+
+
 def _parser(text: str, names: Iterable[str]) -> Parser:
-    return Parser(text, names, BUILTINS)
+    return Parser(text, [*names, *_PARAMETER_NAMES], BUILTINS)
 
 
 def _guard(text: str, build):
