@@ -6,11 +6,11 @@ has seen, built-in function and parameter names) and reads the longest of them a
 """
 from __future__ import annotations
 
-import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Iterable
 
+from .lexicon import KEYWORDS, MAX_DEPTH, NAME, NUMBER, PUNCT, TYPE_NAMES, WS, name_pattern, unescape
 from .temporal import parse_temporal
 
 
@@ -21,43 +21,6 @@ class FeelSyntaxError(Exception):
         self.text = text
         self.message = message
         super().__init__(f"{message} in FEEL {text!r}")
-
-
-KEYWORDS = {"for", "in", "return", "if", "then", "else", "some", "every", "satisfies", "and", "or",
-            "between", "instance", "of", "true", "false", "null", "function", "external"}
-TYPE_NAMES = ["days and time duration", "years and months duration", "date and time", "dayTimeDuration",
-              "yearMonthDuration", "dateTime"]
-MAX_DEPTH = 150
-
-_WS = re.compile(r"(?:\s|/\*.*?\*/|//[^\n]*)*", re.S)
-_NUMBER = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")
-_NAME = re.compile(r"(?:[^\W\d]|[\U00010000-\U000EFFFF])[\w'\U00010000-\U000EFFFF]*")
-_PUNCT = ["..", "**", "<=", ">=", "!=", "->", ".", ",", "(", ")", "[", "]", "{", "}", ":", "*", "/", "+", "-",
-          "<", ">", "=", "?"]
-_ESC = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "b": "\b", "f": "\f"}
-
-
-def unescape(s: str) -> str:
-    """The FEEL string escapes, including \\uXXXX (with surrogate pairs) and \\U00XXXXXX."""
-    out, i = [], 0
-    while i < len(s):
-        c = s[i]
-        if c != "\\" or i + 1 == len(s):
-            out.append(c)
-            i += 1
-            continue
-        n = s[i + 1]
-        if n == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", s[i + 2:i + 6]):
-            out.append(chr(int(s[i + 2:i + 6], 16)))
-            i += 6
-        elif n == "U" and re.fullmatch(r"[0-9a-fA-F]{6}", s[i + 2:i + 8]):
-            out.append(chr(int(s[i + 2:i + 8], 16)))
-            i += 8
-        else:
-            out.append(_ESC.get(n, "\\" + n))
-            i += 2
-    text = "".join(out)
-    return text.encode("utf-16", "surrogatepass").decode("utf-16") if re.search("[\ud800-\udfff]", text) else text
 
 
 class Parser:
@@ -71,12 +34,12 @@ class Parser:
         self.functions = set(functions)
         self.declared: set[str] = set()
         self.unsorted: set[str] = set()
-        for n in list(names) + TYPE_NAMES + [f for f in self.functions if not _NAME.fullmatch(f)]:
+        for n in list(names) + TYPE_NAMES + [f for f in self.functions if not NAME.fullmatch(f)]:
             self.declare(n)
 
     def declare(self, name: str) -> None:
         self.declared.add(name)
-        if name and not _NAME.fullmatch(name):
+        if name and not NAME.fullmatch(name):
             bucket = self.names.setdefault(name[0], [])
             if name not in bucket:
                 bucket.append(name)
@@ -88,7 +51,7 @@ class Parser:
         return FeelSyntaxError(self.text, f"{message} at position {self.pos}")
 
     def skip(self) -> None:
-        self.pos = _WS.match(self.text, self.pos).end()
+        self.pos = WS.match(self.text, self.pos).end()
 
     def peek(self):
         """The next token as (kind, value) without consuming it; kind is num/str/at/name/punct/eof."""
@@ -107,13 +70,13 @@ class Parser:
             if not m:
                 raise self.error("unterminated @ literal")
             return "at", m
-        m = _NUMBER.match(t, p)
+        m = NUMBER.match(t, p)
         if m and not t.startswith("..", p):
             return "num", m
-        m = _NAME.match(t, p)
+        m = NAME.match(t, p)
         if m:
             return "name", m
-        for punct in _PUNCT:
+        for punct in PUNCT:
             if t.startswith(punct, p):
                 return "punct", punct
         raise self.error(f"unexpected character {c!r}")
@@ -144,7 +107,7 @@ class Parser:
             self.names[first].sort(key=len, reverse=True)
             self.unsorted.discard(first)
         for cand in self.names.get(first, ()):
-            found = _name_pattern(cand).match(self.text, self.pos)
+            found = name_pattern(cand).match(self.text, self.pos)
             if found:
                 self.pos = found.end()
                 return cand
@@ -526,7 +489,7 @@ class Parser:
             return self.function_literal()
         if word in ("for", "some", "every", "if") and not self._declared_here(word):
             return self.expression()
-        if word == "not" and self.text.startswith("(", _WS.match(self.text, m.end()).end()):
+        if word == "not" and self.text.startswith("(", WS.match(self.text, m.end()).end()):
             self.pos = m.end()
             return self.invocation(("name", "not"))
         return ("name", self.read_name())
@@ -590,11 +553,3 @@ class Parser:
             self.take("->")
             return ("function", tuple(params), self.type_spec())
         return name
-
-
-@functools.lru_cache(maxsize=4096)
-def _name_pattern(name: str) -> re.Pattern:
-    """A declared name as written, any whitespace between its words, not followed by more of a name."""
-    words = name.split()
-    tail = r"(?![\w'])" if re.match(r"[\w']", name[-1]) else ""
-    return re.compile(r"\s+".join(re.escape(w) for w in words) + tail)
