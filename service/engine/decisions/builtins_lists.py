@@ -1,6 +1,7 @@
 """FEEL built-in functions on lists, ranges and dates (DMN 1.5 10.3.4.4, 10.3.4.6 to 10.3.4.12)."""
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 from collections import Counter
@@ -9,6 +10,7 @@ from decimal import Decimal
 from service.engine import clock
 
 from .builtins import _int, builtin, is_number
+from .temporal import join
 from .values import CTX, FeelEvaluationError, Function, Range, compare, equals
 
 # --------------------------------------------------------------------------- lists
@@ -366,9 +368,10 @@ def _week_of_year(d):
 
 @builtin("last day of month", "date")
 def _last_day_of_month(d):
-    import calendar
+    """The date of the month's last day (as Camunda's FEEL gives it)."""
     d = _date(d)
-    return Decimal(calendar.monthrange(d.year, d.month)[1])
+    last = dt.date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
+    return join(last, getattr(d, "shift", 0))
 
 
 @builtin("today", "")
