@@ -11,7 +11,7 @@ from service.engine import clock
 
 from .builtins import _int, builtin, is_number
 from .temporal import join
-from .values import CTX, FeelEvaluationError, Function, Range, compare, equals
+from .values import CTX, Function, Range, compare, equals
 
 # --------------------------------------------------------------------------- lists
 
@@ -382,8 +382,3 @@ def _today():
 @builtin("now", "")
 def _now():
     return clock.now()
-
-
-def check_iterations(count: int, limits) -> None:
-    if count > limits.max_iterations:
-        raise FeelEvaluationError(f"the expression iterates more than {limits.max_iterations} times")

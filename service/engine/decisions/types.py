@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from .values import Function, Range, YMDuration, type_name
@@ -149,7 +148,3 @@ def _is_list_type(t, defs) -> bool:
         return t[0] == "list"
     item = (defs or {}).get(t) if isinstance(t, str) else None
     return bool(item and item.is_collection)
-
-
-def number_or_none(v) -> Decimal | None:
-    return v if isinstance(v, Decimal) and not isinstance(v, bool) else None

@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import decimal
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Callable
 
 CTX = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, Emax=6144, Emin=-6143,
                       traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
@@ -290,12 +290,6 @@ def _all_equal(pairs) -> bool | None:
     return True
 
 
-def is_true(v) -> bool:
-    return v is True
-
-
-# --------------------------------------------------------------------------- conversions
-
 def to_feel(v):
     """A JSON-ish Python value (case data) as a FEEL value: ints and floats become Decimal."""
     if v is None or isinstance(v, (bool, str, Decimal)):
@@ -324,9 +318,3 @@ def to_python(v):
     if isinstance(v, dict):
         return {k: to_python(to_feel(x)) for k, x in v.items()}
     return v
-
-
-def conforms(v, type_ref: Any) -> bool:
-    """Whether a value is an instance of a FEEL type (a name such as "number", or a TypeSpec)."""
-    from .types import instance_of  # the type grammar lives with the parser's helpers
-    return instance_of(v, type_ref)
