@@ -141,6 +141,10 @@ class Function:
     def call(self, args: list | None = None, named: dict | None = None):
         return self.impl(args, named)
 
+    def __call__(self, *args, **named):
+        """Call from Python: ``BUILTINS["today"]()``, ``fn(1, 2)`` or ``fn(**{"start position": 2})``."""
+        return self.impl(None, named) if named else self.impl(list(args), None)
+
     def __repr__(self):
         return f"function {self.name}({', '.join(self.params or ['...'])})"
 
