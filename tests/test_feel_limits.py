@@ -86,3 +86,11 @@ def test_regular_expressions_run_in_linear_time():
 ])
 def test_xpath_regex_flags_and_replacements(text, expected):
     assert ev(text, Limits()) == expected
+
+
+def test_recursion_meets_the_limits():
+    doubling = "{f: function(n) if n = 0 then 0 else f(n - 1) + f(n - 1), r: f(40)}.r"
+    with pytest.raises(FeelEvaluationError, match="iterates more than"):
+        ev(doubling, Limits(max_iterations=10_000))
+    with pytest.raises(FeelEvaluationError, match="recurses too deeply"):
+        ev("{f: function(n) f(n + 1), r: f(1)}.r", Limits())

@@ -54,8 +54,7 @@ def _literal(el, owner, label, ctx) -> Boxed:
     except FeelSyntaxError as e:
         ctx.feel_problems.append(Problem(ctx.filename, el.get("id") or owner, f"{label!r}: {e.message}"))
         return _error(owner, f"{label!r}: {e.message}")
-    fn = expr._fn
-    return lambda s, strict: fn(s)
+    return lambda s, strict: expr.run(s)
 
 
 def _typed(value, type_ref, ctx: LoadContext):

@@ -239,9 +239,8 @@ def _s(*values) -> None:
 @builtin("substring", "string, start position, length?")
 def _substring(s, start, length=None):
     _s(s)
-    start = _int(start) if start == start.to_integral_value() else int(start)
-    n = len(s)
-    if start == 0 or abs(start) > n and start < 0:
+    start, n = int(start), len(s)  # a fractional position counts from its whole part
+    if start == 0 or -start > n:
         return None
     i = start - 1 if start > 0 else n + start
     if length is None:

@@ -90,6 +90,10 @@ class Expression:
         with evaluation(limits):
             return safe_call(self._fn, scope)
 
+    def run(self, scope: Scope):
+        """Evaluate inside an evaluation already under way (a decision's), sharing its limits."""
+        return safe_call(self._fn, scope)
+
     @property
     def is_constant(self) -> bool:
         return is_constant(self.ast)

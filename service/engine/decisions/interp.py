@@ -394,6 +394,7 @@ def _c_call(ast):
         fn = f(s)
         if not isinstance(fn, Function):
             return None
+        state().tick()  # calls count as steps too: recursion without a loop must meet the budget
         if named is not None:
             result = fn.call(None, {k: a(s) for k, a in named})
         else:
@@ -493,5 +494,7 @@ def safe_call(fn: Compiled, scope: Scope):
         return fn(scope)
     except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, OverflowError):
         return None
+    except RecursionError:
+        raise FeelEvaluationError("the expression recurses too deeply") from None
 
 

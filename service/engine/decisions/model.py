@@ -199,8 +199,8 @@ def _decision(el, ctx: LoadContext, namespace, strict: bool) -> Decision | None:
         if not text and strict:
             ctx.problems.append(Problem(ctx.filename, did, f"literal expression of decision {name!r} is empty"))
         d.literal = compile_cell(Cell(logic.get("id") or did, text or "null"), "expr", ctx.names)
-        fn = d.literal.compiled._fn if d.literal.compiled is not None else None
-        d.logic = (lambda s, strict: fn(s)) if fn else None
+        expr = d.literal.compiled
+        d.logic = (lambda s, strict: expr.run(s)) if expr is not None else None
         return d
     if d.kind == "decisionTable":
         d.table = load_table(logic, did, name, ctx)

@@ -40,7 +40,7 @@ class Limits:
 
     The defaults leave room for any real decision; the service may pass its own from configuration.
     """
-    max_iterations: int = 1_000_000      # items visited by for / some / every / filters, summed
+    max_iterations: int = 1_000_000      # items visited by for / some / every / filters and calls, summed
     max_list_items: int = 100_000        # length of any list built
     max_string_length: int = 1_000_000   # characters in any string built
     max_number_digits: int = 1_000       # digits before the point of any number computed
