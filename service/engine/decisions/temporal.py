@@ -140,7 +140,7 @@ def _tz(text: str | None):
 
 
 def parse_date(s: str):
-    m = _DATE_RE.fullmatch(s.strip()) if isinstance(s, str) else None
+    m = _DATE_RE.fullmatch(s) if isinstance(s, str) else None
     if not m:
         return None
     try:
@@ -158,7 +158,7 @@ def _nano(frac: str | None) -> int:
 
 
 def parse_time(s: str):
-    m = _TIME_RE.fullmatch(s.strip()) if isinstance(s, str) else None
+    m = _TIME_RE.fullmatch(s) if isinstance(s, str) else None
     if not m:
         return None
     h, mi, sec = int(m[1]), int(m[2]), int(m[3])
@@ -173,10 +173,12 @@ def parse_time(s: str):
 def parse_datetime(s: str):
     if not isinstance(s, str):
         return None
-    s = s.strip()
     if "T" not in s:
         d = parse_date(s)
-        return dt.datetime(d.year, d.month, d.day) if d else None
+        if d is None:
+            return None
+        base, shift, _ = split(d)
+        return join(dt.datetime(base.year, base.month, base.day), shift)
     ds, ts = s.split("T", 1)
     d, t = parse_date(ds), parse_time(ts)
     if d is None or t is None:
@@ -189,7 +191,7 @@ def parse_datetime(s: str):
 
 
 def parse_duration(s: str):
-    m = _DURATION_RE.fullmatch(s.strip()) if isinstance(s, str) else None
+    m = _DURATION_RE.fullmatch(s) if isinstance(s, str) else None
     if not m:
         return None
     sign = -1 if m[1] else 1
