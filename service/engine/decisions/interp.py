@@ -363,6 +363,8 @@ def _c_filter(ast):
         if v is None:
             return None
         items = v if isinstance(v, list) else [v]
+        if not items:  # `[][1]` is null (no such position), `[][item > 1]` is []
+            return None if isinstance(cond(s.child({"item": None})), Decimal) else []
         st, out = state(), []
         for i, x in enumerate(items):
             st.tick()
