@@ -39,6 +39,8 @@ def ev(text, ctx=None, names=()):
     ("1.5e2", 150), ("decimal(2.5, 0)", 2), ("round half up(2.5, 0)", 3), ("modulo(-12, 5)", 3),
     ("10 / 4", Decimal("2.5")), ("median([1, 2, 3, 4])", Decimal("2.5")), ("mode([1, 2, 2, 3])", [2]),
     ("1 / 0", None), ('1 = "1"', None), ("null = null", True),
+    # singleton lists where a built-in wants one value, and one value where it wants a list (10.3.2.9.4)
+    ('upper case(["bob"])', "BOB"), ('string join("a", "-")', "a"), ('upper case(["a", "b"])', None),
     # contexts
     ('get value({a: {b: 1}}, ["a", "b"])', 1), ('context put({a: 1}, "b", 2)', {"a": 1, "b": 2}),
     ('context merge([{a: 1}, {b: 2}])', {"a": 1, "b": 2}), ('get entries({a: 1})', [{"key": "a", "value": 1}]),

@@ -62,13 +62,25 @@ def builtin(name: str, *specs: str, list_args: bool = False):
                 args = [list(args)] if args else []
             if not any(s.fits(len(args)) for s in sigs):
                 return None
-            try:
-                return fn(*args)
-            except _BAD_ARGUMENT:
-                return None
+            result = _apply(fn, args)
+            if result is None and any(_singleton(a) for a in args):
+                # "from singleton list" (DMN 1.5 10.3.2.9.4): [x] where the parameter wants x
+                result = _apply(fn, [a[0] if _singleton(a) else a for a in args])
+            return result
         BUILTINS[name] = Function(name, sigs[0].names, impl)
         return fn
     return deco
+
+
+def _apply(fn: Callable, args: list):
+    try:
+        return fn(*args)
+    except _BAD_ARGUMENT:
+        return None
+
+
+def _singleton(v) -> bool:
+    return isinstance(v, list) and len(v) == 1
 
 
 def is_number(v) -> bool:
