@@ -47,13 +47,16 @@ class Signature:
         return args
 
 
-def builtin(name: str, *specs: str, list_args: bool = False):
-    """Register fn as FEEL function ``name``; ``list_args``: f(a, b, c) means f([a, b, c])."""
+def builtin(name: str, *specs: str, list_args: bool = False, named_types: dict | None = None):
+    """Register fn as FEEL function ``name``; ``list_args``: f(a, b, c) means f([a, b, c]); ``named_types``:
+    the Python type a parameter must have when it is passed by that name (overloads told apart by name)."""
     sigs = [Signature(s) for s in specs] or [Signature("")]
 
     def deco(fn: Callable):
         def impl(args, named):
             if named is not None:
+                if any(k in named and not isinstance(named[k], t) for k, t in (named_types or {}).items()):
+                    return None
                 bound = next((b for b in (s.bind_named(named) for s in sigs) if b is not None), None)
                 if bound is None:
                     return None
@@ -520,7 +523,7 @@ def _context(entries):
     return out
 
 
-@builtin("context put", "context, key, value", "context, keys, value")
+@builtin("context put", "context, key, value", "context, keys, value", named_types={"key": str, "keys": list})
 def _context_put(ctx, key, value):
     if not isinstance(ctx, dict):
         return None
