@@ -94,3 +94,11 @@ def test_recursion_meets_the_limits():
         ev(doubling, Limits(max_iterations=10_000))
     with pytest.raises(FeelEvaluationError, match="recurses too deeply"):
         ev("{f: function(n) f(n + 1), r: f(1)}.r", Limits())
+
+
+def test_constants_folded_outside_an_evaluation_leave_no_budget_behind():
+    from service.engine.decisions.feel import UnaryTests
+    from service.engine.decisions import interp
+    assert UnaryTests('"a" + "b"').static_intervals() == [("ab", True, "ab", True)]
+    assert interp.current_state() is None       # nothing kept: later evaluations start their own budget
+    assert ev("for i in 1..10 return i", Limits(time_budget_seconds=5))[-1] == 10

@@ -54,11 +54,10 @@ def current_state() -> EvalState | None:
 
 
 def state() -> EvalState:
+    """The evaluation under way; outside one (constants folded at load), a fresh one that is not kept,
+    so no stale deadline or count outlives it."""
     s = _STATE.get()
-    if s is None:
-        s = EvalState(DEFAULT_LIMITS)
-        _STATE.set(s)
-    return s
+    return s if s is not None else EvalState(DEFAULT_LIMITS)
 
 
 @contextlib.contextmanager
