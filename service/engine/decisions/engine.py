@@ -284,9 +284,13 @@ class _Run:
 
     def bkm_function(self, model: DecisionModel, bkm) -> Function:
         def impl(args, named):
-            state().types = self.types_for(model)
-            fn = bkm.logic(Scope(self.scope_data(model)), self.strict)
-            return fn.call(args, named) if isinstance(fn, Function) else None
+            st = state()
+            caller_types, st.types = st.types, self.types_for(model)  # the knowledge model's own types
+            try:
+                fn = bkm.logic(Scope(self.scope_data(model)), self.strict)
+                return fn.call(args, named) if isinstance(fn, Function) else None
+            finally:
+                st.types = caller_types
         return Function(bkm.name, None, impl)
 
     # ------------------------------------------------------------------ decision services
