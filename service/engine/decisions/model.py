@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .boxed import Boxed, compile_boxed, declared_names, expression_child
 from .errors import DecisionDefinitionError, Problem
+from .feel import FeelSyntaxError, UnaryTests
 from .tables import Cell, DecisionTable, LoadContext, check_table, compile_cell, evaluate_table, load_table
 from .types import ItemDef, canonical
 from .xml import child, children, href_id, href_namespace, local, text_of
@@ -97,21 +98,20 @@ class DecisionModel:
 
 # --------------------------------------------------------------------------- item definitions
 
-def _item_definition(el, prefix: str = "") -> ItemDef:
+def _item_definition(el, types: dict, name: str) -> ItemDef:
+    """An itemDefinition (or a nested itemComponent); nested definitions are registered as ``name.component``."""
     tr = child(el, "typeRef")
-    components = children(el, "itemComponent")
-    allowed_text = text_of(child(el, "allowedValues"))
-    item = ItemDef(name=prefix + (el.get("name") or ""),
-                   base=canonical((tr.text or "").strip()) if tr is not None else None,
+    item = ItemDef(name=name, base=canonical((tr.text or "").strip()) if tr is not None else None,
                    is_collection=(el.get("isCollection") or "false").lower() == "true")
+    components = children(el, "itemComponent")
     if components:
-        item.components = {c.get("name"): _component_type(c) for c in components}
+        item.components = {c.get("name"): _component_type(c, types, f"{name}.{c.get('name')}") for c in components}
     fn = child(el, "functionItem")
     if fn is not None:
         params = tuple(canonical(p.get("typeRef") or "Any") for p in children(fn, "parameters"))
         item.function = ("function", params, canonical(fn.get("outputTypeRef") or "Any"))
+    allowed_text = text_of(child(el, "allowedValues"))
     if allowed_text:
-        from .feel import FeelSyntaxError, UnaryTests
         try:
             item.allowed = UnaryTests(allowed_text)
         except FeelSyntaxError:
@@ -119,21 +119,15 @@ def _item_definition(el, prefix: str = "") -> ItemDef:
     return item
 
 
-def _component_type(el):
-    """A component's type: its typeRef, or an anonymous nested definition."""
+def _component_type(el, types: dict, qualified: str):
+    """A component's type: its typeRef when plain, else the nested definition registered under ``qualified``."""
     tr = child(el, "typeRef")
-    if tr is not None and not children(el, "itemComponent") and (el.get("isCollection") or "") != "true":
+    plain = (tr is not None and not children(el, "itemComponent") and child(el, "allowedValues") is None
+             and (el.get("isCollection") or "") != "true")
+    if plain:
         return canonical((tr.text or "").strip())
-    return _AnonymousType(_item_definition(el))
-
-
-class _AnonymousType(str):
-    """A nested, unnamed item definition used as a component type (a str so it can be a dict key)."""
-
-    def __new__(cls, item: ItemDef):
-        obj = super().__new__(cls, f"<anonymous {item.name}>")
-        obj.item = item
-        return obj
+    types[qualified] = _item_definition(el, types, qualified)
+    return qualified
 
 
 def _load_types(root, ctx: LoadContext) -> None:
@@ -141,20 +135,11 @@ def _load_types(root, ctx: LoadContext) -> None:
         name = el.get("name")
         if not name:
             continue
-        item = _item_definition(el)
+        item = _item_definition(el, ctx.types, name)
         ctx.types[name] = item
         tr = child(el, "typeRef")
         simple = tr is not None and not item.is_collection and not item.components
         ctx.aliases[name] = (tr.text or "").strip() if simple else None
-    for value in list(ctx.types.values()):
-        _register_anonymous(value, ctx.types)
-
-
-def _register_anonymous(item: ItemDef, types: dict) -> None:
-    for t in (item.components or {}).values():
-        if isinstance(t, _AnonymousType):
-            types[str(t)] = t.item
-            _register_anonymous(t.item, types)
 
 
 # --------------------------------------------------------------------------- loading
