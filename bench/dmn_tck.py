@@ -137,15 +137,15 @@ def load_folder(folder: Path):
 
 
 def case_inputs(case, model) -> dict:
-    """The test case's inputs by name; an input of an imported model also as ``import name.input name``."""
+    """The test case's inputs by name; an input of an imported model inside the context of the import's name."""
     imports = {ns: name for name, ns in (model.imports if model else {}).items()}
     context = {}
     for node in _kids(case, "inputNode"):
         name, value = node.get("name"), read_value(node)
         ns = node.get("namespace")
         if ns and ns in imports:
-            context[f"{imports[ns]}.{name}"] = value
-        if not ns or name not in context:
+            context.setdefault(imports[ns], {})[name] = value  # inside the context named by the import
+        else:
             context[name] = value
     return context
 

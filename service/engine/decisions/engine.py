@@ -247,6 +247,7 @@ class _Run:
         data = dict(self.context)
         if model is None:
             return data
+        self.imported_inputs(model, data)
         if not self.strict:
             for inp in model.inputs.values():
                 if inp.type_ref and inp.name in data:
@@ -260,6 +261,21 @@ class _Run:
                             if f"{name}.{i.name}" in data})
                 data[name] = {**ctx, **(data.get(name) or {})} if isinstance(data.get(name), dict) else ctx
         return data
+
+    def imported_inputs(self, model: DecisionModel, data: dict) -> None:
+        """An imported model's input data, given by the caller inside the context named by the import
+        (``{"Model B": {"Person name": ...}}``) or as ``"Model B.Person name"``."""
+        aliases = {alias for m in self.registry.models.values() for alias, ns in m.imports.items()
+                   if ns == model.namespace and m is not model}
+        for alias in aliases:
+            given = self.context.get(alias)
+            for inp in model.inputs.values():
+                if inp.name in data:
+                    continue
+                if isinstance(given, dict) and inp.name in given:
+                    data[inp.name] = given[inp.name]
+                elif f"{alias}.{inp.name}" in self.context:
+                    data[inp.name] = self.context[f"{alias}.{inp.name}"]
 
     def types_for(self, model: DecisionModel | None) -> dict:
         """The model's item definitions, and its imports' by their qualified names (``myimport.tPerson``)."""
