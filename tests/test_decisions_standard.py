@@ -173,7 +173,8 @@ def test_boxed_context_invocation_and_knowledge_model():
 
 def test_decision_service_evaluates_its_output_decision():
     reg = registry(BOXED, strict=False)
-    assert reg.evaluate_decision_service("svc", {}).value == Decimal("2778.69")
+    result = reg.evaluate_decision_service("svc", {})
+    assert result.value == Decimal("2778.69") and [r.decision_id for r in result.required] == ["loan"]
     with pytest.raises(DecisionEvaluationError, match="no decision service"):
         reg.evaluate_decision_service("nope", {})
 

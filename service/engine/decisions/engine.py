@@ -135,15 +135,16 @@ class DecisionRegistry:
     def evaluate_decision_service(self, service_id: str, inputs: dict | None = None, *, strict: bool | None = None,
                                   limits: Limits | None = None) -> DecisionResult:
         """Evaluate a decision service: its input decisions and input data come from ``inputs`` by name; the
-        value is the output decision's value, or a context of them by name when there are several."""
+        value is the output decision's value, or a context of them by name when there are several, and
+        ``required`` holds the output decisions' own results (with their explanations)."""
         try:
             ds = self.service(service_id)
         except KeyError as e:
             raise DecisionEvaluationError(service_id, service_id, str(e.args[0])) from None
-        run = _Run(self, {}, self.strict if strict is None else strict)
+        run, outputs = _Run(self, {}, self.strict if strict is None else strict), []
         with _bounded(service_id, limits or self.limits):
-            value = run.service(self.model_of(service_id), ds, inputs or {})
-        return DecisionResult(ds.id, ds.name, {}, to_python(value), value=value)
+            value = run.service(self.model_of(service_id), ds, inputs or {}, outputs)
+        return DecisionResult(ds.id, ds.name, {}, to_python(value), required=outputs, value=value)
 
 
 class _bounded:
@@ -331,8 +332,9 @@ class _Run:
             names.append(d.name if d else did)
         return names
 
-    def service(self, model: DecisionModel, ds: DecisionService, inputs: dict):
-        """The service's outputs, its input decisions taken from ``inputs`` rather than evaluated."""
+    def service(self, model: DecisionModel, ds: DecisionService, inputs: dict, results: list | None = None):
+        """The service's outputs, its input decisions taken from ``inputs`` rather than evaluated; the output
+        decisions' results are appended to ``results`` when given."""
         memo = {}
         for ns, did in ds.input_decisions:
             d, dmodel = self.find_decision(ns, did)
@@ -349,7 +351,10 @@ class _Run:
             if d is None:
                 raise DecisionEvaluationError(ds.id, did, f"decision service {ds.name!r} outputs decision "
                                               f"{did!r}, which is not deployed")
-            values[d.name] = inner.decision(d, ()).value
+            result = inner.decision(d, ())
+            values[d.name] = result.value
+            if results is not None:
+                results.append(result)
         value = next(iter(values.values())) if len(values) == 1 else values
         return coerce(value, ds.type_ref, model.types) if ds.type_ref and not self.strict else value
 
