@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run the DMN TCK cases in shared/conformance/dmn-tck against the decision engine.
 
-    .venv/bin/python bench/dmn_tck.py [--tck PATH] [-v] [--only SUBSTRING]
+    .venv/bin/python bench/dmn_tck.py [--tck PATH] [-v] [--only SUBSTRING] [--folders] [--http]
 
 Counted as the kit counts: one ``<testCase>`` of a ``*-test-*.xml`` passes when every one of its
 ``<resultNode>`` values does. Every ``.dmn`` of a test folder is loaded once into one registry that
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from service.engine.decisions import (DecisionDefinitionError, DecisionEvaluationError,  # noqa: E402
                                       DecisionRegistry, load_decisions)
 from service.engine.decisions.feel import (equals, parse_date, parse_datetime,  # noqa: E402
-                                           parse_duration, parse_time)
+                                           parse_duration, parse_time, to_json_value)
 from service.engine.decisions.values import YMDuration, type_name  # noqa: E402
 
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
@@ -150,8 +150,8 @@ def case_inputs(case, model) -> dict:
     return context
 
 
-def run_case(registry, model, case) -> list[str]:
-    """The failures of one test case ([] when it passes)."""
+def run_case(registry, model, case, http=None) -> list[str]:
+    """The failures of one test case ([] when it passes); ``http``: evaluate through the REST API instead."""
     context = case_inputs(case, model)
     service = case.get("invocableName") if case.get("type") == "decisionService" else None
     failures = []
@@ -161,7 +161,8 @@ def run_case(registry, model, case) -> list[str]:
         expected = read_value(exp_el[0]) if exp_el else None
         error_expected = (node.get("errorResult") or "").lower() == "true"
         try:
-            actual = _evaluate(registry, model, service, name, context)
+            actual = (http(model, service, name, context, expected) if http
+                      else _evaluate(registry, model, service, name, context))
         except DecisionEvaluationError as e:
             if not error_expected:
                 failures.append(f"{name}: error {e}")
@@ -189,12 +190,73 @@ def _evaluate(registry, model, service, name, context):
     return registry.evaluate(decision.id, context).value
 
 
-def run(tck: Path, verbose: bool = False, only: str | None = None) -> Summary:
+class HttpEvaluator:
+    """Deploys a folder's models to a fresh service (POST /api/v1/deployments) and evaluates each decision
+    through POST /api/v1/decisions/<id>/evaluate, with case data as plain JSON (dates as ISO text)."""
+
+    def __init__(self, folder: Path) -> None:
+        import tempfile
+
+        from flask_migrate import upgrade
+
+        from service import create_app, deployments
+        from service.auth import save_user
+        from service.models import db
+
+        deployments.BUNDLES.clear()
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='tck-')}/tck.db"
+        self.app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+        with self.app.app_context():
+            upgrade()
+            save_user(db.session, "tck", ["analyst"], token="tck")
+            db.session.commit()
+        self.client = self.app.test_client()
+        self.headers = {"Authorization": "Bearer tck"}
+        files = [(path.open("rb"), path.name) for path in sorted(folder.glob("*.dmn"))]
+        response = self.client.post("/api/v1/deployments", headers=self.headers, data={"files": files},
+                                    content_type="multipart/form-data")
+        self.refused = None if response.status_code == 201 else f"deployment refused: {response.json}"
+
+    def __call__(self, model, service, name, context, expected):
+        if self.refused:
+            raise LookupError(self.refused)
+        if service:
+            raise LookupError("the REST API has no decision services yet")
+        decision = model.by_name(name) or model.decisions.get(name)
+        response = self.client.post(f"/api/v1/decisions/{decision.id}/evaluate", headers=self.headers,
+                                    json={"inputs": to_json_value(context)})
+        if response.status_code == 422:
+            raise DecisionEvaluationError(decision.id, None, response.json["message"])
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.json}")
+        return _as_expected(response.json["outputs"], expected)
+
+
+def _as_expected(value, expected):
+    """A plain JSON result read as the FEEL type of the expected value (the API answers ISO text)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    if isinstance(value, list):
+        items = expected if isinstance(expected, list) else []
+        return [_as_expected(v, items[i] if i < len(items) else None) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        parts = expected if isinstance(expected, dict) else {}
+        return {k: _as_expected(v, parts.get(k)) for k, v in value.items()}
+    parse = _PARSE.get({"date": "date", "date and time": "dateTime", "time": "time",
+                        "days and time duration": "duration",
+                        "years and months duration": "duration"}.get(type_name(expected), ""))
+    return parse(value) if parse and isinstance(value, str) else value
+
+
+def run(tck: Path, verbose: bool = False, only: str | None = None, http: bool = False) -> Summary:
     summary = Summary()
     for folder in sorted({p.parent for p in tck.rglob("*-test-*.xml")}):
         if only and only not in folder.name:
             continue
         registry, models, errors = load_folder(folder)
+        evaluator = HttpEvaluator(folder) if http else None
         passed = failed = 0
         for test_file in sorted(folder.glob("*-test-*.xml")):
             tests = etree.parse(str(test_file)).getroot()
@@ -203,7 +265,7 @@ def run(tck: Path, verbose: bool = False, only: str | None = None) -> Summary:
             for case in _kids(tests, "testCase"):
                 label = f"{folder.name} #{case.get('id')}"
                 failures = ([errors.get(model_name) or f"no model {model_name}"] if model is None
-                            else run_case(registry, model, case))
+                            else run_case(registry, model, case, evaluator))
                 if failures:
                     failed += 1
                     summary.reasons += [f"{label} {f}" for f in failures]
@@ -224,12 +286,15 @@ def main(argv=None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="also list the test cases that pass")
     ap.add_argument("--only", help="run only the folders whose name contains this text")
     ap.add_argument("--folders", action="store_true", help="print the figure of each folder")
+    ap.add_argument("--http", action="store_true",
+                    help="deploy each folder to a fresh service and evaluate through its REST API (as it is today:"
+                         " strict mode, plain JSON)")
     args = ap.parse_args(argv)
     if not args.tck.is_dir():
         print(f"no TCK folder at {args.tck}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    summary = run(args.tck.resolve(), args.verbose, args.only)
+    summary = run(args.tck.resolve(), args.verbose, args.only, args.http)
     for r in summary.reasons:
         print(f"FAIL {r}")
     if args.folders:
