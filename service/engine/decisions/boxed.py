@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .errors import DecisionEvaluationError, Problem
-from .feel import Expression, FeelSyntaxError, Function, Range, Scope
-from .interp import state
+from .feel import Expression, FeelSyntaxError, Function, Scope
+from .interp import iteration_values, state
 from .java import external_function
 from .tables import LoadContext, evaluate_table, load_table
 from .types import coerce
@@ -187,20 +187,13 @@ def _filter(el, owner, label, ctx) -> Boxed:
     return run
 
 
-def _iteration_items(v):
-    if isinstance(v, Range):
-        from .interp import _iteration_values  # integer ranges iterate as the standard allows
-        return _iteration_values(v)
-    return v if isinstance(v, list) else None
-
-
 def _iterator(el, owner, label, ctx) -> Boxed:
     kind, var = local(el.tag), el.get("iteratorVariable")
     source = _part(el, "in", owner, label, ctx)
     body = _part(el, "return" if kind == "for" else "satisfies", owner, label, ctx)
 
     def run(s, strict):
-        items = _iteration_items(source(s, strict))
+        items = iteration_values(source(s, strict))  # a list, or the integers of a range
         if items is None:
             return None
         results = []

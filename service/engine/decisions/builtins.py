@@ -90,7 +90,7 @@ def is_number(v) -> bool:
     return isinstance(v, Decimal)
 
 
-def _int(v) -> int:
+def as_int(v) -> int:
     if not is_number(v) or v != v.to_integral_value():
         raise ValueError("not an integer")
     return int(v)
@@ -145,7 +145,7 @@ def _date(*a):
         if isinstance(v, dt.datetime):
             return join(split(v)[0].date(), split(v)[1])
         return v if isinstance(v, dt.date) else None
-    y, m, d = (_int(x) for x in a)
+    y, m, d = (as_int(x) for x in a)
     return make_date(y, m, d)
 
 
@@ -180,7 +180,7 @@ def _time(*a):
         if isinstance(v, dt.time):
             return v
         return dt.time(0, 0, 0, tzinfo=dt.timezone.utc) if isinstance(v, dt.date) else None
-    h, m, s = _int(a[0]), _int(a[1]), a[2]
+    h, m, s = as_int(a[0]), as_int(a[1]), a[2]
     if not is_number(s) or not (0 <= h <= 23 and 0 <= m <= 59 and 0 <= s < 60):
         return None
     tz = None
@@ -407,7 +407,7 @@ def _string_join(lst, sep=None):
 def _quantize(n, scale, rounding) -> Decimal:
     if not is_number(n):
         raise TypeError("not a number")
-    scale = _int(scale)
+    scale = as_int(scale)
     if not -6111 <= scale <= 6176:
         raise ValueError("scale out of range")
     return n.quantize(Decimal(1).scaleb(-scale), rounding=rounding, context=decimal.Context(prec=100000))
@@ -481,12 +481,12 @@ def _exp(n):
 
 @builtin("odd", "number")
 def _odd(n):
-    return _int(n) % 2 == 1
+    return as_int(n) % 2 == 1
 
 
 @builtin("even", "number")
 def _even(n):
-    return _int(n) % 2 == 0
+    return as_int(n) % 2 == 0
 
 
 # --------------------------------------------------------------------------- contexts

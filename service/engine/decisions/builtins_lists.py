@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from service.engine import clock
 
-from .builtins import _int, builtin, is_number
+from .builtins import as_int, builtin, is_number
 from .temporal import join
 from .values import CTX, Function, Range, compare, equals
 
@@ -24,7 +24,7 @@ def _list(v) -> list:
 
 def _index(lst, i) -> int:
     """A 1-based (or negative, from the end) FEEL position as a Python index."""
-    n = _int(i)
+    n = as_int(i)
     if n == 0 or abs(n) > len(lst):
         raise IndexError("no such position")
     return n - 1 if n > 0 else len(lst) + n
@@ -137,7 +137,7 @@ def _sublist(lst, start, length=None):
     i = _index(_list(lst), start)
     if length is None:
         return lst[i:]
-    n = _int(length)
+    n = as_int(length)
     if n < 0 or i + n > len(lst):
         return None
     return lst[i:i + n]

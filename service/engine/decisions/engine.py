@@ -12,7 +12,7 @@ from .errors import DecisionDefinitionError, DecisionEvaluationError, Problem
 from .feel import (FeelEvaluationError, Function, Limits, Scope, evaluation, to_feel, to_json_value, to_python)
 from .interp import state
 from .model import Decision, DecisionModel, DecisionService
-from .tables import _TYPE_WORDS, TableOutcome, _Mismatch, evaluate_table, show, strict_coerce
+from .tables import TYPE_WORDS, TableOutcome, TypeMismatch, evaluate_table, show, strict_coerce
 from .types import coerce
 
 __all__ = ["DecisionEvaluationError", "DecisionRegistry", "DecisionResult", "MatchedRule", "evaluate_table",
@@ -236,8 +236,8 @@ class _Run:
         type_word = _strict_type(d, model)
         try:
             return strict_coerce(value, type_word)
-        except _Mismatch:
-            raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r} expects {_TYPE_WORDS[type_word]}, "
+        except TypeMismatch:
+            raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r} expects {TYPE_WORDS[type_word]}, "
                                           f"its expression gave {show(value)}") from None
 
     # ------------------------------------------------------------------ scope

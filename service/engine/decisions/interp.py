@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from . import builtins_lists  # noqa: F401  (registers the list, range and date built-ins)
 from .builtins import BUILTINS, check_size
-from .operators import _and, _ARITH, _or, cmp_op, get_member, neg, test_one, ut_range
+from .operators import ARITHMETIC, and3, cmp_op, get_member, neg, or3, test_one, ut_range
 from .parser import FeelSyntaxError, Parser
 from .types import instance_of
 from .values import DEFAULT_LIMITS, FeelEvaluationError, Function, Limits, Range, compare, to_feel
@@ -183,7 +183,7 @@ def _c_neg(ast):
 
 
 def _c_bin(ast):
-    fn, a, b = _ARITH[ast[1]], compile_ast(ast[2]), compile_ast(ast[3])
+    fn, a, b = ARITHMETIC[ast[1]], compile_ast(ast[2]), compile_ast(ast[3])
     return lambda s: fn(a(s), b(s))
 
 
@@ -197,7 +197,7 @@ def _c_and(ast):
 
     def run(s):
         x = a(s)
-        return False if x is False else _and(x, b(s))
+        return False if x is False else and3(x, b(s))
     return run
 
 
@@ -206,7 +206,7 @@ def _c_or(ast):
 
     def run(s):
         x = a(s)
-        return True if x is True else _or(x, b(s))
+        return True if x is True else or3(x, b(s))
     return run
 
 
@@ -215,7 +215,7 @@ def _c_between(ast):
 
     def run(s):
         x = v(s)
-        return _and(cmp_op(">=", x, lo(s)), cmp_op("<=", x, hi(s)))
+        return and3(cmp_op(">=", x, lo(s)), cmp_op("<=", x, hi(s)))
     return run
 
 
@@ -237,7 +237,7 @@ def _c_in(ast):
         for op, target, uses, is_range in tests:
             t = target(inner)
             # a range with a null endpoint is null, and so is membership in it
-            result = _or(result, None if is_range and t is None else test_one(x, op, t, uses))
+            result = or3(result, None if is_range and t is None else test_one(x, op, t, uses))
             if result is True:
                 return True
         return result
@@ -254,7 +254,7 @@ def _c_if(ast):
     return lambda s: t(s) if c(s) is True else e(s)
 
 
-def _iteration_values(v):
+def iteration_values(v):
     """The items a ``for``/``some``/``every`` context iterates: a list, or the integers of a range."""
     if isinstance(v, list):
         return v
@@ -281,7 +281,7 @@ def _compile_contexts(contexts):
             out.append((var, lambda s, lo=lo, hi=hi: _irange(lo(s), hi(s))))
         else:
             c = compile_ast(it)
-            out.append((var, lambda s, c=c: _iteration_values(c(s))))
+            out.append((var, lambda s, c=c: iteration_values(c(s))))
     return out
 
 

@@ -96,7 +96,7 @@ def neg(a):
     return None
 
 
-_ARITH = {"+": add, "-": sub, "*": mul, "/": div, "**": power}
+ARITHMETIC = {"+": add, "-": sub, "*": mul, "/": div, "**": power}
 
 
 def cmp_op(op: str, a, b):
@@ -110,13 +110,15 @@ def cmp_op(op: str, a, b):
     return {"<": c < 0, "<=": c <= 0, ">": c > 0, ">=": c >= 0}[op]
 
 
-def _and(a, b):
+def and3(a, b):
+    """FEEL's three-valued ``and``."""
     if a is False or b is False:
         return False
     return True if a is True and b is True else None
 
 
-def _or(a, b):
+def or3(a, b):
+    """FEEL's three-valued ``or``."""
     if a is True or b is True:
         return True
     return False if a is False and b is False else None

@@ -35,7 +35,7 @@ _STRICT_TYPES = {
     "duration": "dayTimeDuration", "yearmonthduration": "yearMonthDuration",
     "years and months duration": "yearMonthDuration", "any": None, "context": None, "list": None,
 }
-_TYPE_WORDS = {
+TYPE_WORDS = {
     "number": "a number", "integer": "a whole number", "string": "a string",
     "boolean": "a boolean (true or false)", "date": "a date (YYYY-MM-DD)",
     "dateTime": "a date and time (ISO 8601)", "time": "a time (hh:mm:ss)",
@@ -249,8 +249,8 @@ def _constant_values(tests: UnaryTests) -> list | None:
 
 # --------------------------------------------------------------------------- strict typing
 
-class _Mismatch(Exception):
-    pass
+class TypeMismatch(Exception):
+    """A value that does not meet a strict-mode type."""
 
 
 def strict_coerce(value, type_ref: str | None):
@@ -260,11 +260,11 @@ def strict_coerce(value, type_ref: str | None):
     t = feel_type(value)
     if type_ref in ("number", "integer"):
         if t != "number" or (type_ref == "integer" and value != value.to_integral_value()):
-            raise _Mismatch
+            raise TypeMismatch
         return value
     if type_ref in ("string", "boolean"):
         if t != type_ref:
-            raise _Mismatch
+            raise TypeMismatch
         return value
     if t == type_ref:
         return value
@@ -276,7 +276,7 @@ def strict_coerce(value, type_ref: str | None):
         v = _parse_as(value, type_ref)
         if v is not None and feel_type(v) == type_ref:
             return v
-    raise _Mismatch
+    raise TypeMismatch
 
 
 def _parse_as(text: str, type_ref: str):
@@ -332,8 +332,8 @@ class _Evaluation:
         else:
             try:
                 v = strict_coerce(raw, inp.type_ref)
-            except _Mismatch:
-                self.fail(inp.id, f"input {inp.display!r} of {self.where} expects {_TYPE_WORDS[inp.type_ref]}, "
+            except TypeMismatch:
+                self.fail(inp.id, f"input {inp.display!r} of {self.where} expects {TYPE_WORDS[inp.type_ref]}, "
                                   f"got {show(raw)}")
         if v is not None and inp.input_values is not None and inp.input_values.compiled is not None:
             if inp.input_values.compiled.matches(v, self.scope) is not True:
@@ -361,8 +361,8 @@ class _Evaluation:
         if self.strict:
             try:
                 value = strict_coerce(value, out.type_ref)
-            except _Mismatch:
-                self.fail(out.id, f"output {out.display!r} of {self.where} expects {_TYPE_WORDS[out.type_ref]}, "
+            except TypeMismatch:
+                self.fail(out.id, f"output {out.display!r} of {self.where} expects {TYPE_WORDS[out.type_ref]}, "
                                   f"{where} gives {show(value)}")
         elif out.type_ref_text:
             value = coerce_to_type(value, out.type_ref_text, self.t.types)
