@@ -1,8 +1,9 @@
 """FEEL (DMN 1.5): compiled expressions and unary tests, the entry points the decision engine uses.
 
 The language lives in the modules beside this one: ``values`` and ``types`` (the FEEL values, equality,
-order, `instance of`), ``temporal`` (dates, times, durations), ``builtins`` and ``builtins_lists`` (the
-standard's functions), ``parser`` (text to AST) and ``interp`` (AST to closures, bounded by ``Limits``).
+order, `instance of`, coercion), ``temporal`` (dates, times, durations), ``builtins`` and
+``builtins_lists`` (the standard's functions), ``lexicon`` and ``parser`` (text to AST), ``operators`` and
+``interp`` (AST to closures, bounded by ``Limits``), ``java`` (the whitelisted external functions).
 Nothing is ever handed to Python's ``eval``.
 """
 from __future__ import annotations
