@@ -208,3 +208,11 @@ def test_typed_json_round_trip():
     assert from_json({"@type": "days and time duration", "value": "P2D"}) == dt.timedelta(days=2)
     with pytest.raises(ValueError):
         from_json({"@type": "date", "value": "2024-02-30"})
+
+
+def test_a_date_given_for_a_date_and_time_is_midnight_utc():
+    body = ('<inputData id="i" name="When"><variable name="When" typeRef="dateTime"/></inputData>'
+            '<decision id="d" name="D"><informationRequirement><requiredInput href="#i"/></informationRequirement>'
+            '<literalExpression><text>When</text></literalExpression></decision>')
+    value = registry(body, strict=False).evaluate("d", {"When": dt.date(2024, 5, 1)}).value
+    assert value == dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)

@@ -129,7 +129,27 @@ def coerce(v, t, defs: dict | None = None):
         return coerce(v[0], t, defs)
     if not isinstance(v, list) and is_list_type:
         return [v] if instance_of([v], t, defs, constraints=True) else None
+    if _base_type(t, defs) == "date and time" and isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return coerce(_utc_midnight(v), t, defs)  # "date to date and time" (DMN 1.5 10.3.2.9.4)
     return None
+
+
+def _base_type(t, defs):
+    """The built-in type a type name comes down to through simple item definitions, or None."""
+    seen = set()
+    while isinstance(t, str) and t not in BUILTIN_TYPES and t not in seen:
+        seen.add(t)
+        item = (defs or {}).get(t)
+        if item is None or item.is_collection or item.components is not None:
+            return None
+        t = canonical(item.base)
+    return t
+
+
+def _utc_midnight(d: dt.date) -> dt.datetime:
+    from .temporal import join, split  # a far date stays far
+    base, shift, _ = split(d)
+    return join(dt.datetime(base.year, base.month, base.day, tzinfo=dt.timezone.utc), shift)
 
 
 def _coerce_members(v, t, defs):
