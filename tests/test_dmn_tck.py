@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 TCK = REPO.parent / "shared" / "conformance" / "dmn-tck"
 
 # the figure reached; raise it when the engine passes more, never lower it to make a change pass
-FLOOR = 3044
+FLOOR = 3045
 
 pytestmark = pytest.mark.skipif(not TCK.is_dir(), reason=f"no DMN TCK at {TCK}")
 

@@ -126,11 +126,19 @@ def coerce(v, t, defs: dict | None = None):
         return _coerce_members(v, t, defs)
     is_list_type = _is_list_type(t, defs)
     if isinstance(v, list) and len(v) == 1 and not is_list_type:
-        return coerce(v[0], t, defs)
+        return _converted(v[0], t, defs)  # "from singleton list": one level only, [[10]] is not a number
     if not isinstance(v, list) and is_list_type:
         return [v] if instance_of([v], t, defs, constraints=True) else None
+    return _converted(v, t, defs)
+
+
+def _converted(v, t, defs):
+    """v when it conforms to t, a date as midnight UTC where a date and time is wanted, else None."""
+    if instance_of(v, t, defs, constraints=True):
+        return _coerce_members(v, t, defs)
     if _base_type(t, defs) == "date and time" and isinstance(v, dt.date) and not isinstance(v, dt.datetime):
-        return coerce(_utc_midnight(v), t, defs)  # "date to date and time" (DMN 1.5 10.3.2.9.4)
+        moved = _utc_midnight(v)  # "date to date and time" (DMN 1.5 10.3.2.9.4)
+        return moved if instance_of(moved, t, defs, constraints=True) else None
     return None
 
 
