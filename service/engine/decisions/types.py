@@ -30,10 +30,11 @@ class ItemDef:
 
 
 def canonical(name: Any) -> Any:
-    """A type name without feel:/xsd: prefixes and with the FEEL spelling of the XSD words."""
+    """A type name without its namespace prefix (feel:, xsd:, tns: of DMN 1.1 files) and with the FEEL
+    spelling of the XSD words."""
     if not isinstance(name, str):
         return name
-    bare = name.split(":", 1)[1] if name.split(":", 1)[0] in ("feel", "xsd", "FEEL") and ":" in name else name
+    bare = name.split(":", 1)[1] if ":" in name and " " not in name.split(":", 1)[0] else name
     return TYPE_ALIASES.get(bare, bare)
 
 
