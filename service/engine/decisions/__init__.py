@@ -1,6 +1,5 @@
-"""DMN 1.3 decisions with a real FEEL interpreter.
+"""DMN 1.5 decisions with a FEEL interpreter of its own (no Python eval).
 
-Replaces SpiffWorkflow's DMN engine, which has no FEEL (cells are run as Python).
 Typical use::
 
     model = load_decisions(root, "level-of-need.dmn")   # DecisionDefinitionError if broken
@@ -8,16 +7,24 @@ Typical use::
     registry.add(model)
     result = registry.evaluate("level_of_need", case_data)
     result.outputs, result.matched_rules, result.to_json()
+
+``DecisionRegistry(strict=False)`` evaluates exactly as the DMN standard says (a table that cannot decide
+gives null); the default, strict, makes that an error naming the table, rules and inputs.
 """
-from .engine import DecisionEvaluationError, DecisionRegistry, DecisionResult, MatchedRule
-from .feel import FeelSyntaxError
-from .model import (Decision, DecisionDefinitionError, DecisionModel, Problem, check_decisions,
+from .engine import DecisionRegistry, DecisionResult, MatchedRule
+from .errors import DecisionDefinitionError, DecisionEvaluationError, Problem
+from .feel import FeelSyntaxError, Limits
+from .typed_json import TypedJsonError, from_json, to_json
+from .model import (BusinessKnowledgeModel, Decision, DecisionModel, DecisionService, InputData, check_decisions,
                     load_decisions)
 
 __all__ = [
     "load_decisions",
     "DecisionModel",
     "Decision",
+    "InputData",
+    "BusinessKnowledgeModel",
+    "DecisionService",
     "DecisionRegistry",
     "DecisionResult",
     "MatchedRule",
@@ -26,4 +33,8 @@ __all__ = [
     "DecisionEvaluationError",
     "check_decisions",
     "FeelSyntaxError",
+    "Limits",
+    "to_json",
+    "from_json",
+    "TypedJsonError",
 ]

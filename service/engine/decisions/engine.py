@@ -1,27 +1,22 @@
-"""Evaluating decisions: typed inputs, hit policies, decision requirements, explanations."""
+"""Evaluating decisions: decision requirements graphs, knowledge models, decision services, explanations.
+
+Two modes (see ``tables``): *strict*, the service's default, makes a table that cannot decide an error;
+*standard* follows the DMN standard (null, typed values coerced to their declared types).
+"""
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from .feel import (Scope, YMDuration, equals, feel_type, parse_date, parse_datetime, parse_duration,
-                   parse_time, to_feel, to_json_value, to_python, CTX)
-from .model import Decision, DecisionDefinitionError, DecisionModel, OutputClause, Problem, SINGLE_HIT
+from .errors import DecisionDefinitionError, DecisionEvaluationError, Problem
+from .feel import (FeelEvaluationError, Function, Limits, Scope, evaluation, to_feel, to_json_value, to_python)
+from .interp import state
+from .model import Decision, DecisionModel, DecisionService
+from .tables import TYPE_WORDS, TableOutcome, TypeMismatch, evaluate_table, show, strict_coerce
+from .types import coerce
 
-
-class DecisionEvaluationError(Exception):
-    """A decision that cannot produce a result for the given context."""
-
-    def __init__(self, decision_id: str, element: str | None, message: str):
-        self.decision_id = decision_id
-        self.element = element
-        self.message = message
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["DecisionEvaluationError", "DecisionRegistry", "DecisionResult", "MatchedRule", "evaluate_table",
+           "to_feel"]
 
 
 @dataclass
@@ -54,108 +49,38 @@ class DecisionResult:
         }
 
 
-# --------------------------------------------------------------------------- types
+def _result(d, value, outcome: TableOutcome | None = None) -> DecisionResult:
+    if outcome is None:
+        return DecisionResult(d.id, d.name, {}, to_python(value), value=value)
+    inputs = {inp.display: to_python(v) for inp, v in zip(d.inputs, outcome.inputs)}
+    rules = [MatchedRule(r.id, r.index, r.annotation, to_python(od)) for r, od in outcome.hits]
+    return DecisionResult(d.id, d.name, inputs, to_python(value), rules, value=value)
 
-_TYPE_WORDS = {
-    "number": "a number", "integer": "a whole number", "string": "a string",
-    "boolean": "a boolean (true or false)", "date": "a date (YYYY-MM-DD)",
-    "dateTime": "a date and time (ISO 8601)", "time": "a time (hh:mm:ss)",
-    "dayTimeDuration": "a days-and-time duration such as P2D",
-    "yearMonthDuration": "a years-and-months duration such as P3M",
-}
-
-
-class _Mismatch(Exception):
-    pass
-
-
-def coerce(value, type_ref: str | None):
-    """Check (and, for ISO strings of temporal types, convert) a FEEL value against a typeRef."""
-    if value is None or type_ref is None:
-        return value
-    t = feel_type(value)
-    if type_ref in ("number", "integer"):
-        if t != "number":
-            raise _Mismatch
-        if type_ref == "integer" and value != value.to_integral_value():
-            raise _Mismatch
-        return value
-    if type_ref == "string":
-        if t != "string":
-            raise _Mismatch
-        return value
-    if type_ref == "boolean":
-        if t != "boolean":
-            raise _Mismatch
-        return value
-    if type_ref == "date":
-        if t == "date":
-            return value
-        if t == "dateTime":
-            return value.date()
-        if t == "string":
-            v = parse_date(value)
-            if v is None:
-                dtv = parse_datetime(value)
-                v = dtv.date() if dtv is not None and "T" in value else None
-            if v is not None:
-                return v
-        raise _Mismatch
-    if type_ref == "dateTime":
-        if t == "dateTime":
-            return value
-        if t == "date":
-            return dt.datetime(value.year, value.month, value.day)
-        if t == "string":
-            v = parse_datetime(value)
-            if v is not None:
-                return v
-        raise _Mismatch
-    if type_ref == "time":
-        if t == "time":
-            return value
-        if t == "string" and parse_time(value) is not None:
-            return parse_time(value)
-        raise _Mismatch
-    if type_ref in ("dayTimeDuration", "yearMonthDuration"):
-        if t == type_ref:
-            return value
-        if t == "string":
-            v = parse_duration(value)
-            if v is not None and feel_type(v) == type_ref:
-                return v
-        raise _Mismatch
-    return value
-
-
-def _show(value) -> str:
-    v = to_json_value(value)
-    return repr(v) if not isinstance(v, bool) else ("true" if v else "false")
-
-
-# --------------------------------------------------------------------------- registry
 
 class DecisionRegistry:
-    """The deployed decisions, by id, across DMN files."""
+    """The deployed decisions, by id, across DMN files; ``strict=False`` evaluates as the standard says."""
 
-    def __init__(self):
+    def __init__(self, strict: bool = True, limits: Limits | None = None):
+        self.strict = strict
+        self.limits = limits
         self._models: dict[str, DecisionModel] = {}
         self._decisions: dict[str, Decision] = {}
 
     def add(self, model: DecisionModel) -> None:
         """Add (or replace, when a model of the same filename is there) a model.
         Raises DecisionDefinitionError if one of its decision ids is defined by another file."""
-        problems = []
-        for did in model.decisions:
-            other = self._decisions.get(did)
-            if other is not None and other.filename != model.filename:
-                problems.append(Problem(model.filename, did,
-                                        f"decision id {did!r} is already defined in {other.filename!r}"))
+        problems = [Problem(model.filename, did, f"decision id {did!r} is already defined in "
+                                                 f"{self._decisions[did].filename!r}")
+                    for did in model.decisions
+                    if did in self._decisions and self._decisions[did].filename != model.filename
+                    and self._decisions[did].namespace == model.namespace]
         if problems:
             raise DecisionDefinitionError(problems)
         self.remove(model.filename)
         self._models[model.filename] = model
-        self._decisions.update(model.decisions)
+        for did, d in model.decisions.items():  # ids repeat across namespaces (imports): the first keeps the id
+            if did not in self._decisions or self._decisions[did].namespace == model.namespace:
+                self._decisions[did] = d
 
     def remove(self, filename: str) -> None:
         old = self._models.pop(filename, None)
@@ -183,237 +108,269 @@ class DecisionRegistry:
     def models(self) -> dict[str, DecisionModel]:
         return dict(self._models)
 
-    def evaluate(self, decision_id: str, context: dict | None = None) -> DecisionResult:
+    def model_of(self, element_id: str, namespace: str | None = None) -> DecisionModel | None:
+        """The model holding a decision, knowledge model or service (in a namespace, when given)."""
+        for m in self._models.values():
+            if namespace is not None and m.namespace != namespace:
+                continue
+            if element_id in m.decisions or element_id in m.bkms or element_id in m.services:
+                return m
+        return None
+
+    def service(self, service_id: str) -> DecisionService:
+        m = self.model_of(service_id)
+        if m is None or service_id not in m.services:
+            raise KeyError(f"no decision service with id {service_id!r} is deployed")
+        return m.services[service_id]
+
+    def evaluate(self, decision_id: str, context: dict | None = None, *, strict: bool | None = None,
+                 limits: Limits | None = None) -> DecisionResult:
         """Evaluate a decision (and, first, the decisions it requires) against case data."""
         if decision_id not in self._decisions:
             raise DecisionEvaluationError(decision_id, decision_id, f"no decision with id {decision_id!r} is deployed")
-        return self._evaluate(self._decisions[decision_id], context or {}, {}, ())
+        run = _Run(self, context or {}, self.strict if strict is None else strict)
+        with _bounded(decision_id, limits or self.limits):
+            return run.decision(self._decisions[decision_id], ())
 
-    # ------------------------------------------------------------------ internals
+    def evaluate_decision_service(self, service_id: str, inputs: dict | None = None, *, strict: bool | None = None,
+                                  limits: Limits | None = None) -> DecisionResult:
+        """Evaluate a decision service: its input decisions and input data come from ``inputs`` by name; the
+        value is the output decision's value, or a context of them by name when there are several, and
+        ``required`` holds the output decisions' own results (with their explanations)."""
+        try:
+            ds = self.service(service_id)
+        except KeyError as e:
+            raise DecisionEvaluationError(service_id, service_id, str(e.args[0])) from None
+        run, outputs = _Run(self, {}, self.strict if strict is None else strict), []
+        with _bounded(service_id, limits or self.limits):
+            value = run.service(self.model_of(service_id), ds, inputs or {}, outputs)
+        return DecisionResult(ds.id, ds.name, {}, to_python(value), required=outputs, value=value)
 
-    def _evaluate(self, d: Decision, context: dict, memo: dict, stack: tuple) -> DecisionResult:
-        if d.id in memo:
-            return memo[d.id]
+
+class _bounded:
+    """Run under the evaluation limits; a limit reached is the decision's evaluation error."""
+
+    def __init__(self, element: str, limits: Limits | None):
+        self.element, self.cm = element, evaluation(limits or Limits())
+
+    def __enter__(self):
+        self.cm.__enter__()
+
+    def __exit__(self, kind, exc, tb):
+        self.cm.__exit__(kind, exc, tb)
+        if isinstance(exc, FeelEvaluationError):
+            raise DecisionEvaluationError(self.element, self.element, str(exc)) from exc
+        if isinstance(exc, RecursionError):
+            raise DecisionEvaluationError(self.element, self.element, "the evaluation recursed too deeply") from exc
+        return False
+
+
+class _Run:
+    """One evaluation: the case data, the mode, and the results so far (each decision runs once)."""
+
+    def __init__(self, registry: DecisionRegistry, context: dict, strict: bool, memo: dict | None = None):
+        self.registry, self.context, self.strict = registry, context, strict
+        self.memo: dict = memo if memo is not None else {}
+        self.functions: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ decisions
+
+    def decision(self, d: Decision, stack: tuple) -> DecisionResult:
+        key = (d.namespace, d.id)
+        if key in self.memo:
+            return self.memo[key]
         if d.id in stack:
             raise DecisionEvaluationError(d.id, d.id, "decisions require each other in a cycle: "
                                           + " -> ".join(stack + (d.id,)))
-        required = []
-        data = context
-        if d.required:
-            data = dict(context)
-            for rid in d.required:
-                rd = self._decisions.get(rid)
-                if rd is None:
-                    raise DecisionEvaluationError(d.id, rid, f"decision {d.label!r} requires decision {rid!r}, "
-                                                  f"which is not deployed")
-                r = self._evaluate(rd, context, memo, stack + (d.id,))
-                required.append(r)
-                data[rd.name] = r.value
-                data[rd.id] = r.value
-        if d.kind == "literalExpression":
-            result = _evaluate_literal(d, data)
-        else:
-            result = evaluate_table(d, data)
+        model = self.registry.model_of(d.id, d.namespace) or self.registry.model_of(d.id)
+        data, required = self.scope_data(model), []
+        for ns, rid in d.required_refs:
+            rd, rmodel = self.find_decision(ns, rid)
+            if rd is None:
+                raise DecisionEvaluationError(d.id, rid, f"decision {d.label!r} requires decision {rid!r}, "
+                                              f"which is not deployed")
+            r = self.decision(rd, stack + (d.id,))
+            required.append(r)
+            self.bind_required(data, model, rmodel, rd, r.value)
+        result = self.run_logic(d, model, Scope(data))
         result.required = required
-        memo[d.id] = result
+        self.memo[key] = result
         return result
 
+    def find_decision(self, namespace, did):
+        m = self.registry.model_of(did, namespace) or self.registry.model_of(did)
+        return (m.decisions.get(did), m) if m is not None else (None, None)
 
-def _evaluate_literal(d: Decision, data: dict) -> DecisionResult:
-    cell = d.literal
-    if cell is None or cell.compiled is None:
-        raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r}: its literal expression is not valid FEEL"
-                                      + (f": {cell.error}" if cell is not None and cell.error else ""))
-    value = cell.compiled.evaluate(Scope(data))
-    try:
-        value = coerce(value, d.type_ref)
-    except _Mismatch:
-        raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r} expects {_TYPE_WORDS[d.type_ref]}, "
-                                      f"its expression gave {_show(value)}") from None
-    return DecisionResult(decision_id=d.id, decision_name=d.name, inputs={}, outputs=to_python(value),
-                          matched_rules=[], value=value)
+    def bind_required(self, data: dict, model, rmodel, rd: Decision, value) -> None:
+        """A required decision's value by its name and id, its outputs by their names (as Camunda does), or,
+        from an imported model, inside the context named by the import."""
+        import_name = next((n for n, ns in (model.imports if model else {}).items()
+                            if rmodel is not None and ns == rmodel.namespace and rmodel is not model), None)
+        if import_name:
+            data[import_name] = {**data.get(import_name, {}), rd.name: value}
+            return
+        # outputs first, so a decision named like another's output still wins; both shadow case data
+        for out in rd.outputs:
+            data[out.name] = value.get(out.name) if isinstance(value, dict) and not rd.single_output else value
+        data[rd.id] = value
+        data[rd.name] = value
 
+    def run_logic(self, d: Decision, model, scope: Scope) -> DecisionResult:
+        state().types = self.types_for(model)  # for `instance of` the model's item definitions
+        if d.logic is None:
+            if d.literal is not None and d.literal.error:
+                raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r}: its literal expression is not "
+                                              f"valid FEEL: {d.literal.error}")
+            return _result(d, None)
+        if d.table is not None:
+            outcome = evaluate_table(d.table, scope, self.strict)
+            return _result(d, self.typed(d, model, outcome.value, table=True), outcome)
+        return _result(d, self.typed(d, model, d.logic(scope, self.strict)))
 
-# --------------------------------------------------------------------------- decision tables
-
-def _inputs_text(d: Decision, values) -> str:
-    return ", ".join(f"{inp.display} = {_show(v)}" for inp, v in zip(d.inputs, values))
-
-
-def evaluate_table(d: Decision, data: dict) -> DecisionResult:
-    table = f"table {d.label!r}"
-    scope = Scope(data)
-    values = []
-    for inp in d.inputs:
-        expr = inp.expression
-        if expr.compiled is None:
-            raise DecisionEvaluationError(d.id, inp.id, f"{table}: input {inp.display!r} has an invalid "
-                                          f"expression {expr.text!r}: {expr.error}")
-        raw = expr.compiled.evaluate(scope)
+    def typed(self, d: Decision, model, value, table: bool = False):
+        """The value as the decision's declared type: coerced (standard) or checked (strict, literal logic)."""
+        if not self.strict:
+            return coerce(value, d.type_ref, self.types_for(model)) if d.type_ref else value
+        if table or d.kind != "literalExpression":
+            return value
+        type_word = _strict_type(d, model)
         try:
-            v = coerce(raw, inp.type_ref)
-        except _Mismatch:
-            raise DecisionEvaluationError(
-                d.id, inp.id, f"input {inp.display!r} of {table} expects {_TYPE_WORDS[inp.type_ref]}, "
-                              f"got {_show(raw)}") from None
-        if v is not None and inp.input_values is not None and inp.input_values.compiled is not None:
-            if inp.input_values.compiled.matches(v, scope) is not True:
-                raise DecisionEvaluationError(
-                    d.id, inp.id, f"input {inp.display!r} of {table} is {_show(v)}, which is not one of the "
-                                  f"allowed values {inp.input_values.text}")
-        values.append(v)
+            return strict_coerce(value, type_word)
+        except TypeMismatch:
+            raise DecisionEvaluationError(d.id, d.id, f"decision {d.label!r} expects {TYPE_WORDS[type_word]}, "
+                                          f"its expression gave {show(value)}") from None
 
-    first_only = d.hit_policy == "FIRST"
-    matched = []
-    for rule in d.rules:
-        for cell, v in zip(rule.input_entries, values):
-            tests = cell.compiled
-            if tests is None:
-                raise DecisionEvaluationError(d.id, rule.id, f"{table}, rule {rule.index}: input entry "
-                                              f"{cell.text!r} is not valid FEEL: {cell.error}")
-            if tests._fn(v, scope) is not True:
-                break
-        else:
-            matched.append(rule)
-            if first_only:
-                break
+    # ------------------------------------------------------------------ scope
 
-    hits = [(rule, _rule_outputs(d, rule, scope)) for rule in matched]
-    value = _apply_hit_policy(d, hits, values, scope)
-    inputs = {inp.display: to_python(v) for inp, v in zip(d.inputs, values)}
-    return DecisionResult(
-        decision_id=d.id, decision_name=d.name, inputs=inputs, outputs=to_python(value),
-        matched_rules=[MatchedRule(id=r.id, index=r.index, annotation=r.annotation, outputs=to_python(od))
-                       for r, od in hits],
-        value=value)
+    def scope_data(self, model: DecisionModel | None) -> dict:
+        """Case data (typed as the model's input data declare, in standard mode), knowledge models and
+        decision services as functions, imported models' functions under their import names."""
+        data = dict(self.context)
+        if model is None:
+            return data
+        self.imported_inputs(model, data)
+        if not self.strict:
+            for inp in model.inputs.values():
+                if inp.type_ref and inp.name in data:
+                    data[inp.name] = coerce(to_feel(data[inp.name]), inp.type_ref, self.types_for(model))
+        data.update(self.model_functions(model))
+        for name, ns in model.imports.items():
+            imported = next((m for m in self.registry.models.values() if m.namespace == ns), None)
+            if imported is not None:
+                ctx = dict(self.model_functions(imported))
+                ctx.update({i.name: data[f"{name}.{i.name}"] for i in imported.inputs.values()
+                            if f"{name}.{i.name}" in data})
+                data[name] = {**ctx, **(data.get(name) or {})} if isinstance(data.get(name), dict) else ctx
+        return data
+
+    def imported_inputs(self, model: DecisionModel, data: dict) -> None:
+        """An imported model's input data, given by the caller inside the context named by the import
+        (``{"Model B": {"Person name": ...}}``) or as ``"Model B.Person name"``."""
+        aliases = {alias for m in self.registry.models.values() for alias, ns in m.imports.items()
+                   if ns == model.namespace and m is not model}
+        for alias in aliases:
+            given = self.context.get(alias)
+            for inp in model.inputs.values():
+                if inp.name in data:
+                    continue
+                if isinstance(given, dict) and inp.name in given:
+                    data[inp.name] = given[inp.name]
+                elif f"{alias}.{inp.name}" in self.context:
+                    data[inp.name] = self.context[f"{alias}.{inp.name}"]
+
+    def types_for(self, model: DecisionModel | None) -> dict:
+        """The model's item definitions, and its imports' by their qualified names (``myimport.tPerson``)."""
+        if model is None:
+            return {}
+        types = dict(model.types)
+        for name, ns in model.imports.items():
+            imported = next((m for m in self.registry.models.values() if m.namespace == ns), None)
+            if imported is not None:
+                types.update({f"{name}.{t}": item for t, item in imported.types.items()})
+        return types
+
+    def model_functions(self, model: DecisionModel) -> dict:
+        if model.filename not in self.functions:
+            fns: dict = {}
+            self.functions[model.filename] = fns
+            for bkm in model.bkms.values():
+                fns[bkm.name] = self.bkm_function(model, bkm)
+            for ds in model.services.values():
+                fns[ds.name] = self.service_function(model, ds)
+        return self.functions[model.filename]
+
+    def bkm_function(self, model: DecisionModel, bkm) -> Function:
+        def impl(args, named):
+            st = state()
+            caller_types, st.types = st.types, self.types_for(model)  # the knowledge model's own types
+            try:
+                fn = bkm.logic(Scope(self.scope_data(model)), self.strict)
+                return fn.call(args, named) if isinstance(fn, Function) else None
+            finally:
+                st.types = caller_types
+        return Function(bkm.name, None, impl)
+
+    # ------------------------------------------------------------------ decision services
+
+    def service_function(self, model: DecisionModel, ds: DecisionService) -> Function:
+        params = self.service_params(ds)
+
+        def impl(args, named):
+            if named is None:
+                if len(args) != len(params):
+                    return None  # a decision service needs every one of its inputs
+                named = dict(zip(params, args))
+            if not set(named) <= set(params):
+                return None
+            return self.service(model, ds, named)
+        return Function(ds.name, params, impl)
+
+    def service_params(self, ds: DecisionService) -> list[str]:
+        names = [_input_name(self.registry, ns, iid) for ns, iid in ds.input_data]
+        for ns, did in ds.input_decisions:
+            d, _ = self.find_decision(ns, did)
+            names.append(d.name if d else did)
+        return names
+
+    def service(self, model: DecisionModel, ds: DecisionService, inputs: dict, results: list | None = None):
+        """The service's outputs, its input decisions taken from ``inputs`` rather than evaluated; the output
+        decisions' results are appended to ``results`` when given."""
+        memo = {}
+        for ns, did in ds.input_decisions:
+            d, dmodel = self.find_decision(ns, did)
+            if d is not None:
+                given = to_feel(inputs.get(d.name))
+                value = self.typed(d, dmodel, given) if not self.strict else given
+                if given is not None and value is None:
+                    return None  # an input decision's value of the wrong type
+                memo[(d.namespace, d.id)] = _result(d, value)
+        inner = _Run(self.registry, {k: v for k, v in inputs.items()}, self.strict, memo)
+        values = {}
+        for ns, did in ds.output_decisions:
+            d, _ = self.find_decision(ns, did)
+            if d is None:
+                raise DecisionEvaluationError(ds.id, did, f"decision service {ds.name!r} outputs decision "
+                                              f"{did!r}, which is not deployed")
+            result = inner.decision(d, ())
+            values[d.name] = result.value
+            if results is not None:
+                results.append(result)
+        value = next(iter(values.values())) if len(values) == 1 else values
+        return coerce(value, ds.type_ref, model.types) if ds.type_ref and not self.strict else value
 
 
-def _check_output(d: Decision, out: OutputClause, value, where: str):
-    try:
-        value = coerce(value, out.type_ref)
-    except _Mismatch:
-        raise DecisionEvaluationError(d.id, out.id, f"output {out.display!r} of table {d.label!r} expects "
-                                      f"{_TYPE_WORDS[out.type_ref]}, {where} gives {_show(value)}") from None
-    if value is not None and out.output_values is not None and out.output_values.compiled is not None:
-        if out.output_values.compiled.matches(value) is not True:
-            raise DecisionEvaluationError(d.id, out.id, f"output {out.display!r} of table {d.label!r}: {where} "
-                                          f"gives {_show(value)}, which is not one of the outputValues "
-                                          f"{out.output_values.text}")
-    return value
+def _input_name(registry: DecisionRegistry, namespace, iid: str) -> str:
+    for m in registry.models.values():
+        if (namespace is None or m.namespace == namespace) and iid in m.inputs:
+            return m.inputs[iid].name
+    return iid
 
 
-def _rule_outputs(d: Decision, rule, scope) -> dict:
-    od = {}
-    for out, cell in zip(d.outputs, rule.output_entries):
-        if cell.error:
-            raise DecisionEvaluationError(d.id, rule.id, f"table {d.label!r}, rule {rule.index}: output entry "
-                                          f"{cell.text!r} is not valid FEEL: {cell.error}")
-        v = cell.compiled.evaluate(scope) if cell.compiled is not None else None
-        od[out.name] = _check_output(d, out, v, f"rule {rule.index} ({rule.id})")
-    return od
-
-
-def _shape(d: Decision, od: dict):
-    return od[d.outputs[0].name] if d.single_output else od
-
-
-def _priority_key(d: Decision, od: dict):
-    key = []
-    for out in d.outputs:
-        if out.priority_values:
-            v = od.get(out.name)
-            idx = next((i for i, p in enumerate(out.priority_values) if equals(v, p) is True),
-                       len(out.priority_values))
-            key.append(idx)
-    return tuple(key)
-
-
-def _same(a: dict, b: dict) -> bool:
-    return all(equals(a[k], b[k]) is True for k in a)
-
-
-def _defaults(d: Decision, scope) -> dict | None:
-    if not any(o.default is not None for o in d.outputs):
+def _strict_type(d: Decision, model) -> str | None:
+    from .tables import LoadContext
+    if not d.type_ref:
         return None
-    od = {}
-    for out in d.outputs:
-        if out.default is None:
-            od[out.name] = None
-            continue
-        if out.default.compiled is None:
-            raise DecisionEvaluationError(d.id, out.id, f"table {d.label!r}: defaultOutputEntry of output "
-                                          f"{out.display!r} is not valid FEEL: {out.default.error}")
-        od[out.name] = _check_output(d, out, out.default.compiled.evaluate(scope), "the default output")
-    return od
-
-
-def _rule_list(hits) -> str:
-    return ", ".join(f"{r.index} ({r.id})" for r, _ in hits)
-
-
-def _apply_hit_policy(d: Decision, hits, values, scope):
-    hp = d.hit_policy
-    table = f"table {d.label!r}"
-    if not hits:
-        od = _defaults(d, scope)
-        if hp in SINGLE_HIT:
-            if od is None:
-                raise DecisionEvaluationError(d.id, d.id, f"no rule of {table} matched the inputs "
-                                              f"{_inputs_text(d, values)} and the table has no default output")
-            return _shape(d, od)
-        results = [_shape(d, od)] if od is not None else []
-        return _aggregate(d, results)
-
-    if hp == "UNIQUE":
-        if len(hits) > 1:
-            raise DecisionEvaluationError(
-                d.id, hits[1][0].id, f"{table} has hit policy UNIQUE but rules {_rule_list(hits)} all match the "
-                                     f"inputs {_inputs_text(d, values)}")
-        return _shape(d, hits[0][1])
-    if hp == "ANY":
-        first = hits[0][1]
-        differing = [h for h in hits[1:] if not _same(first, h[1])]
-        if differing:
-            raise DecisionEvaluationError(
-                d.id, differing[0][0].id, f"{table} has hit policy ANY but rules {_rule_list(hits)} match the "
-                                          f"inputs {_inputs_text(d, values)} with different outputs")
-        return _shape(d, first)
-    if hp == "FIRST":
-        return _shape(d, hits[0][1])
-    if hp == "PRIORITY":
-        best = min(hits, key=lambda h: _priority_key(d, h[1]))  # min is stable: rule order breaks ties
-        return _shape(d, best[1])
-    if hp == "OUTPUT ORDER":
-        ordered = sorted(hits, key=lambda h: _priority_key(d, h[1]))
-        return [_shape(d, od) for _, od in ordered]
-    if hp in ("RULE ORDER", "COLLECT"):
-        return _aggregate(d, [_shape(d, od) for _, od in hits])
-    raise DecisionEvaluationError(d.id, d.id, f"{table}: unsupported hit policy {hp!r}")  # pragma: no cover
-
-
-def _aggregate(d: Decision, results: list):
-    agg = d.aggregation
-    if d.hit_policy != "COLLECT" or not agg:
-        return results
-    if agg == "COUNT":
-        return Decimal(len(results))
-    items = [r for r in results if r is not None]
-    if not items:
-        return None
-    if agg == "SUM":
-        if not all(isinstance(x, Decimal) for x in items):
-            raise DecisionEvaluationError(d.id, d.id, f"table {d.label!r}: COLLECT SUM needs numbers, got "
-                                          f"{', '.join(_show(x) for x in items)}")
-        total = Decimal(0)
-        for x in items:
-            total = CTX.add(total, x)
-        return total
-    kinds = {feel_type(x) for x in items}
-    if len(kinds) != 1 or kinds & {"boolean", "list", "context", "other"}:
-        raise DecisionEvaluationError(d.id, d.id, f"table {d.label!r}: COLLECT {agg} needs comparable values, "
-                                      f"got {', '.join(_show(x) for x in items)}")
-    return min(items) if agg == "MIN" else max(items)
-
-
-__all__ = ["DecisionEvaluationError", "DecisionRegistry", "DecisionResult", "MatchedRule", "coerce",
-           "evaluate_table", "YMDuration", "to_feel"]
+    aliases = {name: (item.base if isinstance(item.base, str) else None)
+               for name, item in (model.types if model else {}).items()
+               if not item.is_collection and not item.components}
+    return LoadContext("", set(), {}, [], aliases).strict_type(d.type_ref)
