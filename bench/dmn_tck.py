@@ -199,7 +199,7 @@ class HttpEvaluator:
 
         from flask_migrate import upgrade
 
-        from service import create_app, deployments
+        from service import councils, create_app, deployments
         from service.auth import save_user
         from service.models import db
 
@@ -208,7 +208,8 @@ class HttpEvaluator:
         self.app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
         with self.app.app_context():
             upgrade()
-            save_user(db.session, "tck", ["analyst"], token="tck")
+            council, _ = councils.create_council(db.session, "tck", "TCK Council")
+            save_user(db.session, "tck", ["analyst"], council=council, token="tck")
             db.session.commit()
         self.client = self.app.test_client()
         self.headers = {"Authorization": "Bearer tck"}
