@@ -41,10 +41,6 @@ class ClaimSchema(StrictSchema):
     assignee = fields.String(load_default=None, allow_none=True)
 
 
-class EvaluateSchema(StrictSchema):
-    inputs = fields.Dict(load_default=dict)
-
-
 class FieldSchema(Schema):
     key = fields.String()
     label = fields.String()
