@@ -13,7 +13,7 @@ from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from service.config import from_environment
+from service.config import engine_options, from_environment
 from service.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,6 +25,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(from_environment(app.instance_path))
     app.config.update(config or {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config),
+                                               **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
 
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))

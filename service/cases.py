@@ -7,12 +7,14 @@ case at its last good state, never half-applied).
 """
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from service import notifications, policy
@@ -27,6 +29,10 @@ from service.policy import Actor
 SYSTEM = "system"
 TIMER = "timer"
 MAX_REFERENCE = 120
+TIMER_FAILURES_TO_QUARANTINE = 3
+#: A message or a retry carries a few answers, not a document.
+MAX_PAYLOAD_KEYS = 50
+MAX_PAYLOAD_BYTES = 16 * 1024
 _DATA_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 
 
@@ -109,6 +115,24 @@ def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str
             if visible[key] is not None]
 
 
+def list_cases(session: Session, actor: Actor, *, status: str | None = None, process: str | None = None,
+               page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
+    """The council's cases ``actor`` may see, newest first, a page at a time, with how many there are."""
+    query = select(Case)
+    if not actor.is_admin:
+        visible = [v.id for v in session.scalars(select(ProcessVersion))
+                   if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+        query = query.where(Case.process_version_id.in_(visible) | (Case.started_by == actor.name))
+    if status:
+        query = query.where(Case.status == status)
+    if process:
+        query = query.where(Case.process_version_id.in_(select(ProcessVersion.id).where(ProcessVersion.key == process)))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Case.status != "error", Case.updated_at.desc(), Case.id.desc())
+                           .limit(per_page).offset((page - 1) * per_page))
+    return list(rows), total or 0
+
+
 def history(session: Session, case: Case) -> list[AuditEvent]:
     return list(session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
                                 .order_by(AuditEvent.at, AuditEvent.id)))
@@ -144,8 +168,16 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
                                                                       f"{MAX_REFERENCE} characters"})
     version = get_process(session, process_key)
     process = process_definition(session, version)
+    if not policy.may_start(process.roles, actor):
+        raise Forbidden(f"starting '{version.name}' needs one of its roles: {', '.join(process.roles)}")
     if validate:
         data = _validated(process.start_form, data)
+    # The engine runs before the first write, so that no lock is held while it does (on SQLite a write
+    # lock stops every other writer).
+    try:
+        workflow, snap, error = *runtime.start(process, data), None
+    except runtime.EngineError as failure:
+        workflow, snap, error = runtime.new_workflow(process, data), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by=actor.name, data={}, started_from_case_id=started_from.id if started_from else None)
     session.add(case)
@@ -153,10 +185,8 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     _audit(session, case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
                                                          "version": version.version,
                                                          **({"from_case": started_from.id} if started_from else {})})
-    try:
-        workflow, snap = runtime.start(process, data)
-    except runtime.EngineError as error:
-        case.state = runtime.dump(runtime.new_workflow(process, data))
+    if error is not None:
+        case.state = runtime.dump(workflow)
         case.data = runtime.json_safe(data)
         _record_error(session, case, actor, error)
         return case
@@ -199,10 +229,12 @@ def save_draft(session: Session, task_id: str, data: dict[str, Any], actor: Acto
 
 def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | None = None) -> OpenTask:
     """Take a task (or, for a manager or admin, give it to ``assignee``)."""
-    task = get_task(session, task_id, actor)
+    task = _task_to_assign(session, task_id, actor)
     target = assignee or actor.name
     if target != actor.name and not policy.may_give_tasks(actor):
         raise Forbidden("only a manager can give a task to someone else")
+    if task.assignee and task.assignee != target and not policy.may_give_tasks(actor):
+        raise Conflict(f"'{task.title}' is already with {task.assignee}")
     user = session.scalars(select(User).where(User.name == target)).first()
     roles = set(session.scalars(select(Membership.role).where(Membership.user_id == user.id,
                                                               Membership.council_id == task.council_id))
@@ -212,14 +244,43 @@ def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | Non
     if not (roles & set(task.roles)) and policy.ADMIN not in roles:
         raise InvalidData("that user cannot do this task", {"assignee": f"{target} does not have the role "
                                                                         f"{' or '.join(task.roles)}"})
-    task.assignee = target
+    _assign(session, task, target)
     _audit(session, task.case, actor, "task_assigned", task.name, {"assignee": target})
     return task
 
 
+def _task_to_assign(session: Session, task_id: str, actor: Actor) -> OpenTask:
+    """A task the actor may take (a holder of its role, even when someone took it first: that is a 409) or
+    give (a manager of its pathway)."""
+    task = session.get(OpenTask, task_id)
+    if task is None:
+        raise NotFound(f"there is no task {task_id}")
+    pathway_roles = process_definition(session, task.case.process).roles
+    if not policy.may_assign(task.roles, pathway_roles, actor):
+        raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
+    if task.closed_at is not None:
+        raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
+    return task
+
+
+def _assign(session: Session, task: OpenTask, target: str) -> None:
+    """Give the task to ``target`` if nobody changed its assignee since it was read (compare and set)."""
+    seen = task.assignee
+    changed = session.execute(update(OpenTask).where(OpenTask.id == task.id, OpenTask.closed_at.is_(None),
+                                                     OpenTask.assignee.is_not_distinct_from(seen))
+                              .values(assignee=target).execution_options(synchronize_session=False))
+    if changed.rowcount != 1:
+        session.rollback()
+        now = session.get(OpenTask, task.id, populate_existing=True)
+        holder = now.assignee if now is not None else None
+        raise Conflict(f"someone else took '{task.title}' at the same moment"
+                       + (f": it is now with {holder}" if holder else "") + "; reload it and try again")
+    set_committed_value(task, "assignee", target)  # what the UPDATE wrote: no second write at flush
+
+
 def send_message(session: Session, case_id: int, name: str, data: Any, actor: Actor) -> Case:
     case = get_case(session, case_id, actor)
-    payload = _plain_data(data)
+    payload = _message_payload(case, data)
     if case.status not in ("active", "error") or name not in (case.waiting_for or []):
         raise Conflict(f"nothing in case {case.id} waits for the message '{name}'",
                        waiting=sorted(case.waiting_for or []))
@@ -232,8 +293,8 @@ def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
     case = get_case(session, case_id, actor)
     if case.status != "error":
         raise Conflict(f"case {case.id} is {case.status}, not stopped on an error")
-    payload = _plain_data(data)
     process = process_of(session, case)
+    payload = _retry_payload(case, process, data)
     workflow, journal = runtime.load(process, case.state)
     try:
         snap = runtime.retry(workflow, journal, payload)
@@ -253,10 +314,51 @@ def fire_timers(session: Session, case: Case) -> int:
         snap = runtime.fire_timers(workflow, journal)
     except runtime.EngineError as error:
         _record_error(session, case, Actor(TIMER), error)
+        notifications.for_error(session, case)  # nobody is at the case when a timer stops it: say so
         return 0
+    case.timer_failures = 0
     fired = sum(1 for entry in snap.journal if entry.event == "timer_fired")
     _apply(session, case, workflow, snap, Actor(TIMER))
     return fired
+
+
+def cancel_case(session: Session, case_id: int, reason: Any, actor: Actor) -> Case:
+    """End a case that must not go on (a duplicate, a case stuck on an error), with the reason, audited.
+
+    Its open tasks close and its timers stop; the engine state stays as it was, for the record.
+    """
+    case = get_case(session, case_id, actor)
+    if not policy.may_cancel(actor):
+        raise Forbidden("only the council's admin can cancel a case")
+    if case.status in ("completed", "cancelled"):
+        raise Conflict(f"case {case.reference} is already {case.status}")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not 3 <= len(reason) <= 2000:
+        raise InvalidData("a cancellation needs its reason", {"reason": "Say why the case is cancelled "
+                                                                        "(3 to 2,000 characters)"})
+    now = clock.now()
+    case.status, case.waiting_for, case.next_timer_at, case.updated_at = "cancelled", [], None, now
+    for task in session.scalars(select(OpenTask).where(OpenTask.case_id == case.id, OpenTask.closed_at.is_(None))):
+        task.closed_at, task.closed_by = now, actor.name
+    for timer in session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id)):
+        session.delete(timer)
+    _audit(session, case, actor, "case_cancelled", None, {"reason": reason})
+    return case
+
+
+def record_timer_failure(session: Session, case_id: int, reason: str) -> Case | None:
+    """Count a failed firing of the case's timers; the third in a row quarantines it (status ``error``) and
+    tells the council's admins, so that one poisoned case never holds up the others."""
+    case = session.get(Case, case_id, populate_existing=True)
+    if case is None or case.status != "active":
+        return case
+    case.timer_failures = (case.timer_failures or 0) + 1
+    if case.timer_failures >= TIMER_FAILURES_TO_QUARANTINE:
+        error = runtime.EngineError(None, f"its timers failed {case.timer_failures} times in a row ({reason}); "
+                                          "the case is held for an admin to retry or cancel")
+        _record_error(session, case, Actor(TIMER), error)
+        notifications.for_error(session, case)
+    return case
 
 
 def commit(session: Session) -> None:
@@ -280,6 +382,36 @@ def _plain_data(data: Any) -> dict[str, Any]:
         raise InvalidData("some data names are not allowed",
                           {k: "Names start with a letter and use letters, digits and _" for k in map(str, bad)})
     return runtime.json_safe(data)
+
+
+def _sized(payload: dict[str, Any]) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_KEYS or len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        raise InvalidData("the data is too large", {"data": f"Send at most {MAX_PAYLOAD_KEYS} values and "
+                                                            f"{MAX_PAYLOAD_BYTES // 1024} KB"})
+    return payload
+
+
+def _message_payload(case: Case, data: Any) -> dict[str, Any]:
+    """A message adds what it tells to the case; it never changes an answer the case already has."""
+    payload = _sized(_plain_data(data))
+    known = case.data or {}
+    taken = sorted(k for k in payload if k == "outcome" or known.get(k) is not None)
+    if taken:
+        raise InvalidData("a message may add to what the case knows, never change it",
+                          {k: f"The case already has '{k}': a message may not change it" for k in taken})
+    return payload
+
+
+def _retry_payload(case: Case, process: ProcessDefinition, data: Any) -> dict[str, Any]:
+    """Corrections for a case stopped on an error: only answers the pathway's forms ask, or the case has."""
+    payload = _sized(_plain_data(data))
+    declared = set(case.data or {}) | {f.key for form in (process.start_form, *process.task_forms.values())
+                                       if form is not None for f in form.fields}
+    unknown = sorted(k for k in payload if k not in declared or k == "outcome")
+    if unknown:
+        raise InvalidData("a retry may correct the pathway's answers only",
+                          {k: f"'{k}' is not an answer of this pathway" for k in unknown})
+    return payload
 
 
 def _validated(form, data: Any, source: str = "json", known: dict[str, Any] | None = None) -> dict[str, Any]:

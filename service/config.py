@@ -20,6 +20,10 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SMTP_SENDER": env.get("SMTP_SENDER", "step-pathways@localhost"),
         "SMTP_ENABLED": env.get("SMTP_ENABLED", "false").lower() in ("1", "true", "yes"),
         "PATHWAYS_ROOT": env.get("PATHWAYS_ROOT", str(REPO_ROOT)),
+        # PostgreSQL ends a statement, or a transaction left idle, that holds locks longer than this.
+        "DATABASE_STATEMENT_TIMEOUT_SECONDS": int(env.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")),
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": int(env.get("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+                                                                    "60")),
         "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
         "API_TITLE": "Step Pathways",
         "API_VERSION": "v1",
@@ -30,6 +34,16 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
     }
+
+
+def engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy engine options for the configured database (PostgreSQL: time limits on locks held)."""
+    if not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return {}
+    statement = config["DATABASE_STATEMENT_TIMEOUT_SECONDS"] * 1000
+    idle = config["DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"] * 1000
+    return {"pool_pre_ping": True, "connect_args": {
+        "options": f"-c statement_timeout={statement} -c idle_in_transaction_session_timeout={idle}"}}
 
 
 def _database_url(url: str | None, instance_path: str) -> str:

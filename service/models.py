@@ -165,6 +165,7 @@ class Case(CouncilOwned, db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
     waiting_for: Mapped[list[Any]] = mapped_column(default=list)  # message names some step waits for
+    timer_failures: Mapped[int] = mapped_column(default=0)  # failed sweeps in a row; three quarantine the case
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
     process: Mapped[ProcessVersion] = relationship(lazy="joined")
     tasks: Mapped[list[OpenTask]] = relationship(
@@ -246,7 +247,7 @@ class Notification(CouncilOwned, db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     task: Mapped[str | None] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(20))  # reminder | escalation
+    kind: Mapped[str] = mapped_column(String(20))  # reminder | escalation | error
     subject: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)

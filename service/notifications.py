@@ -39,6 +39,23 @@ def for_timer(session: Session, case: Case, entry: JournalEntry) -> list[Notific
     return created
 
 
+def for_error(session: Session, case: Case) -> list[Notification]:
+    """Tell the council's admins that a case stopped on an error where no worker would see it."""
+    error = case.error or {}
+    subject = f"Case {case.reference} stopped: it needs an admin"
+    body = "\n".join([f"Case: {case.reference} ({case.process.name})",
+                      f"Where: {error.get('element') or 'the timers of the case'}",
+                      f"What: {error.get('message') or 'an error'}",
+                      "Retry the case once the cause is fixed, or cancel it with the reason."])
+    now = clock.now()
+    created = [Notification(user_id=user.id, case_id=case.id, task=error.get("element"), kind="error",
+                            subject=subject[:255], body=body, created_at=now,
+                            email_next_attempt_at=now if user.email else None)
+               for user in _members(session, case.council_id, ["admin"])]
+    session.add_all(created)
+    return created
+
+
 def _task_people(session: Session, task: OpenTask | None) -> list[User]:
     if task is None:
         return []

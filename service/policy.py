@@ -55,6 +55,12 @@ def may_see_pathway(pathway_roles: Iterable[str], actor: Actor) -> bool:
     return actor.is_admin or has_any_role(actor, pathway_roles)
 
 
+def may_start(pathway_roles: Iterable[str], actor: Actor) -> bool:
+    """A case of a pathway is started by a holder of one of its roles (or the admin, or the service itself):
+    nobody else can put referrals in a team's inbox, or follow a case for good by having started it."""
+    return may_see_pathway(pathway_roles, actor)
+
+
 def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
     """The case's pathway roles, the admin, and whoever started it (they follow their own referral)."""
     return may_see_pathway(pathway_roles, actor) or (started_by is not None and started_by == actor.name)
@@ -67,9 +73,20 @@ def may_work_on(task_roles: Iterable[str], assignee: str | None, actor: Actor) -
     return not assignee and has_any_role(actor, task_roles)
 
 
+def may_assign(task_roles: Iterable[str], pathway_roles: Iterable[str], actor: Actor) -> bool:
+    """Who may take a task (a holder of one of its roles) or give it to someone (a manager who can see the
+    pathway's cases: their team's work, whatever the task's own role)."""
+    return has_any_role(actor, task_roles) or (actor.is_manager and may_see_pathway(pathway_roles, actor))
+
+
 def may_give_tasks(actor: Actor) -> bool:
     """Only a manager (or the admin) gives a task to someone else."""
     return actor.is_manager
+
+
+def may_cancel(actor: Actor) -> bool:
+    """Cancelling a case ends a child's involvement without an outcome: the council's admin only."""
+    return actor.is_admin
 
 
 def may_deploy(actor: Actor) -> bool:

@@ -12,10 +12,12 @@ import logging
 import threading
 from datetime import datetime, timedelta, timezone
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from service import cases, outbox, tenancy
 from service.engine import clock
@@ -71,9 +73,14 @@ def _fire_all(session: Session) -> tuple[int, set[int]]:
             try:
                 count = cases.fire_timers(session, case)
                 session.commit()
-            except Exception:  # one broken case must not stop every other case's timers
+            except StaleDataError:  # another worker moved the case on meanwhile: its timers are not broken
                 session.rollback()
-                log.exception("firing timers of case %s failed; they stay due", case_id)
+                passed.add(case_id)
+                continue
+            except Exception as failure:  # one broken case must not stop every other case's timers
+                session.rollback()
+                log.error("firing the timers of case %s failed (%s); they stay due", case_id, type(failure).__name__)
+                _count_failure(session, case_id, failure)
                 passed.add(case_id)
                 continue
             finally:
@@ -81,6 +88,16 @@ def _fire_all(session: Session) -> tuple[int, set[int]]:
             fired += count
             if count == 0:
                 passed.add(case_id)
+
+
+def _count_failure(session: Session, case_id: int, failure: Exception) -> None:
+    """Count the failure on the case in a transaction of its own (the third quarantines it)."""
+    try:
+        cases.record_timer_failure(session, case_id, type(failure).__name__)
+        session.commit()
+    except Exception:  # the database itself may be what failed: the next sweep tries again
+        session.rollback()
+        log.error("could not count the timer failure of case %s", case_id)
 
 
 def _active(case_id_column):
@@ -139,7 +156,9 @@ class TimerService:
         self.app = app
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": None,
                                                                           "coalesce": True})
-        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self._running = 0  # sweeps in progress in this process
 
     def start(self) -> None:
         interval = self.app.config["TIMER_SAFETY_INTERVAL_SECONDS"]
@@ -148,42 +167,67 @@ class TimerService:
         self.scheduler.start()
         event.listen(Session, "after_commit", self._after_commit)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop: no new sweep starts, the one running finishes (what it fired is committed), then return.
+
+        APScheduler's own ``shutdown(wait=True)`` holds its job store's lock while it waits, and a sweep that
+        ends by setting the next alarm needs that lock: waiting here instead cannot deadlock.
+        """
+        self._stopping.set()
         event.remove(Session, "after_commit", self._after_commit)
-        self.scheduler.shutdown(wait=True)
+        self.scheduler.shutdown(wait=False)
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout)
 
     def sweep(self) -> None:
-        """Fire what is due, send the outbox, and set the alarm for the next due timer."""
-        with self._lock:
-            passed_over: set[int] = set()
-            _sweeping.active = True
-            try:
-                passed_over = _fire_due(self.app)[1]
-                outbox.send_due(self.app)
-            except Exception:
-                log.exception("timer sweep failed")
-            finally:
-                _sweeping.active = False
-            # A case passed over (failing, or held by another process) waits for the safety interval,
-            # rather than waking this process again at once.
-            self.wake_at(next_due(self.app, passed_over))
+        """Fire what is due, send the outbox, and set the alarm for the next due timer.
+
+        No lock is held across the sweep: each case is claimed in the database on its own (two sweeps at
+        once, in one process or several, fire each timer once), so a slow case delays nothing else.
+        """
+        if self._stopping.is_set():
+            return
+        with self._idle:
+            self._running += 1
+        passed_over: set[int] = set()
+        _sweeping.active = True
+        try:
+            passed_over = _fire_due(self.app)[1]
+            outbox.send_due(self.app)
+        except Exception as failure:
+            log.error("timer sweep failed (%s)", type(failure).__name__)
+        finally:
+            _sweeping.active = False
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+        # A case passed over (failing, or held by another process) waits for the safety interval,
+        # rather than waking this process again at once.
+        self.wake_at(next_due(self.app, passed_over))
 
     def wake_at(self, due: datetime | None) -> None:
         """Set the alarm for ``due`` (service clock), replacing the one set before."""
-        if due is None:
+        if due is None or self._stopping.is_set():
             return
         delay = max(due - clock.now(), timedelta(0)) + timedelta(milliseconds=50)
-        self.scheduler.add_job(self.sweep, "date", run_date=datetime.now(timezone.utc) + delay, id="next-due",
-                               replace_existing=True, max_instances=2)
+        try:
+            self.scheduler.add_job(self.sweep, "date", run_date=datetime.now(timezone.utc) + delay, id="next-due",
+                                   replace_existing=True, max_instances=2)
+        except SchedulerNotRunningError:  # shutting down meanwhile
+            pass
 
     def _after_commit(self, session: Session) -> None:
         changed = session.info.pop(TIMERS_CHANGED, False)
         if changed and not getattr(_sweeping, "active", False):  # a sweep sets the alarm when it ends
             # Re-read the table outside the committing thread's transaction.
-            self.scheduler.add_job(self._reschedule, id="reread", replace_existing=True)
+            try:
+                self.scheduler.add_job(self._reschedule, id="reread", replace_existing=True)
+            except SchedulerNotRunningError:  # shutting down: the next process start sweeps anyway
+                pass
 
     def _reschedule(self) -> None:
-        self.wake_at(next_due(self.app))
+        if not self._stopping.is_set():
+            self.wake_at(next_due(self.app))
 
 
 def init_app(app: Flask) -> None:

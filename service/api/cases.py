@@ -8,7 +8,8 @@ from service import cases as case_service
 from service.models import db
 
 from .access import authenticate
-from .schemas import CaseSchema, DataSchema, HistorySchema, MessageSchema, StartCaseSchema, case_json, history_json
+from .schemas import (CancelSchema, CaseListSchema, CaseQuerySchema, CaseSchema, DataSchema, HistorySchema,
+                      MessageSchema, StartCaseSchema, case_json, case_summary_json, history_json)
 
 blp = Blueprint("cases", __name__, description="Cases")
 blp.before_request(authenticate)
@@ -20,6 +21,28 @@ blp.before_request(authenticate)
 def start_case(body):
     """Start a case of a pathway; 422 if the data does not satisfy its start form."""
     case = case_service.start_case(db.session, body["process"], body["reference"], body["data"], g.actor)
+    case_service.commit(db.session)
+    return case_json(db.session, case)
+
+
+@blp.route("/cases")
+@blp.arguments(CaseQuerySchema, location="query")
+@blp.response(200, CaseListSchema)
+def list_cases(query):
+    """The council's cases you may see, those stopped on an error first, then newest, a page at a time."""
+    cases, total = case_service.list_cases(db.session, g.actor, status=query.get("status"),
+                                           process=query.get("process"), page=query["page"],
+                                           per_page=query["per_page"])
+    return {"cases": [case_summary_json(c) for c in cases], "total": total, "page": query["page"],
+            "per_page": query["per_page"]}
+
+
+@blp.route("/cases/<int:case_id>/cancel", methods=["POST"])
+@blp.arguments(CancelSchema)
+@blp.response(200, CaseSchema)
+def cancel_case(body, case_id: int):
+    """Cancel a case with the reason (the council's admin): its tasks close, its timers stop; audited."""
+    case = case_service.cancel_case(db.session, case_id, body["reason"], g.actor)
     case_service.commit(db.session)
     return case_json(db.session, case)
 

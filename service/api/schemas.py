@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy.orm import Session
 
 from service import cases as case_service
@@ -20,6 +20,17 @@ class StartCaseSchema(StrictSchema):
     process = fields.String(required=True, metadata={"description": "pathway key"})
     reference = fields.String(required=True, metadata={"description": "the family's case reference"})
     data = fields.Dict(load_default=dict)
+
+
+class CaseQuerySchema(StrictSchema):
+    status = fields.String(validate=validate.OneOf(["active", "completed", "cancelled", "error"]))
+    process = fields.String(validate=validate.Length(max=120))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class CancelSchema(StrictSchema):
+    reason = fields.String(required=True, metadata={"description": "why the case is cancelled (audited)"})
 
 
 class DataSchema(StrictSchema):
@@ -84,6 +95,25 @@ class CaseSchema(Schema):
     started_from_case_id = fields.Integer(allow_none=True)
 
 
+class CaseSummarySchema(Schema):
+    id = fields.Integer()
+    process = fields.String()
+    version = fields.Integer()
+    reference = fields.String()
+    status = fields.String()
+    outcome = fields.String(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class CaseListSchema(Schema):
+    cases = fields.List(fields.Nested(CaseSummarySchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
 class HistorySchema(Schema):
     at = fields.DateTime()
     actor = fields.String()
@@ -125,6 +155,12 @@ def task_json(session: Session, task: OpenTask) -> dict[str, Any]:
     form = case_service.task_form(session, task)
     return {"id": task.id, "case_id": task.case_id, "name": task.name, "title": task.title, "roles": task.roles,
             "assignee": task.assignee, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
+
+
+def case_summary_json(case: Case) -> dict[str, Any]:
+    return {"id": case.id, "process": case.process.key, "version": case.process.version, "reference": case.reference,
+            "status": case.status, "outcome": case.outcome, "error": case.error, "created_at": case.created_at,
+            "updated_at": case.updated_at}
 
 
 def case_json(session: Session, case: Case) -> dict[str, Any]:

@@ -303,6 +303,8 @@ def claim(task_id: str):
     actor = current_user.actor
     assignee = request.form.get("assignee") or None
     try:
+        if request.form.get("action") == "reassign" and assignee is None:  # never a silent claim instead
+            raise InvalidData("choose a person", {"assignee": "Choose the person to give this task to"})
         task = case_service.claim_task(db.session, task_id, actor, assignee)
     except InvalidData as invalid:
         db.session.rollback()

@@ -1,0 +1,182 @@
+"""One case, one user or one slow step never stops the others (issue 11, items 2, 3 and 5).
+
+A case whose timers keep failing is quarantined after three sweeps and its council's admins are told,
+while every other due timer still fires; an admin can cancel a case with the reason; two people claiming
+one task at once get one 200 and one 409; only a holder of a pathway's roles starts its cases; a message
+adds to what a case knows but never changes it.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from conftest import FIXTURES, everything
+from service import cases, scheduler
+from service.models import AuditEvent, Case, Notification, db
+
+PATHWAY = FIXTURES / "pathways"
+
+
+def start(api, reference="FAM-1", as_="worker"):
+    response = api.post("/cases", json={"process": "test_review", "reference": reference, "data": {"needs": 3}},
+                        as_=as_)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_a_case_whose_timers_keep_failing_is_quarantined_and_the_others_still_fire(api, app, frozen_clock,
+                                                                                    monkeypatch):
+    api.deploy(PATHWAY)
+    poisoned, healthy = start(api, "POISON"), start(api, "HEALTHY")
+    frozen_clock.advance(days=2, minutes=1)
+    real = cases.fire_timers
+
+    def failing(session, case):
+        if case.id == poisoned["id"]:
+            raise RuntimeError("a broken case")
+        return real(session, case)
+
+    monkeypatch.setattr(cases, "fire_timers", failing)
+    assert scheduler.fire_due(app) == 1  # the healthy case's reminder fired all the same
+    for sweep in range(2):
+        assert api.get(f"/cases/{poisoned['id']}").json["status"] == "active"
+        scheduler.fire_due(app)
+    quarantined = api.get(f"/cases/{poisoned['id']}", as_="admin").json
+    assert quarantined["status"] == "error" and "failed 3 times" in quarantined["error"]["message"]
+    listed = api.get("/cases?status=error", as_="admin").json
+    assert [c["id"] for c in listed["cases"]] == [poisoned["id"]] and listed["total"] == 1
+    admin_notes = api.get("/notifications", as_="admin").json
+    assert [n["kind"] for n in admin_notes] == ["error"] and "POISON" in admin_notes[0]["subject"]
+    assert api.get("/notifications", as_="worker").json[0]["subject"].endswith("(case HEALTHY)")
+    # Quarantined, it is no longer swept; a successful firing elsewhere reset nothing of it.
+    frozen_clock.advance(days=7)
+    assert scheduler.fire_due(app) == 1  # the healthy case's escalation only
+
+
+def test_a_timer_error_tells_the_admins(api, app, frozen_clock, monkeypatch):
+    from service.engine import runtime
+
+    api.deploy(PATHWAY)
+    case = start(api)
+    frozen_clock.advance(days=2, minutes=1)
+
+    def broken(workflow, journal):
+        raise runtime.EngineError("Event_RemindWorker", "a script after the timer failed")
+
+    monkeypatch.setattr(runtime, "fire_timers", broken)
+    assert scheduler.fire_due(app) == 0
+    assert api.get(f"/cases/{case['id']}").json["status"] == "error"
+    [note] = api.get("/notifications", as_="admin").json
+    assert note["kind"] == "error" and "Event_RemindWorker" in note["body"]
+
+
+def test_an_admin_cancels_a_case_with_the_reason(api, frozen_clock):
+    api.deploy(PATHWAY)
+    case = start(api)
+    assert api.post(f"/cases/{case['id']}/cancel", json={"reason": "A duplicate of FAM-2"}).status_code == 403
+    assert api.post(f"/cases/{case['id']}/cancel", json={"reason": " "}, as_="admin").status_code == 422
+    cancelled = api.post(f"/cases/{case['id']}/cancel", json={"reason": "A duplicate of FAM-2"}, as_="admin")
+    assert cancelled.status_code == 200
+    assert cancelled.json["status"] == "cancelled" and cancelled.json["tasks"] == [] and cancelled.json["timers"] == []
+    history = api.get(f"/cases/{case['id']}/history").json
+    assert history[-1]["event"] == "case_cancelled" and history[-1]["detail"]["reason"] == "A duplicate of FAM-2"
+    assert history[-1]["actor"] == "admin"
+    assert api.post(f"/cases/{case['id']}/cancel", json={"reason": "again"}, as_="admin").status_code == 409
+    assert api.get("/tasks").json == []
+
+
+def test_two_people_claiming_one_task_at_once_get_one_200_and_one_409(api, app):
+    api.deploy(PATHWAY)
+    api.as_role("social_worker")
+    for round_ in range(5):
+        task_id = start(api, f"CLAIM-{round_}")["tasks"][0]["id"]
+        barrier, answers = threading.Barrier(2), []
+
+        def claim(as_):
+            client = app.test_client()
+            barrier.wait()
+            answers.append(client.post(f"/api/v1/tasks/{task_id}/claim", json={},
+                                       headers={"Authorization": f"Bearer {api.tokens[as_]}"}).status_code)
+
+        threads = [threading.Thread(target=claim, args=(who,)) for who in ("worker", "user-social_worker")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(answers) == [200, 409], answers
+
+
+def test_a_claim_on_a_task_someone_took_meanwhile_is_409(api, app):
+    api.deploy(PATHWAY)
+    api.as_role("social_worker")
+    task_id = start(api)["tasks"][0]["id"]
+    with app.app_context():
+        from conftest import in_council
+        from service.models import OpenTask
+
+        in_council(db.session)
+        task = db.session.get(OpenTask, task_id)
+        db.session.execute(OpenTask.__table__.update().where(OpenTask.id == task_id).values(assignee="worker"))
+        db.session.commit()
+        with pytest.raises(cases.Conflict, match="now with worker"):
+            cases._assign(db.session, task, "user-social_worker")
+
+
+def test_only_a_holder_of_the_pathways_roles_starts_its_cases(api):
+    api.deploy(PATHWAY)
+    outsider = api.as_role("taf_coordinator")
+    refused = api.post("/cases", json={"process": "test_review", "reference": "X-1", "data": {"needs": 3}},
+                       as_=outsider)
+    assert refused.status_code == 403 and "social_worker" in refused.json["message"]
+    assert start(api, as_="manager")["status"] == "active"  # team_manager is one of its roles
+
+
+def test_a_message_adds_to_what_the_case_knows_but_never_changes_it(api):
+    api.deploy(PATHWAY)
+    case = start(api)
+    send = lambda data: api.post(f"/cases/{case['id']}/messages", json={"name": "immediate_risk", "data": data})  # noqa: E731
+    tampering = send({"needs": -999, "outcome": "closed"})
+    assert tampering.status_code == 422 and set(tampering.json["errors"]) == {"needs", "outcome"}
+    huge = send({"what_happened": "x" * 20_000})
+    assert huge.status_code == 422 and "KB" in huge.json["errors"]["data"]
+    assert api.get(f"/cases/{case['id']}").json["data"]["needs"] == 3
+    fine = send({"what_happened": "A disclosure at school"})
+    assert fine.status_code == 200 and fine.json["data"]["what_happened"] == "A disclosure at school"
+
+
+def test_a_retry_corrects_only_the_pathways_answers(api, app):
+    api.deploy(PATHWAY)
+    case = start(api)
+    with app.app_context():
+        from conftest import in_council
+
+        in_council(db.session)
+        row = db.session.get(Case, case["id"])
+        row.status, row.error = "error", {"element": "Task_Level", "message": "test"}
+        db.session.commit()
+    wrong = api.post(f"/cases/{case['id']}/retry", json={"data": {"family_name": "TAMPERED"}})
+    assert wrong.status_code == 422 and "family_name" in wrong.json["errors"]
+
+
+def test_the_timer_service_stops_cleanly_during_a_sweep(app, monkeypatch):
+    """A graceful restart never hangs: shutdown waits for the running sweep, which may not set an alarm."""
+    service = scheduler.TimerService(app)
+    app.config["TIMER_SAFETY_INTERVAL_SECONDS"] = 3600
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_fire(app_, instant=None):
+        entered.set()
+        release.wait(10)
+        return 0, set()
+
+    monkeypatch.setattr(scheduler, "_fire_due", slow_fire)
+    service.start()
+    assert entered.wait(10)
+    stopper = threading.Thread(target=service.shutdown)
+    stopper.start()
+    release.set()
+    stopper.join(15)
+    assert not stopper.is_alive()
