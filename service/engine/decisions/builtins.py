@@ -13,7 +13,7 @@ from typing import Callable
 
 import re2
 
-from .temporal import (format_date, format_datetime, format_duration, format_time, join, make_date,
+from .temporal import (format_temporal, join, make_date,
                        months_between, parse_date, parse_datetime, parse_duration, parse_time, split, with_nano)
 from .values import CTX, FeelEvaluationError, Function, Range, YMDuration, equals
 
@@ -108,14 +108,8 @@ def feel_string(v, nested: bool = False) -> str | None:
         return format_number(v)
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' if nested else v
-    if isinstance(v, dt.datetime):
-        return format_datetime(v)
-    if isinstance(v, dt.date):
-        return format_date(v)
-    if isinstance(v, dt.time):
-        return format_time(v)
-    if isinstance(v, (dt.timedelta, YMDuration)):
-        return format_duration(v)
+    if (text := format_temporal(v)) is not None:
+        return text
     if isinstance(v, list):
         return "[" + ", ".join(feel_string(x, True) for x in v) + "]"
     if isinstance(v, dict):

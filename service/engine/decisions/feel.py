@@ -8,7 +8,6 @@ Nothing is ever handed to Python's ``eval``.
 """
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Iterable
 
@@ -16,7 +15,7 @@ from .builtins import BUILTINS, IMPURE, feel_string
 from .interp import (Scope, compile_ast, compile_test, current_state, evaluation, safe_call, test_one, uses_input,
                      walk)
 from .parser import FeelSyntaxError, Parser
-from .temporal import (format_date, format_datetime, format_duration, format_time, parse_date, parse_datetime,
+from .temporal import (format_temporal, parse_date, parse_datetime,
                        parse_duration, parse_time)
 from .values import (CTX, DEFAULT_LIMITS, FeelEvaluationError, Function, Limits, Range, YMDuration, compare,
                      equals, feel_type, to_feel, to_python)
@@ -31,14 +30,8 @@ def to_json_value(v):
     """The JSON-safe form of a FEEL value: dates, times and durations as their ISO strings."""
     if isinstance(v, Decimal):
         return to_python(v)
-    if isinstance(v, dt.datetime):
-        return format_datetime(v)
-    if isinstance(v, dt.date):
-        return format_date(v)
-    if isinstance(v, dt.time):
-        return format_time(v)
-    if isinstance(v, (dt.timedelta, YMDuration)):
-        return format_duration(v)
+    if (text := format_temporal(v)) is not None:
+        return text
     if isinstance(v, Range):
         return feel_string(v)
     if isinstance(v, Function):

@@ -458,3 +458,16 @@ def duration_div(d, n):
         s = td_seconds(n)
         return None if s == 0 else CTX.divide(td_seconds(d), s)
     return None
+
+
+def format_temporal(v) -> str | None:
+    """The ISO text of a date, time, date and time or duration; None for any other value."""
+    if isinstance(v, dt.datetime):
+        return format_datetime(v)
+    if isinstance(v, dt.date):
+        return format_date(v)
+    if isinstance(v, dt.time):
+        return format_time(v)
+    if isinstance(v, (dt.timedelta, YMDuration)):
+        return format_duration(v)
+    return None

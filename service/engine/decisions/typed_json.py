@@ -17,15 +17,14 @@ A context key "@type" of the caller's own is escaped by sending ``{"@type": "con
 """
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .builtins import feel_string
 from .interp import literal_range
-from .temporal import (format_date, format_datetime, format_duration, format_time, parse_date, parse_datetime,
+from .temporal import (format_temporal, parse_date, parse_datetime,
                        parse_duration, parse_time)
-from .values import Function, Range, YMDuration, type_name
+from .values import Function, Range, type_name
 
 _PARSE = {"date": parse_date, "time": parse_time, "date and time": parse_datetime,
           "days and time duration": parse_duration, "years and months duration": parse_duration,
@@ -60,14 +59,8 @@ def _number(d: Decimal):
 
 
 def _text(v) -> str:
-    if isinstance(v, dt.datetime):
-        return format_datetime(v)
-    if isinstance(v, dt.date):
-        return format_date(v)
-    if isinstance(v, dt.time):
-        return format_time(v)
-    if isinstance(v, (dt.timedelta, YMDuration)):
-        return format_duration(v)
+    if (text := format_temporal(v)) is not None:
+        return text
     if isinstance(v, (Range, Function)):
         return feel_string(v) if isinstance(v, Range) else repr(v)[len("function "):]
     return str(v)
