@@ -168,8 +168,9 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
                                                                       f"{MAX_REFERENCE} characters"})
     version = get_process(session, process_key)
     process = process_definition(session, version)
-    if not policy.may_start(process.roles, actor):
-        raise Forbidden(f"starting '{version.name}' needs one of its roles: {', '.join(process.roles)}")
+    if not policy.may_start(process.roles, process.starter_roles, actor):
+        raise Forbidden(f"starting '{version.name}' needs one of the roles "
+                        f"{', '.join(sorted({*process.roles, *process.starter_roles}))}")
     if validate:
         data = _validated(process.start_form, data)
     # The engine runs before the first write, so that no lock is held while it does (on SQLite a write

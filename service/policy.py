@@ -55,10 +55,11 @@ def may_see_pathway(pathway_roles: Iterable[str], actor: Actor) -> bool:
     return actor.is_admin or has_any_role(actor, pathway_roles)
 
 
-def may_start(pathway_roles: Iterable[str], actor: Actor) -> bool:
-    """A case of a pathway is started by a holder of one of its roles (or the admin, or the service itself):
-    nobody else can put referrals in a team's inbox, or follow a case for good by having started it."""
-    return may_see_pathway(pathway_roles, actor)
+def may_start(pathway_roles: Iterable[str], starter_roles: Iterable[str], actor: Actor) -> bool:
+    """A case of a pathway is started by a holder of one of its roles, or of a role the diagram names as a
+    starter (``camunda:candidateStarterGroups``: the referrer from another team), or the admin, or the
+    service itself: nobody else can put referrals in a team's inbox, or follow a case for good by starting it."""
+    return may_see_pathway(pathway_roles, actor) or has_any_role(actor, starter_roles)
 
 
 def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:

@@ -83,6 +83,7 @@ class ProcessDefinition:
     documentation: str | None = None
     diagram: bytes = b""
     files: tuple[str, ...] = ()  # every file the process needs: its diagram, called diagrams, decisions, forms
+    starter_roles: list[str] = field(default_factory=list)  # camunda:candidateStarterGroups: who else may start it
 
     def form_of(self, task_name: str) -> forms.FormDefinition | None:
         """The form of the user task with element id ``task_name``."""
@@ -361,6 +362,7 @@ def _define_process(bundle: Bundle, parser: PathwayParser, key: str, filename: s
                        and isinstance(ts.event_definition, NoneEventDefinition)), None)
     start_form = _start_form(bundle, none_start, process) if none_start is not None else None
     documentation = process.findtext("bpmn:documentation", namespaces=NS)
+    starters = sorted({role_key(g) for g in (process.get(C + "candidateStarterGroups") or "").split(",") if g.strip()})
     task_forms = {}
     for task_spec in user_tasks:
         try:
@@ -373,6 +375,7 @@ def _define_process(bundle: Bundle, parser: PathwayParser, key: str, filename: s
         key=key, name=process.get("name") or key, filename=filename, content_hash=_hash(bundle.files, needed),
         spec=spec, subprocess_specs=subprocess_specs, roles=roles, start_form=start_form,
         task_forms=task_forms, documentation=documentation, diagram=bundle.files[filename], files=tuple(needed),
+        starter_roles=starters,
     )
 
 
