@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -126,6 +127,14 @@ def due_from(value: Any, base: datetime) -> datetime:
     return parse_instant(value)
 
 
+def _of_task(my_task, evaluation):
+    """Evaluate a timer's expression; a failure names the timer's element, as a script's does."""
+    try:
+        return evaluation()
+    except expressions.ExpressionError as error:
+        raise WorkflowTaskException(f"timer: {error}", task=my_task) from error
+
+
 class _ServiceClockTimer:
     """Shared behaviour: fix the due instant once, fire when the service clock passes it."""
 
@@ -133,7 +142,7 @@ class _ServiceClockTimer:
         value = my_task._get_internal_data("event_value")
         if value is None:
             now = clock.now()
-            value = due_from(timer_value(self.expression, my_task.data), now).isoformat()
+            value = _of_task(my_task, lambda: due_from(timer_value(self.expression, my_task.data), now)).isoformat()
             my_task._set_internal_data(event_value=value)
         return datetime.fromisoformat(value)
 
@@ -158,10 +167,10 @@ class CycleTimer(CycleTimerEventDefinition):
     def _state(self, my_task) -> dict[str, Any]:
         state = my_task._get_internal_data("event_value")
         if state is None:
-            value = timer_value(self.expression, my_task.data)
+            value = _of_task(my_task, lambda: timer_value(self.expression, my_task.data))
             if not isinstance(value, str):
-                raise expressions.ExpressionError(f"a timer cycle needs text such as R/P3M, got {value!r}")
-            cycles, first, period = parse_cycle(value, clock.now())
+                raise WorkflowTaskException(f"a timer cycle needs text such as R/P3M, got {value!r}", task=my_task)
+            cycles, first, period = _of_task(my_task, lambda: parse_cycle(value, clock.now()))
             state = {"cycles": cycles, "next": first.isoformat(), "start": first.isoformat(),
                      "period": value.strip().upper().split("/")[-1], "fired": 0}
             my_task._set_internal_data(event_value=state)
