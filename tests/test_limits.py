@@ -147,6 +147,14 @@ def test_the_time_limit_stops_a_step_that_loops_without_end():
     assert (error.element, error.message) == ("Task_Script", "the script ran for more than 0.3 s")
 
 
+def test_the_time_limit_counts_the_engine_s_own_work_between_tasks():
+    # Time spent outside any expression (here a slow action) still counts: the next task completed stops the step.
+    workflow = runtime.new_workflow(pathway(), {}, limits=Limits(step_seconds=0.2))
+    with pytest.raises(runtime.EngineError) as failed:
+        runtime._advance(workflow, workflow.script_engine, lambda: time.sleep(0.3))
+    assert failed.value.element == "Event_Start" and failed.value.message == "the step ran for more than 0.2 s"
+
+
 def test_the_loop_limit_counts_every_kind_of_loop():
     few = Limits(step_seconds=60, max_loops=1000)
     assert script_error("n = 0\nwhile True:\n    n += 1", few) == "the script loops more than 1,000 times"
@@ -254,6 +262,13 @@ def test_a_condition_nested_too_deep_is_refused_at_deploy(condition):
     [problem] = refused.value.problems
     assert problem.element == "Flow_Yes"
     assert "nested more than 100 deep" in problem.message
+
+
+def test_a_form_nested_too_deep_is_refused_at_deploy():
+    with pytest.raises(DeploymentInvalid) as refused:
+        build_bundle({"deep.form": b"[" * 100_000 + b"]" * 100_000})
+    [problem] = refused.value.problems
+    assert (problem.file, problem.message) == ("deep.form", "is nested too deeply to be a form")
 
 
 def test_a_script_nested_too_deep_is_refused_at_deploy():

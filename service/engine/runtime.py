@@ -224,7 +224,9 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
 
 
 def _within(budget: limits.Budget, task) -> None:
-    """Between tasks: a diagram that loops without evaluating anything still stops when time is up."""
+    """Between tasks: time the engine spends outside expressions counts too, and stops the step at an element."""
+    if task.task_spec.bpmn_id is None:  # the engine's own Start/End tasks: name the next element instead
+        return
     try:
         budget.tick()
     except limits.LimitExceeded as error:
