@@ -210,6 +210,7 @@ def test_the_digit_limit(script):
     "l = [0] * 1_000_000\nacc = []\nfor i in range(100):\n    acc.append(l[:])",
     "x = sum([[0] * 1_000] * 10_000, [])",
     "s = 'x' * 4_000_000\nx = s.split('x')",
+    "s = 'x' * 100_000\nx = s.translate({120: 'y' * 1_000})",
 ])
 def test_the_memory_limit_is_checked_before_the_work(script):
     # 16 MB: each of these would make 40 MB or more, and is stopped before it does.
@@ -220,6 +221,14 @@ def test_the_memory_limit_is_checked_before_the_work(script):
     finally:
         tracemalloc.stop()
     assert peak < 24 * 1024 * 1024, f"{peak / 2**20:.0f} MB were made before the limit stopped the script"
+
+
+def test_working_days_counts_at_most_ten_years():
+    # The walk goes day by day through each year's bank holidays: working_days(10**7) took 18 s.
+    error = case_error(pathway(due="${working_days(10000000)}"))
+    assert (error.element, error.message) == (
+        "Task_Work", "due date: working_days counts at most 2,610 days (ten years), not 10,000,000")
+    assert expressions.evaluate("working_days(2610) > working_days(-2610)", {}) is True
 
 
 def test_a_script_cannot_swallow_a_limit_and_go_on():
@@ -233,6 +242,12 @@ def test_values_kept_in_the_case_data_are_bounded_in_depth():
     data: dict = {}
     expressions.run_script("x = []\nfor i in range(98):\n    x = [x]", data)
     assert "x" in data
+
+
+def test_reading_a_value_again_is_not_counted_as_making_it():
+    data = {"notes": {"summary": "x" * 2_000_000}, "items": ["y" * 2_000_000]}
+    expressions.run_script("for i in range(100):\n    a = notes.get('summary')\n    b = max(items)", data)
+    expressions.run_script("for i in range(100):\n    a = notes['summary']\n    b = items[0]", data)
 
 
 def test_limits_come_from_the_service_config():

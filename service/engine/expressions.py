@@ -59,6 +59,17 @@ def _add_months(value: Any, months: int) -> str:
     return (_date_of(value) + relativedelta(months=months)).isoformat()
 
 
+#: The most working days an expression may count (ten years): the walk goes day by day, working out each
+#: year's bank holidays, and working_days(10**7) took 18 s, far beyond a step's time.
+MAX_WORKING_DAYS = 2_610
+
+
+def _working_days(count: int, start: Any = None) -> datetime:
+    if isinstance(count, int) and abs(count) > MAX_WORKING_DAYS:
+        raise ExpressionError(f"working_days counts at most {MAX_WORKING_DAYS:,} days (ten years), not {count:,}")
+    return calendar.working_days(count, start)
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or (hasattr(value, "__len__") and len(value) == 0)
 
@@ -67,7 +78,7 @@ def _is_empty(value: Any) -> bool:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": round, "sum": sum,
     "any": any, "all": all, "sorted": sorted, "str": str, "int": int, "float": float, "bool": bool,
-    "working_days": calendar.working_days,
+    "working_days": _working_days,
     "end_of_working_day": calendar.end_of_working_day,
     "next_weekday": calendar.next_weekday,
     "today": _today,

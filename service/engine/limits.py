@@ -138,11 +138,8 @@ def evaluating(what: str) -> Iterator[Budget]:
 
 
 def current() -> Budget:
-    budget = _BUDGET.get()
-    if budget is None:  # a guard called outside any evaluation: hold it to the defaults all the same
-        budget = Budget(Limits())
-        _BUDGET.set(budget)
-    return budget
+    """The budget of the step in progress; a guard called outside any step gets a fresh default one."""
+    return _BUDGET.get() or Budget(Limits())
 
 
 # --------------------------------------------------------------------------- sizes
@@ -335,7 +332,8 @@ def consuming(function: Callable[..., Any]) -> Callable[..., Any]:
         if len(args) == 1:
             args = (consumed(args[0]),)
         result = function(*args, **kwargs)
-        current().charge(size_of(result))
+        if function is sorted:  # the others return an item already counted, or a bool
+            current().charge(size_of(result))
         return result
     guarded.__name__ = function.__name__
     return guarded
@@ -377,6 +375,8 @@ _CONSUMING_METHODS = {"join", "extend", "update", "union", "intersection", "diff
                       "fromkeys", "intersection_update", "difference_update", "symmetric_difference_update",
                       "issubset", "issuperset", "isdisjoint"}
 _GROWING = (str, bytes, list, tuple, dict, set, frozenset)
+#: Methods that hand back something already held (charging it again would count it twice).
+_RETURNS_HELD = {"get", "pop", "popitem", "setdefault"}
 
 
 def bounded_method(owner: Any, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -396,7 +396,7 @@ def bounded_method(owner: Any, name: str, method: Callable[..., Any]) -> Callabl
         elif isinstance(this, (str, bytes)):
             budget.charge(_text_method_size(this, name, rest, kwargs))
         result = method(*((this, *rest) if unbound else rest), **kwargs)
-        if result is not this:
+        if result is not this and name not in _RETURNS_HELD:
             budget.charge(size_of(result))
         return result
 
@@ -416,6 +416,9 @@ def _text_method_size(text: str | bytes, name: str, args: tuple, kwargs: dict) -
     if name == "expandtabs":
         tab = args[0] if args else kwargs.get("tabsize", 8)
         return (len(text) + text.count("\t" if isinstance(text, str) else b"\t") * max(int(tab), 0)) * 4
+    if name == "translate" and args and isinstance(args[0], Mapping):  # one character can become a long text
+        longest = max((len(v) for v in args[0].values() if isinstance(v, (str, bytes))), default=1)
+        return len(text) * max(longest, 1) * 4
     if name in ("split", "rsplit", "splitlines", "partition", "rpartition"):
         return (len(text) // 2 + 1) * 64  # at worst a piece every other character, each a new object
     return 0
