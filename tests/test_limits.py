@@ -119,9 +119,10 @@ def test_a_bomb_in_a_due_date_stops_the_case_naming_the_task():
 
 
 def test_a_condition_on_an_unknown_variable_names_it():
-    error = case_error(pathway(condition='${decison == "step_down"}'))
+    error = case_error(pathway(script="decision = 'step_down'", condition='${decison == "step_down"}'))
     assert error.element == "Gateway_Check"
-    assert "'decison' is not in the case data" in error.message
+    assert error.message == ("'decison' is not in the case data; did you mean 'decision'? "
+                             "(expression 'decison == \"step_down\"')")
 
 
 def test_start_data_nested_too_deep_is_the_case_error_not_a_crash():
@@ -248,6 +249,7 @@ def test_reading_a_value_again_is_not_counted_as_making_it():
     data = {"notes": {"summary": "x" * 2_000_000}, "items": ["y" * 2_000_000]}
     expressions.run_script("for i in range(100):\n    a = notes.get('summary')\n    b = max(items)", data)
     expressions.run_script("for i in range(100):\n    a = notes['summary']\n    b = items[0]", data)
+    expressions.run_script("note = notes['summary']\nfor i in range(100):\n    a = str(note)\n    b = f'{note}'", data)
 
 
 def test_limits_come_from_the_service_config():

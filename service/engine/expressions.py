@@ -10,6 +10,7 @@ reaches an attribute whose name starts with an underscore.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 from datetime import date, datetime
@@ -211,9 +212,16 @@ def evaluate(source: str, data: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"{error} (expression '{unwrap(source)}')") from None
     except NameError as error:
         name = str(error).split("'")[1] if "'" in str(error) else str(error)
-        raise ExpressionError(f"'{name}' is not in the case data (expression '{unwrap(source)}')") from None
+        raise ExpressionError(f"'{name}' is not in the case data{_did_you_mean(name, data)} "
+                              f"(expression '{unwrap(source)}')") from None
     except Exception as error:  # the expression itself failed: report it, not a traceback
         raise ExpressionError(f"expression '{unwrap(source)}' failed: {error}") from None
+
+
+def _did_you_mean(name: str, data: Mapping[str, Any]) -> str:
+    """A hint for a misspelt variable: the closest name the case data has, if any is close."""
+    close = difflib.get_close_matches(name, [key for key in data if isinstance(key, str)], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 @lru_cache(maxsize=1024)
