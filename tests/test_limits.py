@@ -263,9 +263,10 @@ def test_ordinary_scripts_and_expressions_still_run():
     expressions.run_script(
         "total = sum(needs) + 2 ** 10\nlabel = f'{name!r}: {total:>6}'\nshort = ','.join(str(n) for n in needs)\n"
         "pad = 'a'.ljust(5) + '%03d' % 7\nis_text = isinstance(name, str)\nfirst = needs[:1]\n"
-        "count = 0\nwhile count < 3:\n    count += 1\nsquares = {n: n * n for n in range(4)}", data)
+        "count = 0\nwhile count < 3:\n    count += 1\nsquares = {n: n * n for n in range(4)}\nlow, high = 1, 9", data)
     assert data["label"] == "'Sam':   1030" and data["short"] == "1,2,3" and data["pad"] == "a    007"
     assert data["is_text"] is True and data["first"] == [1] and data["count"] == 3 and data["squares"][3] == 9
+    assert (data["low"], data["high"]) == (1, 9)
     assert expressions.evaluate("${name + '!' == 'Sam!' && len(needs) * 2 == 6}", data) is True
 
 

@@ -19,7 +19,9 @@ from types import CodeType
 from typing import Any
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec, safe_builtins
-from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, safer_getattr
+from RestrictedPython.Guards import (
+    full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence, safer_getattr,
+)
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
@@ -278,6 +280,7 @@ _SCRIPT_GLOBALS = {
     "_getitem_": limits.guarded_getitem,
     "_getiter_": limits.counted,
     "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+    "_unpack_sequence_": guarded_unpack_sequence,  # a, b = pair
     "_write_": full_write_guard,
     "_inplacevar_": _inplace,
     **limits.GUARDS,
