@@ -86,7 +86,7 @@ def script_error(script: str, step_limits: Limits | None = None) -> str:
     ("while True: pass", "the script (loops more than 1,000,000 times|ran for more than 2 s)"),
     ("x = [i * j for i in range(10**4) for j in range(10**4)]",
      "the script (loops more than 1,000,000 times|ran for more than 2 s)"),
-    ("x = []\nfor i in range(100000):\n    x = [x]", "the script nests values more than 100 deep"),
+    ("x = []\nfor i in range(10_000):\n    x = [x]", "the script nests values more than 100 deep"),
 ])
 def test_a_bomb_in_a_script_stops_the_case_quickly_naming_the_task(script, reason):
     error = case_error(pathway(script=script))

@@ -267,6 +267,7 @@ _SCRIPT_BUILTINS = {**safe_builtins, **FUNCTIONS, **limits.BOUNDED_BUILTINS}
 for _name in ("setattr", "delattr", "__import__"):
     _SCRIPT_BUILTINS.pop(_name, None)
 
+
 def _inplace(op: str, left: Any, right: Any) -> Any:
     """RestrictedPython's ``_inplacevar_``: ``x += y`` and the like, bounded as ``x = x + y`` is."""
     if op not in ("+=", "-=", "*="):
@@ -302,7 +303,6 @@ def run_script(source: str, data: MutableMapping[str, Any]) -> None:
     except Exception as error:
         raise ExpressionError(f"the script failed: {type(error).__name__}: {error}") from None
     data.update(written)
-
 
 
 class SandboxedEnvironment(BasePythonScriptEngineEnvironment):

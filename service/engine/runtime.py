@@ -27,7 +27,7 @@ from . import clock, expressions, limits, timers
 from .bundle import ProcessDefinition
 from .limits import Limits
 from .parser import PathwayMessageEventDefinition, task_roles
-from .specs import Journal, JournalEntry, attached_task_id, json_safe
+from .specs import Journal, JournalEntry, attached_task_id, evaluated_at, json_safe
 
 
 class EngineError(Exception):
@@ -304,24 +304,16 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
 def _open_task_view(task) -> OpenTask:
     spec, ext = task.task_spec, task.task_spec.extensions or {}
     if "due_at" not in task.internal_data:
-        task.internal_data["due_at"] = _evaluated(spec.bpmn_id, "due date", lambda: _due_date(ext.get("dueDate"), task.data))
+        task.internal_data["due_at"] = evaluated_at(task, "due date", lambda: _due_date(ext.get("dueDate"), task.data))
     assignee = ext.get("assignee")
     if assignee and ("${" in assignee or "#{" in assignee):
-        assignee = _evaluated(spec.bpmn_id, "assignee", lambda: expressions.evaluate(assignee, task.data))
+        assignee = evaluated_at(task, "assignee", lambda: expressions.evaluate(assignee, task.data))
     due = task.internal_data["due_at"]
     return OpenTask(
         id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,
         roles=task_roles(spec) if isinstance(spec, UserTask) else [], assignee=assignee or None,
         due_at=datetime.fromisoformat(due) if due else None, lane=spec.lane, documentation=spec.documentation,
     )
-
-
-def _evaluated(element: str, what: str, evaluation):
-    """The value of a user task's assignee or due date; a failure names the task."""
-    try:
-        return evaluation()
-    except expressions.ExpressionError as error:
-        raise EngineError(element, f"{what}: {error}") from None
 
 
 def _due_date(expression: str | None, data: dict[str, Any]) -> str | None:

@@ -7,6 +7,7 @@ service layer turns into audit entries and notifications.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -67,6 +68,15 @@ class Journal(PythonScriptEngine):
 
     def note(self, event: str, my_task, **detail: Any) -> None:
         self.entries.append(JournalEntry(event, str(my_task.id), my_task.task_spec.bpmn_id or my_task.task_spec.name, detail))
+
+
+def evaluated_at(my_task, what: str, evaluation: Callable[[], Any]) -> Any:
+    """The value of one of a task's expressions outside the script engine (a timer, an assignee, a due date);
+    a failure names the task's element, as the script engine does."""
+    try:
+        return evaluation()
+    except ExpressionError as error:
+        raise WorkflowTaskException(f"{what}: {error}", task=my_task) from error
 
 
 def journal_of(my_task) -> Journal | None:

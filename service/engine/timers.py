@@ -26,7 +26,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.util.task import TaskState
 
 from . import calendar, clock, expressions
-from .specs import note_timer_fired
+from .specs import evaluated_at, note_timer_fired
 from .clock import LONDON
 
 _ISO_LITERAL = re.compile(r"^(R\d*/\S+|P(\d|T)\S*|\d{4}-\d{2}-\d{2}\S*)$", re.I)
@@ -127,14 +127,6 @@ def due_from(value: Any, base: datetime) -> datetime:
     return parse_instant(value)
 
 
-def _of_task(my_task, evaluation):
-    """Evaluate a timer's expression; a failure names the timer's element, as a script's does."""
-    try:
-        return evaluation()
-    except expressions.ExpressionError as error:
-        raise WorkflowTaskException(f"timer: {error}", task=my_task) from error
-
-
 class _ServiceClockTimer:
     """Shared behaviour: fix the due instant once, fire when the service clock passes it."""
 
@@ -142,7 +134,8 @@ class _ServiceClockTimer:
         value = my_task._get_internal_data("event_value")
         if value is None:
             now = clock.now()
-            value = _of_task(my_task, lambda: due_from(timer_value(self.expression, my_task.data), now)).isoformat()
+            value = evaluated_at(my_task, "timer", lambda: due_from(timer_value(self.expression, my_task.data), now))
+            value = value.isoformat()
             my_task._set_internal_data(event_value=value)
         return datetime.fromisoformat(value)
 
@@ -167,10 +160,10 @@ class CycleTimer(CycleTimerEventDefinition):
     def _state(self, my_task) -> dict[str, Any]:
         state = my_task._get_internal_data("event_value")
         if state is None:
-            value = _of_task(my_task, lambda: timer_value(self.expression, my_task.data))
+            value = evaluated_at(my_task, "timer", lambda: timer_value(self.expression, my_task.data))
             if not isinstance(value, str):
                 raise WorkflowTaskException(f"a timer cycle needs text such as R/P3M, got {value!r}", task=my_task)
-            cycles, first, period = _of_task(my_task, lambda: parse_cycle(value, clock.now()))
+            cycles, first, period = evaluated_at(my_task, "timer", lambda: parse_cycle(value, clock.now()))
             state = {"cycles": cycles, "next": first.isoformat(), "start": first.isoformat(),
                      "period": value.strip().upper().split("/")[-1], "fired": 0}
             my_task._set_internal_data(event_value=state)
