@@ -6,6 +6,7 @@ stops within a few seconds with the case in error, naming the element and the re
 from __future__ import annotations
 
 import re
+import threading
 import time
 import tracemalloc
 from html import escape
@@ -92,6 +93,30 @@ def test_a_bomb_in_a_script_stops_the_case_quickly_naming_the_task(script, reaso
     error = case_error(pathway(script=script))
     assert error.element == "Task_Script"
     assert re.fullmatch(reason, error.message), error.message
+
+
+@pytest.mark.parametrize("script", ["while True: pass", "x = 3**(2**40)", "x = 'x' * 1_500_000_000"])
+def test_a_runaway_step_does_not_stall_other_threads(script):
+    process, errors = pathway(script=script), []
+
+    def runaway() -> None:
+        try:
+            runtime.start(process, {})
+        except runtime.EngineError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=runaway)
+    thread.start()
+    gaps, last = [], time.monotonic()
+    while thread.is_alive() and time.monotonic() - last < QUICK:  # another request meanwhile: still answered
+        expressions.evaluate("${weeks_open >= 8}", {"weeks_open": 9})
+        time.sleep(0.01)
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+    thread.join(QUICK)
+    assert not thread.is_alive() and len(errors) == 1 and errors[0].element == "Task_Script"
+    assert max(gaps, default=0) < 1.0, f"another thread waited {max(gaps):.1f} s"
 
 
 def test_a_bomb_in_a_condition_stops_the_case_naming_the_gateway():
