@@ -1,6 +1,7 @@
 """User-task forms: definitions from form-js and camunda:formData, and submission validation."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -353,6 +354,69 @@ def test_email_and_phone(source):
     assert errors["phone"].startswith("Enter a telephone number")
     assert validate_submission(form, wrap(good), source=source) == (good, {})
     assert validate_submission(form, wrap({"email": "a@b.co", "phone": "+44 (0)808 157 0192"}), source=source)[1] == {}
+
+
+# --------------------------------------------------------------------------- validation: bounded in size and time
+
+def quickly(check, seconds: float = 0.5):
+    started = time.monotonic()
+    result = check()
+    assert time.monotonic() - started < seconds, "not linear: took too long"
+    return result
+
+
+def test_a_pattern_that_backtracks_in_python_matches_in_linear_time():
+    # With Python's re, "(a+)+$" on 40 a's then a b takes minutes and holds the GIL (security review H1).
+    form = text_form(pattern="(a+)+$")
+    errors = quickly(lambda: validate_submission(form, {"name": "a" * 40 + "b"}, source="json")[1])
+    assert errors == {"name": "Enter child's full name in the correct format"}
+    assert validate_submission(form, {"name": "aaaa"}, source="json") == ({"name": "aaaa"}, {})
+
+
+def test_the_email_check_is_linear():
+    # Quadratic with Python's re: 16,000 characters took 1.8 s (security review L9).
+    form = form_from_formjs(formjs(
+        {"type": "textfield", "key": "email", "label": "Email", "validate": {"validationType": "email"}}), "x.form")
+    answer = {"email": "a@a" + "." * 16_000 + "@"}
+    errors = quickly(lambda: validate_submission(form, answer, source="json", max_answer_length=20_000)[1])
+    assert errors["email"].startswith("Enter an email address in the correct format")
+
+
+@pytest.mark.parametrize("pattern", ["(?=a)a", "(a)\\1", "(["])
+def test_a_pattern_re2_cannot_run_is_refused_naming_the_field(pattern):
+    [(element, message)] = problems_of(formjs({"type": "textfield", "key": "ref", "validate": {"pattern": pattern}}))
+    assert element == "ref" and message.startswith("pattern is not a valid regular expression here")
+
+
+@pytest.mark.parametrize("source", ["json", "html"])
+def test_an_answer_too_long_to_keep_is_refused(source):
+    form = text_form()  # no maxLength of its own
+    wrap = (lambda v: {"name": v}) if source == "json" else (lambda v: html(name=v))
+    assert validate_submission(form, wrap("x" * 10_001), source=source)[1] == \
+        {"name": "Child's full name must be 10,000 characters or less"}
+    assert validate_submission(form, wrap("x" * 10_000), source=source)[1] == {}
+    assert validate_submission(form, wrap("x" * 6), source=source, max_answer_length=5)[1] == \
+        {"name": "Child's full name must be 5 characters or less"}
+
+
+def test_a_checklist_answer_counts_all_its_items():
+    form = one({"type": "checklist", "key": "agencies", "label": "Agencies", "values": [{"value": "police"}]})
+    assert validate_submission(form, {"agencies": ["police"] * 2_000}, source="json")[1] == \
+        {"agencies": "Agencies must be 10,000 characters or less"}
+
+
+@pytest.mark.parametrize("source", ["json", "html"])
+def test_a_nul_character_in_an_answer_is_refused(source):
+    form = text_form()
+    wrap = (lambda v: {"name": v}) if source == "json" else (lambda v: html(name=v))
+    assert validate_submission(form, wrap("Ann\x00"), source=source)[1] == \
+        {"name": "Child's full name must not contain a null character"}
+
+
+def test_form_json_nested_too_deep_is_refused_not_a_crash():
+    assert problems_of("[" * 100_000 + "]" * 100_000) == [("bad.form", "is nested too deeply to be a form")]
+    groups = '{"id": "f", "components": ' + '[{"type": "group", "components": ' * 50 + "[]" + "}]" * 50 + "}"
+    assert any("groups are nested more than 20 deep" in message for _, message in problems_of(groups))
 
 
 # --------------------------------------------------------------------------- validation: numbers

@@ -10,6 +10,7 @@ reaches an attribute whose name starts with an underscore.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 from datetime import date, datetime
@@ -17,13 +18,14 @@ from functools import lru_cache
 from types import CodeType
 from typing import Any
 
-from RestrictedPython import compile_restricted_exec, safe_builtins
-from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
-from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, safer_getattr
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec, safe_builtins
+from RestrictedPython.Guards import (
+    full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence, safer_getattr,
+)
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-from . import calendar, clock
+from . import calendar, clock, limits
 from .clock import LONDON
 
 
@@ -60,6 +62,17 @@ def _add_months(value: Any, months: int) -> str:
     return (_date_of(value) + relativedelta(months=months)).isoformat()
 
 
+#: The most working days an expression may count (ten years): the walk goes day by day, working out each
+#: year's bank holidays, and working_days(10**7) took 18 s, far beyond a step's time.
+MAX_WORKING_DAYS = 2_610
+
+
+def _working_days(count: int, start: Any = None) -> datetime:
+    if isinstance(count, int) and abs(count) > MAX_WORKING_DAYS:
+        raise ExpressionError(f"working_days counts at most {MAX_WORKING_DAYS:,} days (ten years), not {count:,}")
+    return calendar.working_days(count, start)
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or (hasattr(value, "__len__") and len(value) == 0)
 
@@ -68,7 +81,7 @@ def _is_empty(value: Any) -> bool:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": round, "sum": sum,
     "any": any, "all": all, "sorted": sorted, "str": str, "int": int, "float": float, "bool": bool,
-    "working_days": calendar.working_days,
+    "working_days": _working_days,
     "end_of_working_day": calendar.end_of_working_day,
     "next_weekday": calendar.next_weekday,
     "today": _today,
@@ -143,13 +156,25 @@ def _lookup(container: Any, key: str) -> Any:
     raise ExpressionError(f"cannot read '{key}' of a {type(container).__name__}")
 
 
+def _parse(source: str, mode: str, what: str) -> ast.AST:
+    """Parse and refuse source nested too deep for the compiler (it would fail with RecursionError)."""
+    try:
+        tree = ast.parse(source, mode=mode)
+        limits.check_nesting(tree, source, what)
+    except (RecursionError, MemoryError):  # the parser gives up on extreme nesting
+        raise ExpressionError(f"the {what} is nested more than {limits.SOURCE_NESTING} deep") from None
+    except limits.LimitExceeded as error:
+        raise ExpressionError(str(error)) from None
+    return tree
+
+
 def check_expression(source: str) -> ast.Expression:
     """Parse and vet an expression; raise :class:`ExpressionError` naming what is not allowed."""
     python = to_python(source)
     if not python:
         raise ExpressionError("the expression is empty")
     try:
-        tree = ast.parse(python, mode="eval")
+        tree = _parse(python, "eval", "expression")
     except SyntaxError as error:
         raise ExpressionError(f"'{unwrap(source)}' is not a valid expression ({error.msg})") from None
     for node in ast.walk(tree):
@@ -167,33 +192,45 @@ def check_expression(source: str) -> ast.Expression:
 
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> CodeType:
-    """Vet and compile an expression once; the code object is cached by its text."""
-    tree = ast.fix_missing_locations(_AttributeToLookup().visit(check_expression(source)))
+    """Vet and compile an expression once, with its costly operations routed through the limit guards."""
+    tree = _AttributeToLookup().visit(check_expression(source))
+    tree = ast.fix_missing_locations(limits.BoundingTransformer().visit(tree))
     return compile(tree, "<expression>", "eval")
 
 
-_EXPRESSION_GLOBALS = {"__builtins__": {}, "__lookup__": _lookup, **FUNCTIONS}
+_EXPRESSION_GLOBALS = {"__builtins__": {}, "__lookup__": _lookup, **FUNCTIONS, **limits.BOUNDED_BUILTINS,
+                       **limits.GUARDS}
 
 
 def evaluate(source: str, data: Mapping[str, Any]) -> Any:
-    """Evaluate an expression against case data in the sandbox."""
+    """Evaluate an expression against case data in the sandbox, within the step's limits."""
     code = compile_expression(source)
     try:
-        return eval(code, _EXPRESSION_GLOBALS, dict(data))  # noqa: S307 - vetted code, no builtins
+        with limits.evaluating("expression"):
+            return eval(code, _EXPRESSION_GLOBALS, dict(data))  # noqa: S307 - vetted code, no builtins
     except ExpressionError:
         raise
+    except limits.LimitExceeded as error:
+        raise ExpressionError(f"{error} (expression '{unwrap(source)}')") from None
     except NameError as error:
         name = str(error).split("'")[1] if "'" in str(error) else str(error)
-        raise ExpressionError(f"'{name}' is not in the case data (expression '{unwrap(source)}')") from None
+        raise ExpressionError(f"'{name}' is not in the case data{_did_you_mean(name, data)} "
+                              f"(expression '{unwrap(source)}')") from None
     except Exception as error:  # the expression itself failed: report it, not a traceback
         raise ExpressionError(f"expression '{unwrap(source)}' failed: {error}") from None
 
 
+def _did_you_mean(name: str, data: Mapping[str, Any]) -> str:
+    """A hint for a misspelt variable: the closest name the case data has, if any is close."""
+    close = difflib.get_close_matches(name, [key for key in data if isinstance(key, str)], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 @lru_cache(maxsize=1024)
 def compile_script(source: str) -> CodeType:
-    """Compile a script task's code with RestrictedPython; refuse imports outright."""
+    """Compile a script task's code with RestrictedPython (bounded); refuse imports outright."""
     try:
-        tree = ast.parse(source, mode="exec")
+        tree = _parse(source, "exec", "script")
     except SyntaxError as error:
         raise ExpressionError(f"the script is not valid Python (line {error.lineno}: {error.msg})") from None
     for node in ast.walk(tree):
@@ -201,44 +238,71 @@ def compile_script(source: str) -> CodeType:
             raise ExpressionError(f"scripts may not import (line {node.lineno})")
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Global, ast.Nonlocal)):
             raise ExpressionError(f"scripts may not define functions or classes (line {node.lineno})")
-    result = compile_restricted_exec(source, filename="<script>")
+    result = compile_restricted_exec(source, filename="<script>", policy=_BoundedPolicy)
     if result.errors:
         raise ExpressionError("; ".join(result.errors))
     return result.code
 
 
-_SCRIPT_BUILTINS = {**safe_builtins, **FUNCTIONS}
+class _BoundedPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's checks, then the rewrites that hold a script to its step's limits."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        return limits.Bounding.binop(super().visit_BinOp(node))
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        return limits.Bounding.formatted_value(super().visit_FormattedValue(node))
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        return limits.Bounding.joined_str(super().visit_JoinedStr(node))
+
+    def visit_While(self, node: ast.While) -> ast.AST:
+        return limits.Bounding.while_(super().visit_While(node))
+
+    def visit_Starred(self, node: ast.Starred) -> ast.AST:
+        return limits.Bounding.starred(super().visit_Starred(node))
+
+
+_SCRIPT_BUILTINS = {**safe_builtins, **FUNCTIONS, **limits.BOUNDED_BUILTINS}
 for _name in ("setattr", "delattr", "__import__"):
     _SCRIPT_BUILTINS.pop(_name, None)
 
 
+def _inplace(op: str, left: Any, right: Any) -> Any:
+    """RestrictedPython's ``_inplacevar_``: ``x += y`` and the like, bounded as ``x = x + y`` is."""
+    if op not in ("+=", "-=", "*="):
+        raise ExpressionError(f"'{op}' is not allowed in scripts")
+    return limits.bound_op(op[:-1], left, right)
+
+
+_SCRIPT_GLOBALS = {
+    "__builtins__": _SCRIPT_BUILTINS,
+    "_getattr_": limits.guarded_getattr(safer_getattr),
+    "_getitem_": limits.guarded_getitem,
+    "_getiter_": limits.counted,
+    "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+    "_unpack_sequence_": guarded_unpack_sequence,  # a, b = pair
+    "_write_": full_write_guard,
+    "_inplacevar_": _inplace,
+    **limits.GUARDS,
+}
+
+
 def run_script(source: str, data: MutableMapping[str, Any]) -> None:
-    """Run a script task's code; its assignments land in ``data``."""
+    """Run a script task's code within the step's limits; its assignments land in ``data``."""
     code = compile_script(source)
-    sandbox_globals = {
-        "__builtins__": _SCRIPT_BUILTINS,
-        "_getattr_": safer_getattr,
-        "_getitem_": default_guarded_getitem,
-        "_getiter_": default_guarded_getiter,
-        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-        "_write_": full_write_guard,
-        "_inplacevar_": _inplace,
-    }
     local = dict(data)
     try:
-        exec(code, sandbox_globals, local)  # noqa: S102 - RestrictedPython-compiled
+        with limits.evaluating("script") as budget:
+            exec(code, dict(_SCRIPT_GLOBALS), local)  # noqa: S102 - RestrictedPython-compiled
+            written = {key: value for key, value in local.items() if not key.startswith("_") and not callable(value)}
+            for value in written.values():  # case data is kept as JSON: nothing too deep or too big
+                limits.check_value(value, budget)
+    except limits.LimitExceeded as error:
+        raise ExpressionError(str(error)) from None
     except Exception as error:
         raise ExpressionError(f"the script failed: {type(error).__name__}: {error}") from None
-    for key, value in local.items():
-        if not key.startswith("_") and not callable(value):
-            data[key] = value
-
-
-def _inplace(op: str, left: Any, right: Any) -> Any:
-    operations = {"+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": lambda a, b: a * b}
-    if op not in operations:
-        raise ExpressionError(f"'{op}' is not allowed in scripts")
-    return operations[op](left, right)
+    data.update(written)
 
 
 class SandboxedEnvironment(BasePythonScriptEngineEnvironment):

@@ -23,10 +23,11 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from . import clock, expressions, timers
+from . import clock, expressions, limits, timers
 from .bundle import ProcessDefinition
+from .limits import Limits
 from .parser import PathwayMessageEventDefinition, task_roles
-from .specs import Journal, JournalEntry, attached_task_id, json_safe
+from .specs import Journal, JournalEntry, attached_task_id, evaluated_at, json_safe
 
 
 class EngineError(Exception):
@@ -133,26 +134,30 @@ def dump(workflow: BpmnWorkflow) -> str:
     return json.dumps(SERIALIZER.to_dict(workflow), separators=(",", ":"))
 
 
-def load(process: ProcessDefinition, state: str) -> tuple[BpmnWorkflow, Journal]:
-    """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized)."""
+def load(process: ProcessDefinition, state: str, limits: Limits | None = None) -> tuple[BpmnWorkflow, Journal]:
+    """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized).
+
+    Every step then taken on the case runs under ``limits`` (the defaults when None).
+    """
     dct = json.loads(state)
     dct["process"] = process
     workflow = SERIALIZER.from_dict(dct)
-    journal = Journal()
+    journal = Journal(limits)
     workflow.script_engine = journal
     return workflow, journal
 
 
-def new_workflow(process: ProcessDefinition, data: dict[str, Any]) -> BpmnWorkflow:
+def new_workflow(process: ProcessDefinition, data: dict[str, Any], limits: Limits | None = None) -> BpmnWorkflow:
     """A case of ``process`` that has not taken its first step, holding its start data."""
-    workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=Journal())
+    workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=Journal(limits))
     workflow.get_tasks(state=TaskState.READY)[0].data.update(data)
     return workflow
 
 
-def start(process: ProcessDefinition, data: dict[str, Any]) -> tuple[BpmnWorkflow, Snapshot]:
-    """Start a case of ``process`` with the start form's ``data`` and run it to its first wait."""
-    workflow = new_workflow(process, data)
+def start(process: ProcessDefinition, data: dict[str, Any],
+          limits: Limits | None = None) -> tuple[BpmnWorkflow, Snapshot]:
+    """Start a case of ``process`` with the start form's ``data`` and run it to its first wait, within ``limits``."""
+    workflow = new_workflow(process, data, limits)
     return workflow, _advance(workflow, workflow.script_engine)
 
 
@@ -194,29 +199,49 @@ def _open_task(workflow: BpmnWorkflow, task_id: str):
 
 
 def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
-    try:
-        if action is not None:
-            action()
-        while True:
-            workflow.do_engine_steps()
-            if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
-                break
-        _prune_fired_cycles(workflow)
-        thrown = [ThrownMessage(e.event_definition.name, json_safe(e.payload)) for e in workflow.get_events()]
-        snap = snapshot(workflow)
-    except SpiffWorkflowException as error:
-        raise _engine_error(error) from error
-    except expressions.ExpressionError as error:
-        raise EngineError(None, str(error)) from error
+    """Do ``action`` and run the case until it waits: one engine step, within the journal's limits."""
+    with limits.step(journal.limits) as budget:
+        try:
+            if action is not None:
+                action()
+            while True:
+                workflow.do_engine_steps(did_complete_task=lambda task: _within(budget, task))
+                if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
+                    break
+            _prune_fired_cycles(workflow)
+            thrown = [ThrownMessage(e.event_definition.name, json_safe(e.payload)) for e in workflow.get_events()]
+            snap = snapshot(workflow)
+        except SpiffWorkflowException as error:
+            raise _engine_error(error) from error
+        except (expressions.ExpressionError, limits.LimitExceeded) as error:
+            raise EngineError(None, str(error)) from error
+        except (RecursionError, MemoryError) as error:  # exhaustion outside the guards is still the case's error
+            reason = f"the step ran out of resources ({type(error).__name__})"
+            raise EngineError(_last_element(workflow), reason) from error
     snap.journal, snap.thrown = list(journal.entries), thrown
     journal.entries.clear()
     return snap
 
 
+def _within(budget: limits.Budget, task) -> None:
+    """Between tasks: time the engine spends outside expressions counts too, and stops the step at an element."""
+    if task.task_spec.bpmn_id is None:  # the engine's own Start/End tasks: name the next element instead
+        return
+    try:
+        budget.tick()
+    except limits.LimitExceeded as error:
+        raise EngineError(task.task_spec.bpmn_id, str(error)) from None
+
+
+def _last_element(workflow: BpmnWorkflow) -> str | None:
+    return workflow.last_task.task_spec.bpmn_id if workflow.last_task is not None else None
+
+
 def _engine_error(error: SpiffWorkflowException) -> EngineError:
     task = getattr(error, "task", None)
     element = task.task_spec.bpmn_id if task is not None else None
-    message = str(getattr(error, "error", None) or error).split("\n")[0]
+    # The message itself: str() of a SpiffWorkflow error appends its notes after ". ", and they follow below.
+    message = str(getattr(error, "error", None) or (error.args[0] if error.args else error)).split("\n")[0]
     notes = [n for n in getattr(error, "notes", []) if "Business Rule Task" not in n]
     if notes:
         message += " (" + "; ".join(notes) + ")"
@@ -279,10 +304,10 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
 def _open_task_view(task) -> OpenTask:
     spec, ext = task.task_spec, task.task_spec.extensions or {}
     if "due_at" not in task.internal_data:
-        task.internal_data["due_at"] = _due_date(ext.get("dueDate"), task.data)
+        task.internal_data["due_at"] = evaluated_at(task, "due date", lambda: _due_date(ext.get("dueDate"), task.data))
     assignee = ext.get("assignee")
     if assignee and ("${" in assignee or "#{" in assignee):
-        assignee = expressions.evaluate(assignee, task.data)
+        assignee = evaluated_at(task, "assignee", lambda: expressions.evaluate(assignee, task.data))
     due = task.internal_data["due_at"]
     return OpenTask(
         id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,

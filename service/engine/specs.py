@@ -7,6 +7,7 @@ service layer turns into audit entries and notifications.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -16,7 +17,8 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.specs.defaults import EndEvent
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
-from .expressions import SandboxedEnvironment
+from .expressions import ExpressionError, SandboxedEnvironment
+from .limits import Limits
 
 
 def json_safe(value: Any) -> Any:
@@ -41,14 +43,40 @@ class JournalEntry:
 
 
 class Journal(PythonScriptEngine):
-    """The sandboxed script engine for one run of a case, noting what the engine did."""
+    """The sandboxed script engine for one run of a case, noting what the engine did.
 
-    def __init__(self) -> None:
+    It carries the :class:`Limits` each step of the case runs under, and reports a failed expression
+    or script with its reason (SpiffWorkflow's own message says only "Error evaluating expression").
+    """
+
+    def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(environment=SandboxedEnvironment())
         self.entries: list[JournalEntry] = []
+        self.limits = limits or Limits()
+
+    def evaluate(self, task, expression, external_context=None):
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except ExpressionError as error:
+            raise WorkflowTaskException(str(error), task=task) from error
+
+    def execute(self, task, script, external_context=None):
+        try:
+            return self.environment.execute(script, task.data, external_context or {})
+        except ExpressionError as error:
+            raise WorkflowTaskException(str(error), task=task) from error
 
     def note(self, event: str, my_task, **detail: Any) -> None:
         self.entries.append(JournalEntry(event, str(my_task.id), my_task.task_spec.bpmn_id or my_task.task_spec.name, detail))
+
+
+def evaluated_at(my_task, what: str, evaluation: Callable[[], Any]) -> Any:
+    """The value of one of a task's expressions outside the script engine (a timer, an assignee, a due date);
+    a failure names the task's element, as the script engine does."""
+    try:
+        return evaluation()
+    except ExpressionError as error:
+        raise WorkflowTaskException(f"{what}: {error}", task=my_task) from error
 
 
 def journal_of(my_task) -> Journal | None:

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -25,7 +26,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.util.task import TaskState
 
 from . import calendar, clock, expressions
-from .specs import note_timer_fired
+from .specs import evaluated_at, note_timer_fired
 from .clock import LONDON
 
 _ISO_LITERAL = re.compile(r"^(R\d*/\S+|P(\d|T)\S*|\d{4}-\d{2}-\d{2}\S*)$", re.I)
@@ -133,7 +134,8 @@ class _ServiceClockTimer:
         value = my_task._get_internal_data("event_value")
         if value is None:
             now = clock.now()
-            value = due_from(timer_value(self.expression, my_task.data), now).isoformat()
+            value = evaluated_at(my_task, "timer", lambda: due_from(timer_value(self.expression, my_task.data), now))
+            value = value.isoformat()
             my_task._set_internal_data(event_value=value)
         return datetime.fromisoformat(value)
 
@@ -158,10 +160,10 @@ class CycleTimer(CycleTimerEventDefinition):
     def _state(self, my_task) -> dict[str, Any]:
         state = my_task._get_internal_data("event_value")
         if state is None:
-            value = timer_value(self.expression, my_task.data)
+            value = evaluated_at(my_task, "timer", lambda: timer_value(self.expression, my_task.data))
             if not isinstance(value, str):
-                raise expressions.ExpressionError(f"a timer cycle needs text such as R/P3M, got {value!r}")
-            cycles, first, period = parse_cycle(value, clock.now())
+                raise WorkflowTaskException(f"a timer cycle needs text such as R/P3M, got {value!r}", task=my_task)
+            cycles, first, period = evaluated_at(my_task, "timer", lambda: parse_cycle(value, clock.now()))
             state = {"cycles": cycles, "next": first.isoformat(), "start": first.isoformat(),
                      "period": value.strip().upper().split("/")[-1], "fired": 0}
             my_task._set_internal_data(event_value=state)

@@ -8,8 +8,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
+import re2
+
 from .model import Field, Option
-from .validation import _clean_value, _parse_number_text, _tidy
+from .validation import _clean_value, _parse_number_text, _tidy, compile_pattern
 
 
 class _Problems(list):
@@ -78,10 +80,12 @@ def _set_pattern(f: Field, pattern: Any, vtype: Any, problems: _Problems) -> Non
         problems.add(f.key, f"validation type '{vtype}' is not supported (use email or phone)")
     if pattern:
         try:
-            re.compile(pattern)
+            compile_pattern(pattern)
             f.pattern = pattern
-        except (re.error, TypeError) as exc:
-            problems.add(f.key, f"pattern is not a valid regular expression: {exc}")
+        except (re2.error, TypeError) as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            problems.add(f.key, f"pattern is not a valid regular expression here ({reason}); patterns are checked "
+                                "in linear time, so look-arounds and back-references are not supported")
     if (f.pattern or f.validation_type) and f.type not in ("text", "textarea"):
         problems.add(f.key, "pattern and validation type apply only to text fields")
 

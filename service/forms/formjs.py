@@ -14,6 +14,7 @@ _FORMJS_TYPES = {
     "checklist": "checklist", "radio": "radio", "select": "select", "datetime": "date",
 }
 _FORMJS_IGNORED = {"spacer", "separator", "button"}  # layout, and buttons: the page has its own
+MAX_GROUP_NESTING = 20  # groups within groups; Camunda Modeler forms rarely go past three
 
 
 def form_from_formjs(document: dict | str | bytes, filename: str) -> FormDefinition:
@@ -27,6 +28,8 @@ def form_from_formjs(document: dict | str | bytes, filename: str) -> FormDefinit
             document = json.loads(document)
         except (ValueError, UnicodeDecodeError) as exc:
             raise FormDefinitionError([(filename, f"is not valid JSON: {exc}")], filename) from None
+        except RecursionError:  # the JSON parser gives up on brackets nested thousands deep
+            raise FormDefinitionError([(filename, "is nested too deeply to be a form")], filename) from None
     if not isinstance(document, dict):
         raise FormDefinitionError([(filename, "must be a JSON object")], filename)
     form_id = document.get("id")
@@ -36,14 +39,17 @@ def form_from_formjs(document: dict | str | bytes, filename: str) -> FormDefinit
     if not isinstance(components, list):
         problems.add(filename, "has no 'components' list")
         components = []
-    built = _formjs_components(components, problems, seen=set(), where=filename)
+    built = _formjs_components(components, problems, seen=set(), where=filename, depth=0)
     if problems:
         raise FormDefinitionError(list(problems), filename)
     return FormDefinition(id=form_id, title=None, components=built)
 
 
-def _formjs_components(items: list, problems: _Problems, seen: set, where: str) -> list[Component]:
+def _formjs_components(items: list, problems: _Problems, seen: set, where: str, depth: int) -> list[Component]:
     out: list[Component] = []
+    if depth > MAX_GROUP_NESTING:
+        problems.add(where, f"groups are nested more than {MAX_GROUP_NESTING} deep")
+        return out
     for index, comp in enumerate(items):
         if not isinstance(comp, dict):
             problems.add(f"{where} component {index + 1}", "must be a JSON object")
@@ -59,7 +65,7 @@ def _formjs_components(items: list, problems: _Problems, seen: set, where: str) 
                 problems.add(name, "groups with a data path are not supported: clear the group's path")
             children = comp.get("components") if isinstance(comp.get("components"), list) else []
             out.append(Group(label=comp.get("label"),
-                             components=_formjs_components(children, problems, seen, name)))
+                             components=_formjs_components(children, problems, seen, name, depth + 1)))
         elif ctype in _FORMJS_TYPES:
             built = _formjs_field(comp, _FORMJS_TYPES[ctype], name, problems)
             if built is not None:

@@ -7,13 +7,31 @@ import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Literal
+
+import re2
 
 from .model import CHOICE_TYPES, Field, FormDefinition, Option
 
+#: The most characters one answer may have (a checklist's items together), unless the caller says otherwise.
+MAX_ANSWER_LENGTH = 10_000
 
-def validate_submission(form: FormDefinition, data: Mapping, *,
-                        source: Literal["json", "html"]) -> tuple[dict, dict[str, str]]:
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a pattern RE2 refuses is reported to the analyst at deploy, not logged
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """A form pattern compiled by RE2, which matches in time linear in the answer (no backtracking).
+
+    Raises ``re2.error`` for what RE2 cannot run: invalid syntax, look-arounds, back-references.
+    """
+    return re2.compile(pattern, options=_RE2_OPTIONS)
+
+
+def validate_submission(form: FormDefinition, data: Mapping, *, source: Literal["json", "html"],
+                        max_answer_length: int = MAX_ANSWER_LENGTH) -> tuple[dict, dict[str, str]]:
     """Check a submission against a form.
 
     ``source="json"``: typed values from a REST client (a number must be a JSON number, a boolean
@@ -22,6 +40,7 @@ def validate_submission(form: FormDefinition, data: Mapping, *,
     one ISO string or as ``<key>-day``, ``<key>-month``, ``<key>-year`` (plus ``<key>-time`` for
     date-and-time). Returns ``(cleaned, errors)``; errors map field key to a GOV.UK-style message.
     If ``data`` is not a mapping at all (say a JSON array), errors holds one message under "".
+    An answer longer than ``max_answer_length`` characters, or holding a NUL character, is refused.
     """
     if source not in ("json", "html"):
         raise ValueError("source must be 'json' or 'html'")
@@ -33,12 +52,31 @@ def validate_submission(form: FormDefinition, data: Mapping, *,
         if f.readonly:
             continue
         raw = _raw_html(f, data) if source == "html" else data.get(f.key)
-        value, error = _clean_value(f, raw, source)
+        error = _unstorable(f, raw, max_answer_length)
+        value, error = (None, error) if error else _clean_value(f, raw, source)
         if error:
             errors[f.key] = error
         else:
             cleaned[f.key] = value
     return cleaned, errors
+
+
+def _unstorable(f: Field, raw: Any, max_length: int) -> str | None:
+    """Why an answer cannot be taken whatever the field: too long to keep, or a NUL (PostgreSQL text refuses it)."""
+    texts = _texts_in(raw)
+    if sum(len(t) for t in texts) + len(texts) - 1 > max_length:  # a checklist's items as if one per line
+        return f"{_subject(f)} must be {max_length:,} characters or less"
+    if any("\0" in t for t in texts):
+        return f"{_subject(f)} must not contain a null character"
+    return None
+
+
+def _texts_in(raw: Any) -> list[str]:
+    """The text in a raw answer: itself, a checklist's items or a date's parts (nothing deeper is read)."""
+    if isinstance(raw, str):
+        return [raw]
+    parts = raw.values() if isinstance(raw, Mapping) else raw if isinstance(raw, (list, tuple)) else []
+    return [p if isinstance(p, str) else "" for p in parts]
 
 
 def _getlist(data: Mapping, key: str) -> list:
@@ -96,13 +134,14 @@ def _clean_text(f: Field, raw: Any) -> tuple[Any, str | None]:
         return None, "Enter an email address in the correct format, like name@example.com"
     if f.validation_type == "phone" and not _PHONE.fullmatch(re.sub(r"[\s\-()]", "", value)):
         return None, "Enter a telephone number, like 01632 960 001, 07700 900 982 or +44 808 157 0192"
-    if f.pattern and not re.fullmatch(f.pattern, value):
+    if f.pattern and not compile_pattern(f.pattern).fullmatch(value):
         return None, f"Enter {_phrase(f)} in the correct format"
     return value, None
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_PHONE = re.compile(r"\+?\d{10,15}")  # after removing spaces, hyphens and brackets
+# RE2, as for patterns: with Python's re the email check took 1.8 s on 16,000 characters (security review L9).
+_EMAIL = compile_pattern(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = compile_pattern(r"\+?\d{10,15}")  # after removing spaces, hyphens and brackets
 
 
 def _tidy(n: int | float) -> int | float:
