@@ -16,14 +16,13 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from . import clock, expressions, timers
+from . import clock, expressions, spiff, timers
 from .bundle import ProcessDefinition
 from .parser import PathwayMessageEventDefinition, task_roles
 from .specs import Journal, JournalEntry, attached_task_id, json_safe
@@ -125,19 +124,35 @@ def _serializer() -> BpmnWorkflowSerializer:
 
 
 SERIALIZER = _serializer()
-STATE_FORMAT = f"spiff-{SERIALIZER.VERSION}"
+
+#: The format of the state :func:`dump` writes. It is stored inside the state and beside it (the case's
+#: ``state_format``); :func:`load` reads this one and migrates those in :data:`OLDER_FORMATS`.
+STATE_FORMAT = "pathways-2"
+#: Formats older services wrote, each with how to bring a loaded case up to :data:`STATE_FORMAT`.
+#: ``spiff-1.5``: SpiffWorkflow 3.2's own layout, no format inside, every task the case ever ran kept.
+OLDER_FORMATS = {f"spiff-{SERIALIZER.VERSION}": spiff.compact}
 
 
 def dump(workflow: BpmnWorkflow) -> str:
-    """The case's state as JSON text, without the spec."""
-    return json.dumps(SERIALIZER.to_dict(workflow), separators=(",", ":"))
+    """The case's state as JSON text, without the spec, its format named inside."""
+    return json.dumps({"format": STATE_FORMAT, **SERIALIZER.to_dict(workflow)}, separators=(",", ":"))
 
 
-def load(process: ProcessDefinition, state: str) -> tuple[BpmnWorkflow, Journal]:
-    """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized)."""
+def load(process: ProcessDefinition, state: str, state_format: str | None = None) -> tuple[BpmnWorkflow, Journal]:
+    """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized).
+
+    The format is the one named inside the state, else ``state_format`` (the case's stored column), else the
+    oldest this engine knows. An older format is migrated; one this engine does not know is refused.
+    """
     dct = json.loads(state)
+    found = dct.pop("format", None) or state_format or next(iter(OLDER_FORMATS))
+    if found != STATE_FORMAT and found not in OLDER_FORMATS:
+        raise EngineError(None, f"the case's state is in format '{found}', which this version of the service "
+                                f"cannot read (it reads {', '.join([STATE_FORMAT, *OLDER_FORMATS])})")
     dct["process"] = process
     workflow = SERIALIZER.from_dict(dct)
+    if found != STATE_FORMAT:
+        OLDER_FORMATS[found](workflow)
     journal = Journal()
     workflow.script_engine = journal
     return workflow, journal
@@ -201,7 +216,7 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
             workflow.do_engine_steps()
             if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
                 break
-        _prune_fired_cycles(workflow)
+        spiff.compact(workflow)
         thrown = [ThrownMessage(e.event_definition.name, json_safe(e.payload)) for e in workflow.get_events()]
         snap = snapshot(workflow)
     except SpiffWorkflowException as error:
@@ -221,33 +236,6 @@ def _engine_error(error: SpiffWorkflowException) -> EngineError:
     if notes:
         message += " (" + "; ".join(notes) + ")"
     return EngineError(element, message)
-
-
-def _prune_fired_cycles(workflow: BpmnWorkflow) -> None:
-    """Drop what each firing of a repeating timer leaves behind, so a case does not grow with every reminder.
-
-    SpiffWorkflow adds a branch per firing and never removes it: the finished
-    reminder path, and another copy of the link back to the attached task.
-    """
-    for task in list(workflow.get_tasks(state=TaskState.WAITING)):
-        if not isinstance(getattr(task.task_spec, "event_definition", None), CycleTimerEventDefinition):
-            continue
-        links = [c for c in task.children if c.task_spec.name.endswith(".BoundaryEventJoin")]
-        for child in list(task.children):
-            if child in links:
-                prunable = child is not links[0] and all(not t.has_state(TaskState.STARTED | TaskState.COMPLETED)
-                                                         for t in child)
-            else:
-                prunable = all(t.has_state(TaskState.FINISHED_MASK) or _is_process_end(t) for t in child)
-            if prunable:
-                for descendant in list(child):
-                    workflow.tasks.pop(descendant.id, None)
-                task._children.remove(child.id)
-
-
-def _is_process_end(task) -> bool:
-    # A finished reminder branch still holds the process's end join and end, waiting for the main path.
-    return task.task_spec.name == "End" or task.task_spec.name.endswith(".EndJoin")
 
 
 def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
