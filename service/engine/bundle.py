@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
@@ -23,7 +22,7 @@ from SpiffWorkflow.camunda.specs.user_task import UserTask
 
 from service import forms
 from service.engine import decisions as dmn
-from . import expressions, timers
+from . import expressions, spiff, timers
 from .parser import CAMUNDA_MODEL_NS, PathwayParser, role_key, task_roles
 from .xml import XmlRejected, parse_xml
 
@@ -231,15 +230,8 @@ def _load_decisions(bundle: Bundle, name: str, root, decision_files: dict[str, s
     return [Problem(p.file or name, p.element, p.message) for p in dmn.check_decisions(model)]
 
 
-_VALIDATOR: BpmnValidator | None = None
-
-
 def _xsd_problems(name: str, root) -> list[Problem]:
-    global _VALIDATOR
-    _VALIDATOR = _VALIDATOR or BpmnValidator()
-    if _VALIDATOR.validator.validate(root):
-        return []
-    return [Problem(name, None, f"line {e.line}: {e.message}") for e in list(_VALIDATOR.validator.error_log)[:10]]
+    return [Problem(name, None, f"line {line}: {message}") for line, message in spiff.xsd_errors(root)]
 
 
 def _check_bpmn(bundle: Bundle, name: str, root) -> list[Problem]:

@@ -35,9 +35,8 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
-from SpiffWorkflow.util.task import TaskState
 
-from . import timers
+from . import spiff, timers
 from .specs import DecisionTask, OutcomeEndEvent
 
 #: Camunda attributes of an element kept in ``task_spec.extensions``.
@@ -200,20 +199,8 @@ class InterruptingEventSubprocess(EventSubprocess):
     def _update_hook(self, my_task):
         if self.interrupting and not my_task.internal_data.get("interrupted"):
             my_task.internal_data["interrupted"] = True
-            _interrupt_siblings(my_task)
+            spiff.cancel_rest_of_process(my_task)
         return super()._update_hook(my_task)
-
-
-def _interrupt_siblings(my_task) -> None:
-    top = my_task.workflow.top_workflow
-    for task in list(my_task.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)):
-        if task is my_task or task.task_spec.name in ("Start", "Root", "End") or task.parent is None:
-            continue
-        if task.id in top.subprocesses:
-            for sub_task in top.delete_subprocess(task):
-                top.event_manager.remove_task(sub_task)
-        top.event_manager.remove_task(task)
-        task.cancel()
 
 
 class PathwayStartTask(BpmnStartTask):
@@ -228,14 +215,7 @@ class PathwayStartTask(BpmnStartTask):
     """
 
     def trigger_wf(self, my_task, spec_name):
-        spec = self._wf_spec.task_specs.get(spec_name)
-        if self not in spec.inputs:  # once per spec: an input (TaskSpec.test needs one), but not an output of Start
-            spec._connect_notify(self)
-            spec.connect(self._wf_spec.end)
-        child = my_task._add_child(spec, TaskState.FUTURE)
-        child.triggered = True
-        child.task_spec._update(child)
-        return child.id
+        return spiff.add_triggered_subprocess(self, my_task, spec_name)
 
 
 class PathwayParser(CamundaParser):
@@ -262,8 +242,8 @@ class PathwayParser(CamundaParser):
 
     def get_spec(self, process_id, required=True):
         spec = super().get_spec(process_id, required)
-        if spec is not None and type(spec.start) is BpmnStartTask:
-            spec.start.__class__ = PathwayStartTask  # same state, trigger_wf that leaves the spec alone
+        if spec is not None:
+            spiff.use_start_task(spec, PathwayStartTask)  # same state, trigger_wf that leaves the spec alone
         return spec
 
     def get_engine(self, decision_ref, node):  # decisions are evaluated by the service's DMN engine
@@ -271,6 +251,6 @@ class PathwayParser(CamundaParser):
 
     def _find_dependencies(self, process):
         # BpmnDmnParser would ask its own DMN parser class; ours resolves decisions from the registry.
-        super(CamundaParser.__mro__[1], self)._find_dependencies(process)
+        spiff.find_bpmn_dependencies(self, process)
         for task in process.xpath(".//bpmn:businessRuleTask", namespaces=self.namespaces):
             self.dmn_dependencies.add(DecisionTaskParser.get_decision_ref(task))

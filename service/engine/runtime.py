@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
-from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, expressions, spiff, timers
 from .bundle import ProcessDefinition
 from .parser import PathwayMessageEventDefinition, task_roles
-from .specs import Journal, JournalEntry, attached_task_id, json_safe
+from .specs import Journal, JournalEntry, json_safe
 
 
 class EngineError(Exception):
@@ -83,59 +79,17 @@ class Snapshot:
     thrown: list[ThrownMessage] = field(default_factory=list)
 
 
-class _StateOnlyConverter(BpmnWorkflowConverter):
-    """Stores the case's state without its spec: specs are parsed once per deployment and cached."""
-
-    def to_dict(self, workflow):
-        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
-        return dct
-
-    def from_dict(self, dct):
-        process: ProcessDefinition = dct.pop("process")
-        workflow = self.target_class(process.spec, process.subprocess_specs, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
-        self.set_default_attributes(workflow, dct)
-        self.subprocesses_from_dict(dct["subprocesses"], workflow)
-        return workflow
-
-
-class _TaskConverter(TaskConverter):
-    """SpiffWorkflow 3.2 stores a task's data as a delta but forgets to convert it (dates, datetimes):
-    restoring converts it, so dumping must too."""
-
-    def to_dict(self, task):
-        dct = super().to_dict(task)
-        dct["data"] = self.registry.convert(dct["data"])
-        if dct["delta"]:
-            dct["delta"]["updates"] = self.registry.convert(dct["delta"]["updates"])
-        return dct
-
-
-def _serializer() -> BpmnWorkflowSerializer:
-    config = dict(CAMUNDA_CONFIG)
-    config[BpmnWorkflow] = _StateOnlyConverter
-    config[Task] = _TaskConverter
-    registry = BpmnWorkflowSerializer.configure(config)
-    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]),
-                      "date")
-    return BpmnWorkflowSerializer(registry)
-
-
-SERIALIZER = _serializer()
-
 #: The format of the state :func:`dump` writes. It is stored inside the state and beside it (the case's
 #: ``state_format``); :func:`load` reads this one and migrates those in :data:`OLDER_FORMATS`.
 STATE_FORMAT = "pathways-2"
 #: Formats older services wrote, each with how to bring a loaded case up to :data:`STATE_FORMAT`.
 #: ``spiff-1.5``: SpiffWorkflow 3.2's own layout, no format inside, every task the case ever ran kept.
-OLDER_FORMATS = {f"spiff-{SERIALIZER.VERSION}": spiff.compact}
+OLDER_FORMATS = {f"spiff-{spiff.SERIALIZER_VERSION}": spiff.compact}
 
 
 def dump(workflow: BpmnWorkflow) -> str:
     """The case's state as JSON text, without the spec, its format named inside."""
-    return json.dumps({"format": STATE_FORMAT, **SERIALIZER.to_dict(workflow)}, separators=(",", ":"))
+    return json.dumps({"format": STATE_FORMAT, **spiff.state_to_dict(workflow)}, separators=(",", ":"))
 
 
 def load(process: ProcessDefinition, state: str, state_format: str | None = None) -> tuple[BpmnWorkflow, Journal]:
@@ -149,8 +103,7 @@ def load(process: ProcessDefinition, state: str, state_format: str | None = None
     if found != STATE_FORMAT and found not in OLDER_FORMATS:
         raise EngineError(None, f"the case's state is in format '{found}', which this version of the service "
                                 f"cannot read (it reads {', '.join([STATE_FORMAT, *OLDER_FORMATS])})")
-    dct["process"] = process
-    workflow = SERIALIZER.from_dict(dct)
+    workflow = spiff.state_from_dict(dct, process.spec, process.subprocess_specs)
     if found != STATE_FORMAT:
         OLDER_FORMATS[found](workflow)
     journal = Journal()
@@ -242,12 +195,8 @@ def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
     """Names of the messages some step of the case waits for, event sub-processes included."""
     names = {e.name for e in workflow.waiting_events() if e.event_type.endswith("MessageEventDefinition")}
     if not workflow.is_completed():
-        for spec_name in workflow.spec.start.trigger_specs:
-            sub_spec = workflow.subprocess_specs.get(spec_name)
-            for start_event in getattr(sub_spec, "bpmn_start_events", []) if sub_spec else []:
-                definition = start_event.event_definition
-                if isinstance(definition, PathwayMessageEventDefinition):
-                    names.add(definition.name)
+        names |= {start_event.event_definition.name for start_event in spiff.event_subprocess_start_events(workflow)
+                  if isinstance(start_event.event_definition, PathwayMessageEventDefinition)}
     return names
 
 
@@ -259,7 +208,7 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
         if due is not None:
             pending.append(PendingTimer(
                 id=str(task.id), name=task.task_spec.bpmn_id, title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-                due_at=due, attached_to=attached_task_id(task), properties=dict(task.task_spec.extensions or {})))
+                due_at=due, attached_to=spiff.attached_task_id(task), properties=dict(task.task_spec.extensions or {})))
     return Snapshot(completed=workflow.is_completed(), data=case_data(workflow), tasks=tasks,
                     timers=sorted(pending, key=lambda t: t.due_at), messages=sorted(waiting_messages(workflow)))
 

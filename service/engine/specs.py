@@ -16,6 +16,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.specs.defaults import EndEvent
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
+from . import spiff
 from .expressions import SandboxedEnvironment
 
 
@@ -108,17 +109,8 @@ def note_timer_fired(my_task) -> None:
     """Tell the run's journal a timer fired, with the task it is attached to and its properties."""
     journal = journal_of(my_task)
     if journal is not None:
-        journal.note("timer_fired", my_task, attached_to=attached_task_id(my_task),
+        journal.note("timer_fired", my_task, attached_to=spiff.attached_task_id(my_task),
                      properties=dict(my_task.task_spec.extensions or {}))
-
-
-def attached_task_id(my_task) -> str | None:
-    """The id of the task a boundary event is attached to (None for other events)."""
-    parent = my_task.parent
-    if parent is None or not parent.task_spec.name.endswith(".BoundaryEventSplit"):
-        return None
-    attached = parent.task_spec.name.removesuffix(".BoundaryEventSplit")
-    return next((str(c.id) for c in parent.children if c.task_spec.name == attached), None)
 
 
 class OutcomeEndEvent(EndEvent):

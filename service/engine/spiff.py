@@ -7,13 +7,20 @@ pins the behaviour they rely on, so that a new SpiffWorkflow fails there first.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
+from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
+from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
@@ -21,6 +28,167 @@ from SpiffWorkflow.util.task import TaskState
 
 #: The SpiffWorkflow release this module was written against (pinned in pyproject.toml).
 SPIFF_VERSION = "3.2.0"
+
+
+# -- storing a case -------------------------------------------------------------------------
+
+class _StateOnlyConverter(BpmnWorkflowConverter):
+    """Stores the case's state without its spec: specs are parsed once per deployment and cached.
+
+    Calls the grandparent's ``to_dict`` (the workflow's own fields) to leave the spec out, and rebuilds a
+    workflow as ``BpmnWorkflowConverter.from_dict`` does, from the cached specs instead of stored ones.
+    """
+
+    def to_dict(self, workflow):
+        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        return dct
+
+    def from_dict(self, dct):
+        spec, subprocess_specs = dct.pop("specs")
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        return workflow
+
+
+class _TaskConverter(TaskConverter):
+    """SpiffWorkflow 3.2 stores a task's data as a delta but forgets to convert it (dates, datetimes):
+    restoring converts it, so dumping must too."""
+
+    def to_dict(self, task):
+        dct = super().to_dict(task)
+        dct["data"] = self.registry.convert(dct["data"])
+        if dct["delta"]:
+            dct["delta"]["updates"] = self.registry.convert(dct["delta"]["updates"])
+        return dct
+
+
+def _serializer() -> BpmnWorkflowSerializer:
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = _StateOnlyConverter
+    config[Task] = _TaskConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]),
+                      "date")
+    return BpmnWorkflowSerializer(registry)
+
+
+SERIALIZER = _serializer()
+#: SpiffWorkflow's own serialization format, which a stored case's tasks follow.
+SERIALIZER_VERSION: str = SERIALIZER.VERSION
+
+
+def state_to_dict(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The case's tasks, data and sub-processes as plain JSON values, without its spec."""
+    return SERIALIZER.to_dict(workflow)
+
+
+def state_from_dict(dct: dict[str, Any], spec, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
+    """Rebuild a case from :func:`state_to_dict`'s output and the (cached) specs of its process."""
+    return SERIALIZER.from_dict({**dct, "specs": (spec, subprocess_specs)})
+
+
+def state_json(workflow: BpmnWorkflow) -> str:
+    return json.dumps(state_to_dict(workflow), separators=(",", ":"))
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+def find_bpmn_dependencies(parser: BpmnParser, process) -> None:
+    """Record the processes a diagram calls, skipping BpmnDmnParser's search for DMN files.
+
+    The decisions are resolved from the service's registry instead, so this calls BpmnParser's version,
+    two levels up from CamundaParser.
+    """
+    BpmnParser._find_dependencies(parser, process)
+
+
+def use_start_task(spec, start_class: type) -> None:
+    """Give a parsed process spec a ``Start`` task of ``start_class`` (same state, other behaviour).
+
+    The parser builds ``BpmnStartTask`` itself; there is no hook to choose its class.
+    """
+    if type(spec.start) is BpmnStartTask:
+        spec.start.__class__ = start_class
+
+
+def add_triggered_subprocess(start_spec, my_task: Task, spec_name: str):
+    """Start an event sub-process from the ``Start`` task without making it an output of the shared spec."""
+    spec = start_spec._wf_spec.task_specs.get(spec_name)
+    if start_spec not in spec.inputs:  # once per spec: an input (TaskSpec.test needs one), not an output of Start
+        spec._connect_notify(start_spec)
+        spec.connect(start_spec._wf_spec.end)
+    child = my_task._add_child(spec, TaskState.FUTURE)
+    child.triggered = True
+    child.task_spec._update(child)
+    return child.id
+
+
+def event_subprocess_start_events(workflow: BpmnWorkflow) -> list:
+    """The start event specs of the event sub-processes that a message, signal... triggers in this process."""
+    events = []
+    for spec_name in workflow.spec.start.trigger_specs:
+        sub_spec = workflow.subprocess_specs.get(spec_name)
+        events += getattr(sub_spec, "bpmn_start_events", []) if sub_spec else []
+    return events
+
+
+_VALIDATOR: BpmnValidator | None = None
+
+
+def xsd_errors(root) -> list[tuple[int, str]]:
+    """(line, message) of the first ten ways a BPMN document breaks the BPMN 2.0 schema."""
+    global _VALIDATOR
+    _VALIDATOR = _VALIDATOR or BpmnValidator()
+    if _VALIDATOR.validator.validate(root):
+        return []
+    return [(error.line, error.message) for error in list(_VALIDATOR.validator.error_log)[:10]]
+
+
+# -- running --------------------------------------------------------------------------------
+
+def cancel_rest_of_process(my_task: Task) -> None:
+    """Cancel every unfinished task of ``my_task``'s process but it (an interrupting event sub-process)."""
+    top = my_task.workflow.top_workflow
+    for task in list(my_task.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)):
+        if task is my_task or task.task_spec.name in ("Start", "Root", "End") or task.parent is None:
+            continue
+        _drop_subprocess(top, task.id)
+        top.event_manager.remove_task(task)
+        task.cancel()
+
+
+def timer_value(my_task: Task) -> Any:
+    """What a timer task keeps of its due time (SpiffWorkflow's ``event_value``), or None."""
+    return my_task.internal_data.get("event_value")
+
+
+def set_timer_value(my_task: Task, value: Any) -> None:
+    my_task.internal_data["event_value"] = value
+
+
+def timer_fired(my_task: Task) -> bool:
+    return bool(my_task.internal_data.get("event_fired", False))
+
+
+def mark_timer_fired(my_task: Task, fired: bool = True) -> None:
+    """Mark a timer task fired: SpiffWorkflow's catching event then runs it."""
+    my_task.internal_data["event_fired"] = fired
+
+
+def attached_task_id(my_task: Task) -> str | None:
+    """The id of the task a boundary event is attached to (None for other events).
+
+    SpiffWorkflow puts a boundary event and its activity under one ``<activity>.BoundaryEventSplit`` task.
+    """
+    parent = my_task.parent
+    if parent is None or not parent.task_spec.name.endswith(".BoundaryEventSplit"):
+        return None
+    attached = parent.task_spec.name.removesuffix(".BoundaryEventSplit")
+    return next((str(c.id) for c in parent.children if c.task_spec.name == attached), None)
 
 
 # -- keeping a case's task tree bounded -------------------------------------------------------
