@@ -29,8 +29,8 @@ class Case:
 
     def __init__(self, process, data=None) -> None:
         self.process = process
-        workflow, self.snap = runtime.start(process, data or {})
-        self.state = runtime.dump(workflow)
+        self.workflow, self.snap = runtime.start(process, data or {})
+        self.state = runtime.dump(self.workflow)
 
     def step(self, action, *args) -> float:
         """Load, act, save; return the seconds it took."""
@@ -157,3 +157,25 @@ def test_a_state_in_a_format_this_engine_does_not_know_is_refused(inside, column
         state["format"] = inside
     with pytest.raises(runtime.EngineError, match=f"format '{inside or column}'.*cannot read"):
         runtime.load(process, json.dumps(state), column)
+
+
+def test_rounds_of_visits_to_each_child_and_a_gateway_waiting_for_news_stay_flat(frozen_clock):
+    children = [{"name": "Amy"}, {"name": "Ben"}]
+    case = Case(process_of("loop_visits.bpmn"), {"children": children})
+    sizes = []
+    for number in range(50):
+        assert [t.title for t in case.snap.tasks] == ["Visit the child: Amy", "Visit the child: Ben"], number
+        for task in reversed(case.snap.tasks):
+            case.step(runtime.complete_task, task.id, {"round": number})
+        assert case.snap.tasks == [] and case.snap.messages == ["family_update"]
+        assert [t.name for t in case.snap.timers] == ["Event_QuietWeek"]
+        assert case.snap.data["child_answers"] == [{"child": child, "round": number} for child in children]
+        frozen_clock.move_to(frozen_clock.now() + timedelta(days=6))
+        case.step(runtime.deliver_message, "family_update", {"news": number})
+        sizes.append(len(case.state))
+    assert max(sizes) <= 2 * sizes[2] and spiff.tree_depth(case.workflow) < 15
+    for task in list(case.snap.tasks):
+        case.step(runtime.complete_task, task.id, {})
+    frozen_clock.move_to(frozen_clock.now() + timedelta(days=8))
+    case.step(runtime.fire_timers)
+    assert case.snap.completed and case.snap.data["outcome"] == "quiet" and case.snap.data["news"] == 49

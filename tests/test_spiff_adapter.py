@@ -17,10 +17,17 @@ from uuid import UUID
 import pytest
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
+from SpiffWorkflow.bpmn.parser.event_parsers import StartEventParser
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin, BpmnStartTask, _EndJoin
+from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins import multiinstance_task as mi_mixins
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
@@ -32,6 +39,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator
 
 from service.engine import runtime, spiff
+from service.engine.specs import ItemsMultiInstance, ParallelItemsMultiInstance
 from test_case_growth import Case, process_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "constructs"
@@ -186,3 +194,55 @@ def test_camunda_multi_instance_rewrites_its_shared_task_spec_at_run_time():
 def test_the_task_internals_the_adapter_uses_exist(name):
     workflow, _ = runtime.start(process_of("review_loop.bpmn"), {})
     assert hasattr(workflow.task_tree, name)
+
+
+# -- what the constructs rely on ----------------------------------------------------------------
+
+def test_an_event_based_gateway_takes_over_its_events_in_the_order_of_its_outputs():
+    gateway = process_of("event_gateway.bpmn").spec.task_specs["Gateway_WaitReply"]
+    assert isinstance(gateway, EventBasedGateway)
+    assert [(spec.bpmn_id, type(d).__name__) for spec, d in spiff.gateway_events(gateway)] == [
+        ("Event_Reply", "PathwayMessageEventDefinition"), ("Event_TenDays", "DurationTimer")]
+    assert all(isinstance(spec.event_definition, NoneEventDefinition) for spec in gateway.outputs)
+
+
+def test_the_start_event_parser_reads_no_error_or_escalation_and_no_parser_reads_links():
+    source = inspect.getsource(StartEventParser.create_task)
+    assert "ERROR_EVENT_XPATH" not in source and "ESCALATION_EVENT_XPATH" not in source
+    assert "link" not in inspect.getsource(inspect.getmodule(StartEventParser)).lower()
+
+
+def test_none_and_timer_start_event_sub_processes_start_with_the_process():
+    assert "NoneEventDefinition, TimerEventDefinition" in inspect.getsource(BpmnStartTask.connect_or_add_trigger)
+    spec = process_of("event_subprocess_timer.bpmn").spec
+    assert [s.bpmn_id for s in spec.start.outputs] == ["Event_Referral", "SubProcess_Overrun"]
+
+
+def test_get_tasks_reaches_into_sub_processes():
+    # Why cancel_rest_of_process walks one process's own task list.
+    case = Case(process_of("loop_parallel.bpmn", "loop_summary.bpmn"))
+    case.complete("Task_CheckHealth", {})
+    case.complete("Task_CheckSchool", {})
+    names = [t.task_spec.name for t in case.workflow.get_tasks()]
+    own = [t.task_spec.name for t in case.workflow.tasks.values()]
+    assert "Task_Summarise" in names and "Task_Summarise" not in own
+
+
+def test_a_conditional_event_reads_only_its_own_task_data():
+    assert "evaluate(my_task, self.expression" in inspect.getsource(ConditionalEventDefinition.has_fired)
+
+
+def test_multi_instance_merges_each_child_through_the_next_class_in_line():
+    # ItemsMultiInstance.merge_child replaces MultiInstanceTask's: it must sit between the two in the MRO.
+    mro = ParallelItemsMultiInstance.__mro__
+    assert mro.index(ItemsMultiInstance) < mro.index(MultiInstanceTask)
+    assert mro.index(mi_mixins.ParallelMultiInstanceTask) < mro.index(ItemsMultiInstance)
+    assert "super().merge_child(workflow, child)" in inspect.getsource(mi_mixins.ParallelMultiInstanceTask.merge_child)
+    assert "internal_data['merged'].append(str(child.id))" in inspect.getsource(MultiInstanceTask.merge_child)
+
+
+def test_an_event_based_gateway_keeps_the_events_it_saw_after_it_ran():
+    # Why PathwayEventBasedGateway resets them: they hold event definitions the serializer cannot save.
+    from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway as GatewayMixin
+    assert "reset" not in inspect.getsource(GatewayMixin._run_hook)
+    assert "event_definition.reset(task)" in inspect.getsource(CatchingEvent._run_hook)

@@ -14,14 +14,14 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.camunda.specs.user_task import UserTask
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, expressions, spiff, timers
 from .bundle import ProcessDefinition
-from .parser import PathwayMessageEventDefinition, task_roles
-from .specs import Journal, JournalEntry, json_safe
+from .parser import PathwayMessageEventDefinition, PathwaySignalEventDefinition, task_roles
+from .specs import ItemsMultiInstance, Journal, JournalEntry, item_label, json_safe
 
 
 class EngineError(Exception):
@@ -69,6 +69,13 @@ class ThrownMessage:
 
 
 @dataclass
+class ThrownSignal:
+    """A signal thrown in a case: BPMN broadcasts it, so it reaches this case's catchers and every other case's."""
+    name: str
+    payload: Any
+
+
+@dataclass
 class Snapshot:
     completed: bool
     data: dict[str, Any]
@@ -77,6 +84,12 @@ class Snapshot:
     messages: list[str]
     journal: list[JournalEntry] = field(default_factory=list)
     thrown: list[ThrownMessage] = field(default_factory=list)
+    #: Signals the case threw during this step, for the service to broadcast to the other cases.
+    signals: list[ThrownSignal] = field(default_factory=list)
+    #: Signal names the case waits for now.
+    waiting_signals: list[str] = field(default_factory=list)
+    #: The BPMN elements that ran during this step, in order (the path taken).
+    path: list[str] = field(default_factory=list)
 
 
 #: The format of the state :func:`dump` writes. It is stored inside the state and beside it (the case's
@@ -127,7 +140,7 @@ def start(process: ProcessDefinition, data: dict[str, Any]) -> tuple[BpmnWorkflo
 def complete_task(workflow: BpmnWorkflow, journal: Journal, task_id: str, data: dict[str, Any]) -> Snapshot:
     task = _open_task(workflow, task_id)
     task.data.update(data)
-    return _advance(workflow, journal, task.run)
+    return _advance(workflow, journal, lambda: (task.run(), journal.ran(task)))
 
 
 def fire_timers(workflow: BpmnWorkflow, journal: Journal) -> Snapshot:
@@ -140,6 +153,54 @@ def deliver_message(workflow: BpmnWorkflow, journal: Journal, name: str, payload
         raise NothingWaits(name)
     event = BpmnEvent(PathwayMessageEventDefinition(name), payload=payload)
     return _advance(workflow, journal, lambda: workflow.send_event(event))
+
+
+def deliver_signal(workflow: BpmnWorkflow, journal: Journal, name: str, payload: dict[str, Any]) -> Snapshot:
+    """Let the case catch the signal ``name`` (thrown by another case, or sent from outside).
+
+    The service broadcasts a signal: to every active case that waits for it (:func:`waiting_signals`, or
+    ``Snapshot.waiting_signals``), and starts a case of every process whose start event catches it
+    (:func:`catching_start_events`, :func:`start_by_event`).
+    """
+    if name not in waiting_signals(workflow):
+        raise NothingWaits(name)
+    event = BpmnEvent(PathwaySignalEventDefinition(name), payload=payload)
+    return _advance(workflow, journal, lambda: workflow.send_event(event))
+
+
+@dataclass(frozen=True)
+class StartTrigger:
+    """A start event of a process that waits for a message or a signal."""
+    kind: str  # message | signal
+    name: str
+    element: str
+
+
+def catching_start_events(process: ProcessDefinition) -> list[StartTrigger]:
+    """The message and signal start events of ``process`` (not of its event sub-processes).
+
+    A message or signal that no case waits for starts a case of each deployed process listed here for it.
+    """
+    triggers = []
+    for event in spiff.start_events(process.spec):
+        definition = event.event_definition
+        if isinstance(definition, PathwayMessageEventDefinition):
+            triggers.append(StartTrigger("message", definition.name, event.bpmn_id))
+        elif isinstance(definition, PathwaySignalEventDefinition):
+            triggers.append(StartTrigger("signal", definition.name, event.bpmn_id))
+    return triggers
+
+
+def start_by_event(process: ProcessDefinition, kind: str, name: str,
+                   payload: dict[str, Any]) -> tuple[BpmnWorkflow, Snapshot]:
+    """Start a case of ``process`` through its start event catching the message or signal ``name``."""
+    if not any(t.kind == kind and t.name == name for t in catching_start_events(process)):
+        raise NothingWaits(name)
+    workflow, first = start(process, {})
+    deliver = deliver_message if kind == "message" else deliver_signal
+    snap = deliver(workflow, workflow.script_engine, name, payload)
+    snap.path, snap.journal = first.path + snap.path, first.journal + snap.journal
+    return workflow, snap
 
 
 def retry(workflow: BpmnWorkflow, journal: Journal, data: dict[str, Any]) -> Snapshot:
@@ -166,19 +227,47 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
         if action is not None:
             action()
         while True:
-            workflow.do_engine_steps()
+            workflow.do_engine_steps(did_complete_task=journal.ran)
+            if spiff.end_idle_event_subprocesses(workflow):
+                continue
             if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
                 break
+        thrown, signals = _thrown_out(workflow, journal)
         spiff.compact(workflow)
-        thrown = [ThrownMessage(e.event_definition.name, json_safe(e.payload)) for e in workflow.get_events()]
         snap = snapshot(workflow)
     except SpiffWorkflowException as error:
         raise _engine_error(error) from error
     except expressions.ExpressionError as error:
         raise EngineError(None, str(error)) from error
-    snap.journal, snap.thrown = list(journal.entries), thrown
+    snap.journal, snap.thrown, snap.signals, snap.path = list(journal.entries), thrown, signals, list(journal.path)
     journal.entries.clear()
+    journal.path.clear()
     return snap
+
+
+def _thrown_out(workflow: BpmnWorkflow, journal: Journal) -> tuple[list[ThrownMessage], list[ThrownSignal]]:
+    """What the step threw that leaves the case: messages and signals; an error nothing caught stops it.
+
+    Terminate, escalation and the other events SpiffWorkflow also hands back when nothing in the case catches
+    them end there (an escalation nobody catches is not an error in BPMN).
+    """
+    messages = []
+    signals = [ThrownSignal(name, json_safe(payload)) for name, payload in journal.signals]
+    journal.signals.clear()
+    for event in workflow.get_events():
+        definition = event.event_definition
+        if isinstance(definition, PathwayMessageEventDefinition):
+            messages.append(ThrownMessage(definition.name, json_safe(event.payload)))
+        elif isinstance(definition, ErrorEventDefinition):
+            raise _uncaught_error(workflow, definition)
+    return messages, signals
+
+
+def _uncaught_error(workflow: BpmnWorkflow, definition) -> EngineError:
+    element = spiff.element_throwing(workflow, definition)
+    code = definition.code or definition.name
+    return EngineError(element, f"the error '{code}' was thrown and nothing in the pathway catches it; "
+                                f"the case stopped here")
 
 
 def _engine_error(error: SpiffWorkflowException) -> EngineError:
@@ -193,10 +282,20 @@ def _engine_error(error: SpiffWorkflowException) -> EngineError:
 
 def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
     """Names of the messages some step of the case waits for, event sub-processes included."""
-    names = {e.name for e in workflow.waiting_events() if e.event_type.endswith("MessageEventDefinition")}
+    return _waiting_for(workflow, PathwayMessageEventDefinition, "MessageEventDefinition")
+
+
+def waiting_signals(workflow: BpmnWorkflow) -> set[str]:
+    """Names of the signals some step of the case waits for, event sub-processes included."""
+    return _waiting_for(workflow, PathwaySignalEventDefinition, "SignalEventDefinition")
+
+
+def _waiting_for(workflow: BpmnWorkflow, kind: type, event_type: str) -> set[str]:
+    names = {e.name for e in workflow.waiting_events() if e.event_type.endswith(event_type)}
+    names |= {d.name for _, d in spiff.waiting_gateway_events(workflow) if isinstance(d, kind)}
     if not workflow.is_completed():
         names |= {start_event.event_definition.name for start_event in spiff.event_subprocess_start_events(workflow)
-                  if isinstance(start_event.event_definition, PathwayMessageEventDefinition)}
+                  if isinstance(start_event.event_definition, kind)}
     return names
 
 
@@ -206,11 +305,13 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
     for task in workflow.get_tasks(state=TaskState.WAITING):
         due = timers.due_at(task)
         if due is not None:
+            spec = spiff.gateway_timer_spec(task) or task.task_spec  # behind an event-based gateway: its timer
             pending.append(PendingTimer(
-                id=str(task.id), name=task.task_spec.bpmn_id, title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-                due_at=due, attached_to=spiff.attached_task_id(task), properties=dict(task.task_spec.extensions or {})))
+                id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,
+                due_at=due, attached_to=spiff.attached_task_id(task), properties=dict(spec.extensions or {})))
     return Snapshot(completed=workflow.is_completed(), data=case_data(workflow), tasks=tasks,
-                    timers=sorted(pending, key=lambda t: t.due_at), messages=sorted(waiting_messages(workflow)))
+                    timers=sorted(pending, key=lambda t: t.due_at), messages=sorted(waiting_messages(workflow)),
+                    waiting_signals=sorted(waiting_signals(workflow)))
 
 
 def _open_task_view(task) -> OpenTask:
@@ -222,10 +323,19 @@ def _open_task_view(task) -> OpenTask:
         assignee = expressions.evaluate(assignee, task.data)
     due = task.internal_data["due_at"]
     return OpenTask(
-        id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,
-        roles=task_roles(spec) if isinstance(spec, UserTask) else [], assignee=assignee or None,
+        id=str(task.id), name=spec.bpmn_id, title=_title(task),
+        roles=task_roles(spec), assignee=assignee or None,
         due_at=datetime.fromisoformat(due) if due else None, lane=spec.lane, documentation=spec.documentation,
     )
+
+
+def _title(task) -> str:
+    """The task's name; an instance of a multi-instance task adds its item ("See the child: Amy")."""
+    title = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+    owner = task.parent.task_spec if task.parent is not None else None
+    if isinstance(owner, ItemsMultiInstance) and owner.element_variable in task.data:
+        return f"{title}: {item_label(task.data[owner.element_variable])}"
+    return title
 
 
 def _due_date(expression: str | None, data: dict[str, Any]) -> str | None:

@@ -18,7 +18,9 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, _EndJoin
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
+from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.specs.Join import Join
@@ -106,6 +108,26 @@ def find_bpmn_dependencies(parser: BpmnParser, process) -> None:
     BpmnParser._find_dependencies(parser, process)
 
 
+def wrap_in_multi_instance(task_parser, make_spec) -> None:
+    """Replace the task a parser just made with ``make_spec(name)``, running it once per instance.
+
+    As SpiffWorkflow's own parsers do: the original spec becomes ``<name> [child]``, the instances' spec.
+    """
+    original = task_parser.spec.task_specs.pop(task_parser.task.name)
+    task_parser.task = make_spec(original.name)
+    task_parser._copy_task_attrs(original)
+
+
+def instance_key(child: Task) -> Any:
+    """The index (or key) in the collection of the item a multi-instance child runs for."""
+    return child.internal_data.get("key_or_index")
+
+
+def note_instance_merged(my_task: Task, child: Task) -> None:
+    """Record that a multi-instance child's results are in (SpiffWorkflow counts these to finish)."""
+    my_task.internal_data["merged"].append(str(child.id))
+
+
 def use_start_task(spec, start_class: type) -> None:
     """Give a parsed process spec a ``Start`` task of ``start_class`` (same state, other behaviour).
 
@@ -125,6 +147,11 @@ def add_triggered_subprocess(start_spec, my_task: Task, spec_name: str):
     child.triggered = True
     child.task_spec._update(child)
     return child.id
+
+
+def start_events(spec) -> list:
+    """The start event specs of a process (SpiffWorkflow connects each to the process's ``Start`` task)."""
+    return [task_spec for task_spec in spec.start.outputs if hasattr(task_spec, "event_definition")]
 
 
 def event_subprocess_start_events(workflow: BpmnWorkflow) -> list:
@@ -151,14 +178,94 @@ def xsd_errors(root) -> list[tuple[int, str]]:
 # -- running --------------------------------------------------------------------------------
 
 def cancel_rest_of_process(my_task: Task) -> None:
-    """Cancel every unfinished task of ``my_task``'s process but it (an interrupting event sub-process)."""
-    top = my_task.workflow.top_workflow
-    for task in list(my_task.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)):
-        if task is my_task or task.task_spec.name in ("Start", "Root", "End") or task.parent is None:
+    """Cancel every unfinished task of ``my_task``'s process but it and what follows it.
+
+    For an interrupting event sub-process: the tasks of its own process level only (SpiffWorkflow's
+    ``get_tasks`` would also reach into every sub-process, this one's included).
+    """
+    top, process = my_task.workflow.top_workflow, my_task.workflow
+    own = {task.id for task in my_task}
+    for task in list(process.tasks.values()):
+        if (task.id in own or task.id not in process.tasks or task.has_state(TaskState.FINISHED_MASK)
+                or task.task_spec.name in ("Start", "Root", "End") or task.parent is None):
             continue
         _drop_subprocess(top, task.id)
         top.event_manager.remove_task(task)
         task.cancel()
+
+
+def end_idle_event_subprocesses(workflow: BpmnWorkflow) -> bool:
+    """Cancel event sub-processes still waiting for their start event once the rest of their process is done.
+
+    SpiffWorkflow 3.2 sets up a timer-start event sub-process when the case starts and the process then waits
+    for it; in BPMN an event sub-process that has not started holds the process open no longer. Returns
+    whether anything changed (the process end may now run).
+    """
+    changed = False
+    for process in [workflow, *workflow.subprocesses.values()]:
+        idle = [t for t in process.tasks.values() if isinstance(t.task_spec, EventSubprocess)
+                and not t.has_state(TaskState.FINISHED_MASK) and not _has_started(workflow, t)]
+        if not idle:
+            continue
+        waiting = {d.id for t in idle for d in t}
+        running = [t for t in process.tasks.values() if t.id not in waiting and t.has_state(TaskState.DEFINITE_MASK)
+                   and not isinstance(t.task_spec, _EndJoin) and t.task_spec.name not in ("Start", "Root", "End")]
+        if running:
+            continue
+        for task in idle:
+            _drop_subprocess(workflow, task.id)
+            task.cancel()
+        ends = [t for t in process.tasks.values() if isinstance(t.task_spec, _EndJoin) and t.state == TaskState.WAITING]
+        for task in ends:
+            task.task_spec._update(task)
+        changed = True
+    return changed
+
+
+def _has_started(workflow: BpmnWorkflow, my_task: Task) -> bool:
+    subprocess = workflow.subprocesses.get(my_task.id)
+    return subprocess is not None and any(t.state == TaskState.COMPLETED and t.task_spec.name != "Start"
+                                          for t in subprocess.tasks.values())
+
+
+def event_subprocess_task(my_task: Task) -> Task | None:
+    """The event sub-process task in the enclosing process that runs ``my_task``'s process, if it is one."""
+    parent_id = getattr(my_task.workflow, "parent_task_id", None)
+    if parent_id is None:
+        return None
+    owner = my_task.workflow.top_workflow.get_task_from_id(parent_id)
+    return owner if isinstance(owner.task_spec, EventSubprocess) else None
+
+
+def element_throwing(workflow: BpmnWorkflow, definition) -> str | None:
+    """The id of the element whose event definition is ``definition`` (the spec object), in any process."""
+    for spec in [workflow.spec, *workflow.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            if getattr(task_spec, "event_definition", None) is definition:
+                return task_spec.bpmn_id
+    return None
+
+
+def gateway_events(task_spec) -> list[tuple[Any, Any]]:
+    """(catch event spec, event definition) of each event an event-based gateway waits for.
+
+    SpiffWorkflow 3.2 moves each following catch event's definition into the gateway's
+    ``MultipleEventDefinition`` (in the order of its outputs) and leaves the event a none event.
+    """
+    if not isinstance(task_spec, EventBasedGateway):
+        return []
+    return list(zip(task_spec.outputs, task_spec.event_definition.event_definitions))
+
+
+def waiting_gateway_events(workflow: BpmnWorkflow) -> list[tuple[Any, Any]]:
+    """The events the case's waiting event-based gateways wait for."""
+    return [pair for task in workflow.get_tasks(state=TaskState.WAITING) for pair in gateway_events(task.task_spec)]
+
+
+def gateway_timer_spec(my_task: Task):
+    """The timer catch event behind a waiting event-based gateway (None for other tasks)."""
+    return next((spec for spec, definition in gateway_events(my_task.task_spec)
+                 if isinstance(definition, TimerEventDefinition)), None)
 
 
 def timer_value(my_task: Task) -> Any:

@@ -199,8 +199,10 @@ def _times(period: relativedelta, count: int) -> relativedelta:
 
 def due_at(my_task) -> datetime | None:
     """When a waiting timer task next fires (aware UTC), or None if it is not a timer."""
-    definition = getattr(my_task.task_spec, "event_definition", None)
-    if not isinstance(definition, TimerEventDefinition) or my_task.state != TaskState.WAITING:
+    # An event-based gateway keeps the due time of the timer it waits for as a timer event does.
+    is_timer = (isinstance(getattr(my_task.task_spec, "event_definition", None), TimerEventDefinition)
+                or spiff.gateway_timer_spec(my_task) is not None)
+    if not is_timer or my_task.state != TaskState.WAITING:
         return None
     value = spiff.timer_value(my_task)
     if value is None:
