@@ -98,6 +98,17 @@ def test_the_other_way_past_the_error_end_event_completes():
     assert case.path == ["Event_PlacementProposed", "Task_CheckPlacement", "Gateway_Safe", "Event_PlacementAgreed"]
 
 
+@pytest.mark.parametrize("safe, outcome", [(False, "replaced"), (True, "agreed")])
+def test_the_same_error_caught_by_a_boundary_event_takes_the_boundary_path(safe, outcome):
+    case = Case("error_caught")
+    case.complete("Task_CheckPlacement", {"safe": safe})
+    if not safe:
+        assert case.open == ["Task_FindAnotherPlacement"]
+        case.complete("Task_FindAnotherPlacement")
+    assert case.snap.completed and case.snap.data["outcome"] == outcome
+    assert ("Event_Unsafe" in case.path) is not safe
+
+
 # -- event-based gateway ------------------------------------------------------------------------
 
 def test_an_event_based_gateway_shows_its_timer_and_message_and_the_message_wins(frozen_clock):
@@ -352,6 +363,18 @@ def test_a_conditional_event_already_true_passes_straight_through():
     case = Case("conditional_event", {"consent": True})
     assert case.open == ["Task_AskConsent", "Task_ShareInformation"]
     assert case.path == ["Event_Referral", "Gateway_SplitConsent", "Gateway_JoinAskConsent", "Event_ConsentGiven"]
+
+
+@pytest.mark.parametrize("risk, open_after, outcome", [(5, ["Task_StrategyMeeting"], "escalated"),
+                                                     (2, ["Task_HomeVisits"], "visits_done")])
+def test_an_interrupting_conditional_boundary_event_fires_when_the_data_says_so(risk, open_after, outcome):
+    case = Case("conditional_boundary", {"risk": 1})
+    assert case.open == ["Task_HomeVisits", "Task_ScoreRisk"]
+    case.complete("Task_ScoreRisk", {"risk": risk})
+    assert case.open == open_after
+    snap = case.complete(open_after[0])
+    assert snap.completed and snap.data["outcome"] == outcome
+    assert ("Event_RiskHigh" in case.path) is (risk > 3)
 
 
 def test_a_conditional_start_event_is_refused_at_deploy():
