@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
@@ -23,7 +22,7 @@ from SpiffWorkflow.camunda.specs.user_task import UserTask
 
 from service import forms
 from service.engine import decisions as dmn
-from . import expressions, timers
+from . import expressions, spiff, timers
 from .parser import CAMUNDA_MODEL_NS, PathwayParser, role_key, task_roles
 from .xml import XmlRejected, parse_xml
 
@@ -233,15 +232,8 @@ def _load_decisions(bundle: Bundle, name: str, root, decision_files: dict[str, s
     return [Problem(p.file or name, p.element, p.message) for p in dmn.check_decisions(model)]
 
 
-_VALIDATOR: BpmnValidator | None = None
-
-
 def _xsd_problems(name: str, root) -> list[Problem]:
-    global _VALIDATOR
-    _VALIDATOR = _VALIDATOR or BpmnValidator()
-    if _VALIDATOR.validator.validate(root):
-        return []
-    return [Problem(name, None, f"line {e.line}: {e.message}") for e in list(_VALIDATOR.validator.error_log)[:10]]
+    return [Problem(name, None, f"line {line}: {message}") for line, message in spiff.xsd_errors(root)]
 
 
 def _check_bpmn(bundle: Bundle, name: str, root) -> list[Problem]:
@@ -287,9 +279,23 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
             problem(f"scripts must be Python; this one is {script_format}")
         script = element.find("bpmn:script", NS)
         _check(problem, expressions.compile_script, script.text if script is not None else "", "script")
-    elif local == "userTask":
+    elif local in ("userTask", "task", "manualTask"):
         problems += _check_user_task(bundle, name, element, lanes)
+    elif local == "multiInstanceLoopCharacteristics":
+        for message in _multi_instance_problems(element):
+            problem(message)
+    elif local == "standardLoopCharacteristics":
+        for message in _loop_problems(element):
+            problem(message)
+    elif local == "eventBasedGateway":
+        targets = [element.getparent().find(f"*[@id='{flow.get('targetRef')}']")
+                   for flow in element.getparent().iterfind(f"bpmn:sequenceFlow[@sourceRef='{element_id}']", NS)]
+        if sum(1 for t in targets if t is not None and t.find("bpmn:timerEventDefinition", NS) is not None) > 1:
+            problem("an event-based gateway here can wait for one timer at most (and any messages or signals)")
     elif local == "startEvent":
+        if element.find("bpmn:conditionalEventDefinition", NS) is not None:
+            problem("conditional start events are not supported: nothing checks the condition before the process "
+                    "runs; use a conditional intermediate or boundary event")
         form_ref = element.get(C + "formRef")
         if form_ref and form_ref not in bundle.forms_by_id:
             problem(f"the form '{form_ref}' is not deployed (no .form file has that id)")
@@ -305,11 +311,75 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
     return problems
 
 
+#: The activities whose multi-instance the engine runs (see parser._CamundaExtensions).
+MULTI_INSTANCE_ACTIVITIES = {"userTask", "task", "manualTask", "businessRuleTask", "subProcess"}
+
+
+def _multi_instance_problems(element) -> list[str]:
+    """What stops a multi-instance marker from running: where it is, its collection, cardinality, condition."""
+    owner = etree.QName(element.getparent()).localname
+    if owner not in MULTI_INSTANCE_ACTIVITIES or element.getparent().get("triggeredByEvent") == "true":
+        return [f"multi-instance is not supported on a {owner}; use it on a user task, manual task, business rule "
+                f"task or embedded sub-process"]
+    problems = []
+    collection = element.get(C + "collection") or element.findtext("bpmn:loopDataInputRef", namespaces=NS)
+    cardinality = (element.findtext("bpmn:loopCardinality", namespaces=NS) or "").strip()
+    if not collection and not cardinality:
+        problems.append("a multi-instance activity needs camunda:collection (the list to go through) or a loop "
+                        "cardinality (how many times)")
+    if collection:
+        problems += _expression_problems(collection, "collection")
+    if cardinality:
+        problems += _count_problems(cardinality, "loop cardinality")
+    variable = element.get(C + "elementVariable")
+    if variable is not None and not variable.isidentifier():
+        problems.append(f"camunda:elementVariable '{variable}' is not a name (letters, digits and _)")
+    condition = element.findtext("bpmn:completionCondition", namespaces=NS)
+    if condition is not None:
+        problems += _expression_problems(condition, "completion condition")
+    return problems
+
+
+def _loop_problems(element) -> list[str]:
+    """What stops a standard loop from running: its maximum and its condition."""
+    problems = []
+    maximum = element.get("loopMaximum")
+    condition = element.findtext("bpmn:loopCondition", namespaces=NS)
+    if maximum is None and condition is None:
+        problems.append("a loop needs a loop maximum or a loop condition, or it never ends")
+    if maximum is not None:
+        problems += _count_problems(maximum, "loop maximum", expression=False)
+    if condition is not None:
+        problems += _expression_problems(condition, "loop condition")
+    return problems
+
+
+def _count_problems(text: str, what: str, expression: bool = True) -> list[str]:
+    """A count is a whole number from 0 up, or (where allowed) an expression giving one at run time."""
+    literal = expressions.unwrap(text.strip())
+    try:
+        value = int(literal)
+    except ValueError:
+        if not expression or literal.replace(".", "", 1).lstrip("-").isdigit():
+            return [f"the {what} '{text}' is not a whole number"]
+        return _expression_problems(text, what)
+    return [f"the {what} is {value}: it cannot be negative"] if value < 0 else []
+
+
+def _expression_problems(text: str, what: str) -> list[str]:
+    try:
+        expressions.compile_expression(text)
+    except expressions.ExpressionError as error:
+        return [f"{what}: {error}"]
+    return []
+
+
 def _check_user_task(bundle: Bundle, name: str, element, lanes: dict[str, str]) -> list[Problem]:
     element_id, problems = element.get("id"), []
+    kind = {"userTask": "user task", "task": "task", "manualTask": "manual task"}[etree.QName(element).localname]
     if not (element.get(C + "candidateGroups") or lanes.get(element_id)):
-        problems.append(Problem(name, element_id, "the user task has no role: put it in a named lane or set "
-                                                  "candidate groups"))
+        problems.append(Problem(name, element_id, f"the {kind} has no role: put it in a named lane or set "
+                                                  f"candidate groups"))
     form_ref = element.get(C + "formRef")
     if form_ref and form_ref not in bundle.forms_by_id:
         problems.append(Problem(name, element_id, f"the form '{form_ref}' is not deployed (no .form file has that id)"))
@@ -355,8 +425,9 @@ def _define_process(bundle: Bundle, parser: PathwayParser, key: str, filename: s
                     process_files, decision_files) -> ProcessDefinition:
     spec = parser.get_spec(key)
     subprocess_specs = parser.get_subprocess_specs(key)
+    # A person's steps: user tasks, and plain and manual tasks, which wait for a person of their lane too.
     user_tasks = [ts for s in [spec, *subprocess_specs.values()] for ts in s.task_specs.values()
-                  if isinstance(ts, UserTask)]
+                  if isinstance(ts, UserTask) or (ts.manual and ts.bpmn_id)]
     roles = sorted({role for ts in user_tasks for role in task_roles(ts)})
     none_start = next((ts for ts in spec.task_specs.values() if isinstance(ts, StartEvent)
                        and isinstance(ts.event_definition, NoneEventDefinition)), None)

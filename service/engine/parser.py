@@ -8,15 +8,23 @@ sub-processes, and ``camunda:properties`` on every element.
 """
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.util import first, full_tag, one
 from SpiffWorkflow.bpmn.specs.defaults import (
-    BoundaryEvent, EndEvent, IntermediateCatchEvent, StartEvent, EventSubprocess, CallActivity,
+    BoundaryEvent, EventBasedGateway, IntermediateCatchEvent, StartEvent, EventSubprocess, CallActivity,
 )
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    CONDITIONAL_EVENT_XPATH, ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH, MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH,
+    TIMER_EVENT_XPATH, EventBasedGatewayParser,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaBoundaryEventParser,
@@ -35,10 +43,11 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
-from SpiffWorkflow.util.task import TaskState
 
-from . import timers
-from .specs import DecisionTask, OutcomeEndEvent
+from . import expressions, spiff, timers
+from .specs import DecisionTask, OutcomeEndEvent, ParallelItemsMultiInstance, SequentialItemsMultiInstance
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 #: Camunda attributes of an element kept in ``task_spec.extensions``.
 CAMUNDA_ATTRIBUTES = ("assignee", "candidateUsers", "candidateGroups", "dueDate", "followUpDate",
@@ -59,7 +68,22 @@ def task_roles(task_spec) -> list[str]:
 
 
 class _CamundaExtensions:
-    """Keeps ``camunda:properties`` and the Camunda attributes SpiffWorkflow drops."""
+    """Keeps ``camunda:properties`` and the Camunda attributes SpiffWorkflow drops; reads multi-instance."""
+
+    def _add_multiinstance_task(self, loop_characteristics) -> None:
+        sequential = loop_characteristics.get("isSequential") == "true"
+        collection = (self.attribute("collection", "camunda", loop_characteristics)
+                      or _text(loop_characteristics, "bpmn:loopDataInputRef"))
+        item = first(loop_characteristics.xpath("./bpmn:inputDataItem", namespaces={"bpmn": BPMN_NS}))
+        element_variable = self.attribute("elementVariable", "camunda", loop_characteristics) or (
+            item.get("name") or item.get("id") if item is not None else None)
+        cardinality = _text(loop_characteristics, "bpmn:loopCardinality")
+        if collection is None and cardinality is None:
+            self.raise_validation_exception("a multi-instance activity needs camunda:collection or a loop cardinality")
+        spec_class = SequentialItemsMultiInstance if sequential else ParallelItemsMultiInstance
+        spiff.wrap_in_multi_instance(self, lambda name: spec_class(
+            self.spec, name, task_spec="", collection=collection, element_variable=element_variable,
+            cardinality=cardinality, condition=_text(loop_characteristics, "bpmn:completionCondition")))
 
     def parse_extensions(self, node=None) -> dict[str, Any]:
         node = node if node is not None else self.node
@@ -103,8 +127,52 @@ class PathwayMessageEventDefinition(MessageEventDefinition):
             my_task.data.update(payload)
 
 
+class PathwaySignalEventDefinition(SignalEventDefinition):
+    """A signal, broadcast: caught in this case as SpiffWorkflow does, and noted for the service to send to
+    the other cases (BPMN signals reach every catcher, not only the thrower's)."""
+
+    def throw(self, my_task) -> None:
+        payload = {key: value for key, value in my_task.data.items() if not key.startswith("_")}
+        engine = my_task.workflow.top_workflow.script_engine
+        if hasattr(engine, "signals"):
+            engine.signals.append((self.name, payload))
+        super().throw(my_task)
+
+
+class PathwayConditionalEventDefinition(ConditionalEventDefinition):
+    """A condition on the case's data as it is now, checked after every step.
+
+    SpiffWorkflow 3.2 evaluates the condition on the waiting event's own copy of the data, which nothing
+    changes while it waits: a condition not already true when the event was reached never became true.
+    Here the names the condition reads come from the step that ran last (another branch, a message, a
+    retry), and are carried on when the event fires.
+    """
+
+    def has_fired(self, my_task) -> bool:
+        latest = my_task.workflow.last_task
+        names = _names_read(self.expression)
+        data = dict(my_task.data)
+        if latest is not None:
+            data.update({name: latest.data[name] for name in names if name in latest.data})
+        fired = bool(expressions.evaluate(self.expression, data))
+        if fired:
+            my_task.data.update({name: data[name] for name in names if name in data})
+        return fired
+
+
+def _names_read(expression: str) -> set[str]:
+    return {node.id for node in ast.walk(ast.parse(expressions.to_python(expression), mode="eval"))
+            if isinstance(node, ast.Name)}
+
+
 class _EventDefinitions(_CamundaExtensions):
-    """Timers and messages as the modeller writes them."""
+    """Timers, messages, signals and conditions as the modeller writes them."""
+
+    def parse_conditional_event(self, event):
+        return PathwayConditionalEventDefinition(super().parse_conditional_event(event).expression)
+
+    def parse_signal_event(self, signal_event):
+        return PathwaySignalEventDefinition(super().parse_signal_event(signal_event).name)
 
     def parse_timer_event(self, event):
         name = self.node.get("name", self.node.get("id"))
@@ -130,19 +198,60 @@ class _EventDefinitions(_CamundaExtensions):
 
 
 class StartEventParser(_EventDefinitions, CamundaStartEventParser):
-    pass
+    """Start events, with the error and escalation starts of event sub-processes.
+
+    SpiffWorkflow 3.2 reads no error or escalation definition on a start event: such an event sub-process
+    had a none start and ran as soon as the case started.
+    """
+
+    def create_task(self):
+        definition = self.get_event_definition([MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH, TIMER_EVENT_XPATH,
+                                                CONDITIONAL_EVENT_XPATH, ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH])
+        task = self._create_task(definition)
+        self.spec.start.connect(task)
+        return task
 
 
 class EndEventParser(_EventDefinitions, CamundaEndEventParser):
     pass
 
 
+def _text(node, path: str) -> str | None:
+    found = first(node.xpath(f"./{path}", namespaces={"bpmn": BPMN_NS}))
+    return (found.text or "").strip() or None if found is not None else None
+
+
+def link_name(node) -> str | None:
+    """The name of a link event's ``linkEventDefinition`` (None if the event is not a link)."""
+    link = first(node.xpath("./bpmn:linkEventDefinition", namespaces={"bpmn": BPMN_NS}))
+    return None if link is None else (link.get("name") or node.get("name") or "")
+
+
 class IntermediateCatchEventParser(_EventDefinitions, CamundaIntermediateCatchEventParser):
-    pass
+    def create_task(self):
+        if link_name(self.node) is not None:  # reached from its throwing link: passes straight through
+            return self._create_task(NoneEventDefinition())
+        return super().create_task()
 
 
 class IntermediateThrowEventParser(_EventDefinitions, CamundaIntermediateThrowEventParser):
-    pass
+    """Throw events; a link throw goes on at the catching link event of the same name.
+
+    SpiffWorkflow 3.2 has no link events: the path stopped at the throw and the catch was never reached.
+    """
+
+    def parse_node(self):
+        spec = super().parse_node()
+        name = link_name(self.node)
+        if name is not None:
+            catches = [n for n in self.node.getparent().xpath("./bpmn:intermediateCatchEvent",
+                                                               namespaces={"bpmn": BPMN_NS})
+                       if link_name(n) == name]
+            if len(catches) != 1:
+                self.raise_validation_exception(f"the link '{name}' needs exactly one catching link event "
+                                                f"of that name in the same process; there are {len(catches)}")
+            self.task.connect(self.process_parser.parse_node(catches[0]))
+        return spec
 
 
 class BoundaryEventParser(_EventDefinitions, CamundaBoundaryEventParser):
@@ -197,23 +306,33 @@ class InterruptingEventSubprocess(EventSubprocess):
         super().__init__(wf_spec, bpmn_id, subworkflow_spec, **kwargs)
         self.interrupting = interrupting
 
-    def _update_hook(self, my_task):
-        if self.interrupting and not my_task.internal_data.get("interrupted"):
-            my_task.internal_data["interrupted"] = True
-            _interrupt_siblings(my_task)
-        return super()._update_hook(my_task)
+
+class PathwayEventBasedGateway(EventBasedGateway):
+    """An event-based gateway that forgets the events it saw once it has chosen its way.
+
+    SpiffWorkflow 3.2 keeps them in the task's internal data (other catching events reset theirs), where
+    they hold event definition objects that cannot be saved.
+    """
+
+    def _run_hook(self, my_task):
+        result = super()._run_hook(my_task)
+        self.event_definition.reset(my_task)
+        return result
 
 
-def _interrupt_siblings(my_task) -> None:
-    top = my_task.workflow.top_workflow
-    for task in list(my_task.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)):
-        if task is my_task or task.task_spec.name in ("Start", "Root", "End") or task.parent is None:
-            continue
-        if task.id in top.subprocesses:
-            for sub_task in top.delete_subprocess(task):
-                top.event_manager.remove_task(sub_task)
-        top.event_manager.remove_task(task)
-        task.cancel()
+class PathwayStartEvent(StartEvent):
+    """A start event; in an interrupting event sub-process, firing ends the rest of the enclosing process.
+
+    The interruption waits for the start event's own trigger (the timer, the escalation, the message):
+    a timer- or escalation-start event sub-process is set up when the case starts, and must not cancel
+    the main path then.
+    """
+
+    def _run_hook(self, my_task):
+        owner = spiff.event_subprocess_task(my_task)
+        if owner is not None and getattr(owner.task_spec, "interrupting", False):
+            spiff.cancel_rest_of_process(owner)
+        return super()._run_hook(my_task)
 
 
 class PathwayStartTask(BpmnStartTask):
@@ -228,14 +347,7 @@ class PathwayStartTask(BpmnStartTask):
     """
 
     def trigger_wf(self, my_task, spec_name):
-        spec = self._wf_spec.task_specs.get(spec_name)
-        if self not in spec.inputs:  # once per spec: an input (TaskSpec.test needs one), but not an output of Start
-            spec._connect_notify(self)
-            spec.connect(self._wf_spec.end)
-        child = my_task._add_child(spec, TaskState.FUTURE)
-        child.triggered = True
-        child.task_spec._update(child)
-        return child.id
+        return spiff.add_triggered_subprocess(self, my_task, spec_name)
 
 
 class PathwayParser(CamundaParser):
@@ -244,12 +356,13 @@ class PathwayParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("userTask"): (PathwayUserTaskParser, UserTask),
-        full_tag("startEvent"): (StartEventParser, StartEvent),
+        full_tag("startEvent"): (StartEventParser, PathwayStartEvent),
         full_tag("endEvent"): (EndEventParser, OutcomeEndEvent),
         full_tag("intermediateCatchEvent"): (IntermediateCatchEventParser, IntermediateCatchEvent),
         full_tag("intermediateThrowEvent"): (IntermediateThrowEventParser,
                                              CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("intermediateThrowEvent")][1]),
         full_tag("boundaryEvent"): (BoundaryEventParser, BoundaryEvent),
+        full_tag("eventBasedGateway"): (EventBasedGatewayParser, PathwayEventBasedGateway),
         full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
         full_tag("task"): (PathwayTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("task")][1]),
         full_tag("manualTask"): (PathwayTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("manualTask")][1]),
@@ -262,8 +375,8 @@ class PathwayParser(CamundaParser):
 
     def get_spec(self, process_id, required=True):
         spec = super().get_spec(process_id, required)
-        if spec is not None and type(spec.start) is BpmnStartTask:
-            spec.start.__class__ = PathwayStartTask  # same state, trigger_wf that leaves the spec alone
+        if spec is not None:
+            spiff.use_start_task(spec, PathwayStartTask)  # same state, trigger_wf that leaves the spec alone
         return spec
 
     def get_engine(self, decision_ref, node):  # decisions are evaluated by the service's DMN engine
@@ -271,6 +384,6 @@ class PathwayParser(CamundaParser):
 
     def _find_dependencies(self, process):
         # BpmnDmnParser would ask its own DMN parser class; ours resolves decisions from the registry.
-        super(CamundaParser.__mro__[1], self)._find_dependencies(process)
+        spiff.find_bpmn_dependencies(self, process)
         for task in process.xpath(".//bpmn:businessRuleTask", namespaces=self.namespaces):
             self.dmn_dependencies.add(DecisionTaskParser.get_decision_ref(task))

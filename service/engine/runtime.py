@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
-from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
-from SpiffWorkflow.camunda.specs.user_task import UserTask
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from . import clock, expressions, limits, timers
+from . import clock, expressions, limits, spiff, timers
 from .bundle import ProcessDefinition
 from .limits import Limits
-from .parser import PathwayMessageEventDefinition, task_roles
-from .specs import Journal, JournalEntry, attached_task_id, evaluated_at, json_safe
+from .parser import PathwayMessageEventDefinition, PathwaySignalEventDefinition, task_roles
+from .specs import ItemsMultiInstance, Journal, JournalEntry, evaluated_at, item_label, json_safe
 
 
 class EngineError(Exception):
@@ -75,6 +70,13 @@ class ThrownMessage:
 
 
 @dataclass
+class ThrownSignal:
+    """A signal thrown in a case: BPMN broadcasts it, so it reaches this case's catchers and every other case's."""
+    name: str
+    payload: Any
+
+
+@dataclass
 class Snapshot:
     completed: bool
     data: dict[str, Any]
@@ -83,65 +85,43 @@ class Snapshot:
     messages: list[str]
     journal: list[JournalEntry] = field(default_factory=list)
     thrown: list[ThrownMessage] = field(default_factory=list)
+    #: Signals the case threw during this step, for the service to broadcast to the other cases.
+    signals: list[ThrownSignal] = field(default_factory=list)
+    #: Signal names the case waits for now.
+    waiting_signals: list[str] = field(default_factory=list)
+    #: The BPMN elements that ran during this step, in order (the path taken).
+    path: list[str] = field(default_factory=list)
 
 
-class _StateOnlyConverter(BpmnWorkflowConverter):
-    """Stores the case's state without its spec: specs are parsed once per deployment and cached."""
-
-    def to_dict(self, workflow):
-        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
-        return dct
-
-    def from_dict(self, dct):
-        process: ProcessDefinition = dct.pop("process")
-        workflow = self.target_class(process.spec, process.subprocess_specs, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
-        self.set_default_attributes(workflow, dct)
-        self.subprocesses_from_dict(dct["subprocesses"], workflow)
-        return workflow
-
-
-class _TaskConverter(TaskConverter):
-    """SpiffWorkflow 3.2 stores a task's data as a delta but forgets to convert it (dates, datetimes):
-    restoring converts it, so dumping must too."""
-
-    def to_dict(self, task):
-        dct = super().to_dict(task)
-        dct["data"] = self.registry.convert(dct["data"])
-        if dct["delta"]:
-            dct["delta"]["updates"] = self.registry.convert(dct["delta"]["updates"])
-        return dct
-
-
-def _serializer() -> BpmnWorkflowSerializer:
-    config = dict(CAMUNDA_CONFIG)
-    config[BpmnWorkflow] = _StateOnlyConverter
-    config[Task] = _TaskConverter
-    registry = BpmnWorkflowSerializer.configure(config)
-    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]),
-                      "date")
-    return BpmnWorkflowSerializer(registry)
-
-
-SERIALIZER = _serializer()
-STATE_FORMAT = f"spiff-{SERIALIZER.VERSION}"
+#: The format of the state :func:`dump` writes. It is stored inside the state and beside it (the case's
+#: ``state_format``); :func:`load` reads this one and migrates those in :data:`OLDER_FORMATS`.
+STATE_FORMAT = "pathways-2"
+#: Formats older services wrote, each with how to bring a loaded case up to :data:`STATE_FORMAT`.
+#: ``spiff-1.5``: SpiffWorkflow 3.2's own layout, no format inside, every task the case ever ran kept.
+OLDER_FORMATS = {f"spiff-{spiff.SERIALIZER_VERSION}": spiff.compact}
 
 
 def dump(workflow: BpmnWorkflow) -> str:
-    """The case's state as JSON text, without the spec."""
-    return json.dumps(SERIALIZER.to_dict(workflow), separators=(",", ":"))
+    """The case's state as JSON text, without the spec, its format named inside."""
+    return json.dumps({"format": STATE_FORMAT, **spiff.state_to_dict(workflow)}, separators=(",", ":"))
 
 
-def load(process: ProcessDefinition, state: str, limits: Limits | None = None) -> tuple[BpmnWorkflow, Journal]:
+def load(process: ProcessDefinition, state: str, state_format: str | None = None,
+         limits: Limits | None = None) -> tuple[BpmnWorkflow, Journal]:
     """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized).
 
-    Every step then taken on the case runs under ``limits`` (the defaults when None).
+    The format is the one named inside the state, else ``state_format`` (the case's stored column), else the
+    oldest this engine knows. An older format is migrated; one this engine does not know is refused. Every
+    step then taken on the case runs under ``limits`` (the defaults when None).
     """
     dct = json.loads(state)
-    dct["process"] = process
-    workflow = SERIALIZER.from_dict(dct)
+    found = dct.pop("format", None) or state_format or next(iter(OLDER_FORMATS))
+    if found != STATE_FORMAT and found not in OLDER_FORMATS:
+        raise EngineError(None, f"the case's state is in format '{found}', which this version of the service "
+                                f"cannot read (it reads {', '.join([STATE_FORMAT, *OLDER_FORMATS])})")
+    workflow = spiff.state_from_dict(dct, process.spec, process.subprocess_specs)
+    if found != STATE_FORMAT:
+        OLDER_FORMATS[found](workflow)
     journal = Journal(limits)
     workflow.script_engine = journal
     return workflow, journal
@@ -164,7 +144,7 @@ def start(process: ProcessDefinition, data: dict[str, Any],
 def complete_task(workflow: BpmnWorkflow, journal: Journal, task_id: str, data: dict[str, Any]) -> Snapshot:
     task = _open_task(workflow, task_id)
     task.data.update(data)
-    return _advance(workflow, journal, task.run)
+    return _advance(workflow, journal, lambda: (task.run(), journal.ran(task)))
 
 
 def fire_timers(workflow: BpmnWorkflow, journal: Journal) -> Snapshot:
@@ -177,6 +157,54 @@ def deliver_message(workflow: BpmnWorkflow, journal: Journal, name: str, payload
         raise NothingWaits(name)
     event = BpmnEvent(PathwayMessageEventDefinition(name), payload=payload)
     return _advance(workflow, journal, lambda: workflow.send_event(event))
+
+
+def deliver_signal(workflow: BpmnWorkflow, journal: Journal, name: str, payload: dict[str, Any]) -> Snapshot:
+    """Let the case catch the signal ``name`` (thrown by another case, or sent from outside).
+
+    The service broadcasts a signal: to every active case that waits for it (:func:`waiting_signals`, or
+    ``Snapshot.waiting_signals``), and starts a case of every process whose start event catches it
+    (:func:`catching_start_events`, :func:`start_by_event`).
+    """
+    if name not in waiting_signals(workflow):
+        raise NothingWaits(name)
+    event = BpmnEvent(PathwaySignalEventDefinition(name), payload=payload)
+    return _advance(workflow, journal, lambda: workflow.send_event(event))
+
+
+@dataclass(frozen=True)
+class StartTrigger:
+    """A start event of a process that waits for a message or a signal."""
+    kind: str  # message | signal
+    name: str
+    element: str
+
+
+def catching_start_events(process: ProcessDefinition) -> list[StartTrigger]:
+    """The message and signal start events of ``process`` (not of its event sub-processes).
+
+    A message or signal that no case waits for starts a case of each deployed process listed here for it.
+    """
+    triggers = []
+    for event in spiff.start_events(process.spec):
+        definition = event.event_definition
+        if isinstance(definition, PathwayMessageEventDefinition):
+            triggers.append(StartTrigger("message", definition.name, event.bpmn_id))
+        elif isinstance(definition, PathwaySignalEventDefinition):
+            triggers.append(StartTrigger("signal", definition.name, event.bpmn_id))
+    return triggers
+
+
+def start_by_event(process: ProcessDefinition, kind: str, name: str,
+                   payload: dict[str, Any]) -> tuple[BpmnWorkflow, Snapshot]:
+    """Start a case of ``process`` through its start event catching the message or signal ``name``."""
+    if not any(t.kind == kind and t.name == name for t in catching_start_events(process)):
+        raise NothingWaits(name)
+    workflow, first = start(process, {})
+    deliver = deliver_message if kind == "message" else deliver_signal
+    snap = deliver(workflow, workflow.script_engine, name, payload)
+    snap.path, snap.journal = first.path + snap.path, first.journal + snap.journal
+    return workflow, snap
 
 
 def retry(workflow: BpmnWorkflow, journal: Journal, data: dict[str, Any]) -> Snapshot:
@@ -205,11 +233,13 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
             if action is not None:
                 action()
             while True:
-                workflow.do_engine_steps(did_complete_task=lambda task: _within(budget, task))
+                workflow.do_engine_steps(did_complete_task=lambda task: _ran(journal, budget, task))
+                if spiff.end_idle_event_subprocesses(workflow):
+                    continue
                 if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
                     break
-            _prune_fired_cycles(workflow)
-            thrown = [ThrownMessage(e.event_definition.name, json_safe(e.payload)) for e in workflow.get_events()]
+            thrown, signals = _thrown_out(workflow, journal)
+            spiff.compact(workflow)
             snap = snapshot(workflow)
         except SpiffWorkflowException as error:
             raise _engine_error(error) from error
@@ -218,9 +248,15 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
         except (RecursionError, MemoryError) as error:  # exhaustion outside the guards is still the case's error
             reason = f"the step ran out of resources ({type(error).__name__})"
             raise EngineError(_last_element(workflow), reason) from error
-    snap.journal, snap.thrown = list(journal.entries), thrown
+    snap.journal, snap.thrown, snap.signals, snap.path = list(journal.entries), thrown, signals, list(journal.path)
     journal.entries.clear()
+    journal.path.clear()
     return snap
+
+
+def _ran(journal: Journal, budget: limits.Budget, task) -> None:
+    journal.ran(task)
+    _within(budget, task)
 
 
 def _within(budget: limits.Budget, task) -> None:
@@ -237,6 +273,31 @@ def _last_element(workflow: BpmnWorkflow) -> str | None:
     return workflow.last_task.task_spec.bpmn_id if workflow.last_task is not None else None
 
 
+def _thrown_out(workflow: BpmnWorkflow, journal: Journal) -> tuple[list[ThrownMessage], list[ThrownSignal]]:
+    """What the step threw that leaves the case: messages and signals; an error nothing caught stops it.
+
+    Terminate, escalation and the other events SpiffWorkflow also hands back when nothing in the case catches
+    them end there (an escalation nobody catches is not an error in BPMN).
+    """
+    messages = []
+    signals = [ThrownSignal(name, json_safe(payload)) for name, payload in journal.signals]
+    journal.signals.clear()
+    for event in workflow.get_events():
+        definition = event.event_definition
+        if isinstance(definition, PathwayMessageEventDefinition):
+            messages.append(ThrownMessage(definition.name, json_safe(event.payload)))
+        elif isinstance(definition, ErrorEventDefinition):
+            raise _uncaught_error(workflow, definition)
+    return messages, signals
+
+
+def _uncaught_error(workflow: BpmnWorkflow, definition) -> EngineError:
+    element = spiff.element_throwing(workflow, definition)
+    code = definition.code or definition.name
+    return EngineError(element, f"the error '{code}' was thrown and nothing in the pathway catches it; "
+                                f"the case stopped here")
+
+
 def _engine_error(error: SpiffWorkflowException) -> EngineError:
     task = getattr(error, "task", None)
     element = task.task_spec.bpmn_id if task is not None else None
@@ -248,43 +309,22 @@ def _engine_error(error: SpiffWorkflowException) -> EngineError:
     return EngineError(element, message)
 
 
-def _prune_fired_cycles(workflow: BpmnWorkflow) -> None:
-    """Drop what each firing of a repeating timer leaves behind, so a case does not grow with every reminder.
-
-    SpiffWorkflow adds a branch per firing and never removes it: the finished
-    reminder path, and another copy of the link back to the attached task.
-    """
-    for task in list(workflow.get_tasks(state=TaskState.WAITING)):
-        if not isinstance(getattr(task.task_spec, "event_definition", None), CycleTimerEventDefinition):
-            continue
-        links = [c for c in task.children if c.task_spec.name.endswith(".BoundaryEventJoin")]
-        for child in list(task.children):
-            if child in links:
-                prunable = child is not links[0] and all(not t.has_state(TaskState.STARTED | TaskState.COMPLETED)
-                                                         for t in child)
-            else:
-                prunable = all(t.has_state(TaskState.FINISHED_MASK) or _is_process_end(t) for t in child)
-            if prunable:
-                for descendant in list(child):
-                    workflow.tasks.pop(descendant.id, None)
-                task._children.remove(child.id)
-
-
-def _is_process_end(task) -> bool:
-    # A finished reminder branch still holds the process's end join and end, waiting for the main path.
-    return task.task_spec.name == "End" or task.task_spec.name.endswith(".EndJoin")
-
-
 def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
     """Names of the messages some step of the case waits for, event sub-processes included."""
-    names = {e.name for e in workflow.waiting_events() if e.event_type.endswith("MessageEventDefinition")}
+    return _waiting_for(workflow, PathwayMessageEventDefinition, "MessageEventDefinition")
+
+
+def waiting_signals(workflow: BpmnWorkflow) -> set[str]:
+    """Names of the signals some step of the case waits for, event sub-processes included."""
+    return _waiting_for(workflow, PathwaySignalEventDefinition, "SignalEventDefinition")
+
+
+def _waiting_for(workflow: BpmnWorkflow, kind: type, event_type: str) -> set[str]:
+    names = {e.name for e in workflow.waiting_events() if e.event_type.endswith(event_type)}
+    names |= {d.name for _, d in spiff.waiting_gateway_events(workflow) if isinstance(d, kind)}
     if not workflow.is_completed():
-        for spec_name in workflow.spec.start.trigger_specs:
-            sub_spec = workflow.subprocess_specs.get(spec_name)
-            for start_event in getattr(sub_spec, "bpmn_start_events", []) if sub_spec else []:
-                definition = start_event.event_definition
-                if isinstance(definition, PathwayMessageEventDefinition):
-                    names.add(definition.name)
+        names |= {start_event.event_definition.name for start_event in spiff.event_subprocess_start_events(workflow)
+                  if isinstance(start_event.event_definition, kind)}
     return names
 
 
@@ -294,11 +334,13 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
     for task in workflow.get_tasks(state=TaskState.WAITING):
         due = timers.due_at(task)
         if due is not None:
+            spec = spiff.gateway_timer_spec(task) or task.task_spec  # behind an event-based gateway: its timer
             pending.append(PendingTimer(
-                id=str(task.id), name=task.task_spec.bpmn_id, title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-                due_at=due, attached_to=attached_task_id(task), properties=dict(task.task_spec.extensions or {})))
+                id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,
+                due_at=due, attached_to=spiff.attached_task_id(task), properties=dict(spec.extensions or {})))
     return Snapshot(completed=workflow.is_completed(), data=case_data(workflow), tasks=tasks,
-                    timers=sorted(pending, key=lambda t: t.due_at), messages=sorted(waiting_messages(workflow)))
+                    timers=sorted(pending, key=lambda t: t.due_at), messages=sorted(waiting_messages(workflow)),
+                    waiting_signals=sorted(waiting_signals(workflow)))
 
 
 def _open_task_view(task) -> OpenTask:
@@ -310,10 +352,19 @@ def _open_task_view(task) -> OpenTask:
         assignee = evaluated_at(task, "assignee", lambda: expressions.evaluate(assignee, task.data))
     due = task.internal_data["due_at"]
     return OpenTask(
-        id=str(task.id), name=spec.bpmn_id, title=spec.bpmn_name or spec.bpmn_id,
-        roles=task_roles(spec) if isinstance(spec, UserTask) else [], assignee=assignee or None,
+        id=str(task.id), name=spec.bpmn_id, title=_title(task),
+        roles=task_roles(spec), assignee=assignee or None,
         due_at=datetime.fromisoformat(due) if due else None, lane=spec.lane, documentation=spec.documentation,
     )
+
+
+def _title(task) -> str:
+    """The task's name; an instance of a multi-instance task adds its item ("See the child: Amy")."""
+    title = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+    owner = task.parent.task_spec if task.parent is not None else None
+    if isinstance(owner, ItemsMultiInstance) and owner.element_variable in task.data:
+        return f"{title}: {item_label(task.data[owner.element_variable])}"
+    return title
 
 
 def _due_date(expression: str | None, data: dict[str, Any]) -> str | None:

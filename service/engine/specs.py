@@ -14,9 +14,12 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
-from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, ParallelMultiInstanceTask, SequentialMultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
+from . import expressions, spiff
 from .expressions import ExpressionError, SandboxedEnvironment
 from .limits import Limits
 
@@ -53,6 +56,13 @@ class Journal(PythonScriptEngine):
         super().__init__(environment=SandboxedEnvironment())
         self.entries: list[JournalEntry] = []
         self.limits = limits or Limits()
+        self.path: list[str] = []  # the BPMN elements run, in order
+        self.signals: list[tuple[str, Any]] = []  # signals thrown, to broadcast beyond the case
+
+    def ran(self, my_task) -> None:
+        """Note that a task ran (SpiffWorkflow's own helper tasks, which have no BPMN id, are left out)."""
+        if my_task.task_spec.bpmn_id:
+            self.path.append(my_task.task_spec.bpmn_id)
 
     def evaluate(self, task, expression, external_context=None):
         try:
@@ -136,17 +146,8 @@ def note_timer_fired(my_task) -> None:
     """Tell the run's journal a timer fired, with the task it is attached to and its properties."""
     journal = journal_of(my_task)
     if journal is not None:
-        journal.note("timer_fired", my_task, attached_to=attached_task_id(my_task),
+        journal.note("timer_fired", my_task, attached_to=spiff.attached_task_id(my_task),
                      properties=dict(my_task.task_spec.extensions or {}))
-
-
-def attached_task_id(my_task) -> str | None:
-    """The id of the task a boundary event is attached to (None for other events)."""
-    parent = my_task.parent
-    if parent is None or not parent.task_spec.name.endswith(".BoundaryEventSplit"):
-        return None
-    attached = parent.task_spec.name.removesuffix(".BoundaryEventSplit")
-    return next((str(c.id) for c in parent.children if c.task_spec.name == attached), None)
 
 
 class OutcomeEndEvent(EndEvent):
@@ -157,3 +158,85 @@ class OutcomeEndEvent(EndEvent):
         if outcome:
             my_task.data["outcome"] = outcome
         return super()._run_hook(my_task)
+
+
+class ItemsMultiInstance(MultiInstanceTask):
+    """A multi-instance activity over a collection as Camunda 7 writes it, keeping each instance's answers.
+
+    ``camunda:collection`` may be an expression (``${children}``) or a name (``children``); each instance
+    sees its item as ``camunda:elementVariable``. What an instance adds or changes is kept per item, in
+    collection order, under ``<elementVariable>_answers`` (or ``<task id>_answers``), with the item itself;
+    nothing else leaks back into the case. SpiffWorkflow's Camunda multi-instance reads the collection as a
+    plain name (``${children}`` failed), rewrites the shared task spec as it runs, and lets the last
+    instance's answers overwrite the others'.
+    """
+
+    def __init__(self, wf_spec, bpmn_id, collection: str | None = None, element_variable: str | None = None,
+                 **kwargs: Any) -> None:
+        self.items_key = f"_items_{bpmn_id}"
+        self.collection = collection
+        self.element_variable = element_variable or "item"
+        self.answers_key = f"{element_variable or bpmn_id}_answers"
+        if collection is not None:
+            kwargs["data_input"] = TaskDataReference(self.items_key)
+        kwargs["input_item"] = TaskDataReference(self.element_variable)
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+
+    def _update_hook(self, my_task):
+        result = super()._update_hook(my_task)
+        my_task.data.pop(self.element_variable, None)  # an item left from an earlier pass is not this one's
+        my_task.data.pop(self.answers_key, None)
+        items = self._items(my_task) if self.collection is not None else None
+        if items is not None:
+            my_task.data[self.items_key] = items
+        my_task.data[self.answers_key] = {} if isinstance(items, dict) else []
+        return result
+
+    def _items(self, my_task) -> Any:
+        try:
+            items = expressions.evaluate(self.collection, my_task.data)
+        except expressions.ExpressionError as error:
+            raise WorkflowTaskException(f"the collection '{self.collection}' cannot be read: {error}",
+                                        task=my_task) from None
+        if isinstance(items, dict):
+            return items
+        if not isinstance(items, (list, tuple)):
+            raise WorkflowTaskException(f"the collection '{self.collection}' is {type(items).__name__} "
+                                        f"{items!r}, not a list", task=my_task)
+        return list(items)
+
+    def merge_child(self, workflow, child) -> None:
+        my_task = child.parent
+        answers = {key: value for key, value in child.data.items() if not key.startswith("_")
+                   and key != self.answers_key and (key not in my_task.data or my_task.data[key] != value)}
+        key = spiff.instance_key(child)
+        kept = my_task.data.setdefault(self.answers_key, {} if isinstance(key, str) else [])
+        if isinstance(kept, dict):
+            kept[key] = answers
+        else:
+            index = key if isinstance(key, int) else len(kept)
+            kept.extend([None] * (index + 1 - len(kept)))
+            kept[index] = answers
+        spiff.note_instance_merged(my_task, child)
+
+    def _run_hook(self, my_task):
+        my_task.data.pop(self.items_key, None)
+        return super()._run_hook(my_task)
+
+
+class ParallelItemsMultiInstance(ParallelMultiInstanceTask, ItemsMultiInstance):
+    """Every item's instance open at once."""
+
+
+class SequentialItemsMultiInstance(SequentialMultiInstanceTask, ItemsMultiInstance):
+    """One item's instance after another."""
+
+
+def item_label(item: Any) -> str:
+    """How an item of a multi-instance collection reads in a task title."""
+    if isinstance(item, dict):
+        for key in ("name", "full_name", "title", "label", "id"):
+            if item.get(key) not in (None, ""):
+                return str(item[key])
+        return ", ".join(str(v) for v in item.values() if isinstance(v, (str, int, float)))
+    return str(item)

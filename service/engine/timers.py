@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.util.task import TaskState
 
-from . import calendar, clock, expressions
+from . import calendar, clock, expressions, spiff
 from .specs import evaluated_at, note_timer_fired
 from .clock import LONDON
 
@@ -131,19 +131,19 @@ class _ServiceClockTimer:
     """Shared behaviour: fix the due instant once, fire when the service clock passes it."""
 
     def _due(self, my_task) -> datetime:
-        value = my_task._get_internal_data("event_value")
+        value = spiff.timer_value(my_task)
         if value is None:
             now = clock.now()
             value = evaluated_at(my_task, "timer", lambda: due_from(timer_value(self.expression, my_task.data), now))
             value = value.isoformat()
-            my_task._set_internal_data(event_value=value)
+            spiff.set_timer_value(my_task, value)
         return datetime.fromisoformat(value)
 
     def has_fired(self, my_task) -> bool:
-        if not my_task._get_internal_data("event_fired", False) and self._due(my_task) <= clock.now():
-            my_task._set_internal_data(event_fired=True)
+        if not spiff.timer_fired(my_task) and self._due(my_task) <= clock.now():
+            spiff.mark_timer_fired(my_task)
             note_timer_fired(my_task)
-        return my_task._get_internal_data("event_fired", False)
+        return spiff.timer_fired(my_task)
 
 
 class TimeDateTimer(_ServiceClockTimer, TimeDateEventDefinition):
@@ -158,7 +158,7 @@ class CycleTimer(CycleTimerEventDefinition):
     """``timeCycle``: repeats on the calendar (R/P3M fires on the same day each quarter)."""
 
     def _state(self, my_task) -> dict[str, Any]:
-        state = my_task._get_internal_data("event_value")
+        state = spiff.timer_value(my_task)
         if state is None:
             value = evaluated_at(my_task, "timer", lambda: timer_value(self.expression, my_task.data))
             if not isinstance(value, str):
@@ -166,14 +166,14 @@ class CycleTimer(CycleTimerEventDefinition):
             cycles, first, period = evaluated_at(my_task, "timer", lambda: parse_cycle(value, clock.now()))
             state = {"cycles": cycles, "next": first.isoformat(), "start": first.isoformat(),
                      "period": value.strip().upper().split("/")[-1], "fired": 0}
-            my_task._set_internal_data(event_value=state)
+            spiff.set_timer_value(my_task, state)
         return state
 
     def cycle_complete(self, my_task) -> bool:
         state = self._state(my_task)
         if state["cycles"] == 0:
-            my_task.internal_data.pop("event_value", None)
-            my_task.internal_data["event_fired"] = True
+            spiff.set_timer_value(my_task, None)
+            spiff.mark_timer_fired(my_task)
             return False
         now = clock.now()
         if datetime.fromisoformat(state["next"]) > now:
@@ -189,7 +189,7 @@ class CycleTimer(CycleTimerEventDefinition):
             state["next"] = add_wall_clock(start, _times(period, state["fired"])).isoformat()
             if state["cycles"] == 0 or datetime.fromisoformat(state["next"]) > now:
                 break
-        my_task._set_internal_data(event_value=state)
+        spiff.set_timer_value(my_task, state)
         note_timer_fired(my_task)
         return True
 
@@ -201,10 +201,12 @@ def _times(period: relativedelta, count: int) -> relativedelta:
 
 def due_at(my_task) -> datetime | None:
     """When a waiting timer task next fires (aware UTC), or None if it is not a timer."""
-    definition = getattr(my_task.task_spec, "event_definition", None)
-    if not isinstance(definition, TimerEventDefinition) or my_task.state != TaskState.WAITING:
+    # An event-based gateway keeps the due time of the timer it waits for as a timer event does.
+    is_timer = (isinstance(getattr(my_task.task_spec, "event_definition", None), TimerEventDefinition)
+                or spiff.gateway_timer_spec(my_task) is not None)
+    if not is_timer or my_task.state != TaskState.WAITING:
         return None
-    value = my_task._get_internal_data("event_value")
+    value = spiff.timer_value(my_task)
     if value is None:
         return None
     if isinstance(value, dict):

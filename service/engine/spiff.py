@@ -1,0 +1,506 @@
+"""Every use of SpiffWorkflow 3.2.0 internals, in one place.
+
+The rest of the engine calls SpiffWorkflow's public API (``BpmnWorkflow``,
+``Task.run``, ``do_engine_steps``...) and, for anything that reaches into its
+private attributes or its task tree, the functions here. tests/test_spiff_adapter.py
+pins the behaviour they rely on, so that a new SpiffWorkflow fails there first.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
+from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, _EndJoin
+from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.specs.Join import Join
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
+from SpiffWorkflow.util.task import TaskState
+
+#: The SpiffWorkflow release this module was written against (pinned in pyproject.toml).
+SPIFF_VERSION = "3.2.0"
+
+
+# -- storing a case -------------------------------------------------------------------------
+
+class _StateOnlyConverter(BpmnWorkflowConverter):
+    """Stores the case's state without its spec: specs are parsed once per deployment and cached.
+
+    Calls the grandparent's ``to_dict`` (the workflow's own fields) to leave the spec out, and rebuilds a
+    workflow as ``BpmnWorkflowConverter.from_dict`` does, from the cached specs instead of stored ones.
+    """
+
+    def to_dict(self, workflow):
+        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        return dct
+
+    def from_dict(self, dct):
+        spec, subprocess_specs = dct.pop("specs")
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        return workflow
+
+
+class _TaskConverter(TaskConverter):
+    """SpiffWorkflow 3.2 stores a task's data as a delta but forgets to convert it (dates, datetimes):
+    restoring converts it, so dumping must too."""
+
+    def to_dict(self, task):
+        dct = super().to_dict(task)
+        dct["data"] = self.registry.convert(dct["data"])
+        if dct["delta"]:
+            dct["delta"]["updates"] = self.registry.convert(dct["delta"]["updates"])
+        return dct
+
+
+def _serializer() -> BpmnWorkflowSerializer:
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = _StateOnlyConverter
+    config[Task] = _TaskConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]),
+                      "date")
+    return BpmnWorkflowSerializer(registry)
+
+
+SERIALIZER = _serializer()
+#: SpiffWorkflow's own serialization format, which a stored case's tasks follow.
+SERIALIZER_VERSION: str = SERIALIZER.VERSION
+
+
+def state_to_dict(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The case's tasks, data and sub-processes as plain JSON values, without its spec."""
+    return SERIALIZER.to_dict(workflow)
+
+
+def state_from_dict(dct: dict[str, Any], spec, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
+    """Rebuild a case from :func:`state_to_dict`'s output and the (cached) specs of its process."""
+    return SERIALIZER.from_dict({**dct, "specs": (spec, subprocess_specs)})
+
+
+def state_json(workflow: BpmnWorkflow) -> str:
+    return json.dumps(state_to_dict(workflow), separators=(",", ":"))
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+def find_bpmn_dependencies(parser: BpmnParser, process) -> None:
+    """Record the processes a diagram calls, skipping BpmnDmnParser's search for DMN files.
+
+    The decisions are resolved from the service's registry instead, so this calls BpmnParser's version,
+    two levels up from CamundaParser.
+    """
+    BpmnParser._find_dependencies(parser, process)
+
+
+def wrap_in_multi_instance(task_parser, make_spec) -> None:
+    """Replace the task a parser just made with ``make_spec(name)``, running it once per instance.
+
+    As SpiffWorkflow's own parsers do: the original spec becomes ``<name> [child]``, the instances' spec.
+    """
+    original = task_parser.spec.task_specs.pop(task_parser.task.name)
+    task_parser.task = make_spec(original.name)
+    task_parser._copy_task_attrs(original)
+
+
+def instance_key(child: Task) -> Any:
+    """The index (or key) in the collection of the item a multi-instance child runs for."""
+    return child.internal_data.get("key_or_index")
+
+
+def note_instance_merged(my_task: Task, child: Task) -> None:
+    """Record that a multi-instance child's results are in (SpiffWorkflow counts these to finish)."""
+    my_task.internal_data["merged"].append(str(child.id))
+
+
+def use_start_task(spec, start_class: type) -> None:
+    """Give a parsed process spec a ``Start`` task of ``start_class`` (same state, other behaviour).
+
+    The parser builds ``BpmnStartTask`` itself; there is no hook to choose its class.
+    """
+    if type(spec.start) is BpmnStartTask:
+        spec.start.__class__ = start_class
+
+
+def add_triggered_subprocess(start_spec, my_task: Task, spec_name: str):
+    """Start an event sub-process from the ``Start`` task without making it an output of the shared spec."""
+    spec = start_spec._wf_spec.task_specs.get(spec_name)
+    if start_spec not in spec.inputs:  # once per spec: an input (TaskSpec.test needs one), not an output of Start
+        spec._connect_notify(start_spec)
+        spec.connect(start_spec._wf_spec.end)
+    child = my_task._add_child(spec, TaskState.FUTURE)
+    child.triggered = True
+    child.task_spec._update(child)
+    return child.id
+
+
+def start_events(spec) -> list:
+    """The start event specs of a process (SpiffWorkflow connects each to the process's ``Start`` task)."""
+    return [task_spec for task_spec in spec.start.outputs if hasattr(task_spec, "event_definition")]
+
+
+def event_subprocess_start_events(workflow: BpmnWorkflow) -> list:
+    """The start event specs of the event sub-processes that a message, signal... triggers in this process."""
+    events = []
+    for spec_name in workflow.spec.start.trigger_specs:
+        sub_spec = workflow.subprocess_specs.get(spec_name)
+        events += getattr(sub_spec, "bpmn_start_events", []) if sub_spec else []
+    return events
+
+
+_VALIDATOR: BpmnValidator | None = None
+
+
+def xsd_errors(root) -> list[tuple[int, str]]:
+    """(line, message) of the first ten ways a BPMN document breaks the BPMN 2.0 schema."""
+    global _VALIDATOR
+    _VALIDATOR = _VALIDATOR or BpmnValidator()
+    if _VALIDATOR.validator.validate(root):
+        return []
+    return [(error.line, error.message) for error in list(_VALIDATOR.validator.error_log)[:10]]
+
+
+# -- running --------------------------------------------------------------------------------
+
+def cancel_rest_of_process(my_task: Task) -> None:
+    """Cancel every unfinished task of ``my_task``'s process but it and what follows it.
+
+    For an interrupting event sub-process: the tasks of its own process level only (SpiffWorkflow's
+    ``get_tasks`` would also reach into every sub-process, this one's included).
+    """
+    top, process = my_task.workflow.top_workflow, my_task.workflow
+    own = {task.id for task in my_task}
+    for task in list(process.tasks.values()):
+        if (task.id in own or task.id not in process.tasks or task.has_state(TaskState.FINISHED_MASK)
+                or task.task_spec.name in ("Start", "Root", "End") or task.parent is None):
+            continue
+        _drop_subprocess(top, task.id)
+        top.event_manager.remove_task(task)
+        task.cancel()
+
+
+def end_idle_event_subprocesses(workflow: BpmnWorkflow) -> bool:
+    """Cancel event sub-processes still waiting for their start event once the rest of their process is done.
+
+    SpiffWorkflow 3.2 sets up a timer-start event sub-process when the case starts and the process then waits
+    for it; in BPMN an event sub-process that has not started holds the process open no longer. Returns
+    whether anything changed (the process end may now run).
+    """
+    changed = False
+    for process in [workflow, *workflow.subprocesses.values()]:
+        idle = [t for t in process.tasks.values() if isinstance(t.task_spec, EventSubprocess)
+                and not t.has_state(TaskState.FINISHED_MASK) and not _has_started(workflow, t)]
+        if not idle:
+            continue
+        waiting = {d.id for t in idle for d in t}
+        running = [t for t in process.tasks.values() if t.id not in waiting and t.has_state(TaskState.DEFINITE_MASK)
+                   and not isinstance(t.task_spec, _EndJoin) and t.task_spec.name not in ("Start", "Root", "End")]
+        if running:
+            continue
+        for task in idle:
+            _drop_subprocess(workflow, task.id)
+            task.cancel()
+        ends = [t for t in process.tasks.values() if isinstance(t.task_spec, _EndJoin) and t.state == TaskState.WAITING]
+        for task in ends:
+            task.task_spec._update(task)
+        changed = True
+    return changed
+
+
+def _has_started(workflow: BpmnWorkflow, my_task: Task) -> bool:
+    subprocess = workflow.subprocesses.get(my_task.id)
+    return subprocess is not None and any(t.state == TaskState.COMPLETED and t.task_spec.name != "Start"
+                                          for t in subprocess.tasks.values())
+
+
+def event_subprocess_task(my_task: Task) -> Task | None:
+    """The event sub-process task in the enclosing process that runs ``my_task``'s process, if it is one."""
+    parent_id = getattr(my_task.workflow, "parent_task_id", None)
+    if parent_id is None:
+        return None
+    owner = my_task.workflow.top_workflow.get_task_from_id(parent_id)
+    return owner if isinstance(owner.task_spec, EventSubprocess) else None
+
+
+def element_throwing(workflow: BpmnWorkflow, definition) -> str | None:
+    """The id of the element whose event definition is ``definition`` (the spec object), in any process."""
+    for spec in [workflow.spec, *workflow.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            if getattr(task_spec, "event_definition", None) is definition:
+                return task_spec.bpmn_id
+    return None
+
+
+def gateway_events(task_spec) -> list[tuple[Any, Any]]:
+    """(catch event spec, event definition) of each event an event-based gateway waits for.
+
+    SpiffWorkflow 3.2 moves each following catch event's definition into the gateway's
+    ``MultipleEventDefinition`` (in the order of its outputs) and leaves the event a none event.
+    """
+    if not isinstance(task_spec, EventBasedGateway):
+        return []
+    return list(zip(task_spec.outputs, task_spec.event_definition.event_definitions))
+
+
+def waiting_gateway_events(workflow: BpmnWorkflow) -> list[tuple[Any, Any]]:
+    """The events the case's waiting event-based gateways wait for."""
+    return [pair for task in workflow.get_tasks(state=TaskState.WAITING) for pair in gateway_events(task.task_spec)]
+
+
+def gateway_timer_spec(my_task: Task):
+    """The timer catch event behind a waiting event-based gateway (None for other tasks)."""
+    return next((spec for spec, definition in gateway_events(my_task.task_spec)
+                 if isinstance(definition, TimerEventDefinition)), None)
+
+
+def timer_value(my_task: Task) -> Any:
+    """What a timer task keeps of its due time (SpiffWorkflow's ``event_value``), or None."""
+    return my_task.internal_data.get("event_value")
+
+
+def set_timer_value(my_task: Task, value: Any) -> None:
+    my_task.internal_data["event_value"] = value
+
+
+def timer_fired(my_task: Task) -> bool:
+    return bool(my_task.internal_data.get("event_fired", False))
+
+
+def mark_timer_fired(my_task: Task, fired: bool = True) -> None:
+    """Mark a timer task fired: SpiffWorkflow's catching event then runs it."""
+    my_task.internal_data["event_fired"] = fired
+
+
+def attached_task_id(my_task: Task) -> str | None:
+    """The id of the task a boundary event is attached to (None for other events).
+
+    SpiffWorkflow puts a boundary event and its activity under one ``<activity>.BoundaryEventSplit`` task.
+    """
+    parent = my_task.parent
+    if parent is None or not parent.task_spec.name.endswith(".BoundaryEventSplit"):
+        return None
+    attached = parent.task_spec.name.removesuffix(".BoundaryEventSplit")
+    return next((str(c.id) for c in parent.children if c.task_spec.name == attached), None)
+
+
+# -- keeping a case's task tree bounded -------------------------------------------------------
+
+def compact(workflow: BpmnWorkflow) -> int:
+    """Drop what finished branches leave in the task tree; return how many tasks went.
+
+    SpiffWorkflow keeps every task a case ever ran, as one tree: each turn of a
+    loop hangs the next iteration below the last, each repeating timer adds a
+    branch. State and step time grow with the case's age, and past a depth of
+    about 1,000 its recursive ancestor walks fail. The audit log keeps the
+    history, so after each step this keeps only what a later step can read:
+    unfinished tasks and the path to them, the split a waiting boundary join
+    looks up, the join tokens a gateway has not yet consumed, the last task run.
+    """
+    if workflow.is_completed():  # nothing runs any more: keep what the final data is read from
+        return 0
+    removed = _prune_fired_cycles(workflow)
+    for key in [None, *workflow.subprocesses]:
+        process = workflow if key is None else workflow.subprocesses.get(key)
+        if process is not None and not process.is_completed():  # an earlier pass may have dropped it
+            removed += _compact_process(workflow, process)
+    return removed + _drop_orphan_subprocesses(workflow)
+
+
+def _compact_process(top: BpmnWorkflow, process) -> int:
+    tasks = list(process.tasks.values())
+    tokens = _unconsumed_join_tokens(tasks) | _fold_ended_branches(tasks)
+    keep = {process.task_tree.id} | _splits_joins_will_read(tasks)
+    if process.last_task is not None:
+        keep.add(process.last_task.id)
+    live = _live_tasks(process.task_tree, tokens | keep)
+    removed = 0
+    for task in tasks:
+        if task.id not in process.tasks or not _finished(task):
+            continue
+        for child in task.children:
+            if child.id not in live:
+                removed += _remove_branch(top, process, task, child)
+        if task.id not in keep and _may_splice(task, tokens):
+            _splice(top, process, task)
+            removed += 1
+    return removed
+
+
+def _finished(task: Task) -> bool:
+    return task.has_state(TaskState.FINISHED_MASK)
+
+
+def _splits_joins_will_read(tasks: list[Task]) -> set:
+    """The split each unfinished boundary or start-event join finds as its nearest ancestor of that spec."""
+    splits = set()
+    for task in tasks:
+        name = getattr(task.task_spec, "split_task", None) if isinstance(task.task_spec, Join) else None
+        if name and not _finished(task):
+            ancestor = task.parent
+            while ancestor is not None and ancestor.task_spec.name != name:
+                ancestor = ancestor.parent
+            if ancestor is not None:
+                splits.add(ancestor.id)
+    return splits
+
+
+def _unconsumed_join_tokens(tasks: list[Task]) -> set:
+    """Finished arrivals at a converging gateway that the gateway has not fired on yet.
+
+    A parallel or inclusive gateway counts a token per incoming flow from the
+    finished (often cancelled) copies of itself and their parents; once a copy
+    has completed, the arrivals before it are spent.
+    """
+    fired: dict[str, float] = {}
+    for task in tasks:
+        if _counts_tokens(task) and task.state == TaskState.COMPLETED:
+            fired[task.task_spec.name] = max(fired.get(task.task_spec.name, 0.0), task.last_state_change)
+    return {task.id for task in tasks if _counts_tokens(task) and _finished(task)
+            and task.state != TaskState.COMPLETED and task.last_state_change > fired.get(task.task_spec.name, -1.0)}
+
+
+def _fold_ended_branches(tasks: list[Task]) -> set:
+    """Keep one of the branches that reached an end event, holding the data of them all.
+
+    The process end (an ``_EndJoin``) waits for every branch; each branch that arrives cancels the copy
+    waiting before it, and when the last one fires it merges, oldest first, the data of every cancelled
+    copy's end event. Folding that data into the newest end event keeps the final data the same while
+    the older branches go.
+    """
+    ended = sorted((t for t in tasks if isinstance(t.task_spec, _EndJoin) and t.state == TaskState.CANCELLED
+                    and t.parent is not None), key=lambda t: t.last_state_change)
+    if not ended:
+        return set()
+    if len(ended) > 1:
+        folded: dict[str, Any] = {}
+        for task in ended:
+            DeepMerge.merge(folded, task.parent.data)
+        ended[-1].parent.data = folded
+    return {ended[-1].id}
+
+
+def _counts_tokens(task: Task) -> bool:
+    return isinstance(task.task_spec, UnstructuredJoin) and not isinstance(task.task_spec, _EndJoin)
+
+
+def _live_tasks(root: Task, keep: set) -> set:
+    """Ids of the tasks that are unfinished or kept, and of every ancestor of one."""
+    live, order, stack = set(), [], [root]
+    while stack:  # iterative: a tree that is already deep must not overflow the stack here too
+        task = stack.pop()
+        order.append(task)
+        stack.extend(task.children)
+    for task in reversed(order):
+        if task.id in keep or not _finished(task) or any(c in live for c in task._children):
+            live.add(task.id)
+    return live
+
+
+def _may_splice(task: Task, tokens: set) -> bool:
+    """A finished task with one child may leave the tree, unless a join reads it as that child's parent."""
+    if task.parent is None or len(task._children) != 1:
+        return False
+    child = task.children[0]
+    return not (isinstance(child.task_spec, Join) and (not _finished(child) or child.id in tokens))
+
+
+def _splice(top: BpmnWorkflow, process, task: Task) -> None:
+    """Put ``task``'s only child in its place under its parent."""
+    parent, child = task.parent, task.children[0]
+    parent._children[parent._children.index(task.id)] = child.id
+    child._parent = parent.id
+    task._children = []
+    _forget(top, process, [task])
+
+
+def _remove_branch(top: BpmnWorkflow, process, parent: Task, child: Task) -> int:
+    branch = list(_iterate(child))
+    parent._children.remove(child.id)
+    _forget(top, process, branch)
+    return len(branch)
+
+
+def _iterate(task: Task) -> Iterable[Task]:
+    stack = [task]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def _forget(top: BpmnWorkflow, process, tasks: list[Task]) -> None:
+    for task in tasks:
+        process.tasks.pop(task.id, None)
+        top.event_manager.remove_task(task)
+        _drop_subprocess(top, task.id)
+
+
+def _drop_subprocess(top: BpmnWorkflow, task_id) -> int:
+    """Forget the sub-process a removed task ran, with those its own tasks ran."""
+    subprocess = top.subprocesses.pop(task_id, None)
+    if subprocess is None:
+        return 0
+    for task in subprocess.tasks.values():
+        top.event_manager.remove_task(task)
+        _drop_subprocess(top, task.id)
+    return len(subprocess.tasks)
+
+
+def _drop_orphan_subprocesses(top: BpmnWorkflow) -> int:
+    """Sub-processes whose task has left the tree (SpiffWorkflow never deletes them itself)."""
+    owners = set(top.tasks).union(*(sp.tasks for sp in top.subprocesses.values()))
+    return sum(_drop_subprocess(top, key) for key in [k for k in top.subprocesses if k not in owners])
+
+
+def _prune_fired_cycles(workflow: BpmnWorkflow) -> int:
+    """Drop what each firing of a repeating timer leaves behind, below the timer that keeps waiting.
+
+    SpiffWorkflow adds a branch per firing under the waiting timer and never removes it: the finished
+    reminder path, and another copy of the link back to the attached task.
+    """
+    removed = 0
+    for task in list(workflow.get_tasks(state=TaskState.WAITING)):
+        if not isinstance(getattr(task.task_spec, "event_definition", None), CycleTimerEventDefinition):
+            continue
+        links = [c for c in task.children if c.task_spec.name.endswith(".BoundaryEventJoin")]
+        for child in list(task.children):
+            if child in links:
+                prunable = child is not links[0] and all(not t.has_state(TaskState.STARTED | TaskState.COMPLETED)
+                                                         for t in child)
+            else:
+                prunable = all(t.has_state(TaskState.FINISHED_MASK) or _is_process_end(t) for t in child)
+            if prunable:
+                removed += _remove_branch(workflow, task.workflow, task, child)
+    return removed
+
+
+def _is_process_end(task: Task) -> bool:
+    # A finished reminder branch still holds the process's end join and end, waiting for the main path.
+    return task.task_spec.name == "End" or task.task_spec.name.endswith(".EndJoin")
+
+
+def tree_depth(workflow: BpmnWorkflow) -> int:
+    """The deepest task's depth, over the case and its sub-processes (for tests and benchmarks)."""
+    deepest = 0
+    for process in [workflow, *workflow.subprocesses.values()]:
+        stack = [(process.task_tree, 0)]
+        while stack:
+            task, depth = stack.pop()
+            deepest = max(deepest, depth)
+            stack.extend((c, depth + 1) for c in task.children)
+    return deepest
