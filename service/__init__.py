@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from service.config import engine_options, from_environment
+from service.engine.limits import Limits
 from service.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -28,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config),
                                                **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
 
+    app.extensions["engine_limits"] = Limits.from_config(app.config)
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))
 

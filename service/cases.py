@@ -12,6 +12,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -21,6 +22,7 @@ from service import notifications, policy
 from service.deployments import get_process, process_definition
 from service.engine import clock, runtime
 from service.engine.bundle import ProcessDefinition
+from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
 from service.models import AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, TaskRole, User
@@ -176,9 +178,9 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     # The engine runs before the first write, so that no lock is held while it does (on SQLite a write
     # lock stops every other writer).
     try:
-        workflow, snap, error = *runtime.start(process, data), None
+        workflow, snap, error = *runtime.start(process, data, limits=_limits()), None
     except runtime.EngineError as failure:
-        workflow, snap, error = runtime.new_workflow(process, data), None, failure
+        workflow, snap, error = runtime.new_workflow(process, data, limits=_limits()), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by=actor.name, data={}, started_from_case_id=started_from.id if started_from else None)
     session.add(case)
@@ -201,7 +203,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     case = task.case
     process = process_of(session, case)
     cleaned = _validated(process.form_of(task.name), data, source, known=case.data)
-    workflow, journal = runtime.load(process, case.state)
+    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
         snap = runtime.complete_task(workflow, journal, task.id, cleaned)
     except runtime.TaskNotOpen:
@@ -296,7 +298,7 @@ def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
         raise Conflict(f"case {case.id} is {case.status}, not stopped on an error")
     process = process_of(session, case)
     payload = _retry_payload(case, process, data)
-    workflow, journal = runtime.load(process, case.state)
+    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
         snap = runtime.retry(workflow, journal, payload)
     except runtime.EngineError as error:
@@ -310,7 +312,7 @@ def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
 def fire_timers(session: Session, case: Case) -> int:
     """Fire what is due in one case; return how many timers fired."""
     process = process_of(session, case)
-    workflow, journal = runtime.load(process, case.state)
+    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
         snap = runtime.fire_timers(workflow, journal)
     except runtime.EngineError as error:
@@ -435,7 +437,7 @@ def _was_sent(submitted: Any, key: str) -> bool:
 
 def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor) -> None:
     process = process_of(session, case)
-    workflow, journal = runtime.load(process, case.state)
+    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
         snap = runtime.deliver_message(workflow, journal, name, payload)
     except runtime.NothingWaits:
@@ -531,6 +533,11 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
         _deliver(session, target, message.name, payload, SERVICE)
     _audit(session, case, actor, "message_sent", None,
            {"name": message.name, "to_cases": [t.id for t in delivered]})
+
+
+def _limits() -> Limits:
+    """What one engine step may use, from the service's settings (ENGINE_STEP_SECONDS, ENGINE_STEP_MEMORY_MB)."""
+    return current_app.extensions["engine_limits"]
 
 
 def _record_error(session: Session, case: Case, actor: Actor, error: runtime.EngineError, *,

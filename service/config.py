@@ -20,6 +20,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SMTP_SENDER": env.get("SMTP_SENDER", "step-pathways@localhost"),
         "SMTP_ENABLED": env.get("SMTP_ENABLED", "false").lower() in ("1", "true", "yes"),
         "PATHWAYS_ROOT": env.get("PATHWAYS_ROOT", str(REPO_ROOT)),
+        # What one engine step (scripts, expressions, decisions of one start, completion or timer) may use.
+        "ENGINE_STEP_SECONDS": float(env.get("ENGINE_STEP_SECONDS", "2")),
+        "ENGINE_STEP_MEMORY_MB": int(env.get("ENGINE_STEP_MEMORY_MB", "256")),
         # PostgreSQL ends a statement, or a transaction left idle, that holds locks longer than this.
         "DATABASE_STATEMENT_TIMEOUT_SECONDS": int(env.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")),
         "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": int(env.get("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",

@@ -23,6 +23,13 @@ QUICK = 5.0  # seconds: a bomb must be stopped well within this, on a busy share
 def pathway(script: str = "checked = True", condition: str = "${checked}", assignee: str | None = None,
             due: str | None = None, timer: str | None = None) -> runtime.ProcessDefinition:
     """Start, a script task, an optional timer, a gateway with a condition, a user task: every place that evaluates."""
+    xml = pathway_xml(script, condition, assignee, due, timer)
+    return build_bundle({"bounds.bpmn": xml}).processes["bounds"]
+
+
+def pathway_xml(script: str = "checked = True", condition: str = "${checked}", assignee: str | None = None,
+                due: str | None = None, timer: str | None = None) -> bytes:
+    """The diagram of :func:`pathway` (process id ``bounds``), to deploy through the service."""
     wait = (f'<bpmn:intermediateCatchEvent id="Event_Wait"><bpmn:incoming>Flow_2</bpmn:incoming>'
             f'<bpmn:outgoing>Flow_3</bpmn:outgoing><bpmn:timerEventDefinition id="Timer_Wait">'
             f'<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">{escape(timer)}</bpmn:timeDuration>'
@@ -56,7 +63,7 @@ def pathway(script: str = "checked = True", condition: str = "${checked}", assig
     <bpmn:sequenceFlow id="Flow_4" sourceRef="Task_Work" targetRef="Event_Done" />
   </bpmn:process>
 </bpmn:definitions>'''
-    return build_bundle({"bounds.bpmn": bpmn.encode()}).processes["bounds"]
+    return bpmn.encode()
 
 
 def case_error(process, data: dict | None = None, step_limits: Limits | None = None) -> runtime.EngineError:

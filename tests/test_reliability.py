@@ -180,3 +180,46 @@ def test_the_timer_service_stops_cleanly_during_a_sweep(app, monkeypatch):
     release.set()
     stopper.join(15)
     assert not stopper.is_alive()
+
+
+def test_a_runaway_step_stops_its_case_and_the_service_answers_meanwhile(database_url, tmp_path, frozen_clock):
+    """The step limits of the settings hold through the service: a start and a timer firing each stop on time."""
+    import time
+
+    from conftest import Api, make_app, save_user
+    from test_limits import pathway_xml
+
+    app = make_app(database_url, ENGINE_STEP_SECONDS=0.5)
+    with app.app_context():
+        for name, roles in {"analyst": ["analyst"], "worker": ["social_worker"], "admin": ["admin"]}.items():
+            save_user(db.session, name, roles, token=f"token-{name}")
+        db.session.commit()
+    api = Api(app, {n: f"token-{n}" for n in ("analyst", "worker", "admin")})
+    runaway = tmp_path / "runaway"
+    runaway.mkdir()
+    (runaway / "bounds.bpmn").write_bytes(pathway_xml(script="while True: pass"))
+    assert api.deploy(runaway).status_code == 201
+    started = time.monotonic()
+    case = api.post("/cases", json={"process": "bounds", "reference": "RUN-1", "data": {}}).json
+    assert time.monotonic() - started < 10
+    assert case["status"] == "error" and case["error"]["element"] == "Task_Script"
+    assert "0.5 s" in case["error"]["message"] or "loops more than" in case["error"]["message"]
+    # A bomb after a timer: the timer sweep stops that case and goes on with the others.
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "bounds.bpmn").write_bytes(pathway_xml(script="big = 10_000_000_000", condition="${'x' * big == ''}", timer="PT1H"))
+    deployed = api.deploy(later)
+    assert deployed.status_code == 201, deployed.json
+    poisoned = api.post("/cases", json={"process": "bounds", "reference": "RUN-2", "data": {}}).json
+    assert poisoned["status"] == "active" and poisoned["timers"]
+    frozen_clock.advance(hours=2)
+    started = time.monotonic()
+    scheduler.fire_due(app)
+    assert time.monotonic() - started < 10
+    stopped = api.get(f"/cases/{poisoned['id']}", as_="admin").json
+    assert stopped["status"] == "error" and stopped["error"]["element"] == "Gateway_Check"
+    assert "MB of memory" in stopped["error"]["message"]
+    assert [n["kind"] for n in api.get("/notifications", as_="admin").json] == ["error"]
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
