@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from service import notifications, policy
-from service.deployments import get_process, process_definition
+from service.deployments import get_process, latest_process_versions, process_definition
 from service.engine import clock, runtime
 from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
@@ -325,6 +325,50 @@ def fire_timers(session: Session, case: Case) -> int:
     return fired
 
 
+def broadcast_signal(session: Session, name: str, data: Any, actor: Actor, *, thrower: Case | None = None,
+                     reference: str | None = None) -> dict[str, list[int]]:
+    """A signal reaches every active case of the council that waits for it, and starts a case of every
+    pathway whose start event catches it (with the thrower's reference, or ``reference``).
+
+    Returns the ids of the cases reached and of those started.
+    """
+    payload = _sized(_plain_data(data))
+    pattern = '%"' + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+    candidates = session.scalars(select(Case).where(Case.status == "active", Case.id != (thrower.id if thrower else 0),
+                                                    cast(Case.waiting_signals, String).like(pattern, escape="\\")))
+    reached = [c for c in candidates if name in (c.waiting_signals or [])]
+    for target in reached:
+        _deliver(session, target, name, payload, SERVICE if thrower else actor, signal=True)
+    started = [_start_by_signal(session, version, name, payload, actor, thrower, reference)
+               for version in latest_process_versions(session)
+               if any(t.kind == "signal" and t.name == name
+                      for t in runtime.catching_start_events(process_definition(session, version)))]
+    if thrower is not None:
+        _audit(session, thrower, actor, "signal_sent", None, {"name": name, "to_cases": [c.id for c in reached],
+                                                              "started": [c.id for c in started]})
+    return {"reached": [c.id for c in reached], "started": [c.id for c in started]}
+
+
+def _start_by_signal(session: Session, version: ProcessVersion, name: str, payload: dict[str, Any], actor: Actor,
+                     thrower: Case | None, reference: str | None) -> Case:
+    reference = thrower.reference if thrower is not None else (reference or "").strip()
+    if not reference or len(reference) > MAX_REFERENCE:
+        raise InvalidData("a signal that starts a pathway needs the case reference",
+                          {"reference": f"Give the reference of the family's case (at most {MAX_REFERENCE} characters)"})
+    process = process_definition(session, version)
+    if thrower is None and not policy.may_start(process.roles, process.starter_roles, actor):
+        raise Forbidden(f"the signal '{name}' starts '{version.name}', which your roles may not start")
+    workflow, snap = runtime.start_by_event(process, "signal", name, payload)
+    case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
+                started_by=actor.name, data={}, started_from_case_id=thrower.id if thrower else None)
+    session.add(case)
+    session.flush()
+    _audit(session, case, actor, "case_started", None, {"signal": name, "data": payload, "process": version.key,
+                                                         "version": version.version})
+    _apply(session, case, workflow, snap, actor)
+    return case
+
+
 def cancel_case(session: Session, case_id: int, reason: Any, actor: Actor) -> Case:
     """End a case that must not go on (a duplicate, a case stuck on an error), with the reason, audited.
 
@@ -435,17 +479,20 @@ def _was_sent(submitted: Any, key: str) -> bool:
     return hasattr(submitted, "keys") and (key in submitted or f"{key}-day" in submitted)
 
 
-def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor) -> None:
+def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor, *,
+             signal: bool = False) -> None:
     process = process_of(session, case)
     workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
-        snap = runtime.deliver_message(workflow, journal, name, payload)
+        deliver = runtime.deliver_signal if signal else runtime.deliver_message
+        snap = deliver(workflow, journal, name, payload)
     except runtime.NothingWaits:
-        raise Conflict(f"nothing in case {case.id} waits for the message '{name}'") from None
+        raise Conflict(f"nothing in case {case.id} waits for the {'signal' if signal else 'message'} '{name}'") from None
     except runtime.EngineError as error:
         _record_error(session, case, actor, error, data=payload)
         return
-    _audit(session, case, actor, "message_received", None, {"name": name, "data": payload})
+    _audit(session, case, actor, "signal_received" if signal else "message_received", None,
+           {"name": name, "data": payload})
     _apply(session, case, workflow, snap, actor)
 
 
@@ -460,6 +507,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     case.error = None
     case.updated_at = now
     case.waiting_for = snap.messages
+    case.waiting_signals = sorted(snap.waiting_signals)
     case.next_timer_at = snap.timers[0].due_at if snap.timers else None
     with session.no_autoflush:  # one flush at the end, not one per query
         _sync_tasks(session, case, snap.tasks, now)
@@ -475,6 +523,8 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     session.flush()
     for message in snap.thrown:
         _route_thrown(session, case, message, actor)
+    for signal in snap.signals:
+        broadcast_signal(session, signal.name, signal.payload, actor, thrower=case)
 
 
 def _sync_tasks(session: Session, case: Case, tasks: list[runtime.OpenTask], now: datetime) -> None:

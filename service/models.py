@@ -165,6 +165,7 @@ class Case(CouncilOwned, db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
     waiting_for: Mapped[list[Any]] = mapped_column(default=list)  # message names some step waits for
+    waiting_signals: Mapped[list[Any]] = mapped_column(default=list)  # signal names some step waits for
     timer_failures: Mapped[int] = mapped_column(default=0)  # failed sweeps in a row; three quarantine the case
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
     process: Mapped[ProcessVersion] = relationship(lazy="joined")

@@ -90,5 +90,10 @@ def may_cancel(actor: Actor) -> bool:
     return actor.is_admin
 
 
+def may_broadcast(actor: Actor) -> bool:
+    """A signal from outside reaches every waiting case of the council: its admin's to send."""
+    return actor.is_admin
+
+
 def may_deploy(actor: Actor) -> bool:
     return actor.is_admin or ANALYST in actor.roles

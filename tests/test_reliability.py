@@ -223,3 +223,43 @@ def test_a_runaway_step_stops_its_case_and_the_service_answers_meanwhile(databas
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_signal_reaches_every_waiting_case_of_the_council_and_starts_its_pathways(app, api, tmp_path):
+    """Thrown by one case, or sent by the council's admin: caught by every waiting case, never another council's."""
+    from conftest import save_user
+
+    folder = tmp_path / "signals"
+    folder.mkdir()
+    for name in ("signal_catch", "signal_throw", "signal_start"):
+        (folder / f"{name}.bpmn").write_bytes((FIXTURES / "constructs" / f"{name}.bpmn").read_bytes())
+    assert api.deploy(folder).status_code == 201
+    with app.app_context():
+        save_user(db.session, "officer", ["education_officer"], token="token-officer")
+        save_user(db.session, "elsewhere-admin", ["admin"], council="elsewhere", token="token-elsewhere-admin")
+        save_user(db.session, "elsewhere-analyst", ["analyst"], council="elsewhere", token="token-elsewhere-analyst")
+        db.session.commit()
+    api.tokens.update({n: f"token-{n}" for n in ("officer", "elsewhere-admin", "elsewhere-analyst")})
+    assert api.deploy(folder, as_="elsewhere-analyst").status_code == 201
+    plans = []
+    for reference in ("FAM-1", "FAM-2"):
+        case = api.post("/cases", json={"process": "signal_catch", "reference": reference, "data": {}}).json
+        api.post(f"/tasks/{case['tasks'][0]['id']}/complete", json={"data": {}})
+        plans.append(case["id"])
+    other = api.post("/cases", json={"process": "signal_catch", "reference": "ELSE-1", "data": {}},
+                     as_="elsewhere-admin").json
+    api.post(f"/tasks/{other['tasks'][0]['id']}/complete", json={"data": {}}, as_="elsewhere-admin")
+    thrower = api.post("/cases", json={"process": "signal_throw", "reference": "SCHOOL-1", "data": {}},
+                       as_="officer").json
+    done = api.post(f"/tasks/{thrower['tasks'][0]['id']}/complete", json={"data": {}}, as_="officer")
+    assert done.status_code == 200, done.json
+    for plan in plans:
+        assert [t["name"] for t in api.get(f"/cases/{plan}").json["tasks"]] == ["Task_ArrangeCover"]
+    assert [t["name"] for t in api.get(f"/cases/{other['id']}", as_="elsewhere-admin").json["tasks"]] == []
+    sent = [e for e in api.get(f"/cases/{thrower['id']}/history", as_="officer").json if e["event"] == "signal_sent"]
+    assert sorted(sent[0]["detail"]["to_cases"]) == sorted(plans) and len(sent[0]["detail"]["started"]) == 1
+    # From outside: the council's admin only; a pathway it starts needs the reference.
+    assert api.post("/signals", json={"name": "school_closure"}).status_code == 403
+    assert api.post("/signals", json={"name": "school_closure"}, as_="admin").status_code == 422
+    answer = api.post("/signals", json={"name": "school_closure", "reference": "SCHOOL-2"}, as_="admin")
+    assert answer.status_code == 200 and answer.json["reached"] == [] and len(answer.json["started"]) == 1
