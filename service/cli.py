@@ -137,7 +137,7 @@ def create_user(name: str, council_key: str | None, roles: tuple[str, ...], oper
     except ServiceError as error:
         raise click.ClickException(_explain(error)) from None
     db.session.commit()
-    click.echo(token)
+    click.echo(token or f"{name} keeps their API tokens (issue another with: flask users token {name})")
 
 
 def _explain(error: ServiceError) -> str:
