@@ -54,17 +54,31 @@ def authenticate_operator():
     return None
 
 
+def authenticate_person():
+    """Before every request about the caller themselves (their tokens): 401 unless the token is theirs."""
+    user = _user()
+    if not isinstance(user, User):
+        return _unauthorised(user)
+    g.user, g.council = user, None
+    g.actor = Actor(user.name, (), user.id, None)
+    return None
+
+
 def require_role(*roles: str) -> None:
     """403 unless the caller holds one of ``roles`` in the acting council (its admin always passes)."""
     policy.require_role(g.actor, *roles)
 
 
+def bearer_token() -> str:
+    """The token in the request's ``Authorization: Bearer`` header (never a URL: logs keep URLs)."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
 def _user() -> User | TokenRefused | None:
     """The caller; or why their token is refused (revoked, expired); or None without a known token."""
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
     try:
-        user = user_for_token(db.session, token)
+        user = user_for_token(db.session, bearer_token())
     except TokenRefused as refused:
         return refused
     if user is not None:
