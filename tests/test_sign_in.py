@@ -271,3 +271,30 @@ def test_a_password_set_through_the_service_follows_the_policy(app):
         save_user(db.session, "worker", [], password="twelve chars")
         db.session.commit()
         assert db.session.query(User).filter_by(name="worker").one().password_hash.startswith("$argon2")
+
+
+def test_becoming_the_operator_ends_every_session(app):
+    browser = _signed_in(app)
+    with app.app_context():
+        save_user(db.session, "worker", ["social_worker"], operator=True)
+        db.session.commit()
+    assert _is_signed_out(browser)
+
+
+# -- behind a reverse proxy -----------------------------------------------------------------------
+
+def test_behind_a_proxy_the_clients_address_is_the_forwarded_one(database_url, time):
+    app = _app(database_url, PROXY_HOPS=1, **NO_LIMITS)
+
+    def through_proxy(client_address, password):
+        return app.test_client().post("/sign-in", data={"name": "worker", "password": password},
+                                      environ_base={"REMOTE_ADDR": "10.0.0.1"},
+                                      headers={"X-Forwarded-For": client_address})
+
+    for _ in range(5):
+        through_proxy("203.0.113.9", "wrong")
+    assert "locked" in page_text(through_proxy("203.0.113.9", PASSWORD))
+    assert through_proxy("192.0.2.1", PASSWORD).status_code == 302  # another client behind the same proxy
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
