@@ -30,6 +30,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
 
     app.extensions["engine_limits"] = Limits.from_config(app.config)
+    if app.config.get("PROXY_HOPS"):
+        # The client's address (sign-in limits and locks) is the proxy's unless its X-Forwarded-For is read.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from service import auth, councils as council_service, deployments, tenancy
 from service.engine.bundle import DeploymentInvalid
 from service.errors import ServiceError
-from service.models import Council, db
+from service.models import Council, User, db
 
 users = AppGroup("users", help="Manage users and their roles in councils.")
 timers = AppGroup("timers", help="Fire timers by hand.")
@@ -137,7 +138,48 @@ def create_user(name: str, council_key: str | None, roles: tuple[str, ...], oper
     except ServiceError as error:
         raise click.ClickException(_explain(error)) from None
     db.session.commit()
+    click.echo(token or f"{name} keeps their API tokens (issue another with: flask users token {name})")
+
+
+def _user(name: str):
+    user = db.session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise click.BadParameter(f"there is no user '{name}'", param_hint="NAME")
+    return user
+
+
+@users.command("token")
+@click.argument("name")
+@click.option("--days", type=click.IntRange(min=1), help="How long it lasts (default: API_TOKEN_DAYS, 90).")
+@click.option("--label", default="", help="What it is for, e.g. 'case management system'.")
+def issue_token(name: str, days: int | None, label: str) -> None:
+    """Issue another API token for a user and print it (shown only now; it expires, and can be revoked)."""
+    token = auth.issue_token(db.session, _user(name), label=label, days=days)
+    db.session.commit()
     click.echo(token)
+
+
+@users.command("tokens")
+@click.argument("name")
+def list_tokens(name: str) -> None:
+    """A user's API tokens: id, label, issued, expires, revoked, last used."""
+    for row in auth.tokens_of(db.session, _user(name)):
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else f"expires {row.expires_at:%Y-%m-%d}"
+        used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used"
+        click.echo(f"{row.id:6} {row.label or '-':30} issued {row.created_at:%Y-%m-%d} {state}, {used}")
+
+
+@users.command("revoke-token")
+@click.argument("name")
+@click.argument("token_id", type=int)
+def revoke_token(name: str, token_id: int) -> None:
+    """Revoke one of a user's API tokens (its id from `flask users tokens NAME`)."""
+    try:
+        auth.revoke_token(db.session, _user(name), token_id=token_id)
+    except ServiceError as error:
+        raise click.ClickException(_explain(error)) from None
+    db.session.commit()
+    click.echo(f"token {token_id} of {name} revoked")
 
 
 def _explain(error: ServiceError) -> str:

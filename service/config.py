@@ -36,6 +36,7 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+        **{key: int(env.get(key, default)) for key, default in SIGN_IN_DEFAULTS.items()},
     }
 
 
@@ -47,6 +48,21 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
     idle = config["DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"] * 1000
     return {"pool_pre_ping": True, "connect_args": {
         "options": f"-c statement_timeout={statement} -c idle_in_transaction_session_timeout={idle}"}}
+
+
+#: Signing in, sessions and tokens (docs/security.md); each may be set in the environment.
+SIGN_IN_DEFAULTS: dict[str, int] = {
+    "SIGN_IN_LOCK_AFTER": 5,  # failed attempts for one user name from one address ...
+    "SIGN_IN_LOCK_MINUTES": 15,  # ... lock that name from that address this long
+    "SIGN_IN_WINDOW_MINUTES": 15,  # the sliding window of the two rate limits below
+    "SIGN_IN_LIMIT_PER_ACCOUNT": 20,  # attempts at one user name, from any address, in the window
+    "SIGN_IN_LIMIT_PER_ADDRESS": 100,  # attempts from one address, at any user name, in the window
+    "SESSION_IDLE_MINUTES": 30,  # a page session unused this long has ended
+    "SESSION_LIFETIME_HOURS": 12,  # and any page session this long after signing in
+    "API_TOKEN_DAYS": 90,  # how long a new API token lasts, unless told otherwise
+    "PASSWORD_MIN_LENGTH": 12,
+    "PROXY_HOPS": 0,  # reverse proxies in front of the service whose X-Forwarded-For is trusted
+}
 
 
 def _database_url(url: str | None, instance_path: str) -> str:

@@ -85,11 +85,61 @@ class User(db.Model):
     display_name: Mapped[str | None] = mapped_column(String(120))
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    failed_sign_ins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
+    # Raised by signing out, a new password or new roles: every session signed before it has ended.
+    session_version: Mapped[int] = mapped_column(default=1)
     is_operator: Mapped[bool] = mapped_column(default=False)  # runs the service; reads no case data
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the API: one of several a person may hold, each expiring and revocable.
+
+    Only the token's SHA-256 is kept (tokens are long and random, so a fast hash is enough); the token
+    itself is shown once, when it is issued.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(80), default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class SignInLock(db.Model):
+    """Failed sign-ins for one user name from one address, counted atomically; five lock the pair.
+
+    Keyed by the name typed, not by a user, so that an unknown name locks exactly as a real one does (the
+    answer never tells whether an account exists), and by address, so that nobody elsewhere can lock a
+    person out on purpose.
+    """
+
+    __tablename__ = "sign_in_locks"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)  # failed, or being checked now
+    last_attempt_at: Mapped[datetime]
+
+
+class SignInAttempt(db.Model):
+    """One attempt to sign in not (yet) known to be right: the sliding window of the rate limits,
+    shared by every process of the service because it is in the database."""
+
+    __tablename__ = "sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(45))
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    __table_args__ = (Index("ix_sign_in_attempts_name_at", "name", "at"),
+                      Index("ix_sign_in_attempts_address_at", "address", "at"),
+                      Index("ix_sign_in_attempts_at", "at"))  # attempts older than the window are pruned
 
 
 class Membership(db.Model):

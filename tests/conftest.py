@@ -87,8 +87,9 @@ def database_url(request, tmp_path):
 
 
 def _settings(database_url: str, config) -> dict:
+    # API tokens last ten years here: the pathway scenarios move the clock on by more than a year.
     return {"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "TESTING": True,
-            "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True, **config}
+            "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True, "API_TOKEN_DAYS": 3650, **config}
 
 
 def make_app(database_url: str, **config):

@@ -11,7 +11,7 @@ from service import tenancy
 from service.errors import ServiceError
 from service.models import db
 
-from . import cases, councils, decisions, deployments, notifications, processes, signals, tasks, tracker
+from . import cases, councils, decisions, deployments, notifications, processes, signals, tasks, tokens, tracker
 
 API_PREFIX = "/api/v1"
 
@@ -19,9 +19,17 @@ API_PREFIX = "/api/v1"
 def init_app(app: Flask) -> None:
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils, signals):
+    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils, signals,
+                   tokens):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
+
+    @app.after_request
+    def never_cached(response):
+        """API answers hold case data and tokens: no browser or proxy may keep them."""
+        if request.path.startswith(API_PREFIX):
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.teardown_request
     def forget_council(_error=None):

@@ -9,8 +9,8 @@ from __future__ import annotations
 from flask import g, jsonify, request
 
 from service import policy, tenancy
-from service.auth import councils_of, roles_in, user_for_token
-from service.models import db
+from service.auth import TokenRefused, councils_of, roles_in, user_for_token
+from service.models import User, db
 from service.policy import Actor
 
 COUNCIL_HEADER = "X-Council"
@@ -19,8 +19,8 @@ COUNCIL_HEADER = "X-Council"
 def authenticate():
     """Before every council API request: 401 unless the bearer token is a user's; then act for their council."""
     user = _user()
-    if user is None:
-        return _unauthorised()
+    if not isinstance(user, User):
+        return _unauthorised(user)
     councils = councils_of(db.session, user)
     wanted = request.headers.get(COUNCIL_HEADER, "").strip()
     if wanted:
@@ -45,12 +45,22 @@ def authenticate():
 def authenticate_operator():
     """Before every operator API request: 401 without a token, 403 unless the user runs the service."""
     user = _user()
-    if user is None:
-        return _unauthorised()
+    if not isinstance(user, User):
+        return _unauthorised(user)
     if not user.is_operator:
         return jsonify({"message": "this is for the service's operator"}), 403
     g.user, g.council = user, None
     g.actor = Actor(user.name, (policy.OPERATOR,), user.id, None)
+    return None
+
+
+def authenticate_person():
+    """Before every request about the caller themselves (their tokens): 401 unless the token is theirs."""
+    user = _user()
+    if not isinstance(user, User):
+        return _unauthorised(user)
+    g.user, g.council = user, None
+    g.actor = Actor(user.name, (), user.id, None)
     return None
 
 
@@ -59,14 +69,23 @@ def require_role(*roles: str) -> None:
     policy.require_role(g.actor, *roles)
 
 
-def _user():
+def bearer_token() -> str:
+    """The token in the request's ``Authorization: Bearer`` header (never a URL: logs keep URLs)."""
     header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    user = user_for_token(db.session, token)
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
+def _user() -> User | TokenRefused | None:
+    """The caller; or why their token is refused (revoked, expired); or None without a known token."""
+    try:
+        user = user_for_token(db.session, bearer_token())
+    except TokenRefused as refused:
+        return refused
     if user is not None:
         tenancy.identify(db.session, user.id)
     return user
 
 
-def _unauthorised():
-    return jsonify({"message": "sign in: send 'Authorization: Bearer <your token>'"}), 401
+def _unauthorised(refused: TokenRefused | None = None):
+    message = refused.message if refused else "sign in: send 'Authorization: Bearer <your token>'"
+    return jsonify({"message": message}), 401

@@ -3,8 +3,9 @@
 Every page calls the same service layer as the REST API (``service.cases``, ``service.auth``); nothing
 here decides who may do what. ``init_app`` wires in:
 
-* Flask-Login (a signed session cookie holding the user's id; sign-in through ``service.auth.sign_in``,
-  which hashes with argon2 and locks an account after repeated failures);
+* Flask-Login (a signed session cookie holding the user's id and session version, refused once the user's
+  sessions are ended, idle or too old: ``service.auth.session_holds``; sign-in through
+  ``service.auth.sign_in``: argon2, a lock per user name and address, rate limits; docs/security.md);
 * Flask-WTF's ``CSRFProtect`` on every form post, with the ``/api/v1`` blueprints exempt (they use bearer
   tokens, not cookies);
 * security headers on every response (a strict content security policy: no inline script or style);

@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 from service import cases as case_service
 from service import councils as council_service
 from service import tenancy
-from service.auth import SignInRefused, councils_of, roles_in, sign_in as check_password
+from service import auth
+from service.auth import SignInRefused, TooManyAttempts, councils_of, roles_in, sign_in as check_password
 from service.engine import calendar, clock
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.models import Council, OpenTask, User, db
@@ -47,12 +48,15 @@ class WebUser(UserMixin):
 
     @classmethod
     def load(cls, user_id: str) -> WebUser | None:
+        """The session's user, if the session still holds (``service.auth.session_holds``); else none."""
         try:
             user = db.session.get(User, int(user_id))
         except (TypeError, ValueError):
             return None
-        if user is None:
+        if user is None or not auth.session_holds(user, session):
+            session.clear()  # ended: signed out, timed out, or the user's password or roles changed
             return None
+        _touch(session)
         tenancy.identify(db.session, user.id)
         councils = councils_of(db.session, user)
         chosen = session.get(COUNCIL_KEY)
@@ -69,6 +73,13 @@ class WebUser(UserMixin):
     @property
     def is_manager(self) -> bool:
         return self.actor.is_manager
+
+
+def _touch(held) -> None:
+    """Mark the session used now (for the idle timeout); at most once a minute, so the cookie rarely changes."""
+    now = clock.now().timestamp()
+    if now - float(held.get(auth.SEEN_AT, 0)) >= 60:
+        held[auth.SEEN_AT] = now
 
 
 COUNCIL_KEY = "council_id"
@@ -150,7 +161,7 @@ def sign_in():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("web.inbox"))
     errors: dict[str, str] = {}
-    name, status = "", 200
+    name, status, retry_after = "", 200, None
     if request.method == "POST":
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
@@ -160,21 +171,24 @@ def sign_in():
             errors["password"] = "Enter your password"
         if not errors:
             try:
-                user = check_password(db.session, name, password)
+                user = check_password(db.session, name, password, request.remote_addr)
             except SignInRefused as refused:
-                db.session.commit()  # keep the count of failures, and a lock-out
+                db.session.commit()
                 errors["password"] = refused.message
-                status = 401
+                status = refused.status
+                retry_after = refused.retry_after if isinstance(refused, TooManyAttempts) else None
             else:
                 db.session.commit()
                 session.clear()  # a fresh session: nothing from before signing in survives
                 login_user(WebUser(user, None, [], ()))
+                session.update(auth.start_session(user))
                 return redirect(_safe_next(request.args.get("next")))
     if errors and status == 200:
         status = 400
     error_list = [{"text": message, "href": f"#{key}"} for key, message in errors.items()]
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
     return render_template("sign_in.html", errors=errors, error_list=error_list, name=name,
-                           next=request.args.get("next")), status
+                           next=request.args.get("next")), status, headers
 
 
 @bp.route("/sign-out", methods=["GET", "POST"])
@@ -183,6 +197,9 @@ def sign_out():
         if not current_user.is_authenticated:
             return redirect(url_for("web.sign_in"))
         return render_template("sign_out.html")
+    if current_user.is_authenticated:
+        auth.end_sessions(db.session, db.session.get(User, current_user.id))  # a copied cookie dies too
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You have signed out.", "success")
