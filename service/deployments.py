@@ -14,11 +14,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from flask import current_app
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import tenancy
+from service import deploy_checks, tenancy
 from service.engine.bundle import Bundle, DeploymentInvalid, ProcessDefinition, Problem, build_bundle
 from service.errors import NotFound
 from service.models import Deployment, DeploymentFile, ProcessVersion
@@ -26,6 +29,7 @@ from service.models import Deployment, DeploymentFile, ProcessVersion
 MAX_FILES = 200
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
 PATHWAY_FOLDERS = ("bpmn", "dmn", "forms")
+CACHE = "step_pathways.parsed_pathways"
 
 
 @dataclass
@@ -36,51 +40,83 @@ class DeployResult:
 
 
 class BundleCache:
-    """Parsed bundles by deployment id; parsing a deployment happens once per process."""
+    """Parsed pathways, held in ``app.extensions`` (one per app, never shared between apps or tests).
 
-    def __init__(self, size: int = 16) -> None:
+    A process definition is kept by what determines it: its council, key and the content hash of its own
+    files, so twenty live versions of one pathway are twenty small entries, and versions that share
+    content share one (a deployment snapshot holds every file of the council: keying by deployment made
+    each version parse and hold every pathway). Whole bundles (for decision tables and copies) are few.
+    """
+
+    def __init__(self, processes: int = 512, bundles: int = 4) -> None:
+        self._processes: OrderedDict[tuple, ProcessDefinition] = OrderedDict()
         self._bundles: OrderedDict[int, Bundle] = OrderedDict()
         self._lock = threading.Lock()
-        self.size = size
+        self.sizes = {"processes": processes, "bundles": bundles}
 
-    def get(self, session: Session, deployment_id: int) -> Bundle:
+    def process(self, session: Session, version: ProcessVersion) -> ProcessDefinition:
+        key = (version.council_id, version.key, version.content_hash)
+        with self._lock:
+            if key in self._processes:
+                self._processes.move_to_end(key)
+                return self._processes[key]
+        return self.bundle(session, version.deployment_id, version.council_id).processes[version.key]
+
+    def bundle(self, session: Session, deployment_id: int, council_id: int | None = None) -> Bundle:
         with self._lock:
             if deployment_id in self._bundles:
                 self._bundles.move_to_end(deployment_id)
                 return self._bundles[deployment_id]
         files = session.scalars(select(DeploymentFile).where(DeploymentFile.deployment_id == deployment_id)).all()
         bundle = build_bundle({f.name: f.content for f in files})
-        self.put(deployment_id, bundle)
+        self.put(deployment_id, bundle, council_id if council_id is not None else files[0].council_id)
         return bundle
 
-    def put(self, deployment_id: int, bundle: Bundle) -> None:
+    def put(self, deployment_id: int, bundle: Bundle, council_id: int) -> None:
         with self._lock:
-            self._bundles[deployment_id] = bundle
-            self._bundles.move_to_end(deployment_id)
-            while len(self._bundles) > self.size:
-                self._bundles.popitem(last=False)
+            _remember(self._bundles, deployment_id, bundle, self.sizes["bundles"])
+            for key, process in bundle.processes.items():
+                _remember(self._processes, (council_id, key, process.content_hash), process, self.sizes["processes"])
 
     def clear(self) -> None:
         with self._lock:
+            self._processes.clear()
             self._bundles.clear()
 
 
-BUNDLES = BundleCache()
+def _remember(entries: OrderedDict, key: Any, value: Any, size: int) -> None:
+    entries[key] = value
+    entries.move_to_end(key)
+    while len(entries) > size:
+        entries.popitem(last=False)
+
+
+def cache() -> BundleCache:
+    """The app's cache of parsed pathways (created on first use)."""
+    return current_app.extensions.setdefault(CACHE, BundleCache())
+
+
+def clear_cache() -> None:
+    cache().clear()
 
 
 def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) -> DeployResult:
     """Check the uploaded files and record a new deployment if anything changed.
 
-    Raises :class:`DeploymentInvalid` (nothing is written) when any file would not run as drawn.
+    Raises :class:`DeploymentInvalid` (nothing is written) when any file would not run as drawn, is over a
+    limit, or the checks take longer than their budget (``service.deploy_checks``).
     """
     _check_upload(uploads)
+    deploy_checks.check_limits(uploads)
     latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
     files = {f.name: f.content for f in latest.files} if latest else {}
     files.update(uploads)
+    existing = session.scalars(select(Deployment).where(
+        Deployment.content_hash == deploy_checks.content_hash(files))).first()
+    if existing is not None:  # nothing changed: nothing is checked or parsed again
+        return DeployResult(existing, _versions_for(session, cache().bundle(session, existing.id, existing.council_id)), created=False)
+    deploy_checks.check_in_time(files)
     bundle = build_bundle(files)
-    existing = session.scalars(select(Deployment).where(Deployment.content_hash == bundle.content_hash)).first()
-    if existing is not None:
-        return DeployResult(existing, _versions_for(session, bundle), created=False)
     deployment = Deployment(content_hash=bundle.content_hash, created_by=actor,
                             files=[DeploymentFile(name=n, content=c) for n, c in sorted(files.items())])
     session.add(deployment)
@@ -96,7 +132,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) ->
         session.add(version)
         versions.append(version)
     session.flush()
-    BUNDLES.put(deployment.id, bundle)
+    cache().put(deployment.id, bundle, deployment.council_id)
     return DeployResult(deployment, versions, created=True)
 
 
@@ -144,12 +180,12 @@ def latest_process_versions(session: Session) -> list[ProcessVersion]:
 
 
 def process_definition(session: Session, version: ProcessVersion) -> ProcessDefinition:
-    """The parsed process of a version, from the cache of its deployment."""
-    return BUNDLES.get(session, version.deployment_id).processes[version.key]
+    """The parsed process of a version (parsed once, then cached by its content)."""
+    return cache().process(session, version)
 
 
 def bundle_of(session: Session, version: ProcessVersion) -> Bundle:
-    return BUNDLES.get(session, version.deployment_id)
+    return cache().bundle(session, version.deployment_id, version.council_id)
 
 
 def get_process(session: Session, key: str) -> ProcessVersion:
@@ -161,7 +197,7 @@ def get_process(session: Session, key: str) -> ProcessVersion:
 
 def latest_bundle(session: Session) -> Bundle | None:
     latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
-    return BUNDLES.get(session, latest.id) if latest else None
+    return cache().bundle(session, latest.id, latest.council_id) if latest else None
 
 
 def copy_pathway(session: Session, from_council: str, key: str, actor: str | None) -> DeployResult:
