@@ -13,16 +13,19 @@ timer thread. Content that passed once is not checked again (remembered by conte
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 from lxml import etree
 
-from service.engine.bundle import BPMN_NS, C, NS, DeploymentInvalid, Problem, build_bundle
+from service import limits
+from service.engine.bundle import BPMN_NS, C, NS, Bundle, DeploymentInvalid, Problem, build_bundle
 from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml
 
@@ -59,6 +62,8 @@ def _file_problems(name: str, content: bytes) -> list[Problem]:
         return [Problem(name, None, f"the file is {len(content):,} bytes; the limit is {limit:,} bytes "
                                     f"(DEPLOY_MAX_FILE_BYTES)")]
     kind = name.rsplit(".", 1)[-1].lower()
+    if kind == "form":
+        return _form_problems(name, content)
     if kind not in ("bpmn", "dmn"):
         return []
     try:
@@ -66,6 +71,20 @@ def _file_problems(name: str, content: bytes) -> list[Problem]:
     except XmlRejected:
         return []  # the full checks say why
     return _diagram_problems(name, root) if kind == "bpmn" else _decision_problems(name, root)
+
+
+def _form_problems(name: str, content: bytes) -> list[Problem]:
+    """A form nested deeper than ``MAX_JSON_DEPTH`` (100,000 levels once made a deploy a 500)."""
+    limit = current_app.config.get("MAX_JSON_DEPTH", limits.DEFAULTS["MAX_JSON_DEPTH"])
+    try:
+        deepest = limits.json_depth(json.loads(content))
+    except RecursionError:
+        deepest = limit + 1
+    except ValueError:
+        return []  # not JSON: the form checks say so
+    if deepest > limit:
+        return [Problem(name, None, f"the form is nested more than {limit} levels deep (MAX_JSON_DEPTH)")]
+    return []
 
 
 def _diagram_problems(name: str, root) -> list[Problem]:
@@ -119,23 +138,38 @@ def _decision_problems(name: str, root) -> list[Problem]:
 
 # -- the full checks, in a process of their own, within a time budget --------------------------------
 
+@dataclass(frozen=True)
+class Checked:
+    """What a deploy needs of files that passed every check: each process's name and content hash, and the
+    parsed bundle when the checks ran in this process (else it is parsed on first use)."""
+
+    processes: dict[str, tuple[str, str]]
+    bundle: Bundle | None = None
+
+
+def summary(bundle: Bundle) -> dict[str, tuple[str, str]]:
+    return {key: (p.name, p.content_hash) for key, p in bundle.processes.items()}
+
+
 class _Passed:
-    """Content hashes whose checks passed (bounded): unchanged files are not checked again."""
+    """Files whose checks passed, by content hash (bounded): unchanged files are not checked again."""
 
     def __init__(self, size: int = 256) -> None:
-        self._hashes: OrderedDict[str, None] = OrderedDict()
+        self._entries: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         self._lock = threading.Lock()
         self.size = size
 
-    def __contains__(self, digest: str) -> bool:
+    def get(self, digest: str) -> dict[str, tuple[str, str]] | None:
         with self._lock:
-            return digest in self._hashes
+            if digest in self._entries:
+                self._entries.move_to_end(digest)
+            return self._entries.get(digest)
 
-    def add(self, digest: str) -> None:
+    def add(self, digest: str, processes: dict[str, tuple[str, str]]) -> None:
         with self._lock:
-            self._hashes[digest] = None
-            while len(self._hashes) > self.size:
-                self._hashes.popitem(last=False)
+            self._entries[digest] = processes
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 PASSED = _Passed()
@@ -148,12 +182,26 @@ def content_hash(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def check_in_time(files: Mapping[str, bytes]) -> None:
-    """Run every deploy check in a separate process; refuse the deploy if they take over the budget."""
+def check_in_time(files: Mapping[str, bytes]) -> Checked:
+    """Run every deploy check (in a separate process, killed past the budget); raise what is wrong."""
     budget = setting("DEPLOY_CHECK_SECONDS")
     digest = content_hash(files)
-    if not budget or digest in PASSED:
-        return
+    if (known := PASSED.get(digest)) is not None:
+        return Checked(known)
+    if not budget:
+        bundle = build_bundle(files)
+        return Checked(summary(bundle), bundle)
+    outcome, value = _check_elsewhere(files, budget)
+    if outcome == "invalid":
+        raise DeploymentInvalid(value)
+    if outcome == "failed":  # the checker died or hit a bug: the checks in this process say why
+        bundle = build_bundle(files)
+        return Checked(summary(bundle), bundle)
+    PASSED.add(digest, value)
+    return Checked(value)
+
+
+def _check_elsewhere(files: Mapping[str, bytes], budget: float) -> tuple[str, Any]:
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_check, args=(dict(files), sender), daemon=True)
@@ -164,21 +212,17 @@ def check_in_time(files: Mapping[str, bytes]) -> None:
             raise DeploymentInvalid([Problem("", None, f"checking these files took longer than {budget} s "
                                                        f"(DEPLOY_CHECK_SECONDS); make the diagrams or tables "
                                                        f"smaller")])
-        problems = receiver.recv()
+        return receiver.recv()
     except EOFError:
-        problems = None  # the checker died (out of memory, say): the checks in this process will say why
+        return "failed", None
     finally:
         process.kill()
         process.join()
         receiver.close()
-    if problems:
-        raise DeploymentInvalid(problems)
-    if problems == []:  # None: the checker failed; the checks in this process will say why
-        PASSED.add(digest)
 
 
 def _context():
-    """A fork server with the engine imported: each check starts in milliseconds, from a clean process."""
+    """A fork server with the engine imported: each check starts quickly, from a clean process."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["service.deploy_checks"])
     return context
@@ -186,11 +230,10 @@ def _context():
 
 def _check(files: dict[str, bytes], sender) -> None:
     try:
-        build_bundle(files)
-        sender.send([])
+        sender.send(("ok", summary(build_bundle(files))))
     except DeploymentInvalid as error:
-        sender.send(error.problems)
-    except Exception:  # noqa: BLE001 (a bug in a check: the deploying process runs it again and reports it)
-        sender.send(None)
+        sender.send(("invalid", error.problems))
+    except Exception:  # noqa: BLE001 (a bug in a check: the deploying process runs the checks and reports it)
+        sender.send(("failed", None))
     finally:
         sender.close()

@@ -1,14 +1,16 @@
-"""Deploying pathways: versioned by content, parsed once per deployment and cached.
+"""Deploying pathways: versioned by content, checked once within limits, parsed once and cached.
 
 Deployments are a council's own (every query here runs in the acting council's scope, ``service.tenancy``):
 the same process key may be two different diagrams in two councils. A deployment is a snapshot of every
-pathway file of its council: the files uploaded, laid over the council's latest deployment's. A process whose own files (diagram, called diagrams,
-decisions, forms) hash the same as its latest version gets no new version, so
-deploying unchanged files is a no-op, and a running case keeps the version it
-started on.
+pathway file of its council: the files uploaded, laid over the council's latest deployment's; each file's
+content is stored once per council (``PathwayFile``) however many deployments hold it. A process whose own
+files (diagram, called diagrams, decisions, forms) hash the same as its latest version gets no new
+version, so deploying unchanged files is a no-op, and a running case keeps the version it started on.
+Limits and the time budget of the checks: ``service.deploy_checks``.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 from service import deploy_checks, tenancy
 from service.engine.bundle import Bundle, DeploymentInvalid, ProcessDefinition, Problem, build_bundle
 from service.errors import NotFound
-from service.models import Deployment, DeploymentFile, ProcessVersion
+from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersion
 
 MAX_FILES = 200
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
@@ -114,30 +116,47 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) ->
     existing = session.scalars(select(Deployment).where(
         Deployment.content_hash == deploy_checks.content_hash(files))).first()
     if existing is not None:  # nothing changed: nothing is checked or parsed again
-        return DeployResult(existing, _versions_for(session, cache().bundle(session, existing.id, existing.council_id)), created=False)
-    deploy_checks.check_in_time(files)
-    bundle = build_bundle(files)
-    deployment = Deployment(content_hash=bundle.content_hash, created_by=actor,
-                            files=[DeploymentFile(name=n, content=c) for n, c in sorted(files.items())])
+        return DeployResult(existing, _versions_up_to(session, existing), created=False)
+    digest = deploy_checks.content_hash(files)
+    checked = deploy_checks.check_in_time(files)
+    stored = _stored_files(session, files)
+    deployment = Deployment(content_hash=digest, created_by=actor,
+                            files=[DeploymentFile(name=n, file=stored[n]) for n in sorted(files)])
     session.add(deployment)
     session.flush()
     versions = []
-    for key, process in sorted(bundle.processes.items()):
+    for key, (name, process_hash) in sorted(checked.processes.items()):
         latest_version = latest_process_version(session, key)
-        if latest_version is not None and latest_version.content_hash == process.content_hash:
+        if latest_version is not None and latest_version.content_hash == process_hash:
             versions.append(latest_version)
             continue
         version = ProcessVersion(key=key, version=(latest_version.version + 1) if latest_version else 1,
-                                 name=process.name, content_hash=process.content_hash, deployment=deployment)
+                                 name=name, content_hash=process_hash, deployment=deployment)
         session.add(version)
         versions.append(version)
     session.flush()
-    cache().put(deployment.id, bundle, deployment.council_id)
+    if checked.bundle is not None:
+        cache().put(deployment.id, checked.bundle, deployment.council_id)
     return DeployResult(deployment, versions, created=True)
 
 
-def _versions_for(session: Session, bundle: Bundle) -> list[ProcessVersion]:
-    return [v for key in sorted(bundle.processes) if (v := latest_process_version(session, key)) is not None]
+def _stored_files(session: Session, files: Mapping[str, bytes]) -> dict[str, PathwayFile]:
+    """Each file's stored content: the council's row with the same SHA-256, else a new one (stored once)."""
+    hashes = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
+    known = {f.sha256: f for f in session.scalars(select(PathwayFile).where(PathwayFile.sha256.in_(set(hashes.values()))))}
+    for name, digest in hashes.items():
+        if digest not in known:
+            known[digest] = PathwayFile(sha256=digest, content=files[name])
+            session.add(known[digest])
+    return {name: known[digest] for name, digest in hashes.items()}
+
+
+def _versions_up_to(session: Session, deployment: Deployment) -> list[ProcessVersion]:
+    """The latest version of every pathway that ``deployment``'s files define (files are never taken away,
+    so those are the keys of every version deployed up to it), read without parsing anything."""
+    keys = session.scalars(select(ProcessVersion.key).where(ProcessVersion.deployment_id <= deployment.id)
+                           .distinct()).all()
+    return [v for key in sorted(keys) if (v := latest_process_version(session, key)) is not None]
 
 
 def _check_upload(uploads: Mapping[str, bytes]) -> None:

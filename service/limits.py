@@ -75,13 +75,13 @@ def _parse(raw: bytes) -> Any:
     except (ValueError, UnicodeDecodeError):
         return None  # not JSON: the view's own parsing answers 400 as before
     else:
-        deepest = _depth(body)
+        deepest = json_depth(body)
     if deepest > limit:
         raise BadRequest(f"the request body is nested more than {limit} levels deep", limit=limit)
     return body
 
 
-def _depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
     """How deeply objects and arrays nest in a parsed JSON value (walked without recursion)."""
     deepest, pending = 0, [(value, 1)]
     while pending:

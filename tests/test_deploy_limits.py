@@ -130,3 +130,26 @@ def test_each_app_has_its_own_cache(client):
     with second.app.app_context():
         assert deployments.cache() is not mine
     assert first.app.extensions[deployments.CACHE] is mine
+
+
+def test_each_file_is_stored_once_per_council_however_many_deployments_hold_it(client):
+    from service.models import DeploymentFile, PathwayFile
+
+    api = client(DEPLOY_CHECK_SECONDS=0)
+    assert upload(api, {"review.bpmn": REVIEW, "test_level.dmn": DMN}).status_code == 201
+    for i in range(3):
+        changed = REVIEW.replace('name="Test review"', f'name="Test review {i}"', 1)
+        assert upload(api, {"review.bpmn": changed}).status_code == 201
+    with api.app.app_context():
+        in_council(db.session)
+        assert len(db.session.scalars(select(DeploymentFile)).all()) == 8  # 4 deployments of 2 files
+        stored = db.session.scalars(select(PathwayFile)).all()
+        assert len(stored) == 5  # the decision table once, and each of the 4 diagrams
+        assert sum(1 for f in stored if f.content == DMN.encode()) == 1
+
+
+def test_a_form_nested_too_deep_is_refused_at_deploy(client):
+    api = client()
+    deep = '{"components": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    text = messages(upload(api, {"deep.form": deep}))
+    assert "deep.form" in text and "nested more than 32 levels" in text
