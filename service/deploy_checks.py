@@ -172,7 +172,9 @@ class _Passed:
                 self._entries.popitem(last=False)
 
 
-PASSED = _Passed()
+def _passed() -> _Passed:
+    """The app's record of files that passed (in ``app.extensions``, like the parsed-pathway cache)."""
+    return current_app.extensions.setdefault("step_pathways.checked_files", _Passed())
 
 
 def content_hash(files: Mapping[str, bytes]) -> str:
@@ -186,7 +188,7 @@ def check_in_time(files: Mapping[str, bytes]) -> Checked:
     """Run every deploy check (in a separate process, killed past the budget); raise what is wrong."""
     budget = setting("DEPLOY_CHECK_SECONDS")
     digest = content_hash(files)
-    if (known := PASSED.get(digest)) is not None:
+    if (known := _passed().get(digest)) is not None:
         return Checked(known)
     if not budget:
         bundle = build_bundle(files)
@@ -197,7 +199,7 @@ def check_in_time(files: Mapping[str, bytes]) -> Checked:
     if outcome == "failed":  # the checker died or hit a bug: the checks in this process say why
         bundle = build_bundle(files)
         return Checked(summary(bundle), bundle)
-    PASSED.add(digest, value)
+    _passed().add(digest, value)
     return Checked(value)
 
 
