@@ -199,11 +199,10 @@ class HttpEvaluator:
 
         from flask_migrate import upgrade
 
-        from service import councils, create_app, deployments
+        from service import councils, create_app
         from service.auth import save_user
         from service.models import db
 
-        deployments.BUNDLES.clear()
         url = f"sqlite:///{tempfile.mkdtemp(prefix='tck-')}/tck.db"
         self.app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
         with self.app.app_context():

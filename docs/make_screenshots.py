@@ -104,7 +104,6 @@ def running_site(folder: Path):
                       "SECRET_KEY": "screenshots-only", "WTF_CSRF_ENABLED": True})
     with app.app_context():
         upgrade()
-    deployments.BUNDLES.clear()  # deployment ids are per database
     seed(app, fixed)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)

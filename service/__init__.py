@@ -40,8 +40,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))
 
-    from service import api, cli, scheduler, tenancy, tracker_page, web  # noqa: F401 (tenancy: its query events)
+    from service import api, cli, limits, scheduler, tenancy, tracker_page, web  # noqa: F401 (tenancy: its query events)
 
+    limits.init_app(app)  # first: its bounded <int:...> must be in place before any route is added
     api.init_app(app)
     cli.init_app(app)
     scheduler.init_app(app)

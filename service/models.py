@@ -169,15 +169,35 @@ class Deployment(CouncilOwned, db.Model):
     __table_args__ = (UniqueConstraint("council_id", "content_hash", name="uq_deployments_council_id"),)
 
 
+class PathwayFile(CouncilOwned, db.Model):
+    """A pathway file's content, stored once per council however many deployments include it."""
+
+    __tablename__ = "pathway_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    __table_args__ = (UniqueConstraint("council_id", "sha256", name="uq_pathway_files_council_sha256"),)
+
+
 class DeploymentFile(CouncilOwned, db.Model):
+    """A file of a deployment: its name there, and its content (shared by every deployment holding it)."""
+
     __tablename__ = "deployment_files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    file_id: Mapped[int] = mapped_column(ForeignKey("pathway_files.id"), index=True)
+    file: Mapped[PathwayFile] = relationship(lazy="joined")
 
     __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+
+    @property
+    def content(self) -> bytes:
+        return self.file.content
 
 
 class ProcessVersion(CouncilOwned, db.Model):

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from service import auth, create_app, deployments, tenancy
+from service import auth, create_app, tenancy
 from service.engine import clock
 from service.models import Council, db
 
@@ -107,7 +107,6 @@ def make_app(database_url: str, **config):
                 connection.execute(text(_GRANTS))
             db.session.remove()
             db.engine.dispose()
-    deployments.BUNDLES.clear()
     if not database_url.startswith("postgresql"):
         return owner
     return create_app(_settings(database_url.replace("://postgres@", f"://{APP_ROLE}@"), config))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from conftest import Api
-from service import create_app, deployments, scheduler
+from service import create_app, scheduler
 from service.engine.clock import LONDON
 
 
@@ -43,8 +43,7 @@ def test_step_down_from_start_to_end_over_http_across_a_restart(pathways, frozen
     allocation = only_task(case, "Task_AllocationDecision")
     assert allocation["due_at"].startswith("2027-01-06T10:00")  # the next Wednesday meeting
 
-    # The service restarts: a new app on the same database, with no parsed specs cached.
-    deployments.BUNDLES.clear()
+    # The service restarts: a new app on the same database, with no parsed specs cached (each app has its own).
     restarted = create_app({"SQLALCHEMY_DATABASE_URI": pathways.app.config["SQLALCHEMY_DATABASE_URI"],
                             "TIMERS_ENABLED": False, "TESTING": True})
     api = Api(restarted, pathways.tokens)

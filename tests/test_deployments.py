@@ -161,11 +161,9 @@ def test_a_running_case_keeps_its_version(api):
 
 def test_the_service_survives_a_restart(database_url, tokens, api):
     from conftest import Api, make_app
-    from service import deployments
 
     upload(api, {"review.bpmn": REVIEW.encode(), "test_level.dmn": DMN})
     case = api.post("/cases", json={"process": "test_review", "reference": "F1", "data": {"needs": 1}}).json
-    deployments.BUNDLES.clear()  # a new process starts with nothing cached
     restarted = Api(make_app_without_reset(database_url), tokens)
     again = restarted.get(f"/cases/{case['id']}").json
     assert again == case

@@ -7,22 +7,34 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from service.engine.bundle import DeploymentInvalid
-from service import tenancy
+from service import limits, tenancy
 from service.errors import ServiceError
 from service.models import db
 
 from . import cases, councils, decisions, deployments, notifications, processes, signals, tasks, tokens, tracker
+from .schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
 
 
+class _Api(Api):
+    """flask-smorest documenting the error bodies this API sends (``message``, and ``errors`` when any)."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+
 def init_app(app: Flask) -> None:
-    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+    api = _Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils, signals,
                    tokens):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
+
+    @app.before_request
+    def check_request():
+        if request.path.startswith(API_PREFIX):
+            limits.check_request()
 
     @app.after_request
     def never_cached(response):
@@ -37,6 +49,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):
+        db.session.rollback()  # nothing half-done is left in the session for a later commit
         body = {"message": error.message, **error.detail}
         return jsonify(body), error.status
 
@@ -74,4 +87,6 @@ def init_app(app: Flask) -> None:
                                "the request is missing something or has a value of the wrong kind: see errors")
         elif isinstance(data, dict) and data.get("errors"):
             body["errors"] = data["errors"]
-        return jsonify(body), error.code
+        # Keep the exception's own headers (405's Allow), not its HTML content type.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        return jsonify(body), error.code, headers

@@ -9,7 +9,7 @@ from service.models import db
 
 from .access import authenticate
 from .schemas import (CancelSchema, CaseListSchema, CaseQuerySchema, CaseSchema, DataSchema, HistorySchema,
-                      MessageSchema, StartCaseSchema, case_json, case_summary_json, history_json)
+                      MessageSchema, StartCaseSchema, WaitingSchema, case_json, case_summary_json, history_json)
 
 blp = Blueprint("cases", __name__, description="Cases")
 blp.before_request(authenticate)
@@ -56,6 +56,7 @@ def get_case(case_id: int):
 @blp.route("/cases/<int:case_id>/messages", methods=["POST"])
 @blp.arguments(MessageSchema)
 @blp.response(200, CaseSchema)
+@blp.alt_response(409, schema=WaitingSchema, description="nothing in the case waits for this message")
 def send_message(body, case_id: int):
     """Deliver a message (e.g. immediate_risk); 409 if nothing in the case waits for it."""
     case = case_service.send_message(db.session, case_id, body["name"], body["data"], g.actor)

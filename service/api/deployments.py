@@ -8,7 +8,7 @@ from service import deployments as deployment_service
 from service.models import db
 
 from .access import authenticate, require_role
-from .schemas import DeploymentSchema, deployment_json
+from .schemas import DeploymentRefusedSchema, DeploymentSchema, deployment_json
 
 blp = Blueprint("deployments", __name__, description="Deploy pathways (role analyst)")
 blp.before_request(authenticate)
@@ -16,6 +16,7 @@ blp.before_request(authenticate)
 
 @blp.route("/deployments", methods=["POST"])
 @blp.response(201, DeploymentSchema)
+@blp.alt_response(400, schema=DeploymentRefusedSchema, description="refused: every problem, by file and element")
 def deploy():
     """Upload .bpmn, .dmn and .form files (multipart); unchanged files make no new version."""
     require_role("analyst")

@@ -10,7 +10,7 @@ from service.forms import form_to_api
 from service.models import db
 
 from .access import authenticate, require_role
-from .schemas import DeploymentSchema, ProcessSchema, ProcessSummarySchema, deployment_json
+from .schemas import DeploymentRefusedSchema, DeploymentSchema, ProcessSchema, ProcessSummarySchema, deployment_json
 
 blp = Blueprint("processes", __name__, description="Deployed pathways")
 blp.before_request(authenticate)
@@ -42,6 +42,7 @@ class CopySchema(Schema):
 @blp.route("/processes/<string:key>/copy", methods=["POST"])
 @blp.arguments(CopySchema)
 @blp.response(201, DeploymentSchema)
+@blp.alt_response(400, schema=DeploymentRefusedSchema, description="refused: every problem, by file and element")
 def copy_process(body, key: str):
     """Copy another council's latest version of a pathway into yours as a starting point (role analyst)."""
     require_role("analyst")

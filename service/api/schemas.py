@@ -3,12 +3,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 from sqlalchemy.orm import Session
 
 from service import cases as case_service
 from service.forms import form_to_api
 from service.models import AuditEvent, Case, OpenTask
+
+
+#: The longest value of each kind the database keeps (the columns of service.models).
+KEY_LENGTH, REFERENCE_LENGTH, USER_NAME_LENGTH, NAME_LENGTH = 120, 120, 80, 255
+#: An id the database can hold (PostgreSQL ``integer``); a larger one names nothing.
+Id = validate.Range(min=1, max=2**31 - 1)
+
+
+class ErrorSchema(Schema):
+    """Every error answer: ``message`` always; ``errors`` what is wrong, by field (422) or by file (deploy 400)."""
+
+    class Meta:
+        unknown = INCLUDE  # an error may say more (e.g. the messages a case waits for)
+
+    message = fields.String(required=True)
+    errors = fields.Raw(metadata={"description": "422: each wrong field and what is wrong with it (an object); "
+                                                 "a refused deployment (400): a list of {file, element, message}"})
+    waiting = fields.List(fields.String(), metadata={"description": "409 on a message: the messages the case "
+                                                                    "waits for"})
+    councils = fields.List(fields.String(), metadata={"description": "400/403 on X-Council: your councils"})
+    limit = fields.Integer(metadata={"description": "the limit that was exceeded"})
+
+
+class DeploymentProblemSchema(Schema):
+    file = fields.String()
+    element = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class DeploymentRefusedSchema(Schema):
+    message = fields.String(required=True)
+    errors = fields.List(fields.Nested(DeploymentProblemSchema), required=True)
+
+
+class WaitingSchema(Schema):
+    message = fields.String(required=True)
+    waiting = fields.List(fields.String(), metadata={"description": "the messages the case waits for now"})
 
 
 class StrictSchema(Schema):
@@ -17,8 +54,10 @@ class StrictSchema(Schema):
 
 
 class StartCaseSchema(StrictSchema):
-    process = fields.String(required=True, metadata={"description": "pathway key"})
-    reference = fields.String(required=True, metadata={"description": "the family's case reference"})
+    process = fields.String(required=True, validate=validate.Length(max=KEY_LENGTH),
+                            metadata={"description": "pathway key"})
+    reference = fields.String(required=True, validate=validate.Length(max=REFERENCE_LENGTH),
+                              metadata={"description": "the family's case reference"})
     data = fields.Dict(load_default=dict)
 
 
@@ -38,18 +77,18 @@ class DataSchema(StrictSchema):
 
 
 class MessageSchema(StrictSchema):
-    name = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Length(max=NAME_LENGTH))
     data = fields.Raw(load_default=dict)
 
 
 class TaskQuerySchema(StrictSchema):
-    case = fields.Integer()
-    role = fields.String()
+    case = fields.Integer(validate=Id)
+    role = fields.String(validate=validate.Length(max=USER_NAME_LENGTH))
     overdue = fields.Boolean(load_default=False)
 
 
 class ClaimSchema(StrictSchema):
-    assignee = fields.String(load_default=None, allow_none=True)
+    assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=USER_NAME_LENGTH))
 
 
 class FieldSchema(Schema):
