@@ -226,11 +226,11 @@ def test_an_email_refused_for_ever_is_given_up_but_the_notification_stays():
 
     from service import outbox
 
-    notification = SimpleNamespace(email_attempts=outbox.MAX_EMAIL_ATTEMPTS - 1, email_next_attempt_at=None,
+    notification = SimpleNamespace(id=1, email_attempts=outbox.MAX_EMAIL_ATTEMPTS - 1, email_next_attempt_at=None,
                                    email_error=None)
     fixed = datetime(2027, 1, 4, 9, 0, tzinfo=timezone.utc)
     from service.engine import clock
     with clock.clock_at(fixed):
-        outbox._defer(notification, SimpleNamespace(email="a@b.invalid"), OSError("refused"))
+        outbox._defer(notification, OSError("refused"))
     assert notification.email_next_attempt_at is None
     assert notification.email_attempts == outbox.MAX_EMAIL_ATTEMPTS and "refused" in notification.email_error
