@@ -58,7 +58,8 @@ def councils(database_url, frozen_clock):
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
               "notification_id": "notification"}
 #: Endpoints that name no object: what they list must not include south's objects.
-LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council"}
+LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
+         "/api/v1/access-log"}
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/cases"}
 
 

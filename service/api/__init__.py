@@ -11,7 +11,7 @@ from service import tenancy
 from service.errors import ServiceError
 from service.models import db
 
-from . import cases, councils, decisions, deployments, notifications, processes, tasks, tracker
+from . import access_log, cases, councils, decisions, deployments, notifications, processes, tasks, tracker
 
 API_PREFIX = "/api/v1"
 
@@ -19,7 +19,7 @@ API_PREFIX = "/api/v1"
 def init_app(app: Flask) -> None:
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils):
+    for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils, access_log):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
 
