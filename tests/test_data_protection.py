@@ -11,6 +11,7 @@ import pytest
 from click.testing import Result
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from conftest import FIXTURES, Api, Browser, everything, in_council, password_hash, save_user
 from service import audit, cases, create_app, encryption, scheduler
@@ -242,9 +243,11 @@ def test_a_deleted_or_rewritten_audit_event_breaks_the_chain(council):
 
 def test_a_case_with_audit_events_cannot_be_deleted(council):
     case = start(council)
-    with council.app.app_context(), everything(), pytest.raises(Exception) as refused:
-        db.session.execute(text("DELETE FROM cases WHERE id = :id"), {"id": case["id"]})
-        db.session.commit()
+    with council.app.app_context(), everything():
+        with pytest.raises(IntegrityError) as refused:
+            db.session.execute(text("DELETE FROM cases WHERE id = :id"), {"id": case["id"]})
+            db.session.commit()
+        db.session.rollback()
     assert "foreign key" in str(refused.value).lower()
     assert raw(council.app, "SELECT count(*) FROM audit_events WHERE case_id = :id", id=case["id"])[0][0] > 0
 
