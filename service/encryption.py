@@ -112,7 +112,8 @@ def rotate(session: Session, batch: int = 500) -> dict[str, int]:
     """Re-encrypt every stored value with the current (first) key; return how many values per column.
 
     Tokens are rotated as they are (``MultiFernet.rotate``), never decoded into data, in batches by
-    primary key. Run inside ``tenancy.all_councils``: every council's rows are re-encrypted.
+    primary key, each only if it has not changed meanwhile (so the service may run alongside, once its
+    processes have the new key first). Run inside ``tenancy.all_councils``: every council's rows.
     """
     ring = current_keyring()
     counts: dict[str, int] = {}
@@ -123,7 +124,8 @@ def rotate(session: Session, batch: int = 500) -> dict[str, int]:
             query = select_batch(table, key, column, after, batch)
             rows = session.execute(query).all()
             for row_key, token in rows:
-                session.execute(sa.update(table).where(table.c[key] == row_key)
+                # Only if unchanged meanwhile: a value the service wrote since is already under the new key.
+                session.execute(sa.update(table).where(table.c[key] == row_key, table.c[column] == token)
                                 .values({column: ring.rotate(token.encode()).decode()}))
             done += len(rows)
             if len(rows) < batch:
