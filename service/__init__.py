@@ -30,13 +30,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
                                                "hide_parameters": True}
     encryption.init_app(app)  # before anything can read or write case data; refuses to start without a key
-    logs.init_app(app)
 
     db.init_app(app)
     Migrate(app, db, directory=str(MIGRATIONS))
 
     from service import api, cli, scheduler, tenancy, tracker_page, web  # noqa: F401 (tenancy: its query events)
     from service import audit  # noqa: F401 (its flush events chain the audit log; after tenancy's)
+
+    logs.init_app(app)  # after the imports above: their loggers exist now
 
     api.init_app(app)
     cli.init_app(app)
