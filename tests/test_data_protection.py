@@ -327,9 +327,9 @@ def test_a_pathway_can_keep_its_cases_for_less_or_longer_than_the_council(counci
         in_council(db.session).retention_days = 30
         db.session.commit()
     assert "0 cases due" in run(council.app, "data", "erase-due", "--dry-run").output
-    with council.app.app_context():
-        in_council(db.session).retention_by_pathway = {"test_review": 7}
-        db.session.commit()
+    assert council.patch("/council", json={"retention_by_pathway": {"test_review": 0}}, as_="admin").status_code == 422
+    changed = council.patch("/council", json={"retention_by_pathway": {"test_review": 7}}, as_="admin")
+    assert changed.status_code == 200 and changed.json["retention_by_pathway"] == {"test_review": 7}
     output = run(council.app, "data", "erase-due").output
     assert "1 cases erased" in output and "7 days after closure (pathway test_review)" in output
 
