@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from conftest import FIXTURES, Api, Browser, everything, in_council, password_hash, save_user
 from service import audit, cases, create_app, encryption, scheduler
+from service.models import AccessEvent, AuditEvent, Case, Notification, OpenTask, PendingTimer, db
 from service.policy import Actor
-from service.models import AccessEvent, AuditEvent, Case, Council, Notification, OpenTask, PendingTimer, db
 
 NAME = "Tallulah Quixley"  # the child: it must appear nowhere but in the service's answers
 ROLES = {"worker": ["social_worker"], "manager": ["team_manager"], "auditor": ["auditor"], "admin": ["admin"],
