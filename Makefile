@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# A developer's machine: the data encryption key is generated into instance/ (a deployment sets DATA_ENCRYPTION_KEYS).
+run bench: export DEVELOPMENT = true
+
 ## Set up the database, create the five reference councils with their pathways and demo users, serve on http://$(HOST):$(PORT)
 run: install vendor
 	$(FLASK) db upgrade

@@ -13,6 +13,7 @@ from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from service import encryption, logs
 from service.config import engine_options, from_environment
 from service.engine.limits import Limits
 from service.models import db
@@ -26,8 +27,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(from_environment(app.instance_path))
     app.config.update(config or {})
+    # A failed statement's error never quotes its values (a child's name, a disclosure): always on.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**engine_options(app.config),
-                                               **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
+                                               **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+                                               "hide_parameters": True}
+    encryption.init_app(app)  # before anything can read or write case data; refuses to start without a key
 
     app.extensions["engine_limits"] = Limits.from_config(app.config)
     if app.config.get("PROXY_HOPS"):
@@ -41,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Migrate(app, db, directory=str(MIGRATIONS))
 
     from service import api, cli, limits, scheduler, tenancy, tracker_page, web  # noqa: F401 (tenancy: its query events)
+    from service import audit  # noqa: F401 (its flush events chain the audit log; after tenancy's)
+
+    logs.init_app(app)  # after the imports above: their loggers exist now
 
     limits.init_app(app)  # first: its bounded <int:...> must be in place before any route is added
     api.init_app(app)

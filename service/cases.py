@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import notifications, policy
+from service import access_log, notifications, policy
 from service.deployments import get_process, latest_process_versions, process_definition
 from service.engine import clock, runtime
 from service.engine.bundle import ProcessDefinition
@@ -29,6 +29,7 @@ from service.models import AuditEvent, Case, Membership, OpenTask, PendingTimer,
 from service.policy import Actor
 
 SYSTEM = "system"
+ERASED = "erased"  # a case whose retention ended: only its minimal record is left (service.retention)
 TIMER = "timer"
 MAX_REFERENCE = 120
 TIMER_FAILURES_TO_QUARANTINE = 3
@@ -43,12 +44,15 @@ SERVICE = Actor(SYSTEM, ("admin",))
 
 # -- reading ---------------------------------------------------------------------------------
 
-def get_case(session: Session, case_id: int, actor: Actor) -> Case:
+def get_case(session: Session, case_id: int, actor: Actor, purpose: str | None = None) -> Case:
+    """The case, if ``actor`` may see it; a ``purpose`` (someone opens it to read) goes in the access log."""
     case = session.get(Case, case_id)  # another council's case is not there (service.tenancy)
-    if case is None:
+    if case is None or case.status == ERASED:
         raise NotFound(f"there is no case {case_id}")
     if not may_see_case(session, case, actor):
         raise Forbidden(f"your roles do not include any role of the pathway '{case.process.key}'")
+    if purpose:
+        access_log.record(session, actor, case.id, purpose)
     return case
 
 
@@ -148,7 +152,8 @@ def process_of(session: Session, case: Case) -> ProcessDefinition:
     return process_definition(session, case.process)
 
 
-def get_task(session: Session, task_id: str, actor: Actor) -> OpenTask:
+def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None = None) -> OpenTask:
+    """The open task, if ``actor`` may work on it; a ``purpose`` (someone opens it) goes in the access log."""
     task = session.get(OpenTask, task_id)
     if task is None:
         raise NotFound(f"there is no task {task_id}")
@@ -156,6 +161,8 @@ def get_task(session: Session, task_id: str, actor: Actor) -> OpenTask:
         raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
     if task.closed_at is not None:
         raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
+    if purpose:
+        access_log.record(session, actor, task.case_id, purpose, task.id)
     return task
 
 

@@ -17,10 +17,12 @@ from service.models import Council, User, db
 users = AppGroup("users", help="Manage users and their roles in councils.")
 timers = AppGroup("timers", help="Fire timers by hand.")
 councils = AppGroup("councils", help="The service's councils (the operator's commands).")
+data = AppGroup("data", help="Data protection: key rotation, retention and erasure.")
+audit_log = AppGroup("audit", help="The audit log's hash chain.")
 
 
 def init_app(app: Flask) -> None:
-    for command in (deploy, demo_councils, demo_users, users, timers, councils):
+    for command in (deploy, demo_councils, demo_users, users, timers, councils, data, audit_log):
         app.cli.add_command(command)
 
 
@@ -200,3 +202,67 @@ def fire(now: str | None) -> None:
         except ValueError:
             raise click.BadParameter(f"'{now}' is not an ISO 8601 date-time", param_hint="--now") from None
     click.echo(scheduler.fire_due(current_app, instant))
+
+
+@data.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every stored value with the current key (the first of DATA_ENCRYPTION_KEYS)."""
+    from service import encryption
+
+    with tenancy.all_councils(db.session):
+        counts = encryption.rotate(db.session)
+        db.session.commit()
+    for column, count in counts.items():
+        click.echo(f"{column}: {count} values re-encrypted")
+    click.echo("every value is now under the current key: the other keys can be removed from DATA_ENCRYPTION_KEYS")
+
+
+@data.command("erase-due")
+@click.option("--dry-run", is_flag=True, help="List what is due, erase nothing.")
+def erase_due(dry_run: bool) -> None:
+    """Erase every closed case whose retention period has ended, in every council."""
+    from service import retention
+
+    total = 0
+    for council in council_service.list_councils(db.session):
+        tenancy.act_for(db.session, council)
+        for case, rule in retention.due(db.session, council, current_app.config.get("DEFAULT_RETENTION_DAYS")):
+            click.echo(f"{council.key}: case {case.id} ({case.process.key}, closed {case.updated_at:%Y-%m-%d}): "
+                       f"{'due' if dry_run else 'erased'} by the rule {rule}")
+            if not dry_run:
+                retention.erase(db.session, case, rule, council)
+                db.session.commit()
+            total += 1
+    db.session.rollback()
+    click.echo(f"{total} cases {'due for erasure' if dry_run else 'erased'}")
+
+
+@audit_log.command("seal")
+def seal_audit() -> None:
+    """Chain every council's audit events written since the last seal (the timer sweep also does)."""
+    from service import audit
+
+    click.echo(f"{audit.seal_all(db.session)} events sealed")
+
+
+@audit_log.command("verify")
+@click.option("--council", "council_key", help="One council (its key); default: every council.")
+def verify_audit(council_key: str | None) -> None:
+    """Seal what is new, then recompute each council's audit chain; name the first event that does not fit."""
+    from service import audit
+
+    audit.seal_all(db.session)
+    broken = False
+    for council in [_council(council_key)] if council_key else council_service.list_councils(db.session):
+        tenancy.act_for(db.session, council)
+        verdict = audit.verify(db.session, council)
+        if verdict.intact:
+            click.echo(f"{council.key}: {verdict.events} events, the chain is intact")
+            continue
+        broken = True
+        where = f"event {verdict.broken_at}" if verdict.broken_at else "the end of the chain"
+        click.echo(f"{council.key}: the chain breaks at {where} (after {verdict.events} good events): "
+                   f"{verdict.reason}", err=True)
+    db.session.rollback()
+    if broken:
+        raise SystemExit(1)

@@ -19,6 +19,16 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SMTP_PORT": int(env.get("SMTP_PORT", "25")),
         "SMTP_SENDER": env.get("SMTP_SENDER", "step-pathways@localhost"),
         "SMTP_ENABLED": env.get("SMTP_ENABLED", "false").lower() in ("1", "true", "yes"),
+        "SMTP_STARTTLS": env.get("SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME"),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),
+        "SMTP_CA_FILE": env.get("SMTP_CA_FILE"),  # trust this CA (a council's own) besides the system's
+        # Comma-separated Fernet keys, the first encrypts (service.encryption); none: refuse to start.
+        "DATA_ENCRYPTION_KEYS": env.get("DATA_ENCRYPTION_KEYS"),
+        # A developer's machine (make run): keys may be generated into the instance folder.
+        "DEVELOPMENT": env.get("DEVELOPMENT", "false").lower() in ("1", "true", "yes"),
+        # How long a closed case is kept when neither its council nor its pathway says; none: kept.
+        "DEFAULT_RETENTION_DAYS": int(env["DEFAULT_RETENTION_DAYS"]) if env.get("DEFAULT_RETENTION_DAYS") else None,
         "PATHWAYS_ROOT": env.get("PATHWAYS_ROOT", str(REPO_ROOT)),
         # What one engine step (scripts, expressions, decisions of one start, completion or timer) may use.
         "ENGINE_STEP_SECONDS": float(env.get("ENGINE_STEP_SECONDS", "2")),

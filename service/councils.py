@@ -22,7 +22,7 @@ from service.models import Case, Council, Membership, Notification, OpenTask, Pe
 _KEY = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 SETTINGS = ("name", "country", "closure_days", "office_opens", "office_closes", "email_sender", "retention_days",
-            "brand_colour", "requires_approval")
+            "retention_by_pathway", "brand_colour", "requires_approval")
 
 
 def create_council(session: Session, key: str, name: str, *, admin: str | None = None,
@@ -109,6 +109,16 @@ def _retention(value: Any) -> int | None:
     return value
 
 
+def _retention_by_pathway(value: Any) -> dict[str, int] | None:
+    """Days after closure per pathway key, overriding ``retention_days`` (``service.retention``)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 500 or not all(isinstance(k, str) and 0 < len(k) <= 120
+                                                                  for k in value) or None in value.values():
+        raise ValueError("Give pathway keys and their number of days, such as {\"halton_step_up\": 2190}")
+    return {key: _retention(days) for key, days in value.items()}
+
+
 def _colour(value: Any) -> str | None:
     if value is None:
         return None
@@ -125,6 +135,7 @@ def _flag(value: Any) -> bool:
 
 _CHECKS = {"name": _name, "country": _country, "closure_days": _days, "office_opens": _clock_time,
            "office_closes": _clock_time, "email_sender": _email, "retention_days": _retention,
+           "retention_by_pathway": _retention_by_pathway,
            "brand_colour": _colour, "requires_approval": _flag}
 
 

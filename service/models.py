@@ -15,6 +15,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry, relationship
 from sqlalchemy.types import TypeDecorator
 
+from service.encryption import EncryptedJSON, EncryptedText
 from service.engine import clock
 
 
@@ -60,6 +61,8 @@ class Council(db.Model):
     office_closes: Mapped[str] = mapped_column(String(5), default="17:00")
     email_sender: Mapped[str | None] = mapped_column(String(254))
     retention_days: Mapped[int | None]  # after closure; None: the service's default
+    # Per pathway (process key): days after closure, overriding retention_days (service.retention).
+    retention_by_pathway: Mapped[dict[str, Any] | None]
     brand_colour: Mapped[str | None] = mapped_column(String(7))  # '#1d70b8'
     requires_approval: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -225,10 +228,11 @@ class Case(CouncilOwned, db.Model):
     reference: Mapped[str] = mapped_column(String(120), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)  # active | completed | cancelled | error
     outcome: Mapped[str | None] = mapped_column(String(80), index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(Text, deferred=True)  # read only to run the case, never to list it
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)  # never filtered on in SQL
+    # Read only to run the case, never to list it.
+    state: Mapped[str] = mapped_column(EncryptedText, deferred=True)
     state_format: Mapped[str] = mapped_column(String(20))
-    error: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)  # an engine message may quote data
     started_by: Mapped[str | None] = mapped_column(String(80))
     started_from_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -261,7 +265,7 @@ class OpenTask(CouncilOwned, db.Model):
     assignee: Mapped[str | None] = mapped_column(String(80), index=True)
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    draft: Mapped[dict[str, Any] | None]
+    draft: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_by: Mapped[str | None] = mapped_column(String(80))
     role_rows: Mapped[list[TaskRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
@@ -294,19 +298,55 @@ class PendingTimer(CouncilOwned, db.Model):
 
 
 class AuditEvent(CouncilOwned, db.Model):
-    """Append-only: who did what, when."""
+    """Append-only and tamper-evident: who did what, when (``service.audit``).
+
+    Each event is the next link of its council's chain: ``seq`` numbers it, ``detail_hash`` is the hash of
+    its detail, ``hash`` the hash of its own fields, ``detail_hash`` and ``prev_hash`` (the previous
+    event's ``hash``). Erasing a case empties the details of its events and keeps every hash, so the chain
+    still verifies. A case with audit events cannot be deleted (``RESTRICT``): it is erased instead.
+    """
 
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"))
     at: Mapped[datetime] = mapped_column(default=clock.now)
     actor: Mapped[str] = mapped_column(String(80))
     event: Mapped[str] = mapped_column(String(40))
     task: Mapped[str | None] = mapped_column(String(255))
-    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    detail: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    seq: Mapped[int | None]
+    detail_hash: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_audit_events_case_at", "case_id", "at", "id"),)
+    __table_args__ = (Index("ix_audit_events_case_at", "case_id", "at", "id"),
+                      UniqueConstraint("council_id", "seq", name="uq_audit_events_council_id_seq"))
+
+
+class AuditChain(db.Model):
+    """The head of a council's audit chain: its last ``seq`` and ``hash``. Appending updates this row first,
+    which locks it until the commit, so two processes appending at once queue instead of forking the chain."""
+
+    __tablename__ = "audit_chains"
+
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AccessEvent(CouncilOwned, db.Model):
+    """Append-only: who opened which case or task, when, and through what (``service.access_log``)."""
+
+    __tablename__ = "access_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(80), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    purpose: Mapped[str] = mapped_column(String(40))  # case | case_history | case_page | diagram | task | task_page
 
 
 class Notification(CouncilOwned, db.Model):
@@ -320,10 +360,10 @@ class Notification(CouncilOwned, db.Model):
     task: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(20))  # reminder | escalation | error
     subject: Mapped[str] = mapped_column(String(255))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     read_at: Mapped[datetime | None]
     email_sent_at: Mapped[datetime | None]
     email_attempts: Mapped[int] = mapped_column(default=0)
     email_next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
-    email_error: Mapped[str | None] = mapped_column(Text)
+    email_error: Mapped[str | None] = mapped_column(EncryptedText)  # an SMTP answer may quote the address

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -51,7 +52,7 @@ def send_due(app: Flask, limit: int = 100) -> int:
                         smtp = _connect(app)
                     _send(app, smtp, notification, user, council)
                 except (OSError, smtplib.SMTPException) as error:
-                    _defer(notification, user, error)
+                    _defer(notification, error)
                     session.commit()
                     if smtp is None or isinstance(error, (OSError, smtplib.SMTPServerDisconnected)):
                         break  # the server is down or went away: the rest wait for the next round
@@ -82,21 +83,46 @@ def _claim(session, notification_id: int) -> tuple[Notification, User, Council] 
     return (row[0], row[1], row[2]) if row is not None else None
 
 
-def _defer(notification: Notification, user: User, error: Exception) -> None:
+def _defer(notification: Notification, error: Exception) -> None:
     notification.email_attempts += 1
     delay = min(FIRST_RETRY * 2 ** min(notification.email_attempts - 1, 16), LONGEST_RETRY)  # no overflow
     notification.email_next_attempt_at = clock.now() + delay
-    notification.email_error = f"{type(error).__name__}: {error}"[:500]
+    notification.email_error = f"{type(error).__name__}: {error}"[:500]  # encrypted at rest; shown to no one else
     if notification.email_attempts >= MAX_EMAIL_ATTEMPTS:
         notification.email_next_attempt_at = None
-        log.error("email to %s given up after %d attempts: %s", user.email, notification.email_attempts, error)
+        log.error("email of notification %d given up after %d attempts: %s", notification.id,
+                  notification.email_attempts, _reason(error))
         return
-    log.warning("email to %s failed (attempt %d, next in %s): %s", user.email, notification.email_attempts, delay,
-                error)
+    log.warning("email of notification %d failed (attempt %d, next in %s): %s", notification.id,
+                notification.email_attempts, delay, _reason(error))
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, without the server's words: they may quote the address (``<sam@...> refused``)."""
+    code = getattr(error, "smtp_code", None) or getattr(error, "errno", None)
+    return f"{type(error).__name__}{f' {code}' if code else ''}"
 
 
 def _connect(app: Flask) -> smtplib.SMTP:
-    return smtplib.SMTP(app.config["SMTP_HOST"], app.config["SMTP_PORT"], timeout=10)
+    """Connect; with ``SMTP_STARTTLS`` the session is encrypted (the server's certificate checked) before
+    anything is said, and with ``SMTP_USERNAME`` the service signs in."""
+    smtp = smtplib.SMTP(app.config["SMTP_HOST"], app.config["SMTP_PORT"], timeout=10)
+    try:
+        if app.config.get("SMTP_STARTTLS"):
+            smtp.starttls(context=_tls_context(app))
+        if app.config.get("SMTP_USERNAME"):
+            smtp.login(app.config["SMTP_USERNAME"], app.config.get("SMTP_PASSWORD") or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _tls_context(app: Flask) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if app.config.get("SMTP_CA_FILE"):
+        context.load_verify_locations(cafile=app.config["SMTP_CA_FILE"])
+    return context
 
 
 def _send(app: Flask, smtp: smtplib.SMTP, notification: Notification, user: User, council: Council) -> None:

@@ -15,6 +15,7 @@ from service.errors import Forbidden
 ADMIN = "admin"
 ANALYST = "analyst"
 OPERATOR = "operator"
+AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,9 @@ def may_broadcast(actor: Actor) -> bool:
 
 def may_deploy(actor: Actor) -> bool:
     return actor.is_admin or ANALYST in actor.roles
+
+
+def require_auditor(actor: Actor) -> None:
+    """The access log is the auditor's alone: not even the admin, whose own reads it records, reads it."""
+    if AUDITOR not in actor.roles:
+        raise Forbidden("the access log is for the council's auditor")

@@ -19,7 +19,7 @@ from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import cases, outbox, tenancy
+from service import audit, cases, outbox, tenancy
 from service.engine import clock
 from service.models import Case, Council, PendingTimer, db
 
@@ -194,6 +194,8 @@ class TimerService:
         try:
             passed_over = _fire_due(self.app)[1]
             outbox.send_due(self.app)
+            with self.app.app_context():
+                audit.seal_all(db.session)  # chain what was written since the last sweep
         except Exception as failure:
             log.error("timer sweep failed (%s)", type(failure).__name__)
         finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from sqlalchemy import text
 
@@ -24,6 +25,8 @@ from service.engine import clock
 from service.models import Council, db
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The run's data encryption key, as a deployment's environment gives one (every app and subprocess reads it).
+os.environ.setdefault("DATA_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 TEST_COUNCIL = "test"

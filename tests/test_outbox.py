@@ -3,6 +3,7 @@ one that refuses, and the in-app list that shows every notification whatever hap
 from __future__ import annotations
 
 import email
+import logging
 import socket
 import threading
 import time
@@ -226,11 +227,138 @@ def test_an_email_refused_for_ever_is_given_up_but_the_notification_stays():
 
     from service import outbox
 
-    notification = SimpleNamespace(email_attempts=outbox.MAX_EMAIL_ATTEMPTS - 1, email_next_attempt_at=None,
+    notification = SimpleNamespace(id=1, email_attempts=outbox.MAX_EMAIL_ATTEMPTS - 1, email_next_attempt_at=None,
                                    email_error=None)
     fixed = datetime(2027, 1, 4, 9, 0, tzinfo=timezone.utc)
     from service.engine import clock
     with clock.clock_at(fixed):
-        outbox._defer(notification, SimpleNamespace(email="a@b.invalid"), OSError("refused"))
+        outbox._defer(notification, OSError("refused"))
     assert notification.email_next_attempt_at is None
     assert notification.email_attempts == outbox.MAX_EMAIL_ATTEMPTS and "refused" in notification.email_error
+
+
+# -- STARTTLS and sign-in --------------------------------------------------------------------------
+
+def _certificate(folder) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (the council's own mail relay, trusted through SMTP_CA_FILE)."""
+    import ipaddress
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.council.example")])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "relay.pem", folder / "relay.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+class SecureInbox(Inbox):
+    """Keeps, with each message, whether the session was encrypted and signed in when it was sent."""
+
+    def __init__(self):
+        super().__init__()
+        self.sessions: list[tuple[bool, bool]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.sessions.append((bool(session.ssl), bool(session.authenticated)))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _relay(port, cert_file, key_file, inbox):
+    """A relay that, like a council's, takes nothing before STARTTLS and sign-in (pathways / s3cret)."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"pathways", b"s3cret"))
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                            auth_required=True, authenticator=authenticator)
+    controller.start()
+    return controller
+
+
+def _secure_app(database_url, port, **smtp):
+    app = make_app(database_url, SMTP_ENABLED=True, SMTP_HOST="127.0.0.1", SMTP_PORT=port,
+                   SMTP_SENDER="pathways@council.example", SMTP_STARTTLS=True, SMTP_USERNAME="pathways", **smtp)
+    with app.app_context(), everything():
+        for name, roles in USERS.items():
+            save_user(db.session, name, roles, token=f"token-{name}", email=f"{name}@council.example")
+        db.session.commit()
+    client = Api(app, {name: f"token-{name}" for name in USERS})
+    assert client.deploy(TIMERS).status_code == 201
+    return app, client
+
+
+def test_email_goes_over_starttls_and_signs_in(database_url, smtp_port, frozen_clock, tmp_path):
+    cert_file, key_file = _certificate(tmp_path)
+    app, client = _secure_app(database_url, smtp_port, SMTP_PASSWORD="s3cret", SMTP_CA_FILE=cert_file)
+    inbox = SecureInbox()
+    controller = _relay(smtp_port, cert_file, key_file, inbox)
+    try:
+        escalate(client, app, frozen_clock)
+        assert outbox.send_due(app) == 1
+    finally:
+        controller.stop()
+    assert inbox.sessions == [(True, True)] and inbox.envelopes[0].rcpt_tos == ["manager@council.example"]
+
+
+def test_an_untrusted_relay_or_a_wrong_password_gets_no_email_and_no_address_in_the_log(
+        database_url, smtp_port, frozen_clock, tmp_path, caplog):
+    cert_file, key_file = _certificate(tmp_path)
+    app, client = _secure_app(database_url, smtp_port, SMTP_PASSWORD="wrong", SMTP_CA_FILE=cert_file)
+    inbox = SecureInbox()
+    controller = _relay(smtp_port, cert_file, key_file, inbox)
+    logging.getLogger().addHandler(caplog.handler)  # the migration's logging setup took it off
+    caplog.set_level(logging.INFO)
+    try:
+        escalate(client, app, frozen_clock)
+        assert outbox.send_due(app) == 0  # the relay refuses the password
+        assert outbox_rows(app)[0].email_error.startswith("SMTP")
+        app.config["SMTP_CA_FILE"] = None  # and a relay whose certificate nothing vouches for is not trusted
+        frozen_clock.advance(minutes=1)
+        assert outbox.send_due(app) == 0
+    finally:
+        controller.stop()
+    assert inbox.messages == []
+    assert outbox_rows(app)[0].email_error.startswith("SSLCertVerificationError")
+    logged = service_log(caplog)
+    assert "failed (attempt 2" in logged and "SSLCertVerificationError" in logged and "@council.example" not in logged
+
+
+def test_a_refused_email_is_logged_without_the_address_the_server_quotes(smtp_app, api, smtp_port, frozen_clock,
+                                                                         caplog):
+    inbox = Inbox()
+    inbox.reply = "550 <manager@council.example>: no such mailbox here"
+    controller = server(inbox, smtp_port)
+    try:
+        escalate(api, smtp_app, frozen_clock)
+        with caplog.at_level(logging.INFO):
+            assert outbox.send_due(smtp_app) == 0
+    finally:
+        controller.stop()
+    logged = service_log(caplog)
+    assert "failed (attempt 1" in logged and "SMTPDataError 550" in logged
+    assert "@council.example" not in logged and "manager" not in logged
+
+
+def service_log(caplog) -> str:
+    """What the service logged (the test's SMTP server logs every address it is given: it is not ours)."""
+    return "\n".join(caplog.handler.format(r) for r in caplog.records if r.name.startswith("service"))

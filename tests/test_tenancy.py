@@ -61,7 +61,7 @@ PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id":
               "service_id": "service", "notification_id": "notification"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
-         "/api/v1/cases"}
+         "/api/v1/cases", "/api/v1/access-log"}
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/signals",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 

@@ -50,7 +50,9 @@ def cancel_case(body, case_id: int):
 @blp.route("/cases/<int:case_id>")
 @blp.response(200, CaseSchema)
 def get_case(case_id: int):
-    return case_json(db.session, case_service.get_case(db.session, case_id, g.actor))
+    case = case_service.get_case(db.session, case_id, g.actor, purpose="case")
+    case_service.commit(db.session)  # the access log's line
+    return case_json(db.session, case)
 
 
 @blp.route("/cases/<int:case_id>/messages", methods=["POST"])
@@ -78,5 +80,6 @@ def retry_case(body, case_id: int):
 @blp.response(200, HistorySchema(many=True))
 def case_history(case_id: int):
     """The audit log of the case: who did what, when."""
-    case = case_service.get_case(db.session, case_id, g.actor)
+    case = case_service.get_case(db.session, case_id, g.actor, purpose="case_history")
+    case_service.commit(db.session)  # the access log's line
     return [history_json(e) for e in case_service.history(db.session, case)]

@@ -32,6 +32,9 @@ class CouncilSettingsSchema(Schema):
     office_closes = fields.String()
     email_sender = fields.String(allow_none=True)
     retention_days = fields.Integer(allow_none=True)
+    retention_by_pathway = fields.Dict(keys=fields.String(), values=fields.Integer(), allow_none=True,
+                                       metadata={"description": "days after closure per pathway key, "
+                                                                "overriding retention_days"})
     brand_colour = fields.String(allow_none=True)
     requires_approval = fields.Boolean()
 

@@ -27,7 +27,9 @@ def list_tasks(query):
 @blp.route("/tasks/<string:task_id>")
 @blp.response(200, TaskSchema)
 def get_task(task_id: str):
-    return task_json(db.session, case_service.get_task(db.session, task_id, g.actor))
+    task = case_service.get_task(db.session, task_id, g.actor, purpose="task")
+    case_service.commit(db.session)  # the access log's line
+    return task_json(db.session, task)
 
 
 @blp.route("/tasks/<string:task_id>/complete", methods=["POST"])

@@ -289,8 +289,9 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
 @login_required
 def task(task_id: str):
     actor = current_user.actor
-    task = case_service.get_task(db.session, task_id, actor)
+    task = case_service.get_task(db.session, task_id, actor, purpose="task_page" if request.method == "GET" else None)
     if request.method == "GET":
+        case_service.commit(db.session)  # the access log's line
         return _task_page(task)
     form = case_service.task_form(db.session, task)
     raw = formview.raw_from_post(form, request.form) if form else {}
@@ -359,7 +360,8 @@ def _element_names(process) -> dict[str, str]:
 @login_required
 def case(case_id: int):
     actor = current_user.actor
-    case = case_service.get_case(db.session, case_id, actor)
+    case = case_service.get_case(db.session, case_id, actor, purpose="case_page")
+    case_service.commit(db.session)  # the access log's line
     process = case_service.process_of(db.session, case)
     names = _element_names(process)
     events = [{"event": e, "title": _EVENTS.get(e.event, e.event.replace("_", " ").capitalize()),
@@ -373,7 +375,8 @@ def case(case_id: int):
 @bp.route("/cases/<int:case_id>/diagram.bpmn")
 @login_required
 def diagram(case_id: int):
-    case = case_service.get_case(db.session, case_id, current_user.actor)
+    case = case_service.get_case(db.session, case_id, current_user.actor, purpose="diagram")
+    case_service.commit(db.session)  # the access log's line
     process = case_service.process_of(db.session, case)
     return Response(process.diagram, mimetype="application/xml",
                     headers={"Content-Disposition": f'inline; filename="{process.key}.bpmn"'})
