@@ -96,23 +96,59 @@ def _settings(database_url: str, config) -> dict:
 
 
 def make_app(database_url: str, **config):
-    """A migrated database and the service on it (on PostgreSQL connected as an unprivileged role)."""
+    """A migrated database and the service on it (on PostgreSQL connected as an unprivileged role).
+
+    Migrating is the slow part, so it happens once per run: SQLite copies a migrated template file; PostgreSQL
+    empties the tables of an already migrated schema (and migrates again only when a test left it otherwise).
+    """
+    if database_url.startswith("sqlite:///"):
+        shutil.copyfile(_sqlite_template(), database_url.removeprefix("sqlite:///"))
+        return create_app(_settings(database_url, config))
     owner = create_app(_settings(database_url, config))
     with owner.app_context():
-        if database_url.startswith("postgresql"):
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        _fresh_postgres(owner)
+        _council(db.session, TEST_COUNCIL)
+        db.session.commit()
+        with db.engine.begin() as connection:
+            connection.execute(text(_GRANTS))
+        db.session.remove()
+        db.engine.dispose()
+    return create_app(_settings(database_url.replace("://postgres@", f"://{APP_ROLE}@"), config))
+
+
+@functools.cache
+def _sqlite_template() -> str:
+    """A SQLite file migrated to the newest schema, with the test council, made once per run."""
+    path = Path(tempfile.mkdtemp(prefix="step-pathways-template-")) / "template.db"
+    app = create_app(_settings(f"sqlite:///{path}", {}))
+    with app.app_context():
         upgrade()
         _council(db.session, TEST_COUNCIL)
         db.session.commit()
-        if database_url.startswith("postgresql"):
-            with db.engine.begin() as connection:
-                connection.execute(text(_GRANTS))
-            db.session.remove()
-            db.engine.dispose()
-    if not database_url.startswith("postgresql"):
-        return owner
-    return create_app(_settings(database_url.replace("://postgres@", f"://{APP_ROLE}@"), config))
+        with db.engine.begin() as connection:
+            connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # everything in the one file
+        db.session.remove()
+        db.engine.dispose()
+    return str(path)
+
+
+def _fresh_postgres(app) -> None:
+    """Empty every table of a schema at the newest migration, or build the schema again if it is not."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config()).get_current_head()
+    with db.engine.begin() as connection:
+        current = connection.execute(text("SELECT to_regclass('public.alembic_version') IS NOT NULL")).scalar() and \
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if current == head:
+            tables = [t.name for t in db.metadata.sorted_tables]
+            extra = connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                            "AND tablename <> 'alembic_version'")).scalars().all()
+            names = ", ".join(f'"{name}"' for name in sorted(set(tables) | set(extra)))
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade()
 
 
 _GRANTS = f"""
