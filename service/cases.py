@@ -290,11 +290,14 @@ def _assign(session: Session, task: OpenTask, target: str) -> None:
 
 def send_message(session: Session, case_id: int, name: str, data: Any, actor: Actor) -> Case:
     case = get_case(session, case_id, actor)
-    payload = _message_payload(case, data)
+    payload, kept = _message_payload(case, data)
     if case.status not in ("active", "error") or name not in (case.waiting_for or []):
         raise Conflict(f"nothing in case {case.id} waits for the message '{name}'",
                        waiting=sorted(case.waiting_for or []))
     _deliver(session, case, name, payload, actor)
+    if kept:
+        _audit(session, case, actor, "message_answers_kept", None, {"name": name, "not_changed": sorted(kept),
+                                                                    "sent": kept})
     return case
 
 
@@ -445,15 +448,16 @@ def _sized(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _message_payload(case: Case, data: Any) -> dict[str, Any]:
-    """A message adds what it tells to the case; it never changes an answer the case already has."""
-    payload = _sized(_plain_data(data))
+def _message_payload(case: Case, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a message adds to the case, and what it would have changed (kept out, but recorded).
+
+    A message never changes an answer the case already has; nor is it refused for trying, because a message
+    such as ``immediate_risk`` must always get through (safeguarding comes first).
+    """
+    sent = _sized(_plain_data(data))
     known = case.data or {}
-    taken = sorted(k for k in payload if k == "outcome" or known.get(k) is not None)
-    if taken:
-        raise InvalidData("a message may add to what the case knows, never change it",
-                          {k: f"The case already has '{k}': a message may not change it" for k in taken})
-    return payload
+    kept = {k: v for k, v in sent.items() if k == "outcome" or known.get(k) is not None}
+    return {k: v for k, v in sent.items() if k not in kept}, kept
 
 
 def _retry_payload(case: Case, process: ProcessDefinition, data: Any) -> dict[str, Any]:
