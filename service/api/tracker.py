@@ -1,7 +1,6 @@
 """GET /tracker: AfC's weekly Step up / Step down Transitions Meeting tracker, built live from the cases."""
 from __future__ import annotations
 
-from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
