@@ -59,8 +59,9 @@ def for_error(session: Session, case: Case) -> list[Notification]:
 def _task_people(session: Session, task: OpenTask | None) -> list[User]:
     if task is None:
         return []
-    if task.assignee:
-        user = session.scalars(select(User).where(User.name == task.assignee)).first()
+    if task.assignee:  # a name a diagram gave may be someone of another council: never tell them
+        members = select(Membership.user_id).where(Membership.council_id == task.council_id)
+        user = session.scalars(select(User).where(User.name == task.assignee, User.id.in_(members))).first()
         if user is not None:
             return [user]
     return _members(session, task.council_id, task.roles)

@@ -366,3 +366,19 @@ def test_a_due_date_is_counted_in_the_councils_own_working_days(councils, frozen
     # The 2-day reminder counts calendar days; the 5-working-day escalation skips north's closure day.
     assert [name for name in north_due if north_due[name] != south_due[name]] == ["Event_Escalate"], (north_due,
                                                                                                        south_due)
+
+
+def test_a_reminder_never_reaches_someone_of_another_council_named_as_assignee(councils, frozen_clock):
+    """A diagram's assignee is a name; the same name in another council is somebody else, told nothing."""
+    api, _ = councils
+    case = api.post("/cases", json={"process": "test_review", "reference": "SOUTH-2", "data": {"needs": 3}},
+                    as_="south-social_worker").json
+    with api.app.app_context(), everything():
+        task = db.session.get(OpenTask, case["tasks"][0]["id"])
+        task.assignee = "north-social_worker"  # as `camunda:assignee="north-social_worker"` would set it
+        db.session.commit()
+    frozen_clock.advance(days=2, minutes=1)
+    assert scheduler.fire_due(api.app) == 1  # the task's reminder
+    assert api.get("/notifications", as_="north-social_worker").json == []
+    subjects = [n["subject"] for n in api.get("/notifications", as_="south-social_worker").json]
+    assert any("SOUTH-2" in s for s in subjects)  # the council's own holders of the role are told instead
