@@ -110,11 +110,32 @@ class Somerset:
         return [n["subject"] for n in self.notifications(role)]
 
 
-def level(risk=False, impaired=False, universal=False, escalating=False, needs=2) -> dict:
-    """The level-of-need fields of the Somerset forms."""
+def level(risk="no", impaired=False, universal=False, escalating=False, needs=2) -> dict:
+    """The level-of-need fields of the Somerset forms; significant harm is a yes / no / unsure answer."""
     return {"risk_of_significant_harm": risk, "health_or_development_impaired": impaired,
             "needs_met_by_universal_services": universal, "needs_escalating_despite_support": escalating,
             "number_of_needs": needs}
 
 
 CONSENT_GIVEN = {"consent": "given", "consent_given_by": "Mother", "consent_rationale": "Discussed with the family"}
+CONSENT_REFUSED = {"consent": "refused", "consent_rationale": "Mother does not want another agency involved"}
+CONSENT_NOT_SOUGHT = {"consent": "not_sought", "consent_override_reason": "increase_risk",
+                      "consent_override_agreed_by": "Team manager A. Patel",
+                      "consent_rationale": "Asking would alert the partner and place the child at greater risk"}
+CONSENT = {"given": CONSENT_GIVEN, "refused": CONSENT_REFUSED, "not_sought": CONSENT_NOT_SOUGHT}
+"""The three answers of every Somerset consent question (issue 12, rule 3)."""
+URGENT_REFERRAL = {"what_happened": "Child disclosed an injury at school", "somerset_direct_reference": "SD-1"}
+CP_REFERRAL = {"somerset_direct_reference": "SD-42", "cp_referral_summary": "Disclosure of a non-accidental injury; "
+               "strategy discussion arranged", "police_called": False}
+
+
+def bpmn_properties(process: str, element: str) -> dict[str, str]:
+    """The camunda extension properties of one element (or of the process itself) in bpmn/<process>.bpmn."""
+    from pathlib import Path
+
+    from lxml import etree
+    tree = etree.parse(str(Path(__file__).resolve().parents[1] / "bpmn" / f"{process}.bpmn"))
+    (node,) = tree.xpath(f"//*[@id='{element}']")
+    return {p.get("name"): p.get("value") for p in node.xpath(
+        "bpmn:extensionElements/camunda:properties/camunda:property",
+        namespaces={"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL", "camunda": "http://camunda.org/schema/1.0/bpmn"})}

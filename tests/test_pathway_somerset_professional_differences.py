@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from somerset_helpers import Somerset, london
+from somerset_helpers import URGENT_REFERRAL, Somerset, bpmn_properties, london
 
 KEY = "somerset_professional_differences"
-START = {"family_name": "Black", "difference_summary": "Threshold for FIS", "other_agency": "Early Help Hub"}
+START = {"family_name": "Black", "difference_summary": "Threshold for FIS", "other_agency": "Early Help Hub",
+         "difference_about_child_protection": "no"}
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def start(som):
 
 def test_start_form_needs_the_difference_and_the_other_agency(som):
     response = som.start(KEY, {"family_name": "x"}, "lead_practitioner", status=422)
-    assert set(response["errors"]) == {"difference_summary", "other_agency"}
+    assert set(response["errors"]) == {"difference_summary", "other_agency", "difference_about_child_protection"}
 
 
 def test_resolved_at_step_1(som):
@@ -86,11 +87,27 @@ def test_escalated_after_step_3(som):
     assert case["outcome"] == "escalated"
 
 
+def test_a_disagreement_about_child_protection_is_fast_tracked(som):
+    cid = som.start(KEY, {**START, "difference_about_child_protection": "yes"}, "lead_practitioner")["id"]
+    assert som.open(cid) == ["Task_FastTrack"]
+    assert som.roles(cid, "Task_FastTrack") == ["somerset_direct"]
+    assert bpmn_properties(KEY, "Task_FastTrack") == {"urgent": "true"}
+    errors = som.complete(cid, "Task_FastTrack", {}, status=422)["errors"]
+    assert set(errors) == {"fast_track_decision", "fast_track_reason"}
+    som.complete(cid, "Task_FastTrack", {"fast_track_decision": "child_protection_enquiry",
+                                         "fast_track_reason": "Strategy discussion today"})
+    # Step 1 (five working days between practitioners) is skipped: the managers take the rest.
+    assert som.open(cid) == ["Task_Step2"]
+    assert "Task_Step1" not in {e["task"] for e in som.history(cid)}
+
+
 def test_immediate_risk_interrupts(som):
     cid = _to_step_3(som)
-    case = som.message(cid, "immediate_risk")
+    case = som.message(cid, "immediate_risk", {"what_happened": "Disclosure"})
     assert [t["name"] for t in case["tasks"]] == ["Task_UrgentReferral"]
     assert som.roles(cid, "Task_UrgentReferral") == ["somerset_direct"]
     assert som.timers(cid) == {}
-    case = som.complete(cid, "Task_UrgentReferral", {"risk_summary": "Disclosure"})
+    case = som.complete(cid, "Task_UrgentReferral", URGENT_REFERRAL)
     assert case["outcome"] == "safeguarding_referral"
+    # Like every other ending it tells the case that raised the difference (none here).
+    assert som.messages_sent(cid) == [{"name": "professional_difference_concluded", "to_cases": []}]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from somerset_helpers import CONSENT_GIVEN, Somerset, level, london
+from somerset_helpers import (CONSENT, CONSENT_GIVEN, CP_REFERRAL, URGENT_REFERRAL, Somerset, bpmn_properties,
+                              level, london)
 
 KEY = "somerset_step_in"
 START = {"family_name": "Green", "service_requested": "family_intervention_service",
@@ -41,16 +42,19 @@ def test_the_request_must_carry_the_meetings_date_time_and_location(som):
     assert set(response["errors"]) == {"taf_meeting_date", "taf_meeting_time", "taf_meeting_location"}
 
 
-def test_family_declines_consent_the_service_is_not_consulted(som):
+@pytest.mark.parametrize("answer", ["refused", "not_sought"])
+def test_without_consent_given_the_service_is_not_consulted(som, answer):
+    """A Step-In brings a service into the family's voluntary TAF plan: refused or not sought, it is not asked."""
     cid = som.start(KEY, START, "lead_practitioner")["id"]
-    case = som.complete(cid, "Task_RecordConsent", {"consent": "refused"})
+    case = som.complete(cid, "Task_RecordConsent", CONSENT[answer])
     assert (case["status"], case["outcome"]) == ("completed", "no_role")
+    assert case["data"]["consent_rationale"]
+    assert "Task_SendStepInRequest" not in {e["task"] for e in som.history(cid)}
 
 
-def test_consent_not_sought_without_a_reason_is_asked_again(som):
-    cid = som.start(KEY, START, "lead_practitioner")["id"]
-    som.complete(cid, "Task_RecordConsent", {"consent": "not_sought"})
-    assert som.open(cid) == ["Task_RecordConsent"]
+def test_marks(som):
+    assert bpmn_properties(KEY, "Event_Joined")["voluntary"] == "true"
+    assert bpmn_properties(KEY, "Task_ChildProtectionReferral") == {"urgent": "true"}
 
 
 def test_service_joins_with_meeting_reminder_and_escalation(som):
@@ -80,7 +84,7 @@ def test_advice_only_no_role(som):
 
 
 @pytest.mark.parametrize("need, rule", [({"impaired": True}, "Rule_ChildInNeed"),
-                                        ({"risk": True}, "Rule_SignificantHarm")])
+                                        ({"risk": "unsure"}, "Rule_SignificantHarmUnsure")])
 def test_acute_need_steps_up_and_hands_the_case_on(som, need, rule):
     cid = to_meeting(som)
     case = som.complete(cid, "Task_TafMeetingWithService", {**level(**need), "service_role": "join",
@@ -98,6 +102,31 @@ def test_acute_need_steps_up_and_hands_the_case_on(som, need, rule):
     assert [t["name"] for t in step_up["tasks"]] == ["Task_RecordConsent"]
 
 
+def test_significant_harm_at_the_meeting_goes_to_somerset_direct_first(som):
+    cid = to_meeting(som)
+    som.complete(cid, "Task_TafMeetingWithService", {**level(risk="yes"), "service_role": "join",
+                                                     "service_advice": "Disclosure at the meeting"})
+    assert som.rules(cid) == [("Rule_SignificantHarm", "Rule_AcuteChildProtection")]
+    case = som.case(cid)
+    assert [t["name"] for t in case["tasks"]] == ["Task_ChildProtectionReferral"]
+    assert som.roles(cid, "Task_ChildProtectionReferral") == ["somerset_direct"]
+    assert som.handed_on(cid) == []
+    case = som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+    assert (case["status"], case["outcome"]) == ("completed", "stepped_up")
+    (step_up,) = som.handed_on(cid)
+    # Somerset Direct has the referral: the Step-Up's next step is the follow-up EHA, not a consent question.
+    assert som.rules(step_up["id"]) == [("Rule_SignificantHarm", "Rule_AcuteChildProtectionReferred")]
+    assert [t["name"] for t in step_up["tasks"]] == ["Task_SubmitFollowUpEha"]
+
+
+def test_significant_harm_at_the_meeting_is_a_required_radio(som):
+    cid = to_meeting(som)
+    base = {**level(needs=2), "service_role": "join", "service_advice": "x"}
+    del base["risk_of_significant_harm"]
+    assert "risk_of_significant_harm" in som.complete(cid, "Task_TafMeetingWithService", base, status=422)["errors"]
+    som.complete(cid, "Task_TafMeetingWithService", {**base, "risk_of_significant_harm": False}, status=422)
+
+
 @pytest.mark.parametrize("stage", ["request", "booking", "meeting"])
 def test_immediate_risk_interrupts(som, stage):
     cid = som.start(KEY, START, "lead_practitioner")["id"]
@@ -106,10 +135,9 @@ def test_immediate_risk_interrupts(som, stage):
         som.complete(cid, "Task_SendStepInRequest", REQUEST)
     if stage == "meeting":
         som.complete(cid, "Task_BookRepresentative", {"service_representative": "x", "information_provided": True})
-    case = som.message(cid, "immediate_risk")
+    case = som.message(cid, "immediate_risk", {"what_happened": "Injury seen"})
     assert [t["name"] for t in case["tasks"]] == ["Task_UrgentReferral"]
     assert som.roles(cid, "Task_UrgentReferral") == ["somerset_direct"]
-    assert som.due(cid, "Task_UrgentReferral") == london(2027, 1, 11, 17, 0)
     assert som.timers(cid) == {}
-    case = som.complete(cid, "Task_UrgentReferral", {"risk_summary": "Injury seen"})
+    case = som.complete(cid, "Task_UrgentReferral", URGENT_REFERRAL)
     assert case["outcome"] == "safeguarding_referral"

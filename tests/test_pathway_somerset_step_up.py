@@ -1,12 +1,15 @@
 """Somerset Step-Up through the REST API: every branch to each outcome, the level-of-need decision (DRD) in the
-audit, consent, the follow-up EHA within one working day, Somerset Direct's decision with reminders and
-escalations, threshold disagreements handed to Resolving Professional Differences, and immediate risk.
+audit, consent (given, refused, not sought at every consent question), significant harm first (an urgent child protection
+referral taken by Somerset Direct before anything else), the follow-up EHA within one working day, Somerset Direct's
+decision with reminders and escalations, threshold disagreements handed to Resolving Professional Differences, and
+immediate risk. Safeguarding rules: issue 12, docs/safeguarding.md (Somerset).
 Protocol: /work/shared/protocols/somerset.txt ('Step-Up', 'Requesting involvement from Children's Social Care')."""
 from __future__ import annotations
 
 import pytest
 
-from somerset_helpers import CONSENT_GIVEN, Somerset, level, london
+from somerset_helpers import (CONSENT, CONSENT_GIVEN, CONSENT_NOT_SOUGHT, CONSENT_REFUSED, CP_REFERRAL,
+                              URGENT_REFERRAL, Somerset, bpmn_properties, level, london)
 
 KEY = "somerset_step_up"
 EVIDENCE = {"family_name": "Brown", "child_name": "Sam", "concerns": "Attendance 60%, low mood",
@@ -30,12 +33,14 @@ def test_definition_and_start_form(som):
     body = response.json
     assert set(body["roles"]) == {"lead_practitioner", "early_help_hub", "somerset_direct"}
     required = [f["key"] for f in body["start_form"]["fields"] if f["required"]]
-    assert required == ["family_name", "concerns", "concerns_reasons", "number_of_needs"]
+    assert required == ["family_name", "concerns", "concerns_reasons", "risk_of_significant_harm", "number_of_needs"]
+    (harm,) = [f for f in body["start_form"]["fields"] if f["key"] == "risk_of_significant_harm"]
+    assert harm["type"] == "radio" and [o["value"] for o in harm["options"]] == ["yes", "no", "unsure"]
     # The start form asks what the referrer knows: evidence and level of need, nothing else is required.
     response = som.api.post("/cases", json={"process": KEY, "reference": "X", "data": {"family_name": "B"}},
                             as_=som.users["lead_practitioner"])
     assert response.status_code == 422
-    assert set(response.json["errors"]) >= {"concerns", "concerns_reasons", "number_of_needs"}
+    assert set(response.json["errors"]) >= {"concerns", "concerns_reasons", "number_of_needs", "risk_of_significant_harm"}
 
 
 def test_universal_needs_are_met_without_an_eha(som):
@@ -63,38 +68,80 @@ def test_additional_needs_share_the_eha_with_consent(som, need, rule):
 
 # ---- consent -----------------------------------------------------------------------------------------------------
 
-def test_consent_not_sought_needs_one_of_the_three_reasons(som):
-    cid = start(som, escalating=True, needs=3)
-    # Not sought and no reason: the case refuses to go on and asks again.
-    som.complete(cid, "Task_RecordConsent", {"consent": "not_sought"})
+def test_consent_not_sought_needs_a_reason_and_is_only_for_a_request_to_childrens_social_care(som):
+    cid = start(som, impaired=True)  # child in need: a request to Children's Social Care (statutory)
+    # Not sought and no reason or manager: refused by the form (once the server evaluates conditional.hide) or, if
+    # the form lets it through, the case asks again. Either way it never goes on.
+    task = som.task(cid, "Task_RecordConsent")
+    response = som.api.post(f"/tasks/{task['id']}/complete", json={"data": {"consent": "not_sought",
+                                                                             "consent_rationale": "x"}},
+                            as_=som.users["lead_practitioner"])
+    assert response.status_code in (200, 422), response.json
     assert som.open(cid) == ["Task_RecordConsent"]
     # A reason that is not one of the three is refused by the form.
-    som.complete(cid, "Task_RecordConsent", {"consent": "not_sought",
-                                             "consent_not_sought_reason": "keep_relationship"}, status=422)
-    som.complete(cid, "Task_RecordConsent", {"consent": "not_sought", "consent_not_sought_reason": "undue_delay",
-                                             "consent_rationale": "Allegation needs enquiry today"})
-    assert som.open(cid) == ["Task_HoldTafMeeting"]
+    som.complete(cid, "Task_RecordConsent", {**CONSENT_NOT_SOUGHT, "consent_override_reason": "keep_relationship"},
+                 status=422)
+    som.complete(cid, "Task_RecordConsent", CONSENT_NOT_SOUGHT)
+    assert som.open(cid) == ["Task_SubmitEhaToSomersetDirect"]
     data = som.case(cid)["data"]
-    assert (data["consent"], data["consent_not_sought_reason"]) == ("not_sought", "undue_delay")
-    completed = [e for e in som.history(cid) if e["event"] == "task_completed" and e["task"] == "Task_RecordConsent"]
-    assert [e["detail"]["data"]["consent_not_sought_reason"] for e in completed] == [None, "undue_delay"]
+    assert (data["consent"], data["consent_override_reason"], data["consent_override_agreed_by"]) == (
+        "not_sought", "increase_risk", "Team manager A. Patel")
+
+
+def test_consent_rationale_is_required(som):
+    cid = start(som, escalating=True, needs=3)
+    errors = som.complete(cid, "Task_RecordConsent", {"consent": "given"}, status=422)["errors"]
+    assert "consent_rationale" in errors
+
+
+@pytest.mark.parametrize("need", [{"needs": 3}, {"escalating": True, "needs": 3}], ids=["additional", "complex"])
+@pytest.mark.parametrize("answer", ["refused", "not_sought"])
+def test_early_help_never_starts_without_consent_given(som, need, answer):
+    """Additional (share the EHA, TAF) and complex (TAF, Early Help Hub) needs are voluntary early help: refused or
+    not sought goes to the practitioner's decision on what happens next, never to the service."""
+    cid = start(som, **need)
+    som.complete(cid, "Task_RecordConsent", CONSENT[answer])
+    assert som.open(cid) == ["Task_ConsentRefused"]
+    case = som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "continue_current_support",
+                                                     "consent_refused_notes": "TAS support continues; review in 6 weeks"})
+    assert (case["status"], case["outcome"]) == ("completed", "needs_met")
+    reached = {e["task"] for e in som.history(cid)}
+    assert not reached & {"Task_ShareEha", "Task_HoldTafMeeting", "Task_SubmitEhaToHub", "Task_HubDecision"}
+
+
+def test_what_happens_after_a_refusal_is_required(som):
+    cid = start(som, escalating=True, needs=2)
+    som.complete(cid, "Task_RecordConsent", CONSENT_REFUSED)
+    errors = som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "continue_current_support"},
+                          status=422)["errors"]
+    assert "consent_refused_notes" in errors
 
 
 def test_consent_refused_then_given_on_discussing_again(som):
     cid = start(som, impaired=True)
-    som.complete(cid, "Task_RecordConsent", {"consent": "refused"})
+    som.complete(cid, "Task_RecordConsent", CONSENT_REFUSED)
     assert som.open(cid) == ["Task_ConsentRefused"]
-    som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "seek_again"})
+    som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "seek_again", "consent_refused_notes": "Meet again"})
     som.complete(cid, "Task_RecordConsent", CONSENT_GIVEN)
     assert som.open(cid) == ["Task_SubmitEhaToSomersetDirect"]
 
 
-def test_consent_refused_and_current_support_continues(som):
+def test_a_refusal_never_blocks_a_child_protection_referral(som):
     cid = start(som, escalating=True, needs=2)
-    som.complete(cid, "Task_RecordConsent", {"consent": "refused"})
-    case = som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "continue_current_support"})
-    assert case["outcome"] == "needs_met"
-    assert "Task_HoldTafMeeting" not in [e["task"] for e in som.history(cid)]
+    som.complete(cid, "Task_RecordConsent", CONSENT_REFUSED)
+    som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "child_protection_referral",
+                                              "consent_refused_notes": "Father's reaction: child frightened to go home"})
+    assert som.open(cid) == ["Task_ChildProtectionReferral"]
+    assert som.roles(cid, "Task_ChildProtectionReferral") == ["somerset_direct"]
+    som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+    assert som.open(cid) == ["Task_SubmitFollowUpEha"]
+
+
+def test_voluntary_and_urgent_marks(som):
+    for end in ("Event_AdditionalSupport", "Event_EarlyHelpEscalated"):
+        assert bpmn_properties(KEY, end)["voluntary"] == "true"
+    assert bpmn_properties(KEY, "Task_ChildProtectionReferral") == {"urgent": "true"}
+    assert "voluntary" not in bpmn_properties(KEY, "Event_NeedsMetWithoutRequest")
 
 
 # ---- complex: TAF and the Early Help Hub ---------------------------------------------------------------------------
@@ -131,7 +178,7 @@ def test_hub_not_accepting_and_practitioner_disputes_starts_rpd(som):
     som.complete(cid, "Task_HubDecision", {"hub_decision": "not_accepted", "hub_decision_reason": "Met by TAF"})
     case = som.complete(cid, "Task_RespondToHubDecision", {
         "threshold_response": "dispute", "difference_summary": "Needs escalating for 6 months",
-        "other_agency": "Early Help Hub"})
+        "other_agency": "Early Help Hub", "difference_about_child_protection": "no"})
     assert case["outcome"] == "needs_met"
     (rpd,) = som.handed_on(cid)
     assert (rpd["process"], rpd["reference"], rpd["started_from_case_id"]) == (
@@ -143,14 +190,16 @@ def test_hub_not_accepting_and_practitioner_disputes_starts_rpd(som):
 
 # ---- acute: child protection enquiry and child in need -------------------------------------------------------------
 
-def test_child_protection_call_follow_up_eha_within_one_working_day_over_christmas(som):
+def test_significant_harm_goes_to_somerset_direct_first_then_the_follow_up_eha_over_christmas(som):
     som.clock.move_to(london(2026, 12, 24, 15, 0))  # Christmas Eve, a Thursday
-    cid = start(som, risk=True)
+    cid = start(som, risk="yes")
     assert som.rules(cid) == [("Rule_SignificantHarm", "Rule_AcuteChildProtection")]
-    som.complete(cid, "Task_RecordConsent", {"consent": "not_sought", "consent_not_sought_reason": "increased_risk"})
-    assert som.due(cid, "Task_PhoneSomersetDirect") == london(2026, 12, 24, 17, 0)
-    som.complete(cid, "Task_PhoneSomersetDirect", {"somerset_direct_called": True,
-                                                   "somerset_direct_reference": "SD-77"})
+    # The urgent referral is the first and only step: no consent question before it.
+    case = som.case(cid)
+    assert [t["name"] for t in case["tasks"]] == ["Task_ChildProtectionReferral"]
+    assert som.roles(cid, "Task_ChildProtectionReferral") == ["somerset_direct"]
+    assert "consent" not in case["data"]
+    som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
     # One working day: Friday 25 and Monday 28 December are bank holidays.
     assert som.due(cid, "Task_SubmitFollowUpEha") == london(2026, 12, 29, 15, 0)
     assert som.timers(cid) == {"Event_FollowUpEhaReminder": london(2026, 12, 29, 15, 0),
@@ -162,7 +211,7 @@ def test_child_protection_call_follow_up_eha_within_one_working_day_over_christm
     assert som.fire(london(2026, 12, 30, 15, 0)) == 1
     assert som.subjects("early_help_manager") == ["Follow-up EHA after a child protection call is overdue"]
     assert som.open(cid) == ["Task_SubmitFollowUpEha"]  # both non-interrupting
-    som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True})
+    som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True, **CONSENT_NOT_SOUGHT})
     assert som.timers(cid) == {"Event_DecisionReminder": london(2026, 12, 31, 15, 0),
                                "Event_DecisionEscalation": london(2027, 1, 4, 15, 0)}
     assert som.roles(cid, "Task_SomersetDirectDecision") == ["somerset_direct"]
@@ -170,6 +219,39 @@ def test_child_protection_call_follow_up_eha_within_one_working_day_over_christm
                                                              "sd_decision_reason": "Strategy discussion"})
     assert case["outcome"] == "child_protection_enquiry"
     assert som.timers(cid) == {}
+
+
+@pytest.mark.parametrize("answer", ["given", "refused", "not_sought"])
+def test_consent_on_the_follow_up_eha_is_recorded_and_never_stops_the_referral(som, answer):
+    cid = start(som, risk="yes")
+    som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+    som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True, **CONSENT[answer]})
+    assert som.open(cid) == ["Task_SomersetDirectDecision"]
+    assert som.case(cid)["data"]["consent"] == answer
+    case = som.complete(cid, "Task_SomersetDirectDecision", {"sd_decision": "child_protection_enquiry",
+                                                             "sd_decision_reason": "Strategy discussion"})
+    assert case["outcome"] == "child_protection_enquiry"
+
+
+def test_follow_up_eha_asks_consent_with_the_override_fields(som):
+    cid = start(som, risk="yes")
+    som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+    errors = som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True},
+                          status=422)["errors"]
+    assert {"consent", "consent_rationale"} <= set(errors)
+
+
+def test_the_child_protection_referral_needs_somerset_directs_reference_and_summary(som):
+    cid = start(som, risk="yes")
+    errors = som.complete(cid, "Task_ChildProtectionReferral", {}, status=422)["errors"]
+    assert {"somerset_direct_reference", "cp_referral_summary"} <= set(errors)
+
+
+def test_significant_harm_unsure_is_a_request_to_somerset_direct_never_read_as_no(som):
+    cid = start(som, risk="unsure", needs=1)
+    assert som.rules(cid) == [("Rule_SignificantHarmUnsure", "Rule_AcuteChildInNeed")]
+    som.complete(cid, "Task_RecordConsent", CONSENT_NOT_SOUGHT)
+    assert som.open(cid) == ["Task_SubmitEhaToSomersetDirect"]
 
 
 def test_child_in_need_request_with_reminder_and_escalation_at_somerset_direct(som):
@@ -190,17 +272,17 @@ def test_child_in_need_request_with_reminder_and_escalation_at_somerset_direct(s
 
 def _to_somerset_direct(som, **need):
     cid = start(som, **need)
-    som.complete(cid, "Task_RecordConsent", CONSENT_GIVEN)
-    if need.get("risk"):
-        som.complete(cid, "Task_PhoneSomersetDirect", {"somerset_direct_called": True})
-        som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True})
+    if need.get("risk") == "yes":
+        som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+        som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True, **CONSENT_GIVEN})
     else:
+        som.complete(cid, "Task_RecordConsent", CONSENT_GIVEN)
         som.complete(cid, "Task_SubmitEhaToSomersetDirect", {"eha_submitted_to_somerset_direct": True})
     return cid
 
 
 def test_somerset_direct_disagrees_and_practitioner_accepts(som):
-    cid = _to_somerset_direct(som, risk=True)
+    cid = _to_somerset_direct(som, risk="yes")
     som.complete(cid, "Task_SomersetDirectDecision", {"sd_decision": "child_in_need_request",
                                                       "sd_decision_reason": "No evidence of significant harm"})
     assert som.roles(cid, "Task_RespondToDecision") == ["lead_practitioner"]
@@ -215,7 +297,7 @@ def test_somerset_direct_disagrees_and_practitioner_disputes_starts_rpd(som):
                                                       "sd_decision_reason": "Needs can be met by FIS"})
     case = som.complete(cid, "Task_RespondToDecision", {
         "threshold_response": "dispute", "difference_summary": "Development significantly impaired",
-        "other_agency": "Somerset Direct"})
+        "other_agency": "Somerset Direct", "difference_about_child_protection": "no"})
     # The step-up goes on with Somerset Direct's decision; the difference is resolved in its own case.
     assert case["outcome"] == "early_help_escalated"
     (rpd,) = som.handed_on(cid)
@@ -239,16 +321,15 @@ def test_immediate_risk_interrupts_every_stage(som, stage):
     elif stage == "consent":
         cid = start(som, needs=2)
     else:
-        cid = start(som, risk=True)
-        som.complete(cid, "Task_RecordConsent", CONSENT_GIVEN)
-        som.complete(cid, "Task_PhoneSomersetDirect", {"somerset_direct_called": True})
+        cid = start(som, risk="yes")
+        som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
         if stage == "somerset_direct":
-            som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True})
+            som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True, **CONSENT_GIVEN})
     som.clock.move_to(london(2027, 1, 11, 16, 30))
-    case = som.message(cid, "immediate_risk", {"risk_reported_by": "school"})
+    case = som.message(cid, "immediate_risk", {"what_happened": "Child disclosed an injury at school"})
     assert [t["name"] for t in case["tasks"]] == ["Task_UrgentReferral"]
     assert som.roles(cid, "Task_UrgentReferral") == ["somerset_direct"]
-    assert som.due(cid, "Task_UrgentReferral") == london(2027, 1, 11, 17, 0)
     assert som.timers(cid) == {}
-    case = som.complete(cid, "Task_UrgentReferral", {"risk_summary": "Disclosure", "police_called": True})
+    assert som.case(cid)["data"]["what_happened"] == "Child disclosed an injury at school"
+    case = som.complete(cid, "Task_UrgentReferral", {**URGENT_REFERRAL, "police_called": True})
     assert (case["status"], case["outcome"]) == ("completed", "safeguarding_referral")

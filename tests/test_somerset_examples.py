@@ -143,7 +143,9 @@ def test_example_4_step_down(som):
     som.complete(cid, "Task_RecordFirstReview", {"minutes_recorded": True}, role="lead_practitioner")
     assert som.timers(cid) == {"Event_ReviewDate": london(2027, 4, 28, 9, 0)}
     som.fire(london(2027, 4, 28, 9, 0))
-    case = som.complete(cid, "Task_TafReview", {"step_up_trigger_met": False,
+    case = som.complete(cid, "Task_TafReview", {"risk_of_significant_harm": "no", "step_up_trigger_met": False,
+                                                "family_engaging": "yes", "review_decision": "close",
+                                                "closure_reason": "needs_met",
                                                 "review_notes": "Plan holding; ELSA sessions helping"})
     assert (case["status"], case["outcome"]) == ("completed", "stepped_down")
     assert case["data"]["additional_support"].startswith("School Emotional Literacy")
