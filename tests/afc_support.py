@@ -120,10 +120,12 @@ def urgent_tasks(key) -> set[str]:
 
 
 def process_properties(key, element_id) -> dict[str, str]:
-    """The extension properties of one element of a pathway's diagram."""
+    """The extension properties of one element of a pathway's diagram (its own, not its children's)."""
     from pathlib import Path
     from xml.etree import ElementTree
 
     root = ElementTree.parse(Path(__file__).resolve().parents[1] / "bpmn" / f"{key}.bpmn").getroot()
     element = next(e for e in root.iter() if e.get("id") == element_id)
-    return {p.get("name"): p.get("value") for p in element.iter("{http://camunda.org/schema/1.0/bpmn}property")}
+    bpmn, camunda = "{http://www.omg.org/spec/BPMN/20100524/MODEL}", "{http://camunda.org/schema/1.0/bpmn}"
+    return {p.get("name"): p.get("value")
+            for p in element.findall(f"{bpmn}extensionElements/{camunda}properties/{camunda}property")}
