@@ -21,9 +21,9 @@ def start_data(**changes):
     return data
 
 
-def discussion(can_meet="yes", agree="yes", on="2026-12-21"):
+def discussion(can_meet="yes", agree="yes", on="2026-12-21", harm="no"):
     return {"receiving_manager": "Pat PEH", "decision_date": on, "peh_can_meet_needs": can_meet,
-            "managers_agree": agree, "decision_reason": "Discussed"}
+            "managers_agree": agree, "decision_reason": "Discussed", "significant_harm": harm}
 
 
 @pytest.fixture
@@ -157,10 +157,34 @@ def test_meeting_agrees_the_step_down_and_the_deadline_counts_from_the_meeting(f
     assert flow.timers()["Event_AgreeStepDownPlanEscalation"] == utc(2027, 1, 21, 17, 0)
 
 
+def test_significant_harm_yes_goes_first_to_an_urgent_spa_task_and_there_is_no_step_down(flow):
+    """Rule 1: before the decision, the consent question or the documents; the child stays with CSC."""
+    start(flow)
+    flow.complete("Task_InitialDiscussion", discussion(harm="yes"), "peh_manager")
+    assert flow.open() == ["Task_UrgentReferralToSpa"]
+    assert flow.task("Task_UrgentReferralToSpa")["roles"] == ["spa"]
+    assert "Task_UrgentReferralToSpa" in urgent_tasks(KEY)
+    assert flow.rules() == []  # no step-down decision was taken
+    flow.complete("Task_UrgentReferralToSpa", {"spa_action": "Strategy discussion today"}, "spa")
+    assert flow.outcome() == "no_step_down"
+    assert "consent" not in flow.case["data"]
+
+
+def test_significant_harm_is_a_required_yes_no_unsure_radio(flow, pathways):
+    start(flow)
+    answers = discussion()
+    del answers["significant_harm"]
+    flow.complete("Task_InitialDiscussion", answers, "peh_manager", status=422)
+    flow.complete("Task_InitialDiscussion", discussion(harm=False), "peh_manager", status=422)
+    flow.complete("Task_InitialDiscussion", discussion(harm="unsure"), "peh_manager")
+    assert flow.open() == ["Task_RecordConsent"]  # unsure: the managers weigh it; the step down goes on
+
+
 def test_marked_statutory_and_stepping_down_enrols_in_voluntary_peh():
     assert process_properties(KEY, KEY)["statutory"] == "true"
     assert process_properties(KEY, "Event_SteppedDown") == {"outcome": "stepped_down", "voluntary": "true"}
     assert process_properties(KEY, "Event_NoStepDownWithoutConsent") == {"outcome": "no_step_down"}
+    assert process_properties(KEY, "Event_NoStepDownAtRisk") == {"outcome": "no_step_down"}
 
 
 @pytest.mark.parametrize("answers", [

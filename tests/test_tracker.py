@@ -59,7 +59,7 @@ def test_cases_in_both_directions_with_their_fields(api, frozen_clock):
     up = step_up(api, frozen_clock)
     down = step_down(api, frozen_clock)
     down.complete("Task_InitialDiscussion", {"receiving_manager": "Robin PEH", "decision_date": "2026-12-21",
-                                             "peh_can_meet_needs": "yes", "managers_agree": "yes",
+                                             "peh_can_meet_needs": "yes", "managers_agree": "yes", "significant_harm": "no",
                                              "decision_reason": "Ready"}, "peh_manager")
     down.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
     down.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee Lead"}, "peh_manager")
@@ -84,7 +84,7 @@ def test_cases_in_both_directions_with_their_fields(api, frozen_clock):
 def test_a_missing_document_then_received(api, frozen_clock):
     down = step_down(api, frozen_clock)
     down.complete("Task_InitialDiscussion", {"receiving_manager": "Pat PEH", "decision_date": "2026-12-21",
-                                             "peh_can_meet_needs": "yes", "managers_agree": "yes",
+                                             "peh_can_meet_needs": "yes", "managers_agree": "yes", "significant_harm": "no",
                                              "decision_reason": "Ready"}, "peh_manager")
     down.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
     assert "Send the document checklist" in down.tracker()[down.case["id"]]["stage"]
