@@ -90,3 +90,42 @@ class Flow:
 
 def consent_given():
     return {"consent": "given"}
+
+
+def refuse_or_return(flow, name, data, role):
+    """A step the service must not let through: refused (422, the server checks a shown required field) or, where
+    the server does not yet check it, the diagram's gateway sends the task back. Either way the case does not go on."""
+    before = flow.open()
+    task = flow.task(name)
+    response = flow.api.post(f"/tasks/{task['id']}/complete", json={"data": data}, as_=flow.users[role])
+    assert response.status_code in (200, 422), response.json
+    assert flow.open() == before
+
+
+def urgent_tasks(key) -> set[str]:
+    """The user tasks of a pathway that are urgent: marked ``urgent`` = ``true`` or inside an event sub-process
+    started by the ``immediate_risk`` message (the conventions in docs/safeguarding.md)."""
+    from pathlib import Path
+    from xml.etree import ElementTree
+
+    ns = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL", "camunda": "http://camunda.org/schema/1.0/bpmn"}
+    root = ElementTree.parse(Path(__file__).resolve().parents[1] / "bpmn" / f"{key}.bpmn").getroot()
+    found = {task.get("id") for task in root.iter(f"{{{ns['bpmn']}}}userTask")
+             if any(p.get("name") == "urgent" and p.get("value") == "true"
+                    for p in task.iter(f"{{{ns['camunda']}}}property"))}
+    for sub in root.iter(f"{{{ns['bpmn']}}}subProcess"):
+        if sub.get("triggeredByEvent") == "true":
+            found |= {task.get("id") for task in sub.iter(f"{{{ns['bpmn']}}}userTask")}
+    return found
+
+
+def process_properties(key, element_id) -> dict[str, str]:
+    """The extension properties of one element of a pathway's diagram (its own, not its children's)."""
+    from pathlib import Path
+    from xml.etree import ElementTree
+
+    root = ElementTree.parse(Path(__file__).resolve().parents[1] / "bpmn" / f"{key}.bpmn").getroot()
+    element = next(e for e in root.iter() if e.get("id") == element_id)
+    bpmn, camunda = "{http://www.omg.org/spec/BPMN/20100524/MODEL}", "{http://camunda.org/schema/1.0/bpmn}"
+    return {p.get("name"): p.get("value")
+            for p in element.findall(f"{bpmn}extensionElements/{camunda}properties/{camunda}property")}

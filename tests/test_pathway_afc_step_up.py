@@ -9,7 +9,7 @@ other timers with their reminders and escalations.
 from __future__ import annotations
 
 import pytest
-from afc_support import Flow, utc
+from afc_support import Flow, refuse_or_return, urgent_tasks, utc
 
 KEY = "afc_step_up"
 ALL_DOCS = ["caf_dpr", "transfer_summary", "chronology", "genogram"]
@@ -18,7 +18,7 @@ ALL_DOCS = ["caf_dpr", "transfer_summary", "chronology", "genogram"]
 def start_data(**changes):
     data = {"child_name": "Alex", "sending_manager": "Pat PEH", "peh_team": "fss", "receiving_manager": "Chris CSC",
             "transitions_meeting_date": "2026-12-24", "rationale": "Needs escalating", "caf_in_place": True,
-            "safeguarding_incident": False}
+            "safeguarding_incident": "no", "significant_harm": "no"}
     data.update(changes)
     return data
 
@@ -37,7 +37,10 @@ def test_process_definition(pathways):
     process = pathways.get(f"/processes/{KEY}", as_="admin").json
     assert process["roles"] == ["csc_manager", "csc_social_worker", "peh_manager", "spa"]
     required = [f["key"] for f in process["start_form"]["fields"] if f["required"]]
-    assert required == ["child_name", "sending_manager", "transitions_meeting_date", "rationale"]
+    assert required == ["child_name", "sending_manager", "transitions_meeting_date", "rationale", "safeguarding_incident",
+                        "significant_harm"]
+    harm = next(f for f in process["start_form"]["fields"] if f["key"] == "significant_harm")
+    assert (harm["type"], [v["value"] for v in harm["options"]]) == ("radio", ["yes", "no", "unsure"])
     assert "STEP UP from PEH to CSC" in process["documentation"]
 
 
@@ -54,11 +57,14 @@ def test_planned_step_up_agreed_to_stepped_up(flow):
     assert flow.due("Task_AllocateSocialWorker") == utc(2026, 12, 22, 9, 0)  # within 24 hours
     assert flow.due("Task_ReferToSpa") == utc(2026, 12, 22, 9, 0)
 
-    # Consent not sought and no reason: the referral comes back; with the reason it goes on.
-    flow.complete("Task_ReferToSpa", {"consent": "not_sought", "transitions_meeting_date": "2027-01-07"},
-                  "peh_manager")
+    # Consent not sought and no reason or no manager: the referral does not go on; with both it does.
+    refuse_or_return(flow, "Task_ReferToSpa", {"consent": "not_sought", "transitions_meeting_date": "2027-01-07"},
+                     "peh_manager")
+    refuse_or_return(flow, "Task_ReferToSpa", {"consent": "not_sought", "consent_override_reason": "undue_delay",
+                                               "transitions_meeting_date": "2027-01-07"}, "peh_manager")
     assert flow.open() == ["Task_AllocateSocialWorker", "Task_ReferToSpa"]
-    flow.complete("Task_ReferToSpa", {"consent": "not_sought", "consent_not_sought_reason": "undue_delay",
+    flow.complete("Task_ReferToSpa", {"consent": "not_sought", "consent_override_reason": "undue_delay",
+                                      "consent_override_agreed_by": "Team Manager",
                                       "transitions_meeting_date": "2027-01-07"}, "peh_manager")
     assert flow.open() == ["Task_AllocateSocialWorker", "Task_SendDocumentChecklist"]
     # A week (5 working days, over the New Year bank holiday) before the meeting of 7 January.
@@ -66,12 +72,8 @@ def test_planned_step_up_agreed_to_stepped_up(flow):
 
     flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam Social"}, "csc_manager")
     assert flow.open() == ["Task_SendDocumentChecklist"]
-    # The CAF is in place: the CAF and DPR are needed; the check list comes back while it is missing.
-    flow.complete("Task_SendDocumentChecklist", {"documents_received": ["transfer_summary", "chronology", "genogram"]},
-                  "peh_manager")
-    assert flow.open() == ["Task_SendDocumentChecklist"]
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "peh_manager")
-    assert flow.open() == ["Task_AgreeStepUpPlan"]
+    assert flow.open() == ["Task_AgreeStepUpPlan"]  # all shared: nothing to chase
     assert flow.due("Task_AgreeStepUpPlan") == utc(2027, 1, 7, 17, 0)
     flow.complete("Task_AgreeStepUpPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-11"}, "csc_manager")
     assert flow.task("Task_TacJointVisit")["roles"] == ["csc_social_worker"]
@@ -79,7 +81,7 @@ def test_planned_step_up_agreed_to_stepped_up(flow):
     flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "csc_social_worker")
     assert flow.outcome() == "stepped_up"
     data = flow.case["data"]
-    assert (data["allocated_worker"], data["child_name"], data["consent_not_sought_reason"]) == \
+    assert (data["allocated_worker"], data["child_name"], data["consent_override_reason"]) == \
         ("Sam Social", "Alex", "undue_delay")
 
 
@@ -129,11 +131,86 @@ def test_managers_disagree_the_meeting_agrees_the_step_up(flow):
     assert flow.open() == ["Task_AllocateSocialWorker", "Task_ReferToSpa"]
 
 
-def test_unplanned_step_up_after_a_safeguarding_incident_goes_straight_to_the_tracker(flow):
-    flow.start(start_data(safeguarding_incident=True))
-    assert flow.open() == ["Task_AllocateSocialWorker", "Task_ReferToSpa"]
-    assert flow.rules() == []
+@pytest.mark.parametrize("incident,harm", [("yes", "no"), ("yes", "unsure"), ("no", "yes"), ("yes", "yes")])
+def test_safeguarding_incident_or_significant_harm_goes_first_to_an_urgent_spa_task(flow, incident, harm):
+    """Rule 1: the SPA first, as an urgent task, before the discussion, consent question or document check."""
+    flow.start(start_data(safeguarding_incident=incident, significant_harm=harm))
+    assert flow.open() == ["Task_UrgentReferralToSpa"]
+    assert flow.task("Task_UrgentReferralToSpa")["roles"] == ["spa"]
+    assert "Task_UrgentReferralToSpa" in urgent_tasks(KEY)
+    assert flow.rules() == []  # no threshold decision, no discussion first
     assert flow.case["id"] in flow.tracker()
+    flow.complete("Task_UrgentReferralToSpa", {"spa_action": "Strategy discussion held", "spa_reference": "SPA-9"},
+                  "spa")
+    # Then onto the tracker: the social worker within 24 hours and PEH's written referral with consent.
+    assert flow.open() == ["Task_AllocateSocialWorker", "Task_ReferToSpa"]
+    # A refusal of consent does not stop or delay the step up: the SPA already has the referral.
+    flow.complete("Task_ReferToSpa", {"consent": "refused", "consent_refusal_notes": "Father refuses; SPA told",
+                                      "transitions_meeting_date": "2027-01-07"}, "peh_manager")
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+    flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "peh_manager")
+    flow.complete("Task_AgreeStepUpPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-11"}, "csc_manager")
+    flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "csc_social_worker")
+    assert flow.outcome() == "stepped_up"
+    assert (flow.case["data"]["spa_action"], flow.case["data"]["consent"]) == ("Strategy discussion held", "refused")
+
+
+@pytest.mark.parametrize("harm", ["no", "unsure"])
+def test_no_incident_and_no_significant_harm_is_a_planned_step_up(flow, harm):
+    flow.start(start_data(significant_harm=harm))
+    assert flow.open() == ["Task_InitialDiscussion"]
+
+
+def test_significant_harm_and_the_incident_question_are_required(flow):
+    data = start_data()
+    del data["significant_harm"]
+    flow.start(data, status=422)
+    flow.start(start_data(significant_harm=True), status=422)  # a radio, not a checkbox
+
+
+@pytest.mark.parametrize("consent", ["refused", "not_sought"])
+def test_consent_refused_or_not_sought_is_recorded_and_the_step_up_goes_on(flow, consent):
+    """A step up is to the statutory service: neither answer stops the referral; each is recorded."""
+    flow.start(start_data(caf_in_place=False))
+    flow.complete("Task_InitialDiscussion", discussion(), "csc_manager")
+    answers = {"consent": consent, "transitions_meeting_date": "2027-01-07"}
+    answers.update({"consent_refusal_notes": "Mother refuses; told SPA"} if consent == "refused" else
+                   {"consent_override_reason": "increase_risk", "consent_override_agreed_by": "Team Manager"})
+    flow.complete("Task_ReferToSpa", answers, "peh_manager")
+    assert flow.open() == ["Task_AllocateSocialWorker", "Task_SendDocumentChecklist"]
+    assert flow.case["data"]["consent"] == consent
+
+
+def test_missing_documents_are_chased_and_never_hold_up_the_plan_or_the_visit(flow):
+    """'A week ahead, where possible': the plan and the visit go ahead; missing documents are recorded and chased."""
+    flow.start(start_data())
+    flow.complete("Task_InitialDiscussion", discussion(), "csc_manager")
+    flow.complete("Task_ReferToSpa", {"consent": "given", "transitions_meeting_date": "2027-01-07"}, "peh_manager")
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+    flow.complete("Task_SendDocumentChecklist", {"documents_received": ["transfer_summary"],
+                                                 "documents_notes": "Chronology and genogram next week"},
+                  "peh_manager")
+    assert flow.open() == ["Task_AgreeStepUpPlan", "Task_ChaseMissingDocuments"]
+    assert flow.task("Task_ChaseMissingDocuments")["roles"] == ["peh_manager"]
+    assert flow.due("Task_ChaseMissingDocuments") == utc(2027, 1, 7, 17, 0)  # by the end of the meeting day
+    assert flow.case["data"]["documents_notes"] == "Chronology and genogram next week"
+    flow.complete("Task_AgreeStepUpPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-11"}, "csc_manager")
+    flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "csc_social_worker")
+    assert flow.open() == ["Task_ChaseMissingDocuments"]  # the step up is done; the chase goes on
+    flow.complete("Task_ChaseMissingDocuments", {"documents_received": ALL_DOCS[:3],
+                                                 "documents_chase_notes": "No CAF DPR: closed before 2024"},
+                  "peh_manager")
+    assert flow.outcome() == "stepped_up"
+    assert flow.case["data"]["documents_chase_notes"] == "No CAF DPR: closed before 2024"
+
+
+def test_the_checklist_sent_with_every_document_needs_no_chase(flow):
+    flow.start(start_data(caf_in_place=False))
+    flow.complete("Task_InitialDiscussion", discussion(), "csc_manager")
+    flow.complete("Task_ReferToSpa", {"consent": "given", "transitions_meeting_date": "2027-01-07"}, "peh_manager")
+    flow.complete("Task_SendDocumentChecklist", {"documents_received": ["transfer_summary", "chronology", "genogram"]},
+                  "peh_manager")
+    assert flow.open() == ["Task_AllocateSocialWorker"]
 
 
 def test_timers_remind_and_escalate(flow):
@@ -183,13 +260,14 @@ def test_immediate_risk_interrupts_every_stage(flow, stage):
                                                                             "genogram"]}, "peh_manager")
         assert flow.open() == ["Task_AgreeStepUpPlan"]
     flow.clock.move_to(utc(2026, 12, 21, 14, 0))
-    flow.message("immediate_risk", {"risk_reported_by": "school"})
+    flow.message("immediate_risk", {"what_happened": "Disclosure at school", "risk_reported_by": "school"})
     assert flow.open() == ["Task_UrgentSpaReferral"]
     task = flow.task("Task_UrgentSpaReferral")
     assert task["roles"] == ["spa"]
-    assert flow.due("Task_UrgentSpaReferral") == utc(2026, 12, 21, 17, 0)
+    assert "Task_UrgentSpaReferral" in urgent_tasks(KEY)
     assert flow.timers() == {}
-    flow.complete("Task_UrgentSpaReferral", {"risk_summary": "Disclosure", "spa_referral_made": True}, "spa")
+    flow.complete("Task_UrgentSpaReferral", {"spa_action": "Strategy discussion", "spa_referral_made": True}, "spa")
     assert flow.outcome() == "safeguarding_referral"
     assert flow.case["data"]["risk_reported_by"] == "school"
+    assert flow.case["data"]["what_happened"] == "Disclosure at school"
     assert flow.case["id"] not in flow.tracker()

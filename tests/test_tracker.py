@@ -40,7 +40,8 @@ def api(tmp_path, frozen_clock):
 def step_up(api, clock, reference="UP-1", **changes):
     flow = Flow(api, clock, "afc_step_up")
     data = {"child_name": "Alex", "sending_manager": "Pat PEH", "receiving_manager": "Chris CSC",
-            "transitions_meeting_date": "2027-01-07", "rationale": "Needs escalating", "caf_in_place": True}
+            "transitions_meeting_date": "2027-01-07", "rationale": "Needs escalating", "caf_in_place": True,
+            "safeguarding_incident": "no", "significant_harm": "no"}
     data.update(changes)
     flow.start(data, reference=reference)
     return flow
@@ -58,8 +59,9 @@ def test_cases_in_both_directions_with_their_fields(api, frozen_clock):
     up = step_up(api, frozen_clock)
     down = step_down(api, frozen_clock)
     down.complete("Task_InitialDiscussion", {"receiving_manager": "Robin PEH", "decision_date": "2026-12-21",
-                                             "peh_can_meet_needs": "yes", "managers_agree": "yes",
+                                             "peh_can_meet_needs": "yes", "managers_agree": "yes", "significant_harm": "no",
                                              "decision_reason": "Ready"}, "peh_manager")
+    down.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
     down.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee Lead"}, "peh_manager")
     rows = up.tracker()
     assert list(rows) == [up.case["id"], down.case["id"]]  # longest in transition first
@@ -82,15 +84,16 @@ def test_cases_in_both_directions_with_their_fields(api, frozen_clock):
 def test_a_missing_document_then_received(api, frozen_clock):
     down = step_down(api, frozen_clock)
     down.complete("Task_InitialDiscussion", {"receiving_manager": "Pat PEH", "decision_date": "2026-12-21",
-                                             "peh_can_meet_needs": "yes", "managers_agree": "yes",
+                                             "peh_can_meet_needs": "yes", "managers_agree": "yes", "significant_harm": "no",
                                              "decision_reason": "Ready"}, "peh_manager")
-    down.complete("Task_SendDocumentChecklist", {"consent": "given", "documents_received": DOWN_DOCS[1:]},
-                  "csc_social_worker")
+    down.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
+    assert "Send the document checklist" in down.tracker()[down.case["id"]]["stage"]
+    down.complete("Task_SendDocumentChecklist", {"documents_received": DOWN_DOCS[1:]}, "csc_social_worker")
     row = down.tracker()[down.case["id"]]
     assert row["documents_missing"] == ["Consent form"]
     assert [d["received"] for d in row["documents"]] == [False, True, True, True, True]
-    assert "Send the document checklist" in row["stage"]
-    down.complete("Task_SendDocumentChecklist", {"consent": "given", "documents_received": DOWN_DOCS},
+    assert "Chase the missing documents" in row["stage"]  # chased, while the plan goes ahead
+    down.complete("Task_ChaseMissingDocuments", {"documents_received": DOWN_DOCS, "documents_chase_notes": "Signed"},
                   "csc_social_worker")
     row = down.tracker()[down.case["id"]]
     assert row["documents_missing"] == []
@@ -107,8 +110,9 @@ def test_days_in_transition_move_with_the_clock(api, frozen_clock):
 
 
 def test_a_completed_transition_leaves_the_list(api, frozen_clock):
-    up = step_up(api, frozen_clock, caf_in_place=False, safeguarding_incident=True)
+    up = step_up(api, frozen_clock, caf_in_place=False, safeguarding_incident="yes")
     other = step_up(api, frozen_clock, reference="UP-2")
+    up.complete("Task_UrgentReferralToSpa", {"spa_action": "Visited with police"}, "spa")
     up.complete("Task_ReferToSpa", {"consent": "given", "transitions_meeting_date": "2027-01-07"}, "peh_manager")
     up.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
     up.complete("Task_SendDocumentChecklist", {"documents_received": UP_DOCS[1:]}, "peh_manager")
