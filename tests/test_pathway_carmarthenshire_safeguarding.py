@@ -293,8 +293,9 @@ def test_step_down_hands_the_family_to_the_taf_plan(carm):
                   "taf_coordinator")
     case.complete("Task_ContactSocialWorker", {"social_worker_contacted": True, "meeting_date": "2026-12-22"},
                   "taf_coordinator")
-    case.complete("Task_StepDownMeeting", {"taf_start_date": "2026-12-21", "personal_outcomes": "School"},
-                  "taf_coordinator")
+    case.complete("Task_StepDownMeeting", {"taf_start_date": "2026-12-21", "personal_outcomes": "School",
+                                           "family_understands_taf": True, "intervention_plan": "Weekly sessions",
+                                           "key_worker_agency": "Youth service"}, "taf_coordinator")
     case.complete("Task_CloseToStatutoryServices", {"care_first_complete": True}, "social_worker")
     assert case.json["outcome"] == "stepped_down"
     [(process, plan_id)] = handed_on(case)
