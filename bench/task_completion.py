@@ -27,8 +27,8 @@ from service.models import Case, db  # noqa: E402
 
 PROCESS = "carmarthenshire_step_down"
 TASK = "Task_CompleteJaffPart1"
-DATA = {"family_outcomes": "Regular school attendance", "consent_referral": True,
-        "consent_information_sharing": True, "consent_form": "signed"}
+DATA = {"family_outcomes": "Regular school attendance", "consent": "given", "consent_form": "signed",
+        "shared_with_family": True}
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         deployments.deploy(db.session, deployments.read_folders(ROOT), "bench")
         save_user(db.session, "bench", ["social_worker"], council=council, token="bench-token")
         actor = Actor("bench", ("social_worker",), council_id=council.id)
-        cases = [start_case(db.session, PROCESS, f"BENCH-{i}", {"weeks_open": 9}, actor)
+        cases = [start_case(db.session, PROCESS, f"BENCH-{i}", {"weeks_open": 9, "family_accepts_support": "yes", "safety_plan": "yes"}, actor)
                  for i in range(args.cases * 2)]
         db.session.commit()
         process = deployments.process_definition(db.session, cases[0].process)

@@ -87,11 +87,11 @@ def seed(app: Flask, time: FixedClock) -> None:
                       display_name=display_name)
         deploy(db.session, pathway_files(), "demo")
         time.move_to(START)
-        cases.start_case(db.session, KEY, "CF-2041", {"weeks_open": 10, "family_name": "Jones",
+        cases.start_case(db.session, KEY, "CF-2041", {"weeks_open": 10, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Jones",
                                                        "care_first_reference": "CF-2041"}, admin)
-        cases.start_case(db.session, KEY, "CF-2042", {"weeks_open": 3, "family_name": "Evans"}, admin)
+        cases.start_case(db.session, KEY, "CF-2042", {"weeks_open": 3, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Evans"}, admin)
         time.move_to(LATER)
-        cases.start_case(db.session, KEY, "CF-2057", {"weeks_open": 12, "family_name": "Price"}, admin)
+        cases.start_case(db.session, KEY, "CF-2057", {"weeks_open": 12, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Price"}, admin)
         db.session.commit()
 
 
@@ -173,8 +173,8 @@ def walk(page, site: Site, shots: Path) -> dict[str, str]:
     summary.get_by_role("link").first.click()
     assert page.evaluate("document.activeElement.id") == "family_outcomes"
     page.locator("#family_outcomes").fill("Regular school attendance; calmer bedtimes.")
-    page.get_by_label("The family consent to the referral to TAF").check()
-    page.get_by_label("The family consent to their information being shared").check()
+    page.get_by_label("Given", exact=True).check()
+    page.get_by_label("JAFF part 1 has been shared with the family before sending").check()
     page.get_by_label("Signed by the family").check()
     page.get_by_role("button", name="Complete task").click()
     page.wait_for_url(re.compile(r".*/cases/\d+$"))

@@ -51,9 +51,6 @@ def test_accepted_referral_steps_across_and_starts_the_taf_plan(api):
     task = case.task("Task_CrtJaffPart1")
     assert task["roles"] == ["crt"]
     assert when(task["due_at"]) == london(2027, 1, 12, 9, 0)
-    # Consent not sought needs a reason: back to JAFF part 1.
-    case.complete("Task_CrtJaffPart1", jaff(consent="not_sought"), "crt")
-    assert case.open() == ["Task_CrtJaffPart1"]
     case.complete("Task_CrtJaffPart1", jaff(), "crt")
     assert case.rules("Task_LevelOfSupport") == [["Rule_MultipleNeedsTargeted"]]
     meeting = case.task("Task_AllocationMeeting")
@@ -96,9 +93,11 @@ def test_declined_at_the_allocation_meeting(api):
     assert task["roles"] == ["taf_coordinator"]
     response = api.post(f"/tasks/{task['id']}/complete", json={"data": {"decision_on_care_first": True}},
                         as_=api.as_role("taf_coordinator"))
-    assert response.status_code == 422 and {"crt_emailed", "reasons_explained"} <= set(response.json["errors"])
+    assert response.status_code == 422 and {"crt_emailed", "reasons_explained", "decline_reasons"} <= set(
+        response.json["errors"])
     case.complete("Task_RecordDecline", {"decision_on_care_first": True, "crt_emailed": True,
-                                         "reasons_explained": True}, "taf_coordinator")
+                                         "reasons_explained": True, "decline_reasons": "Single agency signposting fits"},
+                  "taf_coordinator")
     assert (case.json["status"], case.json["outcome"]) == ("completed", "declined")
     assert not [e for e in case.history() if e["event"] == "case_handed_on"]
 

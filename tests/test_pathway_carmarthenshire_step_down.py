@@ -18,6 +18,8 @@ from service.engine.clock import LONDON, FixedClock
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "carmarthenshire_step_down"
+READY = {"family_accepts_support": "yes", "safety_plan": "yes"}  # section 6: accepting support, own safety plan
+JAFF = {"family_outcomes": "x", "consent": "given", "consent_form": "signed", "shared_with_family": True}
 
 
 def london(*args) -> datetime:
@@ -88,14 +90,16 @@ def test_process_definition(process):
     assert process.name == "Step down from statutory services to TAF (Carmarthenshire)"
     assert process.roles == ["crt", "social_worker", "taf_coordinator", "taf_manager"]
     assert process.start_form.id == "carmarthenshire_step_down_start"
-    assert [f.key for f in process.start_form.fields if f.is_required] == ["weeks_open"]
+    assert [f.key for f in process.start_form.fields if f.is_required] == [
+        "weeks_open", "family_accepts_support", "safety_plan"]
     assert "section 6" in process.documentation
+    assert b'<camunda:property name="statutory" value="true"/>' in process.diagram
 
 
 # ---- under 8 weeks ------------------------------------------------------------------------------
 
 def _under_eight_weeks(process, weeks=5) -> Case:
-    case = Case(process, {"weeks_open": weeks})
+    case = Case(process, {"weeks_open": weeks, **READY})
     assert case.snap.data["route"] == "close"
     decision = [e for e in case.snap.journal if e.event == "decision_taken"]
     assert decision and decision[0].detail["matched_rules"][0]["id"] == "Rule_UnderEightWeeks"
@@ -127,7 +131,7 @@ def test_under_8_weeks_supported_referral_goes_on_to_jaff_then_declined(process,
     case.complete("Task_AgreeNextStepsWithFamily", {"family_support": "supported_referral"})
     assert case.open() == ["Task_CompleteJaffPart1"]
     assert case.task("Task_CompleteJaffPart1").due_at == london(2027, 1, 12, 14, 0)
-    case.complete("Task_CompleteJaffPart1", {"family_outcomes": "Routines", "consent_form": "verbal"})
+    case.complete("Task_CompleteJaffPart1", {**JAFF, "family_outcomes": "Routines", "consent_form": "verbal"})
     case.complete("Task_CheckJaffPart1", {"jaff_complete": True})
     task = case.task("Task_AllocationDecision")
     assert task.due_at == london(2027, 1, 6, 10, 0)  # the next Wednesday meeting
@@ -135,7 +139,8 @@ def test_under_8_weeks_supported_referral_goes_on_to_jaff_then_declined(process,
     task = case.task("Task_ExplainDecline")
     assert task.roles == ["taf_coordinator"]
     assert case.timers() == {}
-    case.complete("Task_ExplainDecline", {"decline_explained": True, "decline_logged_on_care_first": True})
+    case.complete("Task_ExplainDecline", {"decline_reasons": "Not TAF", "decline_explained": True,
+                                          "decline_logged_on_care_first": True})
     assert case.snap.completed
     assert case.snap.data["outcome"] == "declined"
     assert case.snap.data["family_support"] == "supported_referral"
@@ -144,7 +149,7 @@ def test_under_8_weeks_supported_referral_goes_on_to_jaff_then_declined(process,
 # ---- 8 weeks or more ----------------------------------------------------------------------------
 
 def test_8_weeks_or_more_stepped_down_with_reminders_and_a_returned_jaff(process, time):
-    case = Case(process, {"weeks_open": 8, "family_name": "Jones"})
+    case = Case(process, {"weeks_open": 8, "family_name": "Jones", **READY})
     assert case.snap.data["route"] == "jaff_part_1"
     task = case.task("Task_CompleteJaffPart1")
     assert (task.roles, task.lane) == (["social_worker"], "Social worker")
@@ -163,7 +168,7 @@ def test_8_weeks_or_more_stepped_down_with_reminders_and_a_returned_jaff(process
     assert case.timers() == {}
 
     # Sent to the TAF box, not fully complete: returned to the social worker, with a new reminder.
-    case.complete("Task_CompleteJaffPart1", {"family_outcomes": "Better routines"})
+    case.complete("Task_CompleteJaffPart1", {**JAFF, "family_outcomes": "Better routines", "consent_form": "verbal"})
     check = case.task("Task_CheckJaffPart1")
     assert check.roles == ["taf_coordinator"]
     assert check.due_at == london(2027, 1, 13, 9, 0)
@@ -172,8 +177,7 @@ def test_8_weeks_or_more_stepped_down_with_reminders_and_a_returned_jaff(process
     assert case.open() == ["Task_CompleteJaffPart1"]
     assert case.task("Task_CompleteJaffPart1").due_at == london(2027, 1, 19, 11, 0)
     assert case.timers() == {"Event_JaffPart1Reminder": london(2027, 1, 19, 11, 0)}
-    case.complete("Task_CompleteJaffPart1", {"consent_referral": True, "consent_information_sharing": True,
-                                             "consent_form": "signed"})
+    case.complete("Task_CompleteJaffPart1", {**JAFF, "consent_form": "signed"})
 
     # Complete: to the next Wednesday allocation meeting (Tuesday 12th -> Wednesday 13th).
     case.complete("Task_CheckJaffPart1", {"jaff_complete": True})
@@ -219,12 +223,13 @@ def test_8_weeks_or_more_stepped_down_with_reminders_and_a_returned_jaff(process
     assert case.snap.completed
     data = case.snap.data
     assert data["outcome"] == "stepped_down"
+    assert [(m.name, m.payload["consent"]) for m in case.snap.thrown] == [("start:carmarthenshire_taf_plan", "given")]
     assert (data["family_name"], data["taf_number"], data["taf_start_date"]) == ("Jones", "TAF-123", "2027-02-01")
 
 
 def test_allocation_a_week_overdue_escalates_to_the_taf_manager(process, time):
-    case = Case(process, {"weeks_open": 20})
-    case.complete("Task_CompleteJaffPart1", {"family_outcomes": "x"})
+    case = Case(process, {"weeks_open": 20, **READY})
+    case.complete("Task_CompleteJaffPart1", JAFF)
     time.move_to(london(2027, 1, 6, 11, 0))  # Wednesday after the meeting: the next one is the 13th
     case.complete("Task_CheckJaffPart1", {"jaff_complete": True})
     assert case.task("Task_AllocationDecision").due_at == london(2027, 1, 13, 10, 0)
@@ -250,41 +255,42 @@ def test_allocation_a_week_overdue_escalates_to_the_taf_manager(process, time):
 # ---- safeguarding first -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stage", ["under_8_weeks", "jaff", "allocation", "waiting_for_start_date"])
-def test_immediate_risk_interrupts_every_stage(process, time, stage):
+def test_immediate_risk_never_interrupts_the_statutory_case(process, time, stage):
+    """The child is open to social services while a step down runs (statutory=true): immediate risk opens CRT's
+    urgent referral beside the waiting step, and nothing of the step down is lost."""
     if stage == "under_8_weeks":
-        case = Case(process, {"weeks_open": 2})
+        case = Case(process, {"weeks_open": 2, **READY})
     else:
-        case = Case(process, {"weeks_open": 10})
+        case = Case(process, {"weeks_open": 10, **READY})
     if stage in ("allocation", "waiting_for_start_date"):
-        case.complete("Task_CompleteJaffPart1", {"family_outcomes": "x"})
+        case.complete("Task_CompleteJaffPart1", JAFF)
         case.complete("Task_CheckJaffPart1", {"jaff_complete": True})
     if stage == "waiting_for_start_date":
         case.complete("Task_AllocationDecision", {"allocation_decision": "multi_agency"})
         case.complete("Task_ContactSocialWorker", {"meeting_date": "2027-01-12"})
         case.complete("Task_StepDownMeeting", {"taf_start_date": "2027-03-01"})
         assert case.open() == []
-    assert case.snap.messages == ["immediate_risk"]
     time.move_to(london(2027, 1, 7, 15, 30))
-    case.message("immediate_risk", {"risk_reported_by": "school"})
-    assert case.open() == ["Task_UrgentCrtReferral"]
-    task = case.task("Task_UrgentCrtReferral")
-    assert task.roles == ["crt"]
-    assert task.due_at == london(2027, 1, 7, 17, 0)  # end of the working day
-    assert case.timers() == {}  # no reminder or start-date timer left behind
-    assert case.snap.data["risk_reported_by"] == "school"
-    assert not case.snap.completed
-    # Nothing of the step down comes back when time passes.
-    time.move_to(london(2027, 4, 1, 9, 0))
     case.fire()
-    assert case.open() == ["Task_UrgentCrtReferral"]
+    waiting = case.open()
+    timers = case.timers()
+    assert case.snap.messages == ["immediate_risk"]
+    case.message("immediate_risk", {"what_happened": "Disclosure at school"})
+    assert case.open() == sorted(waiting + ["Task_UrgentCrtReferral"])
+    assert case.task("Task_UrgentCrtReferral").roles == ["crt"]
+    assert case.timers() == timers  # nothing of the step down is lost
+    assert case.snap.data["what_happened"] == "Disclosure at school"
     case.complete("Task_UrgentCrtReferral", {"risk_summary": "Disclosure", "crt_manager_phoned": True})
-    assert case.snap.completed
-    assert case.snap.data["outcome"] == "safeguarding_referral"
-    assert case.snap.messages == []
+    assert not case.snap.completed and case.open() == waiting and case.timers() == timers
+    if stage == "waiting_for_start_date":  # the step down then ends: the case completes with its own outcome
+        time.move_to(london(2027, 3, 1, 9, 0))
+        case.fire()
+        case.complete("Task_CloseToStatutoryServices", {"care_first_complete": True})
+        assert case.snap.completed and case.snap.data["outcome"] == "stepped_down"
 
 
 def test_state_survives_dump_and_load(process, time):
-    workflow, snap = runtime.start(process, {"weeks_open": 9})
+    workflow, snap = runtime.start(process, {"weeks_open": 9, **READY})
     state = runtime.dump(workflow)
     restored, journal = runtime.load(process, state)
     again = runtime.snapshot(restored)
@@ -301,14 +307,14 @@ def test_state_survives_dump_and_load(process, time):
 def test_a_caught_immediate_risk_does_not_break_later_cases(process, time):
     """Regression: SpiffWorkflow 3.2 rewired the shared spec's Start to the triggered event sub-process, so
     every case started after one immediate_risk began inside the (interrupting) sub-process with no open task."""
-    first = Case(process, {"weeks_open": 10})
+    first = Case(process, {"weeks_open": 10, **READY})
     first.message("immediate_risk")
     first.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True})
-    assert first.snap.data["outcome"] == "safeguarding_referral"
-    later = Case(process, {"weeks_open": 3})
+    assert first.open() == ["Task_CompleteJaffPart1"]
+    later = Case(process, {"weeks_open": 3, **READY})
     assert later.open() == ["Task_AgreeNextStepsWithFamily"]
     later.complete("Task_AgreeNextStepsWithFamily", {"family_support": "none"})
     assert later.snap.completed and later.snap.data["outcome"] == "closed"
-    again = Case(process, {"weeks_open": 10})
+    again = Case(process, {"weeks_open": 10, **READY})
     again.message("immediate_risk")
-    assert again.open() == ["Task_UrgentCrtReferral"]
+    assert again.open() == ["Task_CompleteJaffPart1", "Task_UrgentCrtReferral"]

@@ -15,9 +15,14 @@ from carmarthenshire_helpers import ApiCase, london, notes, prepare, when  # noq
 
 KEY = "carmarthenshire_step_up"
 ROLES = ["keyworker", "taf_coordinator", "taf_manager", "crt_manager", "crt", "social_worker"]
-TARGETED = {"significant_harm": "concern", "number_of_needs": 2, "needs_met_by_taf": True, "family_engaging": True}
+TARGETED = {"significant_harm": "unsure", "number_of_needs": 2, "needs_met_by_taf": True, "family_engaging": True}
 ACAS = {"significant_harm": "no", "number_of_needs": 4, "needs_met_by_taf": False, "family_engaging": True}
+URGENT_CRT = {"risk_summary": "Taken by CRT", "crt_manager_phoned": True, "crt_referral_received": True}
 PROTECTIVE = {"significant_harm": "yes", "number_of_needs": 1, "needs_met_by_taf": True, "family_engaging": True}
+
+
+def DECIDED(decision):
+    return {"crt_decision": decision, "crt_decision_reason": "Assessed on the MARF", "referrer_informed": True}
 
 
 class Case(ApiCase):
@@ -32,7 +37,7 @@ def api(pathways, frozen_clock):
 
 def multi_agency(api, **extra):
     return Case(api, {"allocation_decision": "multi_agency", "concerns": "Neglect worries", "family_name": "Evans",
-                      **extra})
+                      "significant_harm": "no", **extra})
 
 
 def to_manager(case, level):
@@ -43,7 +48,7 @@ def test_process_definition(api):
     process = api.get(f"/processes/{KEY}", as_="admin").json
     assert process["roles"] == sorted(["crt", "crt_manager", "keyworker", "social_worker", "taf_coordinator",
                                        "taf_manager"])
-    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == ["allocation_decision", "concerns"]
+    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == ["allocation_decision", "concerns", "significant_harm"]
 
 
 def test_targeted_level_not_agreed_continues_taf(api):
@@ -70,7 +75,8 @@ def test_agreed_referral_acas_long_term_is_stepped_up(api):
     case = multi_agency(api)
     to_manager(case, ACAS)
     assert case.rules("Task_LevelOfSupport") == [["Rule_NeedsBeyondTaf"]]
-    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "ACAS needed"},
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "ACAS needed",
+                                                 "consult_crt_manager": "yes"},
                   "taf_manager")
     task = case.task("Task_CrtConsultation")
     assert task["roles"] == ["crt_manager"]
@@ -90,11 +96,12 @@ def test_agreed_referral_acas_long_term_is_stepped_up(api):
     case.complete("Task_CompleteMarf", {"marf_summary": "Needs beyond TAF", "consent": "not_sought"}, "keyworker")
     assert case.open() == ["Task_CompleteMarf"]
     case.complete("Task_CompleteMarf", {"marf_summary": "Needs beyond TAF", "consent": "not_sought",
-                                        "consent_not_sought_reason": "undue_delay"}, "keyworker")
+                                        "consent_override_reason": "undue_delay", "consent_override_agreed_by": "Ann",
+                                        "family_informed": "informed"}, "keyworker")
     decision = case.task("Task_CrtDecision")
     assert decision["roles"] == ["crt"]
     assert when(decision["due_at"]) == london(2027, 1, 14, 9, 0)
-    case.complete("Task_CrtDecision", {"crt_decision": "acas"}, "crt")
+    case.complete("Task_CrtDecision", DECIDED("acas"), "crt")
     task = case.task("Task_DiscussAssessment")
     assert sorted(task["roles"]) == ["social_worker", "taf_coordinator"]
     assert when(task["due_at"]) == london(2027, 3, 12, 9, 0)  # 42 working days
@@ -102,16 +109,16 @@ def test_agreed_referral_acas_long_term_is_stepped_up(api):
     case.complete("Task_DiscussAssessment", {"long_term_statutory": "yes"}, "social_worker")
     data = case.json
     assert (data["status"], data["outcome"]) == ("completed", "stepped_up")
-    assert data["data"]["consent_not_sought_reason"] == "undue_delay"
+    assert data["data"]["consent_override_reason"] == "undue_delay"
 
 
 def test_acas_not_long_term_continues_taf(api):
     case = multi_agency(api)
     to_manager(case, ACAS)
-    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "x"}, "taf_manager")
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "x", "consult_crt_manager": "yes"}, "taf_manager")
     case.complete("Task_CrtConsultation", {"crt_view": "agree"}, "crt_manager")
     case.complete("Task_CompleteMarf", {"marf_summary": "x", "consent": "given"}, "keyworker")
-    case.complete("Task_CrtDecision", {"crt_decision": "acas"}, "crt")
+    case.complete("Task_CrtDecision", DECIDED("acas"), "crt")
     case.complete("Task_DiscussAssessment", {"long_term_statutory": "no"}, "taf_coordinator")
     assert case.json["outcome"] == "continue_taf"
 
@@ -119,12 +126,12 @@ def test_acas_not_long_term_continues_taf(api):
 @pytest.mark.parametrize("agreed, rule, then", [
     (TARGETED, "Rule_ConcernTargeted", "continue_taf"),
     (ACAS, "Rule_NeedsBeyondTaf", "Task_CompleteMarf"),
-    (PROTECTIVE, "Rule_Protective", "Task_UrgentMarf"),
+    (PROTECTIVE, "Rule_Protective", "Task_UrgentCrtSignificantHarm"),
 ])
 def test_threshold_disagreement_goes_to_both_managers(api, agreed, rule, then):
     case = multi_agency(api)
     to_manager(case, ACAS)
-    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "x"}, "taf_manager")
+    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "agreed", "taf_manager_reason": "x", "consult_crt_manager": "yes"}, "taf_manager")
     case.complete("Task_CrtConsultation", {"crt_view": "disagree", "crt_manager_notes": "Targeted"}, "crt_manager")
     task = case.task("Task_ManagersConsult")
     assert sorted(task["roles"]) == ["crt_manager", "taf_manager"]
@@ -143,7 +150,7 @@ def test_threshold_disagreement_goes_to_both_managers(api, agreed, rule, then):
 
 
 def test_single_agency_consultation(api):
-    case = Case(api, {"allocation_decision": "single_agency", "concerns": "Worried"})
+    case = Case(api, {"allocation_decision": "single_agency", "concerns": "Worried", "significant_harm": "no"})
     task = case.task("Task_ConsultOnMultiAgency")
     assert task["roles"] == ["keyworker"]
     assert when(task["due_at"]) == london(2027, 1, 13, 9, 0)
@@ -157,7 +164,7 @@ def test_single_agency_consultation(api):
 
 
 def test_single_agency_multi_agency_next_continues_taf(api):
-    case = Case(api, {"allocation_decision": "single_agency", "concerns": "Worried"})
+    case = Case(api, {"allocation_decision": "single_agency", "concerns": "Worried", "significant_harm": "no"})
     case.complete("Task_ConsultOnMultiAgency", {"consulted_taf": "consulted", "multi_agency_next": True}, "keyworker")
     assert (case.json["status"], case.json["outcome"]) == ("completed", "continue_taf")
 
@@ -167,7 +174,10 @@ def test_protective_level_urgent_referral_and_s47(api, involvement, outcome):
     case = multi_agency(api)
     to_manager(case, PROTECTIVE)
     assert case.rules("Task_LevelOfSupport") == [["Rule_Protective"]]
-    task = case.task("Task_UrgentMarf")  # no discussion with the managers first
+    assert case.open() == ["Task_UrgentCrtSignificantHarm"]  # CRT first: no discussion with the managers
+    assert case.task("Task_UrgentCrtSignificantHarm")["roles"] == ["crt"]
+    case.complete("Task_UrgentCrtSignificantHarm", URGENT_CRT, "crt")
+    task = case.task("Task_UrgentMarf")
     assert sorted(task["roles"]) == ["keyworker", "taf_coordinator", "taf_manager"]
     assert when(task["due_at"]) == london(2027, 1, 11, 17, 0)
     api.clock.move_to(london(2027, 1, 11, 11, 0))
@@ -177,8 +187,9 @@ def test_protective_level_urgent_referral_and_s47(api, involvement, outcome):
                         as_=api.as_role("taf_coordinator"))
     assert response.status_code == 422 and "crt_manager_phoned" in response.json["errors"]
     case.complete("Task_UrgentMarf", {"marf_summary": "Bruising", "crt_manager_phoned": True, "consent": "not_sought",
-                                      "consent_not_sought_reason": "increase_risk"}, "taf_coordinator")
-    case.complete("Task_CrtDecision", {"crt_decision": "s47"}, "crt")
+                                      "consent_override_reason": "increase_risk", "consent_override_agreed_by": "Ann",
+                                      "family_informed": "not_informed_risk"}, "taf_coordinator")
+    case.complete("Task_CrtDecision", DECIDED("s47"), "crt")
     assert case.json["status"] == "active"  # TAF does not close until the S47 outcome is discussed
     task = case.task("Task_DiscussS47Outcome")
     assert sorted(task["roles"]) == ["social_worker", "taf_coordinator"]
@@ -189,8 +200,9 @@ def test_protective_level_urgent_referral_and_s47(api, involvement, outcome):
 def test_crt_finds_no_statutory_need(api):
     case = multi_agency(api)
     to_manager(case, PROTECTIVE)
+    case.complete("Task_UrgentCrtSignificantHarm", URGENT_CRT, "crt")
     case.complete("Task_UrgentMarf", {"marf_summary": "x", "crt_manager_phoned": True, "consent": "given"}, "keyworker")
-    case.complete("Task_CrtDecision", {"crt_decision": "no_statutory"}, "crt")
+    case.complete("Task_CrtDecision", DECIDED("no_statutory"), "crt")
     assert case.json["outcome"] == "continue_taf"
 
 
@@ -236,7 +248,7 @@ def test_immediate_risk_does_not_close_taf_until_the_s47_outcome_is_discussed(ap
 
 
 def test_immediate_risk_at_the_start_keeps_every_step_open(api):
-    case = Case(api, {"allocation_decision": "single_agency", "concerns": "x"})
+    case = Case(api, {"allocation_decision": "single_agency", "concerns": "x", "significant_harm": "unsure"})
     case.message("immediate_risk")
     assert case.open() == ["Task_ConsultOnMultiAgency", "Task_UrgentCrtReferral"]
     case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")

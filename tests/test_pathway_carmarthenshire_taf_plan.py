@@ -14,7 +14,8 @@ from carmarthenshire_helpers import ApiCase, london, notes, prepare, when  # noq
 
 KEY = "carmarthenshire_taf_plan"
 ROLES = ["taf_coordinator", "keyworker", "taf_manager", "crt"]
-REFERRAL = {"family_name": "Price", "referrer": "Health visitor", "family_outcomes": "Settled sleep; nursery place"}
+REFERRAL = {"family_name": "Price", "referrer": "Health visitor", "family_outcomes": "Settled sleep; nursery place",
+            "consent": "given"}
 PLAN = {"jaff_part_2_complete": True, "plan_outcomes": "Sleep routine; nursery", "plan_agreed_with_family": True}
 
 
@@ -47,7 +48,7 @@ def reviewing(api):
 def test_process_definition(api):
     process = api.get(f"/processes/{KEY}", as_="admin").json
     assert process["roles"] == ["crt", "keyworker", "taf_coordinator"]  # taf_manager: escalations only
-    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == ["family_outcomes"]
+    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == ["family_outcomes", "consent"]
 
 
 def test_a_year_of_3_monthly_reviews_then_closed_outcomes_met(api):
@@ -150,17 +151,27 @@ def test_family_can_withdraw_at_any_time(api, stage):
     assert case.json["data"]["withdrawal_reason"] == "Managing on our own"
 
 
-def test_review_step_up_hands_over_to_the_step_up_pathway(api):
-    case = reviewing(api)
-    case.complete("Task_ReviewPlan", {"review_outcome": "step_up", "concerns": "Neglect getting worse"}, "keyworker")
-    assert (case.json["status"], case.json["outcome"]) == ("completed", "stepped_up")
+def step_up_from_review(api, case, significant_harm="no"):
+    case.complete("Task_ReviewPlan", {"review_outcome": "step_up", "concerns": "Neglect getting worse",
+                                      "significant_harm": significant_harm}, "keyworker")
     handed = [e for e in case.history() if e["event"] == "case_handed_on"]
     assert [e["detail"]["process"] for e in handed] == ["carmarthenshire_step_up"]
-    up = api.get(f"/cases/{handed[0]['detail']['to_case']}", as_="admin").json
+    return handed[0]["detail"]["to_case"]
+
+
+def test_review_step_up_starts_the_step_up_and_the_plan_keeps_its_reviews(api):
+    """Section 7: TAF does not close on a step up; the plan's 3-monthly review goes on until the step up's outcome."""
+    case = reviewing(api)
+    api.clock.move_to(london(2027, 3, 1, 10, 0))
+    up_id = step_up_from_review(api, case)
+    assert case.json["status"] == "active"
+    review = case.task("Task_ReviewPlan")
+    assert when(review["due_at"]) == london(2027, 6, 1, 10, 0)  # the next review, 3 months on
+    up = api.get(f"/cases/{up_id}", as_="admin").json
     assert (up["process"], up["reference"], up["status"]) == ("carmarthenshire_step_up", "CARM-PLAN-1", "active")
     assert (up["data"]["concerns"], up["data"]["keyworker_name"], up["data"]["allocation_decision"]) == (
         "Neglect getting worse", "Sian", "multi_agency")
-    # Multi-agency TAF: straight to the coordinator's discussion with the TAF manager.
+    # Multi-agency TAF, no significant harm: straight to the coordinator's record of the concerns.
     assert [t["name"] for t in up["tasks"]] == ["Task_RecordConcerns"]
 
 

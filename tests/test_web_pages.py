@@ -58,7 +58,8 @@ def site(sqlite_app, time):
 
 
 def start(site, reference="FAM-1", as_="worker", **data):
-    response = site.post("/cases", json={"process": KEY, "reference": reference, "data": data or {"weeks_open": 10}},
+    data = {"family_accepts_support": "yes", "safety_plan": "yes", **(data or {"weeks_open": 10})}  # section 6
+    response = site.post("/cases", json={"process": KEY, "reference": reference, "data": data},
                          as_=as_)
     assert response.status_code == 201, response.json
     return response.json
@@ -265,7 +266,7 @@ def test_the_task_form_is_rendered_from_its_definition(site, worker):
     assert '<textarea class="govuk-textarea govuk-js-character-count' in html  # maxLength: a character count
     assert 'name="family_outcomes"' in html and 'name="professional_view"' in html
     assert '<legend class="govuk-fieldset__legend govuk-fieldset__legend--m">' in html and "Family consent" in html
-    assert 'type="checkbox"' in html and 'name="consent_referral" type="checkbox" value="true"' in html
+    assert 'type="checkbox"' in html and 'name="shared_with_family" type="checkbox" value="true"' in html
     assert 'type="radio"' in html and 'value="verbal"' in html
     assert "Your view of the case (optional)" in page_text(page)
     # the text component: escaped, then markdown-ish (heading, bold)
@@ -281,7 +282,7 @@ def test_a_missing_required_field_is_shown_gov_uk_style_and_what_was_typed_is_ke
     task_id = open_task(site, case["id"])
     worker.get(f"/tasks/{task_id}")
     response = worker.post(f"/tasks/{task_id}", {"action": "complete", "professional_view": "<b>Kept</b> view",
-                                                  "consent_form": "verbal", "consent_referral": "true"})
+                                                  "consent_form": "verbal", "shared_with_family": "true"})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "<title>Error: " in html
@@ -292,7 +293,7 @@ def test_a_missing_required_field_is_shown_gov_uk_style_and_what_was_typed_is_ke
     assert "govuk-textarea--error" in html
     assert "&lt;b&gt;Kept&lt;/b&gt; view</textarea>" in html  # kept, and escaped
     assert re.search(r'value="verbal" checked', html)
-    assert re.search(r'name="consent_referral" type="checkbox" value="true" checked', html)
+    assert re.search(r'name="shared_with_family" type="checkbox" value="true" checked', html)
     with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task_id).closed_at is None
 
@@ -319,7 +320,8 @@ def test_completing_a_task_moves_the_case_on(site, worker):
     task_id = open_task(site, case["id"])
     worker.get(f"/tasks/{task_id}")
     done = worker.post(f"/tasks/{task_id}", {"action": "complete", "family_outcomes": "Better routines",
-                                              "consent_referral": "true", "consent_form": "signed"})
+                                              "consent": "given", "shared_with_family": "true",
+                                              "consent_form": "signed"})
     assert done.status_code == 302 and done.headers["Location"] == f"/cases/{case['id']}"
     page = worker.get(f"/cases/{case['id']}")
     body = page_text(page)
@@ -342,7 +344,8 @@ def test_a_three_part_date_and_a_required_checkbox(site):
     coordinator = Browser(site.app)
     coordinator.sign_in("coordinator")
     worker_task = open_task(site, case["id"], "Task_CompleteJaffPart1")
-    site.post(f"/tasks/{worker_task}/complete", json={"data": {"family_outcomes": "x"}}, as_="worker")
+    site.post(f"/tasks/{worker_task}/complete", json={"data": {"family_outcomes": "x", "consent": "given",
+                                                             "consent_form": "signed", "shared_with_family": True}}, as_="worker")
     site.post(f"/tasks/{open_task(site, case['id'], 'Task_CheckJaffPart1')}/complete",
               json={"data": {"jaff_complete": True}}, as_="coordinator")
     site.post(f"/tasks/{open_task(site, case['id'], 'Task_AllocationDecision')}/complete",
