@@ -656,11 +656,46 @@ def test_fixture_json_errors(referral):
     assert cleaned["family_consents"] is None and "reference" not in cleaned
 
 
-def test_hidden_field_is_never_required():
+def _consent_form():
+    return form_from_formjs({"id": "f", "components": [
+        {"type": "radio", "key": "consent", "label": "Consent", "validate": {"required": True},
+         "values": [{"label": "Given", "value": "given"}, {"label": "Not sought", "value": "not_sought"}]},
+        {"type": "textfield", "key": "why", "label": "Why", "validate": {"required": True},
+         "conditional": {"hide": "=consent != \"not_sought\""}}]}, "f.form")
+
+
+def test_hidden_field_is_neither_required_nor_kept():
+    form = _consent_form()
+    assert form.fields[1].hide_if == '=consent != "not_sought"'
+    assert validate_submission(form, {"consent": "given"}, source="json") == ({"consent": "given"}, {})
+    assert validate_submission(form, {"consent": "given", "why": "sent anyway"}, source="json") == (
+        {"consent": "given"}, {})
+
+
+def test_shown_conditional_field_is_required():
+    form = _consent_form()
+    assert validate_submission(form, {"consent": "not_sought"}, source="json")[1] == {"why": "Enter why"}
+    assert validate_submission(form, {"consent": "not_sought", "why": "risk"}, source="json") == (
+        {"consent": "not_sought", "why": "risk"}, {})
+
+
+def test_hide_condition_reads_what_the_case_already_knows():
     form = one({"type": "textfield", "key": "why", "label": "Why", "validate": {"required": True},
-                "conditional": {"hide": "=level = \"cp\""}})
-    assert form.fields[0].hide_if == '=level = "cp"'
-    assert validate_submission(form, {}, source="json") == ({"why": None}, {})
+                "conditional": {"hide": "=level != \"cp\""}})
+    assert validate_submission(form, {}, source="json", known={"level": "cp"})[1] == {"why": "Enter why"}
+    assert validate_submission(form, {}, source="json", known={"level": "universal"}) == ({}, {})
+
+
+def test_hide_condition_that_fails_shows_the_field():
+    form = one({"type": "textfield", "key": "why", "label": "Why", "validate": {"required": True},
+                "conditional": {"hide": "=count(level) > 1"}})
+    assert validate_submission(form, {}, source="json", known={"level": 3})[1] == {"why": "Enter why"}
+
+
+def test_hide_condition_not_feel_refused_when_read():
+    with pytest.raises(FormDefinitionError) as error:
+        one({"type": "textfield", "key": "why", "label": "Why", "conditional": {"hide": "=level = = 2"}})
+    assert "why" in str(error.value.problems) and "not a FEEL expression" in str(error.value.problems)
 
 
 def test_readonly_formdata_field_dropped(review):

@@ -17,8 +17,9 @@ Rules worth knowing (they are deliberate):
   semantics); a formData **boolean** that is required must be answered, true or false (Camunda
   semantics). For ``source="html"`` an absent checkbox means False, except for a required formData
   boolean, where absent means "not answered": render those as Yes/No radios (values true/false).
-* A field with ``conditional.hide`` (``hide_if``) is never required: FEEL is not evaluated here, so
-  the server cannot know whether the case worker could see it. A value that is sent is still checked.
+* A field with ``conditional.hide`` (``hide_if``, FEEL) is evaluated on the server over what the case
+  knows and the answers given: a hidden field is neither required nor returned (nor stored); a
+  condition that cannot be evaluated shows the field.
 * ``readonly``/``disabled`` fields are neither validated nor returned.
 * Every other field key is returned; a missing optional value is ``None`` (a checklist is ``[]``,
   an HTML checkbox is ``False``). Keys the form does not define are dropped.

@@ -7,6 +7,7 @@ import json
 from .definition import (
     _check_key, _check_unique_options, _convert_default, _label_from_key, _Problems, _set_limits, _set_pattern,
 )
+from .conditions import syntax_problem
 from .model import CHOICE_TYPES, Component, Field, FormDefinition, FormDefinitionError, Group, Option, Text
 
 _FORMJS_TYPES = {
@@ -94,6 +95,8 @@ def _formjs_field(comp: dict, ftype: str, name: str, problems: _Problems) -> Fie
         label = comp.get("timeLabel") if subtype == "time" else comp.get("dateLabel") or label
     props = _obj(comp, "properties")
     hide = _obj(comp, "conditional").get("hide")
+    if isinstance(hide, str) and hide.strip() and (problem := syntax_problem(hide)):
+        problems.add(key, problem)
     f = Field(
         key=key, label=str(label or _label_from_key(key)), type=ftype, required=bool(validate.get("required")),
         description=comp.get("description") or None,

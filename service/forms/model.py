@@ -33,7 +33,7 @@ class Field:
     pattern: str | None = None
     validation_type: str | None = None  # "email" | "phone"
     readonly: bool = False  # readonly or disabled: never accepted from a submission
-    hide_if: str | None = None  # raw FEEL from conditional.hide, not evaluated
+    hide_if: str | None = None  # FEEL from conditional.hide, as authored ("=consent != \"given\"")
     subtype: str | None = None  # date fields: "date" | "time" | "datetime"
     integer: bool = False  # number fields: whole numbers only (formData long, decimalDigits 0)
     required_means_true: bool = False  # form-js checkbox: required means "must be ticked"
@@ -41,8 +41,8 @@ class Field:
 
     @property
     def is_required(self) -> bool:
-        """Required as enforced by the server (conditionally hidden fields never are)."""
-        return self.required and not self.hide_if and not self.readonly
+        """Required as enforced by the server when the field shows (a hidden field never is)."""
+        return self.required and not self.readonly
 
 
 @dataclass

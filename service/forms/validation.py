@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import re2
 
+from .conditions import is_hidden
 from .model import CHOICE_TYPES, Field, FormDefinition, Option
 
 #: The most characters one answer may have (a checklist's items together), unless the caller says otherwise.
@@ -31,7 +32,8 @@ def compile_pattern(pattern: str) -> Any:
 
 
 def validate_submission(form: FormDefinition, data: Mapping, *, source: Literal["json", "html"],
-                        max_answer_length: int = MAX_ANSWER_LENGTH) -> tuple[dict, dict[str, str]]:
+                        max_answer_length: int = MAX_ANSWER_LENGTH,
+                        known: Mapping[str, Any] | None = None) -> tuple[dict, dict[str, str]]:
     """Check a submission against a form.
 
     ``source="json"``: typed values from a REST client (a number must be a JSON number, a boolean
@@ -41,6 +43,8 @@ def validate_submission(form: FormDefinition, data: Mapping, *, source: Literal[
     date-and-time). Returns ``(cleaned, errors)``; errors map field key to a GOV.UK-style message.
     If ``data`` is not a mapping at all (say a JSON array), errors holds one message under "".
     An answer longer than ``max_answer_length`` characters, or holding a NUL character, is refused.
+    A field whose ``conditional.hide`` holds, over ``known`` (what the case knows) and the answers, is
+    hidden: neither required nor returned, whatever was sent for it.
     """
     if source not in ("json", "html"):
         raise ValueError("source must be 'json' or 'html'")
@@ -58,7 +62,19 @@ def validate_submission(form: FormDefinition, data: Mapping, *, source: Literal[
             errors[f.key] = error
         else:
             cleaned[f.key] = value
+    for key in _hidden_keys(form, cleaned, known or {}):
+        cleaned.pop(key, None)
+        errors.pop(key, None)
     return cleaned, errors
+
+
+def _hidden_keys(form: FormDefinition, cleaned: dict[str, Any], known: Mapping[str, Any]) -> list[str]:
+    """The fields hidden by their ``conditional.hide`` given what the case knows and the answers given."""
+    conditional = [f for f in form.fields if f.hide_if]
+    if not conditional:
+        return []
+    answers = {**known, **{k: v for k, v in cleaned.items() if v is not None or k not in known}}
+    return [f.key for f in conditional if is_hidden(f.hide_if, answers)]
 
 
 def _unstorable(f: Field, raw: Any, max_length: int) -> str | None:

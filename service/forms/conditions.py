@@ -1,0 +1,48 @@
+"""form-js ``conditional.hide``: FEEL evaluated on the server, so a hidden field is neither required nor kept.
+
+form-js writes the condition as a FEEL expression after ``=`` (``=consent != "not_sought"``) and hides the
+field when it evaluates to ``true``. The browser evaluates it as the worker types (progressive
+enhancement); the server evaluates it again over what the case knows and what was submitted, because the
+server decides what is required and what is stored.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from service.engine.decisions.feel import Expression, FeelEvaluationError, FeelSyntaxError, Limits
+
+#: A hide condition reads a few answers: it never needs the budget of a decision table.
+_LIMITS = Limits(max_iterations=10_000, max_list_items=1_000, max_string_length=100_000,
+                 time_budget_seconds=0.2)
+
+
+@lru_cache(maxsize=2048)
+def compiled(condition: str) -> Expression:
+    """The FEEL expression of a condition; raises FeelSyntaxError naming what is wrong."""
+    text = condition.strip()
+    return Expression(text[1:] if text.startswith("=") else text)
+
+
+def syntax_problem(condition: str) -> str | None:
+    """Why a condition cannot be evaluated, in words for the analyst; None when it can."""
+    try:
+        compiled(condition)
+    except FeelSyntaxError as error:
+        return f"the hide condition {condition!r} is not a FEEL expression: {error}"
+    return None
+
+
+def is_hidden(condition: str | None, answers: Mapping[str, Any]) -> bool:
+    """True when the condition holds for these answers. A condition that cannot be evaluated shows the field.
+
+    Showing is the safe side: a shown field can be answered, a wrongly hidden one would lose a
+    required answer.
+    """
+    if not condition:
+        return False
+    try:
+        return compiled(condition).evaluate(dict(answers), limits=_LIMITS) is True
+    except (FeelSyntaxError, FeelEvaluationError, RecursionError, ValueError, TypeError):
+        return False
