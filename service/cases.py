@@ -202,7 +202,8 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         _record_error(session, case, actor, error)
         return case
     _apply(session, case, workflow, snap, actor)
-    _refer_significant_harm(session, case, data, actor, where=process.name)
+    if started_from is None:  # a hand-over carries answers the case it came from has already acted on
+        _refer_significant_harm(session, case, data, actor, where=process.name)
     return case
 
 
