@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, notifications, policy
+from service import access_log, notifications, policy, safeguarding
 from service.deployments import get_process, latest_process_versions, process_definition
-from service.engine import clock, runtime
+from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
@@ -182,6 +182,7 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
                         f"{', '.join(sorted({*process.roles, *process.starter_roles}))}")
     if validate:
         data = _validated(process.start_form, data)
+    safeguarding.check_start(process, data)
     # The engine runs before the first write, so that no lock is held while it does (on SQLite a write
     # lock stops every other writer).
     try:
@@ -201,6 +202,8 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         _record_error(session, case, actor, error)
         return case
     _apply(session, case, workflow, snap, actor)
+    if started_from is None:  # a hand-over carries answers the case it came from has already acted on
+        _refer_significant_harm(session, case, data, actor, where=process.name)
     return case
 
 
@@ -223,6 +226,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
            {"title": task.title, "data": runtime.json_safe(cleaned), **({"as_admin": True} if as_admin else {})})
     task.closed_by = actor.name
     _apply(session, case, workflow, snap, actor)
+    _refer_significant_harm(session, case, cleaned, actor, where=task.title)
     return case
 
 
@@ -290,6 +294,8 @@ def _assign(session: Session, task: OpenTask, target: str) -> None:
 
 def send_message(session: Session, case_id: int, name: str, data: Any, actor: Actor) -> Case:
     case = get_case(session, case_id, actor)
+    if name == conventions.IMMEDIATE_RISK:
+        data = {**(data if isinstance(data, dict) else {}), "what_happened": safeguarding.what_happened(data)}
     payload, kept = _message_payload(case, data)
     if case.status not in ("active", "error") or name not in (case.waiting_for or []):
         raise Conflict(f"nothing in case {case.id} waits for the message '{name}'",
@@ -320,7 +326,10 @@ def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
 
 
 def fire_timers(session: Session, case: Case) -> int:
-    """Fire what is due in one case; return how many timers fired."""
+    """Fire what is due in one case (its service-added escalations first); return how many timers fired."""
+    escalation_timers, escalated = safeguarding.fire_escalations(session, case)
+    for task in escalated:
+        _audit(session, case, Actor(TIMER), "urgent_task_escalated", task.name, {"title": task.title})
     process = process_of(session, case)
     workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
@@ -332,7 +341,7 @@ def fire_timers(session: Session, case: Case) -> int:
     case.timer_failures = 0
     fired = sum(1 for entry in snap.journal if entry.event == "timer_fired")
     _apply(session, case, workflow, snap, Actor(TIMER))
-    return fired
+    return fired + escalation_timers
 
 
 def broadcast_signal(session: Session, name: str, data: Any, actor: Actor, *, thrower: Case | None = None,
@@ -482,8 +491,44 @@ def _validated(form, data: Any, source: str = "json", known: dict[str, Any] | No
     # An optional field left out of the submission keeps what the case already knows (a field it does
     # not know yet becomes null, so that conditions can test it); a field that was sent, even empty, replaces it.
     known = known or {}
-    return {key: value for key, value in cleaned.items()
-            if value is not None or key not in known or _was_sent(submitted, key)}
+    answers = {key: value for key, value in cleaned.items()
+               if value is not None or key not in known or _was_sent(submitted, key)}
+    safeguarding.check_answers(answers, known)
+    return answers
+
+
+def _refer_significant_harm(session: Session, case: Case, answers: dict[str, Any], actor: Actor, *,
+                            where: str) -> None:
+    """Significant harm answered yes reaches the front door at once, whatever the diagram drew (rule 1).
+
+    Satisfied when the step opened an urgent step in the case, or in a case it handed over to. Otherwise
+    the service raises immediate risk on the case; a case that cannot catch it refuses the answer (422),
+    so that nothing is recorded as if the referral had been made.
+    """
+    if not safeguarding.significant_harm_answered(answers) or _urgent_open(session, case):
+        return
+    if case.status == "active" and conventions.IMMEDIATE_RISK in (case.waiting_for or []):
+        _audit(session, case, SERVICE, "significant_harm_referred", None, {"where": where})
+        _deliver(session, case, conventions.IMMEDIATE_RISK,
+                 {"what_happened": f"Significant harm: answered yes at '{where}'"}, actor)
+        return
+    raise InvalidData("significant harm needs a referral to the front door, and this pathway does not make one "
+                      "from here: raise immediate risk on the case instead",
+                      {key: "Raise immediate risk on the case: this answer needs the front door now"
+                       for key in answers if conventions.is_significant_harm(key)})
+
+
+def _urgent_open(session: Session, case: Case) -> bool:
+    """Whether the case, or a case it handed over to, has an urgent step open."""
+    cases = [case, *session.scalars(select(Case).where(Case.started_from_case_id == case.id,
+                                                        Case.status == "active"))]
+    for each in cases:
+        process = process_of(session, each)
+        names = session.scalars(select(OpenTask.name).where(OpenTask.case_id == each.id,
+                                                            OpenTask.closed_at.is_(None)))
+        if any(safeguarding.is_urgent(process, name) for name in names):
+            return True
+    return False
 
 
 def _was_sent(submitted: Any, key: str) -> bool:
@@ -508,7 +553,12 @@ def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], a
 
 
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor) -> None:
-    """Save the case's new state and bring its task and timer rows, audit and notifications in step."""
+    """Save the case's new state and bring its task and timer rows, audit and notifications in step.
+
+    Refused (nothing written) when the step would enrol the family in a voluntary service without consent.
+    """
+    process = process_of(session, case)
+    safeguarding.check_step(process, snap.path, snap.data)
     now = clock.now()
     case.state = runtime.dump(workflow)
     case.state_format = runtime.STATE_FORMAT
@@ -521,7 +571,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     case.waiting_signals = sorted(snap.waiting_signals)
     case.next_timer_at = snap.timers[0].due_at if snap.timers else None
     with session.no_autoflush:  # one flush at the end, not one per query
-        _sync_tasks(session, case, snap.tasks, now)
+        _sync_tasks(session, case, process, snap.tasks, now)
         _sync_timers(session, case, snap.timers)
     session.expire(case, ["tasks", "timers"])  # read again from the rows just written
     for entry in snap.journal:
@@ -538,13 +588,16 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
         broadcast_signal(session, signal.name, signal.payload, actor, thrower=case)
 
 
-def _sync_tasks(session: Session, case: Case, tasks: list[runtime.OpenTask], now: datetime) -> None:
+def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks: list[runtime.OpenTask],
+                now: datetime) -> None:
     current = {t.id: t for t in session.scalars(select(OpenTask).where(OpenTask.case_id == case.id,
                                                                         OpenTask.closed_at.is_(None)))}
     wanted = {t.id: t for t in tasks}
     for task_id, row in current.items():
         if task_id not in wanted:
             row.closed_at = now
+            if safeguarding.is_urgent(process, row.name):
+                safeguarding.close_urgent(session, case, task_id)
     for task_id, task in wanted.items():
         row = current.get(task_id)
         if row is None:
@@ -552,12 +605,15 @@ def _sync_tasks(session: Session, case: Case, tasks: list[runtime.OpenTask], now
                            assignee=task.assignee, due_at=task.due_at, created_at=now,
                            role_rows=[TaskRole(role=r) for r in task.roles])
             session.add(row)
-        else:
+            if safeguarding.is_urgent(process, task.name):
+                safeguarding.open_urgent(session, case, row, now)  # within the hour, on the clock
+        elif not safeguarding.is_urgent(process, row.name):
             row.due_at = task.due_at
 
 
 def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer]) -> None:
-    current = {t.id: t for t in session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id))}
+    current = {t.id: t for t in session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id))
+               if not safeguarding.is_service_timer(t)}  # the service's own timers are not the engine's
     wanted = {t.id: t for t in timers}
     if set(current) != set(wanted) or any(current[i].due_at != wanted[i].due_at for i in wanted if i in current):
         session.info["timers_changed"] = True  # the scheduler re-reads the table after the commit
@@ -582,6 +638,8 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
         key = message.name.removeprefix("start:")
         try:
             started = start_case(session, key, case.reference, payload, SERVICE, validate=False, started_from=case)
+        except safeguarding.ConsentNeeded:
+            raise  # the step that hands over is refused: a voluntary service needs consent
         except ServiceError as error:
             _audit(session, case, actor, "message_undelivered", None, {"name": message.name, "reason": error.message})
             return

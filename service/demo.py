@@ -37,6 +37,8 @@ REFERENCE_COUNCILS = (
 #: token "demo-<user>", password "demo-<user>-password".
 DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
     "carmarthenshire": {
+        "emergency.duty": ("Elis (emergency duty team)", ["emergency_duty_team"]),
+        "emergency.duty.manager": ("Eira (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Ceri Admin (Carmarthenshire)", ["admin"]),
         "analyst": ("Ann Analyst (Carmarthenshire)", ["analyst"]),
         "social.worker": ("Sam Social Worker", ["social_worker"]),
@@ -47,6 +49,8 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "crt.manager": ("Gwen (CRT manager)", ["crt_manager"]),
     },
     "somerset": {
+        "emergency.duty": ("Ed (emergency duty team)", ["emergency_duty_team"]),
+        "emergency.duty.manager": ("Elsie (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Sian Admin (Somerset)", ["admin"]),
         "analyst": ("Alan Analyst (Somerset)", ["analyst"]),
         "lead.practitioner": ("Lee Lead Practitioner", ["lead_practitioner"]),
@@ -59,6 +63,8 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "team.manager": ("Toby Team Manager (Somerset)", ["team_manager"]),
     },
     "halton": {
+        "emergency.duty": ("Ewan (emergency duty team)", ["emergency_duty_team"]),
+        "emergency.duty.manager": ("Edith (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Hari Admin (Halton)", ["admin"]),
         "analyst": ("Hope Analyst (Halton)", ["analyst"]),
         "lead.professional": ("Pat Lead Professional", ["lead_professional"]),
@@ -69,6 +75,8 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "social.worker": ("Harvey Social Worker (Halton)", ["social_worker"]),
     },
     "afc": {
+        "emergency.duty": ("Ezra (emergency duty team)", ["emergency_duty_team"]),
+        "emergency.duty.manager": ("Esme (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Ada Admin (AfC)", ["admin"]),
         "analyst": ("Abi Analyst (AfC)", ["analyst"]),
         "peh.practitioner": ("Pip (PEH practitioner)", ["peh_practitioner"]),
@@ -80,6 +88,8 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "head.integrated.working": ("Hal (Head of Integrated Working)", ["head_of_integrated_working"]),
     },
     "rochdale": {
+        "emergency.duty": ("Eli (emergency duty team)", ["emergency_duty_team"]),
+        "emergency.duty.manager": ("Enid (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Rob Admin (Rochdale)", ["admin"]),
         "analyst": ("Ria Analyst (Rochdale)", ["analyst"]),
         "lead.professional": ("Lou Lead Professional (Rochdale)", ["lead_professional"]),

@@ -25,6 +25,7 @@ from flask import current_app
 from lxml import etree
 
 from service import limits
+from service.engine import conventions
 from service.engine.bundle import BPMN_NS, C, NS, Bundle, DeploymentInvalid, Problem, build_bundle
 from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml
@@ -184,6 +185,15 @@ def content_hash(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+def checked_bundle(files: Mapping[str, bytes]) -> Bundle:
+    """Every file parsed and checked as the engine runs it, then the safeguarding conventions
+    (docs/safeguarding.md) that every pathway follows; raise :class:`DeploymentInvalid` listing what is wrong."""
+    bundle = build_bundle(files)
+    if problems := conventions.problems(bundle):
+        raise DeploymentInvalid(problems)
+    return bundle
+
+
 def check_in_time(files: Mapping[str, bytes]) -> Checked:
     """Run every deploy check (in a separate process, killed past the budget); raise what is wrong."""
     budget = setting("DEPLOY_CHECK_SECONDS")
@@ -191,13 +201,13 @@ def check_in_time(files: Mapping[str, bytes]) -> Checked:
     if (known := _passed().get(digest)) is not None:
         return Checked(known)
     if not budget:
-        bundle = build_bundle(files)
+        bundle = checked_bundle(files)
         return Checked(summary(bundle), bundle)
     outcome, value = _check_elsewhere(files, budget)
     if outcome == "invalid":
         raise DeploymentInvalid(value)
     if outcome == "failed":  # the checker died or hit a bug: the checks in this process say why
-        bundle = build_bundle(files)
+        bundle = checked_bundle(files)
         return Checked(summary(bundle), bundle)
     _passed().add(digest, value)
     return Checked(value)
@@ -238,7 +248,7 @@ def _context():
 
 def _check(files: dict[str, bytes], sender) -> None:
     try:
-        sender.send(("ok", summary(build_bundle(files))))
+        sender.send(("ok", summary(checked_bundle(files))))
     except DeploymentInvalid as error:
         sender.send(("invalid", error.problems))
     except Exception:  # noqa: BLE001 (a bug in a check: the deploying process runs the checks and reports it)

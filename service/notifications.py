@@ -30,13 +30,8 @@ def for_timer(session: Session, case: Case, entry: JournalEntry) -> list[Notific
     else:
         kind, users = "escalation", _people_with_role(session, case, role_key(target))
     subject = properties.get("subject") or _subject(kind, case, task, entry)
-    body = _body(case, task, entry)
-    now = clock.now()
-    created = [Notification(user_id=user.id, case_id=case.id, task=task.name if task else entry.element, kind=kind,
-                            subject=subject, body=body, created_at=now,
-                            email_next_attempt_at=now if user.email else None) for user in users]
-    session.add_all(created)
-    return created
+    return tell(session, case, users, kind=kind, subject=subject, body=_body(case, task, entry),
+                task=task.name if task else entry.element)
 
 
 def for_error(session: Session, case: Case) -> list[Notification]:
@@ -47,13 +42,24 @@ def for_error(session: Session, case: Case) -> list[Notification]:
                       f"Where: {error.get('element') or 'the timers of the case'}",
                       f"What: {error.get('message') or 'an error'}",
                       "Retry the case once the cause is fixed, or cancel it with the reason."])
+    return tell(session, case, _members(session, case.council_id, ["admin"]), kind="error", subject=subject,
+                body=body, task=error.get("element"))
+
+
+def tell(session: Session, case: Case, users: list[User], *, kind: str, subject: str, body: str,
+         task: str | None = None) -> list[Notification]:
+    """Tell each of ``users`` in the service, and by email where they have an address (the outbox sends it)."""
     now = clock.now()
-    created = [Notification(user_id=user.id, case_id=case.id, task=error.get("element"), kind="error",
-                            subject=subject[:255], body=body, created_at=now,
-                            email_next_attempt_at=now if user.email else None)
-               for user in _members(session, case.council_id, ["admin"])]
+    created = [Notification(user_id=user.id, case_id=case.id, task=task, kind=kind, subject=subject[:255],
+                            body=body, created_at=now, email_next_attempt_at=now if user.email else None)
+               for user in users]
     session.add_all(created)
     return created
+
+
+def people_with_roles(session: Session, council_id: int, roles: list[str]) -> list[User]:
+    """The people who hold one of ``roles`` in the council."""
+    return _members(session, council_id, roles)
 
 
 def _task_people(session: Session, task: OpenTask | None) -> list[User]:

@@ -131,11 +131,13 @@ def test_messages_reach_only_what_waits_for_them(api):
 def test_immediate_risk_interrupts_every_waiting_step(api, frozen_clock):
     api.deploy(PATHWAY)
     case = start(api)
-    response = api.post(f"/cases/{case['id']}/messages", json={"name": "immediate_risk", "data": {}})
+    response = api.post(f"/cases/{case['id']}/messages", json={"name": "immediate_risk",
+                                                                   "data": {"what_happened": "A disclosure at school"}})
     case = response.json
     assert [t["name"] for t in case["tasks"]] == ["Task_UrgentReferral"]
-    assert case["timers"] == []
-    assert case["tasks"][0]["due_at"].startswith("2026-12-21T17:00")
+    # the engine's timers went with the steps; the one left is the escalation the service adds
+    assert [t["name"] for t in case["timers"]] == ["safeguarding:urgent_escalation"]
+    assert case["tasks"][0]["due_at"].startswith("2026-12-21T10:00")  # within the hour, not the working day
     assert api.get("/tasks").json == []
     done = api.post(f"/tasks/{case['tasks'][0]['id']}/complete", json={"data": {}}, as_="front").json
     assert done["status"] == "completed" and done["data"]["outcome"] == "safeguarding_referral"

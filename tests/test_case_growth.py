@@ -167,7 +167,7 @@ def test_rounds_of_visits_to_each_child_and_a_gateway_waiting_for_news_stay_flat
         assert [t.title for t in case.snap.tasks] == ["Visit the child: Amy", "Visit the child: Ben"], number
         for task in reversed(case.snap.tasks):
             case.step(runtime.complete_task, task.id, {"round": number})
-        assert case.snap.tasks == [] and case.snap.messages == ["family_update"]
+        assert case.snap.tasks == [] and case.snap.messages == ["family_update", "immediate_risk"]
         assert [t.name for t in case.snap.timers] == ["Event_QuietWeek"]
         assert case.snap.data["child_answers"] == [{"child": child, "round": number} for child in children]
         frozen_clock.move_to(frozen_clock.now() + timedelta(days=6))

@@ -114,10 +114,10 @@ def test_the_same_error_caught_by_a_boundary_event_takes_the_boundary_path(safe,
 def test_an_event_based_gateway_shows_its_timer_and_message_and_the_message_wins(frozen_clock):
     case = Case("event_gateway")
     snap = case.complete("Task_AskConsent")
-    assert snap.tasks == [] and snap.messages == ["family_reply"]
+    assert snap.tasks == [] and snap.messages == ["family_reply", "immediate_risk"]
     assert [(t.name, t.due_at) for t in snap.timers] == [("Event_TenDays", frozen_clock.now() + timedelta(days=10))]
     snap = case.message("family_reply", {"consent": True})
-    assert case.open == ["Task_ReadReply"] and snap.timers == [] and snap.messages == []
+    assert case.open == ["Task_ReadReply"] and snap.timers == [] and snap.messages == ["immediate_risk"]
     assert snap.data["consent"] is True
     assert case.wait(frozen_clock, days=11).tasks[0].name == "Task_ReadReply"  # the timer went with the gateway
     snap = case.complete("Task_ReadReply")
@@ -131,7 +131,7 @@ def test_an_event_based_gateway_takes_the_timer_when_no_reply_comes(frozen_clock
     case.complete("Task_AskConsent")
     assert case.wait(frozen_clock, days=9).tasks == []
     snap = case.wait(frozen_clock, days=2)
-    assert case.open == ["Task_ChaseUp"] and snap.messages == [] and snap.timers == []
+    assert case.open == ["Task_ChaseUp"] and snap.messages == ["immediate_risk"] and snap.timers == []
     with pytest.raises(runtime.NothingWaits):
         case.message("family_reply")
     assert case.complete("Task_ChaseUp").data["outcome"] == "chased"
@@ -285,7 +285,7 @@ def as_manual_task(diagram: bytes, kind: bytes) -> bytes:
 def test_a_plain_or_manual_task_waits_for_a_person_of_its_lane(kind):
     diagram = as_manual_task((FIXTURES / "link_events.bpmn").read_bytes(), kind)
     process = deploy(**{"link_events.bpmn": diagram}).processes["link_events"]
-    assert process.roles == ["social_worker"]
+    assert process.roles == ["front_door", "social_worker"]  # the front door: the urgent referral's
     workflow, snap = runtime.start(process, {})
     snap = runtime.complete_task(workflow, workflow.script_engine, snap.tasks[0].id, {})
     [task] = snap.tasks

@@ -51,8 +51,9 @@ def pathway_xml(script: str = "checked = True", condition: str = "${checked}", a
       <bpmn:outgoing>Flow_Yes</bpmn:outgoing><bpmn:outgoing>Flow_No</bpmn:outgoing></bpmn:exclusiveGateway>
     <bpmn:userTask id="Task_Work" {work}><bpmn:incoming>Flow_Yes</bpmn:incoming><bpmn:outgoing>Flow_4</bpmn:outgoing>
     </bpmn:userTask>
-    <bpmn:endEvent id="Event_Done"><bpmn:incoming>Flow_4</bpmn:incoming></bpmn:endEvent>
-    <bpmn:endEvent id="Event_Other"><bpmn:incoming>Flow_No</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="Event_Done">{outcome("done")}<bpmn:incoming>Flow_4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="Event_Other">{outcome("other")}<bpmn:incoming>Flow_No</bpmn:incoming></bpmn:endEvent>
+    {IMMEDIATE_RISK}
     <bpmn:sequenceFlow id="Flow_1" sourceRef="Event_Start" targetRef="Task_Script" />
     <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_Script" targetRef="{'Event_Wait' if timer else 'Gateway_Check'}" />
     {'<bpmn:sequenceFlow id="Flow_3" sourceRef="Event_Wait" targetRef="Gateway_Check" />' if timer else ''}
@@ -62,8 +63,26 @@ def pathway_xml(script: str = "checked = True", condition: str = "${checked}", a
     <bpmn:sequenceFlow id="Flow_No" sourceRef="Gateway_Check" targetRef="Event_Other" />
     <bpmn:sequenceFlow id="Flow_4" sourceRef="Task_Work" targetRef="Event_Done" />
   </bpmn:process>
+  <bpmn:message id="Message_ImmediateRisk" name="immediate_risk" />
 </bpmn:definitions>'''
     return bpmn.encode()
+
+
+def outcome(value: str) -> str:
+    return (f'<bpmn:extensionElements><camunda:properties><camunda:property name="outcome" value="{value}" />'
+            f'</camunda:properties></bpmn:extensionElements>')
+
+
+#: What the service requires of every pathway with a person's step (docs/safeguarding.md, rule 2).
+IMMEDIATE_RISK = '''<bpmn:subProcess id="SubProcess_ImmediateRisk" triggeredByEvent="true">
+      <bpmn:startEvent id="Event_ImmediateRisk" isInterrupting="false"><bpmn:outgoing>Flow_Risk1</bpmn:outgoing>
+        <bpmn:messageEventDefinition id="Definition_ImmediateRisk" messageRef="Message_ImmediateRisk" /></bpmn:startEvent>
+      <bpmn:userTask id="Task_UrgentReferral" camunda:candidateGroups="front_door"><bpmn:incoming>Flow_Risk1</bpmn:incoming>
+        <bpmn:outgoing>Flow_Risk2</bpmn:outgoing></bpmn:userTask>
+      <bpmn:endEvent id="Event_Referred"><bpmn:incoming>Flow_Risk2</bpmn:incoming></bpmn:endEvent>
+      <bpmn:sequenceFlow id="Flow_Risk1" sourceRef="Event_ImmediateRisk" targetRef="Task_UrgentReferral" />
+      <bpmn:sequenceFlow id="Flow_Risk2" sourceRef="Task_UrgentReferral" targetRef="Event_Referred" />
+    </bpmn:subProcess>'''
 
 
 def case_error(process, data: dict | None = None, step_limits: Limits | None = None) -> runtime.EngineError:

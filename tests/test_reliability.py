@@ -138,8 +138,10 @@ def test_a_message_adds_to_what_the_case_knows_but_never_changes_it(api):
     api.deploy(PATHWAY)
     case = start(api)
     send = lambda data: api.post(f"/cases/{case['id']}/messages", json={"name": "immediate_risk", "data": data})  # noqa: E731
-    huge = send({"what_happened": "x" * 20_000})
+    huge = send({"what_happened": "A disclosure at school", "notes": "x" * 20_000})
     assert huge.status_code == 422 and "KB" in huge.json["errors"]["data"]
+    long = send({"what_happened": "x" * 20_000})
+    assert long.status_code == 422 and "5,000 characters" in long.json["errors"]["what_happened"]
     # Immediate risk always gets through; what it would have changed is kept out, and recorded.
     raised = send({"needs": -999, "outcome": "closed", "what_happened": "A disclosure at school"})
     assert raised.status_code == 200

@@ -88,6 +88,12 @@ class ProcessDefinition:
         """The form of the user task with element id ``task_name``."""
         return self.task_forms.get(task_name)
 
+    @cached_property
+    def safeguarding(self):
+        """What the safeguarding guards need of this process (:class:`conventions.ProcessFacts`)."""
+        from .conventions import facts  # the conventions read bundles: imported when first needed
+        return facts(self.diagram, self.key)
+
 
 @dataclass
 class Bundle:
