@@ -307,18 +307,18 @@ def add_child(session: Session, actor: Actor, family: Family, child: Any) -> Per
 
 
 def get_family(session: Session, family_id: int, actor: Actor) -> Family:
-    policy.require_people(actor)
-    family = session.get(Family, family_id)  # another council's family is not there (service.tenancy)
+    family = session.get(Family, family_id)  # another council's family is not there (service.tenancy): 404
     if family is None:
         raise NotFound(f"there is no family {family_id}")
+    policy.require_people(actor)
     return family
 
 
 def get_person(session: Session, person_id: int, actor: Actor) -> Person:
-    policy.require_people(actor)
     person = session.get(Person, person_id)
     if person is None:
         raise NotFound(f"there is no person {person_id}")
+    policy.require_people(actor)
     return person
 
 
