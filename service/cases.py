@@ -161,6 +161,22 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
     return list(rows), total or 0
 
 
+def startable_pathways(session: Session, actor: Actor) -> list[tuple[ProcessVersion, ProcessDefinition]]:
+    """The latest version of each pathway ``actor`` may start by hand (not those a message or signal starts)."""
+    found = []
+    for version in latest_process_versions(session):
+        process = process_definition(session, version)
+        if policy.may_start(process.roles, process.starter_roles, actor) and not runtime.catching_start_events(process):
+            found.append((version, process))
+    return found
+
+
+def visible_pathways(session: Session, actor: Actor) -> list[ProcessVersion]:
+    """The latest version of each pathway whose cases ``actor`` may see (to filter a list of cases by)."""
+    return [v for v in latest_process_versions(session)
+            if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+
+
 def _reference_like(text: str):
     pattern = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return func.lower(Case.reference).like(pattern, escape="\\")
@@ -207,7 +223,7 @@ def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None =
 
 def start_case(session: Session, process_key: str, reference: str, data: Any, actor: Actor, *,
                validate: bool = True, started_from: Case | None = None, child: Any = None,
-               child_id: int | None = None, family_id: int | None = None) -> Case:
+               child_id: int | None = None, family_id: int | None = None, source: str = "json") -> Case:
     """Start a case of the latest version of ``process_key``; 422 if ``data`` does not fit its start form.
 
     The case is about a child (``child_id``, or a new ``child``: their details) of a family (``family_id``, or a
@@ -223,7 +239,7 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         raise Forbidden(f"starting '{version.name}' needs one of the roles "
                         f"{', '.join(sorted({*process.roles, *process.starter_roles}))}")
     if validate:
-        data = _validated(process.start_form, data)
+        data = _validated(process.start_form, data, source)
     subject = families.subject_for_start(session, actor, child=child, child_id=child_id, family_id=family_id,
                                          started_from=started_from)
     # The engine runs before the first write, so that no lock is held while it does (on SQLite a write
