@@ -175,11 +175,17 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
     api, south = councils
     pages = [("GET", f"/cases/{south['case']}"), ("GET", f"/cases/{south['case']}/diagram.bpmn"),
              ("GET", f"/tasks/{south['task']}"), ("POST", f"/tasks/{south['task']}"),
-             ("POST", f"/tasks/{south['task']}/claim")]
+             ("POST", f"/tasks/{south['task']}/claim"), ("GET", f"/families/{south['family']}"),
+             ("GET", f"/cases/{south['case']}/started")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
+    with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
+        in_council(db.session, "south")
+        db.session.execute(update(ProcessVersion).where(ProcessVersion.key == "test_review").values(key="south_only"))
+        db.session.commit()
     assert page_rules == {"/cases/<int:case_id>", "/cases/<int:case_id>/diagram.bpmn", "/tasks/<string:task_id>",
-                          "/tasks/<string:task_id>/claim"}, "a new page with an object in its URL: add it here"
+                          "/tasks/<string:task_id>/claim", "/families/<int:family_id>", "/cases/<int:case_id>/started",
+                          "/start/<string:key>"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
@@ -188,6 +194,9 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
             assert response.status_code == 404, f"{method} {path} as north's {role}"
             assert "SOUTH" not in response.get_data(as_text=True)
         assert "SOUTH-1" not in browser.get("/").get_data(as_text=True)
+        for listing in ("/cases?q=sam", "/cases?q=south", "/cases/team", "/cases/mine"):
+            assert "SOUTH-1" not in browser.get(listing).get_data(as_text=True), listing
+        assert browser.get("/start/south_only").status_code == 404  # south's own pathway
         if role in ("team_manager", "admin"):
             assert "SOUTH-1" not in browser.get("/manager").get_data(as_text=True)
 
