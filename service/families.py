@@ -373,6 +373,24 @@ def person_cases(session: Session, person: Person, actor: Actor) -> list[Case]:
     return visible_cases(session, cases, actor)
 
 
+def forget_unless_needed(session: Session, case: Case) -> None:
+    """A case being erased (``service.retention``) lets go of its child and family; a child no other case
+    names is erased with it (their record and index), and so is a family left with no child and no case."""
+    child_id, family_id = case.child_id, case.family_id
+    case.child_id = case.family_id = None
+    session.flush()
+    if child_id is not None and session.scalar(select(func.count()).where(Case.child_id == child_id)) == 0:
+        person = session.get(Person, child_id)
+        if person is not None:
+            session.delete(person)  # its search tokens go with it (cascade)
+            session.flush()
+    if family_id is not None and not session.scalar(select(func.count()).where(Case.family_id == family_id)) \
+            and not session.scalar(select(func.count()).where(Person.family_id == family_id)):
+        family = session.get(Family, family_id)
+        if family is not None:
+            session.delete(family)
+
+
 # -- starting a case about a child ---------------------------------------------------------------
 
 @dataclass

@@ -210,3 +210,52 @@ def test_people_are_for_case_workers_not_analysts(api):
     created = api.post("/families", json={"name": "The Morgans", "children": [BEN]})
     assert created.status_code == 201 and created.json["people"][0]["given_name"] == "Ben"
     assert api.post("/families", json={"children": [{"given_name": "X"}]}).status_code == 422
+
+
+def test_search_keeps_working_through_a_key_rotation(api, app):
+    from cryptography.fernet import Fernet
+
+    from service import create_app, encryption
+    from conftest import Api
+
+    deployed(api)
+    start(api, "CN-1", AMELIA)
+    old = app.config.get("DATA_ENCRYPTION_KEYS") or encryption.configured_keys(app)[0]
+    new = Fernet.generate_key().decode()
+
+    def with_keys(keys):
+        return create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "TIMERS_ENABLED": False,
+                           "TESTING": True, "SECRET_KEY": "test", "DATA_ENCRYPTION_KEYS": keys})
+
+    both = with_keys(f"{new},{old}")
+    # before rotating: the index is under the old key, and a service with both keys still finds the child
+    assert refs(Api(both, api.tokens).get("/cases", query_string={"q": "amel"}).json) == ["CN-1"]
+    result = both.test_cli_runner().invoke(args=["data", "rotate-key"])
+    assert result.exit_code == 0 and "search index: 1 people indexed again" in result.output
+    only_new = Api(with_keys(new), api.tokens)
+    assert refs(only_new.get("/cases", query_string={"q": "amel"}).json) == ["CN-1"]
+    assert refs(only_new.get("/cases", query_string={"q": "2015-03-09"}).json) == ["CN-1"]
+
+
+def test_erasing_a_childs_last_case_erases_the_child(api, app, frozen_clock):
+    from conftest import in_council
+    from service import retention
+    from service.models import Case, Family, Person, SearchToken
+
+    deployed(api)
+    first = start(api, "CN-1", AMELIA)
+    second = start(api, "CN-2", BEN, family_id=first["family_id"])
+    with app.app_context():
+        council = in_council(db.session)
+        for case_id in (first["id"], second["id"]):
+            case = db.session.get(Case, case_id)
+            retention.erase(db.session, case, retention.Rule(1, "council"), council)
+            db.session.flush()
+            if case_id == first["id"]:  # Ben's case still names the family
+                assert db.session.get(Person, first["child"]["id"]) is None
+                assert db.session.get(Family, first["family_id"]) is not None
+        db.session.commit()
+    with app.app_context(), everything():
+        assert db.session.query(Person).count() == 0 and db.session.query(Family).count() == 0
+        assert db.session.query(SearchToken).count() == 0
+    assert found(api, q="price")["total"] == 0
