@@ -179,3 +179,15 @@ def test_the_navigation_links_the_new_pages(site):
     text = page_text(signed_in(site).get("/"))
     for link in ("Find a case", "My cases", "Team cases", "Start a referral"):
         assert link in text
+
+
+def test_a_pathway_without_a_start_form_starts_with_the_child_and_case_number_only(site):
+    browser = signed_in(site, "manager")
+    form = post_step(browser, "test_second", {"step": "child", **CHILD})
+    assert "About the referral" in page_text(form)
+    check = post_step(browser, "test_second", {**{k: v[0] for k, v in hidden(form).items()}, "reference": "CN-77"})
+    assert "Check your answers" in page_text(check)
+    done = post_step(browser, "test_second", {**{k: v[0] for k, v in hidden(check).items()}, "action": "start"})
+    assert done.status_code == 302, page_text(done)
+    text = page_text(browser.get(done.headers["Location"]))
+    assert 'The next step is "Review the plan"' in text

@@ -226,7 +226,8 @@ def _start(page, process):
     child = family_service.clean_child(_child_raw(request.form))
     subject = _subject(request.form.get("match", "") or "new", child)
     try:
-        case = case_service.start_case(db.session, page["key"], request.form.get("reference", ""), request.form,
+        answers = request.form if process.start_form is not None else {}  # no start form: no answers
+        case = case_service.start_case(db.session, page["key"], request.form.get("reference", ""), answers,
                                        actor, source="html", **subject)
     except InvalidData as invalid:
         db.session.rollback()
