@@ -94,6 +94,8 @@ def test_search_by_part_of_a_name_in_any_case_by_date_of_birth_and_by_reference(
     assert refs(found(api, q="b")) == ["CN-1002", "SOM-77"]  # one letter: the start of a name
     assert found(api, q="pce")["total"] == 0  # letters of the name, not in that order
     assert found(api, q="ecirp")["total"] == 0
+    start(api, "CN-ANNA", {"given_name": "Anna", "family_name": "Nanny"})
+    assert found(api, q="annan")["total"] == 0  # every trigram is in her names, but not in this order
     assert refs(found(api, q="9/3/2015")) == ["CN-1001"]
     assert refs(found(api, q="2015-03-09")) == ["CN-1001"]
     assert refs(found(api, q="9 March 2015")) == ["CN-1001"]
