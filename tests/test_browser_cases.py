@@ -71,7 +71,7 @@ def test_start_a_referral_from_the_pages_and_find_it_by_search(site, page):
     found, narrow = {}, []
 
     def check(name):
-        page.wait_for_load_state("networkidle")
+        page.wait_for_load_state("load")
         found[name] = _axe(page)
         if not _reflows(page):
             narrow.append(name)
