@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, notifications, policy, safeguarding
+from service import access_log, families, notifications, policy, safeguarding
 from service.deployments import get_process, latest_process_versions, process_definition
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -122,8 +122,16 @@ def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str
 
 
 def list_cases(session: Session, actor: Actor, *, status: str | None = None, process: str | None = None,
-               page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
-    """The council's cases ``actor`` may see, newest first, a page at a time, with how many there are."""
+               page: int = 1, per_page: int = 50, q: str | None = None, reference: str | None = None,
+               mine: bool = False, overdue: bool = False, family_id: int | None = None,
+               child_id: int | None = None) -> tuple[list[Case], int]:
+    """The council's cases ``actor`` may see (their team's: the pathways their roles belong to, and those they
+    started), errors first then newest, a page at a time, with how many there are.
+
+    ``q`` finds a child's name (parts of, any case), date of birth, NHS or council number, or a reference
+    (part of); ``reference`` a reference (part of); ``mine`` the cases where ``actor`` holds or held a task,
+    or which they started; ``overdue`` the cases with an open task past its due date.
+    """
     query = select(Case)
     if not actor.is_admin:
         visible = [v.id for v in session.scalars(select(ProcessVersion))
@@ -133,10 +141,55 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
         query = query.where(Case.status == status)
     if process:
         query = query.where(Case.process_version_id.in_(select(ProcessVersion.id).where(ProcessVersion.key == process)))
+    if reference:
+        query = query.where(_reference_like(reference))
+    if q and q.strip():
+        query = query.where(_case_search(session, actor, q.strip()))
+    if mine:
+        held = select(OpenTask.case_id).where((OpenTask.assignee == actor.name) | (OpenTask.closed_by == actor.name))
+        query = query.where((Case.started_by == actor.name) | Case.id.in_(held))
+    if overdue:
+        late = select(OpenTask.case_id).where(OpenTask.closed_at.is_(None), OpenTask.due_at < clock.now())
+        query = query.where(Case.id.in_(late))
+    if family_id is not None:
+        query = query.where(Case.family_id == family_id)
+    if child_id is not None:
+        query = query.where(Case.child_id == child_id)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(query.order_by(Case.status != "error", Case.updated_at.desc(), Case.id.desc())
                            .limit(per_page).offset((page - 1) * per_page))
     return list(rows), total or 0
+
+
+def startable_pathways(session: Session, actor: Actor) -> list[tuple[ProcessVersion, ProcessDefinition]]:
+    """The latest version of each pathway ``actor`` may start by hand (not those a message or signal starts)."""
+    found = []
+    for version in latest_process_versions(session):
+        process = process_definition(session, version)
+        if policy.may_start(process.roles, process.starter_roles, actor) and not runtime.catching_start_events(process):
+            found.append((version, process))
+    return found
+
+
+def visible_pathways(session: Session, actor: Actor) -> list[ProcessVersion]:
+    """The latest version of each pathway whose cases ``actor`` may see (to filter a list of cases by)."""
+    return [v for v in latest_process_versions(session)
+            if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+
+
+def _reference_like(text: str):
+    pattern = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return func.lower(Case.reference).like(pattern, escape="\\")
+
+
+def _case_search(session: Session, actor: Actor, text: str):
+    """Cases whose reference holds ``text``, or whose child it names (the blind index: ``service.families``).
+    A case of a family with no one child is found by the names of the family's children."""
+    people = families.search_people(session, actor, text) if policy.may_see_people(actor) else []
+    children = {p.id for p in people}
+    of_family = {p.family_id for p in people}
+    return (_reference_like(text) | Case.child_id.in_(children)
+            | (Case.child_id.is_(None) & Case.family_id.in_(of_family)))
 
 
 def history(session: Session, case: Case) -> list[AuditEvent]:
@@ -169,8 +222,13 @@ def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None =
 # -- acting ----------------------------------------------------------------------------------
 
 def start_case(session: Session, process_key: str, reference: str, data: Any, actor: Actor, *,
-               validate: bool = True, started_from: Case | None = None) -> Case:
-    """Start a case of the latest version of ``process_key``; 422 if ``data`` does not fit its start form."""
+               validate: bool = True, started_from: Case | None = None, child: Any = None,
+               child_id: int | None = None, family_id: int | None = None, source: str = "json") -> Case:
+    """Start a case of the latest version of ``process_key``; 422 if ``data`` does not fit its start form.
+
+    The case is about a child (``child_id``, or a new ``child``: their details) of a family (``family_id``, or a
+    new one): ``service.families``. A hand-over (``started_from``) keeps its case's family and child.
+    """
     reference = (reference or "").strip() if isinstance(reference, str) else ""
     if not reference or len(reference) > MAX_REFERENCE:
         raise InvalidData("the case needs a reference", {"reference": f"Enter a case reference of at most "
@@ -181,8 +239,10 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         raise Forbidden(f"starting '{version.name}' needs one of the roles "
                         f"{', '.join(sorted({*process.roles, *process.starter_roles}))}")
     if validate:
-        data = _validated(process.start_form, data)
+        data = _validated(process.start_form, data, source)
     safeguarding.check_start(process, data)
+    subject = families.subject_for_start(session, actor, child=child, child_id=child_id, family_id=family_id,
+                                         started_from=started_from)
     # The engine runs before the first write, so that no lock is held while it does (on SQLite a write
     # lock stops every other writer).
     try:
@@ -191,11 +251,15 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         workflow, snap, error = runtime.new_workflow(process, data, limits=_limits()), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by=actor.name, data={}, started_from_case_id=started_from.id if started_from else None)
+    family, person = subject.record(session, actor)
+    case.family_id, case.child_id = (family.id if family else None), (person.id if person else None)
     session.add(case)
     session.flush()
     _audit(session, case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
                                                          "version": version.version,
-                                                         **({"from_case": started_from.id} if started_from else {})})
+                                                         **({"from_case": started_from.id} if started_from else {}),
+                                                         **({"family": case.family_id} if family else {}),
+                                                         **({"child": case.child_id} if person else {})})
     if error is not None:
         case.state = runtime.dump(workflow)
         case.data = runtime.json_safe(data)
@@ -379,7 +443,8 @@ def _start_by_signal(session: Session, version: ProcessVersion, name: str, paylo
         raise Forbidden(f"the signal '{name}' starts '{version.name}', which your roles may not start")
     workflow, snap = runtime.start_by_event(process, "signal", name, payload)
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
-                started_by=actor.name, data={}, started_from_case_id=thrower.id if thrower else None)
+                started_by=actor.name, data={}, started_from_case_id=thrower.id if thrower else None,
+                family_id=thrower.family_id if thrower else None, child_id=thrower.child_id if thrower else None)
     session.add(case)
     session.flush()
     _audit(session, case, actor, "case_started", None, {"signal": name, "data": payload, "process": version.key,

@@ -209,11 +209,16 @@ def rotate_key() -> None:
     """Re-encrypt every stored value with the current key (the first of DATA_ENCRYPTION_KEYS)."""
     from service import encryption
 
+    from service import families
+
     with tenancy.all_councils(db.session):
         counts = encryption.rotate(db.session)
         db.session.commit()
+        people = families.reindex(db.session)  # the blind index under the key derived from the new key
+        db.session.commit()
     for column, count in counts.items():
         click.echo(f"{column}: {count} values re-encrypted")
+    click.echo(f"search index: {people} people indexed again")
     click.echo("every value is now under the current key: the other keys can be removed from DATA_ENCRYPTION_KEYS")
 
 

@@ -11,6 +11,9 @@ dicts and strings, and only the database holds ciphertext. Nothing may filter on
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,13 @@ ENCRYPTED_COLUMNS = (
     ("cases", "id", "data"), ("cases", "id", "state"), ("cases", "id", "error"), ("tasks", "id", "draft"),
     ("audit_events", "id", "detail"), ("notifications", "id", "body"), ("notifications", "id", "email_error"),
 )
+#: Encrypted columns added after migration d7a3b9c4e215 (which encrypts the values of ENCRYPTED_COLUMNS):
+#: a rotation re-encrypts these too.
+LATER_ENCRYPTED_COLUMNS = (
+    ("families", "id", "name"), ("people", "id", "given_name"), ("people", "id", "family_name"),
+    ("people", "id", "date_of_birth"), ("people", "id", "council_number"), ("people", "id", "nhs_number"),
+)
+SEARCH_KEYS = "search_index_keys"
 
 
 class NoKey(RuntimeError):
@@ -36,7 +46,22 @@ class NoKey(RuntimeError):
 
 
 def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION] = keyring(configured_keys(app))
+    keys = configured_keys(app)
+    app.extensions[EXTENSION] = keyring(keys)
+    app.extensions[SEARCH_KEYS] = [search_key(k) for k in keys]
+
+
+def search_key(fernet_key: str) -> bytes:
+    """The key of the blind index of names and dates of birth (``service.families``), derived from a data key:
+    HMAC-SHA256 under the data key of a fixed label, so it is never the data key itself."""
+    return hmac.new(base64.urlsafe_b64decode(fernet_key.encode()), b"step-pathways blind index v1",
+                    hashlib.sha256).digest()
+
+
+def search_keys() -> list[bytes]:
+    """One blind-index key per data key, the current first: new entries are written under the first, and a
+    search looks for the digests under every key (so search keeps working while ``rotate-key`` runs)."""
+    return current_app.extensions[SEARCH_KEYS]
 
 
 def configured_keys(app: Flask) -> list[str]:
@@ -117,7 +142,7 @@ def rotate(session: Session, batch: int = 500) -> dict[str, int]:
     """
     ring = current_keyring()
     counts: dict[str, int] = {}
-    for table_name, key, column in ENCRYPTED_COLUMNS:
+    for table_name, key, column in ENCRYPTED_COLUMNS + LATER_ENCRYPTED_COLUMNS:
         table = sa.table(table_name, sa.column(key), sa.column(column, Text))
         done, after = 0, None
         while True:

@@ -235,6 +235,8 @@ class Case(CouncilOwned, db.Model):
     error: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)  # an engine message may quote data
     started_by: Mapped[str | None] = mapped_column(String(80))
     started_from_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id"), index=True)  # service.families
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -248,8 +250,55 @@ class Case(CouncilOwned, db.Model):
         primaryjoin="and_(Case.id == OpenTask.case_id, OpenTask.closed_at.is_(None))", viewonly=True)
     timers: Mapped[list[PendingTimer]] = relationship(cascade="all, delete-orphan", lazy="select",
                                                       order_by="PendingTimer.due_at")
+    child: Mapped[Person | None] = relationship(lazy="select", foreign_keys=[child_id])
 
     __mapper_args__ = {"version_id_col": lock_version}
+
+
+class Family(CouncilOwned, db.Model):
+    """A family the council works with: its children (:class:`Person`) and every case of theirs (``service.families``)."""
+
+    __tablename__ = "families"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(EncryptedText)  # "the Price family": personal data, encrypted
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    people: Mapped[list[Person]] = relationship(back_populates="family", lazy="select", order_by="Person.id")
+
+
+class Person(CouncilOwned, db.Model):
+    """A child: names, date of birth and numbers are encrypted like case data, so they are found through
+    :class:`SearchToken` (a keyed blind index), never by SQL on these columns."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id"), index=True)
+    given_name: Mapped[str] = mapped_column(EncryptedText)
+    family_name: Mapped[str] = mapped_column(EncryptedText)
+    date_of_birth: Mapped[str | None] = mapped_column(EncryptedText)  # ISO date
+    council_number: Mapped[str | None] = mapped_column(EncryptedText)  # the council's own person number
+    nhs_number: Mapped[str | None] = mapped_column(EncryptedText)  # ten digits, check digit verified
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    family: Mapped[Family] = relationship(back_populates="people", lazy="joined")
+    tokens: Mapped[list[SearchToken]] = relationship(cascade="all, delete-orphan", lazy="select")
+
+
+class SearchToken(CouncilOwned, db.Model):
+    """One entry of the blind index of a person: an HMAC (keyed per council, ``service.families``) of a
+    normalised name trigram, prefix, whole name or date of birth. Equal digests mean equal values; the
+    values themselves are not here."""
+
+    __tablename__ = "search_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # tri | pre | given | family | name | dob | nhs | number
+    digest: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_search_tokens_council_kind_digest", "council_id", "kind", "digest"),)
 
 
 class OpenTask(CouncilOwned, db.Model):

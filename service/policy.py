@@ -68,6 +68,19 @@ def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Ac
     return may_see_pathway(pathway_roles, actor) or (started_by is not None and started_by == actor.name)
 
 
+def may_see_people(actor: Actor) -> bool:
+    """The council's children and families (names, dates of birth, numbers, who is in which family) are for
+    every worker of the council who works on cases, whatever their pathway: the front door must see whether
+    a child is already known before it opens a referral. Not for an analyst or an auditor alone. What happens
+    in a case stays for whoever may see that case (:func:`may_see_case`)."""
+    return actor.is_admin or any(r not in (ANALYST, AUDITOR, OPERATOR) for r in actor.roles)
+
+
+def require_people(actor: Actor) -> None:
+    if not may_see_people(actor):
+        raise Forbidden("children's and families' records are for the council's case workers")
+
+
 def may_work_on(task_roles: Iterable[str], assignee: str | None, actor: Actor) -> bool:
     """An assigned task is its assignee's (and the admin's); an unassigned one is for any holder of its roles."""
     if actor.is_admin or (assignee and assignee == actor.name):

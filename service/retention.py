@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from service import audit
+from service import audit, families
 from service.cases import ERASED, SYSTEM
 from service.engine import clock
 from service.models import (AccessEvent, AuditEvent, Case, Council, Notification, OpenTask, PendingTimer,
@@ -76,6 +76,7 @@ def erase(session: Session, case: Case, rule: Rule, council: Council) -> None:
     case.reference, case.status, case.outcome, case.data, case.state, case.error = (
         reference_hash, ERASED, None, {}, "", None)
     case.waiting_for, case.next_timer_at, case.started_by = [], None, None
+    families.forget_unless_needed(session, case)
     session.add(AuditEvent(case_id=case.id, at=clock.now(), actor=SYSTEM, event=audit.ERASED, task=None,
                            detail=record))
 

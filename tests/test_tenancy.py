@@ -38,7 +38,8 @@ def councils(database_url, frozen_clock):
     for council in ("north", "south"):
         assert api.deploy(PATHWAY, as_=f"{council}-analyst").status_code == 201
     assert api.deploy(FIXTURES / "decision_service", as_="south-analyst").status_code == 201  # south's alone
-    case = api.post("/cases", json={"process": "test_review", "reference": "SOUTH-1", "data": {"needs": 3, "family_name": "Southey"}},
+    case = api.post("/cases", json={"process": "test_review", "reference": "SOUTH-1", "data": {"needs": 3, "family_name": "Southey"},
+                                    "child": {"given_name": "Sam", "family_name": "SOUTHey", "date_of_birth": "2015-03-09"}},
                     as_="south-social_worker").json
     frozen_clock.advance(days=2, minutes=1)
     assert scheduler.fire_due(app) == 1  # a reminder for south's social worker
@@ -46,7 +47,7 @@ def councils(database_url, frozen_clock):
         notification = db.session.scalars(select(Notification)).one()
         south = {"case": case["id"], "task": case["tasks"][0]["id"], "notification": notification.id,
                  "key": "test_review", "decision": "Decision_Adult",
-                 "service": "DecisionService_Adult"}
+                 "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"]}
     yield api, south
     with app.app_context():
         db.session.remove()
@@ -58,10 +59,11 @@ def councils(database_url, frozen_clock):
 #: How to fill each URL parameter with south's object; an endpoint with any other parameter fails the test,
 #: so that a new endpoint cannot escape the matrix.
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
-              "service_id": "service", "notification_id": "notification"}
+              "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
-         "/api/v1/cases", "/api/v1/access-log"}
+         "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
+         "/api/v1/people/likely-duplicates"}
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/signals",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 
@@ -106,9 +108,17 @@ def test_lists_show_only_the_councils_own(councils):
         assert api.get("/tasks", as_=as_).json == []
         assert api.get("/notifications", as_=as_).json == []
         assert api.get("/cases", as_=as_).json["total"] == 0
+        if role != "analyst":  # people are for case workers (an analyst gets 403)
+            assert api.get("/cases?q=sam", as_=as_).json["total"] == 0
+            assert api.get("/families", as_=as_).json["total"] == 0
+            assert api.get("/people?q=southey", as_=as_).json["total"] == 0
+            assert api.get("/people?date_of_birth=2015-03-09", as_=as_).json["total"] == 0
+            assert api.post("/people/likely-duplicates", json={"given_name": "Sam", "family_name": "Southey",
+                                                               "date_of_birth": "2015-03-09"}, as_=as_).json["people"] == []
         assert all(t["case_id"] != south["case"] for t in api.get("/tasks?overdue=true", as_=as_).json)
         assert api.get("/council", as_=as_).json["key"] == "north"
     assert [t["case_id"] for t in api.get("/tasks", as_="south-social_worker").json] == [south["case"]]
+    assert api.get("/cases?q=sam", as_="south-social_worker").json["total"] == 1  # the search itself works
     assert len(api.get("/notifications", as_="south-social_worker").json) == 1
 
 
@@ -165,11 +175,17 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
     api, south = councils
     pages = [("GET", f"/cases/{south['case']}"), ("GET", f"/cases/{south['case']}/diagram.bpmn"),
              ("GET", f"/tasks/{south['task']}"), ("POST", f"/tasks/{south['task']}"),
-             ("POST", f"/tasks/{south['task']}/claim")]
+             ("POST", f"/tasks/{south['task']}/claim"), ("GET", f"/families/{south['family']}"),
+             ("GET", f"/cases/{south['case']}/started")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
+    with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
+        in_council(db.session, "south")
+        db.session.execute(update(ProcessVersion).where(ProcessVersion.key == "test_review").values(key="south_only"))
+        db.session.commit()
     assert page_rules == {"/cases/<int:case_id>", "/cases/<int:case_id>/diagram.bpmn", "/tasks/<string:task_id>",
-                          "/tasks/<string:task_id>/claim"}, "a new page with an object in its URL: add it here"
+                          "/tasks/<string:task_id>/claim", "/families/<int:family_id>", "/cases/<int:case_id>/started",
+                          "/start/<string:key>"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
@@ -178,6 +194,9 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
             assert response.status_code == 404, f"{method} {path} as north's {role}"
             assert "SOUTH" not in response.get_data(as_text=True)
         assert "SOUTH-1" not in browser.get("/").get_data(as_text=True)
+        for listing in ("/cases?q=sam", "/cases?q=south", "/cases/team", "/cases/mine"):
+            assert "SOUTH-1" not in browser.get(listing).get_data(as_text=True), listing
+        assert browser.get("/start/south_only").status_code == 404  # south's own pathway
         if role in ("team_manager", "admin"):
             assert "SOUTH-1" not in browser.get("/manager").get_data(as_text=True)
 

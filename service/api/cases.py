@@ -20,7 +20,8 @@ blp.before_request(authenticate)
 @blp.response(201, CaseSchema)
 def start_case(body):
     """Start a case of a pathway; 422 if the data does not satisfy its start form."""
-    case = case_service.start_case(db.session, body["process"], body["reference"], body["data"], g.actor)
+    case = case_service.start_case(db.session, body["process"], body["reference"], body["data"], g.actor,
+                                   child=body["child"], child_id=body["child_id"], family_id=body["family_id"])
     case_service.commit(db.session)
     return case_json(db.session, case)
 
@@ -29,10 +30,17 @@ def start_case(body):
 @blp.arguments(CaseQuerySchema, location="query")
 @blp.response(200, CaseListSchema)
 def list_cases(query):
-    """The council's cases you may see, those stopped on an error first, then newest, a page at a time."""
+    """The council's cases you may see, those stopped on an error first, then newest, a page at a time.
+
+    ``q`` finds a child's name (parts of, any case), date of birth, NHS or council number, or a reference;
+    ``mine`` keeps the cases where you hold or held a task, or which you started; ``overdue`` those with an
+    overdue task. ``total`` is how many cases match, over every page."""
     cases, total = case_service.list_cases(db.session, g.actor, status=query.get("status"),
                                            process=query.get("process"), page=query["page"],
-                                           per_page=query["per_page"])
+                                           per_page=query["per_page"], q=query.get("q"),
+                                           reference=query.get("reference"), mine=query["mine"],
+                                           overdue=query["overdue"], family_id=query.get("family"),
+                                           child_id=query.get("child"))
     return {"cases": [case_summary_json(c) for c in cases], "total": total, "page": query["page"],
             "per_page": query["per_page"]}
 

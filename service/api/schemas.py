@@ -53,17 +53,43 @@ class StrictSchema(Schema):
         unknown = EXCLUDE
 
 
+class ChildSchema(StrictSchema):
+    """A child's details (checked by the service: names required, a real date, the NHS number's check digit)."""
+
+    given_name = fields.String(validate=validate.Length(max=200))
+    family_name = fields.String(validate=validate.Length(max=200))
+    date_of_birth = fields.String(allow_none=True, validate=validate.Length(max=40),
+                                  metadata={"description": "YYYY-MM-DD (an unborn child: the expected date)"})
+    council_number = fields.String(allow_none=True, validate=validate.Length(max=200))
+    nhs_number = fields.String(allow_none=True, validate=validate.Length(max=40))
+
+
 class StartCaseSchema(StrictSchema):
     process = fields.String(required=True, validate=validate.Length(max=KEY_LENGTH),
                             metadata={"description": "pathway key"})
     reference = fields.String(required=True, validate=validate.Length(max=REFERENCE_LENGTH),
-                              metadata={"description": "the family's case reference"})
+                              metadata={"description": "the council's own case number"})
     data = fields.Dict(load_default=dict)
+    child = fields.Nested(ChildSchema, load_default=None, allow_none=True,
+                          metadata={"description": "a new child the case is about (or child_id)"})
+    child_id = fields.Integer(load_default=None, allow_none=True, validate=Id,
+                              metadata={"description": "an existing child the case is about"})
+    family_id = fields.Integer(load_default=None, allow_none=True, validate=Id,
+                               metadata={"description": "the child's family; with a new child and no "
+                                                        "family_id, a new family"})
 
 
 class CaseQuerySchema(StrictSchema):
     status = fields.String(validate=validate.OneOf(["active", "completed", "cancelled", "error"]))
     process = fields.String(validate=validate.Length(max=120))
+    q = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "a child's name (parts of, any case), date of birth, NHS or council number, or a reference"})
+    reference = fields.String(validate=validate.Length(max=REFERENCE_LENGTH), metadata={"description": "part of"})
+    mine = fields.Boolean(load_default=False, metadata={
+        "description": "only cases where you hold or held a task, or which you started"})
+    overdue = fields.Boolean(load_default=False, metadata={"description": "only cases with an overdue open task"})
+    family = fields.Integer(validate=Id)
+    child = fields.Integer(validate=Id)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
@@ -132,6 +158,8 @@ class CaseSchema(Schema):
     tasks = fields.List(fields.Nested(TaskSchema))
     timers = fields.List(fields.Nested(TimerSchema))
     started_from_case_id = fields.Integer(allow_none=True)
+    family_id = fields.Integer(allow_none=True)
+    child = fields.Dict(allow_none=True)
 
 
 class CaseSummarySchema(Schema):
@@ -144,6 +172,9 @@ class CaseSummarySchema(Schema):
     error = fields.Dict(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+    family_id = fields.Integer(allow_none=True)
+    child = fields.Dict(allow_none=True, metadata={"description": "id, given_name, family_name, date_of_birth"})
+    started_from_case_id = fields.Integer(allow_none=True)
 
 
 class CaseListSchema(Schema):
@@ -196,10 +227,17 @@ def task_json(session: Session, task: OpenTask) -> dict[str, Any]:
             "assignee": task.assignee, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
 
 
+def child_json(case: Case) -> dict[str, Any] | None:
+    child = case.child if case.child_id else None
+    return {"id": child.id, "given_name": child.given_name, "family_name": child.family_name,
+            "date_of_birth": child.date_of_birth} if child is not None else None
+
+
 def case_summary_json(case: Case) -> dict[str, Any]:
     return {"id": case.id, "process": case.process.key, "version": case.process.version, "reference": case.reference,
             "status": case.status, "outcome": case.outcome, "error": case.error, "created_at": case.created_at,
-            "updated_at": case.updated_at}
+            "updated_at": case.updated_at, "family_id": case.family_id, "child": child_json(case),
+            "started_from_case_id": case.started_from_case_id}
 
 
 def case_json(session: Session, case: Case) -> dict[str, Any]:
@@ -209,6 +247,7 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
         "tasks": [task_json(session, t) for t in case.tasks],
         "timers": [{"id": t.id, "name": t.name, "due_at": t.due_at} for t in case.timers],
         "started_from_case_id": case.started_from_case_id,
+        "family_id": case.family_id, "child": child_json(case),
     }
 
 

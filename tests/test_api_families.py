@@ -1,0 +1,263 @@
+"""Families and children through the REST API: recording them with a case, finding cases again (partial
+names in any case, dates of birth, references), lists with filters, pages and totals, likely duplicates,
+hand-overs keeping the family, the chronology, and who may see what."""
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from conftest import FIXTURES, everything
+from service.models import db
+
+PATHWAY = FIXTURES / "pathways"
+HANDOVER = FIXTURES / "handover"
+AMELIA = {"given_name": "Amelia", "family_name": "Price", "date_of_birth": "2015-03-09"}
+BEN = {"given_name": "Ben", "family_name": "Price", "date_of_birth": "2017-06-01"}
+ZOE = {"given_name": "Zoë", "family_name": "O'Brien-Smith", "date_of_birth": "2012-01-20", "nhs_number": "943 476 5919"}
+
+
+def deployed(api):
+    assert api.deploy(PATHWAY).status_code == 201
+    assert api.deploy(HANDOVER).status_code == 201
+    return api
+
+
+def start(api, reference, child=None, as_="worker", process="test_review", data=None, **more):
+    body = {"process": process, "reference": reference, "data": data or {"needs": 3}, **more}
+    if child is not None:
+        body["child"] = child
+    response = api.post("/cases", json=body, as_=as_)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def found(api, as_="worker", **query):
+    response = api.get("/cases", query_string=query, as_=as_)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def refs(listing):
+    return sorted(c["reference"] for c in listing["cases"])
+
+
+def test_a_case_names_its_child_and_family(api):
+    deployed(api)
+    case = start(api, "CN-1001", AMELIA)
+    child = case["child"]
+    assert (child["given_name"], child["family_name"], child["date_of_birth"]) == ("Amelia", "Price", "2015-03-09")
+    assert case["reference"] == "CN-1001"  # the council's own case number
+    family = api.get(f"/families/{case['family_id']}").json
+    assert family["name"] == "Price family"
+    assert [p["given_name"] for p in family["people"]] == ["Amelia"]
+    assert [c["id"] for c in family["cases"]] == [case["id"]]
+    person = api.get(f"/people/{child['id']}").json
+    assert person["family_id"] == case["family_id"] and [c["reference"] for c in person["cases"]] == ["CN-1001"]
+    # a sibling in the same family, then an existing child again
+    sibling = start(api, "CN-1002", BEN, family_id=case["family_id"])
+    again = start(api, "CN-1003", child_id=child["id"])
+    assert sibling["family_id"] == again["family_id"] == case["family_id"]
+    assert again["child"]["id"] == child["id"]
+    assert [c["reference"] for c in api.get(f"/families/{case['family_id']}").json["cases"]] == [
+        "CN-1001", "CN-1002", "CN-1003"]
+    # a case without a child still starts (other systems, older callers)
+    assert start(api, "CN-1004")["child"] is None
+
+
+def test_the_childs_details_are_checked(api):
+    deployed(api)
+    bad = api.post("/cases", json={"process": "test_review", "reference": "X", "data": {"needs": 1},
+                                   "child": {"given_name": " ", "family_name": "Price", "date_of_birth": "2015-02-30",
+                                             "nhs_number": "943 476 5918"}})
+    assert bad.status_code == 422
+    assert set(bad.json["errors"]) == {"child.given_name", "child.date_of_birth", "child.nhs_number"}
+    assert found(api, q="price")["total"] == 0  # nothing was written
+    assert api.post("/cases", json={"process": "test_review", "reference": "X", "data": {"needs": 1},
+                                    "child_id": 999}).status_code == 404
+    other = start(api, "CN-2", BEN)
+    amelia = start(api, "CN-3", {**AMELIA, "family_name": "Jones"})
+    wrong = api.post("/cases", json={"process": "test_review", "reference": "X", "data": {"needs": 1},
+                                     "child_id": amelia["child"]["id"], "family_id": other["family_id"]})
+    assert wrong.status_code == 422 and "child_id" in wrong.json["errors"]
+
+
+def test_search_by_part_of_a_name_in_any_case_by_date_of_birth_and_by_reference(api):
+    deployed(api)
+    start(api, "CN-1001", AMELIA)
+    start(api, "CN-1002", BEN)
+    start(api, "SOM-77", ZOE)
+    start(api, "REF-XYZ")
+    assert refs(found(api, q="ric")) == ["CN-1001", "CN-1002"]  # the middle of "Price"
+    assert refs(found(api, q="PRI")) == ["CN-1001", "CN-1002"]
+    assert refs(found(api, q="amel pri")) == ["CN-1001"]
+    assert refs(found(api, q="zoe")) == ["SOM-77"]  # accents ignored
+    assert refs(found(api, q="o'brien")) == ["SOM-77"]
+    assert refs(found(api, q="b")) == ["CN-1002", "SOM-77"]  # one letter: the start of a name
+    assert found(api, q="pce")["total"] == 0  # letters of the name, not in that order
+    assert found(api, q="ecirp")["total"] == 0
+    start(api, "CN-ANNA", {"given_name": "Anna", "family_name": "Nanny"})
+    assert found(api, q="annan")["total"] == 0  # every trigram is in her names, but not in this order
+    assert refs(found(api, q="9/3/2015")) == ["CN-1001"]
+    assert refs(found(api, q="2015-03-09")) == ["CN-1001"]
+    assert refs(found(api, q="9 March 2015")) == ["CN-1001"]
+    assert refs(found(api, q="9434765919")) == ["SOM-77"]
+    assert refs(found(api, q="xyz")) == ["REF-XYZ"]
+    assert refs(found(api, q="cn-100")) == ["CN-1001", "CN-1002"]
+    assert refs(found(api, reference="ref-")) == ["REF-XYZ"]
+    assert refs(found(api, reference="%")) == []  # a wildcard is a character like any other
+    people = api.get("/people", query_string={"q": "price", "date_of_birth": "2017-06-01"}).json
+    assert [p["given_name"] for p in people["people"]] == ["Ben"] and people["total"] == 1
+    families = api.get("/families", query_string={"q": "zo"}).json
+    assert families["total"] == 1 and families["families"][0]["people"][0]["family_name"] == "O'Brien-Smith"
+
+
+def test_names_and_dates_are_encrypted_and_the_index_holds_no_name(api, app):
+    deployed(api)
+    start(api, "CN-1", AMELIA)
+    with app.app_context(), everything():
+        stored = " ".join(str(v) for row in db.session.execute(text("SELECT * FROM people")).all() for v in row)
+        tokens = " ".join(r[0] for r in db.session.execute(text("SELECT digest FROM search_tokens")).all())
+    assert "Amelia" not in stored and "Price" not in stored and "2015-03-09" not in stored
+    assert "amelia" not in tokens and "pri" not in tokens
+
+
+def test_lists_page_filter_and_count(api, frozen_clock):
+    deployed(api)
+    for n in range(5):
+        start(api, f"CN-{n}", {"given_name": f"Child{n}", "family_name": "Evans", "date_of_birth": "2016-01-01"})
+    start(api, "FIRST-1", AMELIA, process="test_first", data={"concern": "school"})
+    first = found(api, q="evans", per_page=2, page=1)
+    second = found(api, q="evans", per_page=2, page=3)
+    assert first["total"] == second["total"] == 5
+    assert len(first["cases"]) == 2 and len(second["cases"]) == 1
+    assert found(api, process="test_first")["total"] == 1
+    assert found(api, status="completed")["total"] == 0
+    assert found(api, overdue=True)["total"] == 0
+    frozen_clock.advance(days=3)
+    assert found(api, overdue=True)["total"] == 6
+    # mine: the cases I started, or where I hold or held a task
+    assert found(api, as_="manager", mine=True)["total"] == 0
+    assert found(api, as_="worker", mine=True)["total"] == 6
+    task = api.get("/tasks", query_string={"case": found(api, reference="CN-0")["cases"][0]["id"]}).json[0]
+    assert found(api, as_="admin", mine=True)["total"] == 0
+    assert api.post(f"/tasks/{task['id']}/claim", json={}, as_="admin").status_code == 200
+    assert refs(found(api, as_="admin", mine=True)) == ["CN-0"]
+    # team: the pathways of my roles (the manager's role is not in test_first)
+    assert found(api, as_="manager")["total"] == 5
+
+
+def test_likely_duplicates_by_name_and_date_of_birth(api):
+    deployed(api)
+    start(api, "CN-1", AMELIA)
+    start(api, "CN-2", ZOE)
+
+    def duplicates(**child):
+        response = api.post("/people/likely-duplicates", json=child)
+        assert response.status_code == 200, response.json
+        return [p["given_name"] for p in response.json["people"]]
+
+    assert duplicates(given_name="amelia", family_name="Pryce", date_of_birth="2015-03-09") == ["Amelia"]
+    assert duplicates(given_name="Millie", family_name="PRICE", date_of_birth="2015-03-09") == ["Amelia"]
+    assert duplicates(given_name="Amelia", family_name="Price", date_of_birth="2015-03-10") == []
+    assert duplicates(given_name="Amelia", family_name="Price") == ["Amelia"]  # no date: the same full name
+    assert duplicates(given_name="Someone", family_name="Else", nhs_number="9434765919") == ["Zoë"]
+    assert api.post("/people/likely-duplicates", json={"given_name": "A", "family_name": "B",
+                                                       "nhs_number": "1234567890"}).status_code == 422
+
+
+def test_a_hand_over_keeps_the_family_and_child_and_the_chronology_tells_it(api):
+    deployed(api)
+    case = start(api, "CN-9", AMELIA, process="test_first", data={"concern": "school"})
+    task = case["tasks"][0]
+    assert api.post(f"/tasks/{task['id']}/complete", json={"data": {}}).status_code == 200
+    family = api.get(f"/families/{case['family_id']}", as_="admin").json
+    assert [c["process"] for c in family["cases"]] == ["test_first", "test_second"]
+    second = family["cases"][1]
+    assert second["child"]["id"] == case["child"]["id"] and second["started_from_case_id"] == case["id"]
+    assert second["reference"] == "CN-9"
+    entries = api.get(f"/families/{case['family_id']}/chronology", as_="admin").json
+    kinds = [e["kind"] for e in entries]
+    assert kinds[-1] == "case" and "handover" in kinds and "step" in kinds
+    assert [e["at"] for e in entries] == sorted((e["at"] for e in entries), reverse=True)  # newest first
+    handovers = api.get(f"/families/{case['family_id']}/chronology?kind=handover", as_="admin").json
+    assert {e["title"] for e in handovers} == {"Handed over to test_second",
+                                               f"Second support started, handed over from case {case['id']}"}
+    only_first = api.get(f"/families/{case['family_id']}/chronology?case={case['id']}", as_="admin").json
+    assert {e["case_id"] for e in only_first} == {case["id"]}
+    assert api.get(f"/families/{case['family_id']}/chronology?since=2001-01-01&until=2001-01-02",
+                   as_="admin").json == []
+    # each person sees the cases of their own pathways only, in the family and its chronology
+    as_worker = api.get(f"/families/{case['family_id']}", as_="worker").json
+    assert [c["process"] for c in as_worker["cases"]] == ["test_first"]
+    as_manager = api.get(f"/families/{case['family_id']}/chronology", as_="manager").json
+    assert {e["case_id"] for e in as_manager} == {second["id"]}
+
+
+def test_a_decision_shows_in_the_chronology_with_its_reason(api):
+    deployed(api)
+    case = start(api, "CN-5", AMELIA)
+    task = case["tasks"][0]
+    assert api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}}).status_code == 200
+    decisions = api.get(f"/families/{case['family_id']}/chronology?kind=decision").json
+    assert len(decisions) == 1
+    assert "rule" in decisions[0]["text"] and "because" in decisions[0]["text"]
+
+
+def test_people_are_for_case_workers_not_analysts(api):
+    deployed(api)
+    case = start(api, "CN-1", AMELIA)
+    assert api.get("/people", as_="analyst").status_code == 403
+    assert api.get(f"/families/{case['family_id']}", as_="analyst").status_code == 403
+    assert api.get(f"/families/{case['family_id']}", as_="front").status_code == 200
+    assert api.get("/families/999").status_code == 404
+    created = api.post("/families", json={"name": "The Morgans", "children": [BEN]})
+    assert created.status_code == 201 and created.json["people"][0]["given_name"] == "Ben"
+    assert api.post("/families", json={"children": [{"given_name": "X"}]}).status_code == 422
+
+
+def test_search_keeps_working_through_a_key_rotation(api, app):
+    from cryptography.fernet import Fernet
+
+    from service import create_app, encryption
+    from conftest import Api
+
+    deployed(api)
+    start(api, "CN-1", AMELIA)
+    old = app.config.get("DATA_ENCRYPTION_KEYS") or encryption.configured_keys(app)[0]
+    new = Fernet.generate_key().decode()
+
+    def with_keys(keys):
+        return create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "TIMERS_ENABLED": False,
+                           "TESTING": True, "SECRET_KEY": "test", "DATA_ENCRYPTION_KEYS": keys})
+
+    both = with_keys(f"{new},{old}")
+    # before rotating: the index is under the old key, and a service with both keys still finds the child
+    assert refs(Api(both, api.tokens).get("/cases", query_string={"q": "amel"}).json) == ["CN-1"]
+    result = both.test_cli_runner().invoke(args=["data", "rotate-key"])
+    assert result.exit_code == 0 and "search index: 1 people indexed again" in result.output
+    only_new = Api(with_keys(new), api.tokens)
+    assert refs(only_new.get("/cases", query_string={"q": "amel"}).json) == ["CN-1"]
+    assert refs(only_new.get("/cases", query_string={"q": "2015-03-09"}).json) == ["CN-1"]
+
+
+def test_erasing_a_childs_last_case_erases_the_child(api, app, frozen_clock):
+    from conftest import in_council
+    from service import retention
+    from service.models import Case, Family, Person, SearchToken
+
+    deployed(api)
+    first = start(api, "CN-1", AMELIA)
+    second = start(api, "CN-2", BEN, family_id=first["family_id"])
+    with app.app_context():
+        council = in_council(db.session)
+        for case_id in (first["id"], second["id"]):
+            case = db.session.get(Case, case_id)
+            retention.erase(db.session, case, retention.Rule(1, "council"), council)
+            db.session.flush()
+            if case_id == first["id"]:  # Ben's case still names the family
+                assert db.session.get(Person, first["child"]["id"]) is None
+                assert db.session.get(Family, first["family_id"]) is not None
+        db.session.commit()
+    with app.app_context(), everything():
+        assert db.session.query(Person).count() == 0 and db.session.query(Family).count() == 0
+        assert db.session.query(SearchToken).count() == 0
+    assert found(api, q="price")["total"] == 0
