@@ -174,7 +174,14 @@ def test_disputed_threshold_goes_to_the_managers_consultation(flow):
 # ---- consent and attachments ------------------------------------------------------------------
 
 def test_consent_not_sought_needs_a_reason_and_the_line_manager(flow):
-    flow.start(referral(consent="not_sought"))
+    # Without the reason and the manager the request does not go on: the service refuses the answer (422,
+    # once it evaluates conditional.hide) or, failing that, the diagram asks again (Gateway_ConsentRecorded).
+    response = flow.api.post("/cases", json={"process": KEY, "reference": "ROC-1", "data": referral(consent="not_sought")},
+                             as_=flow.users["lead_professional"])
+    assert response.status_code in (201, 422), response.json
+    if response.status_code == 201:
+        assert [t["name"] for t in response.json["tasks"]] == ["Task_RecordConsent"]
+    flow.start(referral(consent="refused"))  # no "what happens next" yet: the lead professional records consent
     assert flow.open() == ["Task_RecordConsent"]
     task = flow.task("Task_RecordConsent")
     assert task["roles"] == ["lead_professional"]
@@ -182,9 +189,10 @@ def test_consent_not_sought_needs_a_reason_and_the_line_manager(flow):
     assert options["consent"] == ["given", "refused", "not_sought"]
     assert options["consent_override_reason"] == ["increase_risk", "prejudice_enquiry", "undue_delay"]
     flow.clock.move_to(utc(2026, 12, 23, 10, 0))
-    flow.complete("Task_RecordConsent", {"consent": "not_sought", "consent_override_reason": "increase_risk"},
-                  "lead_professional")
-    assert flow.open() == ["Task_RecordConsent"]  # no line manager: asked again
+    response = flow.api.post(f"/tasks/{task['id']}/complete", as_=flow.users["lead_professional"], json={
+        "data": {"consent": "not_sought", "consent_override_reason": "increase_risk"}})
+    assert response.status_code in (200, 422), response.json
+    assert flow.open() == ["Task_RecordConsent"]  # no line manager: not gone on
     flow.complete("Task_RecordConsent", {"consent": "not_sought", "consent_override_reason": "increase_risk",
                                          "consent_override_agreed_by": "J Smith"}, "lead_professional")
     assert flow.open() == ["Task_ScreenRequest"]
@@ -223,7 +231,9 @@ def test_step_up_waits_for_its_attachments_and_reminds(flow):
 
 
 @pytest.mark.parametrize("consent", [
-    {"consent": "refused"}, {"consent": "not_sought"}, {"consent": "given"}])
+    {"consent": "refused"},
+    {"consent": "not_sought", "consent_override_reason": "increase_risk", "consent_override_agreed_by": "J Smith"},
+    {"consent": "given"}])
 def test_significant_harm_goes_to_the_frt_urgently_before_consent_or_documents(flow, consent):
     flow.start(referral(significant_harm="yes", attachments=[], **consent))
     assert flow.open() == ["Task_UrgentScreening"]  # nothing before it: no consent question, no documents
