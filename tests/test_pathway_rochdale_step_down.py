@@ -98,24 +98,30 @@ class Flow:
 
 
 @pytest.fixture
-def flow(pathways, frozen_clock):
-    return Flow(pathways, frozen_clock)
+def flow(api, frozen_clock):
+    """On both databases (api is parametrised over SQLite and PostgreSQL), with the reference pathways."""
+    api.deploy_pathways()
+    return Flow(api, frozen_clock)
 
 
 def test_process_is_deployed_with_its_roles(flow):
     process = flow.api.get(f"/processes/{KEY}", as_="admin").json
     assert set(process["roles"]) == {"social_worker", "team_manager", "caf_team", "frt"}
     assert {f["key"] for f in process["start_form"]["fields"] if f["required"]} == {"child_name", "current_plan"}
+    keys = {f["key"] for f in process["start_form"]["fields"]}
+    assert {"icpc_date", "cp_review_date", "was_on_cp_plan", "cp_plan_ended_date"} <= keys
 
 
 def test_cp_to_cin_to_caf_over_months_with_the_three_month_rule(flow):
-    flow.start({"child_name": "Sam", "current_plan": "cp"})
+    flow.start({"child_name": "Sam", "current_plan": "cp", "icpc_date": "2026-12-14"})
     task = flow.task("Task_CpReviewConference")
-    assert due(task) == utc(2027, 3, 21, 9, 0)  # 3 months
+    assert due(task) == utc(2027, 3, 14, 9, 0)  # 3 months after the initial conference, not after the task
+    assert flow.case["data"]["cp_review_basis"] == "initial_conference"
     flow.clock.move_to(utc(2027, 1, 4, 10, 0))
     flow.complete("Task_CpReviewConference", {"cp_review_date": "2027-01-04", "cp_plan_decision": "continue"},
                   "social_worker")
     assert flow.open() == ["Task_CpReviewConference"]
+    assert due(flow.task("Task_CpReviewConference")) == utc(2027, 7, 4, 8, 0)  # 6 months after that review
     # The plan ends, but without its date the case cannot count the 3 months: asked again.
     flow.complete("Task_CpReviewConference", {"cp_review_date": "2027-01-04", "cp_plan_decision": "end"},
                   "social_worker")
@@ -171,10 +177,8 @@ def test_cp_to_cin_to_caf_over_months_with_the_three_month_rule(flow):
     assert flow.case["data"]["step_down_route"] == "offer_caf"
 
     # Consent must be recorded before information goes to the CAF Team.
-    flow.complete("Task_ConsultFamily", {"family_wants_caf": "yes", "consent_to_support": True}, "social_worker")
-    assert flow.open() == ["Task_ConsultFamily"]
-    flow.complete("Task_ConsultFamily", {"family_wants_caf": "yes", "consent_to_support": True,
-                                         "consent_to_information_sharing": True, "lead_professional_name": "Ms Ray",
+    flow.complete("Task_ConsultFamily", {"family_wants_caf": "yes", "consent": "given",
+                                         "lead_professional_name": "Ms Ray",
                                          "lead_professional_agency": "Oak School"}, "social_worker")
     flow.complete("Task_SendCafInformation", {"caf_information_sent": True}, "social_worker")
     flow.complete("Task_CafTeamReceives", {"lead_professional_confirmed": True, "tac_meeting_date": "2027-04-20"},
@@ -239,42 +243,103 @@ def test_needs_met_the_case_closes(flow):
 def test_family_decline_caf_with_no_other_needs_closes(flow):
     _to_decision(flow)
     flow.decide()
-    flow.complete("Task_ConsultFamily", {"family_wants_caf": "no", "other_needs_noted": False}, "social_worker")
+    flow.complete("Task_ConsultFamily", {"family_wants_caf": "no", "consent": "refused", "other_needs_noted": False},
+                  "social_worker")
     flow.complete("Task_CloseCase", {"recorded_on_ics": True, "closure_reason": "Family declined CAF"},
                   "social_worker")
     assert flow.case["outcome"] == "closed"
 
 
-def test_family_decline_caf_with_other_needs_remains_cin(flow):
+def test_consent_refused_with_no_other_needs_closes(flow):
     _to_decision(flow)
     flow.decide()
-    flow.complete("Task_ConsultFamily", {"family_wants_caf": "no", "other_needs_noted": True}, "social_worker")
-    assert flow.case["outcome"] == "remains_cin"
+    flow.complete("Task_ConsultFamily", {"family_wants_caf": "yes", "consent": "refused", "other_needs_noted": False},
+                  "social_worker")
+    assert flow.open() == ["Task_CloseCase"]
+
+
+@pytest.mark.parametrize("answers", [
+    {"family_wants_caf": "no", "consent": "refused", "other_needs_noted": True},
+    {"family_wants_caf": "yes", "consent": "not_sought", "consent_override_reason": "undue_delay",
+     "consent_override_agreed_by": "T Manager", "other_needs_noted": False},
+])
+def test_no_consent_to_caf_keeps_the_child_on_cin_with_its_reviews(flow, answers):
+    _to_decision(flow)
+    flow.decide()
+    flow.clock.move_to(utc(2026, 12, 23, 9, 0))
+    flow.complete("Task_ConsultFamily", answers, "social_worker")
+    assert flow.case["status"] == "active"
+    assert flow.open() == ["Task_CinPlan"]
+    assert flow.timers() == {"Event_CinReviewDue": utc(2027, 1, 20, 9, 0)}  # the four-weekly reviews go on
 
 
 @pytest.mark.parametrize("inputs, rule", [
     ({"still_in_need": True}, "Rule_StillInNeed"),
     ({"manageable": False}, "Rule_UnmetNeedNotManageable"),
 ])
-def test_team_manager_keeps_the_child_on_cin(flow, inputs, rule):
+def test_team_manager_keeps_the_child_on_cin_and_its_reviews(flow, inputs, rule):
     _to_decision(flow)
     task = flow.task("Task_StepDownDecision")
     assert due(task) == utc(2026, 12, 30, 9, 0)  # 5 working days (25 and 28 December off)
+    flow.clock.move_to(utc(2026, 12, 22, 14, 0))
     flow.decide(**inputs)
     assert flow.rules()[-1] == rule
-    assert flow.case["outcome"] == "remains_cin"
+    assert flow.case["status"] == "active" and flow.case["data"]["step_down_route"] == "remain_cin"
     assert flow.case["data"]["step_down_decision_reason"] == "Reviewed with the social worker"
+    assert flow.open() == ["Task_CinPlan"]
+    assert flow.timers() == {"Event_CinReviewDue": utc(2027, 1, 19, 14, 0)}
+    assert flow.fire(utc(2027, 1, 19, 14, 0)) == 1
+    assert flow.open() == ["Task_CinPlan", "Task_CinPlanReview"]
 
 
-def test_immediate_risk_interrupts_a_refused_step_down(flow):
+def test_a_blank_cp_plan_end_date_cannot_skip_the_three_month_rule(flow):
+    flow.start({"child_name": "Ali", "current_plan": "cin", "was_on_cp_plan": "yes"})
+    flow.propose_step_down()
+    assert flow.rules()[-1] == "Rule_CpPlanEndDateMissing"
+    assert flow.open() == ["Task_RecordCpPlanEnded"]
+    flow.complete("Task_RecordCpPlanEnded", {"cp_plan_ended_date": "2026-12-01"}, "social_worker")
+    assert flow.rules()[-1] == "Rule_ThreeMonthsOnCin"
+    assert flow.case["data"]["step_down_possible_from"] == "2027-03-01"
+    assert flow.open() == ["Task_CinReviewStepDownNotYet"]
+
+
+def test_a_review_conference_without_any_date_is_due_at_once(flow):
+    flow.start({"child_name": "Ali", "current_plan": "cp"})
+    assert flow.case["data"]["cp_review_basis"] == "no_conference_date"
+    assert due(flow.task("Task_CpReviewConference")) == utc(2026, 12, 21, 9, 0)
+
+
+def test_immediate_risk_in_a_cp_case_never_ends_its_reviews(flow):
+    flow.start({"child_name": "Ali", "current_plan": "cp", "icpc_date": "2026-12-14"})
+    before = flow.timers()
+    assert set(before) == {"Event_CpReviewReminder", "Event_CpReviewEscalation"}
+    flow.clock.move_to(utc(2026, 12, 22, 15, 0))
+    response = flow.api.post(f"/cases/{flow.case['id']}/messages",
+                             json={"name": "immediate_risk", "data": {"what_happened": "Injury seen at nursery"}})
+    assert response.status_code == 200, response.json
+    assert flow.open() == ["Task_CpReviewConference", "Task_UrgentFrtReferral"]
+    task = flow.task("Task_UrgentFrtReferral")
+    assert task["roles"] == ["frt"]
+    assert "what_happened" in {f["key"] for f in task["form"]["fields"]}
+    assert flow.timers() == before  # the review conference's timers go on
+    flow.complete("Task_UrgentFrtReferral", {"what_happened": "Injury seen at nursery",
+                                             "frt_action_taken": "Strategy discussion convened"}, "frt")
+    assert flow.case["status"] == "active" and flow.case.get("outcome") is None
+    assert flow.open() == ["Task_CpReviewConference"]
+    assert due(flow.task("Task_CpReviewConference")) == utc(2027, 3, 14, 9, 0)
+
+
+def test_immediate_risk_in_a_cin_case_never_ends_its_reviews(flow):
     flow.start({"child_name": "Ali", "current_plan": "cin", "cp_plan_ended_date": "2026-12-01"})
     flow.propose_step_down()
     assert flow.open() == ["Task_CinReviewStepDownNotYet"]
+    before = flow.timers()
     flow.clock.move_to(utc(2026, 12, 22, 15, 0))
-    response = flow.api.post(f"/cases/{flow.case['id']}/messages", json={"name": "immediate_risk", "data": {}})
+    response = flow.api.post(f"/cases/{flow.case['id']}/messages",
+                             json={"name": "immediate_risk", "data": {"what_happened": "Disclosure"}})
     assert response.status_code == 200, response.json
-    task = flow.task("Task_UrgentFrtReferral")
-    assert task["roles"] == ["frt"] and due(task) == utc(2026, 12, 22, 17, 0)
-    assert flow.case["timers"] == []
-    flow.complete("Task_UrgentFrtReferral", {"risk_summary": "Injury", "referred_via_crossfield_mill": True}, "frt")
-    assert flow.case["outcome"] == "safeguarding_referral"
+    assert flow.open() == ["Task_CinReviewStepDownNotYet", "Task_UrgentFrtReferral"]
+    assert flow.timers() == before
+    flow.complete("Task_UrgentFrtReferral", {"what_happened": "Disclosure", "frt_action_taken": "Police called"}, "frt")
+    assert flow.case["status"] == "active"
+    assert flow.open() == ["Task_CinReviewStepDownNotYet"]
