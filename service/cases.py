@@ -551,6 +551,7 @@ def _validated(form, data: Any, source: str = "json", known: dict[str, Any] | No
         return _plain_data(data)
     submitted = data if data is not None else {}
     cleaned, errors = validate_submission(form, submitted, source=source, known=known)
+    errors = safeguarding.waived(cleaned, errors)
     if errors:
         raise InvalidData("some answers need correcting", errors)
     # An optional field left out of the submission keeps what the case already knows (a field it does

@@ -46,9 +46,21 @@ class ConsentNeeded(InvalidData):
 
 # -- answers -----------------------------------------------------------------------------------------
 
+def waived(answers: Mapping[str, Any], errors: dict[str, str]) -> dict[str, str]:
+    """The form's errors, less those that would hold up a child protection referral.
+
+    With significant harm answered yes, a consent override's missing reason or manager never delays the
+    referral (rule 1 wins over rule 3): the front door records them when it acts.
+    """
+    if not significant_harm_answered(answers):
+        return errors
+    return {key: message for key, message in errors.items() if key not in conventions.CONSENT_OVERRIDE_FIELDS}
+
+
 def check_answers(answers: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-    """Consent ``not_sought`` needs the reason (one of three) and the manager who agreed (rule 3)."""
-    if answers.get("consent") != "not_sought":
+    """Consent ``not_sought`` needs the reason (one of three) and the manager who agreed (rule 3),
+    unless the same answers refer significant harm, which nothing may delay."""
+    if answers.get("consent") != "not_sought" or significant_harm_answered(answers):
         return
     merged = {**known, **answers}
     errors = {}

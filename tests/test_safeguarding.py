@@ -260,6 +260,12 @@ def test_consent_not_sought_needs_the_reason_and_who_agreed(deployed):
     assert response.json["data"]["consent_override_agreed_by"] == "Tess Team Manager"
 
 
+def test_a_missing_consent_override_never_holds_up_significant_harm(deployed):
+    response = _start(deployed, consent="not_sought", significant_harm="yes")
+    assert response.status_code == 201, response.json
+    assert [t["name"] for t in response.json["tasks"]] == ["Task_FrontDoorReferral"]
+
+
 def test_a_hidden_override_reason_is_not_kept(deployed):
     response = _start(deployed, consent="given", consent_override_reason="undue_delay")
     assert response.status_code == 201
