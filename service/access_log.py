@@ -16,8 +16,9 @@ from service.models import AccessEvent
 from service.policy import Actor
 
 PAGE_SIZE = 50
-#: What a read was for: the API's case, history and task, the pages' case, diagram and task.
-PURPOSES = ("case", "case_history", "case_page", "diagram", "task", "task_page")
+#: What a read was for: the API's case, history and task, the pages' case, diagram and task; a document's
+#: download (either way).
+PURPOSES = ("case", "case_history", "case_page", "diagram", "task", "task_page", "document")
 
 
 def record(session: Session, actor: Actor, case_id: int, purpose: str, task_id: str | None = None) -> None:

@@ -29,6 +29,12 @@ ENCRYPTED_COLUMNS = (
     ("cases", "id", "data"), ("cases", "id", "state"), ("cases", "id", "error"), ("tasks", "id", "draft"),
     ("audit_events", "id", "detail"), ("notifications", "id", "body"), ("notifications", "id", "email_error"),
 )
+#: Every encrypted column of tables made after migration d7a3b9c4e215 (which encrypted ENCRYPTED_COLUMNS'
+#: existing values, and reads that tuple as it was): written encrypted from their first row, rotated alike.
+LATER_ENCRYPTED_COLUMNS = (
+    ("case_notes", "id", "who"), ("case_notes", "id", "text"), ("case_documents", "id", "title"),
+    ("case_documents", "id", "filename"), ("case_documents", "id", "content"),
+)
 
 
 class NoKey(RuntimeError):
@@ -95,6 +101,24 @@ class EncryptedText(TypeDecorator):
         return decrypt(value) if value is not None else None
 
 
+class EncryptedBytes(TypeDecorator):
+    """Bytes (an uploaded document), stored as the Fernet token of the bytes (text, so keys rotate alike)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect) -> str | None:
+        return current_keyring().encrypt(bytes(value)).decode() if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            return current_keyring().decrypt(value.encode())
+        except InvalidToken:
+            raise NoKey("a stored value cannot be decrypted with any key of DATA_ENCRYPTION_KEYS") from None
+
+
 class EncryptedJSON(TypeDecorator):
     """A JSON value (dict or list), stored as a Fernet token of its JSON text."""
 
@@ -117,7 +141,7 @@ def rotate(session: Session, batch: int = 500) -> dict[str, int]:
     """
     ring = current_keyring()
     counts: dict[str, int] = {}
-    for table_name, key, column in ENCRYPTED_COLUMNS:
+    for table_name, key, column in ENCRYPTED_COLUMNS + LATER_ENCRYPTED_COLUMNS:
         table = sa.table(table_name, sa.column(key), sa.column(column, Text))
         done, after = 0, None
         while True:

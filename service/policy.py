@@ -34,11 +34,20 @@ class Actor:
 
     @property
     def is_manager(self) -> bool:
-        """A manager (a role ending in 'manager') or an admin: may give tasks to others and see the team's."""
-        return self.is_admin or any(r.endswith("manager") for r in self.roles)
+        """A manager: holds ``team_manager`` or any role ending in ``_manager`` (``peh_manager``,
+        ``csc_team_manager``, ``emergency_duty_manager`` ...), or is the council's admin. A manager sees the
+        workload of the pathways their roles belong to, opens any task of those pathways, and gives tasks
+        to others (see :func:`may_open_task`, :func:`may_assign`)."""
+        return self.is_admin or any(is_manager_role(r) for r in self.roles)
 
     def without_admin(self) -> Actor:
         return Actor(self.name, tuple(r for r in self.roles if r != ADMIN), self.user_id, self.council_id)
+
+
+def is_manager_role(role: str) -> bool:
+    """``team_manager`` and every ``*_manager`` role are managers' roles (not ``manager`` alone, nor
+    ``casemanager``: a role is named for what it is, and a manager's name says so)."""
+    return role == "team_manager" or role.endswith("_manager")
 
 
 def has_any_role(actor: Actor, roles: Iterable[str]) -> bool:
@@ -75,6 +84,14 @@ def may_work_on(task_roles: Iterable[str], assignee: str | None, actor: Actor) -
     return not assignee and has_any_role(actor, task_roles)
 
 
+def may_open_task(task_roles: Iterable[str], assignee: str | None, pathway_roles: Iterable[str],
+                  actor: Actor) -> bool:
+    """Who may open (read) a task: whoever may work on it, and a manager of its team (a manager whose roles
+    belong to the task's pathway), to see what is held up and give it to someone. Opening is not doing:
+    completing or drafting still needs :func:`may_work_on`."""
+    return may_work_on(task_roles, assignee, actor) or (actor.is_manager and may_see_pathway(pathway_roles, actor))
+
+
 def may_assign(task_roles: Iterable[str], pathway_roles: Iterable[str], actor: Actor) -> bool:
     """Who may take a task (a holder of one of its roles) or give it to someone (a manager who can see the
     pathway's cases: their team's work, whatever the task's own role)."""
@@ -104,3 +121,9 @@ def require_auditor(actor: Actor) -> None:
     """The access log is the auditor's alone: not even the admin, whose own reads it records, reads it."""
     if AUDITOR not in actor.roles:
         raise Forbidden("the access log is for the council's auditor")
+
+
+def may_see_case_records(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
+    """A case's notes and documents are part of its record: whoever may see the case reads them, adds a note
+    and uploads a document (a manager of the team, its workers, the admin, the referrer who started it)."""
+    return may_see_case(pathway_roles, started_by, actor)
