@@ -116,10 +116,11 @@ def person_label(user: User) -> str:
 
 def reassign(session: Session, task_id: str, assignee: Any, actor: Actor) -> OpenTask:
     """A manager gives a task to someone holding its role; 422 when nobody is chosen or they lack the role."""
-    if not isinstance(assignee, str) or not assignee.strip():
-        raise InvalidData(CHOOSE_SOMEONE.lower(), {"assignee": CHOOSE_SOMEONE})
+    case_service._task_to_assign(session, task_id, actor)  # 404 (another council's too) or 403 before anything
     if not policy.may_give_tasks(actor):
         raise Forbidden("only a manager can give a task to someone else")
+    if not isinstance(assignee, str) or not assignee.strip():
+        raise InvalidData(CHOOSE_SOMEONE.lower(), {"assignee": CHOOSE_SOMEONE})
     return case_service.claim_task(session, task_id, actor, assignee.strip())
 
 
@@ -248,8 +249,8 @@ def errored_cases(session: Session, actor: Actor) -> list[Case]:
 
 def retry(session: Session, case_id: int, actor: Actor) -> Case:
     """Run a case stopped on an error again as it is (a manager's retry after the cause was fixed)."""
+    case = case_service.get_case(session, case_id, actor)  # 404 before anything, 403 if not to be seen
     require_manager(actor)
-    case = case_service.get_case(session, case_id, actor)
     if case.status != "error":
         raise Conflict(f"case {case.reference} is {case.status}, not stopped on an error")
     return case_service.retry(session, case_id, {}, actor)

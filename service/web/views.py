@@ -290,7 +290,7 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
 def task(task_id: str):
     actor = current_user.actor
     task = case_service.get_task(db.session, task_id, actor, purpose="task_page" if request.method == "GET" else None,
-                                 to_work=request.method != "POST")  # a manager of the team opens it too
+                                 to_work=request.method == "POST")  # a manager of the team opens it too
     if request.method == "GET":
         case_service.commit(db.session)  # the access log's line
         return _task_page(task)
