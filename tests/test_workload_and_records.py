@@ -163,7 +163,7 @@ def test_notes_are_added_listed_and_audited(team, frozen_clock):
     assert team.post(f"/cases/{case['id']}/notes", json={"kind": "visit", "happened_on": "2026-12-18", "text": "x"},
                      as_="front").status_code == 403
     assert "note_added" in [e["event"] for e in team.get(f"/cases/{case['id']}/history").json]
-    with team.app.app_context():
+    with team.app.app_context(), everything():
         raw = db.session.execute(text("SELECT text FROM case_notes")).scalar()
     assert "Home visit" not in raw  # encrypted at rest
 
@@ -265,3 +265,19 @@ def test_chronology_entries_of_notes_and_documents(team):
     assert [(e["source"], e["title"]) for e in entries] == [("document", "Document: Plan"),
                                                              ("note", "Phone call with School")]
     assert entries[0]["download"].startswith(f"/cases/{case['id']}/documents/")
+
+
+def test_erasing_a_case_erases_its_notes_and_documents(team):
+    from service import retention, tenancy
+    from service.models import Case
+
+    case = start(team)
+    team.post(f"/cases/{case['id']}/notes", json={"kind": "visit", "happened_on": "2026-11-02", "text": "Seen."})
+    assert upload(team, case["id"], PDF).status_code == 201
+    with team.app.app_context():
+        council = tenancy.council_by_key(db.session, "test")
+        tenancy.act_for(db.session, council)
+        retention.erase(db.session, db.session.get(Case, case["id"]), retention.Rule(1, "test"), council)
+        db.session.commit()
+    with team.app.app_context(), everything():
+        assert db.session.scalars(select(CaseNote)).all() == [] and db.session.scalars(select(CaseDocument)).all() == []
