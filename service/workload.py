@@ -100,6 +100,10 @@ def _display_names(session: Session, names: set[str]) -> dict[str, str]:
     return {u.name: u.display_name or u.name for u in session.scalars(select(User).where(User.name.in_(names)))}
 
 
+def display_name(session: Session, name: str) -> str:
+    return _display_names(session, {name}).get(name, name)
+
+
 def people_for(session: Session, council_id: int, roles: set[str]) -> list[User]:
     """The council's users holding one of ``roles``, by name."""
     if not roles:

@@ -6,6 +6,7 @@ playwright or the built front-end assets; axe-core comes from web/node_modules (
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -66,6 +67,13 @@ def axe(page) -> list[str]:
     }""")
 
 
+def shot(page, name: str, folder: Path) -> None:
+    """A screenshot of the page; into docs/screenshots/ too when STEP_SCREENSHOTS=1 (refreshing the README's)."""
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    if os.environ.get("STEP_SCREENSHOTS") == "1":
+        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
+
+
 def reflows(page) -> bool:
     """At 320 CSS pixels wide nothing scrolls sideways (WCAG 1.4.10)."""
     page.set_viewport_size({"width": 320, "height": 800})
@@ -74,7 +82,7 @@ def reflows(page) -> bool:
     return wide <= 320
 
 
-def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page):
+def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_path):
     shots.sign_in(page, site, MANAGER)
     page.get_by_role("link", name="Workload").first.click()
     page.wait_for_url(f"{site.url}/workload")
@@ -90,12 +98,14 @@ def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page):
     page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2057)").check()
     page.get_by_label("Give the selected tasks to").select_option(shots.WORKER)
     page.get_by_role("button", name="Give selected tasks").click()
-    assert page.get_by_text(f"2 tasks given to {shots.WORKER}.").is_visible()
+    assert page.get_by_text("2 tasks given to Sam Social Worker.").is_visible()
+    shot(page, "workload", tmp_path)
     workers = page.locator("table.sp-workers").inner_text()
     assert "Sam Social Worker" in workers and "2" in workers
     # the manager view, its lists behind the counts
     page.goto(f"{site.url}/manager")
     violations["manager view"] = axe(page)
+    shot(page, "manager", tmp_path)
     assert reflows(page), "the manager view scrolls sideways at 320 px"
     page.locator("table.sp-counts a").first.click()
     assert page.get_by_role("heading", name="Cases").first.is_visible() or "Cases" in page.locator("h1").inner_text()
@@ -117,12 +127,14 @@ def test_upload_a_document_and_add_a_note(site, page, tmp_path):
     page.get_by_role("button", name="Upload document").click()
     assert page.locator(".govuk-error-summary").get_by_text("The file must be a PDF").is_visible()
     violations["upload refused"] = axe(page)
+    shot(page, "document-upload-refused", tmp_path)
     picture = tmp_path / "genogram.png"
     picture.write_bytes(PNG)
     page.get_by_label("Choose the file").set_input_files(str(picture))
     page.get_by_label("Title").fill("Genogram")
     page.get_by_role("button", name="Upload document").click()
     assert page.get_by_text("The document 'Genogram' is added to the case.").is_visible()
+    page.locator("#notes-and-documents").scroll_into_view_if_needed()
     documents = page.locator(".sp-documents").inner_text()
     assert "Genogram" in documents and "PNG image" in documents
     with page.expect_download() as download:
@@ -138,5 +150,9 @@ def test_upload_a_document_and_add_a_note(site, page, tmp_path):
     page.get_by_label("What happened").fill("Saw the children at home.")
     page.get_by_role("button", name="Add note").click()
     assert "Saw the children at home." in page.locator(".sp-notes").inner_text()
+    page.locator(".sp-case-records").screenshot(path=str(tmp_path / "case-notes-and-documents.png"))
+    if os.environ.get("STEP_SCREENSHOTS") == "1":
+        shutil.copyfile(tmp_path / "case-notes-and-documents.png",
+                        ROOT / "docs" / "screenshots" / "case-notes-and-documents.png")
     assert violations == {name: [] for name in violations}
     assert page.problems == []

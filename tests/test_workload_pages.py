@@ -127,7 +127,7 @@ def test_the_workload_page_and_giving_tasks_in_bulk(site, manager, time):
     moved = manager.post("/workload/reassign", MultiDict([("tasks", late_visit), ("tasks", fresh_visit),
                                                           ("assignee", "other")]))
     assert moved.status_code == 302
-    assert "2 tasks given to other" in page_text(manager.get("/workload"))
+    assert "2 tasks given to Other" in page_text(manager.get("/workload"))
     assert task_of(site, fresh["id"], "Task_Visit")[1] == "other"
     worker = Browser(site.app)
     worker.sign_in("worker")

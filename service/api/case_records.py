@@ -62,6 +62,7 @@ def list_notes(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/notes", methods=["POST"])
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": NoteInSchema}}})
 @blp.response(201, NoteSchema)
 def add_note(case_id: int):
     """Add a note (contact, visit, phone call, meeting, other) to a case; 422 names each wrong answer."""
@@ -82,6 +83,10 @@ def list_documents(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/documents", methods=["POST"])
+@blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "title"], "properties": {
+        "file": {"type": "string", "format": "binary"}, "title": {"type": "string", "maxLength": 200},
+        "checklist_item": {"type": "string", "description": "field:value of a checklist of the pathway"}}}}}})
 @blp.response(201, DocumentSchema)
 def upload_document(case_id: int):
     """Upload a document (multipart: ``file``, ``title``, optional ``checklist_item`` as ``field:value``).

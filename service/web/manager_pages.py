@@ -67,7 +67,8 @@ def workload_reassign():
         else:
             count = len(done)
             db.session.commit()
-            flash(f"{count} task{'s' if count != 1 else ''} given to {assignee}.", "success")
+            name = workload.display_name(db.session, assignee)
+            flash(f"{count} task{'s' if count != 1 else ''} given to {name}.", "success")
             return redirect(url_for("web.workload_page"))
     return _workload_page(errors, chosen, assignee, status=422)
 
