@@ -1,7 +1,7 @@
 """A case's own record besides its steps: workers' notes and uploaded documents, and document checklists.
 
 * **Notes.** A contact, a visit, a phone call, a meeting (or other): the date it happened, who was there
-  or spoken to, and what happened. Anyone who may see the case adds one (``policy.may_see_case_records``).
+  or spoken to, and what happened. Anyone who may see the case adds one (``policy.may_see_case``).
 * **Documents.** A PDF, a Word document (DOCX, DOC, ODT) or an image (PNG, JPEG, GIF), with a title. The
   type is read from the **content** (its first bytes, and for DOCX and ODT the entries of the zip), never
   from the name or the browser's content type: a ``.pdf`` that is a PNG is a PNG, an executable is refused.

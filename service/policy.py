@@ -73,7 +73,9 @@ def may_start(pathway_roles: Iterable[str], starter_roles: Iterable[str], actor:
 
 
 def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
-    """The case's pathway roles, the admin, and whoever started it (they follow their own referral)."""
+    """The case's pathway roles, the admin, and whoever started it (they follow their own referral). The
+    case's notes and documents are part of its record: the same people read them, add a note, upload and
+    download a document (``service.case_records``)."""
     return may_see_pathway(pathway_roles, actor) or (started_by is not None and started_by == actor.name)
 
 
@@ -121,9 +123,3 @@ def require_auditor(actor: Actor) -> None:
     """The access log is the auditor's alone: not even the admin, whose own reads it records, reads it."""
     if AUDITOR not in actor.roles:
         raise Forbidden("the access log is for the council's auditor")
-
-
-def may_see_case_records(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
-    """A case's notes and documents are part of its record: whoever may see the case reads them, adds a note
-    and uploads a document (a manager of the team, its workers, the admin, the referrer who started it)."""
-    return may_see_case(pathway_roles, started_by, actor)
