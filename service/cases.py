@@ -64,6 +64,10 @@ def may_work_on(task: OpenTask, actor: Actor) -> bool:
     return policy.may_work_on(task.roles, task.assignee, actor)
 
 
+def may_open_task(session: Session, task: OpenTask, actor: Actor) -> bool:
+    return policy.may_open_task(task.roles, task.assignee, process_definition(session, task.case.process).roles, actor)
+
+
 def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
                overdue: bool = False, due_before: datetime | None = None) -> list[OpenTask]:
     """The open tasks ``actor`` may work on (all of them for an admin), most urgent first.
@@ -198,19 +202,26 @@ def history(session: Session, case: Case) -> list[AuditEvent]:
 
 
 def task_form(session: Session, task: OpenTask):
-    return process_definition(session, task.case.process).form_of(task.name)
+    """The task's form, its allocation fields listing the council's users who may be allocated (service.workload)."""
+    from service import workload
+
+    return workload.with_people(session, process_definition(session, task.case.process).form_of(task.name),
+                                task.council_id)
 
 
 def process_of(session: Session, case: Case) -> ProcessDefinition:
     return process_definition(session, case.process)
 
 
-def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None = None) -> OpenTask:
-    """The open task, if ``actor`` may work on it; a ``purpose`` (someone opens it) goes in the access log."""
+def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None = None, *,
+             to_work: bool = True) -> OpenTask:
+    """The open task, if ``actor`` may work on it (or, ``to_work=False``, open it: a manager of its team may
+    too); a ``purpose`` (someone opens it) goes in the access log."""
     task = session.get(OpenTask, task_id)
     if task is None:
         raise NotFound(f"there is no task {task_id}")
-    if not may_work_on(task, actor):  # before saying anything about the task, even that it is closed
+    allowed = may_work_on(task, actor) or (not to_work and may_open_task(session, task, actor))
+    if not allowed:  # before saying anything about the task, even that it is closed
         raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
     if task.closed_at is not None:
         raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
@@ -276,7 +287,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     task = get_task(session, task_id, actor)
     case = task.case
     process = process_of(session, case)
-    cleaned = _validated(process.form_of(task.name), data, source, known=case.data)
+    cleaned = _validated(task_form(session, task), data, source, known=case.data)
     workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
     try:
         snap = runtime.complete_task(workflow, journal, task.id, cleaned)
@@ -664,6 +675,7 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
             row.closed_at = now
             if safeguarding.is_urgent(process, row.name):
                 safeguarding.close_urgent(session, case, task_id)
+    opened = []
     for task_id, task in wanted.items():
         row = current.get(task_id)
         if row is None:
@@ -671,10 +683,14 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
                            assignee=task.assignee, due_at=task.due_at, created_at=now,
                            role_rows=[TaskRole(role=r) for r in task.roles])
             session.add(row)
+            opened.append(row)
             if safeguarding.is_urgent(process, task.name):
                 safeguarding.open_urgent(session, case, row, now)  # within the hour, on the clock
         elif not safeguarding.is_urgent(process, row.name):
             row.due_at = task.due_at
+    from service import workload  # the allocated worker and the ticked checklist of each new task
+
+    workload.on_new_tasks(session, case, opened)
 
 
 def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer]) -> None:

@@ -32,11 +32,13 @@ ENCRYPTED_COLUMNS = (
     ("cases", "id", "data"), ("cases", "id", "state"), ("cases", "id", "error"), ("tasks", "id", "draft"),
     ("audit_events", "id", "detail"), ("notifications", "id", "body"), ("notifications", "id", "email_error"),
 )
-#: Encrypted columns added after migration d7a3b9c4e215 (which encrypts the values of ENCRYPTED_COLUMNS):
-#: a rotation re-encrypts these too.
+#: Encrypted columns of tables made after migration d7a3b9c4e215 (which encrypted ENCRYPTED_COLUMNS'
+#: existing values, and reads that tuple as it was): written encrypted from their first row, rotated alike.
 LATER_ENCRYPTED_COLUMNS = (
     ("families", "id", "name"), ("people", "id", "given_name"), ("people", "id", "family_name"),
     ("people", "id", "date_of_birth"), ("people", "id", "council_number"), ("people", "id", "nhs_number"),
+    ("case_notes", "id", "who"), ("case_notes", "id", "text"), ("case_documents", "id", "title"),
+    ("case_documents", "id", "filename"), ("case_documents", "id", "content"),
 )
 SEARCH_KEYS = "search_index_keys"
 
@@ -118,6 +120,24 @@ class EncryptedText(TypeDecorator):
 
     def process_result_value(self, value: str | None, dialect) -> str | None:
         return decrypt(value) if value is not None else None
+
+
+class EncryptedBytes(TypeDecorator):
+    """Bytes (an uploaded document), stored as the Fernet token of the bytes (text, so keys rotate alike)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect) -> str | None:
+        return current_keyring().encrypt(bytes(value)).decode() if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            return current_keyring().decrypt(value.encode())
+        except InvalidToken:
+            raise NoKey("a stored value cannot be decrypted with any key of DATA_ENCRYPTION_KEYS") from None
 
 
 class EncryptedJSON(TypeDecorator):

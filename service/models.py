@@ -7,7 +7,7 @@ indexed query that never deserializes a workflow.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
@@ -15,7 +15,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry, relationship
 from sqlalchemy.types import TypeDecorator
 
-from service.encryption import EncryptedJSON, EncryptedText
+from service.encryption import EncryptedBytes, EncryptedJSON, EncryptedText
 from service.engine import clock
 
 
@@ -416,3 +416,38 @@ class Notification(CouncilOwned, db.Model):
     email_attempts: Mapped[int] = mapped_column(default=0)
     email_next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     email_error: Mapped[str | None] = mapped_column(EncryptedText)  # an SMTP answer may quote the address
+
+
+class CaseNote(CouncilOwned, db.Model):
+    """A worker's note on a case (a contact, a visit, a phone call, a meeting): when it happened, who was
+    involved, what was said. Part of the case record and the family's chronology (``service.case_records``)."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # contact | visit | phone_call | meeting | other
+    happened_on: Mapped[date]
+    who: Mapped[str] = mapped_column(EncryptedText)  # who was there or spoken to: personal data
+    text: Mapped[str] = mapped_column(EncryptedText)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CaseDocument(CouncilOwned, db.Model):
+    """A document uploaded to a case: its content encrypted at rest, its type checked by content on upload
+    (``service.case_records``). Listing a case's documents never reads their content (deferred)."""
+
+    __tablename__ = "case_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(EncryptedText)
+    filename: Mapped[str] = mapped_column(EncryptedText)  # a child's name is often in it
+    media_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    checklist_item: Mapped[str | None] = mapped_column(String(80))  # the checklist answer it ticked, if any
+    content: Mapped[bytes] = mapped_column(EncryptedBytes, deferred=True)
+    uploaded_by: Mapped[str] = mapped_column(String(80))
+    uploaded_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -34,11 +34,20 @@ class Actor:
 
     @property
     def is_manager(self) -> bool:
-        """A manager (a role ending in 'manager') or an admin: may give tasks to others and see the team's."""
-        return self.is_admin or any(r.endswith("manager") for r in self.roles)
+        """A manager: holds ``team_manager`` or any role ending in ``_manager`` (``peh_manager``,
+        ``csc_team_manager``, ``emergency_duty_manager`` ...), or is the council's admin. A manager sees the
+        workload of the pathways their roles belong to, opens any task of those pathways, and gives tasks
+        to others (see :func:`may_open_task`, :func:`may_assign`)."""
+        return self.is_admin or any(is_manager_role(r) for r in self.roles)
 
     def without_admin(self) -> Actor:
         return Actor(self.name, tuple(r for r in self.roles if r != ADMIN), self.user_id, self.council_id)
+
+
+def is_manager_role(role: str) -> bool:
+    """``team_manager`` and every ``*_manager`` role are managers' roles (not ``manager`` alone, nor
+    ``casemanager``: a role is named for what it is, and a manager's name says so)."""
+    return role == "team_manager" or role.endswith("_manager")
 
 
 def has_any_role(actor: Actor, roles: Iterable[str]) -> bool:
@@ -64,7 +73,9 @@ def may_start(pathway_roles: Iterable[str], starter_roles: Iterable[str], actor:
 
 
 def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
-    """The case's pathway roles, the admin, and whoever started it (they follow their own referral)."""
+    """The case's pathway roles, the admin, and whoever started it (they follow their own referral). The
+    case's notes and documents are part of its record: the same people read them, add a note, upload and
+    download a document (``service.case_records``)."""
     return may_see_pathway(pathway_roles, actor) or (started_by is not None and started_by == actor.name)
 
 
@@ -86,6 +97,14 @@ def may_work_on(task_roles: Iterable[str], assignee: str | None, actor: Actor) -
     if actor.is_admin or (assignee and assignee == actor.name):
         return True
     return not assignee and has_any_role(actor, task_roles)
+
+
+def may_open_task(task_roles: Iterable[str], assignee: str | None, pathway_roles: Iterable[str],
+                  actor: Actor) -> bool:
+    """Who may open (read) a task: whoever may work on it, and a manager of its team (a manager whose roles
+    belong to the task's pathway), to see what is held up and give it to someone. Opening is not doing:
+    completing or drafting still needs :func:`may_work_on`."""
+    return may_work_on(task_roles, assignee, actor) or (actor.is_manager and may_see_pathway(pathway_roles, actor))
 
 
 def may_assign(task_roles: Iterable[str], pathway_roles: Iterable[str], actor: Actor) -> bool:

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from service import audit, families
 from service.cases import ERASED, SYSTEM
 from service.engine import clock
-from service.models import (AccessEvent, AuditEvent, Case, Council, Notification, OpenTask, PendingTimer,
-                            ProcessVersion, TaskRole)
+from service.models import (AccessEvent, AuditEvent, Case, CaseDocument, CaseNote, Council, Notification, OpenTask,
+                            PendingTimer, ProcessVersion, TaskRole)
 
 CLOSED = ("completed", "cancelled")
 
@@ -88,5 +88,7 @@ def _remove_what_the_case_knew(session: Session, case_id: int) -> None:
                       delete(PendingTimer).where(PendingTimer.case_id == case_id),
                       delete(Notification).where(Notification.case_id == case_id),
                       delete(AccessEvent).where(AccessEvent.case_id == case_id),
+                      delete(CaseNote).where(CaseNote.case_id == case_id),
+                      delete(CaseDocument).where(CaseDocument.case_id == case_id),
                       update(AuditEvent).where(AuditEvent.case_id == case_id).values(detail={})):
         session.execute(statement.execution_options(synchronize_session=False))

@@ -7,6 +7,7 @@ show another council's objects. On PostgreSQL a query issued without the council
 """
 from __future__ import annotations
 
+import io
 import re
 import pytest
 from flask_migrate import upgrade
@@ -41,11 +42,14 @@ def councils(database_url, frozen_clock):
     case = api.post("/cases", json={"process": "test_review", "reference": "SOUTH-1", "data": {"needs": 3, "family_name": "Southey"},
                                     "child": {"given_name": "Sam", "family_name": "SOUTHey", "date_of_birth": "2015-03-09"}},
                     as_="south-social_worker").json
+    document = api.post(f"/cases/{case['id']}/documents", as_="south-social_worker", content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(b"%PDF-1.7 SOUTH"), "south.pdf"), "title": "South's"}).json
     frozen_clock.advance(days=2, minutes=1)
     assert scheduler.fire_due(app) == 1  # a reminder for south's social worker
     with app.app_context(), everything():
         notification = db.session.scalars(select(Notification)).one()
         south = {"case": case["id"], "task": case["tasks"][0]["id"], "notification": notification.id,
+                 "document": document["id"],
                  "key": "test_review", "decision": "Decision_Adult",
                  "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"]}
     yield api, south
@@ -59,11 +63,13 @@ def councils(database_url, frozen_clock):
 #: How to fill each URL parameter with south's object; an endpoint with any other parameter fails the test,
 #: so that a new endpoint cannot escape the matrix.
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
-              "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person"}
+              "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
+              "document_id": "document"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
-         "/api/v1/people/likely-duplicates"}
+         "/api/v1/people/likely-duplicates", "/api/v1/workload",
+         "/api/v1/workload/reassign"}  # names tasks in its body: test_workload_never_reaches_another_council
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/signals",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 
@@ -176,7 +182,11 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
     pages = [("GET", f"/cases/{south['case']}"), ("GET", f"/cases/{south['case']}/diagram.bpmn"),
              ("GET", f"/tasks/{south['task']}"), ("POST", f"/tasks/{south['task']}"),
              ("POST", f"/tasks/{south['task']}/claim"), ("GET", f"/families/{south['family']}"),
-             ("GET", f"/cases/{south['case']}/started")]
+             ("GET", f"/cases/{south['case']}/started"), ("GET", f"/cases/{south['case']}/notes/new"),
+             ("POST", f"/cases/{south['case']}/notes/new"), ("GET", f"/cases/{south['case']}/documents/new"),
+             ("POST", f"/cases/{south['case']}/documents/new"),
+             ("GET", f"/cases/{south['case']}/documents/{south['document']}"),
+             ("POST", f"/manager/cases/{south['case']}/retry")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
     with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
@@ -185,7 +195,9 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
         db.session.commit()
     assert page_rules == {"/cases/<int:case_id>", "/cases/<int:case_id>/diagram.bpmn", "/tasks/<string:task_id>",
                           "/tasks/<string:task_id>/claim", "/families/<int:family_id>", "/cases/<int:case_id>/started",
-                          "/start/<string:key>"}, "a new page with an object in its URL: add it here"
+                          "/start/<string:key>", "/cases/<int:case_id>/notes/new",
+                          "/cases/<int:case_id>/documents/new", "/cases/<int:case_id>/documents/<int:document_id>",
+                          "/manager/cases/<int:case_id>/retry"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
@@ -198,7 +210,10 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
             assert "SOUTH-1" not in browser.get(listing).get_data(as_text=True), listing
         assert browser.get("/start/south_only").status_code == 404  # south's own pathway
         if role in ("team_manager", "admin"):
-            assert "SOUTH-1" not in browser.get("/manager").get_data(as_text=True)
+            for path in ("/manager", "/workload", "/manager/cases", "/manager/cases?status=active"):
+                assert "SOUTH-1" not in browser.get(path).get_data(as_text=True)
+            given = browser.post("/workload/reassign", {"tasks": south["task"], "assignee": f"north-{role}"})
+            assert given.status_code in (404, 422) and "SOUTH" not in given.get_data(as_text=True)
 
 
 # -- people who work for several councils, and the operator ---------------------------------------
@@ -401,3 +416,15 @@ def test_a_reminder_never_reaches_someone_of_another_council_named_as_assignee(c
     assert api.get("/notifications", as_="north-social_worker").json == []
     subjects = [n["subject"] for n in api.get("/notifications", as_="south-social_worker").json]
     assert any("SOUTH-2" in s for s in subjects)  # the council's own holders of the role are told instead
+
+
+def test_workload_never_reaches_another_council(councils):
+    api, south = councils
+    for role in ("team_manager", "admin"):
+        as_ = f"north-{role}"
+        load = api.get("/workload", as_=as_)
+        assert load.status_code == 200 and load.json["total"] == 0 and "SOUTH" not in load.get_data(as_text=True)
+        given = api.post("/workload/reassign", json={"tasks": [south["task"]], "assignee": as_}, as_=as_)
+        assert given.status_code == 404 and "SOUTH" not in given.get_data(as_text=True)
+    with api.app.app_context(), everything():
+        assert db.session.get(OpenTask, south["task"]).assignee is None

@@ -250,7 +250,7 @@ def test_claim_and_reassign(site, worker):
     assert 'href="#assignee"' in refused.get_data(as_text=True)
     # Reassign with nobody chosen is an error by the field, never a silent claim for the manager
     unchosen = lead.post(f"/tasks/{task3}/claim", {"assignee": "", "action": "reassign"})
-    assert unchosen.status_code == 422 and "Choose the person to give this task to" in page_text(unchosen)
+    assert unchosen.status_code == 422 and "Choose who to give the task to" in page_text(unchosen)
     with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task3).assignee is None
 

@@ -104,6 +104,7 @@ def _formjs_field(comp: dict, ftype: str, name: str, problems: _Problems) -> Fie
         hide_if=hide if isinstance(hide, str) and hide.strip() else None, subtype=subtype,
         integer=ftype == "number" and comp.get("decimalDigits") == 0,
         required_means_true=ftype == "boolean", required_message=props.get("required_message"),
+        allocate_role=props.get("allocate_role") if ftype in ("text", "select") else None,
     )
     if ftype in CHOICE_TYPES:
         f.options = _formjs_options(comp, key, problems)

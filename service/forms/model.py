@@ -38,6 +38,10 @@ class Field:
     integer: bool = False  # number fields: whole numbers only (formData long, decimalDigits 0)
     required_means_true: bool = False  # form-js checkbox: required means "must be ticked"
     required_message: str | None = None  # authored override for the "missing" message
+    #: An allocation: the answer is a user of the council holding this role (property ``allocate_role``),
+    #: chosen from a list of them and checked on the server; that user is given the case's next tasks of
+    #: the role (``service.workload``).
+    allocate_role: str | None = None
 
     @property
     def is_required(self) -> bool:

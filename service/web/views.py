@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import cases as case_service
 from service import councils as council_service
-from service import tenancy
+from service import tenancy, workload
 from service import auth
 from service.auth import SignInRefused, TooManyAttempts, councils_of, roles_in, sign_in as check_password
 from service.engine import calendar, clock
@@ -268,7 +268,7 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
                assign_error: str | None = None, status: int = 200):
     actor = current_user.actor
     process = case_service.process_of(db.session, task.case)
-    form = process.form_of(task.name)
+    form = case_service.task_form(db.session, task)  # allocation fields list the users who may be allocated
     errors = errors or {}
     if values is None:
         values = formview.initial_values(form, task.case.data or {}, task.draft) if form else {}
@@ -281,7 +281,7 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
         candidates=[{"value": u.name, "text": f"{u.display_name} ({u.name})" if u.display_name else u.name,
                      "selected": u.name == task.assignee}
                     for u in case_service.assignable_users(db.session, task)] if actor.is_manager else [],
-        draft_saved=bool(task.draft),
+        draft_saved=bool(task.draft), may_work=case_service.may_work_on(task, actor),
     ), status
 
 
@@ -289,7 +289,8 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
 @login_required
 def task(task_id: str):
     actor = current_user.actor
-    task = case_service.get_task(db.session, task_id, actor, purpose="task_page" if request.method == "GET" else None)
+    task = case_service.get_task(db.session, task_id, actor, purpose="task_page" if request.method == "GET" else None,
+                                 to_work=request.method == "POST")  # a manager of the team opens it too
     if request.method == "GET":
         case_service.commit(db.session)  # the access log's line
         return _task_page(task)
@@ -321,12 +322,13 @@ def claim(task_id: str):
     actor = current_user.actor
     assignee = request.form.get("assignee") or None
     try:
-        if request.form.get("action") == "reassign" and assignee is None:  # never a silent claim instead
-            raise InvalidData("choose a person", {"assignee": "Choose the person to give this task to"})
-        task = case_service.claim_task(db.session, task_id, actor, assignee)
+        if request.form.get("action") == "reassign":  # never a silent claim instead
+            task = workload.reassign(db.session, task_id, assignee, actor)
+        else:
+            task = case_service.claim_task(db.session, task_id, actor, assignee)
     except InvalidData as invalid:
         db.session.rollback()
-        task = case_service.get_task(db.session, task_id, actor)
+        task = case_service.get_task(db.session, task_id, actor, to_work=False)
         return _task_page(task, assign_error=next(iter(invalid.errors.values()), invalid.message), status=422)
     title, target = task.title, task.assignee
     case_service.commit(db.session)
@@ -396,9 +398,9 @@ def manager():
                                                due_before=calendar.working_days(DUE_SOON_WORKING_DAYS))
             if t.id not in late]
     counts = case_service.case_counts(db.session, actor)
-    workable = {t.id for t in overdue + soon if case_service.may_work_on(t, actor)}
+    workable = {t.id for t in overdue + soon if case_service.may_open_task(db.session, t, actor)}
     return render_template("manager.html", overdue=overdue, soon=soon, counts=counts, workable=workable,
-                           soon_days=DUE_SOON_WORKING_DAYS)
+                           soon_days=DUE_SOON_WORKING_DAYS, errored=workload.errored_cases(db.session, actor))
 
 
 @bp.app_context_processor

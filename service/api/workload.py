@@ -1,0 +1,112 @@
+"""Managers: the team's workload, giving a task (or many) to someone with its role."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from service import workload as workload_service
+from service.models import OpenTask, db
+
+from .access import authenticate
+from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, task_json
+
+blp = Blueprint("workload", __name__, description="Managers: workload and reassigning")
+blp.before_request(authenticate)
+
+
+class ReassignSchema(StrictSchema):
+    assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=USER_NAME_LENGTH))
+
+
+class BulkReassignSchema(ReassignSchema):
+    tasks = fields.List(fields.String(validate=validate.Length(max=36)), load_default=None)
+
+
+class WorkloadTaskSchema(Schema):
+    id = fields.String()
+    case_id = fields.Integer()
+    reference = fields.String()
+    process = fields.String()
+    title = fields.String()
+    roles = fields.List(fields.String())
+    assignee = fields.String(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+    overdue = fields.Boolean()
+
+
+class PileSchema(Schema):
+    key = fields.String(metadata={"description": "the worker's user name, or the role(s) of unassigned tasks"})
+    label = fields.String()
+    count = fields.Integer()
+    overdue = fields.Integer()
+    tasks = fields.List(fields.Nested(WorkloadTaskSchema))
+
+
+class ErroredCaseSchema(Schema):
+    id = fields.Integer()
+    reference = fields.String()
+    process = fields.String()
+    error = fields.Dict(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class WorkloadSchema(Schema):
+    total = fields.Integer()
+    overdue = fields.Integer()
+    by_worker = fields.List(fields.Nested(PileSchema))
+    by_role = fields.List(fields.Nested(PileSchema))
+    errors = fields.List(fields.Nested(ErroredCaseSchema), metadata={"description": "cases stopped on an error "
+                                                                                   "(retry: POST /cases/<id>/retry)"})
+
+
+class BulkResultSchema(Schema):
+    tasks = fields.List(fields.Nested(TaskSchema))
+
+
+def _task(task: OpenTask) -> dict[str, Any]:
+    from service.engine import clock
+
+    return {"id": task.id, "case_id": task.case_id, "reference": task.case.reference, "process": task.case.process.key,
+            "title": task.title, "roles": task.roles, "assignee": task.assignee, "due_at": task.due_at,
+            "overdue": task.due_at is not None and task.due_at < clock.now()}
+
+
+def _pile(pile) -> dict[str, Any]:
+    return {"key": pile.key, "label": pile.label, "count": pile.count, "overdue": pile.overdue,
+            "tasks": [_task(t) for t in pile.tasks]}
+
+
+@blp.route("/workload")
+@blp.response(200, WorkloadSchema)
+def get_workload():
+    """The open tasks of the manager's pathways by worker and, unassigned, by role, overdue first; and the
+    cases stopped on an error (a manager's: 403 otherwise)."""
+    load = workload_service.workload(db.session, g.actor)
+    errored = workload_service.errored_cases(db.session, g.actor)
+    return {"total": load.total, "overdue": load.overdue, "by_worker": [_pile(p) for p in load.by_worker],
+            "by_role": [_pile(p) for p in load.by_role],
+            "errors": [{"id": c.id, "reference": c.reference, "process": c.process.key, "error": c.error,
+                        "updated_at": c.updated_at} for c in errored]}
+
+
+@blp.route("/tasks/<string:task_id>/reassign", methods=["POST"])
+@blp.arguments(ReassignSchema)
+@blp.response(200, TaskSchema)
+def reassign(body, task_id: str):
+    """A manager gives the task to someone holding its role; 422 if nobody is named or they lack the role."""
+    task = workload_service.reassign(db.session, task_id, body.get("assignee"), g.actor)
+    db.session.commit()
+    return task_json(db.session, task)
+
+
+@blp.route("/workload/reassign", methods=["POST"])
+@blp.arguments(BulkReassignSchema)
+@blp.response(200, BulkResultSchema)
+def reassign_many(body):
+    """A manager gives several tasks to one person: all, or none (422 naming the task that cannot go)."""
+    tasks = workload_service.reassign_many(db.session, body.get("tasks"), body.get("assignee"), g.actor)
+    db.session.commit()
+    return {"tasks": [task_json(db.session, t) for t in tasks]}

@@ -1,0 +1,260 @@
+"""Managers' work: the team's workload, giving tasks to people (one or many), allocation answers, and the
+lists behind the manager view's counts.
+
+Who is a manager, and whose tasks they see and give, is ``service.policy`` (``Actor.is_manager``,
+``may_open_task``, ``may_assign``): a holder of ``team_manager`` or any ``*_manager`` role, or the council's
+admin, over the pathways their roles belong to.
+
+**Allocation.** A form field with the property ``allocate_role`` (form-js ``"properties": {"allocate_role":
+"social_worker"}``) is an allocation ("Worker allocated"): the pages show it as a list of the council's users
+holding that role, and the server accepts only one of them (:func:`with_people`, used by
+``cases.task_form``). Once the case's data names that user, every task of that role that opens in the case
+afterwards, and that the diagram does not already assign (``camunda:assignee``), is theirs
+(:func:`allocate_new_tasks`, called as the case's task rows are written): the allocated worker finds the
+case in their inbox. A diagram may say the same with ``camunda:assignee="${allocated_worker}"``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service import cases as case_service
+from service import policy
+from service.deployments import process_definition
+from service.engine import clock
+from service.errors import Conflict, Forbidden, InvalidData
+from service.forms import FormDefinition, Group, Option
+from service.models import Case, Membership, OpenTask, ProcessVersion, User
+from service.policy import Actor
+
+MAX_BULK = 200
+CHOOSE_SOMEONE = "Choose who to give the task to"
+
+
+# -- the workload ----------------------------------------------------------------------------------
+
+@dataclass
+class Pile:
+    """The open tasks of one worker (or, unassigned, of one role): overdue first, then by due date."""
+
+    key: str  # the user's name, or the role
+    label: str
+    tasks: list[OpenTask] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def overdue(self) -> int:
+        now = clock.now()
+        return sum(1 for t in self.tasks if t.due_at is not None and t.due_at < now)
+
+
+@dataclass
+class Workload:
+    by_worker: list[Pile]
+    by_role: list[Pile]  # tasks nobody has taken yet, by the role that may take them
+    total: int
+    overdue: int
+
+
+def _urgency(task: OpenTask) -> tuple:
+    now = clock.now()
+    return (not (task.due_at is not None and task.due_at < now), task.due_at is None, task.due_at or now,
+            task.created_at)
+
+
+def require_manager(actor: Actor) -> None:
+    if not actor.is_manager:
+        raise Forbidden("the workload is for managers: a role 'team_manager' or ending in '_manager'")
+
+
+def workload(session: Session, actor: Actor) -> Workload:
+    """The open tasks of every case of the manager's pathways, by worker and, unassigned, by role."""
+    require_manager(actor)
+    tasks = sorted(case_service.team_tasks(session, actor), key=_urgency)
+    names = _display_names(session, {t.assignee for t in tasks if t.assignee})
+    workers: dict[str, Pile] = {}
+    roles: dict[str, Pile] = {}
+    for task in tasks:
+        if task.assignee:
+            workers.setdefault(task.assignee, Pile(task.assignee, names.get(task.assignee, task.assignee))).tasks.append(task)
+        else:
+            role = ", ".join(task.roles) or "no role"
+            roles.setdefault(role, Pile(role, role.replace("_", " "))).tasks.append(task)
+    now = clock.now()
+    return Workload(by_worker=sorted(workers.values(), key=lambda p: (-p.overdue, -p.count, p.label.lower())),
+                    by_role=sorted(roles.values(), key=lambda p: (-p.overdue, -p.count, p.label)),
+                    total=len(tasks), overdue=sum(1 for t in tasks if t.due_at is not None and t.due_at < now))
+
+
+def _display_names(session: Session, names: set[str]) -> dict[str, str]:
+    if not names:
+        return {}
+    return {u.name: u.display_name or u.name for u in session.scalars(select(User).where(User.name.in_(names)))}
+
+
+def display_name(session: Session, name: str) -> str:
+    return _display_names(session, {name}).get(name, name)
+
+
+def people_for(session: Session, council_id: int, roles: set[str]) -> list[User]:
+    """The council's users holding one of ``roles``, by name."""
+    if not roles:
+        return []
+    members = select(Membership.user_id).where(Membership.council_id == council_id, Membership.role.in_(roles))
+    return list(session.scalars(select(User).where(User.id.in_(members)).order_by(User.name)))
+
+
+def person_label(user: User) -> str:
+    return f"{user.display_name} ({user.name})" if user.display_name else user.name
+
+
+# -- giving tasks ----------------------------------------------------------------------------------
+
+def reassign(session: Session, task_id: str, assignee: Any, actor: Actor) -> OpenTask:
+    """A manager gives a task to someone holding its role; 422 when nobody is chosen or they lack the role."""
+    case_service._task_to_assign(session, task_id, actor)  # 404 (another council's too) or 403 before anything
+    if not policy.may_give_tasks(actor):
+        raise Forbidden("only a manager can give a task to someone else")
+    if not isinstance(assignee, str) or not assignee.strip():
+        raise InvalidData(CHOOSE_SOMEONE.lower(), {"assignee": CHOOSE_SOMEONE})
+    return case_service.claim_task(session, task_id, actor, assignee.strip())
+
+
+def reassign_many(session: Session, task_ids: Any, assignee: Any, actor: Actor) -> list[OpenTask]:
+    """Give several tasks to one person: all of them, or (when any cannot be given) none, saying which."""
+    if not isinstance(task_ids, list) or not task_ids or not all(isinstance(t, str) for t in task_ids):
+        raise InvalidData("choose the tasks to give", {"tasks": "Choose at least one task"})
+    if len(task_ids) > MAX_BULK:
+        raise InvalidData("too many tasks at once", {"tasks": f"Choose at most {MAX_BULK} tasks at a time"})
+    done = []
+    for task_id in dict.fromkeys(task_ids):
+        try:
+            done.append(reassign(session, task_id, assignee, actor))
+        except InvalidData as invalid:
+            task = session.get(OpenTask, task_id)
+            title = f"'{task.title}' (case {task.case.reference})" if task is not None else task_id
+            message = next(iter(invalid.errors.values()), invalid.message)
+            raise InvalidData(f"no task was given: {title}: {message}",
+                              {"assignee" if "assignee" in invalid.errors else "tasks": f"{title}: {message}"}) from None
+    return done
+
+
+# -- allocation answers ----------------------------------------------------------------------------
+
+def with_people(session: Session, form: FormDefinition | None, council_id: int) -> FormDefinition | None:
+    """``form`` with each allocation field (``allocate_role``) a list of the council's users holding the role,
+    so that the pages offer them and the server's validation accepts only them."""
+    if form is None or not any(f.allocate_role for f in form.fields):
+        return form
+
+    def convert(components):
+        out = []
+        for c in components:
+            if isinstance(c, Group):
+                out.append(dataclasses.replace(c, components=convert(c.components)))
+            elif getattr(c, "allocate_role", None):
+                users = people_for(session, council_id, {c.allocate_role})
+                out.append(dataclasses.replace(c, type="select", options=[Option(u.name, person_label(u))
+                                                                           for u in users]))
+            else:
+                out.append(c)
+        return out
+
+    return dataclasses.replace(form, components=convert(form.components))
+
+
+def _allocations(session: Session, case: Case) -> dict[str, str]:
+    """role -> user name, from the case's answers to allocation fields (the latest answer is the case's)."""
+    process = process_definition(session, case.process)
+    data = case.data or {}
+    found: dict[str, str] = {}
+    for form in (process.start_form, *process.task_forms.values()):
+        if form is None:
+            continue
+        for f in form.fields:
+            if f.allocate_role and isinstance(data.get(f.key), str) and data[f.key]:
+                found[f.allocate_role] = data[f.key]
+    return found
+
+
+def allocate_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> None:
+    """Give each newly opened, unassigned task to the user the case allocated for one of its roles (if they
+    still hold that role in the council); audited as the service's assignment."""
+    waiting = [t for t in tasks if not t.assignee]
+    if not waiting:
+        return
+    allocated = _allocations(session, case)
+    if not allocated:
+        return
+    for task in waiting:
+        roles = [r.role for r in task.role_rows]
+        for role in roles:
+            name = allocated.get(role)
+            if name and _holds(session, name, role, case.council_id):
+                task.assignee = name
+                case_service._audit(session, case, case_service.SERVICE, "task_assigned", task.name,
+                                    {"assignee": name, "allocated": True})
+                break
+
+
+def _holds(session: Session, name: str, role: str, council_id: int) -> bool:
+    return session.scalar(select(func.count()).select_from(Membership).join(User, User.id == Membership.user_id)
+                          .where(User.name == name, Membership.role == role,
+                                 Membership.council_id == council_id)) > 0
+
+
+def on_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> None:
+    """What a case's newly opened tasks get from the service: their allocated worker, their ticked checklist."""
+    from service import case_records
+
+    if not tasks:
+        return
+    allocate_new_tasks(session, case, tasks)
+    case_records.prefill_new_tasks(session, case, tasks)
+
+
+# -- the lists behind the manager view's counts ----------------------------------------------------
+
+def cases_behind(session: Session, actor: Actor, *, process: str | None, status: str | None, outcome: str | None,
+                 page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
+    """The cases a count of the manager view counts (pathway, status, outcome), newest first, paged."""
+    require_manager(actor)
+    query = select(Case).join(Case.process)
+    if not actor.is_admin:
+        visible = [v.id for v in session.scalars(select(ProcessVersion))
+                   if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+        query = query.where(Case.process_version_id.in_(visible))
+    if process:
+        query = query.where(ProcessVersion.key == process)
+    if status:
+        query = query.where(Case.status == status)
+    if outcome:
+        query = query.where(Case.outcome == outcome)
+    query = query.where(Case.status != case_service.ERASED)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Case.updated_at.desc(), Case.id.desc())
+                           .limit(per_page).offset((max(page, 1) - 1) * per_page))
+    return list(rows), total
+
+
+def errored_cases(session: Session, actor: Actor) -> list[Case]:
+    """Cases of the manager's pathways stopped on an error, with their error, oldest problem first."""
+    cases, _ = cases_behind(session, actor, process=None, status="error", outcome=None, per_page=200)
+    return sorted(cases, key=lambda c: c.updated_at)
+
+
+def retry(session: Session, case_id: int, actor: Actor) -> Case:
+    """Run a case stopped on an error again as it is (a manager's retry after the cause was fixed)."""
+    case = case_service.get_case(session, case_id, actor)  # 404 before anything, 403 if not to be seen
+    require_manager(actor)
+    if case.status != "error":
+        raise Conflict(f"case {case.reference} is {case.status}, not stopped on an error")
+    return case_service.retry(session, case_id, {}, actor)

@@ -1,0 +1,158 @@
+"""The managers' pages and a case's notes and documents in a real browser (Debian's chromium via Playwright):
+giving tasks in bulk from the workload page, uploading a document, axe-core finding nothing on each page,
+and the workload and manager pages reflowing at 320 pixels. Skipped like test_browser.py without chromium,
+playwright or the built front-end assets; axe-core comes from web/node_modules (make vendor installs it).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.browser
+
+if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+pytest.importorskip("playwright.sync_api")
+if not (ROOT / "service/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js").exists():
+    pytest.skip("the front-end assets are not built (make vendor)", allow_module_level=True)
+
+_spec = importlib.util.spec_from_file_location("make_screenshots", ROOT / "docs" / "make_screenshots.py")
+shots = sys.modules.setdefault("make_screenshots", importlib.util.module_from_spec(_spec))
+if not hasattr(shots, "running_site"):
+    _spec.loader.exec_module(shots)
+
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+MANAGER = f"{shots.COUNCIL}.taf.manager"
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with shots.running_site(tmp_path_factory.mktemp("web-workload")) as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with shots.chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    """A page whose content security policy lets the test inject axe-core (the service's own scripts still run)."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: make vendor (web/package.json lists it) installs it")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    yield page
+    context.close()
+
+
+def axe(page) -> list[str]:
+    page.wait_for_load_state("networkidle")
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => {
+        const result = await axe.run(document);
+        return result.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
+    }""")
+
+
+def shot(page, name: str, folder: Path) -> None:
+    """A screenshot of the page; into docs/screenshots/ too when STEP_SCREENSHOTS=1 (refreshing the README's)."""
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    if os.environ.get("STEP_SCREENSHOTS") == "1":
+        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
+
+
+def reflows(page) -> bool:
+    """At 320 CSS pixels wide nothing scrolls sideways (WCAG 1.4.10)."""
+    page.set_viewport_size({"width": 320, "height": 800})
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return wide <= 320
+
+
+def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_path):
+    shots.sign_in(page, site, MANAGER)
+    page.get_by_role("link", name="Workload").first.click()
+    page.wait_for_url(f"{site.url}/workload")
+    assert page.get_by_role("heading", name="Workload").is_visible()
+    violations = {"workload": axe(page)}
+    assert reflows(page), "the workload page scrolls sideways at 320 px"
+    # nobody chosen: the error summary links to the select
+    page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2041)").check()
+    page.get_by_role("button", name="Give selected tasks").click()
+    assert page.locator(".govuk-error-summary").get_by_text("Choose who to give the task to").is_visible()
+    violations["workload with an error"] = axe(page)
+    page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2041)").check()
+    page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2057)").check()
+    page.get_by_label("Give the selected tasks to").select_option(shots.WORKER)
+    page.get_by_role("button", name="Give selected tasks").click()
+    assert page.get_by_text("2 tasks given to Sam Social Worker.").is_visible()
+    shot(page, "workload", tmp_path)
+    workers = page.locator("table.sp-workers").inner_text()
+    assert "Sam Social Worker" in workers and "2" in workers
+    # the manager view, its lists behind the counts
+    page.goto(f"{site.url}/manager")
+    violations["manager view"] = axe(page)
+    shot(page, "manager", tmp_path)
+    assert reflows(page), "the manager view scrolls sideways at 320 px"
+    page.locator("table.sp-counts a").first.click()
+    assert page.get_by_role("heading", name="Cases").first.is_visible() or "Cases" in page.locator("h1").inner_text()
+    violations["cases behind a count"] = axe(page)
+    assert reflows(page), "the list of cases scrolls sideways at 320 px"
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_upload_a_document_and_add_a_note(site, page, tmp_path):
+    shots.sign_in(page, site)
+    case_id = site.case_id("CF-2057")
+    page.goto(f"{site.url}/cases/{case_id}")
+    page.get_by_role("link", name="Upload a document").click()
+    violations = {"upload": axe(page)}
+    page.get_by_label("Title").fill("Minutes")
+    page.get_by_label("Choose the file").set_input_files({"name": "minutes.pdf", "mimeType": "application/pdf",
+                                                          "buffer": b"MZ\x90\x00not a pdf at all"})
+    page.get_by_role("button", name="Upload document").click()
+    assert page.locator(".govuk-error-summary").get_by_text("The file must be a PDF").is_visible()
+    violations["upload refused"] = axe(page)
+    shot(page, "document-upload-refused", tmp_path)
+    picture = tmp_path / "genogram.png"
+    picture.write_bytes(PNG)
+    page.get_by_label("Choose the file").set_input_files(str(picture))
+    page.get_by_label("Title").fill("Genogram")
+    page.get_by_role("button", name="Upload document").click()
+    assert page.get_by_text("The document 'Genogram' is added to the case.").is_visible()
+    page.locator("#notes-and-documents").scroll_into_view_if_needed()
+    documents = page.locator(".sp-documents").inner_text()
+    assert "Genogram" in documents and "PNG image" in documents
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Genogram").click()
+    assert Path(download.value.path()).read_bytes() == PNG
+    # a note
+    page.get_by_role("link", name="Add a note").click()
+    violations["note"] = axe(page)
+    page.get_by_label("Visit").check()
+    page.get_by_label("Day").fill("11")
+    page.get_by_label("Month").fill("1")
+    page.get_by_label("Year").fill("2027")
+    page.get_by_label("What happened").fill("Saw the children at home.")
+    page.get_by_role("button", name="Add note").click()
+    assert "Saw the children at home." in page.locator(".sp-notes").inner_text()
+    page.locator(".sp-case-records").screenshot(path=str(tmp_path / "case-notes-and-documents.png"))
+    if os.environ.get("STEP_SCREENSHOTS") == "1":
+        shutil.copyfile(tmp_path / "case-notes-and-documents.png",
+                        ROOT / "docs" / "screenshots" / "case-notes-and-documents.png")
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
