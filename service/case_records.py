@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import access_log, cases as case_service
+from service import access_log, cases as case_service, families
 from service.engine import clock
 from service.errors import InvalidData, NotFound, ServiceError
 from service.forms import Field, FormDefinition
@@ -342,3 +342,17 @@ def document_json(document: CaseDocument) -> dict[str, Any]:
             "checklist_item": document.checklist_item, "uploaded_by": document.uploaded_by,
             "uploaded_at": document.uploaded_at.isoformat(),
             "download": f"/api/v1/cases/{document.case_id}/documents/{document.id}/content"}
+
+
+def chronology_entries(session: Session, cases: list[Case], actor: Actor) -> list[families.Entry]:
+    """The notes and documents of the cases a family's reader may see, as lines of its chronology."""
+    by_id = {case.id: case for case in cases}
+    return [families.Entry(at=e["at"], kind="note" if e["source"] == "note" else "document", case_id=e["case_id"],
+                           case_reference=by_id[e["case_id"]].reference, pathway=by_id[e["case_id"]].process.name,
+                           title=e["title"], text=e["text"], actor=e["by"], source=e["source"],
+                           detail={k: e[k] for k in ("id", "download") if k in e})
+            for e in entries_for_cases(session, list(by_id))]
+
+
+families.CHRONOLOGY_SOURCES.append(chronology_entries)
+families.KINDS.update({"note": "Note", "document": "Document"})

@@ -192,6 +192,16 @@ def test_a_hand_over_keeps_the_family_and_child_and_the_chronology_tells_it(api)
     assert {e["case_id"] for e in as_manager} == {second["id"]}
 
 
+def test_notes_show_in_the_family_chronology(api):
+    deployed(api)
+    case = start(api, "CN-10", AMELIA, process="test_first", data={"concern": "school"})
+    note = api.post(f"/cases/{case['id']}/notes", json={"kind": "visit", "happened_on": "2026-11-02",
+                                                        "who": "Mother", "text": "Home visit: all well."})
+    assert note.status_code == 201, note.json
+    notes = api.get(f"/families/{case['family_id']}/chronology?kind=note", as_="admin").json
+    assert [(e["kind"], e["text"]) for e in notes] == [("note", "Home visit: all well.")]
+
+
 def test_a_decision_shows_in_the_chronology_with_its_reason(api):
     deployed(api)
     case = start(api, "CN-5", AMELIA)
