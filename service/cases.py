@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -541,8 +541,13 @@ def _message_payload(case: Case, data: Any) -> tuple[dict[str, Any], dict[str, A
     """
     sent = _sized(_plain_data(data))
     known = case.data or {}
-    kept = {k: v for k, v in sent.items() if k == "outcome" or known.get(k) is not None}
+    kept = {k: v for k, v in sent.items()
+            if k == "outcome" or (known.get(k) is not None and k not in _EACH_MESSAGE_SAYS)}
     return {k: v for k, v in sent.items() if k not in kept}, kept
+
+
+#: What every message of its kind says afresh: a second report of immediate risk has its own account.
+_EACH_MESSAGE_SAYS = frozenset({"what_happened"})
 
 
 def _retry_payload(case: Case, process: ProcessDefinition, data: Any) -> dict[str, Any]:
@@ -727,8 +732,12 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
             return
         _audit(session, case, actor, "case_handed_on", None, {"to_case": started.id, "process": key})
         return
-    targets = session.scalars(select(Case).where(Case.reference == case.reference, Case.id != case.id,
-                                                 Case.status == "active")).all()
+    # The family's other open cases, of any pathway: by its case number, and by the family it belongs to
+    # (a contact on a child reaches the lead professional of whatever early-help case the family has open).
+    same_family = Case.reference == case.reference
+    if case.family_id is not None:
+        same_family = or_(same_family, Case.family_id == case.family_id)
+    targets = session.scalars(select(Case).where(same_family, Case.id != case.id, Case.status == "active")).all()
     delivered = [t for t in targets if message.name in (t.waiting_for or [])]
     for target in delivered:
         _deliver(session, target, message.name, payload, SERVICE)

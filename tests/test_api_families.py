@@ -271,3 +271,16 @@ def test_erasing_a_childs_last_case_erases_the_child(api, app, frozen_clock):
         assert db.session.query(Person).count() == 0 and db.session.query(Family).count() == 0
         assert db.session.query(SearchToken).count() == 0
     assert found(api, q="price")["total"] == 0
+
+
+def test_a_message_reaches_the_familys_open_case_of_any_pathway_and_number(api):
+    """A contact on a child reaches whatever case the family has open, though its case number differs."""
+    assert api.deploy(FIXTURES / "family_message").status_code == 201
+    plan = start(api, "PLAN-1", AMELIA, process="test_plan", data={})
+    contact = start(api, "CONTACT-7", process="test_contact", data={}, family_id=plan["family_id"])
+    elsewhere = start(api, "PLAN-2", BEN, process="test_plan", data={})  # another family: told nothing
+    done = api.post(f"/tasks/{contact['tasks'][0]['id']}/complete", json={"data": {}})
+    assert done.status_code == 200, done.json
+    told = api.get(f"/cases/{plan['id']}").json
+    assert sorted(t["name"] for t in told["tasks"]) == ["Task_ReadContact", "Task_ReviewPlan"]
+    assert [t["name"] for t in api.get(f"/cases/{elsewhere['id']}").json["tasks"]] == ["Task_ReviewPlan"]

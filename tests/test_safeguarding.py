@@ -203,6 +203,16 @@ def test_raising_immediate_risk_says_what_happened(deployed):
         assert "what_happened" in response.json["errors"]
 
 
+def test_a_second_report_of_immediate_risk_has_its_own_account(deployed):
+    case = deployed.post("/cases", json={"process": "sg_forgetful", "reference": "FAM-8", "data": {}},
+                         as_="user-keyworker").json
+    send = lambda text: deployed.post(f"/cases/{case['id']}/messages",  # noqa: E731
+                                      json={"name": "immediate_risk", "data": {"what_happened": text}},
+                                      as_="user-keyworker")
+    assert send("First: a bruise").status_code == 200
+    assert case["id"] and send("Second: a disclosure").json["data"]["what_happened"] == "Second: a disclosure"
+
+
 def test_anyone_who_can_see_the_case_can_raise_immediate_risk(deployed):
     case = _start(deployed).json
     response = deployed.post(f"/cases/{case['id']}/messages", json={"name": "immediate_risk", "data": WHAT},
