@@ -11,7 +11,7 @@ from service import limits, tenancy
 from service.errors import ServiceError
 from service.models import db
 
-from . import access_log, cases, councils, decisions, deployments, notifications, processes, signals, tasks, tokens, tracker
+from . import access_log, case_answers, cases, councils, decisions, deployments, notifications, processes, signals, tasks, tokens, tracker
 from .schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -27,7 +27,7 @@ def init_app(app: Flask) -> None:
     api = _Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils, signals,
-                   tokens, access_log):
+                   tokens, access_log, case_answers):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
 

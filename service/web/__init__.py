@@ -20,7 +20,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 
-from service.web import filters
+from service.web import case_pages, filters  # noqa: F401 (case_pages: its routes join the blueprint)
 from service.web.views import WebUser, bp
 
 API_PREFIX = "/api/"
