@@ -103,7 +103,7 @@ def plain_value(value: Any, form_field: Field | None = None) -> str:
                 return value
         if _ISO_DATETIME.match(value):
             try:
-                return plain_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
+                return plain_datetime(datetime.fromisoformat(value))
             except ValueError:
                 return value
         if form_field is None and re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", value):

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the fixtures of test_web_pages.py, imported by name, are redefined as arguments)
 """The case as the task and case pages show it (the child, why the case is here, the answers so far, linked
 cases, the history in sentences), raising immediate risk from the pages, the notifications page, the
 statements in the footer and the error pages: Flask's test client, as in test_web_pages.py.
@@ -9,14 +10,20 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from conftest import (
+    Browser,
+    everything,
+    in_council,
+    page_text,
+    password_hash,
+    save_user,
+)
 from sqlalchemy import select
+from test_web_pages import KEY, open_task, site, start, time, worker  # noqa: F401 (fixtures)
 
 from service import case_view, policy
 from service.engine import clock
 from service.models import Case, Notification, User, db
-
-from conftest import Browser, everything, in_council, page_text, password_hash, save_user
-from test_web_pages import KEY, open_task, site, start, time, worker  # noqa: F401 (fixtures)
 
 
 def _to_allocation(site, reference="FAM-A"):
@@ -85,6 +92,7 @@ def test_the_child_comes_from_the_case_answers():
 
 def test_plain_words_for_dates_times_and_codes():
     from datetime import datetime
+
     from service.engine.clock import LONDON
     assert case_view.plain_datetime(datetime(2026, 12, 9, 14, 30, tzinfo=LONDON)) == "9 December 2026 at 2:30pm"
     assert case_view.plain_datetime(datetime(2026, 12, 9, 12, 0, tzinfo=LONDON)) == "9 December 2026 at midday"
@@ -166,6 +174,17 @@ def test_raising_immediate_risk_asks_confirms_and_says_who_has_it_by_when(site, 
     assert received[-1]["detail"] == {"name": "immediate_risk",
                                       "data": {"what_happened": "Bruise on the face, says dad hit him"}}
     assert "What happened: Bruise on the face, says dad hit him" in page_text(worker.get(f"/cases/{case['id']}"))
+
+
+def test_the_account_can_be_changed_before_it_is_sent(site, worker):
+    case = start(site, "FAM-IR5", weeks_open=10)
+    path = f"/cases/{case['id']}/immediate-risk"
+    change = worker.post(path, {"what_happened": "First words", "edit": "1"})
+    assert change.status_code == 200 and "What has happened?" in page_text(change)
+    assert ">First words</textarea>" in change.get_data(as_text=True)
+    with site.app.app_context(), everything():
+        assert not [e for e in site.get(f"/cases/{case['id']}/history", as_="worker").json
+                    if e["event"] == "message_received"]
 
 
 def test_the_referral_needs_what_happened_even_when_the_confirmation_is_forged(site, worker):

@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from werkzeug.exceptions import InternalServerError, NotFound as HTTPNotFound
+from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import NotFound as HTTPNotFound
 
-from service import case_view
+from service import case_view, immediate_risk
 from service import cases as case_service
-from service import immediate_risk
 from service import notifications as notification_service
 from service import tracker as tracker_service
 from service.errors import InvalidData
