@@ -72,6 +72,18 @@ def words(code: Any) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+#: Short codes in role names that people say as letters.
+ACRONYMS = {"crt", "spa", "frt", "icart", "taf", "peh", "csc", "edt", "mash", "cin", "cp", "caf", "jaff", "sw", "nhs",
+            "dsl", "iro", "lado"}
+
+
+def role_label(role: str) -> str:
+    """A role as people say it: 'crt' -> 'CRT', 'peh_manager' -> 'PEH manager', 'social_worker' -> 'Social worker'."""
+    parts = [p.upper() if p.lower() in ACRONYMS else p.lower() for p in str(role).split("_") if p]
+    text = " ".join(parts)
+    return text[:1].upper() + text[1:] if text else str(role)
+
+
 def label_from_key(key: str) -> str:
     text = words(key)
     return text[:1].upper() + text[1:] if text else key

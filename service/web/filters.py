@@ -10,7 +10,7 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from service import case_view
-from service.case_view import plain_date, plain_datetime, plain_value
+from service.case_view import plain_date, plain_datetime, plain_value, role_label
 from service.engine import clock
 from service.engine.clock import LONDON
 
@@ -101,4 +101,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(plain_date)
     app.add_template_filter(plain_datetime)
     app.add_template_filter(plain_value)
+    app.add_template_filter(role_label)
     app.add_template_global(is_overdue)
