@@ -205,7 +205,7 @@ class AnswerGroup:
     answers: list[Answer] = field(default_factory=list)
 
 
-def _field_index(process) -> dict[str, Field]:
+def field_index(process) -> dict[str, Field]:
     """Every field of the pathway's forms by key (the first form that asks it), for answers no task form names."""
     index: dict[str, Field] = {}
     for form in (process.start_form, *process.task_forms.values()):
@@ -216,7 +216,7 @@ def _field_index(process) -> dict[str, Field]:
     return index
 
 
-def _answers(data: dict[str, Any], form: FormDefinition | None, index: dict[str, Field],
+def answers_from(data: dict[str, Any], form: FormDefinition | None, index: dict[str, Field],
              skip_empty: bool = False) -> list[Answer]:
     out = []
     order = [f.key for f in form.fields] if form is not None else []
@@ -234,7 +234,7 @@ def _answers(data: dict[str, Any], form: FormDefinition | None, index: dict[str,
 def answer_groups(session: Session, case: Case, events: list[AuditEvent] | None = None) -> list[AnswerGroup]:
     """Every answer the case was given, grouped by the step that gave it, oldest first."""
     process = case_service.process_of(session, case)
-    index = _field_index(process)
+    index = field_index(process)
     events = events if events is not None else case_service.history(session, case)
     names = display_names(session, {e.actor for e in events})
     groups = []
@@ -258,7 +258,7 @@ def answer_groups(session: Session, case: Case, events: list[AuditEvent] | None 
             title, form = "Corrected after an error", None
         else:
             continue
-        answers = _answers(data, form, index, skip_empty=True)
+        answers = answers_from(data, form, index, skip_empty=True)
         if answers:
             groups.append(AnswerGroup(title, e.task, e.at, names.get(e.actor, e.actor), answers))
     return groups
@@ -379,7 +379,7 @@ def history_lines(session: Session, case: Case, events: list[AuditEvent] | None 
     """The case's audit events as sentences, oldest first."""
     process = case_service.process_of(session, case)
     names = element_names(process)
-    index = _field_index(process)
+    index = field_index(process)
     events = events if events is not None else case_service.history(session, case)
     people = display_names(session, {e.actor for e in events} | {
         (e.detail or {}).get("assignee") for e in events if e.event == "task_assigned"})
@@ -397,10 +397,10 @@ def history_lines(session: Session, case: Case, events: list[AuditEvent] | None 
             if detail.get("signal"):
                 lines.append(f"Started by the signal {words(detail['signal'])}.")
             form = None if detail.get("from_case") else process.start_form
-            answers = _answers(data or {}, form, index)
+            answers = answers_from(data or {}, form, index)
         elif e.event == "task_completed":
             title = f"Completed: {detail.get('title') or element}"
-            answers = _answers(data or {}, process.form_of(e.task or ""), index)
+            answers = answers_from(data or {}, process.form_of(e.task or ""), index)
             if detail.get("as_admin"):
                 lines.append("Completed by the council's administrator.")
         elif e.event == "task_assigned":
@@ -417,7 +417,7 @@ def history_lines(session: Session, case: Case, events: list[AuditEvent] | None 
                     lines.append(f"What happened: {data['what_happened']}")
             else:
                 title = f"Message received: {words(detail.get('name') or '')}"
-                answers = _answers(data or {}, None, index)
+                answers = answers_from(data or {}, None, index)
         elif e.event in ("message_sent", "message_thrown"):
             title = f"Message sent: {words(detail.get('name') or '')}"
         elif e.event == "case_handed_on":
@@ -428,7 +428,7 @@ def history_lines(session: Session, case: Case, events: list[AuditEvent] | None 
             lines.append(str(detail.get("reason") or detail.get("message") or ""))
         elif e.event == "case_retried":
             title = "Case run again after an error"
-            answers = _answers(data or {}, None, index)
+            answers = answers_from(data or {}, None, index)
         elif e.event == "error":
             title = f"Stopped on an error{': ' + element if element else ''}"
             lines.append(str(detail.get("message") or ""))

@@ -211,7 +211,8 @@ def test_a_closed_case_cannot_take_it_and_says_where_to_go(site, worker):
     with site.app.app_context(), everything():
         db.session.get(Case, case["id"]).status = "completed"
         db.session.commit()
-    assert "Raise immediate risk" not in page_text(worker.get(f"/cases/{case['id']}"))
+    closed = page_text(worker.get(f"/cases/{case['id']}"))
+    assert "Raise immediate risk" not in closed and "phone the front door team now" in closed
     refused = worker.get(f"/cases/{case['id']}/immediate-risk")
     assert refused.status_code == 409 and "contact the front door directly" in page_text(refused)
 

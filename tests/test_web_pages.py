@@ -194,7 +194,7 @@ def test_an_unknown_case_or_task_is_a_404_page(worker):
     response = worker.get("/cases/99999")
     assert response.status_code == 404
     assert "Page not found" in page_text(response)
-    assert "there is no case 99999" in page_text(response)
+    assert "There is no case 99999." in page_text(response)
     assert worker.get("/tasks/no-such-task").status_code == 404
 
 

@@ -50,7 +50,7 @@ def case_history(case: Case) -> list[case_view.HistoryLine]:
 def case_data_rows(case: Case) -> list[case_view.Answer]:
     """What the case holds now, with the forms' labels and the options' labels."""
     process = case_service.process_of(db.session, case)
-    return case_view._answers(case.data or {}, None, case_view._field_index(process))
+    return case_view.answers_from(case.data or {}, None, case_view.field_index(process))
 
 
 @bp.app_template_global()
