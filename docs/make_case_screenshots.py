@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
 sys.path.insert(0, str(ROOT))
 
-import make_screenshots as shots  # noqa: E402
+import make_screenshots as shots
 
-from service import cases, tenancy  # noqa: E402
-from service.engine import clock  # noqa: E402
-from service.models import Council, Notification, User, db  # noqa: E402
+from service import cases, tenancy
+from service.engine import clock
+from service.models import Council, Notification, User, db
 
 
 def _prepare(site) -> int:
