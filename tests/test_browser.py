@@ -196,10 +196,11 @@ def test_every_page_type_passes_axe_and_reflows_at_320_pixels(site, checked):
     page.goto(f"{site.url}/cases/{case_id}")
     page.get_by_role("button", name="Raise immediate risk").click()
     page.get_by_role("button", name="Continue").click()
-    assert page.locator(".govuk-error-summary").is_visible()
+    page.locator(".govuk-error-summary").wait_for()  # the same address: wait for the answer, not the URL
     check("immediate risk")
     page.get_by_label("What has happened?").fill("Disclosure at school this morning: hit with a belt.")
     page.get_by_role("button", name="Continue").click()
+    page.get_by_role("heading", name="Check and send the urgent referral").wait_for()
     check("check")
     page.get_by_role("button", name="Send the urgent referral").click()
     page.wait_for_url(re.compile(r".*/immediate-risk/sent$"))
