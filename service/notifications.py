@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service import policy
 from service.engine import clock
 from service.engine.clock import LONDON
 from service.engine.parser import role_key
 from service.engine.specs import JournalEntry
+from service.errors import NotFound
 from service.models import Case, Membership, Notification, OpenTask, User
 
 
@@ -121,3 +123,44 @@ def for_user(session: Session, user: User, unread_only: bool = False) -> list[No
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
     return list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())))
+
+
+# -- reading and marking (the notifications page and GET/POST /api/v1/notifications) ---------------
+
+def unread_count(session: Session, user_id: int) -> int:
+    """How many of the user's notifications (in the acting council) are unread: one COUNT on an indexed column."""
+    return session.scalar(select(func.count(Notification.id)).where(Notification.user_id == user_id,
+                                                                  Notification.read_at.is_(None))) or 0
+
+
+def get_own(session: Session, notification_id: int, actor) -> Notification:
+    """The actor's own notification; another person's is, for them, not there (404)."""
+    note = session.get(Notification, notification_id)
+    if note is None or not policy.may_read_notification(note.user_id, actor):
+        raise NotFound(f"there is no notification {notification_id}")
+    return note
+
+
+def mark_read(session: Session, notification_id: int, actor) -> Notification:
+    note = get_own(session, notification_id, actor)
+    if note.read_at is None:
+        note.read_at = clock.now()
+    return note
+
+
+def mark_all_read(session: Session, actor) -> int:
+    """Mark every unread notification of the actor (in the acting council) as read; how many were."""
+    notes = list(session.scalars(select(Notification).where(Notification.user_id == actor.user_id,
+                                                            Notification.read_at.is_(None))))
+    now = clock.now()
+    for note in notes:
+        note.read_at = now
+    return len(notes)
+
+
+def open_task_of(session: Session, note: Notification) -> OpenTask | None:
+    """The open task a notification is about, if it is still open (a notification names the step)."""
+    if note.case_id is None or not note.task:
+        return None
+    return session.scalars(select(OpenTask).where(OpenTask.case_id == note.case_id, OpenTask.name == note.task,
+                                                  OpenTask.closed_at.is_(None))).first()

@@ -136,3 +136,14 @@ def require_auditor(actor: Actor) -> None:
     """The access log is the auditor's alone: not even the admin, whose own reads it records, reads it."""
     if AUDITOR not in actor.roles:
         raise Forbidden("the access log is for the council's auditor")
+
+
+def may_raise_immediate_risk(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
+    """Anyone who may see a case may raise immediate risk on it: nothing stands between a worker who sees
+    a child at risk and the urgent referral (the referrer who started the case included)."""
+    return may_see_case(pathway_roles, started_by, actor)
+
+
+def may_read_notification(owner_id: int, actor: Actor) -> bool:
+    """A reminder or escalation is its addressee's alone (not even the admin reads someone else's)."""
+    return actor.user_id is not None and owner_id == actor.user_id

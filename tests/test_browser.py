@@ -93,7 +93,7 @@ def test_without_javascript_the_case_page_shows_everything_but_the_diagram(site,
         assert page.get_by_text("The diagram of the pathway needs JavaScript").is_visible()
         body = page.locator("main").inner_text()
         assert "Complete JAFF part 1 with the family" in body and "Price" in body and "Case started" in body
-        assert "Tuesday 19 January 2027, 10:00" in body  # the reminder timer, in London time
+        assert "19 January 2027 at 10am" in body  # the reminder timer, in London time
         # and a form works with scripts off: save a draft
         page.goto(f"{site.url}/tasks/{site.task_id('CF-2057', 'Task_CompleteJaffPart1')}")
         page.get_by_label("Your view of the case (optional)").fill("Saved without scripts")
@@ -102,3 +102,136 @@ def test_without_javascript_the_case_page_shows_everything_but_the_diagram(site,
         assert page.get_by_label("Your view of the case (optional)").input_value() == "Saved without scripts"
     finally:
         context.close()
+
+
+# -- every page type: axe-core finds nothing, and each reflows at 320 pixels ------------------------
+
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+PAGE_TYPES = ("inbox", "case", "task", "immediate risk", "check", "sent", "notifications", "accessibility",
+              "privacy", "not found")
+
+
+@pytest.fixture
+def checked(browser):
+    """A page whose content security policy lets the test inject axe-core (the service's own scripts still run)."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: make vendor (web/package.json lists it) installs it")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _axe(page) -> list[str]:
+    """axe-core's violations on the page as shown (every rule axe runs by default: WCAG 2.x A/AA and best practice)."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => {
+        const result = await axe.run(document);
+        return result.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
+    }""")
+
+
+def _reflows(page) -> bool:
+    """At 320 CSS pixels wide nothing scrolls sideways (WCAG 1.4.10)."""
+    page.set_viewport_size({"width": 320, "height": 800})
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return wide <= 320
+
+
+def _new_case(site, reference: str, **data) -> int:
+    from service import cases, tenancy
+    from service.models import Council, db
+
+    with site.app.app_context():
+        council = db.session.query(Council).filter_by(key=shots.COUNCIL).one()
+        tenancy.act_for(db.session, council)
+        case = cases.start_case(db.session, shots.KEY, reference, {"weeks_open": 10, "family_name": "Morgan", **data},
+                                cases.SERVICE)
+        db.session.commit()
+        return case.id
+
+
+def _notify(site, name: str, case_id: int, subject: str) -> None:
+    from service import tenancy
+    from service.engine import clock
+    from service.models import Council, Notification, User, db
+
+    with site.app.app_context():
+        council = db.session.query(Council).filter_by(key=shots.COUNCIL).one()
+        tenancy.act_for(db.session, council)
+        user = db.session.query(User).filter_by(name=name).one()
+        db.session.add(Notification(user_id=user.id, case_id=case_id, task="Task_CompleteJaffPart1", kind="reminder",
+                                    subject=subject, body="Case: CF-3001\nThis step is 1 day late.",
+                                    created_at=clock.now()))
+        db.session.commit()
+
+
+def test_every_page_type_passes_axe_and_reflows_at_320_pixels(site, checked):
+    page = checked
+    case_id = _new_case(site, "CF-3001")
+    _notify(site, shots.WORKER, case_id, "Reminder: Complete JAFF part 1 with the family (case CF-3001)")
+    shots.sign_in(page, site)
+    found, narrow = {}, []
+
+    def check(name):
+        page.wait_for_load_state("networkidle")
+        found[name] = _axe(page)
+        if not _reflows(page):
+            narrow.append(name)
+
+    check("inbox")
+    assert re.search(r"Notifications\s+1\s+unread", page.locator(".govuk-service-navigation").inner_text())
+    page.goto(f"{site.url}/cases/{case_id}")
+    page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
+    check("case")
+    page.goto(f"{site.url}/tasks/{site.task_id('CF-3001', 'Task_CompleteJaffPart1')}")
+    check("task")
+    page.goto(f"{site.url}/notifications")
+    check("notifications")
+    for path, name in (("/accessibility", "accessibility"), ("/privacy", "privacy"), ("/nowhere", "not found")):
+        page.goto(f"{site.url}{path}")
+        check(name)
+    # the immediate risk flow, with its error
+    page.goto(f"{site.url}/cases/{case_id}")
+    page.get_by_role("button", name="Raise immediate risk").click()
+    page.get_by_role("button", name="Continue").click()
+    page.locator(".govuk-error-summary").wait_for()  # the same address: wait for the answer, not the URL
+    check("immediate risk")
+    page.get_by_label("What has happened?").fill("Disclosure at school this morning: hit with a belt.")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("heading", name="Check and send the urgent referral").wait_for()
+    check("check")
+    page.get_by_role("button", name="Send the urgent referral").click()
+    page.wait_for_url(re.compile(r".*/immediate-risk/sent$"))
+    check("sent")
+    assert "Urgent referral to the Central Referral Team" in page.locator("main").inner_text()
+    assert {name: v for name, v in found.items() if v} == {}
+    assert set(found) == set(PAGE_TYPES)
+    assert narrow == [], f"these pages scroll sideways at 320 pixels: {narrow}"
+
+
+def test_the_red_button_comes_first_by_keyboard_on_case_and_task_pages(site, page):
+    case_id = _new_case(site, "CF-3002")
+    shots.sign_in(page, site)
+    for path in (f"/cases/{case_id}", f"/tasks/{site.task_id('CF-3002', 'Task_CompleteJaffPart1')}"):
+        page.goto(f"{site.url}{path}")
+        page.keyboard.press("Tab")  # the skip link
+        page.keyboard.press("Enter")  # to the main content
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.textContent.trim()")
+        assert focused.startswith("Raise immediate risk"), (path, focused)
+    assert page.problems == []
+
+
+def test_printing_the_case_record_shows_every_answer(site, page):
+    case_id = _new_case(site, "CF-3003")
+    shots.sign_in(page, site)
+    page.goto(f"{site.url}/cases/{case_id}")
+    answers = page.locator(".sp-answers .govuk-details__text").first
+    assert not answers.is_visible()
+    page.emulate_media(media="print")
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    assert answers.is_visible()
+    assert not page.get_by_role("button", name="Raise immediate risk").is_visible()
+    assert not page.locator(".govuk-service-navigation").is_visible()

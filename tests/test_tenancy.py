@@ -68,7 +68,7 @@ PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id":
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
-         "/api/v1/people/likely-duplicates", "/api/v1/workload",
+         "/api/v1/people/likely-duplicates", "/api/v1/notifications/read", "/api/v1/workload",
          "/api/v1/workload/reassign"}  # names tasks in its body: test_workload_never_reaches_another_council
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/signals",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
@@ -126,6 +126,9 @@ def test_lists_show_only_the_councils_own(councils):
     assert [t["case_id"] for t in api.get("/tasks", as_="south-social_worker").json] == [south["case"]]
     assert api.get("/cases?q=sam", as_="south-social_worker").json["total"] == 1  # the search itself works
     assert len(api.get("/notifications", as_="south-social_worker").json) == 1
+    for role in ROLES:  # marking all read in north leaves south's unread
+        assert api.post("/notifications/read", as_=f"north-{role}").json["marked"] == 0
+    assert api.get("/notifications?unread=true", as_="south-social_worker").json[0]["read_at"] is None
 
 
 def test_the_same_process_key_is_each_councils_own_pathway(councils):
@@ -186,7 +189,11 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("POST", f"/cases/{south['case']}/notes/new"), ("GET", f"/cases/{south['case']}/documents/new"),
              ("POST", f"/cases/{south['case']}/documents/new"),
              ("GET", f"/cases/{south['case']}/documents/{south['document']}"),
-             ("POST", f"/manager/cases/{south['case']}/retry")]
+             ("POST", f"/manager/cases/{south['case']}/retry"),
+             ("GET", f"/cases/{south['case']}/immediate-risk"),
+             ("POST", f"/cases/{south['case']}/immediate-risk"), ("POST", f"/cases/{south['case']}/immediate-risk/send"),
+             ("GET", f"/cases/{south['case']}/immediate-risk/sent"),
+             ("POST", f"/notifications/{south['notification']}/read")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
     with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
@@ -197,12 +204,15 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           "/tasks/<string:task_id>/claim", "/families/<int:family_id>", "/cases/<int:case_id>/started",
                           "/start/<string:key>", "/cases/<int:case_id>/notes/new",
                           "/cases/<int:case_id>/documents/new", "/cases/<int:case_id>/documents/<int:document_id>",
-                          "/manager/cases/<int:case_id>/retry"}, "a new page with an object in its URL: add it here"
+                          "/manager/cases/<int:case_id>/retry", "/cases/<int:case_id>/immediate-risk",
+                          "/cases/<int:case_id>/immediate-risk/send", "/cases/<int:case_id>/immediate-risk/sent",
+                          "/notifications/<int:notification_id>/read"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
         for method, path in pages:
-            response = browser.get(path) if method == "GET" else browser.post(path, {"action": "draft"})
+            response = browser.get(path) if method == "GET" else browser.post(path, {"action": "draft",
+                                                                                     "what_happened": "x"})
             assert response.status_code == 404, f"{method} {path} as north's {role}"
             assert "SOUTH" not in response.get_data(as_text=True)
         assert "SOUTH-1" not in browser.get("/").get_data(as_text=True)

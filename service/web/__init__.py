@@ -20,7 +20,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 
-from service.web import cases_pages, filters  # noqa: F401  (cases_pages: its routes join the blueprint)
+from service.web import case_pages, cases_pages, filters  # noqa: F401  (their routes join the blueprint)
 from service.web.views import WebUser, bp
 from service.web import manager_pages  # noqa: F401  (its routes are on bp: the workload, notes, documents)
 

@@ -9,16 +9,15 @@ from typing import Any
 from flask import Flask
 from markupsafe import Markup, escape
 
+from service import case_view
+from service.case_view import plain_date, plain_datetime, plain_value, role_label
 from service.engine import clock
 from service.engine.clock import LONDON
 
 
 def london_datetime(value: datetime | None) -> str:
-    """'Wednesday 23 December 2026, 09:00' (Europe/London)."""
-    if value is None:
-        return ""
-    local = clock.as_utc(value).astimezone(LONDON)
-    return f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M}"
+    """'23 December 2026 at 9am', '9 December 2026 at 2:30pm' (Europe/London, GOV.UK style)."""
+    return plain_datetime(value)
 
 
 def london_date(value: datetime | date | None) -> str:
@@ -88,8 +87,8 @@ def show_value(value: Any) -> str:
 
 
 def label_from_key(key: str) -> str:
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).replace("_", " ").split()
-    return " ".join(words).capitalize() if words else key
+    """A code as words, for a code no form labels: 'step_up_agreed' -> 'Step up agreed'."""
+    return case_view.label_from_key(key)
 
 
 def register(app: Flask) -> None:
@@ -99,4 +98,8 @@ def register(app: Flask) -> None:
     app.add_template_filter(guidance)
     app.add_template_filter(show_value)
     app.add_template_filter(label_from_key)
+    app.add_template_filter(plain_date)
+    app.add_template_filter(plain_datetime)
+    app.add_template_filter(plain_value)
+    app.add_template_filter(role_label)
     app.add_template_global(is_overdue)
