@@ -132,6 +132,9 @@ def test_level_3_step_up_agreed_at_the_meeting(pathways, frozen_clock):
     assert at(task["due_at"]) == london(2026, 12, 22, 9, 0)  # 1 working day
     assert flow.timers() == {"Event_ScreeningReminder": london(2026, 12, 22, 9, 0),
                              "Event_ScreeningEscalation": london(2026, 12, 23, 9, 0)}
+    harm = {f["key"]: f for f in task["form"]["fields"]}["risk_of_significant_harm"]
+    assert (harm["type"], harm["required"], [o["value"] for o in harm["options"]]) == (
+        "radio", True, ["yes", "no", "unsure"])  # never a checkbox whose default reads as no
     flow.screen(LEVEL_3)
     assert flow.case["data"]["level"] == 3
     assert flow.decisions() == [("Task_CheckConsent", "Rule_ConsentGiven"),
@@ -142,6 +145,8 @@ def test_level_3_step_up_agreed_at_the_meeting(pathways, frozen_clock):
     flow.authorise()
     task = flow.task("Task_StepUpMeeting")
     assert at(task["due_at"]) == london(2027, 1, 11, 17, 0)
+    harm = {f["key"]: f for f in task["form"]["fields"]}["risk_of_significant_harm"]
+    assert (harm["type"], harm["required"]) == ("radio", True)
     assert flow.timers() == {"Event_MeetingReminder": london(2027, 1, 12, 9, 0),
                              "Event_MeetingNotWithin2Weeks": london(2027, 1, 4, 9, 0)}
     flow.complete("Task_StepUpMeeting", {**LEVEL_3, "recommendations": "Social work assessment"}, flow.icart)
@@ -382,6 +387,9 @@ def test_immediate_risk_interrupts_every_waiting_step(pathways, frozen_clock):
     assert flow.open() == ["Task_UrgentIcartReferral"]
     task = flow.task("Task_UrgentIcartReferral")
     assert task["roles"] == ["icart"]
+    # The concern raised is on iCART's form (read only: the worker who raised it wrote it).
+    assert "what_happened" in [f["key"] for f in task["form"]["fields"]]
+    assert flow.case["data"]["what_happened"] == "Disclosure at school"
     assert flow.timers() == {}
     flow.complete("Task_UrgentIcartReferral", {"risk_summary": "Disclosure", "safeguarding_procedures_started": True},
                   flow.icart)
