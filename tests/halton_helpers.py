@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from conftest import USERS, Api, save_user
 from lxml import etree
 
@@ -51,9 +50,12 @@ def at(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value).astimezone(LONDON) if value else None
 
 
-@pytest.fixture
-def pathways(app):
-    """The reference pathways deployed, on SQLite and on PostgreSQL (``app`` is parametrised by database)."""
+def deployed(app) -> Api:
+    """The reference pathways deployed and the test users made, on the database of ``app``.
+
+    A test module's ``pathways`` fixture calls it with conftest's ``app``, which is parametrised by database:
+    the Halton scenarios run on SQLite and on PostgreSQL.
+    """
     tokens = {}
     with app.app_context():
         for name, roles in USERS.items():

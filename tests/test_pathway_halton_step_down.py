@@ -10,11 +10,26 @@ Runs on SQLite and PostgreSQL. The clock starts on Monday 21 December 2026, 09:0
 from __future__ import annotations
 
 import pytest
-
-from halton_helpers import (at, consent_answers, diagram, element, london, pathways, prop,  # noqa: F401
-                            refused_without_the_override, top_level_ends)
+from halton_helpers import (
+    at,
+    consent_answers,
+    deployed,
+    diagram,
+    element,
+    london,
+    prop,
+    refused_without_the_override,
+    top_level_ends,
+)
 
 from service import scheduler
+
+
+@pytest.fixture
+def pathways(app):
+    """The reference pathways on SQLite and on PostgreSQL."""
+    return deployed(app)
+
 
 KEY = "halton_step_down"
 NEEDS = {

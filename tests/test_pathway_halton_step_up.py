@@ -8,10 +8,26 @@ The clock starts on Monday 21 December 2026, 09:00 London (bank holidays 25 and 
 from __future__ import annotations
 
 import pytest
-from halton_helpers import (at, consent_answers, diagram, element, london, pathways, prop,  # noqa: F401
-                            refused_without_the_override, top_level_ends)
+from halton_helpers import (
+    at,
+    consent_answers,
+    deployed,
+    diagram,
+    element,
+    london,
+    prop,
+    refused_without_the_override,
+    top_level_ends,
+)
 
 from service import scheduler
+
+
+@pytest.fixture
+def pathways(app):
+    """The reference pathways on SQLite and on PostgreSQL."""
+    return deployed(app)
+
 
 KEY = "halton_step_up"
 LEVEL_3 = {"risk_of_significant_harm": "no", "needs_count": 3, "needs_severity": "complex",

@@ -9,9 +9,25 @@ The clock starts on Monday 21 December 2026, 09:00 London.
 from __future__ import annotations
 
 import pytest
-from halton_helpers import at, consent_answers, diagram, element, london, pathways, prop, top_level_ends  # noqa: F401
+from halton_helpers import (
+    at,
+    consent_answers,
+    deployed,
+    diagram,
+    element,
+    london,
+    prop,
+    top_level_ends,
+)
 
 from service import scheduler
+
+
+@pytest.fixture
+def pathways(app):
+    """The reference pathways on SQLite and on PostgreSQL."""
+    return deployed(app)
+
 
 KEY = "halton_unplanned_step_up"
 LEVEL_1 = {"risk_of_significant_harm": "no", "needs_count": 1, "needs_severity": "low",
