@@ -2,37 +2,46 @@
 
 Protocol: /work/shared/protocols/halton.txt, section 2: the invitation of the locality early intervention
 team, the four outcomes of the final CIN meeting, the CIN minutes becoming the CAF (received at least 2 weeks
-before the first CAF review), the Early Intervention step-down form.
-The clock starts on Monday 21 December 2026, 09:00 London (bank holidays 25 and 28 December, 1 January).
+before the first CAF review), the Early Intervention step-down form; 1.5 safeguarding first (issue 12: a risk
+of significant harm at the final CIN meeting goes to an urgent iCART referral; no CAF without consent given;
+the child is open to CSC, so immediate risk does not interrupt the step down).
+Runs on SQLite and PostgreSQL. The clock starts on Monday 21 December 2026, 09:00 London (bank holidays 25 and 28 December, 1 January).
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
+from halton_helpers import (
+    at,
+    consent_answers,
+    deployed,
+    diagram,
+    element,
+    london,
+    prop,
+    refused_without_the_override,
+    top_level_ends,
+)
 
 from service import scheduler
-from service.engine.clock import LONDON
+
+
+@pytest.fixture
+def pathways(app):
+    """The reference pathways on SQLite and on PostgreSQL."""
+    return deployed(app)
+
 
 KEY = "halton_step_down"
 NEEDS = {
-    "remain_open": {"risk_of_significant_harm": False, "needs_count": 3, "needs_severity": "complex",
+    "remain_open": {"risk_of_significant_harm": "no", "needs_count": 3, "needs_severity": "complex",
                     "plan_progress": "progressing"},
-    "stepped_down_caf": {"risk_of_significant_harm": False, "needs_count": 2, "needs_severity": "additional",
+    "stepped_down_caf": {"risk_of_significant_harm": "no", "needs_count": 2, "needs_severity": "additional",
                          "plan_progress": "progressing"},
-    "universal_plus": {"risk_of_significant_harm": False, "needs_count": 1, "needs_severity": "low",
+    "universal_plus": {"risk_of_significant_harm": "no", "needs_count": 1, "needs_severity": "low",
                        "plan_progress": "progressing"},
-    "universal": {"risk_of_significant_harm": False, "needs_count": 0, "needs_severity": "low",
+    "universal": {"risk_of_significant_harm": "no", "needs_count": 0, "needs_severity": "low",
                   "plan_progress": "progressing"},
 }
-
-
-def london(*args) -> datetime:
-    return datetime(*args, tzinfo=LONDON)
-
-
-def at(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value).astimezone(LONDON) if value else None
 
 
 class Flow:
@@ -84,7 +93,7 @@ class Flow:
             "outstanding_actions": "School attendance", "invitation_emailed": True}, self.sw)
 
     def meeting(self, needs, consent="given", **extra):
-        return self.complete("Task_FinalCinMeeting", {**needs, "consent": consent, **extra}, self.sw)
+        return self.complete("Task_FinalCinMeeting", {**needs, **consent_answers(consent), **extra}, self.sw)
 
     def step_down_form(self, outcome):
         return self.complete("Task_StepDownForm", {"actions_agreed": "Actions", "step_down_form_outcome": outcome},
@@ -224,26 +233,118 @@ def test_universal_plus_and_universal(pathways, frozen_clock, outcome, needs, co
     assert flow.case["status"] == "completed" and flow.case["outcome"] == outcome
 
 
-def test_consent_not_sought_needs_a_reason(pathways, frozen_clock):
+def test_the_diagram_follows_the_safeguarding_conventions():
+    tree = diagram(KEY)
+    process = tree.find("{http://www.omg.org/spec/BPMN/20100524/MODEL}process")
+    assert prop(process, "statutory") == "true"  # the child is on CIN while it runs
+    assert element(tree, "Event_ImmediateRisk").get("isInterrupting") == "false"
+    assert prop(element(tree, "Task_SafeguardingReferralAtMeeting"), "urgent") == "true"
+    assert prop(element(tree, "Event_SteppedDownCaf"), "voluntary") == "true"
+    outcomes = {end.get("id"): prop(end, "outcome") for end in top_level_ends(tree)}
+    assert None not in outcomes.values(), outcomes
+    assert set(outcomes.values()) == {"remain_open", "safeguarding_referral", "stepped_down_caf", "universal_plus",
+                                      "universal"}
+
+
+def test_significant_harm_is_a_required_yes_no_unsure_radio_and_the_plan_asked_is_the_cin_plan(pathways,
+                                                                                                 frozen_clock):
     flow = Flow(pathways)
     flow.invite()
-    flow.meeting(NEEDS["universal"], consent="not_sought")
-    assert flow.open() == ["Task_RecordConsent"]
-    flow.complete("Task_RecordConsent", {"consent": "not_sought", "consent_reason": "increase_risk"}, flow.sw)
-    assert flow.decisions()[-1] == ("Task_DecideCinOutcome", "Rule_Universal")
+    fields = {f["key"]: f for f in flow.task("Task_FinalCinMeeting")["form"]["fields"]}
+    harm = fields["risk_of_significant_harm"]
+    assert harm["type"] == "radio" and harm["required"] is True
+    assert [o["value"] for o in harm["options"]] == ["yes", "no", "unsure"]
+    assert fields["plan_progress"]["label"] == "Progress of the CIN plan"  # there is no CAF plan yet
+    assert [o["value"] for o in fields["consent"]["options"]] == ["given", "refused", "not_sought"]
+    without = {k: v for k, v in NEEDS["stepped_down_caf"].items() if k != "risk_of_significant_harm"}
+    bad = pathways.post(f"/tasks/{flow.task('Task_FinalCinMeeting')['id']}/complete", as_=flow.sw,
+                        json={"data": {**without, **consent_answers("given")}})
+    assert bad.status_code == 422 and "risk_of_significant_harm" in bad.json["errors"]
 
 
-def test_immediate_risk_interrupts(pathways, frozen_clock):
+@pytest.mark.parametrize("harm", ["yes", "unsure"])
+@pytest.mark.parametrize("answer", ["given", "refused", "not_sought"])
+def test_significant_harm_at_the_final_cin_meeting_goes_to_an_urgent_icart_referral_first(pathways, frozen_clock,
+                                                                                           harm, answer):
+    flow = Flow(pathways)
+    flow.invite()
+    flow.meeting({**NEEDS["stepped_down_caf"], "risk_of_significant_harm": harm}, consent=answer,
+                 first_caf_review_date="2027-02-10")
+    # Nothing before it: no consent check, no decision, no step-down form.
+    assert flow.open() == ["Task_SafeguardingReferralAtMeeting"]
+    assert flow.decisions() == []
+    task = flow.task("Task_SafeguardingReferralAtMeeting")
+    assert task["roles"] == ["icart"]
+    icart = pathways.as_role("icart")
+    bad = pathways.post(f"/tasks/{task['id']}/complete", as_=icart,
+                        json={"data": {"safeguarding_action": "Strategy discussion"}})
+    assert bad.status_code == 422 and "referrer_told" in bad.json["errors"]  # the social worker hears the outcome
+    flow.complete("Task_SafeguardingReferralAtMeeting", {"safeguarding_action": "Strategy discussion",
+                                                         "referrer_told": True}, icart)
+    assert flow.case["status"] == "completed" and flow.case["outcome"] == "safeguarding_referral"
+
+
+@pytest.mark.parametrize("answer", ["refused", "not_sought"])
+def test_no_caf_without_consent_given(pathways, frozen_clock, answer):
+    flow = Flow(pathways)
+    flow.invite()
+    flow.meeting(NEEDS["stepped_down_caf"], consent=answer, first_caf_review_date="2027-02-10",
+                 step_up_indicators="Police call-outs")
+    assert flow.decisions() == [("Task_CheckConsent", {"refused": "Rule_ConsentRefused",
+                                                        "not_sought": "Rule_ConsentNotSoughtWithReason"}[answer]),
+                                ("Task_DecideLevelOfNeed", "Rule_Level2Additional"),
+                                ("Task_DecideCinOutcome", "Rule_CafRefusedUniversalPlus")]
+    assert flow.case["data"]["cin_outcome"] == "universal_plus"
+    assert flow.open() == ["Task_AdviseUniversalPlus", "Task_StepDownForm"]  # no CIN minutes become a CAF
+    flow.complete("Task_AdviseUniversalPlus", {"services_advised": "Family hub"}, flow.ei)
+    flow.step_down_form("universal_plus")
+    assert flow.case["status"] == "completed" and flow.case["outcome"] == "universal_plus"
+
+
+@pytest.mark.parametrize("answer", ["refused", "not_sought"])
+def test_consent_not_sought_needs_the_reason_and_the_manager(pathways, frozen_clock, answer):
+    flow = Flow(pathways)
+    flow.invite()
+    task = flow.task("Task_FinalCinMeeting")
+    case = refused_without_the_override(pathways, task["id"], flow.sw, NEEDS["stepped_down_caf"])
+    if case is None:
+        return
+    flow.case = case
+    assert flow.decisions() == [("Task_CheckConsent", "Rule_ConsentNotRecorded")]
+    # Task_RecordConsent: refused or not sought (with the reason), never a CAF.
+    flow.complete("Task_RecordConsent", consent_answers(answer), flow.sw)
+    assert flow.decisions()[-1] == ("Task_DecideCinOutcome", "Rule_CafRefusedUniversalPlus")
+    assert flow.open() == ["Task_AdviseUniversalPlus", "Task_StepDownForm"]
+
+
+def test_the_final_cin_outcome_table_never_steps_down_to_a_caf_without_consent(pathways):
+    def evaluate(**inputs):
+        response = pathways.post("/decisions/halton_final_cin_outcome/evaluate", json={"inputs": inputs},
+                                 as_="analyst")
+        assert response.status_code == 200, response.json
+        return response.json["outputs"], response.json["matched_rules"][0]["id"]
+
+    assert evaluate(level=2, needs_count=2, consent="given") == ("stepped_down_caf", "Rule_SteppedDownCaf")
+    assert evaluate(level=2, needs_count=2, consent="not_sought") == ("universal_plus", "Rule_CafRefusedUniversalPlus")
+    assert evaluate(level=2, needs_count=2, consent="refused") == ("universal_plus", "Rule_CafRefusedUniversalPlus")
+    assert evaluate(level=4, needs_count=2, consent="given") == ("safeguarding_referral",
+                                                                 "Rule_SignificantHarmSafeguarding")
+    assert evaluate(level=3, needs_count=2, consent="given") == ("remain_open", "Rule_RemainOpen")
+
+
+def test_immediate_risk_does_not_interrupt_the_step_down_of_a_child_on_cin(pathways, frozen_clock):
     flow = Flow(pathways)
     flow.invite()
     flow.meeting(NEEDS["stepped_down_caf"], first_caf_review_date="2027-02-10")
-    response = pathways.post(f"/cases/{flow.id}/messages", as_=flow.sw, json={"name": "immediate_risk", "data": {}})
-    assert response.status_code == 200
+    waiting = flow.open()
+    timers = flow.timers()
+    response = pathways.post(f"/cases/{flow.id}/messages", as_=flow.sw,
+                             json={"name": "immediate_risk", "data": {"what_happened": "Disclosure at school"}})
+    assert response.status_code == 200, response.json
     flow.case = response.json
-    assert flow.open() == ["Task_UrgentIcartReferral"]
+    assert flow.open() == sorted([*waiting, "Task_UrgentIcartReferral"])  # the CIN work goes on
+    assert flow.timers() == timers
     assert flow.task("Task_UrgentIcartReferral")["roles"] == ["icart"]
-    assert at(flow.task("Task_UrgentIcartReferral")["due_at"]) == london(2026, 12, 21, 17, 0)
-    assert flow.timers() == {}
-    flow.complete("Task_UrgentIcartReferral", {"risk_summary": "x", "safeguarding_procedures_started": True},
+    flow.complete("Task_UrgentIcartReferral", {"risk_summary": "Disclosure", "safeguarding_procedures_started": True},
                   pathways.as_role("icart"))
-    assert flow.case["outcome"] == "safeguarding_referral"
+    assert flow.case["status"] == "active" and flow.open() == waiting
