@@ -30,7 +30,9 @@ def _to_allocation(site, reference="FAM-A"):
     """A case whose JAFF was sent, checked and allocated multi-agency: the coordinator's next task is open."""
     case = start(site, reference, weeks_open=10, family_name="Jones")
     assert site.post(f"/tasks/{open_task(site, case['id'], 'Task_CompleteJaffPart1')}/complete",
-                     json={"data": {"family_outcomes": "Regular school attendance"}}, as_="worker").status_code == 200
+                     json={"data": {"family_outcomes": "Regular school attendance", "consent": "given",
+                                   "consent_form": "signed", "shared_with_family": True}},
+                     as_="worker").status_code == 200
     site.post(f"/tasks/{open_task(site, case['id'], 'Task_CheckJaffPart1')}/complete",
               json={"data": {"jaff_complete": True}}, as_="coordinator")
     site.post(f"/tasks/{open_task(site, case['id'], 'Task_AllocationDecision')}/complete",
