@@ -16,7 +16,6 @@ case in their inbox. A diagram may say the same with ``camunda:assignee="${alloc
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 

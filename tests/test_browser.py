@@ -6,26 +6,13 @@ a temporary folder here. Skipped when chromium, playwright or the built front-en
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from browser_support import axe, checked_page, reflows, shots
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
-
-if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
-pytest.importorskip("playwright.sync_api")
-if not (ROOT / "service/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js").exists():
-    pytest.skip("the front-end assets are not built (make vendor)", allow_module_level=True)
-
-_spec = importlib.util.spec_from_file_location("make_screenshots", ROOT / "docs" / "make_screenshots.py")
-shots = sys.modules.setdefault("make_screenshots", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(shots)
 
 
 @pytest.fixture(scope="module")
@@ -106,37 +93,15 @@ def test_without_javascript_the_case_page_shows_everything_but_the_diagram(site,
 
 # -- every page type: axe-core finds nothing, and each reflows at 320 pixels ------------------------
 
-AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 PAGE_TYPES = ("inbox", "case", "task", "immediate risk", "check", "sent", "notifications", "accessibility",
               "privacy", "not found")
 
 
 @pytest.fixture
 def checked(browser):
-    """A page whose content security policy lets the test inject axe-core (the service's own scripts still run)."""
-    if not AXE.exists():
-        pytest.fail("axe-core is missing: make vendor (web/package.json lists it) installs it")
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    page = context.new_page()
+    page = checked_page(browser)
     yield page
-    context.close()
-
-
-def _axe(page) -> list[str]:
-    """axe-core's violations on the page as shown (every rule axe runs by default: WCAG 2.x A/AA and best practice)."""
-    page.add_script_tag(path=str(AXE))
-    return page.evaluate("""async () => {
-        const result = await axe.run(document);
-        return result.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
-    }""")
-
-
-def _reflows(page) -> bool:
-    """At 320 CSS pixels wide nothing scrolls sideways (WCAG 1.4.10)."""
-    page.set_viewport_size({"width": 320, "height": 800})
-    wide = page.evaluate("document.documentElement.scrollWidth")
-    page.set_viewport_size({"width": 1280, "height": 900})
-    return wide <= 320
+    page.context.close()
 
 
 def _new_case(site, reference: str, **data) -> int:
@@ -176,8 +141,8 @@ def test_every_page_type_passes_axe_and_reflows_at_320_pixels(site, checked):
 
     def check(name):
         page.wait_for_load_state("networkidle")
-        found[name] = _axe(page)
-        if not _reflows(page):
+        found[name] = axe(page)
+        if not reflows(page):
             narrow.append(name)
 
     check("inbox")

@@ -5,31 +5,13 @@ Skipped like test_browser.py when chromium, playwright or the built front-end as
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import shutil
-import sys
-from pathlib import Path
 
 import pytest
+from browser_support import axe, checked_page, reflows, shots
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
 
-if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
-pytest.importorskip("playwright.sync_api")
-if not (ROOT / "service/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js").exists():
-    pytest.skip("the front-end assets are not built (make vendor)", allow_module_level=True)
-
-_spec = importlib.util.spec_from_file_location("make_screenshots", ROOT / "docs" / "make_screenshots.py")
-shots = sys.modules.setdefault("make_screenshots", importlib.util.module_from_spec(_spec))
-if not hasattr(shots, "running_site"):
-    _spec.loader.exec_module(shots)
-
-#: axe-core, installed by make vendor (web/package.json); AXE_CORE_JS names another copy.
-AXE = Path(os.environ.get("AXE_CORE_JS") or ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js")
 
 
 @pytest.fixture(scope="module")
@@ -40,31 +22,10 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def page():
-    if not AXE.exists():
-        pytest.fail("axe-core is missing: make vendor (web/package.json lists it) installs it")
     with shots.chromium() as browser:
-        # The content security policy is bypassed only so that the test can inject axe-core.
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-        page = context.new_page()
-        page.problems = []
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
+        page = checked_page(browser)
         yield page
-        context.close()
-
-
-def _axe(page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    return page.evaluate("""async () => {
-        const result = await axe.run(document);
-        return result.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
-    }""")
-
-
-def _reflows(page) -> bool:
-    page.set_viewport_size({"width": 320, "height": 800})
-    wide = page.evaluate("document.documentElement.scrollWidth")
-    page.set_viewport_size({"width": 1280, "height": 900})
-    return wide <= 320
+        page.context.close()
 
 
 def test_start_a_referral_from_the_pages_and_find_it_by_search(site, page):
@@ -72,8 +33,8 @@ def test_start_a_referral_from_the_pages_and_find_it_by_search(site, page):
 
     def check(name):
         page.wait_for_load_state("load")
-        found[name] = _axe(page)
-        if not _reflows(page):
+        found[name] = axe(page)
+        if not reflows(page):
             narrow.append(name)
 
     shots.sign_in(page, site)

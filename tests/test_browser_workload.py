@@ -5,29 +5,15 @@ playwright or the built front-end assets; axe-core comes from web/node_modules (
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from browser_support import ROOT, axe, checked_page, reflows, shots
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
 
-if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
-pytest.importorskip("playwright.sync_api")
-if not (ROOT / "service/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js").exists():
-    pytest.skip("the front-end assets are not built (make vendor)", allow_module_level=True)
-
-_spec = importlib.util.spec_from_file_location("make_screenshots", ROOT / "docs" / "make_screenshots.py")
-shots = sys.modules.setdefault("make_screenshots", importlib.util.module_from_spec(_spec))
-if not hasattr(shots, "running_site"):
-    _spec.loader.exec_module(shots)
-
-AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 MANAGER = f"{shots.COUNCIL}.taf.manager"
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -47,24 +33,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    """A page whose content security policy lets the test inject axe-core (the service's own scripts still run)."""
-    if not AXE.exists():
-        pytest.fail("axe-core is missing: make vendor (web/package.json lists it) installs it")
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    page = context.new_page()
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page = checked_page(browser)
     yield page
-    context.close()
-
-
-def axe(page) -> list[str]:
-    page.wait_for_load_state("networkidle")
-    page.add_script_tag(path=str(AXE))
-    return page.evaluate("""async () => {
-        const result = await axe.run(document);
-        return result.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
-    }""")
+    page.context.close()
 
 
 def shot(page, name: str, folder: Path) -> None:
@@ -72,14 +43,6 @@ def shot(page, name: str, folder: Path) -> None:
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
     if os.environ.get("STEP_SCREENSHOTS") == "1":
         shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
-
-
-def reflows(page) -> bool:
-    """At 320 CSS pixels wide nothing scrolls sideways (WCAG 1.4.10)."""
-    page.set_viewport_size({"width": 320, "height": 800})
-    wide = page.evaluate("document.documentElement.scrollWidth")
-    page.set_viewport_size({"width": 1280, "height": 900})
-    return wide <= 320
 
 
 def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_path):

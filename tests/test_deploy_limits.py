@@ -2,7 +2,6 @@
 and a cache of parsed pathways that twenty live versions do not thrash."""
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 
@@ -160,7 +159,7 @@ def test_a_running_case_keeps_its_version(api):
 
 
 def test_the_service_survives_a_restart(database_url, tokens, api):
-    from conftest import Api, make_app
+    from conftest import Api
 
     upload(api, {"review.bpmn": REVIEW.encode(), "test_level.dmn": DMN})
     case = api.post("/cases", json={"process": "test_review", "reference": "F1", "data": {"needs": 1}}).json

@@ -6,7 +6,6 @@ safeguarding_referral.
 """
 from __future__ import annotations
 
-from datetime import datetime
 
 import pytest
 

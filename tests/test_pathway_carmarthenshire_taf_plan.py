@@ -5,7 +5,6 @@ family_withdrew, stepped_up (hand-over start:carmarthenshire_step_up), safeguard
 """
 from __future__ import annotations
 
-from datetime import datetime
 
 import pytest
 

@@ -8,7 +8,7 @@ unplanned-referral message (2.5) and the hand-over to rochdale_step_down.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 

@@ -8,14 +8,12 @@ adds to what a case knows but never changes it.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
-from conftest import FIXTURES, everything
+from conftest import FIXTURES
 from service import cases, scheduler
-from service.models import AuditEvent, Case, Notification, db
+from service.models import Case, db
 
 PATHWAY = FIXTURES / "pathways"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import re
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import create_engine, select, text, update
 
 from conftest import APP_ROLE, FIXTURES, Api, Browser, everything, in_council, make_app, password_hash, save_user

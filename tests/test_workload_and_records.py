@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from conftest import FIXTURES, everything
-from service.models import AccessEvent, AuditEvent, CaseDocument, CaseNote, OpenTask, db
+from service.models import AccessEvent, CaseDocument, CaseNote, OpenTask, db
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
