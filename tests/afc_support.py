@@ -62,7 +62,7 @@ class Flow:
         return scheduler.fire_due(self.api.app)
 
     def message(self, name="immediate_risk", data=None):
-        response = self.api.post(f"/cases/{self.case['id']}/messages", json={"name": name, "data": data or {}},
+        response = self.api.post(f"/cases/{self.case['id']}/messages", json={"name": name, "data": _with_account(name, data)},
                                  as_="admin")
         assert response.status_code == 200, response.json
         self.case = response.json
@@ -129,3 +129,11 @@ def process_properties(key, element_id) -> dict[str, str]:
     bpmn, camunda = "{http://www.omg.org/spec/BPMN/20100524/MODEL}", "{http://camunda.org/schema/1.0/bpmn}"
     return {p.get("name"): p.get("value")
             for p in element.findall(f"{bpmn}extensionElements/{camunda}properties/{camunda}property")}
+
+
+def _with_account(name: str, data: dict | None) -> dict:
+    """Raising immediate risk says what has happened (docs/safeguarding.md, rule 2)."""
+    data = dict(data or {})
+    if name == "immediate_risk":
+        data.setdefault("what_happened", "A disclosure at school this morning")
+    return data

@@ -49,7 +49,7 @@ class ApiCase:
         return response.json
 
     def message(self, name, data=None):
-        response = self.api.post(f"/cases/{self.id}/messages", json={"name": name, "data": data or {}}, as_="admin")
+        response = self.api.post(f"/cases/{self.id}/messages", json={"name": name, "data": _with_account(name, data)}, as_="admin")
         assert response.status_code == 200, response.json
         return response.json
 
@@ -76,3 +76,11 @@ def prepare(pathways, frozen_clock, roles):
         pathways.as_role(role)
     pathways.clock = frozen_clock
     return pathways
+
+
+def _with_account(name: str, data: dict | None) -> dict:
+    """Raising immediate risk says what has happened (docs/safeguarding.md, rule 2)."""
+    data = dict(data or {})
+    if name == "immediate_risk":
+        data.setdefault("what_happened", "A disclosure at school this morning")
+    return data

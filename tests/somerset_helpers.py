@@ -43,7 +43,7 @@ class Somerset:
         return response.json
 
     def message(self, case_id: int, name: str, data: dict | None = None) -> dict:
-        response = self.api.post(f"/cases/{case_id}/messages", json={"name": name, "data": data or {}},
+        response = self.api.post(f"/cases/{case_id}/messages", json={"name": name, "data": _with_account(name, data)},
                                  as_="admin")
         assert response.status_code == 200, response.json
         return response.json
@@ -139,3 +139,11 @@ def bpmn_properties(process: str, element: str) -> dict[str, str]:
     return {p.get("name"): p.get("value") for p in node.xpath(
         "bpmn:extensionElements/camunda:properties/camunda:property",
         namespaces={"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL", "camunda": "http://camunda.org/schema/1.0/bpmn"})}
+
+
+def _with_account(name: str, data: dict | None) -> dict:
+    """Raising immediate risk says what has happened (docs/safeguarding.md, rule 2)."""
+    data = dict(data or {})
+    if name == "immediate_risk":
+        data.setdefault("what_happened", "A disclosure at school this morning")
+    return data

@@ -111,7 +111,9 @@ def _new_case(site, reference: str, **data) -> int:
     with site.app.app_context():
         council = db.session.query(Council).filter_by(key=shots.COUNCIL).one()
         tenancy.act_for(db.session, council)
-        case = cases.start_case(db.session, shots.KEY, reference, {"weeks_open": 10, "family_name": "Morgan", **data},
+        case = cases.start_case(db.session, shots.KEY, reference, {"weeks_open": 10, "family_name": "Morgan",
+                                                                   "family_accepts_support": "yes", "safety_plan": "yes",
+                                                                   **data},
                                 cases.SERVICE)
         db.session.commit()
         return case.id
