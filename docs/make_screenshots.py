@@ -32,7 +32,8 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from service import cases, councils, create_app, deployments, tenancy  # noqa: E402
 from service.auth import save_user  # noqa: E402
-from service.demo import DEMO_USERS, REFERENCE_COUNCILS, demo_password, demo_token  # noqa: E402
+from service.demo import (DEMO_USERS, REFERENCE_COUNCILS, create_demo_users, create_reference_councils,  # noqa: E402
+                          demo_password, demo_token)
 from service.deployments import deploy, read_folders  # noqa: E402
 from service.engine import clock  # noqa: E402
 from service.engine.clock import LONDON, FixedClock  # noqa: E402
@@ -73,8 +74,11 @@ class Site:
             return next(t.case_id for t in db.session.query(OpenTask).all() if t.case.reference == reference)
 
 
-def seed(app: Flask, time: FixedClock) -> None:
-    """The demo users, the step-down pathway and three cases; two of them with overdue tasks."""
+def seed(app: Flask, time: FixedClock, every_council: bool = False) -> None:
+    """The demo users, the step-down pathway and three cases; two of them with overdue tasks.
+
+    With ``every_council``, also the other reference councils with all their pathways and demo users
+    (as ``make run`` has them), for walks that cross councils."""
     admin = cases.SERVICE
     with app.app_context():
         reference = next(c for c in REFERENCE_COUNCILS if c.key == COUNCIL)
@@ -93,18 +97,24 @@ def seed(app: Flask, time: FixedClock) -> None:
         time.move_to(LATER)
         cases.start_case(db.session, KEY, "CF-2057", {"weeks_open": 12, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Price"}, admin)
         db.session.commit()
+        if every_council:
+            tenancy.leave(db.session)
+            create_reference_councils(db.session, ROOT)
+            create_demo_users(db.session)
+            db.session.commit()
 
 
 @contextmanager
-def running_site(folder: Path):
-    """The real app served on 127.0.0.1 (a free port) against a SQLite file in ``folder``, seeded."""
+def running_site(folder: Path, every_council: bool = False):
+    """The real app served on 127.0.0.1 (a free port) against a SQLite file in ``folder``, seeded (every
+    reference council and its pathways too with ``every_council``)."""
     fixed = FixedClock(START)
     previous = clock.set_clock(fixed)
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'web.db'}", "TIMERS_ENABLED": False,
                       "SECRET_KEY": "screenshots-only", "WTF_CSRF_ENABLED": True})
     with app.app_context():
         upgrade()
-    seed(app, fixed)
+    seed(app, fixed, every_council)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="web-server", daemon=True)

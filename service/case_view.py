@@ -167,7 +167,16 @@ class Child:
 
 
 def child_of(case: Case) -> Child | None:
-    """The child the case is about, from the case's answers (one place to change when cases name a person)."""
+    """The child the case is about: the person the referral named (``case.child``), else from the case's answers."""
+    person = getattr(case, "child", None)
+    if person is not None:
+        born = None
+        if person.date_of_birth and _ISO_DATE.match(person.date_of_birth[:10]):
+            try:
+                born = date.fromisoformat(person.date_of_birth[:10])
+            except ValueError:
+                born = None
+        return Child(f"{person.given_name} {person.family_name}".strip() or None, born, person.family_name or None)
     data = case.data or {}
     name = next((str(data[k]).strip() for k in CHILD_NAME_KEYS if data.get(k)), None)
     family = next((str(data[k]).strip() for k in FAMILY_NAME_KEYS if data.get(k)), None)
