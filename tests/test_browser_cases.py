@@ -56,6 +56,10 @@ def test_start_a_referral_from_the_pages_and_find_it_by_search(site, page):
     check("start form")
     page.get_by_label("Case number").fill("CF-4001")
     page.get_by_label("Weeks the case has been open to Social Services").fill("12")
+    page.get_by_role("group", name="Do the family still have a need and accept support from TAF?").get_by_label(
+        "Yes", exact=True).check()
+    page.get_by_role("group", name="Can the family manage their own safety plan?").get_by_label(
+        "Yes", exact=True).check()
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("heading", name="Check your answers before starting the referral").wait_for()
     body = page.locator("main").inner_text()

@@ -96,7 +96,7 @@ def test_upload_a_document_and_add_a_note(site, page, tmp_path):
     page.get_by_label("Choose the file").set_input_files(str(picture))
     page.get_by_label("Title").fill("Genogram")
     page.get_by_role("button", name="Upload document").click()
-    assert page.get_by_text("The document 'Genogram' is added to the case.").is_visible()
+    page.get_by_text("The document 'Genogram' is added to the case.").wait_for()  # the page after the upload
     page.locator("#notes-and-documents").scroll_into_view_if_needed()
     documents = page.locator(".sp-documents").inner_text()
     assert "Genogram" in documents and "PNG image" in documents
