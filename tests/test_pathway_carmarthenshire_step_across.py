@@ -137,8 +137,9 @@ def test_immediate_risk_interrupts_every_stage(api, stage):
     case.message("immediate_risk", {"risk_reported_by": "police"})
     assert case.open() == ["Task_UrgentCrtReferral"]
     task = case.task("Task_UrgentCrtReferral")
-    assert (task["roles"], when(task["due_at"])) == (["crt"], london(2027, 1, 11, 17, 0))
-    assert case.timers() == {}
+    assert (task["roles"], when(task["due_at"])) == (["crt"], london(2027, 1, 11, 10, 0))  # within the hour
+    # only the escalation the service adds is left, at the hour
+    assert case.timers() == {"safeguarding:urgent_escalation": london(2027, 1, 11, 10, 0)}
     case.complete("Task_UrgentCrtReferral", {"risk_summary": "Disclosure", "crt_manager_phoned": True}, "crt")
     assert (case.json["status"], case.json["outcome"]) == ("completed", "safeguarding_referral")
     assert not [e for e in case.history() if e["event"] == "case_handed_on"]

@@ -91,8 +91,12 @@ def test_agreed_referral_acas_long_term_is_stepped_up(api):
     assert notes(api, "keyworker") == [("reminder", "Step-up MARF not yet sent")]
     assert ("escalation", "Step-up MARF overdue") in notes(api, "taf_manager")
     assert case.open() == ["Task_CompleteMarf"]
-    # Consent not sought without a reason: the MARF comes back.
-    case.complete("Task_CompleteMarf", {"marf_summary": "Needs beyond TAF", "consent": "not_sought"}, "keyworker")
+    # Consent not sought without a reason: refused, and the MARF stays open.
+    marf = case.task("Task_CompleteMarf")
+    refused = api.post(f"/tasks/{marf['id']}/complete", as_=api.as_role("keyworker"),
+                       json={"data": {"marf_summary": "Needs beyond TAF", "consent": "not_sought"}})
+    assert refused.status_code == 422
+    assert {"consent_override_reason", "consent_override_agreed_by"} <= set(refused.json["errors"])
     assert case.open() == ["Task_CompleteMarf"]
     case.complete("Task_CompleteMarf", {"marf_summary": "Needs beyond TAF", "consent": "not_sought",
                                         "consent_override_reason": "undue_delay", "consent_override_agreed_by": "Ann",
@@ -178,9 +182,9 @@ def test_protective_level_urgent_referral_and_s47(api, involvement, outcome):
     case.complete("Task_UrgentCrtSignificantHarm", URGENT_CRT, "crt")
     task = case.task("Task_UrgentMarf")
     assert sorted(task["roles"]) == ["keyworker", "taf_coordinator", "taf_manager"]
-    assert when(task["due_at"]) == london(2027, 1, 11, 17, 0)
+    assert when(task["due_at"]) == london(2027, 1, 11, 10, 0)  # urgent: within the hour (docs/safeguarding.md)
     api.clock.move_to(london(2027, 1, 11, 11, 0))
-    assert scheduler.fire_due(api.app) == 1
+    assert scheduler.fire_due(api.app) == 2  # the service's escalation at the hour, and the diagram's own
     assert ("escalation", "Urgent referral for a child in need of protection not yet made") in notes(api, "taf_manager")
     response = api.post(f"/tasks/{task['id']}/complete", json={"data": {"marf_summary": "x", "consent": "given"}},
                         as_=api.as_role("taf_coordinator"))
@@ -231,7 +235,7 @@ def test_immediate_risk_does_not_close_taf_until_the_s47_outcome_is_discussed(ap
     assert case.open() == ["Task_DiscussWithTafManager", "Task_UrgentCrtReferral"]
     task = case.task("Task_UrgentCrtReferral")
     assert task["roles"] == ["crt"]
-    assert when(task["due_at"]) == london(2027, 1, 11, 17, 0)
+    assert when(task["due_at"]) == london(2027, 1, 11, 16, 30)  # urgent: within the hour
     assert case.json["data"]["risk_reported_by"] == "school"
     # The TAF side finishes first: the case stays open for the referral and the S47 discussion.
     case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "not_agreed", "taf_manager_reason": "x"},

@@ -47,7 +47,9 @@ def reviewing(api):
 def test_process_definition(api):
     process = api.get(f"/processes/{KEY}", as_="admin").json
     assert process["roles"] == ["crt", "keyworker", "taf_coordinator"]  # taf_manager: escalations only
-    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == ["family_outcomes", "consent"]
+    # required when shown: the override's reason and who agreed show only when consent is not sought
+    assert [f["key"] for f in process["start_form"]["fields"] if f["required"]] == [
+        "family_outcomes", "consent", "consent_override_reason", "consent_override_agreed_by"]
 
 
 def test_a_year_of_3_monthly_reviews_then_closed_outcomes_met(api):
