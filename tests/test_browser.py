@@ -202,3 +202,22 @@ def test_printing_the_case_record_shows_every_answer(site, page):
     assert answers.is_visible()
     assert not page.get_by_role("button", name="Raise immediate risk").is_visible()
     assert not page.locator(".govuk-service-navigation").is_visible()
+
+
+def test_conditional_questions_follow_the_answers_and_pass_axe(site, page, checked):
+    task_url = f"{site.url}/tasks/{site.task_id('CF-2057', 'Task_CompleteJaffPart1')}"
+    for tab in (page, checked):  # with the content security policy on (page), and open to axe-core (checked)
+        shots.sign_in(tab, site)
+        tab.goto(task_url)
+        reason = tab.get_by_role("group", name="Why consent was not sought")
+        agreed_by = tab.get_by_label("Manager who agreed not to seek consent")
+        how_given = tab.get_by_role("group", name="How was consent given?")
+        assert not reason.is_visible() and not agreed_by.is_visible()
+        tab.get_by_label("Not sought").check()
+        assert reason.is_visible() and agreed_by.is_visible() and not how_given.is_visible()
+        tab.get_by_label("Given").check()
+        assert not reason.is_visible() and how_given.is_visible()
+        tab.get_by_label("Not sought").check()
+    assert page.problems == [], "the content security policy or a script complained"
+    assert axe(checked) == []
+    assert checked.problems == []

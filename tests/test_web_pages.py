@@ -493,3 +493,32 @@ def test_no_gov_uk_branding(worker):
     assert "Step Pathways" in html
     assert "govuk-header__logotype" not in html and "crown" not in html.lower() and "GDS Transport" not in html
     assert 'href="#main-content"' in html  # the skip link
+
+
+# -- forms that behave (issue 13 item 10) ------------------------------------------------------------
+
+def test_simple_hide_conditions_render_as_data_attributes_for_the_browser(site, worker):
+    case = start(site, "FAM-HIDE")
+    html = worker.get(f"/tasks/{open_task(site, case['id'], 'Task_CompleteJaffPart1')}").get_data(as_text=True)
+    assert 'js/conditional.js' in html  # a file: the content security policy forbids inline scripts
+    wrappers = re.findall(r'<div class="sp-conditional" data-hide-key="([^"]*)" data-hide-op="([^"]*)" '
+                          r'data-hide-value="([^"]*)">\s*<div class="govuk-form-group[^"]*">\s*'
+                          r'(?:<fieldset[^>]*>\s*<legend[^>]*>\s*)?(?:<label[^>]*>\s*)?([^<]+?)\s*<', html)
+    assert ("consent", "ne", "not_sought", "Why consent was not sought") in wrappers
+    assert ("consent", "ne", "not_sought", "Manager who agreed not to seek consent") in wrappers
+    assert ("consent", "eq", "given", "Have the family been told that the information is shared without their consent?") in wrappers
+    assert ("consent", "ne", "given", "How was consent given?") in wrappers
+    # a question without a condition has no wrapper: every field still shows without JavaScript
+    assert 'data-hide-key="family_outcomes"' not in html and html.count('class="sp-conditional"') == 4
+
+
+def test_only_simple_conditions_go_to_the_browser():
+    from service.forms.conditions import browser_condition
+
+    assert browser_condition('=consent != "not_sought"') == {"key": "consent", "op": "ne", "value": "not_sought"}
+    assert browser_condition('=consent = "given"') == {"key": "consent", "op": "eq", "value": "given"}
+    assert browser_condition("=not(caf_in_place)") == {"key": "caf_in_place", "op": "not", "value": ""}
+    assert browser_condition("=jaff_complete") == {"key": "jaff_complete", "op": "truthy", "value": ""}
+    for left_to_the_server in ('=family_wants_caf = "yes" and consent = "given"', "=true", "=not(", None, "",
+                               '=a = "x\\"y"', "=count(x) > 2"):
+        assert browser_condition(left_to_the_server) is None

@@ -14,6 +14,7 @@ from typing import Any
 from markupsafe import Markup
 
 from service.forms import Field, FormDefinition, Group, Text
+from service.forms.conditions import browser_condition
 from service.web.filters import guidance, show_value
 
 DATE_PARTS = ("day", "month", "year")
@@ -100,6 +101,9 @@ class Item:
     params: dict[str, Any] = dc_field(default_factory=dict)
     children: list[Item] = dc_field(default_factory=list)
     html: Markup | None = None
+    #: A simple ``conditional.hide`` as data attributes for static/js/conditional.js (None: always shown
+    #: in the browser; the server decides either way).
+    hide: dict[str, str] | None = None
 
 
 def items(form: FormDefinition, values: dict[str, Any], errors: dict[str, str]) -> list[Item]:
@@ -120,7 +124,9 @@ def _item(component, values, errors) -> Item:
     if isinstance(component, Group):
         return Item("group", {"legend": component.label},
                     children=[_item(c, values, errors) for c in component.components])
-    return _field(component, values.get(component.key), errors.get(component.key))
+    item = _field(component, values.get(component.key), errors.get(component.key))
+    item.hide = browser_condition(component.hide_if)
+    return item
 
 
 def _hint(f: Field, extra: str | None = None) -> dict[str, str] | None:
