@@ -1,6 +1,7 @@
 """User-task forms: definitions from form-js and camunda:formData, and submission validation."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -792,3 +793,31 @@ def test_camunda_form_of_reads_a_start_event_and_matches_spiff():
     # on a user task it reads exactly what SpiffWorkflow's own parser reads
     task = process.find(".//{http://www.omg.org/spec/BPMN/20100524/MODEL}userTask[@id='Task_X']")
     assert form_from_camunda(camunda_form_of(task), "Task_X") == form_from_camunda(spiff_form(), "Task_X")
+
+
+def test_a_date_and_time_field_has_a_time_input_beside_its_date(sqlite_app):
+    from flask import render_template_string
+
+    from service.web import formview
+
+    form = meeting("datetime")
+    assert form.fields[0].time_label == "Time of the meeting"
+    values = formview.initial_values(form, {"meeting": "2026-03-27T09:05:00"}, None)
+    assert values["meeting"] == {"day": "27", "month": "3", "year": "2026", "time": "09:05"}
+    errors = {"meeting": "Date of the meeting must include a time"}
+    with sqlite_app.test_request_context():
+        page = render_template_string('{% from "_form.html" import render %}{{ render(items) }}',
+                                      items=formview.items(form, values, errors))
+    for part, value in (("day", "27"), ("month", "3"), ("year", "2026"), ("time", "09:05")):
+        assert f'name="meeting-{part}"' in page and f'id="meeting-{part}"' in page
+        assert re.search(rf'name="meeting-{part}"[^>]*value="{value}"', page), part
+    assert re.search(r'<label class="govuk-label govuk-label--s" for="meeting-time">\s*Time of the meeting', page)
+    # the error summary sends the worker to the time when the time is what is missing
+    assert formview.error_list(form, errors) == [{"text": errors["meeting"], "href": "#meeting-time"}]
+    assert formview.error_list(form, {"meeting": "Enter date of the meeting"})[0]["href"] == "#meeting-day"
+    # without a timeLabel the time input still says which question it belongs to
+    untitled = one({"type": "datetime", "subtype": "datetime", "key": "seen", "dateLabel": "Date seen"})
+    with sqlite_app.test_request_context():
+        page = render_template_string('{% from "_form.html" import render %}{{ render(items) }}',
+                                      items=formview.items(untitled, {}, {}))
+    assert '<span class="govuk-visually-hidden">Date seen: </span>Time' in page

@@ -35,6 +35,7 @@ class Field:
     readonly: bool = False  # readonly or disabled: never accepted from a submission
     hide_if: str | None = None  # FEEL from conditional.hide, as authored ("=consent != \"given\"")
     subtype: str | None = None  # date fields: "date" | "time" | "datetime"
+    time_label: str | None = None  # a "datetime" field's time input (form-js timeLabel)
     integer: bool = False  # number fields: whole numbers only (formData long, decimalDigits 0)
     required_means_true: bool = False  # form-js checkbox: required means "must be ticked"
     required_message: str | None = None  # authored override for the "missing" message

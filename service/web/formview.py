@@ -32,6 +32,13 @@ def anchor(f: Field) -> str:
     return f.key
 
 
+def error_anchor(f: Field, message: str) -> str:
+    """Where an error's link goes: a date and time's time input when the time is what is wrong."""
+    if f.type == "date" and f.subtype == "datetime" and "time" in message.split(f.label, 1)[-1]:
+        return f"{f.key}-time"
+    return anchor(f)
+
+
 # -- raw values --------------------------------------------------------------------------------
 
 def raw_from_post(form: FormDefinition, post) -> dict[str, Any]:
@@ -112,7 +119,8 @@ def items(form: FormDefinition, values: dict[str, Any], errors: dict[str, str]) 
 
 def error_list(form: FormDefinition, errors: dict[str, str]) -> list[dict[str, str]]:
     """The error summary's entries, in the order of the fields on the page."""
-    listed = [{"text": errors[f.key], "href": f"#{anchor(f)}"} for f in form.fields if f.key in errors]
+    listed = [{"text": errors[f.key], "href": f"#{error_anchor(f, errors[f.key])}"} for f in form.fields
+              if f.key in errors]
     known = {f.key for f in form.fields}
     listed += [{"text": message, "href": "#main-content"} for key, message in errors.items() if key not in known]
     return listed
@@ -202,8 +210,11 @@ def _field(f: Field, raw: Any, error: str | None) -> Item:
     params = {**common, "id": f.key, "namePrefix": f.key, "fieldset": _legend(f), "items": date_items,
               "hint": _hint(f, "For example, 27 3 2027")}
     if f.subtype == "datetime":
+        # the time input's label names its question too, as a screen reader meets it outside the fieldset
+        label = f.time_label or Markup('<span class="govuk-visually-hidden">{}: </span>Time').format(f.label)
         return Item("datetime", params, children=[Item("input", {
-            "label": {"text": "Time"}, "id": f"{f.key}-time", "name": f"{f.key}-time",
+            "label": {"html" if isinstance(label, Markup) else "text": label, "classes": "govuk-label--s"},
+            "id": f"{f.key}-time", "name": f"{f.key}-time", "autocomplete": "off", "spellcheck": False,
             "value": parts.get("time", ""), "classes": f"govuk-input--width-5{error_class}",
             "hint": {"text": "For example, 14:30"}})])
     return Item("date", params)
