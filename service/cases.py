@@ -305,6 +305,14 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     return case
 
 
+def check_task_answers(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json"
+                       ) -> dict[str, Any]:
+    """The answers ``complete_task`` would record, checked as it checks them, without completing the task (the
+    pages' "Check your answers" step); 422 names each field that is wrong."""
+    task = get_task(session, task_id, actor, to_work=True)
+    return _validated(task_form(session, task), data, source, known=task.case.data)
+
+
 def may_work_on_without_admin(task: OpenTask, actor: Actor) -> bool:
     return may_work_on(task, actor.without_admin())
 

@@ -106,6 +106,7 @@ def _formjs_field(comp: dict, ftype: str, name: str, problems: _Problems) -> Fie
         integer=ftype == "number" and comp.get("decimalDigits") == 0,
         required_means_true=ftype == "boolean", required_message=props.get("required_message"),
         allocate_role=props.get("allocate_role") if ftype in ("text", "select") else None,
+        check_answers=str(props.get("check_answers", "")).strip().lower() == "true",
     )
     if ftype in CHOICE_TYPES:
         f.options = _formjs_options(comp, key, problems)

@@ -43,6 +43,9 @@ class Field:
     #: chosen from a list of them and checked on the server; that user is given the case's next tasks of
     #: the role (``service.workload``).
     allocate_role: str | None = None
+    #: Property ``check_answers`` = ``true`` on any field of a form: the pages show the worker a "Check your
+    #: answers" page before the task is completed (a threshold, allocation, decline or closure decision).
+    check_answers: bool = False
 
     @property
     def is_required(self) -> bool:
@@ -80,6 +83,11 @@ class FormDefinition:
 
     def field(self, key: str) -> Field | None:
         return next((f for f in self.fields if f.key == key), None)
+
+    @property
+    def checks_answers(self) -> bool:
+        """The pages ask the worker to check their answers before the task is completed."""
+        return any(f.check_answers for f in self.fields)
 
 
 def _walk_fields(components: list[Component]):

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from service.forms import Field, FormDefinition, Group, Text
 from service.forms.conditions import browser_condition
-from service.web.filters import guidance, show_value
+from service.web.filters import guidance, london_date, show_value
 
 DATE_PARTS = ("day", "month", "year")
 
@@ -96,6 +96,31 @@ def initial_values(form: FormDefinition, case_data: dict[str, Any], draft: dict[
             if raw is not None:
                 values[f.key] = raw
     return values
+
+
+def answer_rows(form: FormDefinition | None, cleaned: dict[str, Any]) -> list[dict[str, str]]:
+    """Validated answers as the worker reads them (the field's label, the option's label, a date in words),
+    for a "Check your answers" page: ``key``, ``anchor`` (the input a Change link goes to), ``label``, ``value``."""
+    from service.families import parse_date  # the service layer's date reading (imported late: no cycle)
+
+    rows = []
+    for f in form.fields if form else []:
+        if f.readonly or f.key not in cleaned:
+            continue
+        value = cleaned[f.key]
+        labels = {str(o.value): o.label for o in (f.options or [])}
+        if isinstance(value, list):
+            shown = ", ".join(labels.get(str(v), str(v)) for v in value) or "None"
+        elif labels and value is not None:
+            shown = labels.get(str(value), str(value))
+        elif f.type == "date" and value:
+            parsed = parse_date(str(value)[:10])
+            shown = london_date(parsed) + (f", {str(value)[11:16]}" if f.subtype == "datetime" else "") \
+                if parsed else str(value)
+        else:
+            shown = show_value(value)
+        rows.append({"key": f.key, "anchor": anchor(f), "label": f.label, "value": shown})
+    return rows
 
 
 # -- components for the templates --------------------------------------------------------------
