@@ -237,7 +237,7 @@ def _complete_by_api(site, reference: str, task: str, name: str, data: dict) -> 
 
 
 def test_an_allocation_decision_is_checked_before_it_is_sent_and_the_check_page_passes_axe(site, checked):
-    _new_case(site, "CF-3010", family_accepts_support="yes", safety_plan="yes")
+    _new_case(site, "CF-3010")
     _complete_by_api(site, "CF-3010", "Task_CompleteJaffPart1", shots.WORKER,
                      {"family_outcomes": "x", "consent": "given", "consent_form": "signed", "shared_with_family": True})
     coordinator = f"{shots.COUNCIL}.taf.coordinator"
