@@ -300,9 +300,17 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     _audit(session, case, actor, "task_completed", task.name,
            {"title": task.title, "data": runtime.json_safe(cleaned), **({"as_admin": True} if as_admin else {})})
     task.closed_by = actor.name
-    _apply(session, case, workflow, snap, actor)
+    _apply(session, case, workflow, snap, actor, answers=cleaned)
     _refer_significant_harm(session, case, cleaned, actor, where=task.title)
     return case
+
+
+def check_task_answers(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json"
+                       ) -> dict[str, Any]:
+    """The answers ``complete_task`` would record, checked as it checks them, without completing the task (the
+    pages' "Check your answers" step); 422 names each field that is wrong."""
+    task = get_task(session, task_id, actor, to_work=True)
+    return _validated(task_form(session, task), data, source, known=task.case.data)
 
 
 def may_work_on_without_admin(task: OpenTask, actor: Actor) -> bool:
@@ -634,7 +642,22 @@ def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], a
     _apply(session, case, workflow, snap, actor)
 
 
-def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor) -> None:
+def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Every answer the case has been given: the engine's view of its data, over what the case knew before.
+
+    The engine's snapshot reads the data of the latest step and of the open ones, so an answer given in one
+    branch of a parallel split drops out of it when the other branch moves on (a timer fires, a task is done)
+    and comes back only when the branches join. The case page, the tracker and the next forms show every
+    answer at once: keys the engine no longer shows keep their last value, and the answers of the step just
+    completed are kept when the engine's view lacks them (a value the engine changed wins).
+    """
+    kept = {k: v for k, v in runtime.json_safe(answers or {}).items() if k not in engine}
+    return {**(before or {}), **kept, **engine}
+
+
+def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
+           answers: dict[str, Any] | None = None) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
 
     Refused (nothing written) when the step would enrol the family in a voluntary service without consent.
@@ -644,7 +667,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     now = clock.now()
     case.state = runtime.dump(workflow)
     case.state_format = runtime.STATE_FORMAT
-    case.data = snap.data
+    case.data = known_data(case.data, snap.data, answers)
     case.status = "completed" if snap.completed else "active"
     case.outcome = snap.data.get("outcome") if snap.completed else None
     case.error = None

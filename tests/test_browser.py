@@ -202,3 +202,59 @@ def test_printing_the_case_record_shows_every_answer(site, page):
     assert answers.is_visible()
     assert not page.get_by_role("button", name="Raise immediate risk").is_visible()
     assert not page.locator(".govuk-service-navigation").is_visible()
+
+
+def test_conditional_questions_follow_the_answers_and_pass_axe(site, page, checked):
+    task_url = f"{site.url}/tasks/{site.task_id('CF-2057', 'Task_CompleteJaffPart1')}"
+    for tab in (page, checked):  # with the content security policy on (page), and open to axe-core (checked)
+        shots.sign_in(tab, site)
+        tab.goto(task_url)
+        reason = tab.get_by_role("group", name="Why consent was not sought")
+        agreed_by = tab.get_by_label("Manager who agreed not to seek consent")
+        how_given = tab.get_by_role("group", name="How was consent given?")
+        assert not reason.is_visible() and not agreed_by.is_visible()
+        tab.get_by_label("Not sought").check()
+        assert reason.is_visible() and agreed_by.is_visible() and not how_given.is_visible()
+        tab.get_by_label("Given").check()
+        assert not reason.is_visible() and how_given.is_visible()
+        tab.get_by_label("Not sought").check()
+    assert page.problems == [], "the content security policy or a script complained"
+    assert axe(checked) == []
+    assert checked.problems == []
+
+
+def _complete_by_api(site, reference: str, task: str, name: str, data: dict) -> None:
+    import json
+    from urllib.request import Request, urlopen
+
+    from service.demo import demo_token
+
+    request = Request(f"{site.url}/api/v1/tasks/{site.task_id(reference, task)}/complete", method="POST",
+                      data=json.dumps({"data": data}).encode(), headers={
+                          "Authorization": f"Bearer {demo_token(name)}", "Content-Type": "application/json"})
+    with urlopen(request) as response:
+        assert response.status == 200
+
+
+def test_an_allocation_decision_is_checked_before_it_is_sent_and_the_check_page_passes_axe(site, checked):
+    _new_case(site, "CF-3010")
+    _complete_by_api(site, "CF-3010", "Task_CompleteJaffPart1", shots.WORKER,
+                     {"family_outcomes": "x", "consent": "given", "consent_form": "signed", "shared_with_family": True})
+    coordinator = f"{shots.COUNCIL}.taf.coordinator"
+    _complete_by_api(site, "CF-3010", "Task_CheckJaffPart1", coordinator, {"jaff_complete": True})
+    shots.sign_in(checked, site, coordinator)
+    checked.goto(f"{site.url}/tasks/{site.task_id('CF-3010', 'Task_AllocationDecision')}")
+    taf_number = checked.get_by_label("TAF number")
+    assert not taf_number.is_visible()
+    checked.get_by_label("Accepted: TAF multi-agency").check()
+    taf_number.fill("TAF-3010")
+    checked.get_by_role("button", name="Continue").click()
+    assert checked.get_by_role("heading", name=re.compile("Check your answers")).is_visible()
+    assert axe(checked) == []
+    checked.get_by_role("button", name="Change decision").click()
+    assert checked.get_by_label("TAF number").input_value() == "TAF-3010"
+    checked.get_by_role("button", name="Continue").click()
+    checked.get_by_role("button", name="Confirm and complete").click()
+    checked.wait_for_url(re.compile(r".*/cases/\d+$"))
+    assert "You completed 'Allocation meeting decision'" in checked.locator("main").inner_text()
+    assert checked.problems == []

@@ -132,7 +132,8 @@ WALKS = [
                [fill("Notes for PEH (optional)", "Referred for the parenting programme")]),
           Step("peh.manager", "Allocate to the most appropriate PEH team", ("Notes for PEH",
                                                                              "Referred for the parenting programme"),
-               [pick("Team", "Family Support Services (FSS)"), fill("Worker allocated", "Lee")]),
+               [pick("Team", "Family Support Services (FSS)"),
+                pick("Worker allocated", "Pip (PEH practitioner) (afc.peh.practitioner)")]),
           Step("peh.practitioner", "Contact the family for consent and engagement",
                ("Team", "Family Support Services (FSS)"),
                [choose("Did you reach the family?", "Yes: I spoke to the family"),
@@ -297,7 +298,13 @@ def do_step(w: Walker, walk: Walk, step: Step, reference: str) -> None:
     w.check(f"task {walk.council}: {step.task}")
     for answer in step.answers:
         answer(page)
-    page.get_by_role("button", name="Complete task").click()
+    if page.get_by_role("button", name="Continue").count():  # a decision: check your answers first
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("heading", level=1, name=re.compile("^Check your answers")).wait_for()
+        w.check("check your answers")
+        page.get_by_role("button", name="Confirm and complete").click()
+    else:
+        page.get_by_role("button", name="Complete task").click()
     page.wait_for_url(re.compile(r".*/cases/\d+$"))
     assert page.locator(".govuk-error-summary").count() == 0, page.locator("main").inner_text()
     assert f"You completed '{step.task}'" in page.locator("main").inner_text()

@@ -1,6 +1,7 @@
 """User-task forms: definitions from form-js and camunda:formData, and submission validation."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -792,3 +793,69 @@ def test_camunda_form_of_reads_a_start_event_and_matches_spiff():
     # on a user task it reads exactly what SpiffWorkflow's own parser reads
     task = process.find(".//{http://www.omg.org/spec/BPMN/20100524/MODEL}userTask[@id='Task_X']")
     assert form_from_camunda(camunda_form_of(task), "Task_X") == form_from_camunda(spiff_form(), "Task_X")
+
+
+def test_a_date_and_time_field_has_a_time_input_beside_its_date(sqlite_app):
+    from flask import render_template_string
+
+    from service.web import formview
+
+    form = meeting("datetime")
+    assert form.fields[0].time_label == "Time of the meeting"
+    values = formview.initial_values(form, {"meeting": "2026-03-27T09:05:00"}, None)
+    assert values["meeting"] == {"day": "27", "month": "3", "year": "2026", "time": "09:05"}
+    errors = {"meeting": "Date of the meeting must include a time"}
+    with sqlite_app.test_request_context():
+        page = render_template_string('{% from "_form.html" import render %}{{ render(items) }}',
+                                      items=formview.items(form, values, errors))
+    for part, value in (("day", "27"), ("month", "3"), ("year", "2026"), ("time", "09:05")):
+        assert f'name="meeting-{part}"' in page and f'id="meeting-{part}"' in page
+        assert re.search(rf'name="meeting-{part}"[^>]*value="{value}"', page), part
+    assert re.search(r'<label class="govuk-label govuk-label--s" for="meeting-time">\s*Time of the meeting', page)
+    # the error summary sends the worker to the time when the time is what is missing
+    assert formview.error_list(form, errors) == [{"text": errors["meeting"], "href": "#meeting-time"}]
+    assert formview.error_list(form, {"meeting": "Enter date of the meeting"})[0]["href"] == "#meeting-day"
+    # without a timeLabel the time input still says which question it belongs to
+    untitled = one({"type": "datetime", "subtype": "datetime", "key": "seen", "dateLabel": "Date seen"})
+    with sqlite_app.test_request_context():
+        page = render_template_string('{% from "_form.html" import render %}{{ render(items) }}',
+                                      items=formview.items(untitled, {}, {}))
+    assert '<span class="govuk-visually-hidden">Date seen: </span>Time' in page
+
+
+CHECKED_DECISIONS = (  # threshold, allocation, decline and closure decisions of the reference pathways
+    "carmarthenshire_taf_allocation", "carmarthenshire_taf_plan_allocation", "carmarthenshire_taf_decline",
+    "carmarthenshire_taf_plan_closure", "carmarthenshire_step_across_declined", "halton_close_caf",
+    "halton_step_down_form", "halton_unplanned_referral_review", "afc_step_up_meeting_decision",
+    "afc_step_down_meeting_decision", "afc_step_up_allocation", "afc_step_down_allocation", "afc_nfa_allocation",
+    "rochdale_threshold_consultation", "rochdale_close_case", "rochdale_step_down_decision",
+    "somerset_threshold_response", "somerset_hub_decision", "somerset_somerset_direct_decision")
+ALLOCATIONS = {  # the fields that pick a person of a role: a list of the council's users with it
+    ("afc_step_up_allocation", "allocated_worker"): "csc_social_worker",
+    ("afc_step_down_allocation", "allocated_worker"): "peh_practitioner",
+    ("afc_nfa_allocation", "allocated_worker"): "peh_practitioner",
+    ("carmarthenshire_taf_allocation", "taf_coordinator_name"): "taf_coordinator",
+    ("carmarthenshire_taf_plan_allocation", "taf_coordinator_name"): "taf_coordinator",
+    ("carmarthenshire_taf_plan_keyworker", "keyworker_name"): "keyworker",
+}
+
+
+def _reference_form(name):
+    path = Path(__file__).resolve().parent.parent / "forms" / f"{name}.form"
+    return form_from_formjs(path.read_text(), path.name)
+
+
+@pytest.mark.parametrize("name", CHECKED_DECISIONS)
+def test_reference_decisions_ask_the_worker_to_check_their_answers(name):
+    assert _reference_form(name).checks_answers
+
+
+def test_an_ordinary_form_completes_without_a_check():
+    assert not _reference_form("carmarthenshire_jaff_part_1").checks_answers
+    assert not one({"type": "textfield", "key": "a", "properties": {"check_answers": "false"}}).checks_answers
+    assert one({"type": "textfield", "key": "a", "properties": {"check_answers": "true"}}).checks_answers
+
+
+@pytest.mark.parametrize("name, key", list(ALLOCATIONS))
+def test_reference_allocations_pick_a_person_of_the_role(name, key):
+    assert _reference_form(name).field(key).allocate_role == ALLOCATIONS[(name, key)]

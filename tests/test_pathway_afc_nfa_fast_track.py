@@ -29,7 +29,7 @@ def flow(pathways, frozen_clock):
 def to_contact(flow):
     flow.start(start_data(), role="csc_social_worker")
     flow.complete("Task_SpaReferToPeh", {"spa_notes": "Referred"}, "spa")
-    flow.complete("Task_AllocatePeh", {"allocated_team": "fss", "allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_AllocatePeh", {"allocated_team": "fss", "allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
 
 
 def tell_referrer(flow):
@@ -66,7 +66,7 @@ def test_engaged_with_every_timescale(flow):
     assert flow.notes("peh_manager") == ["NFA fast track: allocate to a PEH team (48 hours)"]
     flow.fire(utc(2026, 12, 26, 9, 0))
     assert flow.notes("head_of_integrated_working") == ["NFA fast track: not allocated after 72 hours"]
-    flow.complete("Task_AllocatePeh", {"allocated_team": "fss", "allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_AllocatePeh", {"allocated_team": "fss", "allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
     # Saturday 26 December + five working days, skipping the bank holidays of Monday 28 December and Friday
     # 1 January: 29, 30, 31 December, 4 and 5 January.
     assert flow.task("Task_ContactFamily")["roles"] == ["peh_practitioner"]
@@ -83,7 +83,7 @@ def test_engaged_with_every_timescale(flow):
     assert flow.outcome() == "engaged"
     assert flow.case["data"]["referrer_feedback"] == "Told Sam"
     data = flow.case["data"]
-    assert (data["recommended_intervention"], data["allocated_worker"]) == ("Parenting programme", "Lee")
+    assert (data["recommended_intervention"], data["allocated_worker"]) == ("Parenting programme", "user-peh_practitioner")
 
 
 def test_family_not_reached_then_declined(flow):
@@ -150,7 +150,7 @@ def test_immediate_risk_interrupts_every_stage(flow, stage):
     if stage in ("allocation", "contact"):
         flow.complete("Task_SpaReferToPeh", {"spa_notes": "Referred"}, "spa")
     if stage == "contact":
-        flow.complete("Task_AllocatePeh", {"allocated_team": "art", "allocated_worker": "Lee"}, "peh_manager")
+        flow.complete("Task_AllocatePeh", {"allocated_team": "art", "allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
     flow.message("immediate_risk", {"what_happened": "Disclosure"})
     assert flow.open() == ["Task_UrgentSpaReferral"]
     assert flow.task("Task_UrgentSpaReferral")["roles"] == ["spa"]

@@ -65,7 +65,7 @@ def test_stepped_down_within_10_working_days_over_the_bank_holidays(flow):
     assert flow.due("Task_SendDocumentChecklist") == utc(2026, 12, 30, 9, 0)
     assert flow.task("Task_SendDocumentChecklist")["roles"] == ["csc_social_worker"]
 
-    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee Lead"}, "peh_manager")
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "csc_social_worker")
     assert flow.open() == ["Task_AgreeStepDownPlan"]  # every document shared: nothing to chase
     assert flow.due("Task_AgreeStepDownPlan") == utc(2027, 1, 7, 17, 0)
@@ -88,12 +88,12 @@ def test_stepped_down_within_10_working_days_over_the_bank_holidays(flow):
     assert flow.open() == ["Task_TacJointVisit"]
     flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "peh_practitioner")
     assert flow.outcome() == "stepped_down"
-    assert flow.case["data"]["allocated_worker"] == "Lee Lead"
+    assert flow.case["data"]["allocated_worker"] == "user-peh_practitioner"
 
 
 def test_plan_not_agreed_by_the_deadline_escalates(flow):
     agreed(flow, transitions_meeting_date="2026-12-24")
-    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "csc_social_worker")
     assert flow.due("Task_AgreeStepDownPlan") == utc(2026, 12, 24, 17, 0)
     flow.fire(utc(2026, 12, 24, 17, 0))
@@ -152,7 +152,7 @@ def test_meeting_agrees_the_step_down_and_the_deadline_counts_from_the_meeting(f
                   "csc_manager")
     assert flow.rules() == ["Rule_NeedsUnclear", "Rule_MeetingStepDown"]
     flow.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
-    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "csc_social_worker")
     assert flow.timers()["Event_AgreeStepDownPlanEscalation"] == utc(2027, 1, 21, 17, 0)
 
@@ -205,7 +205,7 @@ def test_without_consent_given_the_family_is_never_stepped_down_to_voluntary_peh
 def test_missing_documents_are_chased_and_never_hold_up_the_plan_or_the_visit(flow):
     """'A week ahead where possible': the plan and the visit go ahead; missing documents are recorded and chased."""
     agreed(flow)
-    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+    flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ["consent_form", "transfer_summary"],
                                                  "documents_notes": "Genogram being drawn"}, "csc_social_worker")
     assert flow.open() == ["Task_AgreeStepDownPlan", "Task_ChaseMissingDocuments"]
@@ -228,7 +228,7 @@ def test_immediate_risk_reaches_spa_first_and_statutory_work_goes_on(flow, stage
     if stage in ("transition", "tac"):
         flow.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
     if stage == "tac":
-        flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee"}, "peh_manager")
+        flow.complete("Task_AllocateLeadProfessional", {"allocated_worker": flow.users["peh_practitioner"]}, "peh_manager")
         flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "csc_social_worker")
         flow.complete("Task_AgreeStepDownPlan", {"transition_plan": "P", "tac_visit_date": "2027-01-05"},
                       "peh_manager")

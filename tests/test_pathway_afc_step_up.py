@@ -70,19 +70,22 @@ def test_planned_step_up_agreed_to_stepped_up(flow):
     # A week (5 working days, over the New Year bank holiday) before the meeting of 7 January.
     assert flow.due("Task_SendDocumentChecklist") == utc(2026, 12, 30, 9, 0)
 
-    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam Social"}, "csc_manager")
+    # the allocation names a real CSC social worker of the council, never free text
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam Social"}, "csc_manager", status=422)
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": flow.users["csc_social_worker"]}, "csc_manager")
     assert flow.open() == ["Task_SendDocumentChecklist"]
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "peh_manager")
     assert flow.open() == ["Task_AgreeStepUpPlan"]  # all shared: nothing to chase
     assert flow.due("Task_AgreeStepUpPlan") == utc(2027, 1, 7, 17, 0)
     flow.complete("Task_AgreeStepUpPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-11"}, "csc_manager")
     assert flow.task("Task_TacJointVisit")["roles"] == ["csc_social_worker"]
+    assert flow.task("Task_TacJointVisit")["assignee"] == flow.users["csc_social_worker"]  # the allocated worker's
     assert flow.due("Task_TacJointVisit") == utc(2027, 1, 11, 17, 0)
     flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "csc_social_worker")
     assert flow.outcome() == "stepped_up"
     data = flow.case["data"]
     assert (data["allocated_worker"], data["child_name"], data["consent_override_reason"]) == \
-        ("Sam Social", "Alex", "undue_delay")
+        ("user-csc_social_worker", "Alex", "undue_delay")
 
 
 def test_no_caf_no_caf_documents_needed(flow):
@@ -92,7 +95,7 @@ def test_no_caf_no_caf_documents_needed(flow):
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ["transfer_summary", "chronology", "genogram"]},
                   "peh_manager")
     assert flow.open() == ["Task_AllocateSocialWorker"]  # the plan waits for the allocation too
-    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": flow.users["csc_social_worker"]}, "csc_manager")
     assert flow.open() == ["Task_AgreeStepUpPlan"]
 
 
@@ -147,7 +150,7 @@ def test_safeguarding_incident_or_significant_harm_goes_first_to_an_urgent_spa_t
     # A refusal of consent does not stop or delay the step up: the SPA already has the referral.
     flow.complete("Task_ReferToSpa", {"consent": "refused", "consent_refusal_notes": "Father refuses; SPA told",
                                       "transitions_meeting_date": "2027-01-07"}, "peh_manager")
-    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": flow.users["csc_social_worker"]}, "csc_manager")
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ALL_DOCS}, "peh_manager")
     flow.complete("Task_AgreeStepUpPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-11"}, "csc_manager")
     flow.complete("Task_TacJointVisit", {"tac_visit_held": True, "roles_explained": True}, "csc_social_worker")
@@ -186,7 +189,7 @@ def test_missing_documents_are_chased_and_never_hold_up_the_plan_or_the_visit(fl
     flow.start(start_data())
     flow.complete("Task_InitialDiscussion", discussion(), "csc_manager")
     flow.complete("Task_ReferToSpa", {"consent": "given", "transitions_meeting_date": "2027-01-07"}, "peh_manager")
-    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+    flow.complete("Task_AllocateSocialWorker", {"allocated_worker": flow.users["csc_social_worker"]}, "csc_manager")
     flow.complete("Task_SendDocumentChecklist", {"documents_received": ["transfer_summary"],
                                                  "documents_notes": "Chronology and genogram next week"},
                   "peh_manager")
@@ -255,7 +258,7 @@ def test_immediate_risk_interrupts_every_stage(flow, stage):
     if stage == "plan":
         flow.complete("Task_ReferToSpa", {"consent": "given", "transitions_meeting_date": "2027-01-07"},
                       "peh_manager")
-        flow.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+        flow.complete("Task_AllocateSocialWorker", {"allocated_worker": flow.users["csc_social_worker"]}, "csc_manager")
         flow.complete("Task_SendDocumentChecklist", {"documents_received": ["transfer_summary", "chronology",
                                                                             "genogram"]}, "peh_manager")
         assert flow.open() == ["Task_AgreeStepUpPlan"]

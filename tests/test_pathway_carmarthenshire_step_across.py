@@ -61,7 +61,7 @@ def test_accepted_referral_steps_across_and_starts_the_taf_plan(api):
     assert scheduler.fire_due(api.app) == 1
     assert notes(api, "taf_coordinator") == [("reminder", "Step-across allocation decision not yet recorded")]
     case.complete("Task_AllocationMeeting", {"allocation_decision": "multi_agency", "taf_number": "TAF-77",
-                                             "taf_coordinator_name": "Rhian"}, "taf_coordinator")
+                                             "taf_coordinator_name": "user-taf_coordinator"}, "taf_coordinator")
     assert case.timers() == {"Event_RecordAllocationReminder": london(2027, 1, 15, 10, 0)}
     case.complete("Task_RecordAllocation", {"decision_on_care_first": True, "crt_emailed": True,
                                             "keyworker_agency": "Youth service", "keyworker_name": "Dafydd"},

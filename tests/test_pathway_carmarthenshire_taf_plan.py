@@ -32,9 +32,9 @@ def allocated(api, **extra):
     """A referral accepted at the allocation meeting, keyworker selected, JAFF part 2 open."""
     case = Case(api, {**REFERRAL, **extra})
     case.complete("Task_AllocationMeeting", {"allocation_decision": "multi_agency", "taf_number": "TAF-9",
-                                             "taf_coordinator_name": "Rhian", "keyworker_agency": "Flying Start"},
+                                             "taf_coordinator_name": "user-taf_coordinator", "keyworker_agency": "Flying Start"},
                   "taf_coordinator")
-    case.complete("Task_SelectKeyworker", {"keyworker_name": "Sian"}, "keyworker")
+    case.complete("Task_SelectKeyworker", {"keyworker_name": "user-keyworker"}, "keyworker")
     return case
 
 
@@ -59,14 +59,15 @@ def test_a_year_of_3_monthly_reviews_then_closed_outcomes_met(api):
     assert when(meeting["due_at"]) == london(2027, 1, 13, 10, 0)
     api.clock.move_to(london(2027, 1, 13, 11, 0))
     case.complete("Task_AllocationMeeting", {"allocation_decision": "multi_agency", "taf_number": "TAF-9",
-                                             "taf_coordinator_name": "Rhian", "keyworker_agency": "Flying Start"},
+                                             "taf_coordinator_name": "user-taf_coordinator", "keyworker_agency": "Flying Start"},
                   "taf_coordinator")
     task = case.task("Task_SelectKeyworker")
     assert (task["roles"], when(task["due_at"])) == (["keyworker"], london(2027, 1, 20, 11, 0))
     api.clock.move_to(london(2027, 1, 14, 9, 0))
-    case.complete("Task_SelectKeyworker", {"keyworker_name": "Sian"}, "keyworker")
+    case.complete("Task_SelectKeyworker", {"keyworker_name": "user-keyworker"}, "keyworker")
     task = case.task("Task_JaffPart2")
     assert when(task["due_at"]) == london(2027, 2, 11, 9, 0)  # 20 working days
+    assert task["assignee"] == "user-keyworker"  # the keyworker chosen is a user of the role, and does the plan
     assert case.timers() == {"Event_JaffPart2Reminder": london(2027, 2, 11, 9, 0),
                              "Event_JaffPart2Escalation": london(2027, 2, 18, 9, 0)}
     api.clock.move_to(london(2027, 2, 18, 9, 0))
@@ -134,9 +135,9 @@ def test_review_family_wish_to_withdraw(api):
 def test_family_can_withdraw_at_any_time(api, stage):
     case = Case(api, REFERRAL)
     for name, data, role in [
-        ("Task_AllocationMeeting", {"allocation_decision": "single_agency", "taf_coordinator_name": "R",
+        ("Task_AllocationMeeting", {"allocation_decision": "single_agency", "taf_coordinator_name": "user-taf_coordinator",
                                     "keyworker_agency": "School"}, "taf_coordinator"),
-        ("Task_SelectKeyworker", {"keyworker_name": "Ann"}, "keyworker"),
+        ("Task_SelectKeyworker", {"keyworker_name": "user-keyworker"}, "keyworker"),
         ("Task_JaffPart2", PLAN, "keyworker"),
     ]:
         if name == stage:
@@ -171,7 +172,7 @@ def test_review_step_up_starts_the_step_up_and_the_plan_keeps_its_reviews(api):
     up = api.get(f"/cases/{up_id}", as_="admin").json
     assert (up["process"], up["reference"], up["status"]) == ("carmarthenshire_step_up", "CARM-PLAN-1", "active")
     assert (up["data"]["concerns"], up["data"]["keyworker_name"], up["data"]["allocation_decision"]) == (
-        "Neglect getting worse", "Sian", "multi_agency")
+        "Neglect getting worse", "user-keyworker", "multi_agency")
     # Multi-agency TAF, no significant harm: straight to the coordinator's record of the concerns.
     assert [t["name"] for t in up["tasks"]] == ["Task_RecordConcerns"]
 

@@ -62,7 +62,7 @@ def test_cases_in_both_directions_with_their_fields(api, frozen_clock):
                                              "peh_can_meet_needs": "yes", "managers_agree": "yes", "significant_harm": "no",
                                              "decision_reason": "Ready"}, "peh_manager")
     down.complete("Task_RecordConsent", {"consent": "given"}, "csc_social_worker")
-    down.complete("Task_AllocateLeadProfessional", {"allocated_worker": "Lee Lead"}, "peh_manager")
+    down.complete("Task_AllocateLeadProfessional", {"allocated_worker": down.users["peh_practitioner"]}, "peh_manager")
     rows = up.tracker()
     assert list(rows) == [up.case["id"], down.case["id"]]  # longest in transition first
     a, b = rows[up.case["id"]], rows[down.case["id"]]
@@ -73,7 +73,7 @@ def test_cases_in_both_directions_with_their_fields(api, frozen_clock):
     assert a["documents_received"] == [] and len(a["documents_missing"]) == 4
     assert a["stage"] == ["Initial discussion with the PEH manager"]
     assert (b["direction"], b["sending_manager"], b["receiving_manager"]) == ("step down", "Dana CSC", "Robin PEH")
-    assert (b["allocated"], b["allocated_worker"]) == (True, "Lee Lead")
+    assert (b["allocated"], b["allocated_worker"]) == (True, "user-peh_practitioner")
     assert [d["value"] for d in b["documents"]] == DOWN_DOCS
     assert b["documents_missing"] == ["Consent form", "Social Care Assessment and Action Plan", "Transfer Summary",
                                       "Update Chronology", "Genogram"]
@@ -114,7 +114,7 @@ def test_a_completed_transition_leaves_the_list(api, frozen_clock):
     other = step_up(api, frozen_clock, reference="UP-2")
     up.complete("Task_UrgentReferralToSpa", {"spa_action": "Visited with police"}, "spa")
     up.complete("Task_ReferToSpa", {"consent": "given", "transitions_meeting_date": "2027-01-07"}, "peh_manager")
-    up.complete("Task_AllocateSocialWorker", {"allocated_worker": "Sam"}, "csc_manager")
+    up.complete("Task_AllocateSocialWorker", {"allocated_worker": up.users["csc_social_worker"]}, "csc_manager")
     up.complete("Task_SendDocumentChecklist", {"documents_received": UP_DOCS[1:]}, "peh_manager")
     up.complete("Task_AgreeStepUpPlan", {"transition_plan": "Plan", "tac_visit_date": "2027-01-04"}, "csc_manager")
     assert up.case["id"] in up.tracker()

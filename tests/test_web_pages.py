@@ -493,3 +493,87 @@ def test_no_gov_uk_branding(worker):
     assert "Step Pathways" in html
     assert "govuk-header__logotype" not in html and "crown" not in html.lower() and "GDS Transport" not in html
     assert 'href="#main-content"' in html  # the skip link
+
+
+# -- forms that behave (issue 13 item 10) ------------------------------------------------------------
+
+def test_simple_hide_conditions_render_as_data_attributes_for_the_browser(site, worker):
+    case = start(site, "FAM-HIDE")
+    html = worker.get(f"/tasks/{open_task(site, case['id'], 'Task_CompleteJaffPart1')}").get_data(as_text=True)
+    assert 'js/conditional.js' in html  # a file: the content security policy forbids inline scripts
+    wrappers = re.findall(r'<div class="sp-conditional" data-hide-key="([^"]*)" data-hide-op="([^"]*)" '
+                          r'data-hide-value="([^"]*)">\s*<div class="govuk-form-group[^"]*">\s*'
+                          r'(?:<fieldset[^>]*>\s*<legend[^>]*>\s*)?(?:<label[^>]*>\s*)?([^<]+?)\s*<', html)
+    assert ("consent", "ne", "not_sought", "Why consent was not sought") in wrappers
+    assert ("consent", "ne", "not_sought", "Manager who agreed not to seek consent") in wrappers
+    assert ("consent", "eq", "given", "Have the family been told that the information is shared without their consent?") in wrappers
+    assert ("consent", "ne", "given", "How was consent given?") in wrappers
+    # a question without a condition has no wrapper: every field still shows without JavaScript
+    assert 'data-hide-key="family_outcomes"' not in html and html.count('class="sp-conditional"') == 4
+
+
+def test_only_simple_conditions_go_to_the_browser():
+    from service.forms.conditions import browser_condition
+
+    assert browser_condition('=consent != "not_sought"') == {"key": "consent", "op": "ne", "value": "not_sought"}
+    assert browser_condition('=consent = "given"') == {"key": "consent", "op": "eq", "value": "given"}
+    assert browser_condition("=not(caf_in_place)") == {"key": "caf_in_place", "op": "not", "value": ""}
+    assert browser_condition("=jaff_complete") == {"key": "jaff_complete", "op": "truthy", "value": ""}
+    for left_to_the_server in ('=family_wants_caf = "yes" and consent = "given"', "=true", "=not(", None, "",
+                               '=a = "x\\"y"', "=count(x) > 2"):
+        assert browser_condition(left_to_the_server) is None
+
+
+def _at_allocation(site, reference):
+    case = start(site, reference)
+    site.post(f"/tasks/{open_task(site, case['id'], 'Task_CompleteJaffPart1')}/complete",
+              json={"data": {"family_outcomes": "x", "consent": "given", "consent_form": "signed",
+                             "shared_with_family": True}}, as_="worker")
+    site.post(f"/tasks/{open_task(site, case['id'], 'Task_CheckJaffPart1')}/complete",
+              json={"data": {"jaff_complete": True}}, as_="coordinator")
+    return case, open_task(site, case["id"], "Task_AllocationDecision")
+
+
+def test_an_allocation_decision_shows_check_your_answers_before_it_is_completed(site):
+    case, task_id = _at_allocation(site, "FAM-CYA")
+    coordinator = Browser(site.app)
+    coordinator.sign_in("coordinator")
+    form = coordinator.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert re.search(r">\s*Continue\s*</button>", form)  # not "Complete task": the check page comes first
+    answers = {"allocation_meeting_date-day": "6", "allocation_meeting_date-month": "1",
+               "allocation_meeting_date-year": "2027", "allocation_decision": "multi_agency", "taf_number": "TAF-12",
+               "taf_coordinator_name": "coordinator", "supporting_agencies": "School nurse"}
+    # wrong answers go back to the form with their errors, not to the check page
+    wrong = coordinator.post(f"/tasks/{task_id}", {**answers, "allocation_decision": "", "action": "complete"})
+    assert wrong.status_code == 422 and "Check your answers" not in page_text(wrong)
+    check = coordinator.post(f"/tasks/{task_id}", {**answers, "action": "complete"})
+    assert check.status_code == 200
+    html, text = check.get_data(as_text=True), page_text(check)
+    assert "Check your answers before completing" in text
+    assert "Accepted: TAF multi-agency" in text and "multi_agency" not in text  # the option's label
+    assert "6 January 2027" in text and "Coordinator" in text  # a date in words, a person by name
+    assert re.search(r'formaction="/tasks/[^"]+#allocation_decision"', html)  # Change goes back to the question
+    assert re.search(r'<input type="hidden" name="taf_number" value="TAF-12">', html)  # the answers travel here
+    assert open_task(site, case["id"], "Task_AllocationDecision") == task_id  # nothing completed yet
+    with coordinator.client.session_transaction() as session:
+        assert "TAF-12" not in str(dict(session))  # not in the session
+    # Change: the form again, with the answers as given
+    carried = {**answers, "action": "change"}
+    again = coordinator.post(f"/tasks/{task_id}", carried)
+    assert again.status_code == 200 and 'value="TAF-12"' in again.get_data(as_text=True)
+    assert "Check your answers" not in page_text(again)
+    # Confirm and complete
+    done = coordinator.post(f"/tasks/{task_id}", {**answers, "action": "confirm"})
+    assert done.status_code == 302
+    data = site.get(f"/cases/{case['id']}", as_="coordinator").json["data"]
+    assert (data["allocation_decision"], data["taf_number"], data["taf_coordinator_name"]) == \
+        ("multi_agency", "TAF-12", "coordinator")
+
+
+def test_a_form_without_check_answers_completes_at_once(site, worker):
+    case = start(site, "FAM-NOCYA")
+    task_id = open_task(site, case["id"], "Task_CompleteJaffPart1")
+    assert re.search(r">\s*Complete task\s*</button>", worker.get(f"/tasks/{task_id}").get_data(as_text=True))
+    done = worker.post(f"/tasks/{task_id}", {"action": "complete", "family_outcomes": "x", "consent": "given",
+                                            "consent_form": "signed", "shared_with_family": "true"})
+    assert done.status_code == 302

@@ -80,7 +80,8 @@ def _camunda_field(ff: Any, index: int, problems: _Problems) -> Field | None:
     f = Field(key=key, label=ff.label or _label_from_key(key), type=ftype, description=props.get("description"),
               subtype="date" if ftype == "date" else None, integer=ff.type == "long",
               required_message=props.get("required_message"),
-              allocate_role=props.get("allocate_role") if ftype in ("text", "select") else None)
+              allocate_role=props.get("allocate_role") if ftype in ("text", "select") else None,
+              check_answers=str(props.get("check_answers", "")).strip().lower() == "true")
     if ff.type == "enum":
         f.options = [Option(value=o.id, label=o.name or o.id) for o in ff.options]
         if not f.options:

@@ -7,6 +7,7 @@ server decides what is required and what is stored.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -46,3 +47,32 @@ def is_hidden(condition: str | None, answers: Mapping[str, Any]) -> bool:
         return compiled(condition).evaluate(dict(answers), limits=_LIMITS) is True
     except (FeelSyntaxError, FeelEvaluationError, RecursionError, ValueError, TypeError):
         return False
+
+
+#: The hide conditions the browser can evaluate, as form-js writes them: ``=a = "x"``, ``=a != "x"``,
+#: ``=not(a)`` and ``=a``. Anything else is left to the server (the field stays shown in the browser).
+_KEY = r"([A-Za-z_][A-Za-z0-9_]*)"
+_SIMPLE = (
+    (re.compile(rf'^{_KEY}\s*!=\s*"([^"\\]*)"$'), "ne"),
+    (re.compile(rf'^{_KEY}\s*=\s*"([^"\\]*)"$'), "eq"),
+    (re.compile(rf"^not\s*\(\s*{_KEY}\s*\)$"), "not"),
+    (re.compile(rf"^{_KEY}$"), "truthy"),
+)
+_FEEL_WORDS = {"not", "and", "or", "true", "false", "null", "if", "then", "else", "for", "in", "some", "every"}
+
+
+def browser_condition(condition: str | None) -> dict[str, str] | None:
+    """A simple hide condition as the data attributes static/js/conditional.js reads; None when it is not simple.
+
+    ``{"key": "consent", "op": "ne", "value": "not_sought"}`` for ``=consent != "not_sought"``. The server
+    still evaluates every condition itself (``is_hidden``): this only lets the page follow the worker.
+    """
+    if not condition or syntax_problem(condition):
+        return None
+    text = condition.strip()
+    text = text[1:].strip() if text.startswith("=") else text
+    for pattern, op in _SIMPLE:
+        match = pattern.match(text)
+        if match and match.group(1) not in _FEEL_WORDS:
+            return {"key": match.group(1), "op": op, "value": match.group(2) if op in ("eq", "ne") else ""}
+    return None

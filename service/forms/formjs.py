@@ -102,9 +102,11 @@ def _formjs_field(comp: dict, ftype: str, name: str, problems: _Problems) -> Fie
         description=comp.get("description") or None,
         readonly=bool(readonly is True or comp.get("disabled") is True),
         hide_if=hide if isinstance(hide, str) and hide.strip() else None, subtype=subtype,
+        time_label=str(comp["timeLabel"]) if subtype == "datetime" and comp.get("timeLabel") else None,
         integer=ftype == "number" and comp.get("decimalDigits") == 0,
         required_means_true=ftype == "boolean", required_message=props.get("required_message"),
         allocate_role=props.get("allocate_role") if ftype in ("text", "select") else None,
+        check_answers=str(props.get("check_answers", "")).strip().lower() == "true",
     )
     if ftype in CHOICE_TYPES:
         f.options = _formjs_options(comp, key, problems)

@@ -35,6 +35,7 @@ class Field:
     readonly: bool = False  # readonly or disabled: never accepted from a submission
     hide_if: str | None = None  # FEEL from conditional.hide, as authored ("=consent != \"given\"")
     subtype: str | None = None  # date fields: "date" | "time" | "datetime"
+    time_label: str | None = None  # a "datetime" field's time input (form-js timeLabel)
     integer: bool = False  # number fields: whole numbers only (formData long, decimalDigits 0)
     required_means_true: bool = False  # form-js checkbox: required means "must be ticked"
     required_message: str | None = None  # authored override for the "missing" message
@@ -42,6 +43,9 @@ class Field:
     #: chosen from a list of them and checked on the server; that user is given the case's next tasks of
     #: the role (``service.workload``).
     allocate_role: str | None = None
+    #: Property ``check_answers`` = ``true`` on any field of a form: the pages show the worker a "Check your
+    #: answers" page before the task is completed (a threshold, allocation, decline or closure decision).
+    check_answers: bool = False
 
     @property
     def is_required(self) -> bool:
@@ -79,6 +83,11 @@ class FormDefinition:
 
     def field(self, key: str) -> Field | None:
         return next((f for f in self.fields if f.key == key), None)
+
+    @property
+    def checks_answers(self) -> bool:
+        """The pages ask the worker to check their answers before the task is completed."""
+        return any(f.check_answers for f in self.fields)
 
 
 def _walk_fields(components: list[Component]):

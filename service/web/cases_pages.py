@@ -22,7 +22,7 @@ from service.errors import InvalidData
 from service.forms import validate_submission
 from service.models import db
 from service.web import formview
-from service.web.filters import london_date, show_value
+from service.web.filters import london_date
 from service.web.views import bp
 
 PER_PAGE = 25
@@ -163,24 +163,7 @@ def _form_step(page, process, errors: dict[str, str], status: int = 200):
 
 def _answers(form, cleaned: dict[str, Any]) -> list[dict[str, str]]:
     """The start form's answers as the worker reads them: the field's label and the option's label."""
-    rows = []
-    for f in form.fields if form else []:
-        if f.readonly or f.key not in cleaned:
-            continue
-        value = cleaned[f.key]
-        labels = {str(o.value): o.label for o in (f.options or [])}
-        if isinstance(value, list):
-            shown = ", ".join(labels.get(str(v), str(v)) for v in value) or "None"
-        elif labels and value is not None:
-            shown = labels.get(str(value), str(value))
-        elif f.type == "date" and value:
-            parsed = family_service.parse_date(str(value)[:10])
-            shown = london_date(parsed) + (f", {str(value)[11:16]}" if f.subtype == "datetime" else "") \
-                if parsed else str(value)
-        else:
-            shown = show_value(value)
-        rows.append({"label": f.label, "value": shown})
-    return rows
+    return formview.answer_rows(form, cleaned)
 
 
 def _after_form(page, process):

@@ -14,7 +14,8 @@ from typing import Any
 from markupsafe import Markup
 
 from service.forms import Field, FormDefinition, Group, Text
-from service.web.filters import guidance, show_value
+from service.forms.conditions import browser_condition
+from service.web.filters import guidance, london_date, show_value
 
 DATE_PARTS = ("day", "month", "year")
 
@@ -29,6 +30,13 @@ def anchor(f: Field) -> str:
     if f.type == "date" and f.subtype in ("date", "datetime"):
         return f"{f.key}-day"
     return f.key
+
+
+def error_anchor(f: Field, message: str) -> str:
+    """Where an error's link goes: a date and time's time input when the time is what is wrong."""
+    if f.type == "date" and f.subtype == "datetime" and "time" in message.split(f.label, 1)[-1]:
+        return f"{f.key}-time"
+    return anchor(f)
 
 
 # -- raw values --------------------------------------------------------------------------------
@@ -90,6 +98,31 @@ def initial_values(form: FormDefinition, case_data: dict[str, Any], draft: dict[
     return values
 
 
+def answer_rows(form: FormDefinition | None, cleaned: dict[str, Any]) -> list[dict[str, str]]:
+    """Validated answers as the worker reads them (the field's label, the option's label, a date in words),
+    for a "Check your answers" page: ``key``, ``anchor`` (the input a Change link goes to), ``label``, ``value``."""
+    from service.families import parse_date  # the service layer's date reading (imported late: no cycle)
+
+    rows = []
+    for f in form.fields if form else []:
+        if f.readonly or f.key not in cleaned:
+            continue
+        value = cleaned[f.key]
+        labels = {str(o.value): o.label for o in (f.options or [])}
+        if isinstance(value, list):
+            shown = ", ".join(labels.get(str(v), str(v)) for v in value) or "None"
+        elif labels and value is not None:
+            shown = labels.get(str(value), str(value))
+        elif f.type == "date" and value:
+            parsed = parse_date(str(value)[:10])
+            shown = london_date(parsed) + (f", {str(value)[11:16]}" if f.subtype == "datetime" else "") \
+                if parsed else str(value)
+        else:
+            shown = show_value(value)
+        rows.append({"key": f.key, "anchor": anchor(f), "label": f.label, "value": shown})
+    return rows
+
+
 # -- components for the templates --------------------------------------------------------------
 
 @dataclass
@@ -100,6 +133,9 @@ class Item:
     params: dict[str, Any] = dc_field(default_factory=dict)
     children: list[Item] = dc_field(default_factory=list)
     html: Markup | None = None
+    #: A simple ``conditional.hide`` as data attributes for static/js/conditional.js (None: always shown
+    #: in the browser; the server decides either way).
+    hide: dict[str, str] | None = None
 
 
 def items(form: FormDefinition, values: dict[str, Any], errors: dict[str, str]) -> list[Item]:
@@ -108,7 +144,8 @@ def items(form: FormDefinition, values: dict[str, Any], errors: dict[str, str]) 
 
 def error_list(form: FormDefinition, errors: dict[str, str]) -> list[dict[str, str]]:
     """The error summary's entries, in the order of the fields on the page."""
-    listed = [{"text": errors[f.key], "href": f"#{anchor(f)}"} for f in form.fields if f.key in errors]
+    listed = [{"text": errors[f.key], "href": f"#{error_anchor(f, errors[f.key])}"} for f in form.fields
+              if f.key in errors]
     known = {f.key for f in form.fields}
     listed += [{"text": message, "href": "#main-content"} for key, message in errors.items() if key not in known]
     return listed
@@ -120,7 +157,9 @@ def _item(component, values, errors) -> Item:
     if isinstance(component, Group):
         return Item("group", {"legend": component.label},
                     children=[_item(c, values, errors) for c in component.components])
-    return _field(component, values.get(component.key), errors.get(component.key))
+    item = _field(component, values.get(component.key), errors.get(component.key))
+    item.hide = browser_condition(component.hide_if)
+    return item
 
 
 def _hint(f: Field, extra: str | None = None) -> dict[str, str] | None:
@@ -196,8 +235,11 @@ def _field(f: Field, raw: Any, error: str | None) -> Item:
     params = {**common, "id": f.key, "namePrefix": f.key, "fieldset": _legend(f), "items": date_items,
               "hint": _hint(f, "For example, 27 3 2027")}
     if f.subtype == "datetime":
+        # the time input's label names its question too, as a screen reader meets it outside the fieldset
+        label = f.time_label or Markup('<span class="govuk-visually-hidden">{}: </span>Time').format(f.label)
         return Item("datetime", params, children=[Item("input", {
-            "label": {"text": "Time"}, "id": f"{f.key}-time", "name": f"{f.key}-time",
+            "label": {"html" if isinstance(label, Markup) else "text": label, "classes": "govuk-label--s"},
+            "id": f"{f.key}-time", "name": f"{f.key}-time", "autocomplete": "off", "spellcheck": False,
             "value": parts.get("time", ""), "classes": f"govuk-input--width-5{error_class}",
             "hint": {"text": "For example, 14:30"}})])
     return Item("date", params)

@@ -282,6 +282,7 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
                      "selected": u.name == task.assignee}
                     for u in case_service.assignable_users(db.session, task)] if actor.is_manager else [],
         draft_saved=bool(task.draft), may_work=case_service.may_work_on(task, actor),
+        checks_answers=bool(form and form.checks_answers),
     ), status
 
 
@@ -296,11 +297,14 @@ def task(task_id: str):
         return _task_page(task)
     form = case_service.task_form(db.session, task)
     raw = formview.raw_from_post(form, request.form) if form else {}
-    if request.form.get("action") == "draft":
+    action = request.form.get("action")
+    if action == "draft":
         case_service.save_draft(db.session, task_id, raw, actor)
         case_service.commit(db.session)
         flash("Your answers are saved as a draft. Nothing is sent until you complete the task.", "success")
         return redirect(url_for("web.task", task_id=task_id))
+    if form is not None and form.checks_answers and action in ("change", "complete", None):
+        return _check_answers(task, form, raw, change=action == "change")
     try:
         case = case_service.complete_task(db.session, task_id, request.form if form else {}, actor, source="html")
     except InvalidData as invalid:
@@ -314,6 +318,26 @@ def task(task_id: str):
     else:
         flash(f"You completed '{title}'.", "success")
     return redirect(url_for("web.case", case_id=case_id))
+
+
+def _check_answers(task: OpenTask, form, raw: dict[str, Any], change: bool):
+    """A decision's "Check your answers" page before it is completed (a form with ``check_answers``).
+
+    The answers travel as hidden fields, not in the session: Change posts them back to the form, Confirm
+    completes the task with them (checked again by ``complete_task``).
+    """
+    if change:  # back to the form with the answers as given (the button's formaction names the question)
+        return _task_page(task, raw)
+    try:
+        cleaned = case_service.check_task_answers(db.session, task.id, request.form, current_user.actor,
+                                                  source="html")
+    except InvalidData as invalid:
+        db.session.rollback()
+        task = case_service.get_task(db.session, task.id, current_user.actor)
+        return _task_page(task, raw, invalid.errors, status=422)
+    carried = [(k, v) for k, v in request.form.items(multi=True) if k not in ("csrf_token", "action")]
+    return render_template("task_check.html", task=task, case=task.case, rows=formview.answer_rows(form, cleaned),
+                           carried=carried)
 
 
 @bp.route("/tasks/<string:task_id>/claim", methods=["POST"])
