@@ -237,7 +237,9 @@ def test_immediate_risk_reaches_spa_first_and_statutory_work_goes_on(flow, stage
     assert flow.open() == sorted(before + ["Task_UrgentSpaReferral"])
     assert flow.task("Task_UrgentSpaReferral")["roles"] == ["spa"]
     assert "Task_UrgentSpaReferral" in urgent_tasks(KEY)
-    assert flow.timers() == timers  # the step down's own clocks go on
+    now = flow.timers()  # the step down's own clocks go on, beside the urgent referral's escalation
+    assert {name: due for name, due in now.items() if name in timers} == timers
+    assert [name for name in now if name not in timers] == ["safeguarding:urgent_escalation"]
     flow.complete("Task_UrgentSpaReferral", {"what_happened": "ignored", "spa_action": "Strategy discussion",
                                              "spa_referral_made": True}, "spa")
     assert flow.open() == before
