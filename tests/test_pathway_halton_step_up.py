@@ -406,7 +406,7 @@ def test_immediate_risk_interrupts_every_waiting_step(pathways, frozen_clock):
     # The concern raised is on iCART's form (read only: the worker who raised it wrote it).
     assert "what_happened" in [f["key"] for f in task["form"]["fields"]]
     assert flow.case["data"]["what_happened"] == "Disclosure at school"
-    assert flow.timers() == {}
+    assert list(flow.timers()) == ["safeguarding:urgent_escalation"]  # the urgent referral's, at the hour
     flow.complete("Task_UrgentIcartReferral", {"risk_summary": "Disclosure", "safeguarding_procedures_started": True},
                   flow.icart)
     assert flow.case["outcome"] == "safeguarding_referral"

@@ -341,6 +341,6 @@ def test_immediate_risk_interrupts(pathways, frozen_clock):
     case.case = response.json
     assert case.open() == ["Task_UrgentIcartReferral"]
     assert case.task("Task_UrgentIcartReferral")["roles"] == ["icart"]
-    assert case.timers() == {}
+    assert list(case.timers()) == ["safeguarding:urgent_escalation"]  # the urgent referral's, at the hour
     case.complete("Task_UrgentIcartReferral", {"risk_summary": "x", "safeguarding_procedures_started": True}, icart)
     assert case.case["outcome"] == "safeguarding_referral"
