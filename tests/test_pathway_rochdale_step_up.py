@@ -106,7 +106,7 @@ def test_process_is_deployed_with_its_roles(flow):
     assert set(process["roles"]) == {"lead_professional", "frt", "social_worker", "team_manager", "caf_team"}
     required = {f["key"] for f in process["start_form"]["fields"] if f["required"]}
     assert required == {"child_name", "referrer_name", "referrer_agency", "caf_in_place", "concerns", "significant_harm",
-                        "consent"}
+                        "consent", "consent_override_reason", "consent_override_agreed_by"}  # the last two when shown
     fields = {f["key"]: f for f in process["start_form"]["fields"]}
     assert fields["significant_harm"]["type"] == "radio"
     assert [o["value"] for o in fields["significant_harm"]["options"]] == ["yes", "no", "unsure"]
@@ -487,6 +487,6 @@ def test_immediate_risk_interrupts_the_step_up(flow):
     assert flow.open() == ["Task_UrgentFrtReferral"]
     fields = {f["key"] for f in task["form"]["fields"]}
     assert "what_happened" in fields and flow.case["data"]["what_happened"] == "Disclosure at school"
-    assert flow.case["timers"] == []
+    assert [t["name"] for t in flow.case["timers"]] == ["safeguarding:urgent_escalation"]  # the referral's, at the hour
     flow.complete("Task_UrgentFrtReferral", {"what_happened": "Disclosure at school", "frt_action_taken": "Police informed"}, "frt")
     assert flow.case["outcome"] == "safeguarding_referral"
