@@ -159,9 +159,9 @@ def test_notes_are_added_listed_and_audited(team, frozen_clock):
     assert bad.status_code == 422 and set(bad.json["errors"]) == {"kind", "happened_on", "text"}
     listed = team.get(f"/cases/{case['id']}/notes")
     assert [n["text"] for n in listed.json] == ["Home visit: all well."]
-    assert team.get(f"/cases/{case['id']}/notes", as_="front").status_code == 403
+    assert team.get(f"/cases/{case['id']}/notes", as_=team.as_role("youth_worker")).status_code == 403
     assert team.post(f"/cases/{case['id']}/notes", json={"kind": "visit", "happened_on": "2026-12-18", "text": "x"},
-                     as_="front").status_code == 403
+                     as_=team.as_role("youth_worker")).status_code == 403
     assert "note_added" in [e["event"] for e in team.get(f"/cases/{case['id']}/history").json]
     with team.app.app_context(), everything():
         raw = db.session.execute(text("SELECT text FROM case_notes")).scalar()
@@ -206,7 +206,7 @@ def test_upload_and_download_a_document(team):
     assert got.headers["Content-Disposition"].startswith("attachment;")
     assert got.headers["X-Content-Type-Options"] == "nosniff"
     # whoever may not see the case may not download it either
-    assert team.get(done.json["download"].removeprefix("/api/v1"), as_="front").status_code == 403
+    assert team.get(done.json["download"].removeprefix("/api/v1"), as_=team.as_role("youth_worker")).status_code == 403
     events = [e["event"] for e in team.get(f"/cases/{case['id']}/history").json]
     assert "document_uploaded" in events and "document_downloaded" in events
     with team.app.app_context(), everything():
@@ -228,7 +228,7 @@ def test_a_file_of_the_wrong_type_or_too_large_is_refused_and_nothing_is_stored(
     assert big.status_code == 413 and "1 KB" in big.json["message"]
     assert stored(team) == 0
     assert "document_uploaded" not in [e["event"] for e in team.get(f"/cases/{case['id']}/history").json]
-    assert upload(team, case["id"], PDF, as_="front").status_code == 403
+    assert upload(team, case["id"], PDF, as_=team.as_role("youth_worker")).status_code == 403
 
 
 def test_an_upload_ticks_the_checklist_in_the_tasks_draft_not_the_cases_data(team):

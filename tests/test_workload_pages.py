@@ -15,7 +15,7 @@ from service.engine.clock import LONDON, FixedClock
 from service.models import Case, CaseDocument, OpenTask, db
 
 PEOPLE = {"manager": ["team_manager"], "worker": ["social_worker"], "other": ["social_worker"],
-          "front": ["front_door"], "analyst": ["analyst"]}
+          "front": ["youth_worker"], "analyst": ["analyst"]}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 EXE = b"MZ\x90\x00" + b"\x00" * 64
 
