@@ -282,13 +282,18 @@ def sqlite_app(tmp_path):
 @pytest.fixture
 def pathways(sqlite_app):
     """An API client on SQLite with the reference pathways deployed and the test users created."""
+    return pathways_client(sqlite_app)
+
+
+def pathways_client(app) -> Api:
+    """An API client on ``app``'s database with the reference pathways deployed and the test users created."""
     tokens = {}
-    with sqlite_app.app_context():
+    with app.app_context():
         for name, roles in USERS.items():
             save_user(db.session, name, roles, token=f"token-{name}")
             tokens[name] = f"token-{name}"
         db.session.commit()
-    client = Api(sqlite_app, tokens)
+    client = Api(app, tokens)
     client.deploy_pathways()
     return client
 

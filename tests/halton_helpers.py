@@ -8,11 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from conftest import USERS, Api, save_user
+from conftest import Api, pathways_client
 from lxml import etree
 
 from service.engine.clock import LONDON
-from service.models import db
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL", "camunda": "http://camunda.org/schema/1.0/bpmn"}
@@ -56,15 +55,7 @@ def deployed(app) -> Api:
     A test module's ``pathways`` fixture calls it with conftest's ``app``, which is parametrised by database:
     the Halton scenarios run on SQLite and on PostgreSQL.
     """
-    tokens = {}
-    with app.app_context():
-        for name, roles in USERS.items():
-            save_user(db.session, name, roles, token=f"token-{name}")
-            tokens[name] = f"token-{name}"
-        db.session.commit()
-    client = Api(app, tokens)
-    client.deploy_pathways()
-    return client
+    return pathways_client(app)
 
 
 def diagram(key: str):
