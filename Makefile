@@ -29,8 +29,9 @@ run: install vendor
 	$(BIN)/flask --app service.wsgi run --host $(HOST) --port $(PORT) --no-reload
 
 ## Pass every test (SQLite and a throwaway PostgreSQL server; browser tests in Debian's chromium)
+# One worker per core, a test file to a worker: each worker starts its own PostgreSQL and browser site.
 test: install vendor
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: install
 	$(BIN)/python bench/task_completion.py
