@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 from service import cases as case_service
 from service.engine import clock
 from service.engine.clock import LONDON
+from service.engine.bundle import ProcessDefinition
 from service.forms.model import Field, FormDefinition
 from service.models import AuditEvent, Case, User
 from service.policy import Actor
+from service.wording import label_from_key, words
 
 #: Case data keys that name the child, or the family when the child is not named (first found wins).
 CHILD_NAME_KEYS = ("child_name", "child_full_name", "name_of_child", "young_person_name")
@@ -64,29 +66,6 @@ def plain_datetime(value: datetime | None) -> str:
         return ""
     local = clock.as_utc(value).astimezone(LONDON) if value.tzinfo else value
     return f"{plain_date(local)} at {plain_time(local)}"
-
-
-def words(code: Any) -> str:
-    """A code as words: 'step_up_agreed' -> 'step up agreed', 'jaffPart1' -> 'jaff part 1'."""
-    text = re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", str(code)).replace("_", " ")
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-#: Short codes in role names that people say as letters.
-ACRONYMS = {"crt", "spa", "frt", "icart", "taf", "peh", "csc", "edt", "mash", "cin", "cp", "caf", "jaff", "sw", "nhs",
-            "dsl", "iro", "lado"}
-
-
-def role_label(role: str) -> str:
-    """A role as people say it: 'crt' -> 'CRT', 'peh_manager' -> 'PEH manager', 'social_worker' -> 'Social worker'."""
-    parts = [p.upper() if p.lower() in ACRONYMS else p.lower() for p in str(role).split("_") if p]
-    text = " ".join(parts)
-    return text[:1].upper() + text[1:] if text else str(role)
-
-
-def label_from_key(key: str) -> str:
-    text = words(key)
-    return text[:1].upper() + text[1:] if text else key
 
 
 def plain_value(value: Any, form_field: Field | None = None) -> str:
@@ -314,8 +293,11 @@ class Origin:
     handed_over_from: LinkedCase | None
 
 
-def outcome_text(outcome: str | None) -> str | None:
-    return label_from_key(outcome) if outcome else None
+def outcome_text(process: ProcessDefinition, outcome: str | None) -> str | None:
+    """An outcome as the pathway names it: the name of the end event that records it, else the code as words."""
+    if not outcome:
+        return None
+    return process.safeguarding.outcomes.get(outcome) or label_from_key(outcome)
 
 
 def linked_cases(session: Session, case: Case, actor: Actor) -> list[LinkedCase]:
@@ -333,7 +315,7 @@ def linked_cases(session: Session, case: Case, actor: Actor) -> list[LinkedCase]
 def _linked(direction: str, other: Case, session: Session, actor: Actor) -> LinkedCase:
     visible = other.status != case_service.ERASED and case_service.may_see_case(session, other, actor)
     return LinkedCase(direction, other.id, other.reference, other.process.name, other.status,
-                      outcome_text(other.outcome), visible)
+                      outcome_text(case_service.process_of(session, other), other.outcome), visible)
 
 
 def origin(session: Session, case: Case, links: list[LinkedCase]) -> Origin:
@@ -444,7 +426,7 @@ def history_lines(session: Session, case: Case, events: list[AuditEvent] | None 
         elif e.event == "case_completed":
             title = "Case closed"
             if detail.get("outcome"):
-                lines.append(f"Outcome: {outcome_text(detail['outcome'])}")
+                lines.append(f"Outcome: {outcome_text(process, detail['outcome'])}")
         elif e.event == "case_cancelled":
             title = "Case cancelled"
             lines.append(f"Reason: {detail.get('reason')}")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, families, notifications, policy, safeguarding
+from service import access_log, families, notifications, policy, safeguarding, wording
 from service.deployments import get_process, latest_process_versions, process_definition
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -50,7 +50,7 @@ def get_case(session: Session, case_id: int, actor: Actor, purpose: str | None =
     if case is None or case.status == ERASED:
         raise NotFound(f"there is no case {case_id}")
     if not may_see_case(session, case, actor):
-        raise Forbidden(f"your roles do not include any role of the pathway '{case.process.key}'")
+        raise Forbidden(f"this case is in '{case.process.name}', and none of your roles works on it")
     if purpose:
         access_log.record(session, actor, case.id, purpose)
     return case
@@ -213,6 +213,12 @@ def process_of(session: Session, case: Case) -> ProcessDefinition:
     return process_definition(session, case.process)
 
 
+def _not_yours(task: OpenTask) -> str:
+    if task.roles:
+        return f"the task '{task.title}' is for the {wording.roles_in_words(task.roles)}"
+    return f"the task '{task.title}' is assigned to someone else"
+
+
 def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None = None, *,
              to_work: bool = True) -> OpenTask:
     """The open task, if ``actor`` may work on it (or, ``to_work=False``, open it: a manager of its team may
@@ -222,7 +228,7 @@ def get_task(session: Session, task_id: str, actor: Actor, purpose: str | None =
         raise NotFound(f"there is no task {task_id}")
     allowed = may_work_on(task, actor) or (not to_work and may_open_task(session, task, actor))
     if not allowed:  # before saying anything about the task, even that it is closed
-        raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
+        raise Forbidden(_not_yours(task))
     if task.closed_at is not None:
         raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
     if purpose:
@@ -247,8 +253,8 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     version = get_process(session, process_key)
     process = process_definition(session, version)
     if not policy.may_start(process.roles, process.starter_roles, actor):
-        raise Forbidden(f"starting '{version.name}' needs one of the roles "
-                        f"{', '.join(sorted({*process.roles, *process.starter_roles}))}")
+        raise Forbidden(f"starting '{version.name}' needs the role "
+                        f"{wording.roles_in_words({*process.roles, *process.starter_roles})}")
     if validate:
         data = _validated(process.start_form, data, source)
     safeguarding.check_start(process, data)
@@ -354,7 +360,7 @@ def _task_to_assign(session: Session, task_id: str, actor: Actor) -> OpenTask:
         raise NotFound(f"there is no task {task_id}")
     pathway_roles = process_definition(session, task.case.process).roles
     if not policy.may_assign(task.roles, pathway_roles, actor):
-        raise Forbidden(f"the task '{task.title}' is for {', '.join(task.roles) or task.assignee}")
+        raise Forbidden(_not_yours(task))
     if task.closed_at is not None:
         raise Conflict(f"the task '{task.title}' is no longer open (closed {task.closed_at:%d %B %Y %H:%M})")
     return task

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from service import wording
 from service.errors import Forbidden
 
 ADMIN = "admin"
@@ -57,7 +58,7 @@ def has_any_role(actor: Actor, roles: Iterable[str]) -> bool:
 def require_role(actor: Actor, *roles: str) -> None:
     """403 unless ``actor`` holds one of ``roles`` in the acting council (the council's admin always does)."""
     if not has_any_role(actor, (*roles, ADMIN)):
-        raise Forbidden(f"this needs the role {' or '.join(roles)}")
+        raise Forbidden(f"this needs the role {wording.roles_in_words(roles)}")
 
 
 def may_see_pathway(pathway_roles: Iterable[str], actor: Actor) -> bool:

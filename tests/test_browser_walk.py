@@ -69,7 +69,7 @@ class Walk:
     child: tuple[str, str]
     start: list[Callable]
     steps: list[Step]
-    outcome: str  # as the case page says it
+    outcome: str  # as the case page says it: the name of the end event that records it
 
     def user(self, suffix: str) -> str:
         return f"{self.council}.{suffix}"
@@ -87,7 +87,7 @@ WALKS = [
                ("Can the family manage their own safety plan?", "No safety plan is needed"),
                [choose("What did the family decide?", "No further support needed: close the case"),
                 fill("Notes of the discussion with the family (optional)", "Managing well: no more support")])],
-         "Closed"),
+         "Case closed, no further action"),
     # tests/test_pathway_somerset_professional_differences.py: test_resolved_at_step_2
     Walk("somerset", "Resolving Professional Differences (Somerset)", "lead.practitioner", ("Sian", "Thorne"),
          [fill("What the difference is about", "Threshold for family intensive support"),
@@ -122,7 +122,7 @@ WALKS = [
           Step("lead.professional", "Contact on your family's CAF: read it and decide",
                ("The incident or event", "Police called to a domestic incident"),
                [choose("What will you do?", "Noted: the CAF continues")])],
-         "Recorded for lead professional"),
+         "Recorded for the lead professional"),
     # tests/test_pathway_afc_nfa_fast_track.py: test_engaged_with_every_timescale
     Walk("afc", "NFA fast track from SPA to PEH (Achieving for Children)", "csc.social.worker", ("Alfie", "Marsh"),
          [fill("Child or family name", "Alfie Marsh"), fill("Social worker (you)", "Cal"),
@@ -144,7 +144,7 @@ WALKS = [
                ("Did you reach the family?", "Yes: I spoke to the family"),
                [date("Date the social worker was told", "5", "1", "2027"),
                 fill("What the social worker was told", "Family engaged with FSS")])],
-         "Engaged"),
+         "Family engaged with PEH"),
     # tests/test_pathway_rochdale_step_up.py: test_below_threshold_with_a_caf_the_tac_continues
     Walk("rochdale", "Step up to Children's Social Care (Rochdale)", "lead.professional", ("Rhian", "Holt"),
          [fill("Child's name", "Rhian Holt"), fill("Your name", "Lou"), fill("Your agency", "Oak School"),
@@ -168,7 +168,7 @@ WALKS = [
           Step("lead.professional", "Consider the First Response Team's decision",
                ("Reasons for the decision", "Level 3: the TAC continues"),
                [choose("Your response", "I accept the decision")])],
-         "Tac continues"),
+         "TAC continues"),
 ]
 
 
@@ -330,3 +330,31 @@ def test_a_referral_walked_to_its_outcome_through_the_pages(site, browser, walk)
     assert w.found == {}, "axe-core found problems"
     assert page.problems == []
     print(f"{walk.council}: {len(walk.steps)} steps in {time.monotonic() - began:.1f} s")
+
+
+def test_the_transitions_tracker_pages_pass_axe(site, browser):
+    """AfC's tracker, on screen and printable, with a step up in transition: axe-core finds nothing on either."""
+    from service import cases, tenancy
+    from service.models import Council, db
+
+    with site.app.app_context():
+        tenancy.act_for(db.session, db.session.query(Council).filter_by(key="afc").one())
+        cases.start_case(db.session, "afc_step_up", "AFC-TRACK-1", {
+            "child_name": "Alex", "sending_manager": "Pat PEH", "receiving_manager": "Chris CSC",
+            "transitions_meeting_date": "2027-01-07", "rationale": "Needs escalating", "caf_in_place": True,
+            "safeguarding_incident": "no", "significant_harm": "no"}, cases.SERVICE)
+        db.session.commit()
+    page = checked_page(browser)
+    try:
+        w = Walker(page, site)
+        w.sign_in("afc.peh.manager")
+        page.goto(f"{site.url}/tracker")
+        assert "AFC-TRACK-1" in page.locator("main").inner_text()
+        w.check("tracker")
+        page.goto(f"{site.url}/tracker/print")
+        assert "AFC-TRACK-1" in page.locator("body").inner_text()
+        w.check("tracker: printable")
+    finally:
+        page.context.close()
+    assert w.found == {}, "axe-core found problems"
+    assert page.problems == []

@@ -191,3 +191,23 @@ def test_a_pathway_without_a_start_form_starts_with_the_child_and_case_number_on
     assert done.status_code == 302, page_text(done)
     text = page_text(browser.get(done.headers["Location"]))
     assert 'The next step is "Review the plan"' in text
+
+
+def test_refusals_name_pathways_and_roles_in_words_not_codes(site):
+    refused = site.post("/cases", json={"process": "test_second", "reference": "CN-6", "data": {}})
+    assert refused.status_code == 403 and "needs the role front door or team manager" in refused.json["message"], refused.json
+    case = site.post("/cases", json={"process": "test_first", "reference": "CN-7", "data": {"concern": "x"}}).json
+    other = site.get(f"/tasks/{case['tasks'][0]['id']}", as_="analyst")
+    assert other.status_code == 403 and "_" not in other.json["message"].split("'")[-1], other.json
+
+
+def test_outcomes_read_as_the_pathway_names_them():
+    from service.case_view import outcome_text
+    from service.engine.bundle import build_bundle
+
+    diagram = (FIXTURES / "handover" / "test_first.bpmn").read_text().replace('name="Handed over"',
+                                                                             'name="Handed over to the second team"')
+    process = build_bundle({"test_first.bpmn": diagram.encode()}).processes["test_first"]
+    assert outcome_text(process, "handed_over") == "Handed over to the second team"
+    assert outcome_text(process, "tac_continues") == "TAC continues"  # a code no end event names
+    assert outcome_text(process, None) is None

@@ -110,16 +110,16 @@ def test_linked_cases_show_where_a_case_was_handed_over_with_its_outcome(site, w
         target = db.session.get(Case, second["id"])
         target.started_from_case_id = first["id"]
         source = db.session.get(Case, first["id"])
-        source.status, source.outcome = "completed", "stepped_down_to_taf"
+        source.status, source.outcome = "completed", "stepped_down"
         db.session.commit()
     body = page_text(worker.get(f"/cases/{second['id']}"))
-    assert "Handed over from case FAM-L (Step down from statutory services to TAF (Carmarthenshire), outcome: Stepped down to taf)" in body
+    assert "Handed over from case FAM-L (Step down from statutory services to TAF (Carmarthenshire), outcome: Stepped down: TAF plan starts)" in body
     assert "handed over from case FAM-L" in body
     assert "Handed over to case FAM-L" in page_text(worker.get(f"/cases/{first['id']}"))
     answers = site.get(f"/cases/{second['id']}/answers", as_="worker").json
     assert answers["linked_cases"][0] == {"direction": "from", "case_id": first["id"], "reference": "FAM-L",
                                           "pathway": "Step down from statutory services to TAF (Carmarthenshire)",
-                                          "status": "completed", "outcome": "Stepped down to taf"}
+                                          "status": "completed", "outcome": "Stepped down: TAF plan starts"}
     assert answers["why"]["handed_over_from"] == first["id"]
 
 

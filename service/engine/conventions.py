@@ -43,6 +43,7 @@ class ProcessFacts:
     urgent_tasks: frozenset[str] = frozenset()  # element ids of steps due within the hour
     voluntary_ends: frozenset[str] = frozenset()  # end events that enrol the family in a voluntary service
     catches_immediate_risk: bool = False
+    outcomes: dict[str, str] = field(default_factory=dict)  # outcome code -> the end event's name, as drawn
 
     @property
     def statutory(self) -> bool:
@@ -81,8 +82,14 @@ def facts(diagram: bytes | etree._Element, process_key: str) -> ProcessFacts:
     urgent |= {e.get("id") for e in _descendants(process, _PERSON_STEPS) if properties(e).get("urgent") == "true"}
     voluntary_ends = {e.get("id") for e in _descendants(process, ("endEvent",))
                       if properties(e).get("voluntary") == "true"}
+    outcomes: dict[str, str] = {}
+    for end in _descendants(process, ("endEvent",)):
+        code, name = properties(end).get("outcome"), " ".join((end.get("name") or "").split())
+        if code and name:
+            outcomes.setdefault(code, name)
     return ProcessFacts(properties=properties(process), urgent_tasks=frozenset(urgent),
-                        voluntary_ends=frozenset(voluntary_ends), catches_immediate_risk=bool(starts))
+                        voluntary_ends=frozenset(voluntary_ends), catches_immediate_risk=bool(starts),
+                        outcomes=outcomes)
 
 
 def problems(bundle: Bundle) -> list[Problem]:

@@ -10,9 +10,12 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from service import case_view
-from service.case_view import plain_date, plain_datetime, plain_value, role_label
+from service import cases as case_service
+from service.case_view import plain_date, plain_datetime, plain_value
+from service.wording import label_from_key, role_label
 from service.engine import clock
 from service.engine.clock import LONDON
+from service.models import Case, db
 
 
 def london_datetime(value: datetime | None) -> str:
@@ -86,12 +89,15 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
-def label_from_key(key: str) -> str:
-    """A code as words, for a code no form labels: 'step_up_agreed' -> 'Step up agreed'."""
-    return case_view.label_from_key(key)
+def case_outcome(case: Case) -> str:
+    """A case's outcome as its pathway names it ('Stepped down to TAF'), or '' while it has none."""
+    if not case.outcome:
+        return ""
+    return case_view.outcome_text(case_service.process_of(db.session, case), case.outcome) or ""
 
 
 def register(app: Flask) -> None:
+    app.add_template_filter(case_outcome)
     app.add_template_filter(london_datetime)
     app.add_template_filter(london_date)
     app.add_template_filter(iso)
