@@ -9,6 +9,7 @@ assignee, a due date, a mapping).
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -79,4 +80,18 @@ def evaluate(source: str, data: dict[str, Any]) -> Any:
         missing = sorted(name for name in names_read(source) if name not in data)
         if missing:
             raise ExpressionError(f"'{missing[0]}' is not in the case data (expression '{source.strip()}')")
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """A FEEL value as case data keeps it: date-times in ISO 8601 with their UTC offset (FEEL's own text
+    would name the zone, ``...@Europe/London``, which nothing else reads), durations as ISO text."""
+    if isinstance(value, datetime):
+        return datetime.isoformat(value)
+    if isinstance(value, date):
+        return date.isoformat(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
     return feel.to_json_value(value)
