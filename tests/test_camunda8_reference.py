@@ -37,13 +37,15 @@ class Run:
 
     def __init__(self, som: Somerset, key: str) -> None:
         self.som, self.key, self.trace = som, key, []
-        self.cid = som.start(key, START, "lead_practitioner")["id"]
+        som.clock.move_to(london(2027, 1, 11, 9, 0))  # each case from the same moment
+        self.cid = som.start(key, START, "lead_practitioner", reference=f"SOM-{key}")["id"]
         self.look("started")
 
     def look(self, step: str) -> None:
         case = self.som.case(self.cid)
         tasks = sorted((t["name"], tuple(t["roles"]), t["due_at"]) for t in case["tasks"])
-        handed = [(c["process"], sorted(t["name"] for t in c["tasks"])) for c in self.som.handed_on(self.cid)]
+        handed = [(c["process"], c["reference"] == f"SOM-{self.key}", sorted(t["name"] for t in c["tasks"]))
+                  for c in self.som.handed_on(self.cid)]
         self.trace.append((step, case["status"], case.get("outcome"), tasks, self.som.timers(self.cid),
                            self.som.rules(self.cid), handed))
 
