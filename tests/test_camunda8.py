@@ -251,3 +251,13 @@ def test_what_cannot_run_is_refused_naming_the_element(api, change, element, mes
     assert response.status_code == 400, response.json
     found = [(e["element"], e["message"]) for e in response.json["errors"]]
     assert any(e == element and message in m for e, m in found), found
+
+
+@pytest.mark.parametrize("expression, value", [
+    ('=cycle(duration("P3M"))', "R/P3M"), ('=cycle(4, duration("P7D"))', "R4/P7D"),
+    ('=duration("P3D")', "P3D"), ('=date(review_date) + duration("P7D")', "2027-01-11"),
+    ('=working_days(1, review_date)', "2027-01-05T09:00:00+00:00")])
+def test_feel_timer_expressions_give_the_iso_text_the_timers_read(frozen_clock, expression, value):
+    from service.engine import timers
+    timers.check_timer_expression(expression)
+    assert timers.timer_value(expression, {"review_date": "2027-01-04"}) == value

@@ -41,6 +41,25 @@ def _service_function(name: str) -> Function:
 #: The service's functions FEEL expressions may call besides FEEL's own (FEEL has today() and now()).
 SERVICE_FUNCTIONS = {name: _service_function(name) for name in (
     "working_days", "end_of_working_day", "next_weekday", "days_between", "add_days", "add_months")}
+
+
+def _cycle(args, named):
+    """Camunda 8's ``cycle(interval)`` and ``cycle(repetitions, interval)``: an ISO 8601 cycle for a timer."""
+    values = list(args or []) or [named.get(k) for k in ("repetitions", "interval") if k in (named or {})]
+    if len(values) == 1:
+        repetitions, interval = None, values[0]
+    elif len(values) == 2:
+        repetitions, interval = values
+    else:
+        raise ExpressionError("cycle takes an interval, or a number of repetitions and an interval")
+    text = feel.to_json_value(interval)
+    if not isinstance(text, str) or not text.startswith("P"):
+        raise ExpressionError(f"cycle needs a duration such as duration(\"P3M\"), got {text!r}")
+    count = "" if repetitions is None else str(feel.to_python(repetitions))
+    return f"R{count}/{text}"
+
+
+SERVICE_FUNCTIONS["cycle"] = Function("cycle", None, _cycle)
 _FUNCTIONS_SCOPE = Scope(dict(SERVICE_FUNCTIONS))
 assert calendar  # the functions above read the service's calendar (bank holidays) through expressions.FUNCTIONS
 
