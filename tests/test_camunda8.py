@@ -106,6 +106,18 @@ def test_user_task_assignment_form_schedule_and_input_mapping(deployed, frozen_c
     complete(deployed, case, "Task_Assess", {"risk": False, "summary": "Fine"})
 
 
+def test_a_camunda_8_forms_taglist_is_a_list_of_its_values(deployed):
+    case = complete(deployed, start(deployed), "Task_Assess", {"risk": False})
+    [plan] = case["tasks"]
+    form = deployed.get(f"/tasks/{plan['id']}", as_="worker").json["form"]
+    [services] = [f for f in form["fields"] if f["key"] == "plan_services"]
+    assert services["type"] == "checklist"
+    response = deployed.post(f"/tasks/{plan['id']}/complete", json={"data": {"plan_services": ["nobody"]}})
+    assert response.status_code == 422 and "plan_services" in response.json["errors"]
+    done = complete(deployed, case, "Task_AgreePlan", {"plan_agreed": True, "plan_services": ["school_nurse"]})
+    assert done["status"] == "active"
+
+
 def test_a_feel_condition_and_a_called_decision_with_its_result_variable_step_up(deployed):
     case = start(deployed)
     case = complete(deployed, case, "Task_Assess", {"risk": True})
