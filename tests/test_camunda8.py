@@ -252,6 +252,13 @@ REFUSALS = {
         "Task_Level", "execution listeners call job workers"),
     "no outcome on an end": (
         {'<zeebe:property name="outcome" value="no_plan" />': ''}, "Event_NoPlan", "names its outcome"),
+    "no immediate risk sub-process": (
+        {'name="immediate_risk"': 'name="immediate_danger"'}, "c8_review", "does not catch the message 'immediate_risk'"),
+    "a candidate group too long for its column": (
+        {'candidateGroups="front_door"': 'candidateGroups="' + "x" * 100 + '"'}, "Task_Urgent",
+        "the candidate group (a role) has 100 characters"),
+    "an outcome too long for its column": (
+        {'value="no_plan"': 'value="' + "n" * 100 + '"'}, "Event_NoPlan", "the outcome has 100 characters"),
     "task without a role": (
         {'<zeebe:assignmentDefinition candidateGroups="front_door" />': ''}, "Task_Urgent", "has no role"),
 }

@@ -128,6 +128,11 @@ def test_both_dialects_give_the_same_tasks_due_dates_timers_and_outcome(som, sce
         assert seen_c7 == seen_c8
 
 
+def test_the_copys_start_form_is_its_linked_form(som):
+    response = som.start(C8, {"family_name": "Green"}, "lead_practitioner", status=422)
+    assert {"service_requested", "step_in_need"} <= set(response["errors"])
+
+
 def test_the_meeting_due_date_and_timers_come_from_feel_in_the_copy(som):
     run = Run(som, C8)
     to_meeting(run)
