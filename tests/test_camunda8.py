@@ -1,7 +1,8 @@
 """Camunda 8 (zeebe) diagrams deploy and run through the REST API as Camunda 8 runs them, or are refused at
 deploy naming the element and why (docs/writing-pathways.md, "Camunda 8 (zeebe) diagrams").
 
-tests/fixtures/camunda8/constructs/c8_review.bpmn uses each construct once: zeebe:userTask,
+tests/fixtures/camunda8/constructs/c8_review.bpmn uses each construct once (and EACH_CHILD below a multi-instance
+over a FEEL collection): zeebe:userTask,
 zeebe:assignmentDefinition (a comma list, a FEEL list, an assignee expression), zeebe:formDefinition formId,
 zeebe:taskSchedule, zeebe:ioMapping, zeebe:calledDecision, zeebe:script, zeebe:calledElement with
 propagateAllChildVariables="false", zeebe:properties, a message with zeebe:subscription, and = FEEL in
@@ -280,3 +281,63 @@ def test_feel_timer_expressions_give_the_iso_text_the_timers_read(frozen_clock, 
     from service.engine import timers
     timers.check_timer_expression(expression)
     assert timers.timer_value(expression, {"review_date": "2027-01-04"}) == value
+
+
+EACH_CHILD = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" xmlns:modeler="http://camunda.org/schema/modeler/1.0" id="Definitions_C8Each" targetNamespace="http://bpmn.io/schema/bpmn" exporter="Camunda Modeler" exporterVersion="5.28.0" modeler:executionPlatform="Camunda Cloud" modeler:executionPlatformVersion="8.6.0">
+  <bpmn:message id="Message_ImmediateRisk" name="immediate_risk" />
+  <bpmn:process id="c8_each_child" name="See each child" isExecutable="true">
+    <bpmn:startEvent id="Event_Start"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Task_SeeChild" name="See the child">
+      <bpmn:extensionElements>
+        <zeebe:userTask />
+        <zeebe:assignmentDefinition candidateGroups="social_worker" />
+      </bpmn:extensionElements>
+      <bpmn:incoming>Flow_1</bpmn:incoming>
+      <bpmn:outgoing>Flow_2</bpmn:outgoing>
+      <bpmn:multiInstanceLoopCharacteristics>
+        <bpmn:extensionElements>
+          <zeebe:loopCharacteristics inputCollection="=children" inputElement="child" OUTPUT />
+        </bpmn:extensionElements>
+      </bpmn:multiInstanceLoopCharacteristics>
+    </bpmn:userTask>
+    <bpmn:endEvent id="Event_Seen">
+      <bpmn:extensionElements><zeebe:properties><zeebe:property name="outcome" value="seen" /></zeebe:properties></bpmn:extensionElements>
+      <bpmn:incoming>Flow_2</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="Event_Start" targetRef="Task_SeeChild" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_SeeChild" targetRef="Event_Seen" />
+    <bpmn:subProcess id="Sub_ImmediateRisk" triggeredByEvent="true">
+      <bpmn:startEvent id="Event_Risk"><bpmn:outgoing>Flow_R1</bpmn:outgoing><bpmn:messageEventDefinition id="Def_Risk" messageRef="Message_ImmediateRisk" /></bpmn:startEvent>
+      <bpmn:userTask id="Task_Urgent" name="Urgent referral">
+        <bpmn:extensionElements><zeebe:assignmentDefinition candidateGroups="front_door" /></bpmn:extensionElements>
+        <bpmn:incoming>Flow_R1</bpmn:incoming><bpmn:outgoing>Flow_R2</bpmn:outgoing>
+      </bpmn:userTask>
+      <bpmn:endEvent id="Event_Referred"><bpmn:incoming>Flow_R2</bpmn:incoming></bpmn:endEvent>
+      <bpmn:sequenceFlow id="Flow_R1" sourceRef="Event_Risk" targetRef="Task_Urgent" />
+      <bpmn:sequenceFlow id="Flow_R2" sourceRef="Task_Urgent" targetRef="Event_Referred" />
+    </bpmn:subProcess>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_zeebe_multi_instance_runs_once_per_item_of_its_feel_collection(api):
+    response = upload(api, {"each_child.bpmn": EACH_CHILD.replace(" OUTPUT", "").encode()})
+    assert response.status_code == 201, response.json
+    children = [{"name": "Amy"}, {"name": "Ben"}]
+    case = api.post("/cases", json={"process": "c8_each_child", "reference": "C8-2", "data": {"children": children}}).json
+    assert sorted(t["title"] for t in case["tasks"]) == ["See the child: Amy", "See the child: Ben"]
+    for task in case["tasks"]:
+        seen = "yes" if task["title"].endswith("Amy") else "not at home"
+        done = api.post(f"/tasks/{task['id']}/complete", json={"data": {"seen": seen}}).json
+    assert (done["status"], done["data"]["outcome"]) == ("completed", "seen")
+    assert [a["seen"] for a in done["data"]["child_answers"]] == ["yes", "not at home"]
+
+
+def test_a_zeebe_output_collection_is_refused(api):
+    diagram = EACH_CHILD.replace("OUTPUT", 'outputCollection="seen_all" outputElement="=seen"')
+    response = upload(api, {"each_child.bpmn": diagram.encode()})
+    assert response.status_code == 400
+    assert any(e["element"] == "Task_SeeChild" and "output collection is not supported" in e["message"]
+               for e in response.json["errors"]), response.json
