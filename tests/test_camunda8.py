@@ -102,6 +102,7 @@ def test_user_task_assignment_form_schedule_and_input_mapping(deployed, frozen_c
     form = deployed.get(f"/tasks/{task['id']}", as_="worker").json["form"]
     assert [f["key"] for f in form["fields"]] == ["risk", "summary"]  # the linked form, found by its form id
     assert case["data"]["task_heading"] == "Amy (1 needs)"  # the input mapping, while the task is open
+    assert case["data"]["task_kind"] == "Assessment"  # a source without "=" is a static value
     [timer] = case["timers"]
     assert (timer["name"], when(timer["due_at"])) == ("Event_Remind", utc(2026, 12, 24, 9, 0))  # =duration("P3D")
     complete(deployed, case, "Task_Assess", {"risk": False, "summary": "Fine"})
@@ -194,9 +195,10 @@ def test_mappings_scope_the_engines_data_as_camunda_8_does(frozen_clock):
     files = {name: content for name, content in fixture_files().items()}
     process = build_bundle(files).processes["c8_review"]
     workflow, snap = runtime.start(process, dict(START))
-    assert snap.data["task_heading"] == "Amy (1 needs)"
+    assert (snap.data["task_heading"], snap.data["task_kind"]) == ("Amy (1 needs)", "Assessment")
     snap = runtime.complete_task(workflow, workflow.script_engine, snap.tasks[0].id, {"risk": False})
-    assert "task_heading" not in snap.data and snap.data["plan_weeks"] == 2  # the call activity's input
+    assert "task_heading" not in snap.data and "task_kind" not in snap.data
+    assert snap.data["plan_weeks"] == 2  # the call activity's input
     snap = runtime.complete_task(workflow, workflow.script_engine, snap.tasks[0].id,
                                  {"plan_agreed": True, "plan_notes": "Weekly visits"})
     assert (snap.data["plan_agreed"], snap.data["weeks_planned"]) == (True, 2)

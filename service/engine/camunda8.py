@@ -11,7 +11,7 @@ from typing import Any
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.defaults import ScriptTask
 
-from . import expressions
+from . import expressions, feel_expressions
 from .dialect import Mapping
 
 _BEFORE = "_io_before"  # the task's data as it was before its inputs (while it runs; dropped at completion)
@@ -36,11 +36,9 @@ class IoMapping:
     def _value(self, my_task, mapping: Mapping, data: dict[str, Any], what: str) -> Any:
         source = mapping.source.strip()
         try:
-            if expressions.is_expression(source):
+            if feel_expressions.is_feel(source):
                 return expressions.evaluate(source, data)
-            if source.isidentifier():  # a bare name copies that value (as Camunda 8 reads a static name)
-                return copy.deepcopy(data.get(source))
-            return source
+            return mapping.source  # without "=", Camunda 8 reads the source as a static value (text)
         except expressions.ExpressionError as error:
             raise WorkflowTaskException(f"{what} mapping '{mapping.target}': {error}", task=my_task) from None
 

@@ -173,7 +173,7 @@ def propagates_all_child_variables(element) -> bool:
 
 @dataclass(frozen=True)
 class Mapping:
-    source: str  # an expression (``=`` FEEL, or a name)
+    source: str  # a FEEL expression (``=...``), or else a static value
     target: str
 
 
@@ -182,8 +182,8 @@ def io_mapping(element) -> tuple[list[Mapping], list[Mapping]]:
     mapping = _extension(element, "ioMapping")
     if mapping is None:
         return [], []
-    read = lambda tag: [Mapping(m.get("source") or "", m.get("target") or "")  # noqa: E731
-                        for m in mapping.iterfind(f"zeebe:{tag}", NS)]
+    def read(tag: str) -> list[Mapping]:
+        return [Mapping(m.get("source") or "", m.get("target") or "") for m in mapping.iterfind(f"zeebe:{tag}", NS)]
     return read("input"), read("output")
 
 
