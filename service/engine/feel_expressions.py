@@ -17,7 +17,7 @@ from . import calendar
 from .decisions import feel
 from .decisions.interp import Scope, walk
 from .decisions.values import Function
-from .expressions import ExpressionError, FUNCTIONS
+from .expressions import FUNCTIONS, ExpressionError
 
 
 def is_feel(source: str | None) -> bool:
