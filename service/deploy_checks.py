@@ -25,8 +25,9 @@ from flask import current_app
 from lxml import etree
 
 from service import limits
-from service.engine import conventions
-from service.engine.bundle import BPMN_NS, C, NS, Bundle, DeploymentInvalid, Problem, build_bundle
+from service.engine import conventions, dialect
+from service.engine.bundle import BPMN_NS, Bundle, DeploymentInvalid, Problem, build_bundle
+from service.engine.expressions import is_expression
 from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml
 
@@ -110,14 +111,17 @@ def _column_strings(element) -> list[tuple[str, str, int]]:
              ("name", element.get("name") or "", NAME_LENGTH)]
     if local == "lane":
         found.append(("role made from the lane name", role_key(element.get("name") or ""), ROLE_LENGTH))
-    for group in (element.get(f"{C}candidateGroups") or "").split(","):
-        found.append(("candidate group (a role)", group.strip(), ROLE_LENGTH))
-    assignee = element.get(f"{C}assignee") or ""
-    if "${" not in assignee and "#{" not in assignee:
+    try:
+        groups = dialect.candidate_group_names(element)
+    except ValueError:
+        groups = []  # the full checks say why
+    for group in groups:
+        found.append(("candidate group (a role)", group, ROLE_LENGTH))
+    assignee = dialect.assignee(element) or ""
+    if not is_expression(assignee):
         found.append(("assignee", assignee, USER_LENGTH))
-    for prop in element.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS):
-        if prop.get("name") == "outcome":
-            found.append(("outcome", prop.get("value") or "", OUTCOME_LENGTH))
+    if "outcome" in (properties := dialect.properties(element)):
+        found.append(("outcome", properties["outcome"], OUTCOME_LENGTH))
     return found
 
 

@@ -112,7 +112,7 @@ def test_formjs_definition_problems_are_all_reported():
         {"type": "textfield", "id": "Field_a", "label": "No key"},
         {"type": "textfield", "key": "name"},
         {"type": "group", "label": "G", "components": [{"type": "textarea", "key": "name"}]},
-        {"type": "taglist", "key": "tags", "id": "Field_t"},
+        {"type": "iframe", "key": "tags", "id": "Field_t"},
         {"type": "radio", "key": "choice"},
         {"type": "select", "key": "team", "valuesKey": "teams"},
         {"type": "checklist", "key": "ages", "valuesExpression": "=ages"},
@@ -122,7 +122,7 @@ def test_formjs_definition_problems_are_all_reported():
     elements = [p[0] for p in problems]
     assert "Field_a" in elements  # input without key, named by its id
     assert ("name", "key is used by more than one field") in problems  # duplicate across a group
-    assert ("tags", "component type 'taglist' is not supported") in problems
+    assert ("tags", "component type 'iframe' is not supported") in problems
     assert ("choice", "has no options: add at least one value") in problems
     assert any(el == "team" and "valuesKey" in msg for el, msg in problems)
     assert any(el == "ages" and "valuesExpression" in msg for el, msg in problems)

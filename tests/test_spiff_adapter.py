@@ -246,3 +246,15 @@ def test_an_event_based_gateway_keeps_the_events_it_saw_after_it_ran():
     from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway as GatewayMixin
     assert "reset" not in inspect.getsource(GatewayMixin._run_hook)
     assert "event_definition.reset(task)" in inspect.getsource(CatchingEvent._run_hook)
+
+
+def test_data_associations_are_read_when_a_task_starts_and_written_when_it_completes():
+    """spiff.add_data_mapping (Camunda 8's input/output mappings) relies on BpmnTaskSpec calling each input
+    association's ``get`` in ``_update_hook``, each output association's ``set`` in ``_on_complete_hook``, and then
+    popping each input association's ``bpmn_id`` from the data."""
+    from SpiffWorkflow.bpmn.specs.bpmn_task_spec import BpmnTaskSpec
+    update, complete = inspect.getsource(BpmnTaskSpec._update_hook), inspect.getsource(BpmnTaskSpec._on_complete_hook)
+    assert "for obj in self.data_input_associations:\n            obj.get(my_task)" in update
+    assert "for obj in self.data_output_associations:\n            obj.set(my_task)" in complete
+    assert "my_task.data.pop(obj.bpmn_id, None)" in complete
+    assert complete.index("obj.set(my_task)") < complete.index("my_task.data.pop(obj.bpmn_id, None)")

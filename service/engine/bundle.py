@@ -22,7 +22,7 @@ from SpiffWorkflow.camunda.specs.user_task import UserTask
 
 from service import forms
 from service.engine import decisions as dmn
-from . import expressions, spiff, timers
+from . import dialect, expressions, spiff, timers
 from .parser import CAMUNDA_MODEL_NS, PathwayParser, role_key, task_roles
 from .xml import XmlRejected, parse_xml
 
@@ -208,7 +208,7 @@ def _called_files(filename: str, trees, process_files) -> set[str]:
     while pending:
         current = pending.pop()
         for call in trees[current].iterfind(".//bpmn:callActivity", NS):
-            called = process_files.get(call.get("calledElement"))
+            called = process_files.get(dialect.called_process(call))
             if called and called not in found:
                 found.add(called)
                 pending.append(called)
@@ -270,6 +270,11 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
         problem(UNSUPPORTED_CAMUNDA_CHILDREN[local])
     if qname.namespace != BPMN_NS:
         return problems
+    for reason in dialect.refusals(element):
+        problem(reason)
+    for what, text in dialect.expressions_of(element):
+        _check(problem, timers.check_timer_expression if what in ("dueDate", "followUpDate")
+               else expressions.compile_expression, text, what)
     if local in UNSUPPORTED_ELEMENTS:
         problem(UNSUPPORTED_ELEMENTS[local])
     for attribute, reason in UNSUPPORTED_CAMUNDA_ATTRIBUTES.items():
@@ -279,7 +284,7 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
         _check(problem, expressions.compile_expression, element.text or "", "condition")
     elif local in ("timeDate", "timeDuration", "timeCycle"):
         _check(problem, timers.check_timer_expression, element.text or "", "timer")
-    elif local == "scriptTask":
+    elif local == "scriptTask" and dialect.script(element) is None:  # a zeebe:script is FEEL, vetted above
         script_format = (element.get("scriptFormat") or "python").lower()
         if script_format not in ("python", "python3"):
             problem(f"scripts must be Python; this one is {script_format}")
@@ -302,18 +307,18 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
         if element.find("bpmn:conditionalEventDefinition", NS) is not None:
             problem("conditional start events are not supported: nothing checks the condition before the process "
                     "runs; use a conditional intermediate or boundary event")
-        form_ref = element.get(C + "formRef")
-        if form_ref and form_ref not in bundle.forms_by_id:
-            problem(f"the form '{form_ref}' is not deployed (no .form file has that id)")
+        for message in _form_problems(bundle, element):
+            problem(message)
     elif local == "businessRuleTask":
-        ref = element.get(C + "decisionRef")
+        called = dialect.called_decision(element)
+        ref = called.decision_id
         if not ref:
-            problem("a business rule task needs camunda:decisionRef naming a decision")
+            problem("a business rule task needs the decision it evaluates (camunda:decisionRef, or "
+                    "zeebe:calledDecision decisionId)")
         elif ref not in bundle.decisions:
             problem(f"the decision '{ref}' is not deployed (no .dmn file has a decision with that id)")
-        elif element.get(C + "mapDecisionResult") not in (None, "singleEntry", "singleResult", "collectEntries",
-                                                           "resultList"):
-            problem(f"camunda:mapDecisionResult '{element.get(C + 'mapDecisionResult')}' is not one Camunda defines")
+        elif called.map_result not in (None, "dmn", "singleEntry", "singleResult", "collectEntries", "resultList"):
+            problem(f"camunda:mapDecisionResult '{called.map_result}' is not one Camunda defines")
     return problems
 
 
@@ -328,7 +333,8 @@ def _multi_instance_problems(element) -> list[str]:
         return [f"multi-instance is not supported on a {owner}; use it on a user task, manual task, business rule "
                 f"task or embedded sub-process"]
     problems = []
-    collection = element.get(C + "collection") or element.findtext("bpmn:loopDataInputRef", namespaces=NS)
+    collection, variable = dialect.multi_instance(element)
+    collection = collection or element.findtext("bpmn:loopDataInputRef", namespaces=NS)
     cardinality = (element.findtext("bpmn:loopCardinality", namespaces=NS) or "").strip()
     if not collection and not cardinality:
         problems.append("a multi-instance activity needs camunda:collection (the list to go through) or a loop "
@@ -337,9 +343,8 @@ def _multi_instance_problems(element) -> list[str]:
         problems += _expression_problems(collection, "collection")
     if cardinality:
         problems += _count_problems(cardinality, "loop cardinality")
-    variable = element.get(C + "elementVariable")
     if variable is not None and not variable.isidentifier():
-        problems.append(f"camunda:elementVariable '{variable}' is not a name (letters, digits and _)")
+        problems.append(f"the element variable '{variable}' is not a name (letters, digits and _)")
     condition = element.findtext("bpmn:completionCondition", namespaces=NS)
     if condition is not None:
         problems += _expression_problems(condition, "completion condition")
@@ -383,19 +388,29 @@ def _expression_problems(text: str, what: str) -> list[str]:
 def _check_user_task(bundle: Bundle, name: str, element, lanes: dict[str, str]) -> list[Problem]:
     element_id, problems = element.get("id"), []
     kind = {"userTask": "user task", "task": "task", "manualTask": "manual task"}[etree.QName(element).localname]
-    if not (element.get(C + "candidateGroups") or lanes.get(element_id)):
+    if not (dialect.candidate_groups(element) or lanes.get(element_id)):
         problems.append(Problem(name, element_id, f"the {kind} has no role: put it in a named lane or set "
                                                   f"candidate groups"))
-    form_ref = element.get(C + "formRef")
-    if form_ref and form_ref not in bundle.forms_by_id:
-        problems.append(Problem(name, element_id, f"the form '{form_ref}' is not deployed (no .form file has that id)"))
-    due = element.get(C + "dueDate")
+    problems += [Problem(name, element_id, message) for message in _form_problems(bundle, element)]
+    due = element.get(C + "dueDate")  # Camunda 8's is vetted with its other expressions (dialect.expressions_of)
     if due:
         try:
             timers.check_timer_expression(due)
         except expressions.ExpressionError as error:
             problems.append(Problem(name, element_id, f"due date: {error}"))
     return problems
+
+
+def _form_problems(bundle: Bundle, element) -> list[str]:
+    """A linked form (by form id, or by key or reference naming a .form file) that is not deployed."""
+    form_ref = dialect.form_ref(element)
+    if form_ref and form_ref not in bundle.forms_by_id:
+        return [f"the form '{form_ref}' is not deployed (no .form file has that id)"]
+    key = dialect.form_key(element)
+    if key and not form_ref and "://" not in key and not key.startswith("camunda-forms:bpmn:"):
+        if _form_id_from_key(key, bundle.form_files) not in bundle.forms_by_id:
+            return [f"the form '{key}' is not deployed (no .form file has that name or id)"]
+    return []
 
 
 def _check(problem, check, text: str, what: str) -> None:
@@ -415,8 +430,8 @@ def _check_called_processes(trees: dict[str, Any], process_files: dict[str, str]
     problems = []
     for name, root in trees.items():
         for call in root.iterfind(".//bpmn:callActivity", NS):
-            called = call.get("calledElement")
-            if called not in process_files:
+            called = dialect.called_process(call)
+            if called is not None and called not in process_files:
                 problems.append(Problem(name, call.get("id"), f"the called process '{called}' is not deployed"))
     return problems
 
@@ -477,14 +492,15 @@ def _process_files(bundle: Bundle, key: str, trees, process_files, decision_file
         filename = process_files[process]
         needed.add(filename)
         root = trees[filename]
-        pending += [c.get("calledElement") for c in root.iterfind(".//bpmn:callActivity", NS)]
+        pending += [dialect.called_process(c) for c in root.iterfind(".//bpmn:callActivity", NS)
+                    if dialect.called_process(c) in process_files]
         for task in root.iterfind(".//bpmn:businessRuleTask", NS):
-            ref = task.get(C + "decisionRef")
+            ref = dialect.called_decision(task).decision_id
             if ref in decision_files:
                 needed.update(_decision_files(bundle, ref, decision_files))
         for element in root.iter():
-            if isinstance(element.tag, str) and element.get(C + "formRef") in bundle.forms_by_id:
-                form_id = element.get(C + "formRef")
+            if isinstance(element.tag, str) and dialect.form_ref(element) in bundle.forms_by_id:
+                form_id = dialect.form_ref(element)
                 needed.update(n for n, fid in bundle.form_files.items() if fid == form_id
                               for n in [_full_name(bundle, n)] if n)
     return sorted(needed)

@@ -19,6 +19,7 @@ from lxml import etree
 
 from service import forms
 
+from . import dialect
 from .bundle import Bundle, Problem
 from .xml import parse_xml
 
@@ -60,15 +61,7 @@ def is_significant_harm(key: str) -> bool:
 
 def properties(element) -> dict[str, str]:
     """The element's own extension properties (Camunda 7 ``camunda:property`` or Camunda 8 ``zeebe:property``)."""
-    found: dict[str, str] = {}
-    extensions = element.find("bpmn:extensionElements", NS)
-    if extensions is None:
-        return found
-    for prop in extensions.iterfind("camunda:properties/camunda:property", NS):
-        found[prop.get("name") or ""] = prop.get("value") or ""
-    for prop in extensions.iterfind("zeebe:properties/zeebe:property", NS):
-        found[prop.get("name") or ""] = prop.get("value") or ""
-    return found
+    return dialect.properties(element)
 
 
 def facts(diagram: bytes | etree._Element, process_key: str) -> ProcessFacts:
@@ -100,7 +93,7 @@ def problems(bundle: Bundle) -> list[Problem]:
     roots = {definition.filename: parse_xml(bundle.files[definition.filename], definition.filename)
              for definition in bundle.processes.values()}
     # A called process runs inside its caller's case: the caller catches immediate risk and names the outcome.
-    called = {e.get("calledElement") for root in roots.values() for e in root.iter(f"{{{BPMN}}}callActivity")}
+    called = {dialect.called_process(e) for root in roots.values() for e in root.iter(f"{{{BPMN}}}callActivity")}
     for key, definition in sorted(bundle.processes.items()):
         root = roots[definition.filename]
         process = root.find(f"bpmn:process[@id='{key}']", NS)

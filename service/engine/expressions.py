@@ -105,6 +105,18 @@ _WRAPPED = re.compile(r"^\s*[$#]\{(.*)\}\s*$", re.S)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def is_expression(text: str | None) -> bool:
+    """Whether a value written in a diagram is an expression (``${...}``, ``#{...}`` or ``=`` FEEL), not a literal."""
+    return bool(text) and ("${" in text or "#{" in text or feel_expressions.is_feel(text))
+
+
+def names_read(source: str) -> set[str]:
+    """The names of case data an expression reads."""
+    if feel_expressions.is_feel(source):
+        return feel_expressions.names_read(source)
+    return {node.id for node in ast.walk(ast.parse(to_python(source), mode="eval")) if isinstance(node, ast.Name)}
+
+
 def unwrap(source: str) -> str:
     """The expression inside ``${...}`` (or the text itself), stripped."""
     match = _WRAPPED.match(source or "")
@@ -192,7 +204,11 @@ def check_expression(source: str) -> ast.Expression:
 
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> CodeType:
-    """Vet and compile an expression once, with its costly operations routed through the limit guards."""
+    """Vet and compile an expression once, with its costly operations routed through the limit guards.
+
+    One that starts with ``=`` is FEEL, as Camunda 8 writes it (:mod:`.feel_expressions`)."""
+    if feel_expressions.is_feel(source):
+        return feel_expressions.compile_feel(source)
     tree = _AttributeToLookup().visit(check_expression(source))
     tree = ast.fix_missing_locations(limits.BoundingTransformer().visit(tree))
     return compile(tree, "<expression>", "eval")
@@ -203,7 +219,10 @@ _EXPRESSION_GLOBALS = {"__builtins__": {}, "__lookup__": _lookup, **FUNCTIONS, *
 
 
 def evaluate(source: str, data: Mapping[str, Any]) -> Any:
-    """Evaluate an expression against case data in the sandbox, within the step's limits."""
+    """Evaluate an expression against case data in the sandbox, within the step's limits (FEEL if it starts
+    with ``=``)."""
+    if feel_expressions.is_feel(source):
+        return feel_expressions.evaluate(source, data)
     code = compile_expression(source)
     try:
         with limits.evaluating("expression"):
@@ -328,3 +347,5 @@ def script_engine() -> PythonScriptEngine:
 
 
 SCRIPT_ENGINE = script_engine()
+
+from . import feel_expressions  # noqa: E402 (FEEL expressions use ExpressionError and FUNCTIONS above)

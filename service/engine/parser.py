@@ -1,14 +1,14 @@
-"""Reading Camunda Modeler (Camunda 7) diagrams so that they run as drawn.
+"""Reading Camunda Modeler diagrams (Camunda 7 or Camunda 8) so that they run as drawn.
 
 :class:`PathwayParser` is SpiffWorkflow's ``CamundaParser`` with the pieces it
-drops put back: ``camunda:assignee``, ``candidateGroups``, ``dueDate``,
-``formKey``/``formRef``, ``decisionRef`` with ``resultVariable`` and
-``mapDecisionResult``, timers in modeller style, message payloads, event
-sub-processes, and ``camunda:properties`` on every element.
+drops put back: the assignee, candidate groups, due date, linked form, the
+decision with its result variable and mapping, timers in modeller style,
+message payloads, event sub-processes, and the extension properties on every
+element. What an element says in either dialect is read by :mod:`.dialect`;
+Camunda 8's input/output mappings and FEEL script tasks run as :mod:`.camunda8` says.
 """
 from __future__ import annotations
 
-import ast
 import re
 from typing import Any
 
@@ -36,7 +36,9 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 from SpiffWorkflow.camunda.parser.task_spec import (
     CAMUNDA_MODEL_NS,
     BusinessRuleTaskParser,
+    CallActivityParser,
     CamundaTaskParser,
+    ScriptTaskParser,
     SubWorkflowParser,
     UserTaskParser,
 )
@@ -44,14 +46,13 @@ from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 
-from . import expressions, spiff, timers
+from . import camunda8, dialect, expressions, spiff, timers
 from .specs import DecisionTask, OutcomeEndEvent, ParallelItemsMultiInstance, SequentialItemsMultiInstance
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 #: Camunda attributes of an element kept in ``task_spec.extensions``.
-CAMUNDA_ATTRIBUTES = ("assignee", "candidateUsers", "candidateGroups", "dueDate", "followUpDate",
-                      "priority", "formKey", "formRef", "formRefBinding", "formRefVersion")
+CAMUNDA_ATTRIBUTES = dialect.CAMUNDA_ATTRIBUTES
 
 
 def role_key(name: str) -> str:
@@ -68,15 +69,15 @@ def task_roles(task_spec) -> list[str]:
 
 
 class _CamundaExtensions:
-    """Keeps ``camunda:properties`` and the Camunda attributes SpiffWorkflow drops; reads multi-instance."""
+    """Keeps the extension properties and task attributes SpiffWorkflow drops (either dialect, through
+    :mod:`.dialect`), with Camunda 8's input/output mappings; reads multi-instance."""
 
     def _add_multiinstance_task(self, loop_characteristics) -> None:
         sequential = loop_characteristics.get("isSequential") == "true"
-        collection = (self.attribute("collection", "camunda", loop_characteristics)
-                      or _text(loop_characteristics, "bpmn:loopDataInputRef"))
+        collection, element_variable = dialect.multi_instance(loop_characteristics)
+        collection = collection or _text(loop_characteristics, "bpmn:loopDataInputRef")
         item = first(loop_characteristics.xpath("./bpmn:inputDataItem", namespaces={"bpmn": BPMN_NS}))
-        element_variable = self.attribute("elementVariable", "camunda", loop_characteristics) or (
-            item.get("name") or item.get("id") if item is not None else None)
+        element_variable = element_variable or (item.get("name") or item.get("id") if item is not None else None)
         cardinality = _text(loop_characteristics, "bpmn:loopCardinality")
         if collection is None and cardinality is None:
             self.raise_validation_exception("a multi-instance activity needs camunda:collection or a loop cardinality")
@@ -86,16 +87,12 @@ class _CamundaExtensions:
             cardinality=cardinality, condition=_text(loop_characteristics, "bpmn:completionCondition")))
 
     def parse_extensions(self, node=None) -> dict[str, Any]:
-        node = node if node is not None else self.node
-        extensions = {}
-        for prop in self.xpath(".//bpmn:extensionElements/camunda:properties/camunda:property"):
-            if prop.getparent().getparent().getparent() is node:
-                extensions[prop.get("name")] = prop.get("value")
-        for name in CAMUNDA_ATTRIBUTES:
-            value = node.get(f"{{{CAMUNDA_MODEL_NS}}}{name}")
-            if value is not None:
-                extensions[name] = value
-        return extensions
+        if node is None and getattr(self, "task", None) is not None:  # the element's own task spec, just made
+            inputs, outputs = dialect.io_mapping(self.node)
+            only_outputs = not dialect.propagates_all_child_variables(self.node)
+            if inputs or outputs or only_outputs:
+                spiff.add_data_mapping(self.task, camunda8.IoMapping(self.bpmn_id, inputs, outputs, only_outputs))
+        return dialect.extensions(node if node is not None else self.node)
 
 
 class PathwayMessageEventDefinition(MessageEventDefinition):
@@ -161,8 +158,7 @@ class PathwayConditionalEventDefinition(ConditionalEventDefinition):
 
 
 def _names_read(expression: str) -> set[str]:
-    return {node.id for node in ast.walk(ast.parse(expressions.to_python(expression), mode="eval"))
-            if isinstance(node, ast.Name)}
+    return expressions.names_read(expression)
 
 
 class _EventDefinitions(_CamundaExtensions):
@@ -268,18 +264,42 @@ class PathwayTaskParser(_CamundaExtensions, CamundaTaskParser):
 
 class DecisionTaskParser(_CamundaExtensions, BusinessRuleTaskParser):
     def create_task(self):
+        called = dialect.called_decision(self.node)
         return DecisionTask(
             self.spec, self.bpmn_id,
-            decision_ref=self.get_decision_ref(self.node),
+            decision_ref=called.decision_id,
             decisions=self.process_parser.parser.decisions,
-            result_variable=self.attribute("resultVariable", "camunda"),
-            map_result=self.attribute("mapDecisionResult", "camunda"),
+            result_variable=called.result_variable,
+            map_result=called.map_result,
             **self.bpmn_attributes,
         )
 
     @staticmethod
     def get_decision_ref(node) -> str:
-        return node.get(f"{{{CAMUNDA_MODEL_NS}}}decisionRef") or ""
+        return dialect.called_decision(node).decision_id
+
+
+class PathwayCallActivityParser(_CamundaExtensions, CallActivityParser):
+    """Call activities naming their process either way (``calledElement``, ``zeebe:calledElement``)."""
+
+    def create_task(self):
+        called = dialect.called_process(self.node)
+        if not called:
+            self.raise_validation_exception("the call activity does not say which process it calls")
+        return self.spec_class(self.spec, self.bpmn_id, subworkflow_spec=called, **self.bpmn_attributes)
+
+
+class PathwayScriptTaskParser(_CamundaExtensions, ScriptTaskParser):
+    """Script tasks: Python (``bpmn:script``), or one FEEL expression and its result variable (``zeebe:script``)."""
+
+    def create_task(self):
+        feel_script = dialect.script(self.node)
+        if feel_script is None:
+            return super().create_task()
+        expression, result_variable = feel_script
+        expression = expression if expression.lstrip().startswith("=") else f"={expression}"
+        return camunda8.FeelScriptTask(self.spec, self.bpmn_id, expression=expression,
+                                       result_variable=result_variable, **self.bpmn_attributes)
 
 
 class PathwaySubprocessParser(_CamundaExtensions, SubWorkflowParser):
@@ -367,6 +387,8 @@ class PathwayParser(CamundaParser):
         full_tag("task"): (PathwayTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("task")][1]),
         full_tag("manualTask"): (PathwayTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("manualTask")][1]),
         full_tag("subProcess"): (PathwaySubprocessParser, CallActivity),
+        full_tag("callActivity"): (PathwayCallActivityParser, CallActivity),
+        full_tag("scriptTask"): (PathwayScriptTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("scriptTask")][1]),
     }
 
     def __init__(self, decisions) -> None:
@@ -385,5 +407,8 @@ class PathwayParser(CamundaParser):
     def _find_dependencies(self, process):
         # BpmnDmnParser would ask its own DMN parser class; ours resolves decisions from the registry.
         spiff.find_bpmn_dependencies(self, process)
+        self.process_dependencies.discard(None)
+        self.process_dependencies.update(dialect.called_process(call) for call in process.xpath(
+            ".//bpmn:callActivity", namespaces=self.namespaces) if dialect.called_process(call))
         for task in process.xpath(".//bpmn:businessRuleTask", namespaces=self.namespaces):
             self.dmn_dependencies.add(DecisionTaskParser.get_decision_ref(task))

@@ -348,7 +348,7 @@ def _open_task_view(task) -> OpenTask:
     if "due_at" not in task.internal_data:
         task.internal_data["due_at"] = evaluated_at(task, "due date", lambda: _due_date(ext.get("dueDate"), task.data))
     assignee = ext.get("assignee")
-    if assignee and ("${" in assignee or "#{" in assignee):
+    if expressions.is_expression(assignee):
         assignee = evaluated_at(task, "assignee", lambda: expressions.evaluate(assignee, task.data))
     due = task.internal_data["due_at"]
     return OpenTask(

@@ -128,7 +128,9 @@ class DecisionTask(BusinessRuleTask):
             else:
                 my_task.data[self.decision_ref] = outputs
             return
-        if self.map_result == "singleEntry":
+        if self.map_result == "dmn":  # Camunda 8: the decision's result as DMN shapes it (a single output unwrapped)
+            my_task.data[self.result_variable] = outputs
+        elif self.map_result == "singleEntry":
             value = rows[0] if rows else None
             if isinstance(value, dict):
                 value = next(iter(value.values()), None) if len(value) == 1 else value

@@ -118,6 +118,17 @@ def wrap_in_multi_instance(task_parser, make_spec) -> None:
     task_parser._copy_task_attrs(original)
 
 
+def add_data_mapping(task_spec, mapping) -> None:
+    """Have ``mapping.get(task)`` run when the task starts and ``mapping.set(task)`` when it completes.
+
+    Through SpiffWorkflow's data association hooks (``BpmnTaskSpec._update_hook`` calls each input
+    association's ``get``; ``_on_complete_hook`` each output association's ``set``, then pops each input
+    association's ``bpmn_id`` from the data).
+    """
+    task_spec.data_input_associations.append(mapping)
+    task_spec.data_output_associations.append(mapping)
+
+
 def instance_key(child: Task) -> Any:
     """The index (or key) in the collection of the item a multi-instance child runs for."""
     return child.internal_data.get("key_or_index")

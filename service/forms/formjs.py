@@ -13,6 +13,7 @@ from .model import CHOICE_TYPES, Component, Field, FormDefinition, FormDefinitio
 _FORMJS_TYPES = {
     "textfield": "text", "textarea": "textarea", "number": "number", "checkbox": "boolean",
     "checklist": "checklist", "radio": "radio", "select": "select", "datetime": "date",
+    "taglist": "checklist",  # Camunda 8 forms' multi-select with search: the same answer, a list of the values
 }
 _FORMJS_IGNORED = {"spacer", "separator", "button"}  # layout, and buttons: the page has its own
 MAX_GROUP_NESTING = 20  # groups within groups; Camunda Modeler forms rarely go past three
