@@ -97,11 +97,12 @@ def _counts(session: Session, version_id: int | None = None) -> dict[int, dict[s
 
 
 def get_version(session: Session, version_id: int, actor: Actor) -> ProcessVersion:
-    """A version of the council's pathways (404 for any other: another council's is not there)."""
-    policy.require_analyst(actor)
+    """A version of the council's pathways (404 for any other: another council's is not there; then 403 for
+    someone who is not the council's analyst)."""
     version = session.get(ProcessVersion, version_id)
     if version is None:
         raise NotFound(f"there is no pathway version {version_id}")
+    policy.require_analyst(actor)
     return version
 
 
@@ -191,22 +192,25 @@ def cases_of(session: Session, version_id: int, actor: Actor, *, status: str | N
     return version, list(rows), total, _counts(session, version.id).get(version.id, {})
 
 
-def get_case(session: Session, case_id: int, actor: Actor) -> Case:
-    """A case of the council as the workspace shows it (its version, status, error), the read logged."""
-    policy.require_analyst(actor)
+def _case(session: Session, case_id: int, actor: Actor) -> Case:
+    """A case of the council (404 for any other, as for a case that is not there), then the workspace's rule."""
     case = session.get(Case, case_id)
     if case is None or case.status not in STATUSES:
         raise NotFound(f"there is no case {case_id}")
+    policy.require_analyst(actor)
+    return case
+
+
+def get_case(session: Session, case_id: int, actor: Actor) -> Case:
+    """A case of the council as the workspace shows it (its version, status, error), the read logged."""
+    case = _case(session, case_id, actor)
     access_log.record(session, actor, case.id, "analyst_case")
     return case
 
 
 def retry(session: Session, case_id: int, actor: Actor) -> Case:
     """Run a case stopped on an error again, as it is (after the pathway's fault is fixed); audited."""
-    policy.require_analyst(actor)
-    case = session.get(Case, case_id)
-    if case is None or case.status not in STATUSES:
-        raise NotFound(f"there is no case {case_id}")
+    case = _case(session, case_id, actor)
     if not policy.may_retry_in_workspace(actor):
         raise Forbidden("retrying a case from the analyst workspace is for the council's analysts")
     return case_service.retry_case(session, case, {}, actor)
@@ -214,10 +218,7 @@ def retry(session: Session, case_id: int, actor: Actor) -> Case:
 
 def cancel(session: Session, case_id: int, reason: Any, actor: Actor) -> Case:
     """Cancel a case with its reason (``cases.cancel_case``: the admin's, audited)."""
-    policy.require_analyst(actor)
-    case = session.get(Case, case_id)
-    if case is None or case.status not in STATUSES:
-        raise NotFound(f"there is no case {case_id}")
+    case = _case(session, case_id, actor)
     if not policy.may_cancel(actor):
         raise Forbidden("only the council's admin can cancel a case")
     return case_service.cancel_case(session, case_id, reason, actor)

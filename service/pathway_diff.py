@@ -41,6 +41,8 @@ _LAYOUT = {"http://www.omg.org/spec/BPMN/20100524/DI", "http://www.omg.org/spec/
 _PREFIXES = {"http://camunda.org/schema/1.0/bpmn": "camunda", "http://camunda.org/schema/1.0/dmn": "camunda",
              "http://camunda.org/schema/modeler/1.0": "modeler", "http://www.w3.org/2001/XMLSchema-instance": "xsi",
              "http://camunda.org/schema/zeebe/1.0": "zeebe"}
+#: Elements that hold others: listed in the table of changes, never coloured on the diagram.
+CONTAINERS = {"process", "collaboration", "participant", "laneSet", "lane", "definitions"}
 #: DMN parts that have ids but are read as part of their rule or column.
 _DMN_PARTS = {"inputEntry", "outputEntry", "inputExpression", "annotationEntry"}
 
@@ -61,11 +63,27 @@ class Element:
         return f"{self.name} ({self.id})" if self.name and self.name != self.id else self.id
 
 
+#: Attributes that are sets of element ids (a lane's elements, a node's flows): shown as ids added and taken away.
+SET_ATTRIBUTES = ("flowNodeRef", "incoming", "outgoing")
+
+
 @dataclass(frozen=True)
 class AttributeChange:
     name: str
     before: str | None  # None: not there before
     after: str | None  # None: not there any more
+
+    @property
+    def is_set(self) -> bool:
+        return self.name.rsplit("/", 1)[-1] in SET_ATTRIBUTES
+
+    @property
+    def added(self) -> list[str]:
+        return sorted(set((self.after or "").split()) - set((self.before or "").split()))
+
+    @property
+    def removed(self) -> list[str]:
+        return sorted(set((self.before or "").split()) - set((self.after or "").split()))
 
 
 @dataclass(frozen=True)
@@ -83,13 +101,14 @@ class ElementChange:
 class PathwayDiff:
     """From version ``a`` to version ``b``: what ``b`` has that ``a`` had not, what it dropped, what differs."""
 
-    a: ProcessVersion
+    a: ProcessVersion | None  # None: nothing before (every element of ``b`` is added)
     b: ProcessVersion
     added: list[Element]
     removed: list[Element]
     changed: list[ElementChange]
     files_added: list[str] = field(default_factory=list)
     files_removed: list[str] = field(default_factory=list)
+    files_changed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # a file that could not be read (never expected)
 
     @property
@@ -106,11 +125,29 @@ class PathwayDiff:
             parts.append(f"file{'s' if len(self.files_removed) > 1 else ''} {', '.join(self.files_removed)} removed")
         return ", ".join(parts) if parts else "no change to any element"
 
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON for the API: ``{"from", "to", "key", "files": {"added", "removed", "changed"}, "added": [element],
+        "removed": [element], "changed": [element + {"attributes": {name: [before, after]}}]}``, an element being
+        ``{"id", "type", "name", "file"}``."""
+        def element(e: Element) -> dict[str, Any]:
+            return {"id": e.id, "type": e.kind, "name": e.name, "file": e.file}
+
+        return {"from": self.a.version if self.a is not None else None, "to": self.b.version, "key": self.b.key,
+                "files": {"added": self.files_added, "removed": self.files_removed, "changed": self.files_changed},
+                "added": [element(e) for e in self.added], "removed": [element(e) for e in self.removed],
+                "changed": [{**element(c.after), "attributes": {a.name: [a.before, a.after] for a in c.attributes}}
+                            for c in self.changed]}
+
     def ids(self, source: str = "bpmn") -> dict[str, list[str]]:
-        """Element ids by change, for colouring the diagrams: added and changed are in ``b``, removed in ``a``."""
-        return {"added": [e.id for e in self.added if e.source == source],
-                "removed": [e.id for e in self.removed if e.source == source],
-                "changed": [c.id for c in self.changed if c.after.source == source]}
+        """Element ids by change, for colouring the diagrams: added and changed are in ``b``, removed in ``a``.
+        Containers (pools, lanes, the process) are left out: a lane "changes" whenever an element in it comes or
+        goes, and colouring all of it would hide the element that did."""
+        def shown(e: Element) -> bool:
+            return e.source == source and e.kind not in CONTAINERS
+
+        return {"added": [e.id for e in self.added if shown(e)],
+                "removed": [e.id for e in self.removed if shown(e)],
+                "changed": [c.id for c in self.changed if shown(c.after)]}
 
 
 def version_files(session: Session, version: ProcessVersion) -> dict[str, bytes]:
@@ -123,9 +160,10 @@ def version_files(session: Session, version: ProcessVersion) -> dict[str, bytes]
     return {row.name: row.content for row in rows}
 
 
-def diff_versions(session: Session, a: ProcessVersion, b: ProcessVersion) -> PathwayDiff:
-    """What changed from version ``a`` to version ``b`` of a pathway (or between two pathways' versions)."""
-    before, after = version_files(session, a), version_files(session, b)
+def diff_versions(session: Session, a: ProcessVersion | None, b: ProcessVersion) -> PathwayDiff:
+    """What changed from version ``a`` (None: nothing before) to version ``b`` of a pathway (or between two
+    pathways' versions)."""
+    before, after = (version_files(session, a) if a is not None else {}), version_files(session, b)
     key = (_digest(before), _digest(after))
     with _LOCK:
         cached = _CACHE.get(key)
@@ -137,9 +175,9 @@ def diff_versions(session: Session, a: ProcessVersion, b: ProcessVersion) -> Pat
             _CACHE[key] = cached
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
-    added, removed, changed, files_added, files_removed, problems = cached
+    added, removed, changed, files_added, files_removed, files_changed, problems = cached
     return PathwayDiff(a, b, list(added), list(removed), list(changed), list(files_added), list(files_removed),
-                       list(problems))
+                       list(files_changed), list(problems))
 
 
 _CACHE: OrderedDict[tuple[str, str], tuple] = OrderedDict()
@@ -164,7 +202,8 @@ def _compare(before: dict[str, bytes], after: dict[str, bytes]) -> tuple:
         if k in old and old[k].attributes != e.attributes or k in old and old[k].kind != e.kind:
             changed.append(ElementChange(old[k], e, _attribute_changes(old[k], e)))
     return (tuple(added), tuple(removed), tuple(changed), tuple(sorted(set(after) - set(before))),
-            tuple(sorted(set(before) - set(after))), tuple(problems))
+            tuple(sorted(set(before) - set(after))),
+            tuple(sorted(n for n in set(before) & set(after) if before[n] != after[n])), tuple(problems))
 
 
 def _attribute_changes(a: Element, b: Element) -> list[AttributeChange]:

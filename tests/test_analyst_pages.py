@@ -90,6 +90,12 @@ def test_the_diff_names_elements_added_removed_and_changed_with_their_attributes
         in_council(db.session)
         v1, v2 = (db.session.get(ProcessVersion, site.ids[k]) for k in ("v1", "v2"))
         diff = diff_versions(db.session, v1, v2)
+        from_nothing = diff_versions(db.session, None, v1)
+    assert "Task_Assess" in [e.id for e in from_nothing.added] and not from_nothing.removed + from_nothing.changed
+    as_json = diff.to_dict()
+    assert (as_json["from"], as_json["to"], as_json["key"]) == (1, 2, "test_review")
+    assert as_json["files"] == {"added": [], "removed": [], "changed": ["review.bpmn", "test_level.dmn"]}
+    assert {"id": "Event_CaseClosed", "type": "endEvent", "name": "Closed", "file": "review.bpmn"} in as_json["added"]
     assert [e.id for e in diff.added] == ["Event_CaseClosed"]
     assert [e.id for e in diff.removed] == ["Event_Closed"]
     changed = {c.id: {a.name: (a.before, a.after) for a in c.attributes} for c in diff.changed}
@@ -101,7 +107,7 @@ def test_the_diff_names_elements_added_removed_and_changed_with_their_attributes
     assert "Lane_Worker" in changed  # its list of elements names the new end event
     assert diff.summary() == "1 added, 1 removed, 4 changed"
     assert diff.ids() == {"added": ["Event_CaseClosed"], "removed": ["Event_Closed"],
-                          "changed": ["Lane_Worker", "Task_Assess", "Flow_ToClosed"]}
+                          "changed": ["Task_Assess", "Flow_ToClosed"]}
 
 
 def test_the_diff_reads_form_fields_and_ignores_the_layout():
@@ -173,14 +179,15 @@ def test_the_diff_page_lists_changes_and_colours_both_diagrams(site):
     html = page.get_data(as_text=True)
     body = page_text(page)
     assert "Changes from version 1 to version 2" in body
-    assert re.search(r'id="diagram-a".*data-removed="Event_Closed" data-changed="Lane_Worker Task_Assess Flow_ToClosed"',
+    assert re.search(r'id="diagram-a".*data-removed="Event_Closed" data-changed="Task_Assess Flow_ToClosed"',
                      html, re.S)
-    assert re.search(r'id="diagram-b".*data-added="Event_CaseClosed" data-changed="Lane_Worker Task_Assess Flow_ToClosed"',
+    assert re.search(r'id="diagram-b".*data-added="Event_CaseClosed" data-changed="Task_Assess Flow_ToClosed"',
                      html, re.S)
     assert "Added (green, only in version 2)" in body  # the legend says it in words
     assert "“Assess the family” became “Assess the whole family”" in body or \
         "Assess the family became Assess the whole family" in body
     assert "P2D" in body and "P3D" in body
+    assert "now also Event_CaseClosed; no longer Event_Closed" in body  # a lane's elements, as ids in and out
     the_other_way = analyst.get(f"/analyst/versions/{site.ids['v1']}/diff?from={site.ids['v2']}")
     assert 'data-added="Event_Closed"' in the_other_way.get_data(as_text=True)
     first = analyst.get(f"/analyst/versions/{site.ids['v1']}/diff")

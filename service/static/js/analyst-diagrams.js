@@ -42,6 +42,40 @@
     overlays.add(id, 'sp-' + kind, { position: { top: top, left: 0 }, html: span });
   }
 
+  // A big pathway fits only at an unreadable size: show what the page is about (the changes, the error, the
+  // open steps) as large as fits, up to full size, in the middle.
+  function focus(canvas, registry, container) {
+    var MIN_READABLE_SCALE = 0.6;
+    if (canvas.zoom() >= MIN_READABLE_SCALE) {
+      return;
+    }
+    var wanted = ['data-error-element', 'data-added', 'data-removed', 'data-changed', 'data-current']
+      .reduce(function (all, name) { return all.concat(ids(container, name)); }, [])
+      .map(function (id) { return registry.get(id); })
+      .filter(function (e) { return e && !e.waypoints && !/Lane|Participant|Process/.test(e.type); });
+    if (!wanted.length) {
+      return;
+    }
+    var box = wanted.reduce(function (b, e) {
+      return { x1: Math.min(b.x1, e.x), y1: Math.min(b.y1, e.y),
+               x2: Math.max(b.x2, e.x + e.width), y2: Math.max(b.y2, e.y + e.height) };
+    }, { x1: Infinity, y1: Infinity, x2: -Infinity, y2: -Infinity });
+    var outer = canvas.viewbox().outer;
+    var pad = 60;
+    var scale = Math.min(1, outer.width / (box.x2 - box.x1 + 2 * pad), outer.height / (box.y2 - box.y1 + 2 * pad));
+    if (scale < MIN_READABLE_SCALE) {  // the changes are far apart: the first one, readable
+      var first = wanted[0];
+      box = { x1: first.x, y1: first.y, x2: first.x + first.width, y2: first.y + first.height };
+      scale = 0.9;
+    }
+    canvas.viewbox({
+      x: (box.x1 + box.x2) / 2 - outer.width / (2 * scale),
+      y: (box.y1 + box.y2) / 2 - outer.height / (2 * scale),
+      width: outer.width / scale,
+      height: outer.height / scale
+    });
+  }
+
   function bpmn(container) {
     if (typeof window.BpmnJS !== 'function') {
       return;
@@ -80,6 +114,7 @@
           label(overlays, failed, 'error', 'Error: ' + (text.length > 120 ? text.slice(0, 117) + '...' : text),
             registry.get(failed).height ? registry.get(failed).height + 6 : 6);
         }
+        focus(canvas, registry, container);
         container.setAttribute('data-marked', String(marked));
         container.classList.remove('sp-diagram--loading');
         container.classList.add('sp-diagram--ready');
@@ -121,6 +156,15 @@
         });
       })
       .then(function () {
+        // dmn-js leaves the rule-number column's header empty: name it for screen readers.
+        Array.prototype.forEach.call(container.querySelectorAll('th.index-column'), function (th) {
+          if (!th.textContent.trim()) {
+            var name = document.createElement('span');
+            name.className = 'govuk-visually-hidden';
+            name.textContent = 'Rule';
+            th.appendChild(name);
+          }
+        });
         container.classList.remove('sp-diagram--loading');
         container.classList.add('sp-diagram--ready');
       })
