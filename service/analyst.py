@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import access_log, cases as case_service, deployments, policy
-from service.engine.bundle import ProcessDefinition
+from service import access_log, cases as case_service, deploy_checks, deployments, policy
+from service.engine.bundle import DeploymentInvalid, ProcessDefinition, Problem
 from service.errors import Forbidden, NotFound
 from service.models import Case, Deployment, DeploymentFile, ProcessVersion
 from service.pathway_diff import PathwayDiff, diff_versions, version_files
@@ -226,3 +226,49 @@ def cancel(session: Session, case_id: int, reason: Any, actor: Actor) -> Case:
 
 def may_cancel(actor: Actor) -> bool:
     return policy.may_cancel(actor)
+
+
+# -- drawing in the browser: open a version as a draft, check it, save it -----------------------------
+
+def _draft_files(session: Session, version: ProcessVersion, diagram: bytes) -> tuple[str, dict[str, bytes]]:
+    """The council's files as a deployment would see them with ``diagram`` in place of the version's own."""
+    process = deployments.process_definition(session, version)
+    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    files = {f.name: f.content for f in latest.files} if latest else {}
+    files.update(version_files(session, version))
+    files[process.filename] = diagram
+    return process.filename, files
+
+
+def _editable(session: Session, version_id: int, actor: Actor) -> ProcessVersion:
+    version = get_version(session, version_id, actor)
+    if not policy.may_deploy(actor):
+        raise Forbidden("drawing and deploying pathways needs the role analyst")
+    return version
+
+
+def draft_diagram(session: Session, version_id: int, actor: Actor) -> ProcessVersion:
+    """The version opened in the editor (its diagram is read through :func:`diagram`)."""
+    return _editable(session, version_id, actor)
+
+
+def check_draft(session: Session, version_id: int, diagram: bytes, actor: Actor) -> list[Problem]:
+    """The deploy checks the server runs on an upload, run on the version with ``diagram`` drawn in the browser:
+    each problem names its file and element (an empty list: it would deploy). Nothing is written."""
+    version = _editable(session, version_id, actor)
+    _, files = _draft_files(session, version, diagram)
+    try:
+        deploy_checks.check_limits(files)
+        deploy_checks.check_in_time(files)
+    except DeploymentInvalid as invalid:
+        return list(invalid.problems)
+    return []
+
+
+def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor) -> deployments.DeployResult:
+    """Save the diagram drawn in the browser as an upload of its file (checked like any upload; raises
+    :class:`DeploymentInvalid` with the problems). Until drafts and approval are merged, an upload is live for
+    new cases at once, as one from Camunda Modeler is."""
+    version = _editable(session, version_id, actor)
+    filename, _ = _draft_files(session, version, diagram)
+    return deployments.deploy(session, {filename: diagram}, actor.name)

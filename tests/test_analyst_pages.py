@@ -263,3 +263,45 @@ def test_an_analyst_of_another_council_sees_none_of_it(site):
                  f"/analyst/versions/{site.ids['v1']}/files/review.bpmn", f"/analyst/cases/{site.ids['stuck']}"):
         assert elsewhere.get(path).status_code == 404, path
     assert elsewhere.post(f"/analyst/cases/{site.ids['stuck']}/retry").status_code == 404
+
+
+# -- drawing in the browser: the server's side -------------------------------------------------------
+
+def post_diagram(browser, path, diagram: str):
+    return browser.client.post(path, json={"diagram": diagram}, headers={"X-CSRFToken": browser.token},
+                               base_url=browser.base_url)
+
+
+def test_the_editor_checks_a_drawn_diagram_and_saves_it_as_a_new_version(site):
+    analyst = signed_in(site, "analyst")
+    editor = analyst.get(f"/analyst/versions/{site.ids['v2']}/edit")
+    assert editor.status_code == 200
+    assert 'data-check-url="/analyst/versions/' in editor.get_data(as_text=True)
+    diagram = analyst.get(f"/analyst/versions/{site.ids['v2']}/diagram.bpmn").get_data(as_text=True)
+    broken = diagram.replace('<bpmn:sequenceFlow id="Flow_ToApprove" sourceRef="Gateway_Level" targetRef="Task_Approve">\n'
+                             '      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${level == "acute" &amp;&amp; risk}</bpmn:conditionExpression>\n'
+                             '    </bpmn:sequenceFlow>',
+                             '<bpmn:sequenceFlow id="Flow_ToApprove" sourceRef="Gateway_Level" targetRef="Task_Approve" />')
+    assert broken != diagram
+    checked = post_diagram(analyst, f"/analyst/versions/{site.ids['v2']}/check", broken)
+    assert checked.status_code == 200
+    problems = checked.json["problems"]
+    assert problems and any(p["element"] in ("Flow_ToApprove", "Gateway_Level") for p in problems), problems
+    assert post_diagram(analyst, f"/analyst/versions/{site.ids['v2']}/check", diagram).json == {"problems": []}
+    refused = post_diagram(analyst, f"/analyst/versions/{site.ids['v2']}/save", broken)
+    assert refused.status_code == 422 and refused.json["problems"]
+    renamed = diagram.replace('name="Assess the whole family"', 'name="Assess the family with them"')
+    saved = post_diagram(analyst, f"/analyst/versions/{site.ids['v2']}/save", renamed)
+    assert saved.status_code == 200 and saved.json["saved"] and saved.json["version"] == 3
+    assert "Saved as version 3 of Test review." in page_text(analyst.get(saved.json["url"]))
+    # without the CSRF token, nothing
+    assert analyst.client.post(f"/analyst/versions/{site.ids['v2']}/check", json={"diagram": diagram},
+                                base_url=analyst.base_url).status_code == 400
+
+
+def test_only_those_who_deploy_may_draw(site):
+    worker = signed_in(site, "worker")
+    assert worker.get(f"/analyst/versions/{site.ids['v2']}/edit").status_code == 403
+    assert post_diagram(worker, f"/analyst/versions/{site.ids['v2']}/save", "<x/>").status_code == 403
+    elsewhere = signed_in(site, "elsewhere")
+    assert elsewhere.get(f"/analyst/versions/{site.ids['v2']}/edit").status_code == 404

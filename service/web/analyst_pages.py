@@ -38,7 +38,7 @@ def analyst_home():
 def analyst_version(version_id: int):
     view = analyst.version_view(db.session, version_id, current_user.actor)
     return render_template("analyst_version.html", view=view, version=view.version, status_labels=STATUS_LABELS,
-                           statuses=analyst.STATUSES)
+                           statuses=analyst.STATUSES, may_draw=policy.may_deploy(current_user.actor))
 
 
 @bp.route("/analyst/versions/<int:version_id>/files/<string:name>")
@@ -148,3 +148,62 @@ def analyst_helpers() -> dict[str, Any]:
                     and policy.may_analyse(current_user.actor))
 
     return {"may_analyse": may_analyse}
+
+
+# -- drawing in the browser ---------------------------------------------------------------------------
+
+MAX_DIAGRAM_BYTES = 2 * 1024 * 1024
+
+
+def _posted_diagram() -> bytes:
+    payload = request.get_json(silent=True) or {}
+    diagram = payload.get("diagram") if isinstance(payload, dict) else None
+    if not isinstance(diagram, str) or not diagram.strip():
+        raise InvalidData("no diagram was sent", {"diagram": "Send the diagram's XML"})
+    content = diagram.encode("utf-8")
+    if len(content) > MAX_DIAGRAM_BYTES:
+        raise InvalidData("the diagram is too big", {"diagram": "The diagram is over 2 MB"})
+    return content
+
+
+def _problems_json(problems) -> list[dict[str, Any]]:
+    return [p.to_json() for p in problems]
+
+
+@bp.route("/analyst/versions/<int:version_id>/edit")
+@login_required
+def analyst_edit(version_id: int):
+    version = analyst.draft_diagram(db.session, version_id, current_user.actor)
+    return render_template("analyst_edit.html", version=version)
+
+
+@bp.route("/analyst/versions/<int:version_id>/check", methods=["POST"])
+@login_required
+def analyst_check(version_id: int):
+    """The server's deploy checks on the diagram drawn in the browser (JSON in, JSON out; nothing saved)."""
+    analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
+    problems = analyst.check_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+    db.session.rollback()
+    return {"problems": _problems_json(problems)}
+
+
+@bp.route("/analyst/versions/<int:version_id>/save", methods=["POST"])
+@login_required
+def analyst_save(version_id: int):
+    """Save the diagram drawn in the browser as an upload; 422 with the problems when it would not run."""
+    from service.engine.bundle import DeploymentInvalid
+
+    analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
+    try:
+        result = analyst.save_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+    except DeploymentInvalid as invalid:
+        db.session.rollback()
+        return {"problems": _problems_json(invalid.problems)}, 422
+    key = analyst.get_version(db.session, version_id, current_user.actor).key
+    saved = next((v for v in result.processes if v.key == key), None)
+    db.session.commit()
+    if not result.created or saved is None:
+        return {"problems": [], "saved": False, "message": "Nothing changed: there is no new version to save."}
+    flash(f"Saved as version {saved.version} of {saved.name}.", "success")
+    return {"problems": [], "saved": True, "version": saved.version,
+            "url": url_for("web.analyst_version", version_id=saved.id)}
