@@ -162,3 +162,40 @@ def test_a_cases_error_shows_at_its_element_and_is_retried_from_the_page(site, p
     violations["case retried"] = axe(page)
     assert violations == {name: [] for name in violations}
     assert page.problems == []
+
+
+def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[2]}")
+    page.get_by_role("link", name="Draw a new version from this one").click()
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=20000)
+    assert page.locator("#editor-canvas .djs-palette").is_visible()  # the modeller's palette: it edits
+    page.locator('#editor-canvas g.djs-element[data-element-id="Task_ExplainDecline"]').click()
+    panel = page.locator("#editor-panel")
+    assert panel.get_by_text("User task", exact=False).first.is_visible()
+    assert panel.get_by_text("Forms", exact=False).first.is_visible()  # a Camunda 7 group of the panel
+    # a mistake an analyst makes: a gateway's flow loses its condition
+    page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
+        const flow = m.get('elementRegistry').get('Flow_SelfReferral');
+        m.get('modeling').updateProperties(flow, { conditionExpression: undefined }); }""")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.locator("#problems-list li").first.wait_for(timeout=20000)
+    problems = page.locator("#problems-list").inner_text()
+    assert "Flow_SelfReferral" in problems or "Gateway_FamilyChoice" in problems, problems
+    marked = page.locator("#editor-canvas g.djs-element.sp-problem")
+    assert marked.count() >= 1
+    assert page.locator("#editor-canvas .djs-overlay .sp-diff-label--error").first.inner_text() == "Problem 1"
+    violations = {"editor with a problem": axe(page)}
+    shot(page, "analyst-editor-problem", tmp_path)
+    # fixed (undone), checked again, saved as a new version
+    page.evaluate("() => document.getElementById('editor').stepModeler.get('commandStack').undo()")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
+    assert page.locator("#editor-canvas g.djs-element.sp-problem").count() == 0
+    page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
+        m.get('modeling').updateLabel(m.get('elementRegistry').get('Task_ExplainDecline'), 'Explain the decline'); }""")
+    page.get_by_role("button", name="Save as a new version").click()
+    page.wait_for_url(f"{site.url}/analyst/versions/*", timeout=20000)
+    assert page.get_by_text("Saved as version 3 of").is_visible()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []

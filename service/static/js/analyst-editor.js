@@ -77,6 +77,10 @@
       }
       list.appendChild(item);
     });
+    if (marked.length) {  // the first problem, readable, in view
+      canvas.zoom(1);
+      canvas.scrollToElement(registry.get(marked[0]));
+    }
   }
 
   function run(url, onOk) {
