@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import access_log, cases as case_service, deploy_checks, deployments, policy
-from service.engine.bundle import DeploymentInvalid, ProcessDefinition, Problem
+from service import access_log, deploy_checks, deployments, policy
+from service import cases as case_service
+from service.engine.bundle import DeploymentInvalid, Problem, ProcessDefinition
 from service.errors import Forbidden, NotFound
 from service.models import Case, Deployment, DeploymentFile, ProcessVersion
 from service.pathway_diff import PathwayDiff, diff_versions, version_files
@@ -218,7 +219,7 @@ def retry(session: Session, case_id: int, actor: Actor) -> Case:
 
 def cancel(session: Session, case_id: int, reason: Any, actor: Actor) -> Case:
     """Cancel a case with its reason (``cases.cancel_case``: the admin's, audited)."""
-    case = _case(session, case_id, actor)
+    _case(session, case_id, actor)  # 404 for another council's, 403 outside the workspace
     if not policy.may_cancel(actor):
         raise Forbidden("only the council's admin can cancel a case")
     return case_service.cancel_case(session, case_id, reason, actor)

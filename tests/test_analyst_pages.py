@@ -133,7 +133,7 @@ def test_the_workspace_lists_versions_with_who_when_what_changed_and_cases(site)
     body = page_text(home)
     assert "Analyst workspace" in body and "Test review" in body
     html = home.get_data(as_text=True)
-    rows = re.findall(r'<tr class="govuk-table__row" data-version="(\d)">(.*?)</tr>', html, re.S)
+    rows = re.findall(r'<tr class="govuk-table__row" data-version="(\d)">(.*?)</tr>', html, re.DOTALL)
     assert [number for number, _ in rows] == ["2", "1"]  # newest first
     v2, v1 = (re.sub(r"<[^>]+>|\s+", " ", row) for _, row in rows)
     assert "Latest" in v2 and "by You" in v2 and "1 added, 1 removed, 4 changed" in v2
@@ -180,9 +180,9 @@ def test_the_diff_page_lists_changes_and_colours_both_diagrams(site):
     body = page_text(page)
     assert "Changes from version 1 to version 2" in body
     assert re.search(r'id="diagram-a".*data-removed="Event_Closed" data-changed="Task_Assess Flow_ToClosed"',
-                     html, re.S)
+                     html, re.DOTALL)
     assert re.search(r'id="diagram-b".*data-added="Event_CaseClosed" data-changed="Task_Assess Flow_ToClosed"',
-                     html, re.S)
+                     html, re.DOTALL)
     assert "Added (green, only in version 2)" in body  # the legend says it in words
     assert "“Assess the family” became “Assess the whole family”" in body or \
         "Assess the family became Assess the whole family" in body

@@ -11,7 +11,8 @@ from urllib.parse import quote
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from service import analyst, cases as case_service, policy
+from service import analyst, policy
+from service import cases as case_service
 from service.errors import InvalidData
 from service.models import db
 from service.web.views import bp
