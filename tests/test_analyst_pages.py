@@ -164,6 +164,9 @@ def test_a_version_page_shows_its_diagram_decisions_forms_and_files(site):
     assert "Number of needs" in body and "Risk of significant harm" in body  # the forms' questions
     assert "review.bpmn" in body and "test_level.dmn" in body
     assert "Compare with version 1" in body
+    assert "The latest: new cases start from it" in body
+    older = page_text(analyst.get(f"/analyst/versions/{site.ids['v1']}"))
+    assert "Replaced by a newer version: its running cases go on" in older
 
 
 def test_every_file_downloads_as_an_attachment_of_its_own_type(site):
