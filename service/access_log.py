@@ -17,8 +17,10 @@ from service.policy import Actor
 
 PAGE_SIZE = 50
 #: What a read was for: the API's case, history and task, the pages' case, diagram and task; a family's
-#: chronology (one line for each case it shows); a document's download (either way).
-PURPOSES = ("case", "case_history", "case_page", "diagram", "task", "task_page", "family_chronology", "document")
+#: chronology (one line for each case it shows); a document's download (either way); an analyst opening a
+#: case's error in the analyst workspace.
+PURPOSES = ("case", "case_history", "case_page", "diagram", "task", "task_page", "family_chronology", "document",
+            "analyst_case")
 
 
 def record(session: Session, actor: Actor, case_id: int, purpose: str, task_id: str | None = None) -> None:

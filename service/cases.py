@@ -398,7 +398,11 @@ def send_message(session: Session, case_id: int, name: str, data: Any, actor: Ac
 
 def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
     """Run a case that stopped on an error again, with corrected data."""
-    case = get_case(session, case_id, actor)
+    return retry_case(session, get_case(session, case_id, actor), data, actor)
+
+
+def retry_case(session: Session, case: Case, data: Any, actor: Actor) -> Case:
+    """:func:`retry` of a case the caller has already checked ``actor`` may retry (``service.analyst``)."""
     if case.status != "error":
         raise Conflict(f"case {case.id} is {case.status}, not stopped on an error")
     process = process_of(session, case)

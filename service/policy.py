@@ -133,6 +133,26 @@ def may_deploy(actor: Actor) -> bool:
     return actor.is_admin or ANALYST in actor.roles
 
 
+def may_analyse(actor: Actor) -> bool:
+    """The analyst workspace (``service.analyst``): the council's pathways, their versions, files and diffs,
+    and their cases by version and status with each case's error (no child's name, no answers): the
+    council's analysts and its admin. The council is the acting one (``service.tenancy``): an analyst of
+    another council never reaches this council's pathways at all."""
+    return actor.is_admin or ANALYST in actor.roles
+
+
+def require_analyst(actor: Actor) -> None:
+    if not may_analyse(actor):
+        raise Forbidden("the analyst workspace is for the council's analysts")
+
+
+def may_retry_in_workspace(actor: Actor) -> bool:
+    """Running a case stopped on an error again, as it is, from the analyst workspace: the analyst who fixed
+    the pathway's fault (or the admin). A retry changes no answer; it only runs the step again. Cancelling
+    stays :func:`may_cancel`'s (the admin's): it ends a child's involvement."""
+    return may_analyse(actor)
+
+
 def require_auditor(actor: Actor) -> None:
     """The access log is the auditor's alone: not even the admin, whose own reads it records, reads it."""
     if AUDITOR not in actor.roles:

@@ -50,7 +50,9 @@ def councils(database_url, frozen_clock):
         south = {"case": case["id"], "task": case["tasks"][0]["id"], "notification": notification.id,
                  "document": document["id"],
                  "key": "test_review", "decision": "Decision_Adult",
-                 "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"]}
+                 "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"],
+                 "version": db.session.scalars(select(ProcessVersion.id).join(Case, Case.process_version_id == ProcessVersion.id)
+                                               .where(Case.id == case["id"])).one()}
     yield api, south
     with app.app_context():
         db.session.remove()
@@ -192,7 +194,13 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("GET", f"/cases/{south['case']}/immediate-risk"),
              ("POST", f"/cases/{south['case']}/immediate-risk"), ("POST", f"/cases/{south['case']}/immediate-risk/send"),
              ("GET", f"/cases/{south['case']}/immediate-risk/sent"),
-             ("POST", f"/notifications/{south['notification']}/read")]
+             ("POST", f"/notifications/{south['notification']}/read"),
+             ("GET", f"/analyst/versions/{south['version']}"), ("GET", f"/analyst/versions/{south['version']}/diagram.bpmn"),
+             ("GET", f"/analyst/versions/{south['version']}/files/review.bpmn"),
+             ("GET", f"/analyst/versions/{south['version']}/diff"), ("GET", f"/analyst/versions/{south['version']}/cases"),
+             ("GET", f"/analyst/cases/{south['case']}"), ("POST", f"/analyst/cases/{south['case']}/retry"),
+             ("POST", f"/analyst/cases/{south['case']}/cancel"), ("GET", f"/analyst/versions/{south['version']}/edit"),
+             ("POST", f"/analyst/versions/{south['version']}/check"), ("POST", f"/analyst/versions/{south['version']}/save")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
     with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
@@ -205,7 +213,12 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           "/cases/<int:case_id>/documents/new", "/cases/<int:case_id>/documents/<int:document_id>",
                           "/manager/cases/<int:case_id>/retry", "/cases/<int:case_id>/immediate-risk",
                           "/cases/<int:case_id>/immediate-risk/send", "/cases/<int:case_id>/immediate-risk/sent",
-                          "/notifications/<int:notification_id>/read"}, "a new page with an object in its URL: add it here"
+                          "/notifications/<int:notification_id>/read", "/analyst/versions/<int:version_id>",
+                          "/analyst/versions/<int:version_id>/diagram.bpmn", "/analyst/versions/<int:version_id>/diff",
+                          "/analyst/versions/<int:version_id>/files/<string:name>", "/analyst/versions/<int:version_id>/cases",
+                          "/analyst/cases/<int:case_id>", "/analyst/cases/<int:case_id>/retry",
+                          "/analyst/cases/<int:case_id>/cancel", "/analyst/versions/<int:version_id>/edit",
+                          "/analyst/versions/<int:version_id>/check", "/analyst/versions/<int:version_id>/save"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")

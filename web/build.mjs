@@ -11,10 +11,14 @@
 //   bpmn-js/assets/{diagram-js.css,bpmn-js.css,bpmn-font/css/bpmn-embedded.css}
 //   dmn-js/dmn-viewer.production.min.js                UMD, window.DmnJS
 //   dmn-js/assets/{diagram-js.css,dmn-js-*.css,dmn-font/css/dmn-embedded.css}
+//   modeler/modeler.min.js          IIFE, window.StepModeler: bpmn-js Modeler + Camunda 7 properties panel
+//                                   (bundled by esbuild from src/modeler.js)
+//   modeler/assets/properties-panel.css
 //   LICENSES.txt
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
 import * as sass from 'sass';
 import { checkVendor, EXPECTED, GOVUK_ASSETS_URL } from './check-vendor.mjs';
 
@@ -49,7 +53,7 @@ function copy(pkg, fromRel, toRel) {
 
 // Start from a clean slate, but only delete what this script writes.
 mkdirSync(OUT, { recursive: true });
-for (const entry of ['govuk', 'bpmn-js', 'dmn-js', 'LICENSES.txt']) {
+for (const entry of ['govuk', 'bpmn-js', 'dmn-js', 'modeler', 'LICENSES.txt']) {
   rmSync(join(OUT, entry), { recursive: true, force: true });
 }
 
@@ -94,6 +98,21 @@ for (const css of [
 ]) {
   copy('dmn-js', `dist/assets/${css}`, `dmn-js/assets/${css}`);
 }
+
+// --- the editor: bpmn-js Modeler with the Camunda 7 properties panel ----------
+await esbuild.build({
+  entryPoints: [join(WEB, 'src/modeler.js')],
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  legalComments: 'eof',
+  target: ['es2020'],
+  loader: { '.json': 'json' },
+  nodePaths: [NM],
+  outfile: join(OUT, 'modeler/modeler.min.js'),
+  logLevel: 'warning',
+});
+copy('@bpmn-io/properties-panel', 'dist/assets/properties-panel.css', 'modeler/assets/properties-panel.css');
 
 // --- LICENSES.txt -----------------------------------------------------------
 // govuk-frontend's npm tarball ships no LICENSE file; this is the text of
@@ -160,7 +179,9 @@ let licenses =
   'Copied packages:\n' +
   '  govuk/    govuk-frontend (compiled Sass, ES module, images; the GDS Transport font is NOT included)\n' +
   '  bpmn-js/  bpmn-js navigated viewer + CSS\n' +
-  '  dmn-js/   dmn-js viewer + CSS\n\n' +
+  '  dmn-js/   dmn-js viewer + CSS\n' +
+  '  modeler/  bpmn-js Modeler, bpmn-js-properties-panel, @bpmn-io/properties-panel, camunda-bpmn-moddle,\n' +
+  '            camunda-bpmn-js-behaviors (bundled by esbuild; their licences and dependencies are below)\n\n' +
   'bpmn-js and dmn-js are under the bpmn.io licence (MIT plus a watermark clause):\n' +
   'the bpmn.io watermark on rendered diagrams must stay fully visible and must not be\n' +
   'removed, changed or overlapped by other elements.\n\n' +
@@ -170,16 +191,17 @@ let licenses =
 
 const govukDir = pkgDir('govuk-frontend');
 licenses += section(govuk, govukDir, licenseText(govukDir) || GOVUK_LICENSE);
-for (const name of ['bpmn-js', 'dmn-js']) {
+const EDITOR = ['bpmn-js-properties-panel', '@bpmn-io/properties-panel', 'camunda-bpmn-moddle', 'camunda-bpmn-js-behaviors'];
+for (const name of ['bpmn-js', 'dmn-js', ...EDITOR]) {
   const dir = pkgDir(name);
   licenses += section(pkgJson(dir), dir, licenseText(dir));
 }
 
 // The UMD bundles include their production dependencies: list them too.
 const bundled = new Map();
-for (const name of ['bpmn-js', 'dmn-js']) {
+for (const name of ['bpmn-js', 'dmn-js', ...EDITOR]) {
   for (const [dir, pj] of depTree(name)) {
-    if (pj.name !== 'bpmn-js' && pj.name !== 'dmn-js') bundled.set(`${pj.name}@${pj.version}`, [dir, pj]);
+    if (![ 'bpmn-js', 'dmn-js', ...EDITOR].includes(pj.name)) bundled.set(`${pj.name}@${pj.version}`, [dir, pj]);
   }
 }
 licenses +=
@@ -206,12 +228,12 @@ function walk(dir) {
     e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
   );
 }
-const files = ['govuk', 'bpmn-js', 'dmn-js', 'LICENSES.txt'].flatMap((e) => {
+const files = ['govuk', 'bpmn-js', 'dmn-js', 'modeler', 'LICENSES.txt'].flatMap((e) => {
   const p = join(OUT, e);
   return statSync(p).isDirectory() ? walk(p) : [p];
 });
 const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
-const versions = ['govuk-frontend', 'bpmn-js', 'dmn-js', 'sass'].map((n) => `${n} ${pkgJson(pkgDir(n)).version}`);
+const versions = ['govuk-frontend', 'bpmn-js', 'dmn-js', 'bpmn-js-properties-panel', 'esbuild', 'sass'].map((n) => `${n} ${pkgJson(pkgDir(n)).version}`);
 console.log(
   `build.mjs: ${files.length} files, ${(bytes / 1024 / 1024).toFixed(2)} MB in ${relative(process.cwd(), OUT) || '.'} ` +
     `(${versions.join(', ')}; ${bundled.size} bundled dependencies licensed; ${EXPECTED.length} expected files checked) ` +

@@ -29,6 +29,8 @@ export const EXPECTED = [
   'dmn-js/assets/dmn-js-literal-expression.css',
   'dmn-js/assets/dmn-js-boxed-expression.css',
   'dmn-js/assets/dmn-font/css/dmn-embedded.css',
+  'modeler/modeler.min.js',
+  'modeler/assets/properties-panel.css',
 ];
 
 export const GOVUK_ASSETS_URL = '/static/vendor/govuk/assets/';
@@ -60,7 +62,8 @@ export function checkVendor(outDir) {
     }
   }
 
-  for (const rel of ['bpmn-js/bpmn-navigated-viewer.production.min.js', 'dmn-js/dmn-viewer.production.min.js']) {
+  for (const rel of ['bpmn-js/bpmn-navigated-viewer.production.min.js', 'dmn-js/dmn-viewer.production.min.js',
+                     'modeler/modeler.min.js']) {
     const file = join(outDir, rel);
     // The bpmn.io licence requires the watermark code to stay; make sure nobody swaps in a stripped build.
     if (existsSync(file) && !readFileSync(file, 'utf8').includes('bjs-powered-by')) {

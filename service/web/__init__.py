@@ -23,6 +23,7 @@ from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from service.web import case_pages, cases_pages, filters  # noqa: F401  (their routes join the blueprint)
 from service.web.views import WebUser, bp
 from service.web import manager_pages  # noqa: F401  (its routes are on bp: the workload, notes, documents)
+from service.web import analyst_pages  # noqa: F401  (its routes are on bp: the analyst workspace)
 
 API_PREFIX = "/api/"
 

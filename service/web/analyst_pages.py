@@ -1,0 +1,210 @@
+"""The analyst workspace pages: the council's pathways and their versions, a version's diagram, decision
+tables, forms and files, the diff between two versions, and the cases of a version with their errors (retry
+and cancel). Routes on the pages' blueprint (``views.bp``); everything through ``service.analyst``, whose
+rules are ``service.policy``'s (``may_analyse``, ``may_retry_in_workspace``, ``may_cancel``).
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from service import analyst, policy
+from service import cases as case_service
+from service.errors import InvalidData
+from service.models import db
+from service.web.views import bp
+
+STATUS_LABELS = {"error": "Stopped on an error", "active": "Active", "completed": "Completed", "cancelled": "Cancelled"}
+
+
+def _int_arg(name: str) -> int | None:
+    try:
+        return int(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+@bp.route("/analyst")
+@login_required
+def analyst_home():
+    rows = analyst.pathways(db.session, current_user.actor)
+    return render_template("analyst.html", pathways=rows, status_labels=STATUS_LABELS, statuses=analyst.STATUSES)
+
+
+@bp.route("/analyst/versions/<int:version_id>")
+@login_required
+def analyst_version(version_id: int):
+    view = analyst.version_view(db.session, version_id, current_user.actor)
+    return render_template("analyst_version.html", view=view, version=view.version, status_labels=STATUS_LABELS,
+                           statuses=analyst.STATUSES, may_draw=policy.may_deploy(current_user.actor))
+
+
+@bp.route("/analyst/versions/<int:version_id>/files/<string:name>")
+@login_required
+def analyst_file(version_id: int, name: str):
+    """A file of the version, always as an attachment with its own type (never rendered by the browser)."""
+    content, media_type = analyst.version_file(db.session, version_id, name, current_user.actor)
+    return Response(content, mimetype=media_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+@bp.route("/analyst/versions/<int:version_id>/diagram.bpmn")
+@login_required
+def analyst_diagram(version_id: int):
+    """The version's diagram for the viewer (fetched by script), as an attachment like every file here."""
+    content = analyst.diagram(db.session, version_id, current_user.actor)
+    return Response(content, mimetype="application/xml", headers={
+        "Content-Disposition": "attachment; filename=diagram.bpmn", "Cache-Control": "no-store"})
+
+
+@bp.route("/analyst/versions/<int:version_id>/diff")
+@login_required
+def analyst_diff(version_id: int):
+    """What changed from version ``?from=`` (by default the version before) to this one."""
+    actor = current_user.actor
+    target = analyst.get_version(db.session, version_id, actor)
+    from_id = _int_arg("from")
+    if from_id is None:
+        before = analyst.previous_version(db.session, target)
+        if before is None:
+            flash(f"Version {target.version} is the first version of {target.name}: there is nothing before it "
+                  "to compare with.", "info")
+            return redirect(url_for("web.analyst_version", version_id=target.id))
+        from_id = before.id
+    result = analyst.diff(db.session, from_id, target.id, actor)
+    return render_template("analyst_diff.html", diff=result, a=result.a, b=result.b, ids=result.ids(),
+                           others=analyst.versions_of(db.session, target.key))
+
+
+@bp.route("/analyst/versions/<int:version_id>/cases")
+@login_required
+def analyst_cases(version_id: int):
+    status = request.args.get("status") or None
+    if status not in (None, *analyst.STATUSES):
+        status = None
+    page = max(_int_arg("page") or 1, 1)
+    version, rows, total, counts = analyst.cases_of(db.session, version_id, current_user.actor, status=status,
+                                                    page=page)
+    pages = max((total + analyst.CASES_PER_PAGE - 1) // analyst.CASES_PER_PAGE, 1)
+    return render_template("analyst_cases.html", version=version, cases=rows, total=total, counts=counts,
+                           status=status, page=page, pages=pages, status_labels=STATUS_LABELS,
+                           statuses=analyst.STATUSES)
+
+
+def _case_page(case_id: int, errors: dict[str, str] | None = None, reason: str = "", status: int = 200):
+    actor = current_user.actor
+    case = analyst.get_case(db.session, case_id, actor)
+    case_service.commit(db.session)  # the access log's line
+    errors = errors or {}
+    error_list = [{"text": message, "href": "#reason"} for message in errors.values()]
+    return render_template("analyst_case.html", case=case, version=case.process, error=case.error or {},
+                           may_retry=policy.may_retry_in_workspace(actor) and case.status == "error",
+                           may_cancel=analyst.may_cancel(actor) and case.status in ("active", "error"),
+                           errors=errors, error_list=error_list, reason=reason,
+                           status_labels=STATUS_LABELS), status
+
+
+@bp.route("/analyst/cases/<int:case_id>")
+@login_required
+def analyst_case(case_id: int):
+    return _case_page(case_id)
+
+
+@bp.route("/analyst/cases/<int:case_id>/retry", methods=["POST"])
+@login_required
+def analyst_retry(case_id: int):
+    case = analyst.retry(db.session, case_id, current_user.actor)
+    reference, status, error = case.reference, case.status, (case.error or {}).get("message")
+    case_service.commit(db.session)
+    if status == "error":
+        flash(f"Case {reference} was run again and stopped on an error again: {error}", "error")
+    else:
+        flash(f"Case {reference} was run again and goes on.", "success")
+    return redirect(url_for("web.analyst_case", case_id=case_id))
+
+
+@bp.route("/analyst/cases/<int:case_id>/cancel", methods=["POST"])
+@login_required
+def analyst_cancel(case_id: int):
+    reason = request.form.get("reason", "")
+    try:
+        case = analyst.cancel(db.session, case_id, reason, current_user.actor)
+    except InvalidData as invalid:
+        db.session.rollback()
+        return _case_page(case_id, {"reason": invalid.errors.get("reason", invalid.message)}, reason, status=422)
+    reference = case.reference
+    case_service.commit(db.session)
+    flash(f"Case {reference} is cancelled. The reason is kept in its history.", "success")
+    return redirect(url_for("web.analyst_case", case_id=case_id))
+
+
+@bp.app_context_processor
+def analyst_helpers() -> dict[str, Any]:
+    def may_analyse() -> bool:
+        return bool(current_user.is_authenticated and getattr(current_user, "council", None)
+                    and policy.may_analyse(current_user.actor))
+
+    return {"may_analyse": may_analyse}
+
+
+# -- drawing in the browser ---------------------------------------------------------------------------
+
+MAX_DIAGRAM_BYTES = 2 * 1024 * 1024
+
+
+def _posted_diagram() -> bytes:
+    payload = request.get_json(silent=True) or {}
+    diagram = payload.get("diagram") if isinstance(payload, dict) else None
+    if not isinstance(diagram, str) or not diagram.strip():
+        raise InvalidData("no diagram was sent", {"diagram": "Send the diagram's XML"})
+    content = diagram.encode("utf-8")
+    if len(content) > MAX_DIAGRAM_BYTES:
+        raise InvalidData("the diagram is too big", {"diagram": "The diagram is over 2 MB"})
+    return content
+
+
+def _problems_json(problems) -> list[dict[str, Any]]:
+    return [p.to_json() for p in problems]
+
+
+@bp.route("/analyst/versions/<int:version_id>/edit")
+@login_required
+def analyst_edit(version_id: int):
+    version = analyst.draft_diagram(db.session, version_id, current_user.actor)
+    return render_template("analyst_edit.html", version=version)
+
+
+@bp.route("/analyst/versions/<int:version_id>/check", methods=["POST"])
+@login_required
+def analyst_check(version_id: int):
+    """The server's deploy checks on the diagram drawn in the browser (JSON in, JSON out; nothing saved)."""
+    analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
+    problems = analyst.check_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+    db.session.rollback()
+    return {"problems": _problems_json(problems)}
+
+
+@bp.route("/analyst/versions/<int:version_id>/save", methods=["POST"])
+@login_required
+def analyst_save(version_id: int):
+    """Save the diagram drawn in the browser as an upload; 422 with the problems when it would not run."""
+    from service.engine.bundle import DeploymentInvalid
+
+    analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
+    try:
+        result = analyst.save_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+    except DeploymentInvalid as invalid:
+        db.session.rollback()
+        return {"problems": _problems_json(invalid.problems)}, 422
+    key = analyst.get_version(db.session, version_id, current_user.actor).key
+    saved = next((v for v in result.processes if v.key == key), None)
+    db.session.commit()
+    if not result.created or saved is None:
+        return {"problems": [], "saved": False, "message": "Nothing changed: there is no new version to save."}
+    flash(f"Saved as version {saved.version} of {saved.name}.", "success")
+    return {"problems": [], "saved": True, "version": saved.version,
+            "url": url_for("web.analyst_version", version_id=saved.id)}

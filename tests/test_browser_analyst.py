@@ -1,0 +1,201 @@
+"""The analyst workspace in a real browser (Debian's chromium via Playwright): a version's diagram in the bpmn-js
+viewer and its decision table in the dmn-js viewer, the diff's two diagrams coloured and labelled (added green,
+removed red, changed amber, each also in words), a case's error shown at its element and retried from the page,
+and axe-core finding nothing on any of these pages. Skipped like test_browser.py without chromium, playwright or
+the built front-end assets. With STEP_SCREENSHOTS=1 the screenshots refresh docs/screenshots/analyst-*.png.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from browser_support import ROOT, axe, checked_page, reflows, shots
+from sqlalchemy import select, update
+
+from service import tenancy
+from service.deployments import deploy
+from service.models import Case, ProcessVersion, db
+
+pytestmark = pytest.mark.browser
+
+ANALYST = f"{shots.COUNCIL}.analyst"
+
+
+def second_version() -> dict[str, bytes]:
+    """The step-down pathway as an analyst changed it: an end event given a new id (removed and added), the
+    decline task renamed (changed), the 8-week threshold of the decision table moved (a rule changed)."""
+    files = shots.pathway_files()
+    diagram = files["carmarthenshire_step_down.bpmn"].decode()
+    diagram = diagram.replace("Event_Declined", "Event_ReferralDeclined")
+    diagram = diagram.replace('name="Explain the decline to the social worker"',
+                              'name="Explain the decline to the social worker and family"')
+    files["carmarthenshire_step_down.bpmn"] = diagram.encode()
+    table = files["carmarthenshire_step_down.dmn"].decode()
+    files["carmarthenshire_step_down.dmn"] = table.replace("&lt; 8", "&lt; 6", 1).encode()
+    return files
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with shots.running_site(tmp_path_factory.mktemp("web-analyst")) as site:
+        with site.app.app_context():
+            council = tenancy.council_by_key(db.session, shots.COUNCIL)
+            tenancy.act_for(db.session, council)
+            site.time.move_to(shots.LATER.replace(hour=14))
+            result = deploy(db.session, second_version(), ANALYST)
+            assert result.created
+            versions = {v.version: v.id for v in db.session.scalars(select(ProcessVersion).where(
+                ProcessVersion.key == shots.KEY))}
+            assert set(versions) == {1, 2}
+            stuck = db.session.scalars(select(Case).where(Case.reference == "CF-2042")).one()
+            db.session.execute(update(Case).where(Case.id == stuck.id).values(
+                status="error", error={"element": "Task_CompleteJaffPart1",
+                                       "message": "Error evaluating expression 'family_outcome': name 'family_outcome' is not defined"}))
+            db.session.commit()
+            site.versions, site.stuck = versions, stuck.id
+        yield site
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with shots.chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    page = checked_page(browser)
+    yield page
+    page.context.close()
+
+
+def shot(page, name: str, folder: Path) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    if os.environ.get("STEP_SCREENSHOTS") == "1":
+        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
+
+
+def stroke(page, selector: str) -> str:
+    return page.eval_on_selector(f"{selector} .djs-visual > :first-child", "e => getComputedStyle(e).stroke")
+
+
+def test_the_workspace_and_a_versions_diagram_and_decision_table(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.get_by_role("link", name="Analyst workspace").click()
+    page.wait_for_url(f"{site.url}/analyst")
+    versions = page.locator(f'[data-pathway="{shots.KEY}"] table.sp-versions tbody tr')
+    assert versions.count() == 2
+    assert "1 added, 1 removed" in versions.nth(0).inner_text() and "First version" in versions.nth(1).inner_text()
+    assert "1 stopped on an error, 2 active" in versions.nth(1).inner_text()
+    violations = {"workspace": axe(page)}
+    assert reflows(page), "the analyst workspace scrolls sideways at 320 px"
+    shot(page, "analyst-workspace", tmp_path)
+
+    versions.nth(0).get_by_role("link", name="Version 2 of").click()
+    page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
+    assert page.locator('#diagram g.djs-element[data-element-id="Task_ExplainDecline"]').count() == 1
+    shots._watermark_visible(page)
+    decisions = page.locator(".sp-decisions.sp-diagram--ready")
+    decisions.wait_for(timeout=15000)
+    table = decisions.locator(".sp-decision-table .tjs-table")
+    assert table.count() >= 1 and "< 6" in table.first.inner_text()
+    page.locator(".sp-form-card summary").first.click()
+    assert page.locator(".sp-form-fields").first.is_visible()
+    violations["version"] = axe(page)
+    shot(page, "analyst-version", tmp_path)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="carmarthenshire_step_down.dmn").click()
+    assert b"&lt; 6" in Path(download.value.path()).read_bytes()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_the_diff_colours_both_diagrams_and_says_so_in_words(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[2]}/diff")
+    page.locator("#diagram-a.sp-diagram--ready").wait_for(timeout=15000)
+    page.locator("#diagram-b.sp-diagram--ready").wait_for(timeout=15000)
+    added = '#diagram-b g.djs-element.sp-added[data-element-id="Event_ReferralDeclined"]'
+    removed = '#diagram-a g.djs-element.sp-removed[data-element-id="Event_Declined"]'
+    changed = 'g.djs-element.sp-changed[data-element-id="Task_ExplainDecline"]'
+    assert page.locator(added).count() == 1 and page.locator(removed).count() == 1
+    assert page.locator(f"#diagram-a {changed}").count() == 1 and page.locator(f"#diagram-b {changed}").count() == 1
+    assert page.locator('#diagram-a g.djs-element.sp-added').count() == 0  # an added element is only in the new one
+    assert stroke(page, added) == "rgb(0, 112, 60)"  # green
+    assert stroke(page, removed) == "rgb(212, 53, 28)"  # red
+    assert stroke(page, f"#diagram-b {changed}") == "rgb(179, 89, 0)"  # amber
+    # not colour alone: each is labelled in words on the diagram, and the legend says what each means
+    labels = page.locator("#diagram-b .djs-overlay .sp-diff-label").all_inner_texts()
+    assert "Added" in labels and "Changed" in labels
+    assert "Removed" in page.locator("#diagram-a .djs-overlay .sp-diff-label").all_inner_texts()
+    assert "Added (green, only in version 2)" in page.locator(".sp-diff-legend").inner_text()
+    rows = page.locator("table.sp-changes tbody tr")
+    decline = rows.filter(has=page.locator('[data-label="Element"]', has_text="Task_ExplainDecline"))
+    assert "Explain the decline to the social worker and family" in decline.inner_text()
+    assert "< 6" in page.locator("table.sp-changes").inner_text()
+    violations = {"diff": axe(page)}
+    assert reflows(page), "the diff scrolls sideways at 320 px"
+    shot(page, "analyst-diff", tmp_path)
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_a_cases_error_shows_at_its_element_and_is_retried_from_the_page(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[1]}/cases")
+    rows = page.locator("table.sp-analyst-cases tbody tr")
+    assert rows.first.get_attribute("data-status") == "error" and "CF-2042" in rows.first.inner_text()
+    violations = {"cases": axe(page)}
+    rows.first.get_by_role("link", name="CF-2042").click()
+    page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
+    assert page.locator('#diagram g.djs-element.sp-error[data-element-id="Task_CompleteJaffPart1"]').count() == 1
+    overlay = page.locator("#diagram .djs-overlay .sp-diff-label--error").inner_text()
+    assert overlay.startswith("Error: Error evaluating expression 'family_outcome'")
+    violations["case with an error"] = axe(page)
+    assert reflows(page), "the case's error page scrolls sideways at 320 px"
+    shot(page, "analyst-case-error", tmp_path)
+    page.get_by_role("button", name="Retry").click()
+    assert page.get_by_text("Case CF-2042 was run again and goes on.").is_visible()
+    assert page.locator("#diagram .sp-diff-label--error").count() == 0
+    violations["case retried"] = axe(page)
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[2]}")
+    page.get_by_role("link", name="Draw a new version from this one").click()
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=20000)
+    assert page.locator("#editor-canvas .djs-palette").is_visible()  # the modeller's palette: it edits
+    page.locator('#editor-canvas g.djs-element[data-element-id="Task_ExplainDecline"]').click()
+    panel = page.locator("#editor-panel")
+    assert panel.get_by_text("User task", exact=False).first.is_visible()
+    assert panel.get_by_text("Forms", exact=False).first.is_visible()  # a Camunda 7 group of the panel
+    # a mistake an analyst makes: a gateway's flow loses its condition
+    page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
+        const flow = m.get('elementRegistry').get('Flow_SelfReferral');
+        m.get('modeling').updateProperties(flow, { conditionExpression: undefined }); }""")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.locator("#problems-list li").first.wait_for(timeout=20000)
+    problems = page.locator("#problems-list").inner_text()
+    assert "Flow_SelfReferral" in problems or "Gateway_FamilyChoice" in problems, problems
+    marked = page.locator("#editor-canvas g.djs-element.sp-problem")
+    assert marked.count() >= 1
+    assert page.locator("#editor-canvas .djs-overlay .sp-diff-label--error").first.inner_text() == "Problem 1"
+    violations = {"editor with a problem": axe(page)}
+    shot(page, "analyst-editor-problem", tmp_path)
+    # fixed (undone), checked again, saved as a new version
+    page.evaluate("() => document.getElementById('editor').stepModeler.get('commandStack').undo()")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
+    assert page.locator("#editor-canvas g.djs-element.sp-problem").count() == 0
+    page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
+        m.get('modeling').updateLabel(m.get('elementRegistry').get('Task_ExplainDecline'), 'Explain the decline'); }""")
+    page.get_by_role("button", name="Save as a new version").click()
+    page.wait_for_url(f"{site.url}/analyst/versions/*", timeout=20000)
+    assert page.get_by_text("Saved as version 3 of").is_visible()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
