@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.engine.bundle import BPMN_NS, C, NS, Problem
+from service.engine.conventions import _ends_the_case as ends_the_case  # the conventions' own reading
 from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml
 from service.models import Membership, User
@@ -232,7 +233,7 @@ def warnings(session: Session, council_id: int, files: Mapping[str, bytes], uplo
             if process.get("isExecutable", "true") == "false":
                 continue
             for end in process.iterfind("bpmn:endEvent", NS):
-                if end.find("bpmn:terminateEventDefinition", NS) is None and not _outcome(end):
+                if not _outcome(end) and ends_the_case(process, end):
                     label = f"'{end.get('name')}' ({end.get('id')})" if end.get("name") else end.get("id")
                     found.append(Problem(name, end.get("id"), f"the end event {label} names no outcome: a case "
                                                               f"ending here closes without one; add the extension "

@@ -135,9 +135,8 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, *,
     base = {f.name: f.content for f in latest.files} if latest else {}
     files, removed, replaced = _new_file_set(base, uploads, remove, full_set)
     digest = deploy_checks.content_hash(files)
-    existing = session.scalars(select(Deployment).where(Deployment.content_hash == digest)).first()
-    if existing is not None:  # nothing changed: nothing is checked or parsed again
-        return DeployResult(existing, _versions_up_to(session, existing), created=False)
+    if latest is not None and latest.content_hash == digest:  # nothing changed: nothing is checked or parsed again
+        return DeployResult(latest, _versions_up_to(session, latest), created=False)
     try:
         checked = deploy_checks.check_in_time(files)
         problems = deploy_messages.refusals(files, uploads)

@@ -179,7 +179,8 @@ class Deployment(CouncilOwned, db.Model):
                                                        order_by="DeploymentFile.name")
     processes: Mapped[list[ProcessVersion]] = relationship(back_populates="deployment", lazy="select")
 
-    __table_args__ = (UniqueConstraint("council_id", "content_hash", name="uq_deployments_council_id"),)
+    # Not unique: going back to an earlier set of files (a file removed, then put back) is a new deployment.
+    __table_args__ = (Index("ix_deployments_council_content_hash", "council_id", "content_hash"),)
 
 
 class PathwayFile(CouncilOwned, db.Model):

@@ -24,6 +24,9 @@ RLS_PREDICATE = ("current_setting('app.all_councils', true) = 'on' "
 
 def upgrade():
     with op.batch_alter_table("deployments") as batch:
+        # Going back to an earlier set of files (a file removed, then put back) is a new deployment.
+        batch.drop_constraint("uq_deployments_council_id", type_="unique")
+        batch.create_index("ix_deployments_council_content_hash", ["council_id", "content_hash"])
         batch.add_column(sa.Column("status", sa.String(20), nullable=False, server_default="published"))
         batch.add_column(sa.Column("name", sa.String(255)))
         batch.add_column(sa.Column("source", sa.String(80)))
@@ -66,3 +69,5 @@ def downgrade():
     with op.batch_alter_table("deployments") as batch:
         for column in ("decided_at", "decided_by", "submitted_at", "submitted_by", "source", "name", "status"):
             batch.drop_column(column)
+        batch.drop_index("ix_deployments_council_content_hash")
+        batch.create_unique_constraint("uq_deployments_council_id", ["council_id", "content_hash"])
