@@ -40,8 +40,6 @@ _IDIOMS = (
     (re.compile(r"execution\.getVariable\(\s*[\"'](\w+)[\"']\s*\)"), r"\1"),
     (re.compile(r"([A-Za-z_][\w.]*)\.contains\(\s*([^()]+?)\s*\)"), r"\2 in \1"),
     (re.compile(r"([A-Za-z_][\w.]*)\.equals\(\s*([^()]+?)\s*\)"), r"\1 == \2"),
-    (re.compile(r"\s*&&\s*"), " and "),
-    (re.compile(r"\s*\|\|\s*"), " or "),
 )
 
 
