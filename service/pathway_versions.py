@@ -79,8 +79,9 @@ def list_deployments(session: Session, actor: Actor, status: str | None = None) 
 
 
 def get_deployment(session: Session, actor: Actor, deployment_id: int) -> Deployment:
+    deployment = _deployment(session, deployment_id)  # another council's: 404, whoever asks
     policy.require_versions_reader(actor)
-    return _deployment(session, deployment_id)
+    return deployment
 
 
 def list_versions(session: Session, actor: Actor, key: str | None = None) -> list[dict[str, Any]]:
@@ -102,8 +103,9 @@ def get_version(session: Session, actor: Actor, key: str, number: int) -> Proces
 
 
 def get_version_by_id(session: Session, actor: Actor, version_id: int) -> ProcessVersion:
+    version = _version_by_id(session, version_id)
     policy.require_versions_reader(actor)
-    return _version_by_id(session, version_id)
+    return version
 
 
 def previous_version(session: Session, version: ProcessVersion) -> ProcessVersion | None:
@@ -159,8 +161,8 @@ def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str
     version (``service.pathway_diff``), for the approver to see before publishing."""
     from service.pathway_diff import diff_versions
 
-    policy.require_versions_reader(actor)
     deployment = _deployment(session, deployment_id)
+    policy.require_versions_reader(actor)
     found = []
     for version in session.scalars(select(ProcessVersion).where(ProcessVersion.deployment_id == deployment.id)
                                    .order_by(ProcessVersion.key)):
@@ -176,8 +178,8 @@ def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str
 
 def submit(session: Session, actor: Actor, deployment_id: int, reason: str | None = None) -> Deployment:
     """Ask for a draft to be published (the analyst's "ready for review")."""
-    policy.require_deployer(actor)
     deployment = _deployment(session, deployment_id, lock=True)
+    policy.require_deployer(actor)
     _expect(deployment.status, ("draft",), f"deployment {deployment.id}")
     deployment.submitted_by, deployment.submitted_at = actor.name, clock.now()
     _move(session, actor, deployment, "submitted", "submitted", reason)
@@ -214,22 +216,25 @@ def reject(session: Session, actor: Actor, deployment_id: int, reason: str) -> D
 
 def suspend(session: Session, actor: Actor, version_id: int, reason: str | None) -> ProcessVersion:
     """No new case starts from the pathway until it is resumed; running cases go on."""
+    version = _version_by_id(session, version_id)
     policy.require_suspender(actor)
-    version = _current(session, version_id, ("published",), "suspended")
+    _current(session, version, ("published",), "suspended")
     return _move_version(session, actor, version, "suspended", _required(reason, "suspending"))
 
 
 def resume(session: Session, actor: Actor, version_id: int, reason: str | None = None) -> ProcessVersion:
     """New cases start again from a suspended version."""
+    version = _version_by_id(session, version_id)
     policy.require_releaser(actor)
-    version = _current(session, version_id, ("suspended",), "resumed")
+    _current(session, version, ("suspended",), "resumed")
     return _move_version(session, actor, version, "published", reason, event="resumed")
 
 
 def retire(session: Session, actor: Actor, version_id: int, reason: str | None) -> ProcessVersion:
     """No new case ever starts from this version again; cases running on it finish."""
+    version = _version_by_id(session, version_id)
     policy.require_releaser(actor)
-    version = _current(session, version_id, ("published", "suspended"), "retired")
+    _current(session, version, ("published", "suspended"), "retired")
     return _move_version(session, actor, version, "retired", _required(reason, "retiring"))
 
 
@@ -258,8 +263,7 @@ def _version_by_id(session: Session, version_id: int) -> ProcessVersion:
     return found
 
 
-def _current(session: Session, version_id: int, allowed: tuple[str, ...], what: str) -> ProcessVersion:
-    version = _version_by_id(session, version_id)
+def _current(session: Session, version: ProcessVersion, allowed: tuple[str, ...], what: str) -> ProcessVersion:
     number, current = version.version, deployments.current_version(session, version.key)
     if current is None or current.id != version.id:
         raise Conflict(f"version {number} of '{version.name}' is not the pathway's current version "
