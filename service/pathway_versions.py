@@ -51,6 +51,13 @@ def deploy(session: Session, actor: Actor, uploads: Mapping[str, bytes], *, remo
                               name=name, source=source)
 
 
+def copy(session: Session, actor: Actor, from_council: str, key: str) -> deployments.DeployResult:
+    """Copy another council's pathway into the acting council: a draft, or published where analysts publish."""
+    policy.require_deployer(actor)
+    publish = policy.publishes_directly(actor, requires_approval(session, actor))
+    return deployments.copy_pathway(session, from_council, key, actor.name, publish=publish)
+
+
 def record_deploy(session: Session, deployment: Deployment, new_versions: list[ProcessVersion], actor: str,
                   removed: list[str], replaced: dict[str, str], defined: set[str]) -> None:
     """Audit a new deployment (called by ``deployments.deploy``); a published one retires what it dropped."""

@@ -5,7 +5,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from service import deployments as deployment_service
+from service import deployments as deployment_service, pathway_versions
 from service.forms import form_to_api
 from service.models import db
 
@@ -46,6 +46,6 @@ class CopySchema(Schema):
 def copy_process(body, key: str):
     """Copy another council's latest version of a pathway into yours as a starting point (role analyst)."""
     require_role("analyst")
-    result = deployment_service.copy_pathway(db.session, body["from_council"], key, g.user.name)
+    result = pathway_versions.copy(db.session, g.actor, body["from_council"], key)  # a draft, as any upload
     db.session.commit()
     return deployment_json(result)
