@@ -211,3 +211,14 @@ def test_the_diff_between_versions(api):
     v2 = version_id(api, number=2)
     assert api.get(f"/versions/{v2}/diff", as_="analyst").json["changed"] == diff["changed"]
     assert api.get(f"/versions/{v2}/diff", as_="worker").status_code == 403
+
+
+def test_a_copy_of_another_councils_pathway_is_a_draft_too(api):
+    with api.app.app_context():
+        save_user(db.session, "elsewhere", ["analyst"], council="test", token="token-elsewhere")  # publishes directly
+        db.session.commit()
+    api.tokens["elsewhere"] = "token-elsewhere"
+    assert upload(api, {"review.bpmn": REVIEW, "test_level.dmn": DMN}, as_="elsewhere").json["status"] == "published"
+    copied = api.post("/processes/test_review/copy", json={"from_council": "test"}, as_="analyst")
+    assert copied.status_code == 201 and copied.json["status"] == "draft"
+    assert start(api).status_code == 404
