@@ -19,7 +19,7 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.engine.bundle import BPMN_NS, C, NS, Problem
+from service.engine.bundle import BPMN_NS, NS, C, Problem
 from service.engine.conventions import _ends_the_case as ends_the_case  # the conventions' own reading
 from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml

@@ -21,13 +21,12 @@ from typing import Any
 
 from flask import current_app
 from lxml import etree
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import deploy_checks, tenancy
 from service.engine import clock
-from service.engine.bundle import Bundle, DeploymentInvalid, ProcessDefinition, Problem, build_bundle
+from service.engine.bundle import Bundle, DeploymentInvalid, Problem, ProcessDefinition, build_bundle
 from service.engine.xml import XmlRejected, parse_xml
 from service.errors import Conflict, NotFound
 from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersion
@@ -194,7 +193,7 @@ def _new_file_set(base: Mapping[str, bytes], uploads: Mapping[str, bytes], remov
             continue
         owners = {claimed[i] for i in pathway_ids(name, content) if i in claimed}
         if owners:
-            replaced[name] = sorted(owners)[0]
+            replaced[name] = min(owners)
             del kept[name]
     removed = sorted(n for n in base if n not in kept and n not in uploads and n not in replaced)
     return {**kept, **uploads}, removed, replaced

@@ -25,8 +25,7 @@ from flask import Blueprint, Flask, g, jsonify, request
 from sqlalchemy import select
 
 from service import limits, pathway_versions, policy, tenancy
-from service.auth import (SignInRefused, TokenRefused, TooManyAttempts, councils_of, roles_in, sign_in,
-                          user_for_token)
+from service.auth import SignInRefused, TokenRefused, TooManyAttempts, councils_of, roles_in, sign_in, user_for_token
 from service.deployments import pathway_ids
 from service.engine.bundle import DeploymentInvalid, Problem
 from service.engine.xml import XmlRejected, parse_xml
