@@ -126,6 +126,7 @@ def test_a_suspended_version_starts_no_case_and_running_ones_go_on(api):
     refused = start(api, "NEW")
     assert refused.status_code == 409 and "suspended" in refused.json["message"]
     assert "test_review" not in [p["key"] for p in api.get("/processes", as_="worker").json]
+    assert api.get("/processes/test_review", as_="worker").json["status"] == "suspended"
     done = api.post(f"/tasks/{running['tasks'][0]['id']}/complete", json={"data": {"risk": False}}, as_="worker")
     assert done.status_code == 200 and done.json["status"] == "active"
     assert api.post(f"/versions/{vid}/resume", json={}, as_="analyst").status_code == 403  # an approver's

@@ -30,7 +30,8 @@ def get_process(key: str):
     """A pathway's roles and its start form (the data a case needs to start)."""
     version = deployment_service.get_process(db.session, key)
     process = deployment_service.process_definition(db.session, version)
-    return {"key": version.key, "name": version.name, "version": version.version, "roles": process.roles,
+    return {"key": version.key, "name": version.name, "version": version.version, "status": version.status,
+            "roles": process.roles,
             "start_form": form_to_api(process.start_form) if process.start_form else {"fields": []},
             "documentation": process.documentation}
 
