@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from service import access_log, families, notifications, policy, safeguarding, wording
-from service.deployments import get_process, latest_process_versions, process_definition
+from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
@@ -251,6 +251,7 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         raise InvalidData("the case needs a reference", {"reference": f"Enter a case reference of at most "
                                                                       f"{MAX_REFERENCE} characters"})
     version = get_process(session, process_key)
+    require_startable(version)  # a suspended or retired pathway starts no case (service.pathway_versions)
     process = process_definition(session, version)
     if not policy.may_start(process.roles, process.starter_roles, actor):
         raise Forbidden(f"starting '{version.name}' needs the role "

@@ -77,7 +77,7 @@ def deploy(council_key: str, paths: tuple[Path, ...]) -> None:
     root = Path(current_app.config["PATHWAYS_ROOT"])
     files = deployments.read_folders(root, list(paths) or None)
     try:
-        result = deployments.deploy(db.session, files, "cli")
+        result = deployments.deploy(db.session, files, "cli", source="cli")  # the operator: published at once
     except DeploymentInvalid as error:
         for problem in error.problems:
             click.echo(f"{problem.file}: {problem.element or '-'}: {problem.message}", err=True)

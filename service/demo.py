@@ -41,6 +41,7 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "emergency.duty.manager": ("Eira (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Ceri Admin (Carmarthenshire)", ["admin"]),
         "analyst": ("Ann Analyst (Carmarthenshire)", ["analyst"]),
+        "approver": ("Alys Approver (Carmarthenshire)", ["pathway_approver"]),  # publishes analysts' drafts (four eyes)
         "social.worker": ("Sam Social Worker", ["social_worker"]),
         "taf.coordinator": ("Cai Coordinator (TAF)", ["taf_coordinator"]),
         "taf.manager": ("Meg Manager (TAF)", ["taf_manager"]),
@@ -53,6 +54,7 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "emergency.duty.manager": ("Elsie (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Sian Admin (Somerset)", ["admin"]),
         "analyst": ("Alan Analyst (Somerset)", ["analyst"]),
+        "approver": ("Amir Approver (Somerset)", ["pathway_approver"]),  # publishes analysts' drafts (four eyes)
         "lead.practitioner": ("Lee Lead Practitioner", ["lead_practitioner"]),
         "early.help.hub": ("Hana (Early Help Hub)", ["early_help_hub"]),
         "stepping.in": ("Steph (stepping-in service)", ["stepping_in_service"]),
@@ -67,6 +69,7 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "emergency.duty.manager": ("Edith (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Hari Admin (Halton)", ["admin"]),
         "analyst": ("Hope Analyst (Halton)", ["analyst"]),
+        "approver": ("Holly Approver (Halton)", ["pathway_approver"]),  # publishes analysts' drafts (four eyes)
         "lead.professional": ("Pat Lead Professional", ["lead_professional"]),
         "team.manager": ("Tess Team Manager", ["team_manager"]),
         "icart": ("Ian (iCART)", ["icart"]),
@@ -79,6 +82,7 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "emergency.duty.manager": ("Esme (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Ada Admin (AfC)", ["admin"]),
         "analyst": ("Abi Analyst (AfC)", ["analyst"]),
+        "approver": ("Asha Approver (AfC)", ["pathway_approver"]),  # publishes analysts' drafts (four eyes)
         "peh.practitioner": ("Pip (PEH practitioner)", ["peh_practitioner"]),
         "peh.manager": ("Pam (PEH manager)", ["peh_manager"]),
         "csc.social.worker": ("Cal (CSC social worker)", ["csc_social_worker"]),
@@ -92,6 +96,7 @@ DEMO_USERS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "emergency.duty.manager": ("Enid (emergency duty manager)", ["emergency_duty_manager"]),
         "admin": ("Rob Admin (Rochdale)", ["admin"]),
         "analyst": ("Ria Analyst (Rochdale)", ["analyst"]),
+        "approver": ("Rafe Approver (Rochdale)", ["pathway_approver"]),  # publishes analysts' drafts (four eyes)
         "lead.professional": ("Lou Lead Professional (Rochdale)", ["lead_professional"]),
         "team.manager": ("Tom Team Manager (Rochdale)", ["team_manager"]),
         "frt": ("Fred (First Response Team)", ["frt"]),
@@ -132,7 +137,7 @@ def create_reference_councils(session: Session, root: Path) -> list[tuple[Counci
         tenancy.act_for(session, council)
         files = {name: content for name, content in deployments.read_folders(root).items()
                  if name.split("_", 1)[0] == reference.key}
-        created.append((council, deployments.deploy(session, files, "cli")))
+        created.append((council, deployments.deploy(session, files, "cli", source="cli")))
         tenancy.leave(session)
     return created
 

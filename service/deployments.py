@@ -11,21 +11,24 @@ Limits and the time budget of the checks: ``service.deploy_checks``.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
-
+from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import deploy_checks, tenancy
-from service.engine.bundle import Bundle, DeploymentInvalid, ProcessDefinition, Problem, build_bundle
-from service.errors import NotFound
+from service.engine import clock
+from service.engine.bundle import Bundle, DeploymentInvalid, Problem, ProcessDefinition, build_bundle
+from service.engine.xml import XmlRejected, parse_xml
+from service.errors import Conflict, NotFound
 from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersion
 
 MAX_FILES = 200
@@ -39,6 +42,9 @@ class DeployResult:
     deployment: Deployment
     processes: list[ProcessVersion]
     created: bool
+    warnings: list[Problem] = field(default_factory=list)  # what may not be meant, said but not refused
+    removed: list[str] = field(default_factory=list)  # files of the previous snapshot taken away
+    replaced: dict[str, str] = field(default_factory=dict)  # old file -> the uploaded file that now defines its ids
 
 
 class BundleCache:
@@ -102,42 +108,113 @@ def clear_cache() -> None:
     cache().clear()
 
 
-def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) -> DeployResult:
+def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, *, publish: bool = True,
+           remove: Iterable[str] = (), full_set: bool = False, name: str | None = None,
+           source: str | None = None) -> DeployResult:
     """Check the uploaded files and record a new deployment if anything changed.
 
+    The new snapshot is the council's latest (not rejected) deployment's files, less the files named in
+    ``remove`` (or every file not uploaded, with ``full_set``), with the uploads laid over them. A process id,
+    a decision id or a form id belongs to its pathway whatever file carries it: an uploaded file that defines
+    an id another (not uploaded) file defined replaces that file, so a file can be renamed.
+
+    With ``publish`` the new versions are live at once (the command line, or a council that lets its analysts
+    publish); else they are drafts until a second person publishes them (``service.pathway_versions``).
     Raises :class:`DeploymentInvalid` (nothing is written) when any file would not run as drawn, is over a
-    limit, or the checks take longer than their budget (``service.deploy_checks``).
+    limit, or the checks take longer than their budget (``service.deploy_checks``); the problems are worded
+    for the analyst (``service.deploy_messages``).
     """
-    _check_upload(uploads)
+    from service import deploy_messages, pathway_versions
+
+    remove = list(remove)
+    _check_upload(uploads, allow_empty=bool(remove))
     deploy_checks.check_limits(uploads)
-    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
-    files = {f.name: f.content for f in latest.files} if latest else {}
-    files.update(uploads)
-    existing = session.scalars(select(Deployment).where(
-        Deployment.content_hash == deploy_checks.content_hash(files))).first()
-    if existing is not None:  # nothing changed: nothing is checked or parsed again
-        return DeployResult(existing, _versions_up_to(session, existing), created=False)
+    latest = session.scalars(select(Deployment).where(Deployment.status != "rejected")
+                             .order_by(Deployment.id.desc()).limit(1)).first()
+    base = {f.name: f.content for f in latest.files} if latest else {}
+    files, removed, replaced = _new_file_set(base, uploads, remove, full_set)
     digest = deploy_checks.content_hash(files)
-    checked = deploy_checks.check_in_time(files)
+    if latest is not None and latest.content_hash == digest:  # nothing changed: nothing is checked or parsed again
+        return DeployResult(latest, _versions_up_to(session, latest), created=False)
+    try:
+        checked = deploy_checks.check_in_time(files)
+        problems = deploy_messages.refusals(files, uploads)
+    except DeploymentInvalid as error:
+        raise DeploymentInvalid(deploy_messages.explain(error.problems + deploy_messages.refusals(files, uploads),
+                                                        files)) from None
+    if problems:
+        raise DeploymentInvalid(deploy_messages.explain(problems, files))
     stored = _stored_files(session, files)
-    deployment = Deployment(content_hash=digest, created_by=actor,
+    status = "published" if publish else "draft"
+    deployment = Deployment(content_hash=digest, created_by=actor, status=status, name=(name or None) and name[:255],
+                            source=source and source[:80],
                             files=[DeploymentFile(name=n, file=stored[n]) for n in sorted(files)])
+    if publish:
+        deployment.decided_by, deployment.decided_at = actor, clock.now()
     session.add(deployment)
     session.flush()
-    versions = []
-    for key, (name, process_hash) in sorted(checked.processes.items()):
+    versions, new_versions = [], []
+    for key, (process_name, process_hash) in sorted(checked.processes.items()):
         latest_version = latest_process_version(session, key)
-        if latest_version is not None and latest_version.content_hash == process_hash:
+        if latest_version is not None and latest_version.content_hash == process_hash \
+                and latest_version.status not in ("retired", "rejected"):
             versions.append(latest_version)
             continue
-        version = ProcessVersion(key=key, version=(latest_version.version + 1) if latest_version else 1,
-                                 name=name, content_hash=process_hash, deployment=deployment)
+        newest = newest_version_number(session, key)
+        version = ProcessVersion(key=key, version=newest + 1, name=process_name, content_hash=process_hash,
+                                 deployment=deployment, status=status)
+        if publish:
+            version.published_at, version.published_by = clock.now(), actor
         session.add(version)
         versions.append(version)
+        new_versions.append(version)
     session.flush()
     if checked.bundle is not None:
         cache().put(deployment.id, checked.bundle, deployment.council_id)
-    return DeployResult(deployment, versions, created=True)
+    pathway_versions.record_deploy(session, deployment, new_versions, actor or "cli", removed, replaced,
+                                   defined=set(checked.processes))
+    warnings = [*deploy_messages.file_notes(removed, replaced),
+                *deploy_messages.warnings(session, deployment.council_id, files, uploads)]
+    return DeployResult(deployment, versions, created=True, warnings=warnings, removed=removed, replaced=replaced)
+
+
+def _new_file_set(base: Mapping[str, bytes], uploads: Mapping[str, bytes], remove: list[str],
+                  full_set: bool) -> tuple[dict[str, bytes], list[str], dict[str, str]]:
+    """The files of the new snapshot; the files taken away; {old file: new file} for the ones renamed."""
+    missing = [n for n in remove if n not in base and n not in uploads]
+    if missing:
+        raise DeploymentInvalid([Problem(n, None, "there is no such file to remove (the files deployed now are: "
+                                                  f"{', '.join(sorted(base)) or 'none'})") for n in missing])
+    kept = {n: c for n, c in base.items() if n not in remove and (not full_set or n in uploads)}
+    claimed = {ident: name for name, content in uploads.items() for ident in pathway_ids(name, content)}
+    replaced = {}
+    for name, content in list(kept.items()):
+        if name in uploads:
+            continue
+        owners = {claimed[i] for i in pathway_ids(name, content) if i in claimed}
+        if owners:
+            replaced[name] = min(owners)
+            del kept[name]
+    removed = sorted(n for n in base if n not in kept and n not in uploads and n not in replaced)
+    return {**kept, **uploads}, removed, replaced
+
+
+def pathway_ids(name: str, content: bytes) -> set[tuple[str, str]]:
+    """What a file defines that belongs to a pathway whatever the file is called: ("process", id) of each
+    process of a diagram, ("decision", id) of each decision, ("form", id) of a form. Unreadable files: none."""
+    kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    try:
+        if kind == "form":
+            form_id = json.loads(content).get("id")
+            return {("form", form_id)} if isinstance(form_id, str) and form_id else set()
+        if kind not in ("bpmn", "dmn"):
+            return set()
+        root = parse_xml(content, name)
+    except (XmlRejected, ValueError, AttributeError):
+        return set()
+    wanted = "process" if kind == "bpmn" else "decision"
+    return {(wanted, e.get("id")) for e in root if isinstance(e.tag, str) and e.get("id")
+            and etree.QName(e).localname == wanted}
 
 
 def _stored_files(session: Session, files: Mapping[str, bytes]) -> dict[str, PathwayFile]:
@@ -152,16 +229,34 @@ def _stored_files(session: Session, files: Mapping[str, bytes]) -> dict[str, Pat
 
 
 def _versions_up_to(session: Session, deployment: Deployment) -> list[ProcessVersion]:
-    """The latest version of every pathway that ``deployment``'s files define (files are never taken away,
-    so those are the keys of every version deployed up to it), read without parsing anything."""
-    keys = session.scalars(select(ProcessVersion.key).where(ProcessVersion.deployment_id <= deployment.id)
-                           .distinct()).all()
+    """The latest version of every pathway that ``deployment``'s files define, read without parsing them."""
+    keys = defined_keys({f.name: f.content for f in deployment.files})
     return [v for key in sorted(keys) if (v := latest_process_version(session, key)) is not None]
 
 
-def _check_upload(uploads: Mapping[str, bytes]) -> None:
+def executable_keys(files: Mapping[str, bytes]) -> set[str]:
+    """The ids of the processes of ``files`` that can run (not ``isExecutable="false"``)."""
+    keys = set()
+    for name, content in files.items():
+        if name.lower().endswith(".bpmn"):
+            try:
+                root = parse_xml(content, name)
+            except XmlRejected:
+                continue
+            keys |= {p.get("id") for p in root if isinstance(p.tag, str) and etree.QName(p).localname == "process"
+                     and p.get("id") and p.get("isExecutable", "true") != "false"}
+    return keys
+
+
+def defined_keys(files: Mapping[str, bytes]) -> set[str]:
+    """The process ids the diagrams of ``files`` define (read without parsing them for the engine)."""
+    return {ident for name, content in files.items() for kind, ident in pathway_ids(name, content)
+            if kind == "process"}
+
+
+def _check_upload(uploads: Mapping[str, bytes], allow_empty: bool = False) -> None:
     problems = []
-    if not uploads:
+    if not uploads and not allow_empty:
         problems.append(Problem("", None, "no files were uploaded"))
     if len(uploads) > MAX_FILES:
         problems.append(Problem("", None, f"{len(uploads)} files were uploaded; the limit is {MAX_FILES}"))
@@ -185,17 +280,48 @@ def read_folders(root: Path, paths: list[Path] | None = None) -> dict[str, bytes
     return files
 
 
+#: The statuses of a version that was released: the newest of these is the pathway's current version.
+RELEASED = ("published", "suspended", "retired")
+
+
 def latest_process_version(session: Session, key: str) -> ProcessVersion | None:
-    return session.scalars(select(ProcessVersion).where(ProcessVersion.key == key)
+    """The newest version of pathway ``key`` that was not rejected: a draft, or the current version."""
+    return session.scalars(select(ProcessVersion).where(ProcessVersion.key == key,
+                                                        ProcessVersion.status != "rejected")
+                           .order_by(ProcessVersion.version.desc()).limit(1)).first()
+
+
+def newest_version_number(session: Session, key: str) -> int:
+    return session.scalar(select(func.max(ProcessVersion.version)).where(ProcessVersion.key == key)) or 0
+
+
+def current_version(session: Session, key: str) -> ProcessVersion | None:
+    """The pathway's current version: the newest that was ever published (it may now be suspended or retired;
+    a draft or a rejected upload never is)."""
+    return session.scalars(select(ProcessVersion).where(ProcessVersion.key == key,
+                                                        ProcessVersion.status.in_(RELEASED))
                            .order_by(ProcessVersion.version.desc()).limit(1)).first()
 
 
 def latest_process_versions(session: Session) -> list[ProcessVersion]:
+    """The current version of every pathway that new cases start from (published: not suspended or retired)."""
     newest = (select(ProcessVersion.key, func.max(ProcessVersion.version).label("version"))
-              .group_by(ProcessVersion.key).subquery())
+              .where(ProcessVersion.status.in_(RELEASED)).group_by(ProcessVersion.key).subquery())
     return list(session.scalars(select(ProcessVersion).join(
         newest, (ProcessVersion.key == newest.c.key) & (ProcessVersion.version == newest.c.version))
-        .order_by(ProcessVersion.key)))
+        .where(ProcessVersion.status == "published").order_by(ProcessVersion.key)))
+
+
+def require_startable(version: ProcessVersion) -> None:
+    """409 unless new cases may start from ``version`` (the current version of its pathway, published)."""
+    if version.status == "suspended":
+        raise Conflict(f"the pathway '{version.name}' is suspended: no new case can start (cases already "
+                       f"running go on); ask a pathway approver to resume it")
+    if version.status == "retired":
+        raise Conflict(f"the pathway '{version.name}' is retired: no new case can start (cases already running "
+                       f"finish on it)")
+    if version.status != "published":
+        raise Conflict(f"version {version.version} of '{version.name}' is not published")
 
 
 def process_definition(session: Session, version: ProcessVersion) -> ProcessDefinition:
@@ -208,18 +334,21 @@ def bundle_of(session: Session, version: ProcessVersion) -> Bundle:
 
 
 def get_process(session: Session, key: str) -> ProcessVersion:
-    version = latest_process_version(session, key)
+    """The pathway's current version (``current_version``); 404 if none was ever published."""
+    version = current_version(session, key)
     if version is None:
         raise NotFound(f"there is no pathway '{key}'")
     return version
 
 
 def latest_bundle(session: Session) -> Bundle | None:
-    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    latest = session.scalars(select(Deployment).where(Deployment.status != "rejected")
+                             .order_by(Deployment.id.desc()).limit(1)).first()
     return cache().bundle(session, latest.id, latest.council_id) if latest else None
 
 
-def copy_pathway(session: Session, from_council: str, key: str, actor: str | None) -> DeployResult:
+def copy_pathway(session: Session, from_council: str, key: str, actor: str | None, *,
+                 publish: bool = True) -> DeployResult:
     """Deploy into the acting council a copy of another council's latest version of pathway ``key``.
 
     Only the pathway's own files are copied (its diagram, called diagrams, decision tables and forms), and
@@ -232,4 +361,4 @@ def copy_pathway(session: Session, from_council: str, key: str, actor: str | Non
         version = get_process(session, key)
         bundle = bundle_of(session, version)
         files = {name: bundle.files[name] for name in bundle.processes[key].files}
-    return deploy(session, files, actor)
+    return deploy(session, files, actor, publish=publish, source="copy", name=f"copy of {from_council}'s {key}")

@@ -158,18 +158,29 @@ class Membership(db.Model):
 
 
 class Deployment(CouncilOwned, db.Model):
+    """An upload: a snapshot of every pathway file of the council. Its ``status`` is the approval of the
+    versions it made (``service.pathway_versions``): draft -> submitted -> published, or rejected."""
+
     __tablename__ = "deployments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     created_by: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20), default="published")  # draft | submitted | published | rejected
+    name: Mapped[str | None] = mapped_column(String(255))  # what the analyst called it (Modeler's deployment-name)
+    source: Mapped[str | None] = mapped_column(String(80))  # api | camunda-modeler | cli | copy
+    submitted_by: Mapped[str | None] = mapped_column(String(80))
+    submitted_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(80))  # who published or rejected it
+    decided_at: Mapped[datetime | None]
     # Files are read only to parse a deployment (once per process, then cached): never eagerly.
     files: Mapped[list[DeploymentFile]] = relationship(cascade="all, delete-orphan", lazy="select",
                                                        order_by="DeploymentFile.name")
     processes: Mapped[list[ProcessVersion]] = relationship(back_populates="deployment", lazy="select")
 
-    __table_args__ = (UniqueConstraint("council_id", "content_hash", name="uq_deployments_council_id"),)
+    # Not unique: going back to an earlier set of files (a file removed, then put back) is a new deployment.
+    __table_args__ = (Index("ix_deployments_council_content_hash", "council_id", "content_hash"),)
 
 
 class PathwayFile(CouncilOwned, db.Model):
@@ -215,9 +226,31 @@ class ProcessVersion(CouncilOwned, db.Model):
     content_hash: Mapped[str] = mapped_column(String(64))
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # draft | submitted | published | suspended | retired | rejected: new cases start from the newest version
+    # that was ever published, and only while it is published (``service.pathway_versions``).
+    status: Mapped[str] = mapped_column(String(20), default="published")
+    published_at: Mapped[datetime | None]
+    published_by: Mapped[str | None] = mapped_column(String(80))
     deployment: Mapped[Deployment] = relationship(back_populates="processes", lazy="select")
 
     __table_args__ = (UniqueConstraint("council_id", "key", "version", name="uq_process_versions_council_id"),)
+
+
+class PathwayEvent(CouncilOwned, db.Model):
+    """Append-only: each change of a deployment's or a pathway version's status, with who and why."""
+
+    __tablename__ = "pathway_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+    actor: Mapped[str] = mapped_column(String(80))
+    event: Mapped[str] = mapped_column(String(40))  # deployed | submitted | published | rejected | suspended ...
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"), index=True)
+    process_version_id: Mapped[int | None] = mapped_column(ForeignKey("process_versions.id"), index=True)
+    key: Mapped[str | None] = mapped_column(String(120))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(2000))
 
 
 class Case(CouncilOwned, db.Model):

@@ -17,6 +17,7 @@ ADMIN = "admin"
 ANALYST = "analyst"
 OPERATOR = "operator"
 AUDITOR = "auditor"
+PATHWAY_APPROVER = "pathway_approver"
 
 
 @dataclass(frozen=True)
@@ -136,21 +137,62 @@ def may_deploy(actor: Actor) -> bool:
 def may_analyse(actor: Actor) -> bool:
     """The analyst workspace (``service.analyst``): the council's pathways, their versions, files and diffs,
     and their cases by version and status with each case's error (no child's name, no answers): the
-    council's analysts and its admin. The council is the acting one (``service.tenancy``): an analyst of
+    council's analysts, its pathway approvers (who read the diff before publishing) and its admin. The council is the acting one (``service.tenancy``): an analyst of
     another council never reaches this council's pathways at all."""
-    return actor.is_admin or ANALYST in actor.roles
+    return actor.is_admin or has_any_role(actor, (ANALYST, PATHWAY_APPROVER))
 
 
 def require_analyst(actor: Actor) -> None:
     if not may_analyse(actor):
-        raise Forbidden("the analyst workspace is for the council's analysts")
+        raise Forbidden("the analyst workspace is for the council's analysts and pathway approvers")
 
 
 def may_retry_in_workspace(actor: Actor) -> bool:
     """Running a case stopped on an error again, as it is, from the analyst workspace: the analyst who fixed
     the pathway's fault (or the admin). A retry changes no answer; it only runs the step again. Cancelling
     stays :func:`may_cancel`'s (the admin's): it ends a child's involvement."""
-    return may_analyse(actor)
+    return actor.is_admin or ANALYST in actor.roles
+
+
+def require_deployer(actor: Actor) -> None:
+    if not may_deploy(actor):
+        raise Forbidden("deploying pathways needs the role analyst")
+
+
+def publishes_directly(actor: Actor, requires_approval: bool) -> bool:
+    """An upload is live at once only where the council lets its analysts publish (``requires_approval`` off);
+    everywhere else it is a draft until a second person publishes it (:func:`require_publisher`)."""
+    return may_deploy(actor) and not requires_approval
+
+
+def require_publisher(actor: Actor, author: str | None, requires_approval: bool) -> None:
+    """Four eyes: a draft is published by a ``pathway_approver`` (or the admin) who is not its author. Where
+    the council lets analysts publish directly, its analysts (the author too) may publish it."""
+    if publishes_directly(actor, requires_approval):
+        return
+    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles):
+        raise Forbidden("publishing a pathway needs a second person with the role pathway_approver")
+    if author is not None and author == actor.name:
+        raise Forbidden("you deployed this draft: another pathway approver must publish it (four eyes)")
+
+
+def require_rejecter(actor: Actor, author: str | None) -> None:
+    """A draft is turned down by a pathway approver (or the admin), or withdrawn by its author."""
+    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles or (author is not None and author == actor.name
+                                                                   and may_deploy(actor))):
+        raise Forbidden("rejecting a draft needs the role pathway_approver (or being its author)")
+
+
+def require_suspender(actor: Actor) -> None:
+    """Stopping new cases of a pathway at once is for its analysts as well as its approvers: it harms no case."""
+    if not (may_deploy(actor) or PATHWAY_APPROVER in actor.roles):
+        raise Forbidden("suspending a pathway needs the role analyst or pathway_approver")
+
+
+def require_releaser(actor: Actor) -> None:
+    """Resuming a suspended pathway (new cases start again) and retiring one are a pathway approver's."""
+    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles):
+        raise Forbidden("this needs the role pathway_approver")
 
 
 def require_auditor(actor: Actor) -> None:

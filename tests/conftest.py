@@ -161,11 +161,15 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE};
 
 
 def _council(session, key: str, **settings) -> Council:
+    """A test council, created if need be. Its analysts publish their uploads directly (requires_approval off),
+    so that a test deploys and starts cases at once; tests of four eyes use a council that requires approval
+    (tests/test_pathway_versions.py)."""
     council = tenancy.council_by_key(session, key)
     if council is None:
         from service.councils import create_council
 
-        council, _ = create_council(session, key, f"{key.title()} Council", settings=settings)
+        council, _ = create_council(session, key, f"{key.title()} Council",
+                                    settings={"requires_approval": False, **settings})
     return council
 
 

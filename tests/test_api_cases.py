@@ -33,7 +33,7 @@ def test_only_an_analyst_deploys(api):
 def test_deploying_unchanged_files_makes_no_new_version(api):
     first = api.deploy(PATHWAY)
     assert first.status_code == 201, first.json
-    assert first.json["processes"] == [{"key": "test_review", "name": "Test review", "version": 1}]
+    assert first.json["processes"] == [{"key": "test_review", "name": "Test review", "version": 1, "status": "published"}]
     again = api.deploy(PATHWAY)
     assert again.json["id"] == first.json["id"]
     assert again.json["processes"][0]["version"] == 1

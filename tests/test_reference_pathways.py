@@ -38,7 +38,7 @@ def test_each_council_has_demo_users_for_every_role_and_escalation_of_its_pathwa
         notified |= set(re.findall(r'name="notify" value="([a-z_]+)"', path.read_text()))
     held = {role for _, user_roles in DEMO_USERS[council].values() for role in user_roles}
     assert (roles | notified) - {"task"} <= held
-    assert {"admin", "analyst"} <= held
+    assert {"admin", "analyst", "pathway_approver"} <= held  # a second pair of eyes publishes (four eyes)
 
 
 def test_every_pathway_answers_immediate_risk(bundle):

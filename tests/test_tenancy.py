@@ -35,8 +35,8 @@ def councils(database_url, frozen_clock):
                 tokens[name] = f"token-{name}"
         db.session.commit()
     api = Api(app, tokens)
-    for council in ("north", "south"):
-        assert api.deploy(PATHWAY, as_=f"{council}-analyst").status_code == 201
+    deployed = {council: api.deploy(PATHWAY, as_=f"{council}-analyst") for council in ("north", "south")}
+    assert all(response.status_code == 201 for response in deployed.values())
     assert api.deploy(FIXTURES / "decision_service", as_="south-analyst").status_code == 201  # south's alone
     case = api.post("/cases", json={"process": "test_review", "reference": "SOUTH-1", "data": {"needs": 3, "family_name": "Southey"},
                                     "child": {"given_name": "Sam", "family_name": "SOUTHey", "date_of_birth": "2015-03-09"}},
@@ -51,6 +51,7 @@ def councils(database_url, frozen_clock):
                  "document": document["id"],
                  "key": "test_review", "decision": "Decision_Adult",
                  "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"],
+                 "deployment": deployed["south"].json["id"],
                  "version": db.session.scalars(select(ProcessVersion.id).join(Case, Case.process_version_id == ProcessVersion.id)
                                                .where(Case.id == case["id"])).one()}
     yield api, south
@@ -65,13 +66,13 @@ def councils(database_url, frozen_clock):
 #: so that a new endpoint cannot escape the matrix.
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
               "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
-              "document_id": "document"}
+              "document_id": "document", "deployment_id": "deployment", "version_id": "version"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
          "/api/v1/people/likely-duplicates", "/api/v1/notifications/read", "/api/v1/workload",
-         "/api/v1/workload/reassign"}  # names tasks in its body: test_workload_never_reaches_another_council
-NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/deployments", "/api/v1/signals",
+         "/api/v1/workload/reassign", "/api/v1/deployments", "/api/v1/versions"}  # names tasks in its body: test_workload_never_reaches_another_council
+NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/signals",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 
 
@@ -124,6 +125,9 @@ def test_lists_show_only_the_councils_own(councils):
                                                                "date_of_birth": "2015-03-09"}, as_=as_).json["people"] == []
         assert all(t["case_id"] != south["case"] for t in api.get("/tasks?overdue=true", as_=as_).json)
         assert api.get("/council", as_=as_).json["key"] == "north"
+        if role in ("analyst", "admin"):  # pathway versions are for analysts (and approvers)
+            assert south["deployment"] not in [d["id"] for d in api.get("/deployments", as_=as_).json]
+            assert south["version"] not in [v["id"] for v in api.get("/versions", as_=as_).json]
     assert [t["case_id"] for t in api.get("/tasks", as_="south-social_worker").json] == [south["case"]]
     assert api.get("/cases?q=sam", as_="south-social_worker").json["total"] == 1  # the search itself works
     assert len(api.get("/notifications", as_="south-social_worker").json) == 1

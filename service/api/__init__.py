@@ -11,8 +11,8 @@ from service import limits, tenancy
 from service.errors import ServiceError
 from service.models import db
 
-from . import (access_log, case_answers, case_records, cases, councils, decisions, deployments, families,
-               notifications, processes, signals, tasks, tokens, tracker, workload)
+from . import (access_log, case_answers, case_records, cases, councils, decisions, deployments, engine_rest,
+               families, notifications, processes, signals, tasks, tokens, tracker, workload)
 from .schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
                    tokens, access_log, families, workload, case_records, case_answers):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
+    engine_rest.init_app(app)  # Camunda Modeler's Deploy button: /engine-rest
 
     @app.before_request
     def check_request():

@@ -5,7 +5,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from service import deployments as deployment_service
+from service import deployments as deployment_service, pathway_versions
 from service.forms import form_to_api
 from service.models import db
 
@@ -30,7 +30,8 @@ def get_process(key: str):
     """A pathway's roles and its start form (the data a case needs to start)."""
     version = deployment_service.get_process(db.session, key)
     process = deployment_service.process_definition(db.session, version)
-    return {"key": version.key, "name": version.name, "version": version.version, "roles": process.roles,
+    return {"key": version.key, "name": version.name, "version": version.version, "status": version.status,
+            "roles": process.roles,
             "start_form": form_to_api(process.start_form) if process.start_form else {"fields": []},
             "documentation": process.documentation}
 
@@ -46,6 +47,6 @@ class CopySchema(Schema):
 def copy_process(body, key: str):
     """Copy another council's latest version of a pathway into yours as a starting point (role analyst)."""
     require_role("analyst")
-    result = deployment_service.copy_pathway(db.session, body["from_council"], key, g.user.name)
+    result = pathway_versions.copy(db.session, g.actor, body["from_council"], key)  # a draft, as any upload
     db.session.commit()
     return deployment_json(result)

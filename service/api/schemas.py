@@ -196,6 +196,7 @@ class ProcessSummarySchema(Schema):
     key = fields.String()
     name = fields.String()
     version = fields.Integer()
+    status = fields.String(metadata={"description": "draft, submitted, published, suspended, retired or rejected"})
 
 
 class ProcessSchema(ProcessSummarySchema):
@@ -207,7 +208,12 @@ class ProcessSchema(ProcessSummarySchema):
 class DeploymentSchema(Schema):
     id = fields.Integer()
     created = fields.Boolean()
+    status = fields.String(metadata={"description": "draft (a second person publishes it) or published"})
     processes = fields.List(fields.Nested(ProcessSummarySchema))
+    warnings = fields.List(fields.Nested(DeploymentProblemSchema),
+                           metadata={"description": "what may not be meant: deployed all the same"})
+    removed = fields.List(fields.String(), metadata={"description": "files taken away from the council's set"})
+    replaced = fields.Dict(metadata={"description": "old file -> the uploaded file that now defines its ids"})
 
 
 class NotificationSchema(Schema):
@@ -256,5 +262,8 @@ def history_json(event: AuditEvent) -> dict[str, Any]:
 
 
 def deployment_json(result) -> dict[str, Any]:
-    return {"id": result.deployment.id, "created": result.created,
-            "processes": [{"key": v.key, "name": v.name, "version": v.version} for v in result.processes]}
+    return {"id": result.deployment.id, "created": result.created, "status": result.deployment.status,
+            "processes": [{"key": v.key, "name": v.name, "version": v.version, "status": v.status}
+                          for v in result.processes],
+            "warnings": [p.to_json() for p in result.warnings], "removed": result.removed,
+            "replaced": result.replaced}
