@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import access_log, deploy_checks, deployments, policy
+from service import access_log, deploy_checks, deployments, pathway_versions, policy
 from service import cases as case_service
 from service.engine.bundle import DeploymentInvalid, Problem, ProcessDefinition
 from service.errors import Forbidden, NotFound
@@ -268,8 +268,8 @@ def check_draft(session: Session, version_id: int, diagram: bytes, actor: Actor)
 
 def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor) -> deployments.DeployResult:
     """Save the diagram drawn in the browser as an upload of its file (checked like any upload; raises
-    :class:`DeploymentInvalid` with the problems). Until drafts and approval are merged, an upload is live for
-    new cases at once, as one from Camunda Modeler is."""
+    :class:`DeploymentInvalid` with the problems): a draft for a second person to publish, as an upload from
+    Camunda Modeler is, or live at once where the council lets its analysts publish."""
     version = _editable(session, version_id, actor)
     filename, _ = _draft_files(session, version, diagram)
-    return deployments.deploy(session, {filename: diagram}, actor.name)
+    return pathway_versions.deploy(session, actor, {filename: diagram}, source="browser")
