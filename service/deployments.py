@@ -102,7 +102,8 @@ def clear_cache() -> None:
     cache().clear()
 
 
-def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) -> DeployResult:
+def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None,
+           actor_id: int | None = None) -> DeployResult:
     """Check the uploaded files and record a new deployment if anything changed.
 
     Raises :class:`DeploymentInvalid` (nothing is written) when any file would not run as drawn, is over a
@@ -120,7 +121,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None) ->
     digest = deploy_checks.content_hash(files)
     checked = deploy_checks.check_in_time(files)
     stored = _stored_files(session, files)
-    deployment = Deployment(content_hash=digest, created_by=actor,
+    deployment = Deployment(content_hash=digest, created_by=actor, created_by_id=actor_id,
                             files=[DeploymentFile(name=n, file=stored[n]) for n in sorted(files)])
     session.add(deployment)
     session.flush()

@@ -22,6 +22,6 @@ def deploy():
     require_role("analyst")
     uploads = {(item.filename or "").replace("\\", "/").rsplit("/", 1)[-1]: item.read()
                for key in request.files for item in request.files.getlist(key)}
-    result = deployment_service.deploy(db.session, uploads, g.user.name)
+    result = deployment_service.deploy(db.session, uploads, g.user.name, g.user.id)
     db.session.commit()
     return deployment_json(result)
