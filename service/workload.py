@@ -83,12 +83,10 @@ def workload(session: Session, actor: Actor) -> Workload:
     seen = case_service.team_task_filter(session, actor)
     roles = (select(func.min(TaskRole.role)).where(TaskRole.task_id == OpenTask.id)
              .correlate(OpenTask).scalar_subquery())
-    label = func.coalesce(roles, "")
+    role = sql_case((OpenTask.assignee_id.is_(None), roles))  # no parameter: the same text in GROUP BY
     late = func.sum(sql_case((OpenTask.due_at < now, 1), else_=0))
-    counts = session.execute(select(OpenTask.assignee_id, sql_case((OpenTask.assignee_id.is_(None), label), else_=""),
-                                    func.count(), late)
-                             .where(*seen).group_by(OpenTask.assignee_id,
-                                                    sql_case((OpenTask.assignee_id.is_(None), label), else_=""))).all()
+    counts = session.execute(select(OpenTask.assignee_id, role, func.count(), late)
+                             .where(*seen).group_by(OpenTask.assignee_id, role)).all()
     users = {u.id: u for u in session.scalars(select(User).where(
         User.id.in_({row[0] for row in counts if row[0] is not None})))} if counts else {}
     workers: dict[int, Pile] = {}

@@ -80,6 +80,8 @@ def _create_indexes(postgres: bool) -> None:
                     postgresql_where=sa.text(f"{OPEN} AND assignee_id IS NULL"),
                     sqlite_where=sa.text(f"{OPEN} AND assignee_id IS NULL"))
     op.create_index("ix_tasks_open_due", "tasks", [sa.text("council_id"), *order], **where)
+    # "My cases": the tasks someone holds or held, open or closed.
+    op.create_index("ix_tasks_assignee_id", "tasks", ["assignee_id"])
     op.create_index("ix_tasks_closed_by_id", "tasks", ["closed_by_id"])
     # Who holds a role: the task's rows by role (with the task id, so the index alone answers).
     op.create_index("ix_task_roles_council_role_task", "task_roles", ["council_id", "role", "task_id"])
@@ -108,7 +110,7 @@ def downgrade():
     for name, table in (("ix_notifications_user_created", "notifications"),
                         ("ix_cases_council_version_status", "cases"), ("ix_cases_started_by_id", "cases"),
                         ("ix_cases_list_order", "cases"), ("ix_task_roles_council_role_task", "task_roles"),
-                        ("ix_tasks_closed_by_id", "tasks"), ("ix_tasks_open_due", "tasks"),
+                        ("ix_tasks_closed_by_id", "tasks"), ("ix_tasks_assignee_id", "tasks"), ("ix_tasks_open_due", "tasks"),
                         ("ix_tasks_open_unassigned", "tasks"), ("ix_tasks_open_assignee", "tasks")):
         op.drop_index(name, table_name=table)
     with op.batch_alter_table("tasks", naming_convention=NAMING) as batch:
