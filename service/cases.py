@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, exists, false, func, or_, select, union_all, update
+from sqlalchemy import String, cast, exists, false, func, or_, select, union, union_all, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -69,6 +69,11 @@ def may_open_task(session: Session, task: OpenTask, actor: Actor) -> bool:
                                 actor)
 
 
+#: What a list of tasks shows of each task's case (not its data: nothing is decrypted for a list).
+_CASE_LISTED = (Case.reference, Case.process_version_id, Case.status, Case.started_by_id, Case.family_id,
+                Case.child_id, Case.updated_at, Case.lock_version)
+
+
 def _listed_tasks(session: Session, branches: list, limit: int) -> list[OpenTask]:
     """One statement: the first ``limit`` tasks of each branch (each an index-ordered, filtered query of task
     ids), merged in the lists' order, with what a list shows loaded in the same statement (the case, its
@@ -80,7 +85,7 @@ def _listed_tasks(session: Session, branches: list, limit: int) -> list[OpenTask
     else:
         ids = union_all(*[select(p.subquery()) for p in parts]).subquery()
     query = (select(OpenTask).join(ids, OpenTask.id == ids.c.id)
-             .options(joinedload(OpenTask.case), joinedload(OpenTask.assignee_user))
+             .options(joinedload(OpenTask.case).load_only(*_CASE_LISTED), joinedload(OpenTask.assignee_user))
              .order_by(*order).limit(limit))
     return list(session.scalars(query).unique())
 
@@ -240,14 +245,19 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
         query = query.where(Case.status == status)
     if process:
         query = query.where(Case.process_version_id.in_(select(ProcessVersion.id).where(ProcessVersion.key == process)))
+    # A search or "my cases" matches few of many cases: those are found first, each part by its own index
+    # (a materialised CTE, so that the planner never walks the whole list order hoping to meet them), then
+    # ordered and paged.
     if reference:
-        query = query.where(_reference_like(reference))
+        query = query.where(Case.id.in_(_matched(select(Case.id).where(_reference_like(reference)), "by_reference")))
     if q and q.strip():
-        query = query.where(_case_search(session, actor, q.strip()))
+        query = query.where(Case.id.in_(_matched(_case_search(session, actor, q.strip()), "by_search")))
     if mine:
         me = actor.user_id if actor.user_id is not None else -1
-        held = select(OpenTask.case_id).where((OpenTask.assignee_id == me) | (OpenTask.closed_by_id == me))
-        query = query.where((Case.started_by_id == me) | Case.id.in_(held))
+        held = union(select(Case.id).where(Case.started_by_id == me),
+                     select(OpenTask.case_id).where(OpenTask.assignee_id == me),
+                     select(OpenTask.case_id).where(OpenTask.closed_by_id == me))
+        query = query.where(Case.id.in_(_matched(held, "mine")))
     if overdue:
         late = select(OpenTask.case_id).where(OpenTask.closed_at.is_(None), OpenTask.due_at < clock.now())
         query = query.where(Case.id.in_(late))
@@ -287,14 +297,24 @@ def _reference_like(text: str):
     return func.lower(Case.reference).like(pattern, escape="\\")
 
 
+def _matched(ids, name: str):
+    """``ids`` (a select of case ids) as a materialised CTE: found first, by their own indexes."""
+    return select(ids.cte(name).prefix_with("MATERIALIZED").c[0])
+
+
 def _case_search(session: Session, actor: Actor, text: str):
-    """Cases whose reference holds ``text``, or whose child it names (the blind index: ``service.families``).
-    A case of a family with no one child is found by the names of the family's children."""
+    """The ids of the cases whose reference holds ``text``, or whose child it names (the blind index:
+    ``service.families``). A case of a family with no one child is found by the names of the family's
+    children. Each part is served by its own index (the reference's trigrams on PostgreSQL)."""
     people = families.search_people(session, actor, text) if policy.may_see_people(actor) else []
     children = {p.id for p in people}
     of_family = {p.family_id for p in people}
-    return (_reference_like(text) | Case.child_id.in_(children)
-            | (Case.child_id.is_(None) & Case.family_id.in_(of_family)))
+    parts = [select(Case.id).where(_reference_like(text))]
+    if children:
+        parts.append(select(Case.id).where(Case.child_id.in_(children)))
+    if of_family:
+        parts.append(select(Case.id).where(Case.child_id.is_(None), Case.family_id.in_(of_family)))
+    return union(*parts) if len(parts) > 1 else parts[0]
 
 
 def history(session: Session, case: Case) -> list[AuditEvent]:
