@@ -318,7 +318,16 @@ def measure(url: str, repeat: int) -> dict:
                         "sql_median_ms": statistics.median(sql), "sql_p95_ms": _p95(sql),
                         "statements": statements[0], "shown": shown, "total": total})
     return {"results": results, "rss_before_mib": rss_before, "rss_after_mib": _rss_mib(),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": _peak_mib()}
+
+
+def _peak_mib() -> float:
+    """This process's own peak RSS (VmHWM: ru_maxrss would carry over the builder's across the exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
