@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import String, cast, exists, false, func, or_, select, union, union_all, update
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, families, notifications, policy, safeguarding, wording
+from service import access_log, families, notifications, paging, policy, safeguarding, wording
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -57,47 +57,125 @@ def get_case(session: Session, case_id: int, actor: Actor, purpose: str | None =
 
 
 def may_see_case(session: Session, case: Case, actor: Actor) -> bool:
-    return policy.may_see_case(process_definition(session, case.process).roles, case.started_by, actor)
+    return policy.may_see_case(process_definition(session, case.process).roles, case.started_by_id, actor)
 
 
 def may_work_on(task: OpenTask, actor: Actor) -> bool:
-    return policy.may_work_on(task.roles, task.assignee, actor)
+    return policy.may_work_on(task.roles, task.assignee_id, actor)
 
 
 def may_open_task(session: Session, task: OpenTask, actor: Actor) -> bool:
-    return policy.may_open_task(task.roles, task.assignee, process_definition(session, task.case.process).roles, actor)
+    return policy.may_open_task(task.roles, task.assignee_id, process_definition(session, task.case.process).roles,
+                                actor)
+
+
+#: What a list of tasks shows of each task's case (not its data: nothing is decrypted for a list).
+_CASE_LISTED = (Case.reference, Case.process_version_id, Case.status, Case.started_by_id, Case.family_id,
+                Case.child_id, Case.updated_at, Case.lock_version)
+
+
+def _listed_tasks(session: Session, branches: list, limit: int) -> list[OpenTask]:
+    """One statement: the first ``limit`` tasks of each branch (each an index-ordered, filtered query of task
+    ids), merged in the lists' order, with what a list shows loaded in the same statement (the case, its
+    pathway, the assignee) and the tasks' roles in one more: never a query per task."""
+    order = paging.task_order()
+    parts = [b.order_by(*order).limit(limit) for b in branches]
+    if len(parts) == 1:
+        ids = parts[0].subquery()
+    else:
+        ids = union_all(*[select(p.subquery()) for p in parts]).subquery()
+    query = (select(OpenTask).join(ids, OpenTask.id == ids.c.id)
+             .options(joinedload(OpenTask.case).load_only(*_CASE_LISTED), joinedload(OpenTask.assignee_user))
+             .order_by(*order).limit(limit))
+    return list(session.scalars(query).unique())
+
+
+def _task_keys():
+    return select(OpenTask.id, OpenTask.due_at, OpenTask.created_at)
 
 
 def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
-               overdue: bool = False, due_before: datetime | None = None) -> list[OpenTask]:
-    """The open tasks ``actor`` may work on (all of them for an admin), most urgent first.
+               overdue: bool = False, due_before: datetime | None = None, after: str | None = None,
+               limit: int = paging.TASK_PAGE) -> list[OpenTask]:
+    """The open tasks ``actor`` may work on (all of them for an admin), most urgent first, a page at a time
+    (``after``: the cursor of the last task of the page before, :func:`service.paging.task_cursor`).
 
     ``overdue`` for a manager lists the team's overdue tasks: those of every case the manager may see.
     """
     if overdue and actor.is_manager and not actor.is_admin:
-        return [t for t in team_tasks(session, actor, overdue=True, due_before=due_before)
-                if (case_id is None or t.case_id == case_id) and (not role or role in t.roles)]
-    query = select(OpenTask).where(OpenTask.closed_at.is_(None))
+        return team_tasks(session, actor, overdue=True, due_before=due_before, case_id=case_id, role=role,
+                          after=after, limit=limit)
+    limit = max(1, min(limit, paging.MAX_PAGE))
+    conditions = [OpenTask.closed_at.is_(None)]
+    if actor.council_id is not None:
+        conditions.append(OpenTask.council_id == actor.council_id)  # the index's first column
     if case_id is not None:
-        query = query.where(OpenTask.case_id == case_id)
+        conditions.append(OpenTask.case_id == case_id)
     if role:
-        query = query.where(OpenTask.id.in_(select(TaskRole.task_id).where(TaskRole.role == role)))
+        conditions.append(_has_role([role]))
     if overdue:
-        query = query.where(OpenTask.due_at < clock.now())
+        conditions.append(OpenTask.due_at < clock.now())
     if due_before is not None:
-        query = query.where(OpenTask.due_at < due_before)
+        conditions.append(OpenTask.due_at < due_before)
+    later = paging.tasks_after(after)
+    if later is not None:
+        conditions.append(later)
+    if actor.is_admin:
+        return _listed_tasks(session, [_task_keys().where(*conditions)], limit)
+    # Two index-served branches: the tasks given to the actor (by id), and those nobody has taken of a role
+    # they hold (the roles resolved once, with the actor, for the whole request).
+    branches = []
+    if actor.user_id is not None:
+        branches.append(_task_keys().where(*conditions, OpenTask.assignee_id == actor.user_id))
+    if actor.roles:
+        branches.append(_task_keys().where(*conditions, OpenTask.assignee_id.is_(None), _has_role(actor.roles)))
+    return _listed_tasks(session, branches, limit) if branches else []
+
+
+def _has_role(roles) -> Any:
+    return exists().where(TaskRole.task_id == OpenTask.id, TaskRole.role.in_(list(roles)))
+
+
+def _visible_versions(session: Session, actor: Actor) -> list[int]:
+    """The process versions whose cases ``actor`` may see (the pathways their roles belong to)."""
+    return [v.id for v in session.scalars(select(ProcessVersion))
+            if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+
+
+def team_task_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
+                     case_id: int | None = None, role: str | None = None) -> list:
+    """The conditions on open tasks of every case ``actor`` may see (their pathways' versions, or started by
+    them), decided in SQL, never case by case."""
+    conditions = [OpenTask.closed_at.is_(None)]
+    if actor.council_id is not None:
+        conditions.append(OpenTask.council_id == actor.council_id)
+    if case_id is not None:
+        conditions.append(OpenTask.case_id == case_id)
+    if role:
+        conditions.append(_has_role([role]))
+    if overdue:
+        conditions.append(OpenTask.due_at < clock.now())
+    if due_before is not None:
+        conditions.append(OpenTask.due_at < due_before)
     if not actor.is_admin:
-        mine = select(TaskRole.task_id).where(TaskRole.role.in_(actor.roles))
-        query = query.where((OpenTask.assignee == actor.name) | (OpenTask.id.in_(mine) & OpenTask.assignee.is_(None)))
-    query = query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at.desc())
-    return list(session.scalars(query))
+        visible = _visible_versions(session, actor)
+        seen = Case.process_version_id.in_(visible) if visible else false()
+        if actor.user_id is not None:
+            seen = or_(seen, Case.started_by_id == actor.user_id)
+        conditions.append(exists().where(Case.id == OpenTask.case_id, seen))
+    return conditions
 
 
-def team_tasks(session: Session, actor: Actor, *, overdue: bool = False,
-               due_before: datetime | None = None) -> list[OpenTask]:
-    """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent first."""
-    tasks = open_tasks(session, SERVICE, overdue=overdue, due_before=due_before)
-    return [t for t in tasks if may_see_case(session, t.case, actor)]
+def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
+               case_id: int | None = None, role: str | None = None, after: str | None = None,
+               limit: int = paging.TASK_PAGE) -> list[OpenTask]:
+    """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent
+    first, a page at a time, in one statement."""
+    conditions = team_task_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
+    later = paging.tasks_after(after)
+    if later is not None:
+        conditions.append(later)
+    return _listed_tasks(session, [_task_keys().where(*conditions)], max(1, min(limit, paging.MAX_PAGE)))
 
 
 def assignable_users(session: Session, task: OpenTask) -> list[User]:
@@ -111,47 +189,75 @@ def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str
     """How many cases there are per pathway, status and outcome: (key, name, status, outcome, count).
 
     Only pathways whose roles (in their latest version) include one of ``actor``'s roles, or all for an admin.
+    Counted over the visible versions only, from the index on (council, version, status, outcome) alone.
     """
-    rows = session.execute(select(ProcessVersion.key, Case.status, Case.outcome, func.count(Case.id))
-                           .join(Case.process).group_by(ProcessVersion.key, Case.status, Case.outcome)
-                           .order_by(ProcessVersion.key, Case.status, Case.outcome)).all()
+    versions = {v.id: v for v in session.scalars(select(ProcessVersion))}
     visible: dict[str, str | None] = {}
-    for key in {row[0] for row in rows}:
-        version = get_process(session, key)
-        process = process_definition(session, version)
-        allowed = policy.may_see_pathway(process.roles, actor)
-        visible[key] = process.name if allowed else None
-    return [(key, visible[key], status, outcome, count) for key, status, outcome, count in rows
-            if visible[key] is not None]
+    for key in {v.key for v in versions.values()}:
+        process = process_definition(session, get_process(session, key))
+        visible[key] = process.name if policy.may_see_pathway(process.roles, actor) else None
+    wanted = [i for i, v in versions.items() if visible[v.key] is not None]
+    if not wanted:
+        return []
+    query = (select(Case.process_version_id, Case.status, Case.outcome, func.count())
+             .where(Case.process_version_id.in_(wanted))
+             .group_by(Case.process_version_id, Case.status, Case.outcome))
+    if actor.council_id is not None:
+        query = query.where(Case.council_id == actor.council_id)
+    totals: dict[tuple[str, str, str | None], int] = {}
+    for version_id, status, outcome, count in session.execute(query):
+        key = versions[version_id].key
+        totals[(key, status, outcome)] = totals.get((key, status, outcome), 0) + count
+    return [(key, visible[key], status, outcome, count) for (key, status, outcome), count
+            in sorted(totals.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))]
+
+
+#: Counting more matches than this costs more than it tells: the lists say "more than 10,000".
+COUNT_CAP = 10_000
 
 
 def list_cases(session: Session, actor: Actor, *, status: str | None = None, process: str | None = None,
                page: int = 1, per_page: int = 50, q: str | None = None, reference: str | None = None,
                mine: bool = False, overdue: bool = False, family_id: int | None = None,
-               child_id: int | None = None) -> tuple[list[Case], int]:
+               child_id: int | None = None, after: str | None = None) -> tuple[list[Case], int]:
     """The council's cases ``actor`` may see (their team's: the pathways their roles belong to, and those they
-    started), errors first then newest, a page at a time, with how many there are.
+    started), errors first then newest, a page at a time, with how many there are (counted up to
+    :data:`COUNT_CAP` and one more: a total above the cap means "more than that").
+
+    A page is the one after the cursor ``after`` (:func:`service.paging.case_cursor` of the last case shown),
+    or else page number ``page``. One statement for the page (served by the index in the lists' order) and one
+    bounded count.
 
     ``q`` finds a child's name (parts of, any case), date of birth, NHS or council number, or a reference
     (part of); ``reference`` a reference (part of); ``mine`` the cases where ``actor`` holds or held a task,
     or which they started; ``overdue`` the cases with an open task past its due date.
     """
     query = select(Case)
+    if actor.council_id is not None:
+        query = query.where(Case.council_id == actor.council_id)
     if not actor.is_admin:
-        visible = [v.id for v in session.scalars(select(ProcessVersion))
-                   if policy.may_see_pathway(process_definition(session, v).roles, actor)]
-        query = query.where(Case.process_version_id.in_(visible) | (Case.started_by == actor.name))
+        visible = _visible_versions(session, actor)
+        seen = Case.process_version_id.in_(visible) if visible else false()
+        if actor.user_id is not None:
+            seen = or_(seen, Case.started_by_id == actor.user_id)
+        query = query.where(seen)
     if status:
         query = query.where(Case.status == status)
     if process:
         query = query.where(Case.process_version_id.in_(select(ProcessVersion.id).where(ProcessVersion.key == process)))
+    # A search or "my cases" matches few of many cases: those are found first, each part by its own index
+    # (a materialised CTE, so that the planner never walks the whole list order hoping to meet them), then
+    # ordered and paged.
     if reference:
-        query = query.where(_reference_like(reference))
+        query = query.where(Case.id.in_(_matched(select(Case.id).where(_reference_like(reference)), "by_reference")))
     if q and q.strip():
-        query = query.where(_case_search(session, actor, q.strip()))
+        query = query.where(Case.id.in_(_matched(_case_search(session, actor, q.strip()), "by_search")))
     if mine:
-        held = select(OpenTask.case_id).where((OpenTask.assignee == actor.name) | (OpenTask.closed_by == actor.name))
-        query = query.where((Case.started_by == actor.name) | Case.id.in_(held))
+        me = actor.user_id if actor.user_id is not None else -1
+        held = union(select(Case.id).where(Case.started_by_id == me),
+                     select(OpenTask.case_id).where(OpenTask.assignee_id == me),
+                     select(OpenTask.case_id).where(OpenTask.closed_by_id == me))
+        query = query.where(Case.id.in_(_matched(held, "mine")))
     if overdue:
         late = select(OpenTask.case_id).where(OpenTask.closed_at.is_(None), OpenTask.due_at < clock.now())
         query = query.where(Case.id.in_(late))
@@ -159,10 +265,15 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
         query = query.where(Case.family_id == family_id)
     if child_id is not None:
         query = query.where(Case.child_id == child_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Case.status != "error", Case.updated_at.desc(), Case.id.desc())
-                           .limit(per_page).offset((page - 1) * per_page))
-    return list(rows), total or 0
+    total = session.scalar(select(func.count()).select_from(
+        query.with_only_columns(Case.id).limit(COUNT_CAP + 1).subquery()))
+    later = paging.cases_after(after)
+    if later is not None:
+        query = query.where(later)
+    else:
+        query = query.offset((max(page, 1) - 1) * per_page)
+    rows = session.scalars(query.options(joinedload(Case.child)).order_by(*paging.case_order()).limit(per_page))
+    return list(rows.unique()), total or 0
 
 
 def startable_pathways(session: Session, actor: Actor) -> list[tuple[ProcessVersion, ProcessDefinition]]:
@@ -186,14 +297,24 @@ def _reference_like(text: str):
     return func.lower(Case.reference).like(pattern, escape="\\")
 
 
+def _matched(ids, name: str):
+    """``ids`` (a select of case ids) as a materialised CTE: found first, by their own indexes."""
+    return select(ids.cte(name).prefix_with("MATERIALIZED").c[0])
+
+
 def _case_search(session: Session, actor: Actor, text: str):
-    """Cases whose reference holds ``text``, or whose child it names (the blind index: ``service.families``).
-    A case of a family with no one child is found by the names of the family's children."""
+    """The ids of the cases whose reference holds ``text``, or whose child it names (the blind index:
+    ``service.families``). A case of a family with no one child is found by the names of the family's
+    children. Each part is served by its own index (the reference's trigrams on PostgreSQL)."""
     people = families.search_people(session, actor, text) if policy.may_see_people(actor) else []
     children = {p.id for p in people}
     of_family = {p.family_id for p in people}
-    return (_reference_like(text) | Case.child_id.in_(children)
-            | (Case.child_id.is_(None) & Case.family_id.in_(of_family)))
+    parts = [select(Case.id).where(_reference_like(text))]
+    if children:
+        parts.append(select(Case.id).where(Case.child_id.in_(children)))
+    if of_family:
+        parts.append(select(Case.id).where(Case.child_id.is_(None), Case.family_id.in_(of_family)))
+    return union(*parts) if len(parts) > 1 else parts[0]
 
 
 def history(session: Session, case: Case) -> list[AuditEvent]:
@@ -268,7 +389,8 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     except runtime.EngineError as failure:
         workflow, snap, error = runtime.new_workflow(process, data, limits=_limits()), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
-                started_by=actor.name, data={}, started_from_case_id=started_from.id if started_from else None)
+                started_by_id=actor.user_id, data={},
+                started_from_case_id=started_from.id if started_from else None)
     family, person = subject.record(session, actor)
     case.family_id, case.child_id = (family.id if family else None), (person.id if person else None)
     session.add(case)
@@ -306,7 +428,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     as_admin = actor.is_admin and not may_work_on_without_admin(task, actor)
     _audit(session, case, actor, "task_completed", task.name,
            {"title": task.title, "data": runtime.json_safe(cleaned), **({"as_admin": True} if as_admin else {})})
-    task.closed_by = actor.name
+    task.closed_by_id = actor.user_id
     _apply(session, case, workflow, snap, actor, answers=cleaned)
     _refer_significant_harm(session, case, cleaned, actor, where=task.title)
     return case
@@ -337,9 +459,12 @@ def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | Non
     target = assignee or actor.name
     if target != actor.name and not policy.may_give_tasks(actor):
         raise Forbidden("only a manager can give a task to someone else")
-    if task.assignee and task.assignee != target and not policy.may_give_tasks(actor):
+    # The name is how people say who; the task holds the id of the user of that name now (issue 11).
+    user = session.get(User, actor.user_id) if not assignee and actor.user_id is not None else \
+        session.scalars(select(User).where(User.name == target)).first()
+    if task.assignee_id is not None and (user is None or task.assignee_id != user.id) \
+            and not policy.may_give_tasks(actor):
         raise Conflict(f"'{task.title}' is already with {task.assignee}")
-    user = session.scalars(select(User).where(User.name == target)).first()
     roles = set(session.scalars(select(Membership.role).where(Membership.user_id == user.id,
                                                               Membership.council_id == task.council_id))
                 ) if user is not None else set()
@@ -348,8 +473,8 @@ def claim_task(session: Session, task_id: str, actor: Actor, assignee: str | Non
     if not (roles & set(task.roles)) and policy.ADMIN not in roles:
         raise InvalidData("that user cannot do this task", {"assignee": f"{target} does not have the role "
                                                                         f"{' or '.join(task.roles)}"})
-    _assign(session, task, target)
-    _audit(session, task.case, actor, "task_assigned", task.name, {"assignee": target})
+    _assign(session, task, user)
+    _audit(session, task.case, actor, "task_assigned", task.name, {"assignee": user.name, "assignee_id": user.id})
     return task
 
 
@@ -367,19 +492,20 @@ def _task_to_assign(session: Session, task_id: str, actor: Actor) -> OpenTask:
     return task
 
 
-def _assign(session: Session, task: OpenTask, target: str) -> None:
+def _assign(session: Session, task: OpenTask, target: User) -> None:
     """Give the task to ``target`` if nobody changed its assignee since it was read (compare and set)."""
-    seen = task.assignee
+    seen = task.assignee_id
     changed = session.execute(update(OpenTask).where(OpenTask.id == task.id, OpenTask.closed_at.is_(None),
-                                                     OpenTask.assignee.is_not_distinct_from(seen))
-                              .values(assignee=target).execution_options(synchronize_session=False))
+                                                     OpenTask.assignee_id.is_not_distinct_from(seen))
+                              .values(assignee_id=target.id).execution_options(synchronize_session=False))
     if changed.rowcount != 1:
         session.rollback()
         now = session.get(OpenTask, task.id, populate_existing=True)
         holder = now.assignee if now is not None else None
         raise Conflict(f"someone else took '{task.title}' at the same moment"
                        + (f": it is now with {holder}" if holder else "") + "; reload it and try again")
-    set_committed_value(task, "assignee", target)  # what the UPDATE wrote: no second write at flush
+    set_committed_value(task, "assignee_id", target.id)  # what the UPDATE wrote: no second write at flush
+    set_committed_value(task, "assignee_user", target)
 
 
 def send_message(session: Session, case_id: int, name: str, data: Any, actor: Actor) -> Case:
@@ -473,7 +599,7 @@ def _start_by_signal(session: Session, version: ProcessVersion, name: str, paylo
         raise Forbidden(f"the signal '{name}' starts '{version.name}', which your roles may not start")
     workflow, snap = runtime.start_by_event(process, "signal", name, payload)
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
-                started_by=actor.name, data={}, started_from_case_id=thrower.id if thrower else None,
+                started_by_id=actor.user_id, data={}, started_from_case_id=thrower.id if thrower else None,
                 family_id=thrower.family_id if thrower else None, child_id=thrower.child_id if thrower else None)
     session.add(case)
     session.flush()
@@ -500,7 +626,7 @@ def cancel_case(session: Session, case_id: int, reason: Any, actor: Actor) -> Ca
     now = clock.now()
     case.status, case.waiting_for, case.next_timer_at, case.updated_at = "cancelled", [], None, now
     for task in session.scalars(select(OpenTask).where(OpenTask.case_id == case.id, OpenTask.closed_at.is_(None))):
-        task.closed_at, task.closed_by = now, actor.name
+        task.closed_at, task.closed_by_id = now, actor.user_id
     for timer in session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id)):
         session.delete(timer)
     _audit(session, case, actor, "case_cancelled", None, {"reason": reason})
@@ -719,7 +845,8 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
         row = current.get(task_id)
         if row is None:
             row = OpenTask(id=task_id, case_id=case.id, name=task.name, title=task.title, lane=task.lane,
-                           assignee=task.assignee, due_at=task.due_at, created_at=now,
+                           assignee_id=_user_id(session, case.council_id, task.assignee), due_at=task.due_at,
+                           created_at=now,
                            role_rows=[TaskRole(role=r) for r in task.roles])
             session.add(row)
             opened.append(row)
@@ -730,6 +857,15 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
     from service import workload  # the allocated worker and the ticked checklist of each new task
 
     workload.on_new_tasks(session, case, opened)
+
+
+def _user_id(session: Session, council_id: int, name: str | None) -> int | None:
+    """The id of the user a diagram names (``camunda:assignee``) if they work for the council, else None (a
+    name of nobody here, or of someone of another council, leaves the task to its roles)."""
+    if not name:
+        return None
+    members = select(Membership.user_id).where(Membership.council_id == council_id)
+    return session.scalar(select(User.id).where(User.name == name, User.id.in_(members)))
 
 
 def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer]) -> None:

@@ -108,7 +108,7 @@ def clear_cache() -> None:
     cache().clear()
 
 
-def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, *, publish: bool = True,
+def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, actor_id: int | None = None, *, publish: bool = True,
            remove: Iterable[str] = (), full_set: bool = False, name: str | None = None,
            source: str | None = None) -> DeployResult:
     """Check the uploaded files and record a new deployment if anything changed.
@@ -146,7 +146,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, *,
         raise DeploymentInvalid(deploy_messages.explain(problems, files))
     stored = _stored_files(session, files)
     status = "published" if publish else "draft"
-    deployment = Deployment(content_hash=digest, created_by=actor, status=status, name=(name or None) and name[:255],
+    deployment = Deployment(content_hash=digest, created_by=actor, created_by_id=actor_id, status=status, name=(name or None) and name[:255],
                             source=source and source[:80],
                             files=[DeploymentFile(name=n, file=stored[n]) for n in sorted(files)])
     if publish:
@@ -347,7 +347,7 @@ def latest_bundle(session: Session) -> Bundle | None:
     return cache().bundle(session, latest.id, latest.council_id) if latest else None
 
 
-def copy_pathway(session: Session, from_council: str, key: str, actor: str | None, *,
+def copy_pathway(session: Session, from_council: str, key: str, actor: str | None, actor_id: int | None = None, *,
                  publish: bool = True) -> DeployResult:
     """Deploy into the acting council a copy of another council's latest version of pathway ``key``.
 
@@ -361,4 +361,4 @@ def copy_pathway(session: Session, from_council: str, key: str, actor: str | Non
         version = get_process(session, key)
         bundle = bundle_of(session, version)
         files = {name: bundle.files[name] for name in bundle.processes[key].files}
-    return deploy(session, files, actor, publish=publish, source="copy", name=f"copy of {from_council}'s {key}")
+    return deploy(session, files, actor, actor_id, publish=publish, source="copy", name=f"copy of {from_council}'s {key}")

@@ -358,7 +358,7 @@ def search_people_paged(session: Session, actor: Actor, text: str | None, date_o
 
 
 def visible_cases(session: Session, cases: Iterable[Case], actor: Actor) -> list[Case]:
-    return [c for c in cases if policy.may_see_case(process_definition(session, c.process).roles, c.started_by, actor)
+    return [c for c in cases if policy.may_see_case(process_definition(session, c.process).roles, c.started_by_id, actor)
             and c.status != "erased"]
 
 

@@ -32,7 +32,7 @@ class Raised:
 def may_raise(session: Session, case: Case, actor: Actor) -> bool:
     """``actor`` may raise it, and the case can take it (something in it waits for ``immediate_risk``)."""
     return can_take(case) and policy.may_raise_immediate_risk(process_definition(session, case.process).roles,
-                                                              case.started_by, actor)
+                                                              case.started_by_id, actor)
 
 
 def can_take(case: Case) -> bool:
@@ -53,7 +53,7 @@ def what_happened(text: object) -> str:
 def check(session: Session, case_id: int, actor: Actor) -> Case:
     """The case, if ``actor`` may raise immediate risk on it now (403 if not theirs, 409 if it cannot take it)."""
     case = case_service.get_case(session, case_id, actor)
-    if not policy.may_raise_immediate_risk(process_definition(session, case.process).roles, case.started_by, actor):
+    if not policy.may_raise_immediate_risk(process_definition(session, case.process).roles, case.started_by_id, actor):
         raise Forbidden("you cannot raise immediate risk on this case")
     if not can_take(case):
         raise Conflict(f"case {case.reference} is {case.status} and nothing in it takes an immediate risk "

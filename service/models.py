@@ -166,7 +166,8 @@ class Deployment(CouncilOwned, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    created_by: Mapped[str | None] = mapped_column(String(80))
+    created_by: Mapped[str | None] = mapped_column(String(80))  # a label kept as it was (the name then)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="published")  # draft | submitted | published | rejected
     name: Mapped[str | None] = mapped_column(String(255))  # what the analyst called it (Modeler's deployment-name)
     source: Mapped[str | None] = mapped_column(String(80))  # api | camunda-modeler | cli | copy
@@ -266,7 +267,8 @@ class Case(CouncilOwned, db.Model):
     state: Mapped[str] = mapped_column(EncryptedText, deferred=True)
     state_format: Mapped[str] = mapped_column(String(20))
     error: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)  # an engine message may quote data
-    started_by: Mapped[str | None] = mapped_column(String(80))
+    # Who started it, by id: a later user given the same name is someone else (issue 11).
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     started_from_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id"), index=True)  # service.families
     child_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
@@ -284,8 +286,14 @@ class Case(CouncilOwned, db.Model):
     timers: Mapped[list[PendingTimer]] = relationship(cascade="all, delete-orphan", lazy="select",
                                                       order_by="PendingTimer.due_at")
     child: Mapped[Person | None] = relationship(lazy="select", foreign_keys=[child_id])
+    starter: Mapped[User | None] = relationship(lazy="select", foreign_keys=[started_by_id], viewonly=True)
 
     __mapper_args__ = {"version_id_col": lock_version}
+
+    @property
+    def started_by(self) -> str | None:
+        """The starter's name, for people to read (access is decided by ``started_by_id``)."""
+        return self.starter.name if self.started_by_id is not None and self.starter is not None else None
 
 
 class Family(CouncilOwned, db.Model):
@@ -344,18 +352,25 @@ class OpenTask(CouncilOwned, db.Model):
     name: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(String(255))
     lane: Mapped[str | None] = mapped_column(String(255))
-    assignee: Mapped[str | None] = mapped_column(String(80), index=True)
+    # Who holds it and who closed it, by id (names are shown, never compared: issue 11).
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     draft: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
-    closed_by: Mapped[str | None] = mapped_column(String(80))
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     role_rows: Mapped[list[TaskRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     case: Mapped[Case] = relationship(lazy="select")
+    assignee_user: Mapped[User | None] = relationship(lazy="select", foreign_keys=[assignee_id], viewonly=True)
 
     @property
     def roles(self) -> list[str]:
         return sorted(r.role for r in self.role_rows)
+
+    @property
+    def assignee(self) -> str | None:
+        """The assignee's name, for people to read (access is decided by ``assignee_id``)."""
+        return self.assignee_user.name if self.assignee_id is not None and self.assignee_user is not None else None
 
 
 class TaskRole(CouncilOwned, db.Model):

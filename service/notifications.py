@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from service import policy
@@ -67,9 +67,9 @@ def people_with_roles(session: Session, council_id: int, roles: list[str]) -> li
 def _task_people(session: Session, task: OpenTask | None) -> list[User]:
     if task is None:
         return []
-    if task.assignee:  # a name a diagram gave may be someone of another council: never tell them
+    if task.assignee_id is not None:  # by id: only ever someone of this council (cases._user_id)
         members = select(Membership.user_id).where(Membership.council_id == task.council_id)
-        user = session.scalars(select(User).where(User.name == task.assignee, User.id.in_(members))).first()
+        user = session.scalars(select(User).where(User.id == task.assignee_id, User.id.in_(members))).first()
         if user is not None:
             return [user]
     return _members(session, task.council_id, task.roles)
@@ -118,11 +118,32 @@ def _body(case: Case, task: OpenTask | None, entry: JournalEntry) -> str:
     return "\n".join(lines)
 
 
-def for_user(session: Session, user: User, unread_only: bool = False) -> list[Notification]:
+#: Notifications shown at once (the newest); older ones are read a page at a time with ``after``.
+PAGE = 100
+
+
+def for_user(session: Session, user: User, unread_only: bool = False, *, after: str | None = None,
+             limit: int = PAGE) -> list[Notification]:
+    """The user's newest notifications, a page at a time (``after``: :func:`cursor` of the last one shown),
+    served by the index on (user, created_at, id)."""
+    from service import paging
+
     query = select(Notification).where(Notification.user_id == user.id)
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
-    return list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())))
+    values = paging.decode(after, 2)
+    if values is not None:
+        created, note_id = paging._time(values[0]), int(values[1])
+        query = query.where(or_(Notification.created_at < created,
+                                and_(Notification.created_at == created, Notification.id < note_id)))
+    return list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())
+                                .limit(max(1, min(limit, 500)))))
+
+
+def cursor(note: Notification) -> str:
+    from service import paging
+
+    return paging.encode([note.created_at, note.id])
 
 
 # -- reading and marking (the notifications page and GET/POST /api/v1/notifications) ---------------

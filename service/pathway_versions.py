@@ -47,7 +47,7 @@ def deploy(session: Session, actor: Actor, uploads: Mapping[str, bytes], *, remo
     """Deploy as ``actor``: a draft, or published at once where the council lets its analysts publish."""
     policy.require_deployer(actor)
     publish = policy.publishes_directly(actor, requires_approval(session, actor))
-    return deployments.deploy(session, uploads, actor.name, publish=publish, remove=remove, full_set=full_set,
+    return deployments.deploy(session, uploads, actor.name, actor.user_id, publish=publish, remove=remove, full_set=full_set,
                               name=name, source=source)
 
 
@@ -55,7 +55,7 @@ def copy(session: Session, actor: Actor, from_council: str, key: str) -> deploym
     """Copy another council's pathway into the acting council: a draft, or published where analysts publish."""
     policy.require_deployer(actor)
     publish = policy.publishes_directly(actor, requires_approval(session, actor))
-    return deployments.copy_pathway(session, from_council, key, actor.name, publish=publish)
+    return deployments.copy_pathway(session, from_council, key, actor.name, actor.user_id, publish=publish)
 
 
 def record_deploy(session: Session, deployment: Deployment, new_versions: list[ProcessVersion], actor: str,
@@ -197,7 +197,7 @@ def publish(session: Session, actor: Actor, deployment_id: int, reason: str | No
     """Publish a draft (or submitted) deployment: its versions become current and start new cases.
     Four eyes: a pathway approver who is not the author (``policy.require_publisher``)."""
     deployment = _deployment(session, deployment_id, lock=True)
-    policy.require_publisher(actor, deployment.created_by, requires_approval(session, actor))
+    policy.require_publisher(actor, deployment.created_by_id, requires_approval(session, actor))
     _expect(deployment.status, PENDING, f"deployment {deployment.id}")
     deployment.decided_by, deployment.decided_at = actor.name, clock.now()
     _move(session, actor, deployment, "published", "published", reason)
@@ -214,7 +214,7 @@ approve = publish
 def reject(session: Session, actor: Actor, deployment_id: int, reason: str) -> Deployment:
     """Turn down a draft (a pathway approver), or withdraw it (its author): its versions never start a case."""
     deployment = _deployment(session, deployment_id, lock=True)
-    policy.require_rejecter(actor, deployment.created_by)
+    policy.require_rejecter(actor, deployment.created_by_id)
     _expect(deployment.status, PENDING, f"deployment {deployment.id}")
     deployment.decided_by, deployment.decided_at = actor.name, clock.now()
     _move(session, actor, deployment, "rejected", "rejected", _required(reason, "rejecting"))

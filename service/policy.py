@@ -74,11 +74,17 @@ def may_start(pathway_roles: Iterable[str], starter_roles: Iterable[str], actor:
     return may_see_pathway(pathway_roles, actor) or has_any_role(actor, starter_roles)
 
 
-def may_see_case(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
+def may_see_case(pathway_roles: Iterable[str], started_by_id: int | None, actor: Actor) -> bool:
     """The case's pathway roles, the admin, and whoever started it (they follow their own referral). The
     case's notes and documents are part of its record: the same people read them, add a note, upload and
     download a document (``service.case_records``)."""
-    return may_see_pathway(pathway_roles, actor) or (started_by is not None and started_by == actor.name)
+    return may_see_pathway(pathway_roles, actor) or _is(started_by_id, actor)
+
+
+def _is(user_id: int | None, actor: Actor) -> bool:
+    """``user_id`` is the acting user: people are compared by id, never by name (a later user given a
+    deleted user's name is someone else, and inherits nothing)."""
+    return user_id is not None and actor.user_id is not None and user_id == actor.user_id
 
 
 def may_see_people(actor: Actor) -> bool:
@@ -94,19 +100,19 @@ def require_people(actor: Actor) -> None:
         raise Forbidden("children's and families' records are for the council's case workers")
 
 
-def may_work_on(task_roles: Iterable[str], assignee: str | None, actor: Actor) -> bool:
+def may_work_on(task_roles: Iterable[str], assignee_id: int | None, actor: Actor) -> bool:
     """An assigned task is its assignee's (and the admin's); an unassigned one is for any holder of its roles."""
-    if actor.is_admin or (assignee and assignee == actor.name):
+    if actor.is_admin or _is(assignee_id, actor):
         return True
-    return not assignee and has_any_role(actor, task_roles)
+    return assignee_id is None and has_any_role(actor, task_roles)
 
 
-def may_open_task(task_roles: Iterable[str], assignee: str | None, pathway_roles: Iterable[str],
+def may_open_task(task_roles: Iterable[str], assignee_id: int | None, pathway_roles: Iterable[str],
                   actor: Actor) -> bool:
     """Who may open (read) a task: whoever may work on it, and a manager of its team (a manager whose roles
     belong to the task's pathway), to see what is held up and give it to someone. Opening is not doing:
     completing or drafting still needs :func:`may_work_on`."""
-    return may_work_on(task_roles, assignee, actor) or (actor.is_manager and may_see_pathway(pathway_roles, actor))
+    return may_work_on(task_roles, assignee_id, actor) or (actor.is_manager and may_see_pathway(pathway_roles, actor))
 
 
 def may_assign(task_roles: Iterable[str], pathway_roles: Iterable[str], actor: Actor) -> bool:
@@ -165,20 +171,21 @@ def publishes_directly(actor: Actor, requires_approval: bool) -> bool:
     return may_deploy(actor) and not requires_approval
 
 
-def require_publisher(actor: Actor, author: str | None, requires_approval: bool) -> None:
+def require_publisher(actor: Actor, author_id: int | None, requires_approval: bool) -> None:
     """Four eyes: a draft is published by a ``pathway_approver`` (or the admin) who is not its author. Where
     the council lets analysts publish directly, its analysts (the author too) may publish it."""
     if publishes_directly(actor, requires_approval):
         return
     if not (actor.is_admin or PATHWAY_APPROVER in actor.roles):
         raise Forbidden("publishing a pathway needs a second person with the role pathway_approver")
-    if author is not None and author == actor.name:
+    if author_id is not None and author_id == actor.user_id:
         raise Forbidden("you deployed this draft: another pathway approver must publish it (four eyes)")
 
 
-def require_rejecter(actor: Actor, author: str | None) -> None:
+def require_rejecter(actor: Actor, author_id: int | None) -> None:
     """A draft is turned down by a pathway approver (or the admin), or withdrawn by its author."""
-    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles or (author is not None and author == actor.name
+    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles or (author_id is not None
+                                                                   and author_id == actor.user_id
                                                                    and may_deploy(actor))):
         raise Forbidden("rejecting a draft needs the role pathway_approver (or being its author)")
 
@@ -201,10 +208,10 @@ def require_auditor(actor: Actor) -> None:
         raise Forbidden("the access log is for the council's auditor")
 
 
-def may_raise_immediate_risk(pathway_roles: Iterable[str], started_by: str | None, actor: Actor) -> bool:
+def may_raise_immediate_risk(pathway_roles: Iterable[str], started_by_id: int | None, actor: Actor) -> bool:
     """Anyone who may see a case may raise immediate risk on it: nothing stands between a worker who sees
     a child at risk and the urgent referral (the referrer who started the case included)."""
-    return may_see_case(pathway_roles, started_by, actor)
+    return may_see_case(pathway_roles, started_by_id, actor)
 
 
 def may_read_notification(owner_id: int, actor: Actor) -> bool:

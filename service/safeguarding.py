@@ -160,7 +160,7 @@ def fire_escalations(session: Session, case: Case) -> tuple[int, list[OpenTask]]
     for timer in due:
         task = session.get(OpenTask, timer.attached_task_id or "")
         session.delete(timer)
-        if task is None or task.closed_at is not None or task.assignee:
+        if task is None or task.closed_at is not None or task.assignee_id is not None:
             continue
         in_hours = _in_office_hours(session, case, now)
         managers = notifications.people_with_roles(session, case.council_id, manager_roles(task.roles, in_hours))

@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from service.deployments import process_definition
 from service.engine import clock
 from service.errors import Conflict, Forbidden, InvalidData
 from service.forms import FormDefinition, Group, Option
-from service.models import Case, Membership, OpenTask, ProcessVersion, User
+from service.models import Case, Membership, OpenTask, ProcessVersion, TaskRole, User
 from service.policy import Actor
 
 MAX_BULK = 200
@@ -39,20 +40,16 @@ CHOOSE_SOMEONE = "Choose who to give the task to"
 
 @dataclass
 class Pile:
-    """The open tasks of one worker (or, unassigned, of one role): overdue first, then by due date."""
+    """The open tasks of one worker (or, unassigned, of one role): overdue first, then by due date.
+
+    ``count`` and ``overdue`` count every open task of the pile; ``tasks`` are its most urgent (the workload
+    shows at most :data:`SHOWN` tasks in all, most urgent first: a manager gives work from the top)."""
 
     key: str  # the user's name, or the role
     label: str
     tasks: list[OpenTask] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.tasks)
-
-    @property
-    def overdue(self) -> int:
-        now = clock.now()
-        return sum(1 for t in self.tasks if t.due_at is not None and t.due_at < now)
+    count: int = 0
+    overdue: int = 0
 
 
 @dataclass
@@ -61,6 +58,10 @@ class Workload:
     by_role: list[Pile]  # tasks nobody has taken yet, by the role that may take them
     total: int
     overdue: int
+
+
+#: The most urgent tasks the workload lists (its counts count them all).
+SHOWN = 500
 
 
 def _urgency(task: OpenTask) -> tuple:
@@ -75,22 +76,41 @@ def require_manager(actor: Actor) -> None:
 
 
 def workload(session: Session, actor: Actor) -> Workload:
-    """The open tasks of every case of the manager's pathways, by worker and, unassigned, by role."""
+    """The open tasks of every case of the manager's pathways, by worker and, unassigned, by role: counted in
+    one grouped statement, the most urgent listed from one more (never a query per task or per worker)."""
     require_manager(actor)
-    tasks = sorted(case_service.team_tasks(session, actor), key=_urgency)
-    names = _display_names(session, {t.assignee for t in tasks if t.assignee})
-    workers: dict[str, Pile] = {}
-    roles: dict[str, Pile] = {}
-    for task in tasks:
-        if task.assignee:
-            workers.setdefault(task.assignee, Pile(task.assignee, names.get(task.assignee, task.assignee))).tasks.append(task)
-        else:
-            role = ", ".join(task.roles) or "no role"
-            roles.setdefault(role, Pile(role, role.replace("_", " "))).tasks.append(task)
     now = clock.now()
+    seen = case_service.team_task_filter(session, actor)
+    roles = (select(func.min(TaskRole.role)).where(TaskRole.task_id == OpenTask.id)
+             .correlate(OpenTask).scalar_subquery())
+    role = sql_case((OpenTask.assignee_id.is_(None), roles))  # no parameter: the same text in GROUP BY
+    late = func.sum(sql_case((OpenTask.due_at < now, 1), else_=0))
+    counts = session.execute(select(OpenTask.assignee_id, role, func.count(), late)
+                             .where(*seen).group_by(OpenTask.assignee_id, role)).all()
+    users = {u.id: u for u in session.scalars(select(User).where(
+        User.id.in_({row[0] for row in counts if row[0] is not None})))} if counts else {}
+    workers: dict[int, Pile] = {}
+    by_role: dict[str, Pile] = {}
+    for user_id, role, count, overdue in counts:
+        if user_id is not None:
+            user = users.get(user_id)
+            name = user.name if user else str(user_id)
+            workers[user_id] = Pile(name, (user.display_name or user.name) if user else name, [], count, overdue or 0)
+        else:
+            key = role or "no role"
+            pile = by_role.setdefault(key, Pile(key, key.replace("_", " ")))
+            pile.count += count
+            pile.overdue += overdue or 0
+    for task in sorted(case_service.team_tasks(session, actor, limit=SHOWN), key=_urgency):
+        if task.assignee_id is not None and task.assignee_id in workers:
+            workers[task.assignee_id].tasks.append(task)
+        elif task.assignee_id is None:
+            key = min(task.roles) if task.roles else "no role"
+            if key in by_role:
+                by_role[key].tasks.append(task)
     return Workload(by_worker=sorted(workers.values(), key=lambda p: (-p.overdue, -p.count, p.label.lower())),
-                    by_role=sorted(roles.values(), key=lambda p: (-p.overdue, -p.count, p.label)),
-                    total=len(tasks), overdue=sum(1 for t in tasks if t.due_at is not None and t.due_at < now))
+                    by_role=sorted(by_role.values(), key=lambda p: (-p.overdue, -p.count, p.label)),
+                    total=sum(r[2] for r in counts), overdue=sum(r[3] or 0 for r in counts))
 
 
 def _display_names(session: Session, names: set[str]) -> dict[str, str]:
@@ -187,7 +207,7 @@ def _allocations(session: Session, case: Case) -> dict[str, str]:
 def allocate_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> None:
     """Give each newly opened, unassigned task to the user the case allocated for one of its roles (if they
     still hold that role in the council); audited as the service's assignment."""
-    waiting = [t for t in tasks if not t.assignee]
+    waiting = [t for t in tasks if t.assignee_id is None]
     if not waiting:
         return
     allocated = _allocations(session, case)
@@ -197,17 +217,18 @@ def allocate_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> N
         roles = [r.role for r in task.role_rows]
         for role in roles:
             name = allocated.get(role)
-            if name and _holds(session, name, role, case.council_id):
-                task.assignee = name
+            user_id = _holder(session, name, role, case.council_id) if name else None
+            if user_id is not None:
+                task.assignee_id = user_id
                 case_service._audit(session, case, case_service.SERVICE, "task_assigned", task.name,
                                     {"assignee": name, "allocated": True})
                 break
 
 
-def _holds(session: Session, name: str, role: str, council_id: int) -> bool:
-    return session.scalar(select(func.count()).select_from(Membership).join(User, User.id == Membership.user_id)
-                          .where(User.name == name, Membership.role == role,
-                                 Membership.council_id == council_id)) > 0
+def _holder(session: Session, name: str, role: str, council_id: int) -> int | None:
+    """The id of the user named ``name`` if they hold ``role`` in the council now."""
+    return session.scalar(select(User.id).join(Membership, User.id == Membership.user_id)
+                          .where(User.name == name, Membership.role == role, Membership.council_id == council_id))
 
 
 def on_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> None:

@@ -128,3 +128,22 @@ def test_a_new_database_upgrades_and_downgrades(database_url):
         upgrade()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_user_names_become_the_ids_of_the_users_of_the_council(legacy):
+    """Issue 11: who started a case, holds or closed a task becomes a user id: the user of that name who works
+    # the revision just before users by id (a9d3e5f7b1c2)
+    for the row's council; a name of nobody there (or of someone of another council only) becomes NULL."""
+    with legacy.app_context():
+        upgrade(revision="f3b9c0d2a7e1")
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT set_config('app.all_councils', 'on', true)"))
+            connection.execute(text("UPDATE tasks SET assignee = 'sam', closed_by = 'sam' WHERE id = 'task-1'"))
+            connection.execute(text("UPDATE tasks SET assignee = 'sam', closed_by = 'ghost' WHERE id = 'task-2'"))
+            connection.execute(text("UPDATE cases SET started_by = 'sam' WHERE id = 2"))
+        upgrade()
+    # sam works for Halton only: Halton's rows name sam by id, Rochdale's name nobody.
+    assert _rows(legacy, "SELECT id, started_by_id FROM cases ORDER BY id") == [(1, 1), (2, None)]
+    assert _rows(legacy, "SELECT id, assignee_id, closed_by_id FROM tasks ORDER BY id") == [("task-1", 1, 1),
+                                                                                          ("task-2", None, None)]

@@ -113,14 +113,18 @@ def test_a_claim_on_a_task_someone_took_meanwhile_is_409(api, app):
     task_id = start(api)["tasks"][0]["id"]
     with app.app_context():
         from conftest import in_council
-        from service.models import OpenTask
+        from sqlalchemy import select
+
+        from service.models import OpenTask, User
 
         in_council(db.session)
         task = db.session.get(OpenTask, task_id)
-        db.session.execute(OpenTask.__table__.update().where(OpenTask.id == task_id).values(assignee="worker"))
+        worker = db.session.scalars(select(User).where(User.name == "worker")).one()
+        taker = db.session.scalars(select(User).where(User.name == "user-social_worker")).one()
+        db.session.execute(OpenTask.__table__.update().where(OpenTask.id == task_id).values(assignee_id=worker.id))
         db.session.commit()
         with pytest.raises(cases.Conflict, match="now with worker"):
-            cases._assign(db.session, task, "user-social_worker")
+            cases._assign(db.session, task, taker)
 
 
 def test_only_a_holder_of_the_pathways_roles_starts_its_cases(api):

@@ -435,7 +435,8 @@ def test_a_reminder_never_reaches_someone_of_another_council_named_as_assignee(c
                     as_="south-social_worker").json
     with api.app.app_context(), everything():
         task = db.session.get(OpenTask, case["tasks"][0]["id"])
-        task.assignee = "north-social_worker"  # as `camunda:assignee="north-social_worker"` would set it
+        north = db.session.scalars(select(User).where(User.name == "north-social_worker")).one()
+        task.assignee_id = north.id  # a row naming someone of another council (a diagram's name never does)
         db.session.commit()
     frozen_clock.advance(days=2, minutes=1)
     assert scheduler.fire_due(api.app) == 1  # the task's reminder

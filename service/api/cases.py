@@ -5,6 +5,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from service import cases as case_service
+from service import paging
 from service.models import db
 
 from .access import authenticate
@@ -40,9 +41,10 @@ def list_cases(query):
                                            per_page=query["per_page"], q=query.get("q"),
                                            reference=query.get("reference"), mine=query["mine"],
                                            overdue=query["overdue"], family_id=query.get("family"),
-                                           child_id=query.get("child"))
+                                           child_id=query.get("child"), after=query.get("after"))
+    more = len(cases) == query["per_page"]
     return {"cases": [case_summary_json(c) for c in cases], "total": total, "page": query["page"],
-            "per_page": query["per_page"]}
+            "per_page": query["per_page"], "next": paging.case_cursor(cases[-1]) if more else None}
 
 
 @blp.route("/cases/<int:case_id>/cancel", methods=["POST"])

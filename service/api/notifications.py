@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from service import cases as case_service
 from service import notifications as notification_service
@@ -18,6 +18,8 @@ blp.before_request(authenticate)
 
 class NotificationQuerySchema(Schema):
     unread = fields.Boolean(load_default=False)
+    after = fields.String(validate=validate.Length(max=400), metadata={
+        "description": "the page after this cursor (the X-Next-Cursor header of the page before)"})
 
 
 class MarkedSchema(Schema):
@@ -29,8 +31,10 @@ class MarkedSchema(Schema):
 @blp.arguments(NotificationQuerySchema, location="query")
 @blp.response(200, NotificationSchema(many=True))
 def list_notifications(query):
-    """Newest first; ``unread=true`` lists the unread only."""
-    return notification_service.for_user(db.session, g.user, unread_only=query["unread"])
+    """Newest first, a page at a time (X-Next-Cursor: the ``after`` of the next); ``unread=true`` the unread only."""
+    notes = notification_service.for_user(db.session, g.user, unread_only=query["unread"], after=query.get("after"))
+    more = len(notes) == notification_service.PAGE
+    return notes, 200, ({"X-Next-Cursor": notification_service.cursor(notes[-1])} if more else {})
 
 
 @blp.route("/notifications/<int:notification_id>/read", methods=["POST"])

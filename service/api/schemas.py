@@ -92,6 +92,8 @@ class CaseQuerySchema(StrictSchema):
     child = fields.Integer(validate=Id)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    after = fields.String(validate=validate.Length(max=400), metadata={
+        "description": "the page after this cursor (the list's `next`): cheaper than page= deep in a long list"})
 
 
 class CancelSchema(StrictSchema):
@@ -111,6 +113,9 @@ class TaskQuerySchema(StrictSchema):
     case = fields.Integer(validate=Id)
     role = fields.String(validate=validate.Length(max=USER_NAME_LENGTH))
     overdue = fields.Boolean(load_default=False)
+    after = fields.String(validate=validate.Length(max=400), metadata={
+        "description": "the page after this cursor (the X-Next-Cursor header of the page before)"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
 class ClaimSchema(StrictSchema):
@@ -135,7 +140,8 @@ class TaskSchema(Schema):
     name = fields.String()
     title = fields.String()
     roles = fields.List(fields.String())
-    assignee = fields.String(allow_none=True)
+    assignee = fields.String(allow_none=True, metadata={"description": "the assignee's user name, for people"})
+    assignee_id = fields.Integer(allow_none=True, metadata={"description": "the assignee's user id"})
     due_at = fields.DateTime(allow_none=True)
     form = fields.Nested(FormSchema)
 
@@ -179,9 +185,10 @@ class CaseSummarySchema(Schema):
 
 class CaseListSchema(Schema):
     cases = fields.List(fields.Nested(CaseSummarySchema))
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "how many match, counted up to 10,000 and one: 10,001 means more"})
     page = fields.Integer()
     per_page = fields.Integer()
+    next = fields.String(allow_none=True, metadata={"description": "the cursor of the next page (after=), if any"})
 
 
 class HistorySchema(Schema):
@@ -230,7 +237,7 @@ class NotificationSchema(Schema):
 def task_json(session: Session, task: OpenTask) -> dict[str, Any]:
     form = case_service.task_form(session, task)
     return {"id": task.id, "case_id": task.case_id, "name": task.name, "title": task.title, "roles": task.roles,
-            "assignee": task.assignee, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
+            "assignee": task.assignee, "assignee_id": task.assignee_id, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
 
 
 def child_json(case: Case) -> dict[str, Any] | None:

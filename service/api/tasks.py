@@ -5,6 +5,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from service import cases as case_service
+from service import paging
 from service.models import db
 
 from .access import authenticate
@@ -18,10 +19,12 @@ blp.before_request(authenticate)
 @blp.arguments(TaskQuerySchema, location="query")
 @blp.response(200, TaskSchema(many=True))
 def list_tasks(query):
-    """The open tasks the caller may work on (overdue=true: those past their due date)."""
+    """The open tasks the caller may work on (overdue=true: those past their due date), most urgent first, a
+    page at a time: when there may be more, the X-Next-Cursor header is the ``after`` of the next page."""
     tasks = case_service.open_tasks(db.session, g.actor, case_id=query.get("case"), role=query.get("role"),
-                                    overdue=query["overdue"])
-    return [task_json(db.session, t) for t in tasks]
+                                    overdue=query["overdue"], after=query.get("after"), limit=query["limit"])
+    headers = {"X-Next-Cursor": paging.task_cursor(tasks[-1])} if len(tasks) == query["limit"] else {}
+    return [task_json(db.session, t) for t in tasks], 200, headers
 
 
 @blp.route("/tasks/<string:task_id>")

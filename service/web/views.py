@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import cases as case_service
 from service import councils as council_service
-from service import tenancy, workload
+from service import paging, tenancy, workload
 from service import auth
 from service.auth import SignInRefused, TooManyAttempts, councils_of, roles_in, sign_in as check_password
 from service.engine import calendar, clock
@@ -249,9 +249,11 @@ def brand_css():
 @bp.route("/")
 @login_required
 def inbox():
-    tasks = case_service.open_tasks(db.session, current_user.actor)
+    after = request.args.get("after") or None
+    tasks = case_service.open_tasks(db.session, current_user.actor, after=after)
     overdue = sum(1 for t in tasks if t.due_at is not None and t.due_at < clock.now())
-    return render_template("inbox.html", tasks=tasks, overdue=overdue)
+    more = paging.task_cursor(tasks[-1]) if len(tasks) == paging.TASK_PAGE else None
+    return render_template("inbox.html", tasks=tasks, overdue=overdue, more=more, paged=bool(after))
 
 
 # -- a task --------------------------------------------------------------------------------------
@@ -279,7 +281,7 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
         + ([{"text": assign_error, "href": "#assignee"}] if assign_error else []),
         documentation=_documentation(process, task),
         candidates=[{"value": u.name, "text": f"{u.display_name} ({u.name})" if u.display_name else u.name,
-                     "selected": u.name == task.assignee}
+                     "selected": u.id == task.assignee_id}
                     for u in case_service.assignable_users(db.session, task)] if actor.is_manager else [],
         draft_saved=bool(task.draft), may_work=case_service.may_work_on(task, actor),
         checks_answers=bool(form and form.checks_answers),
@@ -416,11 +418,11 @@ def manager():
     actor = current_user.actor
     if not actor.is_manager:
         raise Forbidden("The manager view is for managers: your roles do not include one ending in 'manager'.")
-    overdue = case_service.team_tasks(db.session, actor, overdue=True)
-    late = {t.id for t in overdue}
-    soon = [t for t in case_service.team_tasks(db.session, actor,
-                                               due_before=calendar.working_days(DUE_SOON_WORKING_DAYS))
-            if t.id not in late]
+    # One statement for both lists: what is due before the "soon" horizon, the late ones first.
+    now = clock.now()
+    due = case_service.team_tasks(db.session, actor, due_before=calendar.working_days(DUE_SOON_WORKING_DAYS))
+    overdue = [t for t in due if t.due_at is not None and t.due_at < now]
+    soon = [t for t in due if t.due_at is not None and t.due_at >= now]
     counts = case_service.case_counts(db.session, actor)
     workable = {t.id for t in overdue + soon if case_service.may_open_task(db.session, t, actor)}
     return render_template("manager.html", overdue=overdue, soon=soon, counts=counts, workable=workable,

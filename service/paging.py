@@ -1,0 +1,93 @@
+"""Keyset paging for the lists (issue 16): a page is read from where the last one ended, in a stable order
+with the row id as the tiebreak, so a page costs its rows whatever page it is, and nothing is skipped or
+shown twice when rows are added meanwhile.
+
+A cursor is opaque to its callers: the sort values of the last row shown, as URL-safe base64 of JSON.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_
+
+from service.engine import clock
+from service.errors import InvalidData
+from service.models import Case, OpenTask
+
+#: The first page of an inbox or a team's tasks; a caller may ask for up to MAX_PAGE.
+TASK_PAGE = 100
+MAX_PAGE = 500
+
+
+def encode(values: list[Any]) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode(cursor: str | None, size: int) -> list[Any] | None:
+    """The values of a cursor (``size`` of them), or None for the first page; 422 for a cursor not ours."""
+    if not cursor:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, list) or len(values) != size:
+            raise ValueError(cursor)
+        return values
+    except (ValueError, TypeError):
+        raise InvalidData("that page link is not one of this list's", {"after": "Start again from the first page"}) from None
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return clock.as_utc(datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        raise InvalidData("that page link is not one of this list's", {"after": "Start again from the first page"}) from None
+
+
+# -- tasks: most urgent first (due date, undated last), then the newest, then by id ------------------
+
+def task_order() -> tuple:
+    return OpenTask.due_at.asc().nulls_last(), OpenTask.created_at.desc(), OpenTask.id.desc()
+
+
+def task_cursor(task: OpenTask) -> str:
+    return encode([task.due_at, task.created_at, task.id])
+
+
+def tasks_after(cursor: str | None, columns=None):
+    """The condition for the tasks after ``cursor`` in :func:`task_order` (None on the first page)."""
+    values = decode(cursor, 3)
+    if values is None:
+        return None
+    due, created, task_id = _time(values[0]), _time(values[1]), str(values[2])
+    c = columns if columns is not None else OpenTask
+    later_same_due = or_(c.created_at < created, and_(c.created_at == created, c.id < task_id))
+    if due is None:
+        return and_(c.due_at.is_(None), later_same_due)
+    return or_(c.due_at > due, c.due_at.is_(None), and_(c.due_at == due, later_same_due))
+
+
+# -- cases: stopped on an error first, then the most recently changed, then by id ---------------------
+
+def case_order() -> tuple:
+    return (Case.status != "error"), Case.updated_at.desc(), Case.id.desc()
+
+
+def case_cursor(case: Case) -> str:
+    return encode([case.status != "error", case.updated_at, case.id])
+
+
+def cases_after(cursor: str | None):
+    values = decode(cursor, 3)
+    if values is None:
+        return None
+    not_error, updated, case_id = bool(values[0]), _time(values[1]), int(values[2])
+    same_group = or_(Case.updated_at < updated, and_(Case.updated_at == updated, Case.id < case_id))
+    if not not_error:
+        return or_(Case.status != "error", and_(Case.status == "error", same_group))
+    return and_(Case.status != "error", same_group)

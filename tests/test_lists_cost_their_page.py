@@ -1,0 +1,140 @@
+"""Lists cost their page, not the table (issue 16).
+
+Every list request (the inbox and the team's tasks over the API and as pages, the case lists and search,
+the workload, notifications) runs the same number of SQL statements whether the user has 3 tasks or 30
+(no query per listed row); and on PostgreSQL every statement of those requests that reads ``tasks`` or
+``cases`` can be served by an index (``EXPLAIN`` with ``enable_seqscan`` off shows no sequential scan of
+either table). Timings are not tested here: ``bench/scale.py`` measures them.
+"""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from conftest import FIXTURES, Browser, save_user
+from service.models import db
+
+PATHWAY = FIXTURES / "pathways"
+
+API_LISTS = [("dana", "/tasks"), ("worker", "/tasks"), ("manager", "/tasks?overdue=true"),
+             ("dana", "/cases"), ("dana", "/cases?mine=true"), ("dana", "/cases?q=FAM"),
+             ("dana", "/cases?reference=FAM-1"), ("manager", "/workload"), ("dana", "/notifications")]
+PAGES = [("dana", "/"), ("worker", "/"), ("manager", "/manager"), ("manager", "/workload"), ("dana", "/cases/mine"),
+         ("dana", "/cases?q=FAM"), ("manager", "/cases/team")]
+
+
+def _open_cases(api, first: int, last: int) -> None:
+    """Cases first..last-1 started by Dana, whose first task Dana takes."""
+    for n in range(first, last):
+        started = api.post("/cases", json={"process": "test_review", "reference": f"FAM-{n}", "data": {"needs": 3}},
+                           as_="dana")
+        assert started.status_code == 201, started.json
+        claimed = api.post(f"/tasks/{started.json['tasks'][0]['id']}/claim", json={}, as_="dana")
+        assert claimed.status_code == 200, claimed.json
+        # and one task for the social workers' pool, nobody's yet
+        other = api.post("/cases", json={"process": "test_review", "reference": f"POOL-{n}", "data": {"needs": 3}},
+                         as_="front")
+        assert other.status_code == 201, other.json
+
+
+class Statements:
+    """Counts (and keeps) the SQL statements sent while a request runs."""
+
+    def __init__(self, app):
+        with app.app_context():
+            self.engine = db.engine
+        self.seen: list[tuple[str, object]] = []
+
+    def __enter__(self):
+        self.seen = []
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn, cursor, statement, parameters, context, executemany):
+        self.seen.append((statement, parameters))
+
+
+def _users(api) -> None:
+    with api.app.app_context():
+        save_user(db.session, "dana", ["social_worker"], token="token-dana", password="password-dana")
+        db.session.commit()
+    api.tokens["dana"] = "token-dana"
+
+
+def _browsers(api) -> dict[str, Browser]:
+    browsers = {}
+    for name in ("dana", "worker", "manager"):
+        browsers[name] = Browser(api.app)
+        browsers[name].sign_in(name, f"password-{name}")
+    return browsers
+
+
+def _measure(api, browsers) -> dict[str, int]:
+    counted = Statements(api.app)
+    found = {}
+    for who, path in API_LISTS:
+        assert api.get(path, as_=who).status_code == 200, path  # warm: parsed pathways, the token's last use
+        with counted:
+            assert api.get(path, as_=who).status_code == 200, path
+        found[f"api {who} {path}"] = len(counted.seen)
+    for who, path in PAGES:
+        assert browsers[who].get(path).status_code == 200, path
+        with counted:
+            assert browsers[who].get(path).status_code == 200, path
+        found[f"page {who} {path}"] = len(counted.seen)
+    return found
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_list_request_costs_the_same_statements_for_3_tasks_as_for_30(api):
+    api.deploy(PATHWAY)
+    _users(api)
+    browsers = _browsers(api)
+    _open_cases(api, 0, 3)
+    few = _measure(api, browsers)
+    _open_cases(api, 3, 30)
+    many = _measure(api, browsers)
+    assert many == few
+    assert max(few.values()) <= 25, few  # a handful: who is asking, the page, what it shows
+
+
+def test_list_statements_are_served_by_indexes(api, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("EXPLAIN plans are PostgreSQL's")
+    api.deploy(PATHWAY)
+    _users(api)
+    browsers = _browsers(api)
+    _open_cases(api, 0, 4)
+    plans: list[tuple[str, str]] = []
+
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        text = statement.lstrip().upper()
+        if executemany or not text.startswith(("SELECT", "WITH")):
+            return
+        if not any(f" {table}" in statement.lower() for table in ("from tasks", "join tasks", "from cases",
+                                                                   "join cases")):
+            return
+        with cursor.connection.cursor() as own:
+            own.execute("SET enable_seqscan = off")
+            own.execute("EXPLAIN " + statement, parameters)
+            plan = "\n".join(row[0] for row in own.fetchall())
+            own.execute("SET enable_seqscan = on")
+        plans.append((statement, plan))
+
+    with api.app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", explain)
+    try:
+        for who, path in API_LISTS:
+            assert api.get(path, as_=who).status_code == 200, path
+        for who, path in PAGES:
+            assert browsers[who].get(path).status_code == 200, path
+    finally:
+        event.remove(engine, "after_cursor_execute", explain)
+    assert plans
+    for statement, plan in plans:
+        assert "Seq Scan on tasks" not in plan and "Seq Scan on cases" not in plan, f"{statement}\n{plan}"
+        assert "Index" in plan, f"{statement}\n{plan}"
