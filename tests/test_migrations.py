@@ -132,7 +132,6 @@ def test_a_new_database_upgrades_and_downgrades(database_url):
 
 def test_user_names_become_the_ids_of_the_users_of_the_council(legacy):
     """Issue 11: who started a case, holds or closed a task becomes a user id: the user of that name who works
-    # the revision just before users by id (a9d3e5f7b1c2)
     for the row's council; a name of nobody there (or of someone of another council only) becomes NULL."""
     with legacy.app_context():
         upgrade(revision="f3b9c0d2a7e1")
