@@ -345,3 +345,13 @@ def revoke_token(session: Session, user: User, *, token_id: int | None = None, t
         held.revoked_at = clock.now()
     session.flush()
     return held
+
+
+def display_names(session: Session, names: set[str | None]) -> dict[str, str]:
+    """User name -> display name, in one query (names of the service itself read as words)."""
+    wanted = {n for n in names if n}
+    found = {"system": "the service", "timer": "a timer"}
+    if wanted:
+        for name, shown in session.execute(select(User.name, User.display_name).where(User.name.in_(wanted))):
+            found[name] = shown or name
+    return {n: found.get(n, n) for n in wanted}

@@ -24,6 +24,7 @@ from service.engine.clock import LONDON
 from service.engine.bundle import ProcessDefinition
 from service.forms.model import Field, FormDefinition
 from service.models import AuditEvent, Case, User
+from service.auth import display_names
 from service.policy import Actor
 from service.wording import label_from_key, words
 
@@ -101,16 +102,6 @@ def plain_value(value: Any, form_field: Field | None = None) -> str:
             text = words(value)  # a code no form explains: at least not in snake case
             return text[:1].upper() + text[1:]
     return str(value)
-
-
-def display_names(session: Session, names: set[str | None]) -> dict[str, str]:
-    """User name -> display name, in one query (names of the service itself read as words)."""
-    wanted = {n for n in names if n}
-    found = {"system": "the service", "timer": "a timer"}
-    if wanted:
-        for name, shown in session.execute(select(User.name, User.display_name).where(User.name.in_(wanted))):
-            found[name] = shown or name
-    return {n: found.get(n, n) for n in wanted}
 
 
 # -- the child -------------------------------------------------------------------------------------

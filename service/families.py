@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from service import access_log, encryption, policy
 from service.deployments import process_definition
 from service.engine import clock
+from service.auth import display_names
 from service.errors import Forbidden, InvalidData, NotFound
 from service.models import AuditEvent, Case, Family, Person, SearchToken
 from service.policy import Actor
@@ -545,6 +546,9 @@ def chronology(session: Session, family: Family, actor: Actor, filters: dict[str
     entries = [e for e in entries if (not kinds or e.kind in kinds)
                and (since is None or e.at.astimezone(clock.LONDON).date() >= since)
                and (until is None or e.at.astimezone(clock.LONDON).date() <= until)]
+    names = display_names(session, {e.actor for e in entries})
+    for e in entries:
+        e.actor = names.get(e.actor or "", e.actor)  # people by the name they go by, as on the case page
     for case in cases:
         access_log.record(session, actor, case.id, "family_chronology")
     return sorted(entries, key=lambda e: (e.at, e.order), reverse=True)

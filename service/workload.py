@@ -30,6 +30,7 @@ from service.engine import clock
 from service.errors import Conflict, Forbidden, InvalidData
 from service.forms import FormDefinition, Group, Option
 from service.models import Case, Membership, OpenTask, ProcessVersion, TaskRole, User
+from service.auth import display_names
 from service.policy import Actor
 
 MAX_BULK = 200
@@ -113,14 +114,8 @@ def workload(session: Session, actor: Actor) -> Workload:
                     total=sum(r[2] for r in counts), overdue=sum(r[3] or 0 for r in counts))
 
 
-def _display_names(session: Session, names: set[str]) -> dict[str, str]:
-    if not names:
-        return {}
-    return {u.name: u.display_name or u.name for u in session.scalars(select(User).where(User.name.in_(names)))}
-
-
 def display_name(session: Session, name: str) -> str:
-    return _display_names(session, {name}).get(name, name)
+    return display_names(session, {name}).get(name, name)
 
 
 def people_for(session: Session, council_id: int, roles: set[str]) -> list[User]:

@@ -164,6 +164,7 @@ def test_a_family_page_shows_its_cases_across_hand_overs_and_its_chronology(site
     assert "Price family" in text and "Amelia Price" in text and "born 9 March 2015" in text and "9434765919" in text
     assert "First support" in text and "Second support" in text and "handed over from First support" in text
     assert "Handed over: Handed over to test_second" in text
+    assert "By Worker" in text and "By worker" not in text  # people by the name they go by, not their user name
     only = page_text(browser.get(f"/families/{case['family_id']}?kind=step"))
     assert "Step completed: Agree the plan" in only and "Handed over to test_second" not in only
     bad = browser.get(f"/families/{case['family_id']}?since=yesterday")

@@ -18,6 +18,7 @@ from service import case_view, immediate_risk
 from service import cases as case_service
 from service import notifications as notification_service
 from service import tracker as tracker_service
+from service.auth import display_names
 from service.errors import InvalidData
 from service.models import Case, User, db
 from service.web import views
@@ -75,7 +76,7 @@ def person_name(name: str | None) -> str:
         return "You"
     known = g.setdefault("person_names", {})
     if name not in known:
-        known.update(case_view.display_names(db.session, {name}))
+        known.update(display_names(db.session, {name}))
     return known.get(name, name)
 
 
@@ -131,7 +132,7 @@ def immediate_risk_sent(case_id: int):
     holders = {t.id: sorted(u.display_name or u.name for u in case_service.assignable_users(db.session, t))
                for t in tasks}
     return render_template("immediate_risk_sent.html", case=case, event=event, tasks=tasks, holders=holders,
-                           raised_by=case_view.display_names(db.session, {event.actor}).get(event.actor, event.actor))
+                           raised_by=display_names(db.session, {event.actor}).get(event.actor, event.actor))
 
 
 # -- notifications ------------------------------------------------------------------------------------
