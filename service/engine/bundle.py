@@ -38,7 +38,7 @@ RESERVED_SUFFIXES = (".BoundaryEventSplit", ".BoundaryEventJoin", ".EndJoin")
 UNSUPPORTED_ELEMENTS = {
     "serviceTask": "service tasks call Java or external workers; use a user task, a script task or a business rule task",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
-    "transaction": "transactions are not supported",
+    "complexBehaviorDefinition": "complex multi-instance behaviour is not supported; use a completion condition",
 }
 UNSUPPORTED_CAMUNDA_ATTRIBUTES = {
     "class": "Java delegates do not run here", "delegateExpression": "Java delegates do not run here",
@@ -262,7 +262,7 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
     local, problems = qname.localname, []
 
     def problem(message: str) -> None:
-        problems.append(Problem(name, element_id or _owner_id(element), message))
+        problems.append(Problem(name, _named_element(element), message))
 
     if element_id and (element_id in RESERVED_IDS or element_id.endswith(RESERVED_SUFFIXES)):
         problem(f"the id '{element_id}' is one the engine uses for its own steps; rename it (e.g. Event_{element_id})")
@@ -275,8 +275,22 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
     for attribute, reason in UNSUPPORTED_CAMUNDA_ATTRIBUTES.items():
         if element.get(C + attribute) is not None and local not in ("messageEventDefinition",):
             problem(f"camunda:{attribute} is set: {reason}")
+    if local in ("compensateEventDefinition",) or element.get("isForCompensation") == "true":
+        problem("compensation is not supported: undo the work with steps on the error or cancel path instead")
     if local == "conditionExpression":
         _check(problem, expressions.compile_expression, element.text or "", "condition")
+    elif local == "condition" and etree.QName(element.getparent()).localname == "conditionalEventDefinition":
+        _check(problem, expressions.compile_expression, element.text or "", "condition")
+    elif local == "completionCondition" and etree.QName(element.getparent()).localname == "adHocSubProcess":
+        _check(problem, expressions.compile_expression, element.text or "", "completion condition")
+    elif local == "adHocSubProcess":
+        if element.get("ordering") == "Sequential":
+            problem("a sequential ad-hoc sub-process is not supported: its activities all open at once "
+                    "(ordering Parallel); chain them with sequence flows to run one after another")
+        if element.find("bpmn:startEvent", NS) is not None or element.find("bpmn:endEvent", NS) is not None:
+            problem("an ad-hoc sub-process has no start or end events: its activities open when it starts")
+    elif local == "messageEventDefinition" and element.get(C + "expression"):
+        _check(problem, expressions.compile_expression, element.get(C + "expression"), "message payload")
     elif local in ("timeDate", "timeDuration", "timeCycle"):
         _check(problem, timers.check_timer_expression, element.text or "", "timer")
     elif local == "scriptTask":
@@ -389,6 +403,12 @@ def _check_user_task(bundle: Bundle, name: str, element, lanes: dict[str, str]) 
     form_ref = element.get(C + "formRef")
     if form_ref and form_ref not in bundle.forms_by_id:
         problems.append(Problem(name, element_id, f"the form '{form_ref}' is not deployed (no .form file has that id)"))
+    assignee = element.get(C + "assignee")
+    if assignee and ("${" in assignee or "#{" in assignee):
+        try:
+            expressions.compile_expression(assignee)
+        except expressions.ExpressionError as error:
+            problems.append(Problem(name, element_id, f"assignee: {error}"))
     due = element.get(C + "dueDate")
     if due:
         try:
@@ -405,8 +425,16 @@ def _check(problem, check, text: str, what: str) -> None:
         problem(f"{what}: {error}")
 
 
-def _owner_id(element) -> str | None:
-    while element is not None and element.get("id") is None:
+#: Parts of an element that have ids of their own but are not what a modeller clicks on to fix it.
+_PARTS = ("EventDefinition", "timeDate", "timeDuration", "timeCycle", "condition", "completionCondition",
+          "loopCardinality", "loopCondition", "LoopCharacteristics", "script")
+
+
+def _named_element(element) -> str | None:
+    """The element a problem is reported on: the event, task or flow a definition, timer or condition is part of."""
+    while element is not None and (element.get("id") is None or (
+            isinstance(element.tag, str) and etree.QName(element).localname.endswith(_PARTS)
+            and element.getparent() is not None and element.getparent().get("id") is not None)):
         element = element.getparent()
     return element.get("id") if element is not None else None
 
