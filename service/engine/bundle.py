@@ -289,6 +289,21 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
                     "(ordering Parallel); chain them with sequence flows to run one after another")
         if element.find("bpmn:startEvent", NS) is not None or element.find("bpmn:endEvent", NS) is not None:
             problem("an ad-hoc sub-process has no start or end events: its activities open when it starts")
+    elif local == "cancelEventDefinition":
+        owner = element.getparent()
+        attached = owner.get("attachedToRef")
+        target = root_of(element).find(f".//*[@id='{attached}']") if attached else None
+        inside = any(etree.QName(a).localname == "transaction" for a in owner.iterancestors())
+        if (attached and (target is None or etree.QName(target).localname != "transaction")) or \
+                (not attached and not inside):
+            problem("cancel events belong to transactions: a cancel end event inside one, a cancel boundary event "
+                    "on one")
+    elif local == "subProcess" and element.get("triggeredByEvent") == "true":
+        starts = element.findall("bpmn:startEvent", NS)
+        if not starts or any(not any(etree.QName(c).localname.endswith("EventDefinition") for c in start
+                                     if isinstance(c.tag, str)) for start in starts):
+            problem("an event sub-process starts only on its event: give its start event a message, timer, "
+                    "signal, error, escalation or conditional definition")
     elif local == "messageEventDefinition" and element.get(C + "expression"):
         _check(problem, expressions.compile_expression, element.get(C + "expression"), "message payload")
     elif local in ("timeDate", "timeDuration", "timeCycle"):
@@ -428,6 +443,10 @@ def _check(problem, check, text: str, what: str) -> None:
 #: Parts of an element that have ids of their own but are not what a modeller clicks on to fix it.
 _PARTS = ("EventDefinition", "timeDate", "timeDuration", "timeCycle", "condition", "completionCondition",
           "loopCardinality", "loopCondition", "LoopCharacteristics", "script")
+
+
+def root_of(element):
+    return element.getroottree().getroot()
 
 
 def _named_element(element) -> str | None:
