@@ -459,6 +459,7 @@ def _start_by_signal(session: Session, version: ProcessVersion, name: str, paylo
     process = process_definition(session, version)
     if thrower is None and not policy.may_start(process.roles, process.starter_roles, actor):
         raise Forbidden(f"the {kind} '{name}' starts '{version.name}', which your roles may not start")
+    safeguarding.check_start(process, payload)  # a voluntary service needs consent, however it is started
     try:
         workflow, snap, error = *runtime.start_by_event(process, kind, name, payload, limits=_limits()), None
     except runtime.EngineError as failure:  # kept, stopped at the start, for an admin to retry

@@ -442,3 +442,16 @@ SIMPLE_FLOWS = [("Event_Start", "Task_Work"), ("Task_Work", "Event_Done")]
 def test_a_construct_the_service_cannot_run_is_refused_at_deploy_naming_the_element(api, nodes, flows, element,
                                                                                    says):
     assert (element, says) in refused(api, "refused", pathway("refused", nodes, flows))
+
+
+def test_a_voluntary_pathway_started_by_a_message_needs_consent_as_one_started_by_hand(api):
+    diagram = (FIXTURES / "constructs" / "message_start.bpmn").read_bytes().replace(
+        b"</bpmn:documentation>\n    <bpmn:laneSet",
+        b'</bpmn:documentation>\n    <bpmn:extensionElements><camunda:properties><camunda:property name="voluntary" '
+        b'value="true"/></camunda:properties></bpmn:extensionElements>\n    <bpmn:laneSet', 1)
+    deployed(api, message_start=diagram)
+    body = {"name": "referral_received", "reference": "FAM-9"}
+    assert api.post("/messages", json=body, as_="front").status_code == 422
+    assert api.post("/messages", json={**body, "data": {"consent": "refused"}}, as_="front").status_code == 422
+    answer = api.post("/messages", json={**body, "data": {"consent": "given"}}, as_="front")
+    assert answer.status_code == 200 and len(answer.json["started"]) == 1
