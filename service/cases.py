@@ -579,9 +579,7 @@ def broadcast_signal(session: Session, name: str, data: Any, actor: Actor, *, th
     for target in reached:
         _deliver(session, target, name, payload, SERVICE if thrower else actor, signal=True)
     started = [_start_by_signal(session, version, name, payload, actor, thrower, reference)
-               for version in latest_process_versions(session)
-               if any(t.kind == "signal" and t.name == name
-                      for t in runtime.catching_start_events(process_definition(session, version)))]
+               for version in _started_by(session, "signal", name)]
     if thrower is not None:
         _audit(session, thrower, actor, "signal_sent", None, {"name": name, "to_cases": [c.id for c in reached],
                                                               "started": [c.id for c in started]})
@@ -589,22 +587,31 @@ def broadcast_signal(session: Session, name: str, data: Any, actor: Actor, *, th
 
 
 def _start_by_signal(session: Session, version: ProcessVersion, name: str, payload: dict[str, Any], actor: Actor,
-                     thrower: Case | None, reference: str | None) -> Case:
+                     thrower: Case | None, reference: str | None, *, kind: str = "signal") -> Case:
+    """A case of ``version`` started by its start event catching the signal (or ``kind`` message) ``name``."""
     reference = thrower.reference if thrower is not None else (reference or "").strip()
     if not reference or len(reference) > MAX_REFERENCE:
-        raise InvalidData("a signal that starts a pathway needs the case reference",
+        raise InvalidData(f"a {kind} that starts a pathway needs the case reference",
                           {"reference": f"Give the reference of the family's case (at most {MAX_REFERENCE} characters)"})
     process = process_definition(session, version)
     if thrower is None and not policy.may_start(process.roles, process.starter_roles, actor):
-        raise Forbidden(f"the signal '{name}' starts '{version.name}', which your roles may not start")
-    workflow, snap = runtime.start_by_event(process, "signal", name, payload)
+        raise Forbidden(f"the {kind} '{name}' starts '{version.name}', which your roles may not start")
+    safeguarding.check_start(process, payload)  # a voluntary service needs consent, however it is started
+    try:
+        workflow, snap, error = *runtime.start_by_event(process, kind, name, payload, limits=_limits()), None
+    except runtime.EngineError as failure:  # kept, stopped at the start, for an admin to retry
+        workflow, snap, error = runtime.new_workflow(process, {}, limits=_limits()), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by_id=actor.user_id, data={}, started_from_case_id=thrower.id if thrower else None,
                 family_id=thrower.family_id if thrower else None, child_id=thrower.child_id if thrower else None)
     session.add(case)
     session.flush()
-    _audit(session, case, actor, "case_started", None, {"signal": name, "data": payload, "process": version.key,
+    _audit(session, case, actor, "case_started", None, {kind: name, "data": payload, "process": version.key,
                                                          "version": version.version})
+    if error is not None:
+        case.state, case.data = runtime.dump(workflow), runtime.json_safe(payload)
+        _record_error(session, case, actor, error)
+        return case
     _apply(session, case, workflow, snap, actor)
     return case
 
@@ -911,8 +918,31 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
     delivered = [t for t in targets if message.name in (t.waiting_for or [])]
     for target in delivered:
         _deliver(session, target, message.name, payload, SERVICE)
+    # BPMN message start events: every pathway of the council started by this message (not the thrower's own,
+    # which would start itself again and again), for the same family.
+    started = [_start_by_signal(session, version, message.name, payload, actor, case, None, kind="message")
+               for version in _started_by(session, "message", message.name) if version.key != case.process.key]
     _audit(session, case, actor, "message_sent", None,
-           {"name": message.name, "to_cases": [t.id for t in delivered]})
+           {"name": message.name, "to_cases": [t.id for t in delivered],
+            **({"started": [c.id for c in started]} if started else {})})
+
+
+def _started_by(session: Session, kind: str, name: str) -> list[ProcessVersion]:
+    """The latest version of every pathway whose start event catches the message or signal ``name``."""
+    return [version for version in latest_process_versions(session)
+            if any(t.kind == kind and t.name == name
+                   for t in runtime.catching_start_events(process_definition(session, version)))]
+
+
+def start_by_message(session: Session, name: str, data: Any, actor: Actor, reference: str | None) -> list[Case]:
+    """A message sent to the council from outside (``POST /messages``) starts a case of every pathway whose
+    message start event catches it, for the family's case ``reference``; 409 when no pathway starts with it."""
+    payload = _sized(_plain_data(data))
+    versions = _started_by(session, "message", name)
+    if not versions:
+        raise Conflict(f"no pathway starts with the message '{name}'")
+    return [_start_by_signal(session, version, name, payload, actor, None, reference, kind="message")
+            for version in versions]
 
 
 def _limits() -> Limits:

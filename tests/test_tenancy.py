@@ -72,7 +72,7 @@ LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
          "/api/v1/people/likely-duplicates", "/api/v1/notifications/read", "/api/v1/workload",
          "/api/v1/workload/reassign", "/api/v1/deployments", "/api/v1/versions"}  # names tasks in its body: test_workload_never_reaches_another_council
-NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/signals",
+NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/signals", "/api/v1/messages",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 
 

@@ -1,4 +1,5 @@
-"""POST /signals: broadcast a signal to the council's cases (the council's admin, or an analyst rehearsing)."""
+"""POST /signals: broadcast a signal to the council's cases (the council's admin, or an analyst rehearsing);
+POST /messages: a message from outside starts the pathways whose message start event catches it."""
 from __future__ import annotations
 
 from flask import g
@@ -41,3 +42,26 @@ def send_signal(body):
                                            reference=body["reference"])
     case_service.commit(db.session)
     return answer
+
+
+class MessageStartSchema(StrictSchema):
+    name = fields.String(required=True)
+    data = fields.Raw(load_default=dict)
+    reference = fields.String(required=True, metadata={"description": "the family's case reference"})
+
+
+class MessageStartAnswerSchema(Schema):
+    started = fields.List(fields.Integer(), metadata={"description": "the cases it started"})
+
+
+@blp.route("/messages", methods=["POST"])
+@blp.arguments(MessageStartSchema)
+@blp.response(200, MessageStartAnswerSchema)
+@blp.alt_response(409, description="no pathway of the council starts with this message")
+def send_message(body):
+    """A message from outside the service (a portal, another system): every pathway of the council whose
+    message start event catches it starts a case for ``reference`` (you need a role that may start each).
+    A message for a case already running goes to ``POST /cases/<id>/messages``."""
+    started = case_service.start_by_message(db.session, body["name"], body["data"], g.actor, body["reference"])
+    case_service.commit(db.session)
+    return {"started": [c.id for c in started]}

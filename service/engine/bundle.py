@@ -38,7 +38,7 @@ RESERVED_SUFFIXES = (".BoundaryEventSplit", ".BoundaryEventJoin", ".EndJoin")
 UNSUPPORTED_ELEMENTS = {
     "serviceTask": "service tasks call Java or external workers; use a user task, a script task or a business rule task",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
-    "transaction": "transactions are not supported",
+    "complexBehaviorDefinition": "complex multi-instance behaviour is not supported; use a completion condition",
 }
 UNSUPPORTED_CAMUNDA_ATTRIBUTES = {
     "class": "Java delegates do not run here", "delegateExpression": "Java delegates do not run here",
@@ -262,7 +262,7 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
     local, problems = qname.localname, []
 
     def problem(message: str) -> None:
-        problems.append(Problem(name, element_id or _owner_id(element), message))
+        problems.append(Problem(name, _named_element(element), message))
 
     if element_id and (element_id in RESERVED_IDS or element_id.endswith(RESERVED_SUFFIXES)):
         problem(f"the id '{element_id}' is one the engine uses for its own steps; rename it (e.g. Event_{element_id})")
@@ -280,8 +280,37 @@ def _check_element(bundle: Bundle, name: str, element, lanes: dict[str, str]) ->
     for attribute, reason in UNSUPPORTED_CAMUNDA_ATTRIBUTES.items():
         if element.get(C + attribute) is not None and local not in ("messageEventDefinition",):
             problem(f"camunda:{attribute} is set: {reason}")
+    if local in ("compensateEventDefinition",) or element.get("isForCompensation") == "true":
+        problem("compensation is not supported: undo the work with steps on the error or cancel path instead")
     if local == "conditionExpression":
         _check(problem, expressions.compile_expression, element.text or "", "condition")
+    elif local == "condition" and etree.QName(element.getparent()).localname == "conditionalEventDefinition":
+        _check(problem, expressions.compile_expression, element.text or "", "condition")
+    elif local == "completionCondition" and etree.QName(element.getparent()).localname == "adHocSubProcess":
+        _check(problem, expressions.compile_expression, element.text or "", "completion condition")
+    elif local == "adHocSubProcess":
+        if element.get("ordering") == "Sequential":
+            problem("a sequential ad-hoc sub-process is not supported: its activities all open at once "
+                    "(ordering Parallel); chain them with sequence flows to run one after another")
+        if element.find("bpmn:startEvent", NS) is not None or element.find("bpmn:endEvent", NS) is not None:
+            problem("an ad-hoc sub-process has no start or end events: its activities open when it starts")
+    elif local == "cancelEventDefinition":
+        owner = element.getparent()
+        attached = owner.get("attachedToRef")
+        target = root_of(element).find(f".//*[@id='{attached}']") if attached else None
+        inside = any(etree.QName(a).localname == "transaction" for a in owner.iterancestors())
+        if (attached and (target is None or etree.QName(target).localname != "transaction")) or \
+                (not attached and not inside):
+            problem("cancel events belong to transactions: a cancel end event inside one, a cancel boundary event "
+                    "on one")
+    elif local == "subProcess" and element.get("triggeredByEvent") == "true":
+        starts = element.findall("bpmn:startEvent", NS)
+        if not starts or any(not any(etree.QName(c).localname.endswith("EventDefinition") for c in start
+                                     if isinstance(c.tag, str)) for start in starts):
+            problem("an event sub-process starts only on its event: give its start event a message, timer, "
+                    "signal, error, escalation or conditional definition")
+    elif local == "messageEventDefinition" and element.get(C + "expression"):
+        _check(problem, expressions.compile_expression, element.get(C + "expression"), "message payload")
     elif local in ("timeDate", "timeDuration", "timeCycle"):
         _check(problem, timers.check_timer_expression, element.text or "", "timer")
     elif local == "scriptTask" and dialect.script(element) is None:  # a zeebe:script is FEEL, vetted above
@@ -392,6 +421,12 @@ def _check_user_task(bundle: Bundle, name: str, element, lanes: dict[str, str]) 
         problems.append(Problem(name, element_id, f"the {kind} has no role: put it in a named lane or set "
                                                   f"candidate groups"))
     problems += [Problem(name, element_id, message) for message in _form_problems(bundle, element)]
+    assignee = element.get(C + "assignee")
+    if assignee and ("${" in assignee or "#{" in assignee):
+        try:
+            expressions.compile_expression(assignee)
+        except expressions.ExpressionError as error:
+            problems.append(Problem(name, element_id, f"assignee: {error}"))
     due = element.get(C + "dueDate")  # Camunda 8's is vetted with its other expressions (dialect.expressions_of)
     if due:
         try:
@@ -420,8 +455,20 @@ def _check(problem, check, text: str, what: str) -> None:
         problem(f"{what}: {error}")
 
 
-def _owner_id(element) -> str | None:
-    while element is not None and element.get("id") is None:
+#: Parts of an element that have ids of their own but are not what a modeller clicks on to fix it.
+_PARTS = ("EventDefinition", "timeDate", "timeDuration", "timeCycle", "condition", "completionCondition",
+          "loopCardinality", "loopCondition", "LoopCharacteristics", "script")
+
+
+def root_of(element):
+    return element.getroottree().getroot()
+
+
+def _named_element(element) -> str | None:
+    """The element a problem is reported on: the event, task or flow a definition, timer or condition is part of."""
+    while element is not None and (element.get("id") is None or (
+            isinstance(element.tag, str) and etree.QName(element).localname.endswith(_PARTS)
+            and element.getparent() is not None and element.getparent().get("id") is not None)):
         element = element.getparent()
     return element.get("id") if element is not None else None
 

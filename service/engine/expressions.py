@@ -257,6 +257,11 @@ def compile_script(source: str) -> CodeType:
             raise ExpressionError(f"scripts may not import (line {node.lineno})")
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Global, ast.Nonlocal)):
             raise ExpressionError(f"scripts may not define functions or classes (line {node.lineno})")
+    assigned = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id not in _SCRIPT_BUILTINS and node.func.id not in assigned):
+            raise ExpressionError(f"'{node.func.id}' is not a function scripts may call (line {node.lineno})")
     result = compile_restricted_exec(source, filename="<script>", policy=_BoundedPolicy)
     if result.errors:
         raise ExpressionError("; ".join(result.errors))

@@ -19,8 +19,10 @@ from SpiffWorkflow.bpmn.specs.defaults import (
 )
 from SpiffWorkflow.bpmn.parser.event_parsers import (
     CONDITIONAL_EVENT_XPATH, ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH, MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH,
-    TIMER_EVENT_XPATH, EventBasedGatewayParser,
+    TIMER_EVENT_XPATH, EventBasedGatewayParser, ReceiveTaskParser, SendTaskParser,
 )
+from SpiffWorkflow.bpmn.parser.ProcessParser import AdHocParser
+from SpiffWorkflow.bpmn.specs.defaults import ReceiveTask, SendTask, TransactionSubprocess
 from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -258,6 +260,32 @@ class PathwayUserTaskParser(_CamundaExtensions, UserTaskParser):
     pass
 
 
+class PathwayReceiveTaskParser(_EventDefinitions, ReceiveTaskParser):
+    """A receive task waits for its message as a message catch event does (the same delivery, the same payload).
+
+    SpiffWorkflow's own reads a message of another class than the service delivers, so it never caught one.
+    """
+
+
+class PathwaySendTaskParser(_EventDefinitions, SendTaskParser):
+    """A send task throws its message out of the case, as a message throw event does (routed by the service)."""
+
+
+class PathwayAdHocParser(AdHocParser):
+    """An ad-hoc sub-process: every activity in it opens when it starts; it ends when its completion condition
+    holds after an activity, or, with no condition, when every activity it opened is done.
+
+    SpiffWorkflow 3.2 evaluates a missing completion condition and fails ("the expression is empty").
+    """
+
+    def create_spec(self):
+        condition = (first(self.xpath("./bpmn:completionCondition")))
+        condition = ((condition.text or "") if condition is not None else "").strip() or "False"  # none: when all end
+        return spiff.AdHocProcessSpec(
+            completion_condition=condition, cancel_remaining=self.attribute("cancelRemainingInstances") != "false",
+            name=self.bpmn_id, description=self.get_name(), filename=self.filename)
+
+
 class PathwayTaskParser(_CamundaExtensions, CamundaTaskParser):
     pass
 
@@ -307,6 +335,9 @@ class PathwaySubprocessParser(_CamundaExtensions, SubWorkflowParser):
 
     def create_task(self):
         subworkflow_spec = SubprocessParser.get_subprocess_spec(self)
+        if self.spec_class is TransactionSubprocess:
+            return TransactionSubprocess(self.spec, self.bpmn_id, subworkflow_spec=subworkflow_spec,
+                                         **self.bpmn_attributes)
         if self.node.get("triggeredByEvent") != "true":
             return self.spec_class(self.spec, self.bpmn_id, subworkflow_spec=subworkflow_spec, **self.bpmn_attributes)
         start = first(self.xpath("./bpmn:startEvent"))
@@ -389,7 +420,11 @@ class PathwayParser(CamundaParser):
         full_tag("subProcess"): (PathwaySubprocessParser, CallActivity),
         full_tag("callActivity"): (PathwayCallActivityParser, CallActivity),
         full_tag("scriptTask"): (PathwayScriptTaskParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("scriptTask")][1]),
+        full_tag("transaction"): (PathwaySubprocessParser, TransactionSubprocess),
+        full_tag("receiveTask"): (PathwayReceiveTaskParser, ReceiveTask),
+        full_tag("sendTask"): (PathwaySendTaskParser, SendTask),
     }
+    AD_HOC_PARSER_CLASS = PathwayAdHocParser
 
     def __init__(self, decisions) -> None:
         super().__init__()

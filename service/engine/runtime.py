@@ -195,12 +195,12 @@ def catching_start_events(process: ProcessDefinition) -> list[StartTrigger]:
     return triggers
 
 
-def start_by_event(process: ProcessDefinition, kind: str, name: str,
-                   payload: dict[str, Any]) -> tuple[BpmnWorkflow, Snapshot]:
+def start_by_event(process: ProcessDefinition, kind: str, name: str, payload: dict[str, Any],
+                   limits: Limits | None = None) -> tuple[BpmnWorkflow, Snapshot]:
     """Start a case of ``process`` through its start event catching the message or signal ``name``."""
     if not any(t.kind == kind and t.name == name for t in catching_start_events(process)):
         raise NothingWaits(name)
-    workflow, first = start(process, {})
+    workflow, first = start(process, {}, limits)
     deliver = deliver_message if kind == "message" else deliver_signal
     snap = deliver(workflow, workflow.script_engine, name, payload)
     snap.path, snap.journal = first.path + snap.path, first.journal + snap.journal

@@ -76,8 +76,9 @@ class Journal(PythonScriptEngine):
         except ExpressionError as error:
             raise WorkflowTaskException(str(error), task=task) from error
 
-    def note(self, event: str, my_task, **detail: Any) -> None:
-        self.entries.append(JournalEntry(event, str(my_task.id), my_task.task_spec.bpmn_id or my_task.task_spec.name, detail))
+    def note(self, event: str, my_task, element: str | None = None, **detail: Any) -> None:
+        element = element or my_task.task_spec.bpmn_id or my_task.task_spec.name
+        self.entries.append(JournalEntry(event, str(my_task.id), element, detail))
 
 
 def evaluated_at(my_task, what: str, evaluation: Callable[[], Any]) -> Any:
@@ -148,8 +149,9 @@ def note_timer_fired(my_task) -> None:
     """Tell the run's journal a timer fired, with the task it is attached to and its properties."""
     journal = journal_of(my_task)
     if journal is not None:
-        journal.note("timer_fired", my_task, attached_to=spiff.attached_task_id(my_task),
-                     properties=dict(my_task.task_spec.extensions or {}))
+        timer = spiff.gateway_timer_spec(my_task) or my_task.task_spec  # behind an event-based gateway: its timer
+        journal.note("timer_fired", my_task, element=timer.bpmn_id, attached_to=spiff.attached_task_id(my_task),
+                     properties=dict(timer.extensions or {}))
 
 
 class OutcomeEndEvent(EndEvent):

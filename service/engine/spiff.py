@@ -17,6 +17,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec
 from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, _EndJoin
 from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
@@ -188,6 +190,25 @@ def xsd_errors(root) -> list[tuple[int, str]]:
 
 # -- running --------------------------------------------------------------------------------
 
+class AdHocProcessSpec(AdHocSubprocessSpec):
+    """The inside of an ad-hoc sub-process, checking its completion condition after each activity.
+
+    SpiffWorkflow 3.2 merges the sub-process's data into each open activity after every step and then
+    removes a ``data_objects`` key that its own data never has (a ``KeyError``: every ad-hoc sub-process
+    failed as it started); a failing condition is reported on the ad-hoc sub-process, by its id.
+    """
+
+    def path_complete(self, workflow, task):
+        workflow.data.setdefault("data_objects", {})
+        try:
+            super().path_complete(workflow, task)
+        except ValueError as error:  # the sandbox's ExpressionError: the condition could not be evaluated
+            owner = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
+            raise WorkflowTaskException(f"completion condition: {error}", task=owner or task) from None
+        finally:
+            workflow.data.pop("data_objects", None)
+
+
 def cancel_rest_of_process(my_task: Task) -> None:
     """Cancel every unfinished task of ``my_task``'s process but it and what follows it.
 
@@ -214,18 +235,30 @@ def end_idle_event_subprocesses(workflow: BpmnWorkflow) -> bool:
     """
     changed = False
     for process in [workflow, *workflow.subprocesses.values()]:
-        idle = [t for t in process.tasks.values() if isinstance(t.task_spec, EventSubprocess)
-                and not t.has_state(TaskState.FINISHED_MASK) and not _has_started(workflow, t)]
-        if not idle:
+        handlers = [t for t in process.tasks.values() if isinstance(t.task_spec, EventSubprocess)
+                    and not t.has_state(TaskState.FINISHED_MASK)]
+        if not handlers:
             continue
-        waiting = {d.id for t in idle for d in t}
+        waiting = {d.id for t in handlers for d in t}
         running = [t for t in process.tasks.values() if t.id not in waiting and t.has_state(TaskState.DEFINITE_MASK)
                    and not isinstance(t.task_spec, _EndJoin) and t.task_spec.name not in ("Start", "Root", "End")]
         if running:
             continue
+        idle = [t for t in handlers if not _has_started(workflow, t)]
+        for task in handlers:
+            if task in idle:
+                continue
+            # Started, and still running (a repeating timer's reminder open): it finishes what it started, but its
+            # start event catches nothing more once the rest of its process is done.
+            for start in _waiting_start_events(workflow, task):
+                workflow.event_manager.remove_task(start)
+                start._set_state(TaskState.CANCELLED)
+                changed = True
         for task in idle:
             _drop_subprocess(workflow, task.id)
             task.cancel()
+        if not idle:
+            continue
         ends = [t for t in process.tasks.values() if isinstance(t.task_spec, _EndJoin) and t.state == TaskState.WAITING]
         for task in ends:
             task.task_spec._update(task)
@@ -234,9 +267,22 @@ def end_idle_event_subprocesses(workflow: BpmnWorkflow) -> bool:
 
 
 def _has_started(workflow: BpmnWorkflow, my_task: Task) -> bool:
+    """Whether an event sub-process has work running: a step past its start event not yet finished."""
     subprocess = workflow.subprocesses.get(my_task.id)
-    return subprocess is not None and any(t.state == TaskState.COMPLETED and t.task_spec.name != "Start"
-                                          for t in subprocess.tasks.values())
+    if subprocess is None:
+        return False
+    starts = set(start_events(subprocess.spec))
+    return any(t.has_state(TaskState.READY | TaskState.STARTED | TaskState.WAITING) and t.task_spec not in starts
+               and not isinstance(t.task_spec, _EndJoin) and t.task_spec.name not in ("Start", "End")
+               for t in subprocess.tasks.values())
+
+
+def _waiting_start_events(workflow: BpmnWorkflow, my_task: Task) -> list[Task]:
+    subprocess = workflow.subprocesses.get(my_task.id)
+    if subprocess is None:
+        return []
+    starts = set(start_events(subprocess.spec))
+    return [t for t in subprocess.tasks.values() if t.task_spec in starts and t.state == TaskState.WAITING]
 
 
 def event_subprocess_task(my_task: Task) -> Task | None:
