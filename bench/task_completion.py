@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--database-url")
     parser.add_argument("--show-statements", action="store_true", help="print the statements of the last request")
+    parser.add_argument("--profile", action="store_true", help="profile the service's completions (cProfile)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-tasks-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
@@ -140,6 +141,10 @@ def main() -> None:
                 bare_start.append(time.perf_counter() - started)
         # -- the service
         service_complete, complete_statements = [], []
+        if args.profile:
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
         for task_id in api_tasks:
             counter.on, counter.count = True, 0
             counter.seen.clear()
@@ -150,6 +155,12 @@ def main() -> None:
             complete_statements.append(counter.count)
             assert response.status_code == 200, response.json
         last_completion = dict(counter.seen)
+        if args.profile:
+            import pstats
+            profiler.disable()
+            stats = pstats.Stats(profiler).sort_stats("cumulative")
+            stats.print_stats(r"service/|flask/app|smorest|runtime|werkzeug/test", 45)
+            stats.print_callees(r"_task_to_complete|_apply|caller_for_token")
         service_start, start_statements = [], []
         for i in range(args.cases):
             counter.on, counter.count = True, 0
