@@ -6,8 +6,9 @@ A whole approval case is three requests of the approval diagram (tests/fixtures/
 approves it (the case completes). Each client is a thread with its own keep-alive connection, running
 whole cases one after another for ``--seconds``.
 
-The service runs as in production (README, "Production setup"): ``gunicorn -w N 'service.wsgi:app'`` with
-N = ``--workers`` (default: 2 x cores), timers off (this measures requests), PostgreSQL with ``fsync`` on.
+The service runs as in production (README, "Production setup"): gunicorn with the repository's
+gunicorn.conf.py, ``--workers`` processes (default: its 2 x cores), timers off (this measures requests),
+PostgreSQL with ``fsync`` on.
 gunicorn must be importable (``pip install gunicorn``; ``--gunicorn-path`` adds a folder to the path).
 
     .venv/bin/python bench/http_throughput.py [--workers N] [--clients 1 4] [--seconds 20]
@@ -168,9 +169,9 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": url, "TIMERS_ENABLED": "false",
                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), args.gunicorn_path, os.environ.get("PYTHONPATH"))
                                              if p)}
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "--threads",
-                                   str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-                                   "service.wsgi:app"], cwd=base, env=env)
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                                   "-w", str(args.workers), "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
+                                   "--log-level", "warning", "service.wsgi:app"], cwd=base, env=env)
         for _ in range(300):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

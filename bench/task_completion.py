@@ -160,7 +160,7 @@ def main() -> None:
             profiler.disable()
             stats = pstats.Stats(profiler).sort_stats("cumulative")
             stats.print_stats(r"service/|flask/app|smorest|runtime|werkzeug/test", 45)
-            stats.print_callees(r"_task_to_complete|_apply|caller_for_token")
+            stats.print_callees(r"session.py:\d+\(flush\)|_flush|unitofwork.py:\d+\(execute\)|persistence.py:\d+\(save_obj\)")
         service_start, start_statements = [], []
         for i in range(args.cases):
             counter.on, counter.count = True, 0
