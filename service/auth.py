@@ -350,7 +350,7 @@ def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Cou
     with _callers_lock:
         cached = _callers.get(digest)
     if cached is not None and cached[0] > time.monotonic() and cached[1:3] == (user.id, user.session_version):
-        return user, [(session.merge(_detached(Council, values), load=False), roles) for values, roles in cached[3]]
+        return user, [(_attached(session, values), roles) for values, roles in cached[3]]
     tenancy.identify(session, user.id)  # on PostgreSQL row-level security shows the user their memberships
     councils = councils_of(session, user)
     held_roles: dict[int, list[str]] = {}
@@ -374,13 +374,19 @@ def _column_values(row) -> dict[str, Any]:
     return {attr.key: getattr(row, attr.key) for attr in inspect(type(row)).column_attrs}
 
 
-def _detached(cls, values: dict[str, Any]):
+def _attached(session: Session, values: dict[str, Any]) -> Council:
+    """The council as if just read in ``session`` (no statement): the one it holds already, or a copy of ``values``."""
     from sqlalchemy.orm import make_transient_to_detached
+    from sqlalchemy.orm.util import identity_key
 
-    row = cls(**{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                 for k, v in values.items()})
-    make_transient_to_detached(row)
-    return row
+    held = session.identity_map.get(identity_key(Council, values["id"]))
+    if held is not None:
+        return held
+    council = Council(**{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                         for k, v in values.items()})
+    make_transient_to_detached(council)
+    session.add(council)
+    return council
 
 
 def _check_token(session: Session, held: ApiToken) -> None:
