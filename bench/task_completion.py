@@ -133,7 +133,7 @@ def main() -> None:
                 bare_statements.append(counter.count)
             for i in range(args.cases):
                 started = time.perf_counter()
-                workflow, snap = runtime.start(process, dict(start_data), limits=limits)
+                workflow, _ = runtime.start(process, dict(start_data), limits=limits)
                 connection.execute(insert(cases_table).values(
                     council_id=council_id, process_version_id=version_id, reference=f"BARE-{i}", status="active",
                     state=runtime.dump(workflow), state_format=runtime.STATE_FORMAT, data={}, lock_version=1))
