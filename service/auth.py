@@ -325,8 +325,12 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 #: How long a token's councils and roles are kept in the process (the token and its user are read every time).
 CALLER_CACHE_SECONDS = 30
-_callers: dict[str, tuple[float, int, int, tuple[tuple[dict[str, Any], tuple[str, ...]], ...]]] = {}
 _callers_lock = threading.Lock()
+
+
+def _callers() -> dict[str, tuple[float, int, int, tuple[tuple[dict[str, Any], tuple[str, ...]], ...]]]:
+    """The running app's cache of callers (one per app: another app may be another database)."""
+    return current_app.extensions.setdefault("api_callers", {}) if has_app_context() else {}
 
 
 def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Council, tuple[str, ...]]]] | None:
@@ -347,8 +351,9 @@ def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Cou
         return None
     held, user = row
     _check_token(session, held)
+    callers = _callers()
     with _callers_lock:
-        cached = _callers.get(digest)
+        cached = callers.get(digest)
     if cached is not None and cached[0] > time.monotonic() and cached[1:3] == (user.id, user.session_version):
         return user, [(_attached(session, values), roles) for values, roles in cached[3]]
     tenancy.identify(session, user.id)  # on PostgreSQL row-level security shows the user their memberships
@@ -360,14 +365,14 @@ def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Cou
     found = [(c, tuple(held_roles.get(c.id, ()))) for c in councils]
     entry = tuple((_column_values(c), roles) for c, roles in found)
     with _callers_lock:
-        _callers[digest] = (time.monotonic() + CALLER_CACHE_SECONDS, user.id, user.session_version, entry)
+        callers[digest] = (time.monotonic() + CALLER_CACHE_SECONDS, user.id, user.session_version, entry)
     return user, found
 
 
 def forget_callers() -> None:
     """Forget every cached caller (a council's settings changed)."""
     with _callers_lock:
-        _callers.clear()
+        _callers().clear()
 
 
 def _column_values(row) -> dict[str, Any]:
