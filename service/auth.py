@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from sqlalchemy import case, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from service import tenancy
@@ -316,6 +319,82 @@ def user_for_token(session: Session, token: str) -> User | None:
     held = session.scalars(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if held is None:
         return None
+    _check_token(session, held)
+    return session.get(User, held.user_id)
+
+
+#: How long a token's councils and roles are kept in the process (the token and its user are read every time).
+CALLER_CACHE_SECONDS = 30
+_callers_lock = threading.Lock()
+
+
+def _callers() -> dict[str, tuple[float, int, int, tuple[tuple[dict[str, Any], tuple[str, ...]], ...]]]:
+    """The running app's cache of callers (one per app: another app may be another database)."""
+    return current_app.extensions.setdefault("api_callers", {}) if has_app_context() else {}
+
+
+def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Council, tuple[str, ...]]]] | None:
+    """The user a bearer token is for, with each council they work for and their roles there; None if the token
+    is no one's; :class:`TokenRefused` if revoked or expired.
+
+    The token and its user are read on every call, in one statement, so a revoked token, signing out or new roles
+    (which raise the user's session version) end the token's access at once, in every process. The councils and
+    roles are kept for :data:`CALLER_CACHE_SECONDS` with the user's session version they were read at; a
+    council's settings changed in another process are seen within that time.
+    """
+    if not token:
+        return None
+    digest = hash_token(token)
+    row = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                          .where(ApiToken.token_hash == digest)).first()
+    if row is None:
+        return None
+    held, user = row
+    _check_token(session, held)
+    callers = _callers()
+    with _callers_lock:
+        cached = callers.get(digest)
+    if cached is not None and cached[0] > time.monotonic() and cached[1:3] == (user.id, user.session_version):
+        return user, [(_attached(session, values), roles) for values, roles in cached[3]]
+    tenancy.identify(session, user.id)  # on PostgreSQL row-level security shows the user their memberships
+    councils = councils_of(session, user)
+    held_roles: dict[int, list[str]] = {}
+    for council_id, role in session.execute(select(Membership.council_id, Membership.role)
+                                            .where(Membership.user_id == user.id).order_by(Membership.role)):
+        held_roles.setdefault(council_id, []).append(role)
+    found = [(c, tuple(held_roles.get(c.id, ()))) for c in councils]
+    entry = tuple((_column_values(c), roles) for c, roles in found)
+    with _callers_lock:
+        callers[digest] = (time.monotonic() + CALLER_CACHE_SECONDS, user.id, user.session_version, entry)
+    return user, found
+
+
+def forget_callers() -> None:
+    """Forget every cached caller (a council's settings changed)."""
+    with _callers_lock:
+        _callers().clear()
+
+
+def _column_values(row) -> dict[str, Any]:
+    return {attr.key: getattr(row, attr.key) for attr in inspect(type(row)).column_attrs}
+
+
+def _attached(session: Session, values: dict[str, Any]) -> Council:
+    """The council as if just read in ``session`` (no statement): the one it holds already, or a copy of ``values``."""
+    from sqlalchemy.orm import make_transient_to_detached
+    from sqlalchemy.orm.util import identity_key
+
+    held = session.identity_map.get(identity_key(Council, values["id"]))
+    if held is not None:
+        return held
+    council = Council(**{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                         for k, v in values.items()})
+    make_transient_to_detached(council)
+    session.add(council)
+    return council
+
+
+def _check_token(session: Session, held: ApiToken) -> None:
     now = clock.now()
     if held.revoked_at is not None:
         raise TokenRefused(f"this token was revoked on {held.revoked_at:%d %B %Y}: ask for a new one")
@@ -326,7 +405,6 @@ def user_for_token(session: Session, token: str) -> User | None:
         session.execute(update(ApiToken).where(ApiToken.id == held.id).values(last_used_at=now)
                         .execution_options(synchronize_session=False))
         session.commit()
-    return session.get(User, held.user_id)
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:

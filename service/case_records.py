@@ -293,11 +293,13 @@ def prefill_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> No
     """A checklist task that opens after its documents were uploaded starts with them ticked (in its draft)."""
     if not tasks:
         return
+    process = case_service.process_of(session, case)
+    if not any(_document_checklists(process.form_of(task.name)) for task in tasks):
+        return  # no checklist to tick: no need to look at the case's documents
     items = set(session.scalars(select(CaseDocument.checklist_item).where(CaseDocument.case_id == case.id,
                                                                           CaseDocument.checklist_item.is_not(None))))
     if not items:
         return
-    process = case_service.process_of(session, case)
     for task in tasks:
         _tick(task, process.form_of(task.name), case.data or {}, items)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, exists, false, func, or_, select, union, union_all, update
+from sqlalchemy import String, cast, exists, false, func, inspect, or_, select, union, union_all, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -405,7 +405,8 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         case.data = runtime.json_safe(data)
         _record_error(session, case, actor, error)
         return case
-    _apply(session, case, workflow, snap, actor)
+    set_committed_value(case, "timers", [])  # a new case: nothing to read back before its first step
+    _apply(session, case, workflow, snap, actor, open_tasks=[])
     if started_from is None:  # a hand-over carries answers the case it came from has already acted on
         _refer_significant_harm(session, case, data, actor, where=process.name)
     return case
@@ -413,7 +414,7 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
 
 def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json") -> Case:
     """Complete an open task with the data of its form; 422 names each field that is wrong."""
-    task = get_task(session, task_id, actor)
+    task, open_now = _task_to_complete(session, task_id, actor)
     case = task.case
     process = process_of(session, case)
     cleaned = _validated(task_form(session, task), data, source, known=case.data)
@@ -429,9 +430,23 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     _audit(session, case, actor, "task_completed", task.name,
            {"title": task.title, "data": runtime.json_safe(cleaned), **({"as_admin": True} if as_admin else {})})
     task.closed_by_id = actor.user_id
-    _apply(session, case, workflow, snap, actor, answers=cleaned)
+    _apply(session, case, workflow, snap, actor, answers=cleaned, open_tasks=open_now)
     _refer_significant_harm(session, case, cleaned, actor, where=task.title)
     return case
+
+
+def _task_to_complete(session: Session, task_id: str, actor: Actor) -> tuple[OpenTask, list[OpenTask] | None]:
+    """The open task ``actor`` may work on, with its case, the case's state and timers and every open task of
+    the case (what completing it brings in step), in one statement; else what :func:`get_task` says."""
+    of_case = select(OpenTask.case_id).where(OpenTask.id == task_id).scalar_subquery()
+    rows = session.scalars(select(OpenTask).where(OpenTask.case_id == of_case, OpenTask.closed_at.is_(None))
+                           .options(joinedload(OpenTask.role_rows),
+                                    joinedload(OpenTask.case).undefer(Case.state).joinedload(Case.timers))
+                           .execution_options(populate_existing=True)).unique().all()
+    task = next((t for t in rows if t.id == task_id), None)
+    if task is None or not may_work_on(task, actor):
+        return get_task(session, task_id, actor), None  # its answer: 404, 403 or 409
+    return task, sorted(rows, key=lambda t: t.created_at)
 
 
 def check_task_answers(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json"
@@ -801,7 +816,7 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
 
 
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
-           answers: dict[str, Any] | None = None) -> None:
+           answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
 
     Refused (nothing written) when the step would enrol the family in a voluntary service without consent.
@@ -820,9 +835,12 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     case.waiting_signals = sorted(snap.waiting_signals)
     case.next_timer_at = snap.timers[0].due_at if snap.timers else None
     with session.no_autoflush:  # one flush at the end, not one per query
-        _sync_tasks(session, case, process, snap.tasks, now)
-        _sync_timers(session, case, snap.timers)
-    session.expire(case, ["tasks", "timers"])  # read again from the rows just written
+        tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks)
+        # The caller that read the open tasks read the timers in the same statement.
+        timers = _sync_timers(session, case, snap.timers, list(case.timers) if open_tasks is not None else None)
+    # The case's open tasks and timers are what was just written: the answer needs no second read.
+    set_committed_value(case, "tasks", sorted(tasks, key=lambda t: t.created_at))
+    set_committed_value(case, "timers", sorted(timers, key=lambda t: t.due_at))
     for entry in snap.journal:
         _audit(session, case, Actor(TIMER) if entry.event == "timer_fired" else actor, entry.event, entry.element,
                entry.detail)
@@ -838,9 +856,15 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
 
 
 def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks: list[runtime.OpenTask],
-                now: datetime) -> None:
-    current = {t.id: t for t in session.scalars(select(OpenTask).where(OpenTask.case_id == case.id,
-                                                                        OpenTask.closed_at.is_(None)))}
+                now: datetime, open_now: list[OpenTask] | None = None) -> list[OpenTask]:
+    """Close the rows of tasks no longer open, add those newly open; the case's open task rows now.
+
+    ``open_now``: the case's open task rows, when the caller has just read them (else they are read here).
+    """
+    if open_now is None:
+        open_now = list(session.scalars(select(OpenTask).where(OpenTask.case_id == case.id,
+                                                               OpenTask.closed_at.is_(None))))
+    current = {t.id: t for t in open_now}
     wanted = {t.id: t for t in tasks}
     for task_id, row in current.items():
         if task_id not in wanted:
@@ -864,6 +888,7 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
     from service import workload  # the allocated worker and the ticked checklist of each new task
 
     workload.on_new_tasks(session, case, opened)
+    return [row for task_id, row in current.items() if task_id in wanted] + opened
 
 
 def _user_id(session: Session, council_id: int, name: str | None) -> int | None:
@@ -875,8 +900,14 @@ def _user_id(session: Session, council_id: int, name: str | None) -> int | None:
     return session.scalar(select(User.id).where(User.name == name, User.id.in_(members)))
 
 
-def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer]) -> None:
-    current = {t.id: t for t in session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id))
+def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer],
+                 rows: list[PendingTimer] | None = None) -> list[PendingTimer]:
+    """Bring the case's timer rows in step with the engine's timers; the case's timer rows now (the service's
+    own included). ``rows``: the case's timer rows, when the caller has just read them."""
+    if rows is None:
+        rows = list(session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id)))
+    rows = [t for t in rows if not (inspect(t).deleted or inspect(t).was_deleted)]
+    current = {t.id: t for t in rows
                if not safeguarding.is_service_timer(t)}  # the service's own timers are not the engine's
     wanted = {t.id: t for t in timers}
     if set(current) != set(wanted) or any(current[i].due_at != wanted[i].due_at for i in wanted if i in current):
@@ -892,6 +923,9 @@ def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer
                                      properties=timer.properties))
         else:
             row.due_at = timer.due_at
+    gone = set(session.deleted)
+    return [t for t in rows if t not in gone] + [t for t in session.new
+                                                 if isinstance(t, PendingTimer) and t.case_id == case.id]
 
 
 def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, actor: Actor) -> None:

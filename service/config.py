@@ -37,6 +37,10 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "DATABASE_STATEMENT_TIMEOUT_SECONDS": int(env.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")),
         "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": int(env.get("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
                                                                     "60")),
+        # PostgreSQL connections each service process keeps open, and how many more it may open at a busy moment:
+        # a synchronous worker uses one for its request and one for its timer sweep (README, "Production setup").
+        "DATABASE_POOL_SIZE": int(env.get("DATABASE_POOL_SIZE", "5")),
+        "DATABASE_MAX_OVERFLOW": int(env.get("DATABASE_MAX_OVERFLOW", "5")),
         "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
         "API_TITLE": "Step Pathways",
         "API_VERSION": "v1",
@@ -56,7 +60,8 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
         return {}
     statement = config["DATABASE_STATEMENT_TIMEOUT_SECONDS"] * 1000
     idle = config["DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"] * 1000
-    return {"pool_pre_ping": True, "connect_args": {
+    return {"pool_pre_ping": True, "pool_size": config.get("DATABASE_POOL_SIZE", 5),
+            "max_overflow": config.get("DATABASE_MAX_OVERFLOW", 5), "connect_args": {
         "options": f"-c statement_timeout={statement} -c idle_in_transaction_session_timeout={idle}"}}
 
 

@@ -62,6 +62,7 @@ def update_settings(council: Council, changes: dict[str, Any]) -> Council:
         raise InvalidData("office hours end before they begin", {"office_closes": "Close after opening"})
     for key, value in cleaned.items():
         setattr(council, key, value)
+    auth.forget_callers()  # this process's cached councils of API callers (others: within seconds)
     return council
 
 

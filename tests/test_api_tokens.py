@@ -160,3 +160,28 @@ def test_the_upgrade_moves_each_users_token_into_api_tokens(database_url, time):
             assert connection.execute(text("SELECT token_hash FROM users")).scalar_one() == auth.hash_token("old-token")
         db.session.remove()
         db.engine.dispose()
+
+
+def test_cached_roles_end_at_once_when_roles_change_or_sessions_end(app, api):
+    """The API keeps a token's councils and roles for a few seconds (issue 16), yet new roles, signing out
+    everywhere and revocation still take effect on the very next call: each call reads the token and the
+    user's session version, which a role change or sign-out raises."""
+    from service import tenancy
+
+    assert api("GET", "/tasks").status_code == 200  # cached now
+    with app.app_context():
+        user = db.session.query(User).filter_by(name="worker").one()
+        council = tenancy.council_by_key(db.session, "test")
+        auth.set_roles(db.session, user, council, [])  # they no longer work for the council
+        db.session.commit()
+    gone = api("GET", "/tasks")
+    assert gone.status_code == 403 and "any council" in gone.json["message"]
+    with app.app_context():
+        user = db.session.query(User).filter_by(name="worker").one()
+        auth.set_roles(db.session, user, tenancy.council_by_key(db.session, "test"), ["social_worker"])
+        db.session.commit()
+    assert api("GET", "/tasks").status_code == 200
+    with app.app_context():  # revoked by another process: nothing in this one was told
+        db.session.execute(text("UPDATE api_tokens SET revoked_at = :now"), {"now": clock.now()})
+        db.session.commit()
+    assert api("GET", "/tasks").status_code == 401

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import g, jsonify, request
 
 from service import policy, tenancy
-from service.auth import TokenRefused, councils_of, roles_in, user_for_token
+from service.auth import TokenRefused, caller_for_token, user_for_token
 from service.models import User, db
 from service.policy import Actor
 
@@ -18,27 +18,31 @@ COUNCIL_HEADER = "X-Council"
 
 def authenticate():
     """Before every council API request: 401 unless the bearer token is a user's; then act for their council."""
-    user = _user()
-    if not isinstance(user, User):
-        return _unauthorised(user)
-    councils = councils_of(db.session, user)
+    try:
+        caller = caller_for_token(db.session, bearer_token())
+    except TokenRefused as refused:
+        return _unauthorised(refused)
+    if caller is None:
+        return _unauthorised(None)
+    user, held = caller
     wanted = request.headers.get(COUNCIL_HEADER, "").strip()
     if wanted:
-        council = next((c for c in councils if c.key == wanted), None)
-        if council is None:
+        found = next(((c, roles) for c, roles in held if c.key == wanted), None)
+        if found is None:
             return jsonify({"message": f"you do not work for a council '{wanted}'",
-                            "councils": [c.key for c in councils]}), 403
-    elif len(councils) == 1:
-        council = councils[0]
-    elif not councils:
+                            "councils": [c.key for c, _ in held]}), 403
+    elif len(held) == 1:
+        found = held[0]
+    elif not held:
         return jsonify({"message": "you do not work for any council: this part of the service is for "
                                    "council staff"}), 403
     else:
         return jsonify({"message": f"you work for several councils: name the one you act for in the "
-                                   f"{COUNCIL_HEADER} header", "councils": [c.key for c in councils]}), 400
+                                   f"{COUNCIL_HEADER} header", "councils": [c.key for c, _ in held]}), 400
+    council, roles = found
     tenancy.act_for(db.session, council, user.id)
     g.user, g.council = user, council
-    g.actor = Actor(user.name, roles_in(db.session, user, council), user.id, council.id)
+    g.actor = Actor(user.name, roles, user.id, council.id)
     return None
 
 

@@ -10,7 +10,7 @@ from service.models import db
 
 from .access import authenticate
 from .schemas import (CancelSchema, CaseListSchema, CaseQuerySchema, CaseSchema, DataSchema, HistorySchema,
-                      MessageSchema, StartCaseSchema, WaitingSchema, case_json, case_summary_json, history_json)
+                      MessageSchema, StartCaseSchema, WaitingSchema, case_answer, case_json, case_summary_json, history_json)
 
 blp = Blueprint("cases", __name__, description="Cases")
 blp.before_request(authenticate)
@@ -24,7 +24,7 @@ def start_case(body):
     case = case_service.start_case(db.session, body["process"], body["reference"], body["data"], g.actor,
                                    child=body["child"], child_id=body["child_id"], family_id=body["family_id"])
     case_service.commit(db.session)
-    return case_json(db.session, case)
+    return case_answer(db.session, case, 201)
 
 
 @blp.route("/cases")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import jsonify
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 from sqlalchemy.orm import Session
 
@@ -262,6 +263,18 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
         "started_from_case_id": case.started_from_case_id,
         "family_id": case.family_id, "child": child_json(case),
     }
+
+
+def case_answer(session: Session, case: Case, status: int = 200):
+    """The case as :class:`CaseSchema` dumps it, answered without dumping it again: :func:`case_json` is plain
+    JSON already except its datetimes, written here as the schema writes them (ISO 8601)."""
+    body = case_json(session, case)
+    for item in (*body["tasks"], *body["timers"]):
+        if item["due_at"] is not None:
+            item["due_at"] = item["due_at"].isoformat()
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 def history_json(event: AuditEvent) -> dict[str, Any]:

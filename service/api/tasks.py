@@ -9,7 +9,7 @@ from service import paging
 from service.models import db
 
 from .access import authenticate
-from .schemas import CaseSchema, ClaimSchema, DataSchema, TaskQuerySchema, TaskSchema, case_json, task_json
+from .schemas import CaseSchema, ClaimSchema, DataSchema, TaskQuerySchema, TaskSchema, case_answer, task_json
 
 blp = Blueprint("tasks", __name__, description="User tasks")
 blp.before_request(authenticate)
@@ -42,7 +42,7 @@ def complete_task(body, task_id: str):
     """Complete a task with its form's data; 422 names each wrong field; 409 if it is no longer open."""
     case = case_service.complete_task(db.session, task_id, body["data"], g.actor)
     case_service.commit(db.session)
-    return case_json(db.session, case)
+    return case_answer(db.session, case)
 
 
 @blp.route("/tasks/<string:task_id>/claim", methods=["POST"])

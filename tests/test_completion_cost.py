@@ -1,0 +1,80 @@
+"""A completion and a case start cost their engine step plus a handful of SQL statements (issue 16).
+
+Counted with SQLAlchemy's ``before_cursor_execute`` on the service's own engine, so that a change which
+reads the case again, or loads rows one at a time, fails here instead of in production.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from conftest import FIXTURES
+from service.models import db
+
+PATHWAY = FIXTURES / "pathways"
+#: What a completion of Task_Assess sends: the token and user; the task, the case's open tasks, the case, its
+#: state and timers in one; the case; the closed task; the new task and its role; the timers; the audit (two
+#: events, a task and a decision), and on PostgreSQL the transaction's council scope.
+MOST_PER_COMPLETION = {"sqlite": 10, "postgresql": 12}
+MOST_PER_START = {"sqlite": 9, "postgresql": 11}
+
+
+@contextmanager
+def statements(app):
+    sent = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def _dialect(app) -> str:
+    return "postgresql" if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql") else "sqlite"
+
+
+def test_a_completion_and_a_start_send_a_handful_of_statements(api, app):
+    api.deploy(PATHWAY)
+    api.post("/cases", json={"process": "test_review", "reference": "WARM", "data": {"needs": 3}})  # caches warm
+    with statements(app) as sent:
+        response = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}})
+    assert response.status_code == 201, response.json
+    assert len(sent) <= MOST_PER_START[_dialect(app)], "\n".join(s[:120] for s in sent)
+    [task] = response.json["tasks"]
+
+    with statements(app) as sent:
+        done = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}})
+    assert done.status_code == 200, done.json
+    assert len(sent) <= MOST_PER_COMPLETION[_dialect(app)], "\n".join(s[:120] for s in sent)
+    assert not [s for s in sent if s.startswith("SELECT tasks") and "JOIN" not in s], "the tasks were read again"
+    assert [t["name"] for t in done.json["tasks"]] == ["Task_Approve"]
+
+
+def test_the_answer_is_what_the_schema_would_dump_and_what_a_fresh_read_shows(api, app):
+    """Answering from what was just written (no second read, no second dump) answers the same as reading the
+    case afresh and dumping it through the schema."""
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}})
+    assert started.json == api.get(f"/cases/{started.json['id']}").json
+    [task] = started.json["tasks"]
+    done = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True, "summary": "Seen"}}).json
+    again = api.get(f"/cases/{done['id']}").json  # read afresh, dumped through CaseSchema
+    assert done == again
+    assert {t["name"] for t in started.json["timers"]} == {"Event_RemindWorker", "Event_Escalate"}
+
+
+def test_a_task_completed_twice_or_by_someone_without_its_role_is_refused_as_before(api):
+    api.deploy(PATHWAY)
+    task = api.post("/cases", json={"process": "test_review", "reference": "FAM-1",
+                                    "data": {"needs": 3}}).json["tasks"][0]
+    assert api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}}, as_="manager").status_code == 403
+    assert api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}}).status_code == 200
+    assert api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}}).status_code == 409
+    assert api.post("/tasks/nothing/complete", json={"data": {}}).status_code == 404
