@@ -9,7 +9,7 @@ whole cases one after another for ``--seconds``.
 The service runs as in production (README, "Production setup"): gunicorn with the repository's
 gunicorn.conf.py, ``--workers`` processes (default: its 2 x cores), timers off (this measures requests),
 PostgreSQL with ``fsync`` on.
-gunicorn must be importable (``pip install gunicorn``; ``--gunicorn-path`` adds a folder to the path).
+gunicorn is a dependency of the service (pyproject.toml); ``--gunicorn-path`` adds another folder to the path.
 
     .venv/bin/python bench/http_throughput.py [--workers N] [--clients 1 4] [--seconds 20]
         [--database-url URL]   # an existing empty PostgreSQL database instead of a throwaway one
