@@ -78,7 +78,8 @@ def build(url: str, pending: int, due: int, first_due: datetime | None = None, w
             db.session.execute(update(PendingTimer).where(PendingTimer.case_id == template.id)
                                .values(due_at=first_due))
             db.session.execute(update(Case).where(Case.id == template.id)
-                               .values(state=template_state.replace(template_due, first_due.isoformat()))
+                               .values(state=template_state.replace(template_due,
+                                                                    (first_due - timedelta(days=2)).isoformat()))
                                .execution_options(synchronize_session=False))
             db.session.commit()
             due_times[template.id] = first_due.isoformat()
@@ -96,8 +97,11 @@ def build(url: str, pending: int, due: int, first_due: datetime | None = None, w
                 else:  # falls due over the next 30 days
                     due_at = FIRE_AT + timedelta(minutes=1 + n % (30 * 1440))
                 timer_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+                # Live: the stored cycle value is two days behind the row, so that the rows alone are moved to
+                # the real due times (one UPDATE) and the firing at the row's time is the cycle's one firing.
+                state_due = due_at - timedelta(days=2) if first_due is not None else due_at
                 state = (template_state.replace(timer.id, timer_id).replace(task.id, task_id)
-                         .replace(template_due, due_at.isoformat()))
+                         .replace(template_due, state_due.isoformat()))
                 case_id = first_id + n - 1
                 if first_due is not None and n in due_ids:
                     due_times[case_id] = due_at.isoformat()
@@ -176,28 +180,19 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
 
 
 def shift(url: str, due_times: dict[str, str], lead: float) -> dict[str, str]:
-    """Move every pending timer (row and stored state) so that the first due one falls due ``lead`` seconds
-    from now: the processes start on a quiet database, then the timers fall due over the window."""
-    from sqlalchemy import text
-
-    from service import create_app
-    from service.models import Case, db
+    """Move every pending timer row so that the first due one falls due ``lead`` seconds from now (one UPDATE):
+    the processes start on a quiet database, then the timers fall due over the window. (The stored cycle values
+    are already behind: see ``build``.)"""
+    from sqlalchemy import create_engine, text
 
     first = min(datetime.fromisoformat(d) for d in due_times.values())
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
-    with app.app_context():
-        delta = (datetime.now(timezone.utc) + timedelta(seconds=lead + 3)) - first
-        db.session.execute(text("UPDATE pending_timers SET due_at = due_at + make_interval(secs => :s)"),
+    delta = (datetime.now(timezone.utc) + timedelta(seconds=lead)) - first
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE pending_timers SET due_at = due_at + make_interval(secs => :s)"),
                            {"s": delta.total_seconds()})
-        from service import tenancy
-        with tenancy.all_councils(db.session):
-            due_ids = [int(k) for k in due_times]
-            for start in range(0, len(due_ids), 1000):  # the stored cycle values of the due ones
-                for case in db.session.query(Case).filter(Case.id.in_(due_ids[start:start + 1000])):
-                    old = due_times[str(case.id)]
-                    case.state = case.state.replace(old, (datetime.fromisoformat(old) + delta).isoformat())
-                db.session.flush()
-        db.session.commit()
+        connection.execute(text("SELECT pg_notify('step_pathways_timers', '')"))  # as the service's commits do
+    engine.dispose()
     return {k: (datetime.fromisoformat(v) + delta).isoformat() for k, v in due_times.items()}
 
 
@@ -222,7 +217,8 @@ def serve(url: str, workers: int, batch: int) -> None:
           flush=True)
 
 
-def live(url: str, processes: int, workers: int, batch: int, due_times: dict[int, str], timeout: float) -> dict:
+def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str, str], lead: float,
+         timeout: float) -> dict:
     """Run ``processes`` timer service processes on the real clock until every due timer has fired."""
     from sqlalchemy import create_engine, text
 
@@ -234,6 +230,8 @@ def live(url: str, processes: int, workers: int, batch: int, due_times: dict[int
                 for _ in range(processes)]
     for child in children:
         assert child.stdout.readline().strip() == "ready"
+    time.sleep(2)  # their start-up sweeps have found nothing due
+    due_times = shift(url, recorded, lead)
     first_due = min(datetime.fromisoformat(d) for d in due_times.values())
     deadline = time.monotonic() + timeout + max(0.0, (first_due - datetime.now(timezone.utc)).total_seconds())
     query = text("SELECT count(*) FROM audit_events WHERE event = 'timer_fired'")
@@ -314,7 +312,8 @@ def main() -> None:
                         help="run this many timer service processes on the real clock (PostgreSQL), the due "
                              "timers falling due over --window seconds, and report rate and latency after due")
     parser.add_argument("--window", type=float, default=10.0, help="seconds over which the due timers fall due")
-    parser.add_argument("--lead", type=float, default=5.0, help="seconds from the processes' start to the first due")
+    parser.add_argument("--lead", type=float, default=2.0,
+                        help="seconds from when the processes are ready to the first due time")
     parser.add_argument("--workers", type=int, default=4, help="worker threads per timer process (TIMER_WORKERS)")
     parser.add_argument("--batch", type=int, default=50, help="cases claimed per statement (TIMER_BATCH)")
     parser.add_argument("--fire-only", action="store_true", help=argparse.SUPPRESS)
@@ -338,10 +337,10 @@ def main() -> None:
             # The build takes a while: fall due --lead seconds after it ends (the due times are moved then).
             build(url, args.pending, args.due, first_due=datetime.now(timezone.utc) + timedelta(days=1),
                   window=args.window, record=record)
-            due_times = shift(url, json.loads(record.read_text()), args.lead)
             print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
                   f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-            result = live(url, args.processes, args.workers, args.batch, due_times, timeout=args.window + 300)
+            result = live(url, args.processes, args.workers, args.batch, json.loads(record.read_text()), args.lead,
+                          timeout=args.window + 300)
             report_live(result, args.processes, args.workers, args.window)
             return
         build(url, args.pending, args.due)
