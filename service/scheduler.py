@@ -2,9 +2,13 @@
 
 An APScheduler job wakes at the next due row of the pending-timer table (and
 on a short safety interval), fires what is due and sends what the outbox
-holds. Several service processes can share one database: each due case is
+holds. Several service processes can share one database: due cases are
 claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so a timer fires once; a
 process killed while firing never commits, so its timers fire again elsewhere.
+On PostgreSQL a pool of worker threads claims batches of cases and commits each
+batch once, every case in a savepoint of its own; a commit that changes a timer
+sends ``NOTIFY``, which wakes every process's timer service. ``flask timers run``
+runs the timer service alone, as a separate worker process.
 """
 from __future__ import annotations
 
