@@ -41,9 +41,12 @@ FIRE_AT = STARTED + timedelta(days=1, minutes=1)  # the template's reminder is d
 CHUNK = 5000
 
 
-def build(url: str, pending: int, due: int) -> None:
+def build(url: str, pending: int, due: int, first_due: datetime | None = None, window: float = 0.0,
+          record: Path | None = None) -> None:
+    """Bulk-load the cases. With ``first_due`` the due ones fall due at real instants spread evenly over
+    ``window`` seconds from it (their due times written to ``record``), and the rest 30 days later."""
     from flask_migrate import upgrade
-    from sqlalchemy import insert, select
+    from sqlalchemy import insert, select, update
 
     from service import cases, councils, create_app, deployments, tenancy
     from service.auth import save_user
@@ -67,18 +70,41 @@ def build(url: str, pending: int, due: int) -> None:
         rng = random.Random(1)
         due_ids = set(rng.sample(range(1, pending), due - 1))  # the template itself is due too
         first_id = template.id + 1
+        spread = sorted(due_ids)
+        slot = {n: i for i, n in enumerate(spread, start=1)}
+        due_times: dict[int, str] = {}
+        template_state = template.state  # before the template's own due time is moved
+        if first_due is not None:  # the template falls due first, then the others one by one
+            db.session.execute(update(PendingTimer).where(PendingTimer.case_id == template.id)
+                               .values(due_at=first_due))
+            db.session.execute(update(Case).where(Case.id == template.id)
+                               .values(state=template_state.replace(template_due,
+                                                                    (first_due - timedelta(days=2)).isoformat()))
+                               .execution_options(synchronize_session=False))
+            db.session.commit()
+            due_times[template.id] = first_due.isoformat()
         started = time.perf_counter()
         for chunk_start in range(1, pending, CHUNK):
             case_rows, timer_rows, task_rows, role_rows = [], [], [], []
             for n in range(chunk_start, min(chunk_start + CHUNK, pending)):
-                if n in due_ids:  # due within the day before the sweep
+                if first_due is not None:
+                    if n in due_ids:  # spread evenly over the window
+                        due_at = first_due + timedelta(seconds=window * slot[n] / max(1, due - 1))
+                    else:
+                        due_at = first_due + timedelta(days=30, minutes=1 + n % (30 * 1440))
+                elif n in due_ids:  # due within the day before the sweep
                     due_at = FIRE_AT - timedelta(minutes=1 + n % 1440)
                 else:  # falls due over the next 30 days
                     due_at = FIRE_AT + timedelta(minutes=1 + n % (30 * 1440))
                 timer_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
-                state = (template.state.replace(timer.id, timer_id).replace(task.id, task_id)
-                         .replace(template_due, due_at.isoformat()))
+                # Live: the stored cycle value is two days behind the row, so that the rows alone are moved to
+                # the real due times (one UPDATE) and the firing at the row's time is the cycle's one firing.
+                state_due = due_at - timedelta(days=2) if first_due is not None else due_at
+                state = (template_state.replace(timer.id, timer_id).replace(task.id, task_id)
+                         .replace(template_due, state_due.isoformat()))
                 case_id = first_id + n - 1
+                if first_due is not None and n in due_ids:
+                    due_times[case_id] = due_at.isoformat()
                 case_rows.append({"id": case_id, "process_version_id": template.process_version_id,
                                   "reference": f"BENCH-{n}", "status": "active", "data": template.data,
                                   "state": state, "state_format": template.state_format,
@@ -97,6 +123,8 @@ def build(url: str, pending: int, due: int) -> None:
             db.session.execute(insert(TaskRole), role_rows)
             db.session.commit()
         print(f"built {pending:,} cases with a pending timer ({due:,} due) in {time.perf_counter() - started:.1f} s")
+        if record is not None:
+            record.write_text(json.dumps(due_times))
         if db.engine.dialect.name == "postgresql":
             from sqlalchemy import text
             db.session.execute(text("ANALYZE"))
@@ -151,6 +179,107 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
             "tracemalloc_peak_mib": traced_peak / 2**20 if traced_peak is not None else None}
 
 
+def shift(url: str, due_times: dict[str, str], lead: float) -> dict[str, str]:
+    """Move every pending timer row so that the first due one falls due ``lead`` seconds from now (one UPDATE):
+    the processes start on a quiet database, then the timers fall due over the window. (The stored cycle values
+    are already behind: see ``build``.)"""
+    from sqlalchemy import create_engine, text
+
+    first = min(datetime.fromisoformat(d) for d in due_times.values())
+    delta = (datetime.now(timezone.utc) + timedelta(seconds=lead)) - first
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE pending_timers SET due_at = due_at + make_interval(secs => :s)"),
+                           {"s": delta.total_seconds()})
+        connection.execute(text("SELECT pg_notify('step_pathways_timers', '')"))  # as the service's commits do
+    engine.dispose()
+    return {k: (datetime.fromisoformat(v) + delta).isoformat() for k, v in due_times.items()}
+
+
+def serve(url: str, workers: int, batch: int) -> None:
+    """A timer service process (as ``flask timers run``): wake at each due timer, fire, until SIGTERM."""
+    import signal
+    import threading
+
+    from service import create_app, scheduler
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False, "TIMER_WORKERS": workers,
+                      "TIMER_BATCH": batch})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    service = scheduler.TimerService(app)
+    service.start()
+    print("ready", flush=True)
+    stop.wait()
+    service.shutdown()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}),
+          flush=True)
+
+
+def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str, str], lead: float,
+         timeout: float) -> dict:
+    """Run ``processes`` timer service processes on the real clock until every due timer has fired."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    command = [sys.executable, __file__, "--serve", "--database-url", url, "--workers", str(workers),
+               "--batch", str(batch)]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ,
+                                                                                  "PYTHONPATH": str(ROOT)})
+                for _ in range(processes)]
+    for child in children:
+        assert child.stdout.readline().strip() == "ready"
+    time.sleep(2)  # their start-up sweeps have found nothing due
+    due_times = shift(url, recorded, lead)
+    first_due = min(datetime.fromisoformat(d) for d in due_times.values())
+    deadline = time.monotonic() + timeout + max(0.0, (first_due - datetime.now(timezone.utc)).total_seconds())
+    query = text("SELECT count(*) FROM audit_events WHERE event = 'timer_fired'")
+    fired = 0
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            fired = connection.execute(query).scalar()
+        if fired >= len(due_times):
+            break
+        time.sleep(0.25)
+    stats = []
+    for child in children:
+        child.terminate()
+    for child in children:
+        out, _ = child.communicate(timeout=120)
+        stats.append(json.loads(out.strip().splitlines()[-1]))
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT case_id, at FROM audit_events WHERE event = 'timer_fired'")).all()
+        pending = connection.execute(text("SELECT count(*) FROM pending_timers")).scalar()
+    engine.dispose()
+    lateness = sorted((at - datetime.fromisoformat(due_times[str(case_id)])).total_seconds()
+                      for case_id, at in rows if str(case_id) in due_times)
+    once = len({case_id for case_id, _ in rows}) == len(rows)
+    last = max(at for _, at in rows) if rows else first_due
+    span = (last - first_due).total_seconds()
+
+    def pct(p: float) -> float:
+        return lateness[min(len(lateness) - 1, int(p * len(lateness)))] if lateness else float("nan")
+
+    return {"due": len(due_times), "fired": len(rows), "exactly_once": once, "pending": pending,
+            "span_seconds": span, "fires_per_second": len(rows) / span if span > 0 else float("nan"),
+            "p50": pct(0.5), "p95": pct(0.95), "max": lateness[-1] if lateness else float("nan"),
+            "within_1s": sum(1 for x in lateness if x <= 1.0) / max(1, len(lateness)),
+            "cpu_ms_per_fire": 1000 * sum(s["cpu_seconds"] for s in stats) / max(1, len(rows)),
+            "peak_rss_mib": [round(s["peak_rss_mib"]) for s in stats]}
+
+
+def report_live(result: dict, processes: int, workers: int, window: float) -> None:
+    print(f"live: {processes} timer process(es) x {workers} worker threads; {result['due']:,} timers falling due "
+          f"over {window:g} s among {result['pending']:,} pending")
+    print(f"  fired {result['fired']:,} (exactly once: {result['exactly_once']}) in {result['span_seconds']:.1f} s "
+          f"from the first due = {result['fires_per_second']:.0f} fires/s")
+    print(f"  latency after due: p50 {result['p50'] * 1000:.0f} ms, p95 {result['p95'] * 1000:.0f} ms, "
+          f"max {result['max'] * 1000:.0f} ms; {100 * result['within_1s']:.1f}% within 1 s")
+    print(f"  timer processes' CPU {result['cpu_ms_per_fire']:.2f} ms per fire (start-up included); "
+          f"peak RSS {result['peak_rss_mib']} MiB")
+
+
 def fire_in_child(url: str, use_tracemalloc: bool) -> dict:
     command = [sys.executable, __file__, "--fire-only", "--database-url", url]
     if use_tracemalloc:
@@ -177,17 +306,43 @@ def main() -> None:
     parser.add_argument("--pending", type=int, default=100_000)
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--database-url")
+
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="run this many timer service processes on the real clock (PostgreSQL), the due "
+                             "timers falling due over --window seconds, and report rate and latency after due")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds over which the due timers fall due")
+    parser.add_argument("--lead", type=float, default=2.0,
+                        help="seconds from when the processes are ready to the first due time")
+    parser.add_argument("--workers", type=int, default=4, help="worker threads per timer process (TIMER_WORKERS)")
+    parser.add_argument("--batch", type=int, default=50, help="cases claimed per statement (TIMER_BATCH)")
     parser.add_argument("--fire-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fire_only:
         print(json.dumps(fire(args.database_url, args.tracemalloc)))
+        return
+    if args.serve:
+        serve(args.database_url, args.workers, args.batch)
         return
     if not 0 < args.due <= args.pending:
         parser.error("--due must be between 1 and --pending")
     workdir = Path(tempfile.mkdtemp(prefix="bench-timers-"))
     try:
         url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+        if args.processes:
+            if not url.startswith("postgresql"):
+                parser.error("--processes needs --database-url postgresql+psycopg://...")
+            record = workdir / "due.json"
+            # The build takes a while: fall due --lead seconds after it ends (the due times are moved then).
+            build(url, args.pending, args.due, first_due=datetime.now(timezone.utc) + timedelta(days=1),
+                  window=args.window, record=record)
+            print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
+                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            result = live(url, args.processes, args.workers, args.batch, json.loads(record.read_text()), args.lead,
+                          timeout=args.window + 300)
+            report_live(result, args.processes, args.workers, args.window)
+            return
         build(url, args.pending, args.due)
         copy_url = None
         if url.startswith("sqlite") and args.tracemalloc:  # time without tracing; trace a second run on a copy

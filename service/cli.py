@@ -15,7 +15,7 @@ from service.errors import ServiceError
 from service.models import Council, User, db
 
 users = AppGroup("users", help="Manage users and their roles in councils.")
-timers = AppGroup("timers", help="Fire timers by hand.")
+timers = AppGroup("timers", help="Fire timers by hand, or run a timer worker process.")
 councils = AppGroup("councils", help="The service's councils (the operator's commands).")
 data = AppGroup("data", help="Data protection: key rotation, retention and erasure.")
 audit_log = AppGroup("audit", help="The audit log's hash chain.")
@@ -202,6 +202,30 @@ def fire(now: str | None) -> None:
         except ValueError:
             raise click.BadParameter(f"'{now}' is not an ISO 8601 date-time", param_hint="--now") from None
     click.echo(scheduler.fire_due(current_app, instant))
+
+
+@timers.command("run")
+def run_timers() -> None:
+    """Run the timer service in this process until SIGTERM or Ctrl-C: a separate timer worker.
+
+    Fires due timers in batches with TIMER_WORKERS threads and wakes at the next due one (on PostgreSQL also
+    when another process's commit changes a timer). Run the web processes with TIMERS_ENABLED=false then.
+    """
+    import signal
+    import threading
+
+    from service import scheduler
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    service = scheduler.TimerService(current_app._get_current_object())
+    service.start()
+    click.echo("timer worker running", err=True)
+    while not stop.wait(1.0):
+        pass
+    service.shutdown()
+    click.echo("timer worker stopped", err=True)
 
 
 @data.command("rotate-key")

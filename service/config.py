@@ -15,6 +15,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance_path),
         "TIMERS_ENABLED": env.get("TIMERS_ENABLED", "true").lower() in ("1", "true", "yes"),
         "TIMER_SAFETY_INTERVAL_SECONDS": int(env.get("TIMER_SAFETY_INTERVAL_SECONDS", "30")),
+        # PostgreSQL: worker threads (each its own connection) firing batches of due cases, and the batch size.
+        "TIMER_WORKERS": int(env.get("TIMER_WORKERS", "4")),
+        "TIMER_BATCH": int(env.get("TIMER_BATCH", "50")),
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
         "SMTP_PORT": int(env.get("SMTP_PORT", "25")),
         "SMTP_SENDER": env.get("SMTP_SENDER", "step-pathways@localhost"),

@@ -6,10 +6,13 @@ everyone with which is told (an escalation).
 """
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from service import policy
 from service.engine import clock
@@ -48,7 +51,7 @@ def for_error(session: Session, case: Case) -> list[Notification]:
                 body=body, task=error.get("element"))
 
 
-def tell(session: Session, case: Case, users: list[User], *, kind: str, subject: str, body: str,
+def tell(session: Session, case: Case, users: list[User] | list[Recipient], *, kind: str, subject: str, body: str,
          task: str | None = None) -> list[Notification]:
     """Tell each of ``users`` in the service, and by email where they have an address (the outbox sends it)."""
     now = clock.now()
@@ -59,24 +62,80 @@ def tell(session: Session, case: Case, users: list[User], *, kind: str, subject:
     return created
 
 
-def people_with_roles(session: Session, council_id: int, roles: list[str]) -> list[User]:
-    """The people who hold one of ``roles`` in the council."""
-    return _members(session, council_id, roles)
+@dataclass(frozen=True)
+class Recipient:
+    """Whom a notification is for: all :func:`tell` needs of a user."""
+    id: int
+    email: str | None
 
 
-def _task_people(session: Session, task: OpenTask | None) -> list[User]:
+#: How long who holds a role (and who an assignee is) is remembered by a process: firing 10,000 reminders
+#: for one role asks the database once. A change of roles or users in this process forgets at once.
+PEOPLE_CACHE_SECONDS = 10.0
+_people: dict[tuple, tuple[float, list[Recipient]]] = {}
+_people_lock = threading.Lock()
+
+
+def _cached(session: Session, key: tuple, find) -> list[Recipient]:
+    key = (str(session.get_bind().url), *key)
+    now = time.monotonic()
+    with _people_lock:
+        hit = _people.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    found = [Recipient(user.id, user.email) for user in find()]
+    with _people_lock:
+        if len(_people) > 10_000:
+            _people.clear()
+        _people[key] = (now + PEOPLE_CACHE_SECONDS, found)
+    return found
+
+
+def forget_people() -> None:
+    with _people_lock:
+        _people.clear()
+
+
+@event.listens_for(Session, "before_flush")
+def _people_changed(session: Session, flush_context, instances) -> None:
+    if any(isinstance(row, (User, Membership)) for row in (*session.new, *session.dirty, *session.deleted)):
+        forget_people()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _people_changed_in_bulk(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete or state.is_insert) and any(
+            mapper.class_ in (User, Membership) for mapper in state.all_mappers):
+        forget_people()
+
+
+def people_with_roles(session: Session, council_id: int, roles: list[str]) -> list[Recipient]:
+    """The people who hold one of ``roles`` in the council (remembered for :data:`PEOPLE_CACHE_SECONDS`)."""
+    return _cached(session, (council_id, "roles", tuple(sorted(set(roles)))),
+                   lambda: _members(session, council_id, roles))
+
+
+def people_for_task(session: Session, council_id: int, assignee_id: int | None,
+                    roles: list[str]) -> list[Recipient]:
+    """Whom a reminder of a task tells: its assignee if they work for the council, else everyone with its roles."""
+    if assignee_id is not None:  # by id, and only ever someone who still works for this council
+        def member():
+            members = select(Membership.user_id).where(Membership.council_id == council_id)
+            return session.scalars(select(User).where(User.id == assignee_id, User.id.in_(members))).all()[:1]
+        found = _cached(session, (council_id, "assignee", assignee_id), member)
+        if found:
+            return found
+    return people_with_roles(session, council_id, roles)
+
+
+def _task_people(session: Session, task: OpenTask | None) -> list[Recipient]:
     if task is None:
         return []
-    if task.assignee_id is not None:  # by id: only ever someone of this council (cases._user_id)
-        members = select(Membership.user_id).where(Membership.council_id == task.council_id)
-        user = session.scalars(select(User).where(User.id == task.assignee_id, User.id.in_(members))).first()
-        if user is not None:
-            return [user]
-    return _members(session, task.council_id, task.roles)
+    return people_for_task(session, task.council_id, task.assignee_id, task.roles)
 
 
-def _people_with_role(session: Session, case: Case, role: str) -> list[User]:
-    return _members(session, case.council_id, [role])
+def _people_with_role(session: Session, case: Case, role: str) -> list[Recipient]:
+    return people_with_roles(session, case.council_id, [role])
 
 
 def _members(session: Session, council_id: int, roles: list[str]) -> list[User]:

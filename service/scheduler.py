@@ -2,24 +2,30 @@
 
 An APScheduler job wakes at the next due row of the pending-timer table (and
 on a short safety interval), fires what is due and sends what the outbox
-holds. Several service processes can share one database: each due case is
+holds. Several service processes can share one database: due cases are
 claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so a timer fires once; a
 process killed while firing never commits, so its timers fire again elsewhere.
+On PostgreSQL a pool of worker threads claims batches of cases and commits each
+batch once, every case in a savepoint of its own; a commit that changes a timer
+sends ``NOTIFY``, which wakes every process's timer service. ``flask timers run``
+runs the timer service alone, as a separate worker process.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
-from sqlalchemy import event, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, exists, select, text
+from sqlalchemy.orm import Session, undefer
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import audit, cases, outbox, tenancy
+from service import audit, cases, outbox, reminders, tenancy
 from service.engine import clock
 from service.models import Case, Council, PendingTimer, db
 
@@ -38,12 +44,155 @@ def fire_due(app: Flask, instant: datetime | None = None) -> int:
 
 
 def _fire_due(app: Flask, instant: datetime | None = None) -> tuple[int, set[int]]:
+    stop = getattr(_sweeping, "stop", None)  # set by a TimerService's sweep: stop between batches
     with app.app_context():
-        if instant is None:
-            return _fire_all(db.session)
-        with clock.clock_at(instant):
-            return _fire_all(db.session)
+        batched = db.engine.dialect.name == "postgresql"
+        if not batched:  # SQLite: one writer at a time, so one case per transaction in this thread
+            if instant is None:
+                return _fire_all(db.session)
+            with clock.clock_at(instant):
+                return _fire_all(db.session)
+    return _fire_batches(app, instant, stop)
 
+
+# -- PostgreSQL: batches of cases claimed with SKIP LOCKED, fired by a pool of worker threads ---------
+
+def _fire_batches(app: Flask, instant: datetime | None, stop: threading.Event | None) -> tuple[int, set[int]]:
+    """Fire what is due with ``TIMER_WORKERS`` threads, each with its own session (connection).
+
+    Each worker claims a batch of up to ``TIMER_BATCH`` due cases in one statement (``FOR UPDATE OF cases SKIP
+    LOCKED``: workers of this and every other process claim disjoint batches), fires each case inside a
+    savepoint of the batch's transaction (a case that fails rolls back to its savepoint alone, and its failure
+    is counted there), and commits the batch once. A worker stops when it can claim nothing more, or when the
+    service is stopping (after committing the batch in hand).
+    """
+    workers = max(1, int(app.config.get("TIMER_WORKERS", 4)))
+    passed: set[int] = set()
+    guard = threading.Lock()
+
+    def work() -> int:
+        _sweeping.active = True
+        try:
+            with app.app_context():
+                try:
+                    if instant is None:
+                        return _work(db.session, app, passed, guard, stop)
+                    with clock.clock_at(instant):
+                        return _work(db.session, app, passed, guard, stop)
+                finally:
+                    db.session.remove()
+        finally:
+            _sweeping.active = False
+
+    if workers == 1:
+        return contextvars.copy_context().run(work), passed
+    with ThreadPoolExecutor(workers, thread_name_prefix="timer-worker") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, work) for _ in range(workers)]
+        return sum(f.result() for f in futures), passed
+
+
+def _work(session: Session, app: Flask, passed: set[int], guard: threading.Lock,
+          stop: threading.Event | None) -> int:
+    size = max(1, int(app.config.get("TIMER_BATCH", BATCH)))
+    councils: dict[int, Council] = {}
+    fired = 0
+    while not (stop is not None and stop.is_set()):
+        with guard:
+            skip = set(passed)
+        with tenancy.all_councils(session):
+            claimed = _claim_batch(session, skip, size)
+            if not claimed:
+                session.rollback()
+                return fired
+            wanted = {council for _, council in claimed} - set(councils)
+            if wanted:
+                councils.update((c.id, c) for c in session.scalars(select(Council).where(Council.id.in_(wanted))))
+            ids = [case_id for case_id, _ in claimed]
+            # Read after the lock is taken: a case another worker fired meanwhile has no due row any more.
+            now = clock.now()
+            pending: dict[int, list] = {}
+            for row in session.execute(select(PendingTimer.__table__).where(PendingTimer.case_id.in_(ids))):
+                pending.setdefault(row.case_id, []).append(row)
+            due = {case_id for case_id, rows in pending.items() if any(row.due_at <= now for row in rows)}
+            loaded = {case.id: case for case in session.scalars(
+                select(Case).where(Case.id.in_(due)).options(undefer(Case.state))
+                .execution_options(populate_existing=True))} if due else {}
+            reminded, quick = (reminders.fire(session, loaded, pending, now)
+                               if app.config.get("TIMER_QUICK_REMINDERS", True) else (0, set()))
+        count, left = _fire_batch(session, claimed, councils, loaded, quick)
+        count += reminded
+        try:
+            session.commit()
+        except Exception as failure:  # the database failed: every case of the batch stays due
+            session.rollback()
+            log.error("committing a batch of %s timer cases failed (%s); they stay due", len(claimed),
+                      type(failure).__name__)
+            left = set(ids)
+            count = 0
+        session.expunge_all()
+        fired += count
+        with guard:
+            passed.update(left)
+    return fired
+
+
+def _claim_batch(session: Session, skip: set[int], size: int) -> list[tuple[int, int]]:
+    """Lock up to ``size`` active cases with a due timer, earliest due first, skipping those locked elsewhere.
+
+    One statement along the pending-timer table's ``due_at`` index; PostgreSQL applies the LIMIT after the
+    locks (rows another transaction holds are skipped, not counted), so concurrent claimers get disjoint
+    batches and none waits for another.
+    """
+    query = (select(Case.id, Case.council_id).join(PendingTimer, PendingTimer.case_id == Case.id)
+             .where(PendingTimer.due_at <= clock.now(), Case.status == "active")
+             .order_by(PendingTimer.due_at).limit(size)
+             .with_for_update(skip_locked=True, of=Case))
+    if skip:
+        query = query.where(Case.id.not_in(skip))
+    return list(dict.fromkeys((row[0], row[1]) for row in session.execute(query)))
+
+
+def _fire_batch(session: Session, claimed: list[tuple[int, int]], councils: dict[int, Council],
+                loaded: dict[int, Case], quick: set[int]) -> tuple[int, set[int]]:
+    """Fire each claimed case in a savepoint of its own; return (timers fired, cases passed over this sweep)."""
+    fired, left = 0, set()
+    for case_id, council_id in claimed:
+        if case_id in quick:
+            continue
+        case = loaded.get(case_id)
+        if case is None:  # fired meanwhile by another worker: nothing is due in it now
+            left.add(case_id)
+            continue
+        tenancy.act_for(session, councils[council_id])
+        savepoint = session.begin_nested()
+        try:
+            count = cases.fire_timers(session, case)
+            savepoint.commit()
+        except StaleDataError:
+            savepoint.rollback()
+            left.add(case_id)
+            continue
+        except Exception as failure:  # one broken case must not stop, nor roll back, the others of the batch
+            savepoint.rollback()
+            log.error("firing the timers of case %s failed (%s); they stay due", case_id, type(failure).__name__)
+            counting = session.begin_nested()
+            try:
+                cases.record_timer_failure(session, case_id, type(failure).__name__)
+                counting.commit()
+            except Exception:
+                counting.rollback()
+                log.error("could not count the timer failure of case %s", case_id)
+            left.add(case_id)
+            continue
+        finally:
+            tenancy.leave(session)
+        fired += count
+        if count == 0:
+            left.add(case_id)
+    return fired, left
+
+
+# -- SQLite (and one case at a time) -----------------------------------------------------------------
 
 def _fire_all(session: Session) -> tuple[int, set[int]]:
     """Fire case by case, each in a transaction of its own; return (timers fired, cases passed over).
@@ -55,7 +204,8 @@ def _fire_all(session: Session) -> tuple[int, set[int]]:
     """
     fired, passed = 0, set()
     councils: dict[int, Council] = {}
-    while True:
+    stop = getattr(_sweeping, "stop", None)
+    while not (stop is not None and stop.is_set()):
         with tenancy.all_councils(session):
             candidates = _due_cases(session, passed)
             councils.update((c.id, c) for c in session.scalars(
@@ -88,6 +238,9 @@ def _fire_all(session: Session) -> tuple[int, set[int]]:
             fired += count
             if count == 0:
                 passed.add(case_id)
+            if stop is not None and stop.is_set():
+                break
+    return fired, passed
 
 
 def _count_failure(session: Session, case_id: int, failure: Exception) -> None:
@@ -143,12 +296,48 @@ def next_due(app: Flask, passed_over: set[int] | frozenset[int] = frozenset()) -
         return db.session.scalar(query)
 
 
+#: The PostgreSQL channel a commit that changed a timer notifies, and every timer service listens on.
+CHANNEL = "step_pathways_timers"
+_running_services: set[TimerService] = set()
+_services_lock = threading.Lock()
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_timer_change(session: Session) -> None:
+    """A commit that changed a timer tells every process's timer service (PostgreSQL ``NOTIFY``, sent at commit).
+
+    A sweep's own commits do not: the timers it sets are later than now, and its process sets its alarm when
+    the sweep ends.
+    """
+    if not session.info.get(TIMERS_CHANGED) or getattr(_sweeping, "active", False):
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+@event.listens_for(Session, "after_commit")
+def _timers_committed(session: Session) -> None:
+    changed = session.info.pop(TIMERS_CHANGED, False)
+    if not changed or getattr(_sweeping, "active", False):  # a sweep sets the alarm when it ends
+        return
+    with _services_lock:
+        services = list(_running_services)
+    for service in services:
+        service.reread()
+
+
+@event.listens_for(Session, "after_rollback")
+def _timers_rolled_back(session: Session) -> None:
+    session.info.pop(TIMERS_CHANGED, None)
+
+
 class TimerService:
     """The background scheduler of one service process.
 
     Three jobs: a sweep at start-up and then on a safety interval (it catches up after downtime, and picks
     up timers another process set or left behind), an alarm at the next due row of the pending-timer table
-    (``next-due``), and a re-read of that table after every commit that changed a timer (``reread``).
+    (``next-due``), and a re-read of that table after every commit that changed a timer (``reread``): in this
+    process directly, and on PostgreSQL from any process, through ``LISTEN``/``NOTIFY`` on :data:`CHANNEL`.
     Alarms are set on the service clock: "due in 2 hours" on the service clock rings 2 real hours later.
     """
 
@@ -159,31 +348,46 @@ class TimerService:
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._running = 0  # sweeps in progress in this process
+        self._listener: threading.Thread | None = None
+        self.listening = threading.Event()  # set while the PostgreSQL listener is connected
 
     def start(self) -> None:
         interval = self.app.config["TIMER_SAFETY_INTERVAL_SECONDS"]
         self.scheduler.add_job(self.sweep, "interval", seconds=interval, id="safety", max_instances=1,
                                next_run_time=datetime.now(timezone.utc))  # at once: catch up after downtime
         self.scheduler.start()
-        event.listen(Session, "after_commit", self._after_commit)
+        with _services_lock:
+            _running_services.add(self)
+        with self.app.app_context():
+            url = db.engine.url
+        if url.get_backend_name() == "postgresql":
+            self._listener = threading.Thread(target=self._listen, args=(url,), name="timer-listener", daemon=True)
+            self._listener.start()
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop: no new sweep starts, the one running finishes (what it fired is committed), then return.
+        """Stop: no new sweep or batch starts, the batches in hand finish (committed), then return.
 
         APScheduler's own ``shutdown(wait=True)`` holds its job store's lock while it waits, and a sweep that
-        ends by setting the next alarm needs that lock: waiting here instead cannot deadlock.
+        ends by setting the next alarm needs that lock: the scheduler is stopped without waiting, and this
+        waits for the sweeps itself. A running sweep stops after the batch each of its workers holds.
         """
         self._stopping.set()
-        event.remove(Session, "after_commit", self._after_commit)
-        self.scheduler.shutdown(wait=False)
+        with _services_lock:
+            _running_services.discard(self)
+        try:
+            self.scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:
+            pass
         with self._idle:
             self._idle.wait_for(lambda: self._running == 0, timeout)
+        if self._listener is not None:
+            self._listener.join(min(timeout, 5.0))
 
     def sweep(self) -> None:
         """Fire what is due, send the outbox, and set the alarm for the next due timer.
 
-        No lock is held across the sweep: each case is claimed in the database on its own (two sweeps at
-        once, in one process or several, fire each timer once), so a slow case delays nothing else.
+        No lock is held across the sweep: each case is claimed in the database (two sweeps at once, in one
+        process or several, fire each timer once), so a slow case delays nothing else.
         """
         if self._stopping.is_set():
             return
@@ -191,45 +395,78 @@ class TimerService:
             self._running += 1
         passed_over: set[int] = set()
         _sweeping.active = True
+        _sweeping.stop = self._stopping
         try:
             passed_over = _fire_due(self.app)[1]
-            outbox.send_due(self.app)
-            with self.app.app_context():
-                audit.seal_all(db.session)  # chain what was written since the last sweep
+            if not self._stopping.is_set():
+                outbox.send_due(self.app)
+                with self.app.app_context():
+                    audit.seal_all(db.session)  # chain what was written since the last sweep
         except Exception as failure:
             log.error("timer sweep failed (%s)", type(failure).__name__)
         finally:
             _sweeping.active = False
+            _sweeping.stop = None
             with self._idle:
                 self._running -= 1
                 self._idle.notify_all()
         # A case passed over (failing, or held by another process) waits for the safety interval,
         # rather than waking this process again at once.
-        self.wake_at(next_due(self.app, passed_over))
+        if not self._stopping.is_set():
+            self.wake_at(next_due(self.app, passed_over))
 
     def wake_at(self, due: datetime | None) -> None:
         """Set the alarm for ``due`` (service clock), replacing the one set before."""
         if due is None or self._stopping.is_set():
             return
-        delay = max(due - clock.now(), timedelta(0)) + timedelta(milliseconds=50)
+        delay = max(due - clock.now(), timedelta(0)) + timedelta(milliseconds=20)
         try:
             self.scheduler.add_job(self.sweep, "date", run_date=datetime.now(timezone.utc) + delay, id="next-due",
                                    replace_existing=True, max_instances=2)
         except SchedulerNotRunningError:  # shutting down meanwhile
             pass
 
-    def _after_commit(self, session: Session) -> None:
-        changed = session.info.pop(TIMERS_CHANGED, False)
-        if changed and not getattr(_sweeping, "active", False):  # a sweep sets the alarm when it ends
-            # Re-read the table outside the committing thread's transaction.
-            try:
-                self.scheduler.add_job(self._reschedule, id="reread", replace_existing=True)
-            except SchedulerNotRunningError:  # shutting down: the next process start sweeps anyway
-                pass
+    def reread(self) -> None:
+        """Re-read the next due timer (outside the caller's transaction) and move the alarm to it."""
+        if self._stopping.is_set():
+            return
+        try:
+            self.scheduler.add_job(self._reschedule, id="reread", replace_existing=True)
+        except SchedulerNotRunningError:  # shutting down: the next process start sweeps anyway
+            pass
 
     def _reschedule(self) -> None:
         if not self._stopping.is_set():
             self.wake_at(next_due(self.app))
+
+    def _listen(self, url) -> None:
+        """Wait for ``NOTIFY`` from any process's commit that changed a timer, and re-read the next due one.
+
+        Its own connection, outside the pool, in autocommit. If the connection is lost it connects again (and
+        re-reads, since a notification may have been missed); the safety sweep covers the gap meanwhile.
+        """
+        import psycopg
+
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    self.reread()
+                    while not self._stopping.is_set():
+                        heard = False
+                        for _ in connection.notifies(timeout=0.5, stop_after=1):
+                            heard = True
+                        if heard:
+                            for _ in connection.notifies(timeout=0.01):  # one re-read for a burst of commits
+                                pass
+                            self.reread()
+            except Exception as failure:
+                log.warning("timer listener lost its connection (%s); connecting again", type(failure).__name__)
+            finally:
+                self.listening.clear()
+            self._stopping.wait(1.0)
 
 
 def init_app(app: Flask) -> None:

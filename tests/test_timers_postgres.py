@@ -79,10 +79,14 @@ def _fire_in_process(url: str, instant: str, barrier, results) -> None:
 
 
 def _fire_and_hang(url: str, instant: str, hang_on_case: int, holding) -> None:
-    """A service process that fires ``hang_on_case`` and then hangs before committing, holding its lock."""
+    """A service process that fires ``hang_on_case`` and then hangs before committing, holding its lock.
+
+    One worker, batches of one: a batch's cases are locked together until its commit, so a hanging case holds the rest of
+    its batch (up to TIMER_BATCH - 1 cases) until the process dies or the database's timeouts end it."""
     from service import cases as case_service, create_app, scheduler as timer_scheduler
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False, "TIMER_BATCH": 1,
+                      "TIMER_WORKERS": 1})
     real = case_service.fire_timers
 
     def hang(session, case):

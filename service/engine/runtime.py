@@ -106,6 +106,34 @@ def dump(workflow: BpmnWorkflow) -> str:
     return json.dumps({"format": STATE_FORMAT, **spiff.state_to_dict(workflow)}, separators=(",", ":"))
 
 
+def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
+    """The elements of ``process`` whose timers only remind (:func:`fire_reminder` may fire them), cached."""
+    found = _NOTIFY_ONLY.get(id(process))
+    if found is None or found[0] is not process:
+        found = (process, spiff.notify_only_cycle_timers(process.spec, process.subprocess_specs))
+        _NOTIFY_ONLY[id(process)] = found
+    return found[1]
+
+
+_NOTIFY_ONLY: dict[int, tuple[ProcessDefinition, frozenset[str]]] = {}
+
+
+def fire_reminder(state: str, timer_id: str, element: str, now: datetime) -> tuple[str, datetime] | None:
+    """Fire the due occurrence of a reminder that only notifies (:func:`notify_only_timers`) in the stored state,
+    without rebuilding the workflow: (the new state, when it next falls due).
+
+    The same change the engine's step leaves once it has pruned the firing's branch. None when the state is
+    not one this can change (an older format, the timer not waiting, not due): the engine must fire it.
+    """
+    dct = json.loads(state)
+    if dct.get("format") != STATE_FORMAT:
+        return None
+    value = spiff.stored_cycle_value(dct, timer_id, element)
+    if value is None or not timers.advance_cycle(value, now) or value["cycles"] == 0:
+        return None  # a cycle's last firing ends the timer, which the engine's step does
+    return json.dumps(dct, separators=(",", ":")), datetime.fromisoformat(value["next"])
+
+
 def load(process: ProcessDefinition, state: str, state_format: str | None = None,
          limits: Limits | None = None) -> tuple[BpmnWorkflow, Journal]:
     """Rebuild a case from its state, with the sandboxed engine attached (it is never serialized).

@@ -355,6 +355,56 @@ def attached_task_id(my_task: Task) -> str | None:
     return next((str(c.id) for c in parent.children if c.task_spec.name == attached), None)
 
 
+# -- reminders that only notify ----------------------------------------------------------------
+
+def notify_only_cycle_timers(spec, subprocess_specs: dict[str, Any]) -> frozenset[str]:
+    """The element ids of the repeating reminders whose firing changes nothing but the timer itself.
+
+    A non-interrupting boundary timer with a cycle (``R/P1D``) and a ``notify`` property, whose one outgoing
+    flow reaches a plain end event (no event definition, no property such as ``outcome``, no script or data
+    output): firing it notifies, and the case's open tasks, data and waits stay as they were. After the step
+    SpiffWorkflow's branch for the firing is pruned (:func:`_prune_fired_cycles`), so all a firing leaves in
+    the state is the timer's own value (its next occurrence and the count fired).
+    """
+    from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
+    from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
+    from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+
+    found = set()
+    for process in [spec, *subprocess_specs.values()]:
+        for task_spec in process.task_specs.values():
+            if (not isinstance(task_spec, BoundaryEvent) or task_spec.cancel_activity
+                    or not isinstance(task_spec.event_definition, CycleTimerEventDefinition)
+                    or not str((task_spec.extensions or {}).get("notify") or "").strip()):
+                continue
+            # SpiffWorkflow links a boundary event back to its activity's join besides the drawn flow.
+            drawn = [o for o in task_spec.outputs if not o.name.endswith(".BoundaryEventJoin")]
+            if len(drawn) != 1:
+                continue
+            end = drawn[0]
+            plain = (isinstance(end, EndEvent) and type(end.event_definition) is NoneEventDefinition
+                     and not (end.extensions or {}) and not getattr(end, "prescript", None)
+                     and not getattr(end, "postscript", None) and not getattr(end, "data_output_associations", None)
+                     and not getattr(end, "io_specification", None) and len(end.outputs) <= 1)
+            if plain:
+                found.add(task_spec.bpmn_id)
+    return frozenset(found)
+
+
+def stored_cycle_value(dct: dict[str, Any], task_id: str, element: str) -> dict[str, Any] | None:
+    """The stored value of a waiting cycle timer (in :func:`state_to_dict`'s layout), to be changed in place;
+    None when the state holds no such waiting timer."""
+    for tasks in [dct.get("tasks", {}), *(sub.get("tasks", {}) for sub in dct.get("subprocesses", {}).values())]:
+        task = tasks.get(task_id)
+        if task is None:
+            continue
+        value = (task.get("internal_data") or {}).get("event_value")
+        if task.get("task_spec") != element or task.get("state") != TaskState.WAITING or not isinstance(value, dict):
+            return None
+        return value
+    return None
+
+
 # -- keeping a case's task tree bounded -------------------------------------------------------
 
 def compact(workflow: BpmnWorkflow) -> int:

@@ -175,23 +175,31 @@ class CycleTimer(CycleTimerEventDefinition):
             spiff.set_timer_value(my_task, None)
             spiff.mark_timer_fired(my_task)
             return False
-        now = clock.now()
-        if datetime.fromisoformat(state["next"]) > now:
+        if not advance_cycle(state, clock.now()):
             return False
-        # Fire once for this occurrence, then move on to the first occurrence still to come: a case whose
-        # daily reminder was missed over three days of downtime gets one reminder, not a burst of three.
-        # Every occurrence is counted from the start, so R/P3M stays on the same day of the month.
-        period = parse_duration(state["period"])
-        start = datetime.fromisoformat(state["start"])
-        while True:
-            state["fired"] += 1
-            state["cycles"] -= 1 if state["cycles"] > 0 else 0
-            state["next"] = add_wall_clock(start, _times(period, state["fired"])).isoformat()
-            if state["cycles"] == 0 or datetime.fromisoformat(state["next"]) > now:
-                break
         spiff.set_timer_value(my_task, state)
         note_timer_fired(my_task)
         return True
+
+
+def advance_cycle(state: dict[str, Any], now: datetime) -> bool:
+    """Fire a cycle's occurrence due at ``now``: move ``state`` (a cycle timer's stored value) on; whether it fired.
+
+    Fire once for this occurrence, then move on to the first occurrence still to come: a case whose daily
+    reminder was missed over three days of downtime gets one reminder, not a burst of three. Every occurrence
+    is counted from the start, so R/P3M stays on the same day of the month.
+    """
+    if state["cycles"] == 0 or datetime.fromisoformat(state["next"]) > now:
+        return False
+    period = parse_duration(state["period"])
+    start = datetime.fromisoformat(state["start"])
+    while True:
+        state["fired"] += 1
+        state["cycles"] -= 1 if state["cycles"] > 0 else 0
+        state["next"] = add_wall_clock(start, _times(period, state["fired"])).isoformat()
+        if state["cycles"] == 0 or datetime.fromisoformat(state["next"]) > now:
+            break
+    return True
 
 
 def _times(period: relativedelta, count: int) -> relativedelta:

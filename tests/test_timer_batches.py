@@ -1,0 +1,285 @@
+"""Timers fired in batches by worker threads (PostgreSQL), reminders fired without rebuilding their case,
+LISTEN/NOTIFY waking a sleeping service, and a shutdown during a long sweep.
+
+Real PostgreSQL (the ``postgres_url`` server), real OS processes (multiprocessing, spawn), real APScheduler.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import FIXTURES, everything, in_council, make_app, save_user
+from service import cases, deployments, scheduler
+from service.engine import clock
+from service.models import AuditEvent, Case, Notification, PendingTimer, db
+
+T0 = datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc)
+TINY_DUE = T0 + timedelta(hours=2)  # timers_tiny waits PT1H
+DAILY_DUE = T0 + timedelta(days=1, minutes=1)  # timers_daily reminds every day (R/P1D, notify=task)
+
+
+def _app(url, **config):
+    app = make_app(url, **config)
+    with app.app_context():
+        in_council(db.session)
+        deployments.deploy(db.session, {p.name: p.read_bytes() for p in sorted((FIXTURES / "timers").iterdir())},
+                           "test")
+        save_user(db.session, "worker", ["social_worker"], email="worker@council.example")
+        save_user(db.session, "admin", ["admin"])
+        db.session.commit()
+    return app
+
+
+@pytest.fixture
+def pg_app(postgres_url):
+    app = _app(postgres_url, TIMER_WORKERS=3, TIMER_BATCH=7)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def any_app(database_url):
+    app = _app(database_url, TIMER_WORKERS=3, TIMER_BATCH=50)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def start_cases(app, process: str, count: int, prefix: str) -> list[int]:
+    with app.app_context():
+        in_council(db.session)
+        with clock.clock_at(T0):
+            ids = [cases.start_case(db.session, process, f"{prefix}-{n}", {}, cases.SERVICE).id for n in range(count)]
+        db.session.commit()
+        return ids
+
+
+def firings(app) -> dict[int, int]:
+    with app.app_context(), everything():
+        return dict(db.session.execute(select(AuditEvent.case_id, func.count())
+                                       .where(AuditEvent.event == "timer_fired").group_by(AuditEvent.case_id)).all())
+
+
+def count(app, model, *where) -> int:
+    with app.app_context(), everything():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+# -- exactly once, across processes, in batches ------------------------------------------------------
+
+def _sweep_in_process(url: str, instant: str, barrier, results) -> None:
+    from service import cases as case_service, create_app, reminders as reminder_service, scheduler as timers
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False, "TIMER_WORKERS": 3, "TIMER_BATCH": 7})
+    seen, lock = [], threading.Lock()
+    real_fire, real_remind = case_service.fire_timers, reminder_service.fire
+
+    def noting(session, case):
+        fired = real_fire(session, case)
+        with lock:
+            seen.append(case.id)
+        return fired
+
+    def noting_reminders(session, loaded, pending, now):
+        fired, done = real_remind(session, loaded, pending, now)
+        with lock:
+            seen.extend(done)
+        return fired, done
+
+    case_service.fire_timers, reminder_service.fire = noting, noting_reminders
+    barrier.wait(120)
+    fired = timers.fire_due(app, datetime.fromisoformat(instant))
+    results.put((os.getpid(), fired, seen))
+
+
+def test_two_sweepers_with_batches_and_workers_fire_each_timer_exactly_once(pg_app, postgres_url):
+    tiny = start_cases(pg_app, "timers_tiny", 150, "TINY")
+    daily = start_cases(pg_app, "timers_daily", 150, "DAILY")  # reminders: fired without the engine
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(2), spawn.Queue()
+    workers = [spawn.Process(target=_sweep_in_process, args=(postgres_url, DAILY_DUE.isoformat(), barrier, results))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    reports = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    counts = [r[1] for r in reports]
+    assert sum(counts) == 300, counts
+    assert all(n > 0 for n in counts), f"one process did all the work: {counts}"
+    first, second = (set(r[2]) for r in reports)
+    assert not first & second  # disjoint batches: no case was fired by both
+    assert len(reports[0][2]) + len(reports[1][2]) == 300  # nor twice by one
+    assert firings(pg_app) == {case_id: 1 for case_id in tiny + daily}
+    assert count(pg_app, Notification, Notification.kind == "reminder") == 150  # one per reminder, to the worker
+    assert count(pg_app, PendingTimer, PendingTimer.due_at <= DAILY_DUE) == 0
+    # each reminder waits for its next day; fired again at the same instant, nothing fires
+    assert count(pg_app, PendingTimer, PendingTimer.due_at == T0 + timedelta(days=2)) == 150
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 0
+
+
+# -- reminders without the engine ------------------------------------------------------------------
+
+def test_a_reminder_that_only_notifies_is_fired_without_the_engine_and_the_case_runs_on(pg_app, monkeypatch):
+    from conftest import Api
+
+    [case_id] = start_cases(pg_app, "timers_daily", 1, "QUICK")
+    engine_fired = []
+    real = cases.fire_timers
+    monkeypatch.setattr(cases, "fire_timers", lambda s, c: engine_fired.append(c.id) or real(s, c))
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 1
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(hours=1)) == 0  # exactly once
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=1)) == 1  # the next day's
+    assert engine_fired == []  # the case was never rebuilt
+    with pg_app.app_context(), everything():
+        [timer] = db.session.scalars(select(PendingTimer).where(PendingTimer.case_id == case_id)).all()
+        assert timer.due_at == T0 + timedelta(days=3)
+        case = db.session.get(Case, case_id)
+        assert case.next_timer_at == timer.due_at and case.lock_version == 4  # started, then two firings
+        notes = db.session.scalars(select(Notification).order_by(Notification.id)).all()
+        assert [(n.kind, n.task, n.subject) for n in notes] == [
+            ("reminder", "Task_Plan", f"Reminder: Write the plan (case QUICK-0)")] * 2
+        assert "Timer: Event_Daily" in notes[0].body
+        task_id = case.tasks[0].id
+        db.session.commit()
+    # The engine reads the state the reminders left: it does not fire them again, and the case runs on.
+    with pg_app.app_context():
+        save_user(db.session, "worker2", ["social_worker"], token="token-worker2")
+        db.session.commit()
+    api = Api(pg_app, {"worker": "token-worker2"})
+    with clock.clock_at(DAILY_DUE + timedelta(days=1, hours=2)):
+        done = api.post(f"/tasks/{task_id}/complete", json={"data": {}})
+    assert done.status_code == 200, done.json
+    assert done.json["status"] == "completed" and done.json["outcome"] == "planned"
+    assert firings(pg_app) == {case_id: 2}
+    assert count(pg_app, PendingTimer) == 0
+
+
+# -- a poisoned case in a batch ----------------------------------------------------------------------
+
+def test_a_poisoned_case_in_a_batch_neither_stops_nor_rolls_back_the_others(any_app, monkeypatch):
+    ids = start_cases(any_app, "timers_tiny", 9, "BATCH")
+    reminded = start_cases(any_app, "timers_daily", 3, "REMIND")
+    poisoned = {ids[4], reminded[1]}
+    with any_app.app_context(), everything():  # a reminder whose stored state is broken: the engine's step fails too
+        db.session.get(Case, reminded[1]).state = "{not json"
+        db.session.commit()
+    real = cases.fire_timers
+
+    def fire_or_die(session, case):
+        fired = real(session, case)  # the engine has run and the rows are written, not committed
+        if case.id == ids[4]:
+            raise RuntimeError("poisoned")
+        return fired
+
+    monkeypatch.setattr(cases, "fire_timers", fire_or_die)
+    for sweep in range(1, 4):
+        fired = scheduler.fire_due(any_app, DAILY_DUE)
+        assert fired == (10 if sweep == 1 else 0), sweep
+        assert firings(any_app) == {case_id: 1 for case_id in ids + reminded if case_id not in poisoned}
+        with any_app.app_context(), everything():
+            for case_id in poisoned:
+                case = db.session.get(Case, case_id)
+                assert (case.timer_failures, case.status) == ((sweep, "active") if sweep < 3 else (3, "error"))
+                assert db.session.scalar(select(func.count()).select_from(PendingTimer)
+                                         .where(PendingTimer.case_id == case_id)) == 1  # its timer kept
+    assert count(any_app, Notification, Notification.kind == "error") == 2  # the admins are told of each
+
+
+# -- LISTEN/NOTIFY -----------------------------------------------------------------------------------
+
+def _start_a_case_elsewhere(url: str, delay: str) -> None:
+    from conftest import in_council as act
+    from service import cases as case_service, create_app
+    from service.models import db as database
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    with app.app_context():
+        act(database.session)
+        case_service.start_case(database.session, "timers_catch", "ELSEWHERE", {"delay": delay}, case_service.SERVICE)
+        database.session.commit()
+
+
+def test_notify_wakes_the_sleeping_service_when_another_process_adds_an_earlier_timer(pg_app, postgres_url):
+    pg_app.config["TIMER_SAFETY_INTERVAL_SECONDS"] = 3600  # only a wake-up can fire the new timer in time
+    start_cases(pg_app, "timers_tiny", 1, "LATER")  # its alarm is an hour away (real clock: T0 is in the past...)
+    with pg_app.app_context(), everything():  # ... so move it an hour ahead of now
+        db.session.execute(PendingTimer.__table__.update().values(due_at=clock.now() + timedelta(hours=1)))
+        db.session.commit()
+    service = scheduler.TimerService(pg_app)
+    service.start()
+    try:
+        assert service.listening.wait(10), "the listener did not connect"
+        time.sleep(0.5)  # the start-up sweep has run: the alarm is an hour away
+        alarm = service.scheduler.get_job("next-due")
+        assert alarm is not None and alarm.next_run_time - datetime.now(timezone.utc) > timedelta(minutes=50)
+        spawn = multiprocessing.get_context("spawn")
+        other = spawn.Process(target=_start_a_case_elsewhere, args=(pg_app.config["SQLALCHEMY_DATABASE_URI"], "PT3S"))
+        other.start()
+        other.join(120)
+        assert other.exitcode == 0
+        committed = time.monotonic()  # the other process has committed its case, due 3 s after it started it
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _fired_elsewhere(pg_app):
+            time.sleep(0.05)
+        took = time.monotonic() - committed
+    finally:
+        service.shutdown()
+    assert _fired_elsewhere(pg_app), "the timer another process added did not wake this one"
+    assert took < 8, took  # the safety sweep is an hour away
+
+
+def _fired_elsewhere(app) -> bool:
+    with app.app_context(), everything():
+        return bool(db.session.scalar(select(func.count()).select_from(AuditEvent).join(Case, Case.id == AuditEvent.case_id)
+                                      .where(AuditEvent.event == "timer_fired", Case.reference == "ELSEWHERE")))
+
+
+# -- shutting down during a long sweep ---------------------------------------------------------------
+
+def test_shutdown_during_a_long_sweep_returns_within_a_bound_and_nothing_is_lost(database_url, monkeypatch):
+    app = _app(database_url, TIMER_WORKERS=2, TIMER_BATCH=4, TIMER_SAFETY_INTERVAL_SECONDS=3600,
+               TIMER_QUICK_REMINDERS=False)
+    try:
+        ids = start_cases(app, "timers_tiny", 60, "LONG")
+        real, began = cases.fire_timers, threading.Event()
+
+        def slow(session, case):
+            began.set()
+            time.sleep(0.1)  # 60 cases: 3 s of firing at the least, with two workers
+            return real(session, case)
+
+        monkeypatch.setattr(cases, "fire_timers", slow)
+        previous = clock.set_clock(clock.FixedClock(TINY_DUE))
+        try:
+            service = scheduler.TimerService(app)
+            service.start()
+            assert began.wait(30)
+            stopped = time.monotonic()
+            stopper = threading.Thread(target=service.shutdown)
+            stopper.start()
+            stopper.join(10)
+            took = time.monotonic() - stopped
+            assert not stopper.is_alive(), "shutdown hung"
+            assert took < 3, took  # the batch in hand (4 cases, 0.4 s), not the whole sweep
+            assert not service.scheduler.running
+            done = firings(app)
+            assert 0 < len(done) < 60 and set(done.values()) == {1}  # what fired is committed, once
+            assert scheduler.fire_due(app) == 60 - len(done)  # the rest fire on the next start
+        finally:
+            clock.set_clock(previous)
+        assert firings(app) == {case_id: 1 for case_id in ids}
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
