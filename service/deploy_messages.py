@@ -10,7 +10,6 @@ one, an end without an outcome. Warnings come back with the deploy's answer.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -145,40 +144,6 @@ def suggest_rewrite(expression: str) -> str | None:
     """The way to write a Camunda 7 expression here (``${list.contains(x)}`` -> ``${x in list}``), if it uses
     an idiom this service writes otherwise; else None."""
     return _rewrite([expression])
-
-
-# -- what would be dropped silently: refused ------------------------------------------------------
-
-def refusals(files: Mapping[str, bytes], uploads: Mapping[str, bytes]) -> list[Problem]:
-    """Problems the checks do not raise: a ``camunda:formKey`` that no deployed form answers."""
-    form_ids, form_files = set(), {}
-    for name, content in files.items():
-        if name.lower().endswith(".form"):
-            try:
-                form_id = json.loads(content).get("id")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(form_id, str):
-                form_ids.add(form_id)
-                form_files[name.rsplit("/", 1)[-1]] = form_id
-    problems = []
-    for name, root in _diagrams(uploads):
-        for element in root.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}startEvent"):
-            key = element.get(C + "formKey")
-            if key is None or element.get(C + "formRef"):
-                continue
-            target = key.rsplit(":", 1)[-1]
-            if form_files.get(target) in form_ids or (not target.endswith(".form") and target in form_ids):
-                continue
-            if key.startswith(("embedded:", "app:")) or target.endswith((".html", ".htm")):
-                why = "embedded and external forms are pages of a Java application, which this service does not have"
-            else:
-                why = f"no deployed .form file is '{target}' or has that id"
-            problems.append(Problem(name, element.get("id"), f"camunda:formKey '{key}' cannot be shown here ({why}): "
-                                                             f"link a Camunda Form deployed with the diagram "
-                                                             f"(camunda:formRef, or 'camunda-forms:deployment:"
-                                                             f"<file>.form'), or give the step generated form fields"))
-    return problems
 
 
 def _diagrams(files: Mapping[str, bytes]):

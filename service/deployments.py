@@ -138,12 +138,8 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
         return DeployResult(latest, _versions_up_to(session, latest), created=False)
     try:
         checked = deploy_checks.check_in_time(files)
-        problems = deploy_messages.refusals(files, uploads)
     except DeploymentInvalid as error:
-        raise DeploymentInvalid(deploy_messages.explain(error.problems + deploy_messages.refusals(files, uploads),
-                                                        files)) from None
-    if problems:
-        raise DeploymentInvalid(deploy_messages.explain(problems, files))
+        raise DeploymentInvalid(deploy_messages.explain(error.problems, files)) from None
     stored = _stored_files(session, files)
     status = "published" if publish else "draft"
     deployment = Deployment(content_hash=digest, created_by=actor, created_by_id=actor_id, status=status, name=(name or None) and name[:255],

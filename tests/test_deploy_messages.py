@@ -91,7 +91,7 @@ def test_a_form_key_the_service_cannot_show_is_refused(api):
         bpmn = REVIEW.replace('<bpmn:userTask id="Task_Assess" name="Assess the family"',
                               f'<bpmn:userTask id="Task_Assess" name="Assess the family" camunda:formKey="{key}"')
         [error] = [e for e in refused(api, bpmn) if e["element"] == "Task_Assess"]
-        assert error["message"].startswith(f"camunda:formKey '{key}' cannot be shown here")
+        assert error["message"].startswith(f"the form key '{key}' cannot be shown here")
         assert "camunda:formRef" in error["message"]
 
 

@@ -444,7 +444,14 @@ def _form_problems(bundle: Bundle, element) -> list[str]:
     key = dialect.form_key(element)
     if key and not form_ref and "://" not in key and not key.startswith("camunda-forms:bpmn:"):
         if _form_id_from_key(key, bundle.form_files) not in bundle.forms_by_id:
-            return [f"the form '{key}' is not deployed (no .form file has that name or id)"]
+            target = key.rsplit(":", 1)[-1]
+            if key.startswith(("embedded:", "app:")) or target.endswith((".html", ".htm")):
+                why = "embedded and external forms are pages of a Java application, which this service does not have"
+            else:
+                why = f"no deployed .form file is '{target}' or has that id"
+            return [f"the form key '{key}' cannot be shown here ({why}): link a Camunda Form deployed with the "
+                    f"diagram (camunda:formRef, or 'camunda-forms:deployment:<file>.form'), or give the step "
+                    f"generated form fields"]
     return []
 
 
