@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app, has_app_context
 from sqlalchemy import and_, event, func, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -72,28 +73,40 @@ class Recipient:
 #: How long who holds a role (and who an assignee is) is remembered by a process: firing 10,000 reminders
 #: for one role asks the database once. A change of roles or users in this process forgets at once.
 PEOPLE_CACHE_SECONDS = 10.0
-_people: dict[tuple, tuple[float, list[Recipient]]] = {}
-_people_lock = threading.Lock()
+
+
+class _PeopleCache:
+    """Who holds a role, remembered per app (``app.extensions["people"]``), for every thread of the process."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, tuple[float, list[Recipient]]] = {}
+        self.lock = threading.Lock()
+
+
+def _people() -> _PeopleCache:
+    if not has_app_context():
+        return _PeopleCache()  # outside an app nothing is remembered
+    return current_app.extensions.setdefault("people", _PeopleCache())
 
 
 def _cached(session: Session, key: tuple, find) -> list[Recipient]:
-    key = (str(session.get_bind().url), *key)
-    now = time.monotonic()
-    with _people_lock:
-        hit = _people.get(key)
+    cache, now = _people(), time.monotonic()
+    with cache.lock:
+        hit = cache.entries.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     found = [Recipient(user.id, user.email) for user in find()]
-    with _people_lock:
-        if len(_people) > 10_000:
-            _people.clear()
-        _people[key] = (now + PEOPLE_CACHE_SECONDS, found)
+    with cache.lock:
+        if len(cache.entries) > 10_000:
+            cache.entries.clear()
+        cache.entries[key] = (now + PEOPLE_CACHE_SECONDS, found)
     return found
 
 
 def forget_people() -> None:
-    with _people_lock:
-        _people.clear()
+    cache = _people()
+    with cache.lock:
+        cache.entries.clear()
 
 
 @event.listens_for(Session, "before_flush")
