@@ -33,39 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from throwaway_postgres import free_port, start_postgres, stop_postgres  # noqa: E402 (bench/ is the script's folder)
 if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwaway database
     from cryptography.fernet import Fernet
     os.environ["DATA_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def as_postgres(*command: str) -> list[str]:
-    return list(command) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *command]
-
-
-def start_postgres(base: Path) -> str:
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    port = free_port()
-    subprocess.run(as_postgres("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"),
-                   check=True, capture_output=True)
-    subprocess.run(as_postgres("pg_ctl", "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-                               f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=100",
-                               "start"), check=True, capture_output=True)
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-
-
-def stop_postgres(base: Path) -> None:
-    subprocess.run(as_postgres("pg_ctl", "-D", str(base / "data"), "-m", "fast", "stop"), capture_output=True, check=False)
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def prepare(url: str) -> None:

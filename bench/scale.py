@@ -29,7 +29,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from throwaway_postgres import start_postgres, stop_postgres  # noqa: E402 (bench/ is the script's folder)
 if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwaway database (the measuring child too)
     from cryptography.fernet import Fernet
 
@@ -62,33 +63,6 @@ CHILDREN = [("Zebedee", "Quinlan"), ("Ottilie", "Marchbanks"), ("Barnaby", "Feat
 
 
 # -- a throwaway PostgreSQL ------------------------------------------------------------------------
-
-def _as_postgres(*command: str) -> list[str]:
-    return list(command) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *command]
-
-
-def start_postgres(base: Path) -> str:
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run(_as_postgres("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres("pg_ctl", "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-                                f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                                f"-c synchronous_commit=off -c shared_buffers=256MB -c maintenance_work_mem=256MB "
-                                f"-c max_wal_size=4GB", "start"), check=True, capture_output=True)
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-
-
-def stop_postgres(base: Path) -> None:
-    subprocess.run(_as_postgres("pg_ctl", "-D", str(base / "data"), "-m", "immediate", "stop"), capture_output=True)
-    shutil.rmtree(base, ignore_errors=True)
-
 
 # -- building -------------------------------------------------------------------------------------
 
@@ -342,7 +316,8 @@ def main() -> None:
         print(json.dumps(measure(args.database_url, args.repeat)))
         return
     base = Path(tempfile.mkdtemp(prefix="bench-scale-pg-"))
-    url = args.database_url or start_postgres(base)
+    url = args.database_url or start_postgres(base, "fsync=off", "synchronous_commit=off", "shared_buffers=256MB",
+                                                         "maintenance_work_mem=256MB", "max_wal_size=4GB")
     try:
         built = build(url, args.cases)
         print(f"PostgreSQL, {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -106,17 +106,7 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
         return team_tasks(session, actor, overdue=True, due_before=due_before, case_id=case_id, role=role,
                           after=after, limit=limit)
     limit = max(1, min(limit, paging.MAX_PAGE))
-    conditions = [OpenTask.closed_at.is_(None)]
-    if actor.council_id is not None:
-        conditions.append(OpenTask.council_id == actor.council_id)  # the index's first column
-    if case_id is not None:
-        conditions.append(OpenTask.case_id == case_id)
-    if role:
-        conditions.append(_has_role([role]))
-    if overdue:
-        conditions.append(OpenTask.due_at < clock.now())
-    if due_before is not None:
-        conditions.append(OpenTask.due_at < due_before)
+    conditions = _open_task_conditions(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
     later = paging.tasks_after(after)
     if later is not None:
         conditions.append(later)
@@ -130,6 +120,23 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
     if actor.roles:
         branches.append(_task_keys().where(*conditions, OpenTask.assignee_id.is_(None), _has_role(actor.roles)))
     return _listed_tasks(session, branches, limit) if branches else []
+
+
+def _open_task_conditions(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
+                          role: str | None) -> list:
+    """The filters every list of open tasks shares, in the order of the open-task indexes' columns."""
+    conditions = [OpenTask.closed_at.is_(None)]
+    if actor.council_id is not None:
+        conditions.append(OpenTask.council_id == actor.council_id)  # the index's first column
+    if case_id is not None:
+        conditions.append(OpenTask.case_id == case_id)
+    if role:
+        conditions.append(_has_role([role]))
+    if overdue:
+        conditions.append(OpenTask.due_at < clock.now())
+    if due_before is not None:
+        conditions.append(OpenTask.due_at < due_before)
+    return conditions
 
 
 def _has_role(roles) -> Any:
@@ -146,17 +153,7 @@ def team_task_filter(session: Session, actor: Actor, *, overdue: bool = False, d
                      case_id: int | None = None, role: str | None = None) -> list:
     """The conditions on open tasks of every case ``actor`` may see (their pathways' versions, or started by
     them), decided in SQL, never case by case."""
-    conditions = [OpenTask.closed_at.is_(None)]
-    if actor.council_id is not None:
-        conditions.append(OpenTask.council_id == actor.council_id)
-    if case_id is not None:
-        conditions.append(OpenTask.case_id == case_id)
-    if role:
-        conditions.append(_has_role([role]))
-    if overdue:
-        conditions.append(OpenTask.due_at < clock.now())
-    if due_before is not None:
-        conditions.append(OpenTask.due_at < due_before)
+    conditions = _open_task_conditions(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
     if not actor.is_admin:
         visible = _visible_versions(session, actor)
         seen = Case.process_version_id.in_(visible) if visible else false()
