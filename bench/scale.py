@@ -92,7 +92,7 @@ def build(url: str, total: int) -> dict:
     from service import cases, councils, create_app, deployments, tenancy
     from service.auth import save_user
     from service.engine import clock
-    from service.models import OpenTask, PendingTimer, db
+    from service.models import OpenTask, PendingTimer, db, reference_suffixes
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
     workers = max(1, (total * 3 // 4) // PER_WORKER)
@@ -146,7 +146,7 @@ def build(url: str, total: int) -> dict:
             count = min(CHUNK, total - chunk_start)
             ids = range(next_case, next_case + count)
             next_case += count
-            case_rows, task_rows, role_rows, timer_rows_out = [], [], [], []
+            case_rows, task_rows, role_rows, timer_rows_out, suffix_rows = [], [], [], [], []
             for case_id in ids:
                 n = case_id - first_id
                 updated = NOW - timedelta(minutes=rng.randrange(0, 60 * 24 * 365))
@@ -157,6 +157,8 @@ def build(url: str, total: int) -> dict:
                 case_rows.append((case_id, council_id, version_id, f"BENCH-{n}", "active", data, state, state_format,
                                   starter_id, created.isoformat(), updated.isoformat(), (NOW + timedelta(days=1)).isoformat(),
                                   waiting_for, waiting_signals, 0, 1))
+                suffix_rows.extend((council_id, case_id, "\\x" + suffix.hex())
+                                   for suffix in reference_suffixes(f"BENCH-{n}"))
                 task_rows.append((task_id, council_id, case_id, task_name, task_title, task_lane, assignee,
                                   due.isoformat(), created.isoformat()))
                 role_rows.append((task_id, role, council_id))
@@ -167,6 +169,7 @@ def build(url: str, total: int) -> dict:
             _copy(cur, "cases", ["id", "council_id", "process_version_id", "reference", "status", "data", "state",
                                  "state_format", "started_by_id", "created_at", "updated_at", "next_timer_at",
                                  "waiting_for", "waiting_signals", "timer_failures", "lock_version"], case_rows)
+            _copy(cur, "reference_suffixes", ["council_id", "case_id", "suffix"], suffix_rows)
             _copy(cur, "tasks", ["id", "council_id", "case_id", "name", "title", "lane", "assignee_id", "due_at",
                                  "created_at"], task_rows)
             _copy(cur, "task_roles", ["task_id", "role", "council_id"], role_rows)

@@ -25,7 +25,8 @@ from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
-from service.models import AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, TaskRole, User
+from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
+                            TaskRole, User, reference_key)
 from service.policy import Actor
 
 SYSTEM = "system"
@@ -246,7 +247,7 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
     # (a materialised CTE, so that the planner never walks the whole list order hoping to meet them), then
     # ordered and paged.
     if reference:
-        query = query.where(Case.id.in_(_matched(select(Case.id).where(_reference_like(reference)), "by_reference")))
+        query = query.where(Case.id.in_(_matched(_reference_holding(reference), "by_reference")))
     if q and q.strip():
         query = query.where(Case.id.in_(_matched(_case_search(session, actor, q.strip()), "by_search")))
     if mine:
@@ -289,9 +290,13 @@ def visible_pathways(session: Session, actor: Actor) -> list[ProcessVersion]:
             if policy.may_see_pathway(process_definition(session, v).roles, actor)]
 
 
-def _reference_like(text: str):
-    pattern = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return func.lower(Case.reference).like(pattern, escape="\\")
+def _reference_holding(text: str):
+    """The ids of the cases whose reference holds ``text`` (any case): those with a suffix starting with it,
+    a range of ``ix_reference_suffixes_council_suffix`` (byte 0xFF is never in UTF-8, so ``key + 0xFF`` bounds
+    every suffix starting with ``key``). Equality and ranges of bytes are leakproof: the index serves it under
+    row-level security, where ``lower(reference) LIKE`` could only read every case."""
+    key = reference_key(text)
+    return select(ReferenceSuffix.case_id).where(ReferenceSuffix.suffix >= key, ReferenceSuffix.suffix < key + b"\xff")
 
 
 def _matched(ids, name: str):
@@ -302,11 +307,11 @@ def _matched(ids, name: str):
 def _case_search(session: Session, actor: Actor, text: str):
     """The ids of the cases whose reference holds ``text``, or whose child it names (the blind index:
     ``service.families``). A case of a family with no one child is found by the names of the family's
-    children. Each part is served by its own index (the reference's trigrams on PostgreSQL)."""
+    children. Each part is served by its own index (the reference's suffixes: :func:`_reference_holding`)."""
     people = families.search_people(session, actor, text) if policy.may_see_people(actor) else []
     children = {p.id for p in people}
     of_family = {p.family_id for p in people}
-    parts = [select(Case.id).where(_reference_like(text))]
+    parts = [_reference_holding(text)]
     if children:
         parts.append(select(Case.id).where(Case.child_id.in_(children)))
     if of_family:

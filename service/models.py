@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -342,6 +342,41 @@ class SearchToken(CouncilOwned, db.Model):
     __table_args__ = (Index("ix_search_tokens_council_kind_digest", "council_id", "kind", "digest"),)
 
 
+class ReferenceSuffix(CouncilOwned, db.Model):
+    """One suffix of a case's lower-cased reference, as UTF-8 bytes: a reference holds ``text`` exactly when
+    one of its suffixes starts with it, a range of this index (``service.cases``). Bytes compare by
+    ``bytea``'s operators, which PostgreSQL marks leakproof, so the index serves the search under row-level
+    security (``LIKE`` and ``lower()`` are not leakproof: a search by them reads the whole cases table).
+    Written with the case (:func:`reference_suffixes`, the mapper events below)."""
+
+    __tablename__ = "reference_suffixes"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    suffix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+
+    __table_args__ = (Index("ix_reference_suffixes_council_suffix", "council_id", "suffix", "case_id"),)
+
+
+def reference_key(text: str) -> bytes:
+    """``text`` as a reference search compares it: lower-cased, UTF-8."""
+    return text.strip().lower().encode("utf-8")
+
+
+def reference_suffixes(reference: str) -> list[bytes]:
+    """Every suffix of the reference's key (distinct: they differ in length)."""
+    key = reference.lower()
+    return [key[start:].encode("utf-8") for start in range(len(key))]
+
+
+def _write_suffixes(connection, case) -> None:
+    table = ReferenceSuffix.__table__
+    connection.execute(table.delete().where(table.c.case_id == case.id))
+    rows = [{"case_id": case.id, "council_id": case.council_id, "suffix": suffix}
+            for suffix in reference_suffixes(case.reference or "")]
+    if rows:
+        connection.execute(table.insert(), rows)
+
+
 class OpenTask(CouncilOwned, db.Model):
     """A user task for a person: the inbox reads the rows not yet closed, and nothing else."""
 
@@ -499,3 +534,20 @@ class CaseDocument(CouncilOwned, db.Model):
     content: Mapped[bytes] = mapped_column(EncryptedBytes, deferred=True)
     uploaded_by: Mapped[str] = mapped_column(String(80))
     uploaded_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+@event.listens_for(Case, "after_insert")
+def _case_inserted(mapper, connection, case) -> None:
+    _write_suffixes(connection, case)
+
+
+@event.listens_for(Case, "after_update")
+def _case_updated(mapper, connection, case) -> None:
+    if inspect(case).attrs.reference.history.has_changes():
+        _write_suffixes(connection, case)
+
+
+@event.listens_for(Case, "before_delete")
+def _case_deleted(mapper, connection, case) -> None:
+    table = ReferenceSuffix.__table__
+    connection.execute(table.delete().where(table.c.case_id == case.id))
