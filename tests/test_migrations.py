@@ -146,3 +146,15 @@ def test_user_names_become_the_ids_of_the_users_of_the_council(legacy):
     assert _rows(legacy, "SELECT id, started_by_id FROM cases ORDER BY id") == [(1, 1), (2, None)]
     assert _rows(legacy, "SELECT id, assignee_id, closed_by_id FROM tasks ORDER BY id") == [("task-1", 1, 1),
                                                                                           ("task-2", None, None)]
+
+
+def test_the_references_of_existing_cases_are_found_by_part(legacy):
+    """Issue 16: migration b7e2c4d6f8a1 writes the suffixes of every existing case's lower-cased reference (what a
+    reference search ranges over), each in its case's council."""
+    with legacy.app_context():
+        upgrade()
+    councils = dict(_rows(legacy, "SELECT id, council_id FROM cases"))
+    rows = _rows(legacy, "SELECT case_id, council_id, suffix FROM reference_suffixes ORDER BY case_id, suffix")
+    assert [(case, council, bytes(suffix)) for case, council, suffix in rows] == [
+        (case, councils[case], suffix) for case, reference in ((1, b"hal-1"), (2, b"roc-1"))
+        for suffix in sorted(reference[start:] for start in range(len(reference)))]
