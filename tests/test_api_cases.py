@@ -229,3 +229,26 @@ def test_an_optional_field_left_out_keeps_what_the_case_knows():
                       "review_date-year": ""})
     assert _validated(form, html, "html", known=known) == {"plan": "Weekly visits", "notes": None,
                                                             "review_date": None}
+
+
+def test_a_reference_is_found_by_any_part_of_it_in_any_case(api):
+    """Issue 16: a reference search (``reference=`` and ``q=``) matches any part of the council's case number,
+    upper or lower case, ``%`` and ``_`` as themselves; it ranges over the references' suffixes (an index that
+    row-level security lets PostgreSQL use), so it finds exactly what a substring match finds."""
+    api.deploy(PATHWAY)
+    for reference in ("FAM-12", "fam-3_x", "ROC-100%", "Fam-1ab"):
+        start(api, reference=reference)
+
+    def found(query: str) -> list[str]:
+        response = api.get(f"/cases?{query}")
+        assert response.status_code == 200, response.json
+        return sorted(case["reference"] for case in response.json["cases"])
+
+    assert found("reference=am-1") == ["FAM-12", "Fam-1ab"]
+    assert found("reference=FAM-12") == ["FAM-12"]  # the whole reference
+    assert found("reference=12") == ["FAM-12"]  # its end
+    assert found("reference=roc") == ["ROC-100%"]  # its start
+    assert found("reference=_X") == ["fam-3_x"]  # _ is not a wildcard
+    assert found("reference=%25") == ["ROC-100%"]  # nor is %
+    assert found("q=1AB") == ["Fam-1ab"]
+    assert found("reference=12x") == [] and found("reference=fam-13") == []
