@@ -351,6 +351,9 @@ class ReferenceSuffix(CouncilOwned, db.Model):
 
     __tablename__ = "reference_suffixes"
 
+    # No index of its own: the council leads ix_reference_suffixes_council_suffix (one alone would tempt the
+    # planner, on a small table, to read the council's every suffix and filter them).
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"))
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
     suffix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
 

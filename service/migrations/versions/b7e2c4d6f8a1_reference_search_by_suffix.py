@@ -33,7 +33,7 @@ def upgrade():
     postgres = bind.dialect.name == "postgresql"
     table = op.create_table(
         "reference_suffixes",
-        sa.Column("council_id", sa.Integer(), sa.ForeignKey("councils.id"), nullable=False, index=True),
+        sa.Column("council_id", sa.Integer(), sa.ForeignKey("councils.id"), nullable=False),
         sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("suffix", sa.LargeBinary(), primary_key=True),
     )
