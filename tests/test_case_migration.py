@@ -95,8 +95,16 @@ def test_a_dry_run_changes_nothing(api, two_versions):
     assert {name: stored(api, case_id) for name, case_id in cases.items()} == before
 
 
-def test_cases_move_and_follow_the_new_versions_path_and_the_blocked_one_stays(api, two_versions):
+def timers_of(api, case_id):
+    case = api.get(f"/cases/{case_id}").json
+    return sorted((t["name"], t["due_at"]) for t in case["timers"]), [(t["id"], t["due_at"]) for t in case["tasks"]]
+
+
+def test_cases_move_and_follow_the_new_versions_path_and_the_blocked_one_stays(api, two_versions, frozen_clock):
     v1, v2, cases = two_versions
+    timers_before = timers_of(api, cases["assessing"])
+    assert {name for name, _ in timers_before[0]} == {"Event_RemindWorker", "Event_Escalate"}
+    frozen_clock.advance(days=1)  # a timer or due date restarted by the move would now fall a day later
     blocked_before = stored(api, cases["approving"])
     response = api.post(f"/versions/{v1}/migration", json={"to": v2, "dry_run": False}, as_="analyst")
     assert response.status_code == 200, response.json
@@ -107,6 +115,7 @@ def test_cases_move_and_follow_the_new_versions_path_and_the_blocked_one_stays(a
     assert stored(api, cases["approving"]) == blocked_before  # byte for byte, on version 1
 
     state, version, tasks, events = stored(api, cases["assessing"])
+    assert timers_of(api, cases["assessing"]) == timers_before  # due when they were, not restarted from now
     assert version == v2 and events[-1] == "case_migrated"
     with api.app.app_context(), everything():
         audit = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == cases["assessing"],
@@ -116,7 +125,6 @@ def test_cases_move_and_follow_the_new_versions_path_and_the_blocked_one_stays(a
     case = api.get(f"/cases/{cases['assessing']}").json
     [task] = case["tasks"]
     assert task["name"] == "Task_Assess"
-    assert {t["name"] for t in case.get("timers", [])} >= {"Event_RemindWorker"} if "timers" in case else True
     done = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}})
     assert done.status_code == 200, done.json
     assert [t["name"] for t in done.json["tasks"]] == ["Task_SignOff"]  # version 2's element
@@ -196,3 +204,25 @@ def test_only_versions_of_one_pathway_that_were_published(api, two_versions):
         db.session.commit()
     draft = api.post(f"/versions/{v1}/migration", json={"to": v2}, as_="analyst")
     assert draft.status_code == 422 and "draft" in draft.json["message"]
+
+
+def test_a_case_that_fails_to_move_is_left_as_it_was_and_the_others_move(api, two_versions, monkeypatch):
+    v1, v2, cases = two_versions
+    from service import case_migration
+
+    rename = case_migration._rename_rows
+
+    def failing(session, case, snap):
+        rename(session, case, snap)
+        if case.id == cases["assessing"]:
+            raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(case_migration, "_rename_rows", failing)
+    before = stored(api, cases["assessing"])
+    response = api.post(f"/versions/{v1}/migration", json={"to": v2, "dry_run": False}, as_="analyst")
+    assert response.status_code == 200, response.json
+    rows = by_case(response.json)
+    assert rows[cases["assessing"]]["status"] == "failed" and "disk" in rows[cases["assessing"]]["reason"]
+    assert rows[cases["waiting"]]["status"] == "moved"
+    assert stored(api, cases["assessing"]) == before
+    assert stored(api, cases["waiting"])[1] == v2
