@@ -226,3 +226,22 @@ def test_a_case_that_fails_to_move_is_left_as_it_was_and_the_others_move(api, tw
     assert rows[cases["waiting"]]["status"] == "moved"
     assert stored(api, cases["assessing"]) == before
     assert stored(api, cases["waiting"])[1] == v2
+
+
+def test_a_case_inside_the_immediate_risk_event_sub_process_moves_with_its_urgent_task(api, two_versions):
+    v1, v2, cases = two_versions
+    risk = api.post(f"/cases/{cases['waiting']}/messages",
+                    json={"name": "immediate_risk", "data": {"what_happened": "A disclosure at school"}}).json
+    [urgent] = risk["tasks"]
+    assert urgent["name"] == "Task_UrgentReferral"
+    timers = [(t["name"], t["due_at"]) for t in risk["timers"]]
+    response = api.post(f"/versions/{v1}/migration", json={"to": v2, "dry_run": False, "cases": [cases["waiting"]]},
+                        as_="analyst")
+    [row] = response.json["cases"]
+    assert row["status"] == "moved" and "Task_UrgentReferral" in row["waiting"], row
+    case = api.get(f"/cases/{cases['waiting']}").json
+    assert [(t["id"], t["due_at"]) for t in case["tasks"]] == [(urgent["id"], urgent["due_at"])]
+    assert [(t["name"], t["due_at"]) for t in case["timers"]] == timers  # the service's escalation stays
+    done = api.post(f"/tasks/{urgent['id']}/complete", json={"data": {}}, as_="front").json
+    assert done["status"] == "completed", done.get("error")
+    assert done["data"]["outcome"] == "safeguarding_referral"

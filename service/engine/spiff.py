@@ -662,7 +662,13 @@ def _spec_diff(original, new):
                 return [] if type(spec) is type(candidate) else ["typename"]
             return super()._compare_task_specs(spec, candidate)
 
-    return _SpecDiff(SERIALIZER.registry, original, new)
+    diff = _SpecDiff(SERIALIZER.registry, original, new)
+    # SpecDiff walks the flows from Start: an event sub-process (started from Start, not one of its outputs:
+    # :func:`add_triggered_subprocess`) and what only it leads to are aligned by id here.
+    for name, task_spec in original.task_specs.items():
+        if task_spec not in diff.alignment:
+            diff.alignment[task_spec] = new.task_specs.get(name)
+    return diff
 
 
 def migrate(workflow: BpmnWorkflow, spec, subprocess_specs: dict[str, Any], mapping: dict[str, str]) -> None:
@@ -695,3 +701,8 @@ def migrate(workflow: BpmnWorkflow, spec, subprocess_specs: dict[str, Any], mapp
     for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
         if task.id in kept:
             task.data, task.internal_data = kept[task.id]
+    for task in workflow.get_tasks():  # an event sub-process running: as add_triggered_subprocess connects it
+        start_spec = task.parent.task_spec if task.parent is not None else None
+        if getattr(task, "triggered", False) and start_spec is not None and start_spec not in task.task_spec.inputs:
+            task.task_spec._connect_notify(start_spec)
+            task.task_spec.connect(start_spec._wf_spec.end)
