@@ -83,6 +83,9 @@ def test_the_precheck_says_which_cases_can_move_and_what_they_miss(api, two_vers
     assert blocked["status"] == "cannot_move" and blocked["missing"] == ["Task_Approve"]
     assert "Task_Approve" in blocked["reason"]
     assert rows[cases["assessing"]]["reference"] == "R-ASSESS"
+    mapped = api.get(f"/versions/{v1}/migration?to={v2}&map=Task_Approve:Task_SignOff", as_="analyst")
+    assert by_case(mapped.json)[cases["approving"]]["status"] == "would_move"
+    assert api.get(f"/versions/{v1}/migration?to={v2}&map=Task_Approve", as_="analyst").status_code == 422
 
 
 def test_a_dry_run_changes_nothing(api, two_versions):

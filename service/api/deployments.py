@@ -153,9 +153,16 @@ def retire(body, version_id: int):
 @blp.route("/versions/<int:version_id>/migration")
 def migration_precheck(version_id: int):
     """Which active cases of this version can move to ``?to=<version id>`` of the same pathway: each case with
-    the elements it waits on and those the target lacks (analyst or pathway approver)."""
+    the elements it waits on and those the target lacks (analyst or pathway approver). ``?map=old_id:new_id``
+    (repeatable): with the analyst's mapping of elements the target lacks."""
     to = request.args.get("to", "")
-    return case_migration.precheck(db.session, g.actor, version_id, int(to) if to.isdigit() else to or None)
+    mapping = {}
+    for pair in request.args.getlist("map"):
+        old, sep, new = pair.partition(":")
+        if not (sep and old and new):
+            raise InvalidData("map is old_id:new_id", {"map": f"Give old_id:new_id, not '{pair[:100]}'"})
+        mapping[old] = new
+    return case_migration.precheck(db.session, g.actor, version_id, int(to) if to.isdigit() else to or None, mapping)
 
 
 class MigrationSchema(StrictSchema):
