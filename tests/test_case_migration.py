@@ -248,3 +248,25 @@ def test_a_case_inside_the_immediate_risk_event_sub_process_moves_with_its_urgen
     done = api.post(f"/tasks/{urgent['id']}/complete", json={"data": {}}, as_="front").json
     assert done["status"] == "completed", done.get("error")
     assert done["data"]["outcome"] == "safeguarding_referral"
+
+
+def test_the_page_checks_with_a_mapping_then_moves_and_a_worker_is_refused(api, two_versions):
+    from conftest import Browser, page_text
+
+    v1, v2, cases = two_versions
+    browser = Browser(api.app)
+    browser.sign_in("analyst", "password-analyst")
+    page = browser.get(f"/analyst/versions/{v1}/migration?to={v2}&mapping=Task_Approve+%3D+Task_SignOff")
+    assert page.status_code == 200
+    text = page_text(page)
+    assert "What would happen" in text and "Cannot move" not in text and text.count("Can move") == 3
+    assert stored(api, cases["approving"])[1] == v1  # the check moves nothing
+    moved = browser.post(f"/analyst/versions/{v1}/migration", {"to": str(v2), "action": "move",
+                                                                "mapping": "Task_Approve = Task_SignOff"})
+    assert moved.status_code == 200 and page_text(moved).count("Moved") == 3
+    assert {stored(api, case_id)[1] for case_id in cases.values()} == {v2}
+    bad = browser.get(f"/analyst/versions/{v2}/migration?to={v1}&mapping=nonsense")
+    assert bad.status_code == 200 and "old_id = new_id" in page_text(bad)
+    worker = Browser(api.app)
+    worker.sign_in("worker", "password-worker")
+    assert worker.get(f"/analyst/versions/{v1}/migration?to={v2}").status_code == 403
