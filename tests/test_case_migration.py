@@ -256,6 +256,7 @@ def test_the_page_checks_with_a_mapping_then_moves_and_a_worker_is_refused(api, 
     v1, v2, cases = two_versions
     browser = Browser(api.app)
     browser.sign_in("analyst", "password-analyst")
+    assert f"/analyst/versions/{v1}/migration" in browser.get(f"/analyst/versions/{v1}").get_data(as_text=True)
     page = browser.get(f"/analyst/versions/{v1}/migration?to={v2}&mapping=Task_Approve+%3D+Task_SignOff")
     assert page.status_code == 200
     text = page_text(page)
