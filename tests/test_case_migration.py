@@ -117,7 +117,7 @@ def test_cases_move_and_follow_the_new_versions_path_and_the_blocked_one_stays(a
     assert rows[cases["approving"]]["status"] == "cannot_move"
     assert stored(api, cases["approving"]) == blocked_before  # byte for byte, on version 1
 
-    state, version, tasks, events = stored(api, cases["assessing"])
+    _, version, _, events = stored(api, cases["assessing"])
     assert timers_of(api, cases["assessing"]) == timers_before  # due when they were, not restarted from now
     assert version == v2 and events[-1] == "case_migrated"
     with api.app.app_context(), everything():

@@ -688,7 +688,7 @@ def migrate(workflow: BpmnWorkflow, spec, subprocess_specs: dict[str, Any], mapp
     top_diff = _spec_diff(workflow.spec, spec)
     _mapped_alignment(top_diff, spec, mapping)
     plans.append((workflow, WorkflowDiff(workflow, top_diff), spec))
-    for sp_id, sub in workflow.subprocesses.items():
+    for sub in workflow.subprocesses.values():
         new_sub = subprocess_specs.get(sub.spec.name)
         if new_sub is None:
             raise ValueError(f"the new version has no sub-process '{sub.spec.name}', which the case is in")
