@@ -99,6 +99,9 @@ def _plan(session: Session, case: Case, source_process, target_process, target_i
     except runtime.EngineError as error:
         row.update(status="cannot_move", reason=error.message)
         return row, None
+    except Exception as error:  # noqa: BLE001 - a case whose state cannot be read fails alone; the batch goes on
+        row.update(status="failed", reason=f"the case could not be read: {type(error).__name__}")
+        return row, None
     row["status"] = "would_move"
     return row, (workflow, snap)
 

@@ -271,3 +271,25 @@ def test_the_page_checks_with_a_mapping_then_moves_and_a_worker_is_refused(api, 
     worker = Browser(api.app)
     worker.sign_in("worker", "password-worker")
     assert worker.get(f"/analyst/versions/{v1}/migration?to={v2}").status_code == 403
+
+
+def test_a_case_whose_state_cannot_be_read_fails_alone(api, two_versions, monkeypatch):
+    v1, v2, cases = two_versions
+    from service.engine import runtime
+
+    load, calls = runtime.load, []
+
+    def unreadable_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the cases are taken in order of id: the assessing case first
+            raise ValueError("garbled")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "load", unreadable_first)
+    before = stored(api, cases["assessing"])
+    response = api.post(f"/versions/{v1}/migration", json={"to": v2, "dry_run": False}, as_="analyst")
+    assert response.status_code == 200, response.json
+    rows = by_case(response.json)
+    assert rows[cases["assessing"]]["status"] == "failed"
+    assert rows[cases["waiting"]]["status"] == "moved"
+    assert stored(api, cases["assessing"]) == before
