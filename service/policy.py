@@ -153,6 +153,17 @@ def require_analyst(actor: Actor) -> None:
         raise Forbidden("the analyst workspace is for the council's analysts and pathway approvers")
 
 
+def may_migrate(actor: Actor) -> bool:
+    """Moving running cases from one version of a pathway to another (``service.case_migration``): the
+    council's analysts and pathway approvers, and its admin. A worker never moves a case to another version."""
+    return actor.is_admin or has_any_role(actor, (ANALYST, PATHWAY_APPROVER))
+
+
+def require_migrator(actor: Actor) -> None:
+    if not may_migrate(actor):
+        raise Forbidden("moving cases to another version of a pathway needs the role analyst or pathway_approver")
+
+
 def may_retry_in_workspace(actor: Actor) -> bool:
     """Running a case stopped on an error again, as it is, from the analyst workspace: the analyst who fixed
     the pathway's fault (or the admin). A retry changes no answer; it only runs the step again. Cancelling

@@ -258,3 +258,17 @@ def test_data_associations_are_read_when_a_task_starts_and_written_when_it_compl
     assert "for obj in self.data_output_associations:\n            obj.set(my_task)" in complete
     assert "my_task.data.pop(obj.bpmn_id, None)" in complete
     assert complete.index("obj.set(my_task)") < complete.index("my_task.data.pop(obj.bpmn_id, None)")
+
+
+def test_migrate_workflow_resets_what_waits_and_spec_diff_walks_only_from_start():
+    """spiff.migrate keeps each waiting task's data and internal data (its timer's due date) across
+    ``migrate_workflow``'s reset, and aligns by id what SpecDiff's walk from Start does not reach (a triggered
+    event sub-process)."""
+    from SpiffWorkflow.bpmn.util import diff
+
+    reset = inspect.getsource(Task.reset_branch)
+    assert "self.internal_data = {}" in reset and "_drop_children" in reset
+    assert "TaskState.READY|TaskState.WAITING" in inspect.getsource(diff.migrate_workflow)
+    assert "self._align(original.start, original, new)" in inspect.getsource(diff.SpecDiff.__init__)
+    assert "spec_diff.alignment[task.task_spec]" in inspect.getsource(diff.WorkflowDiff._align)
+    assert "self._registry.convert(spec)" in inspect.getsource(diff.SpecDiff._compare_task_specs)

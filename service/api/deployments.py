@@ -8,7 +8,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from service import pathway_versions
+from service import case_migration, pathway_versions
 from service.errors import InvalidData, NotFound
 from service.models import db
 from service.pathway_diff import diff_versions
@@ -148,3 +148,39 @@ def retire(body, version_id: int):
     """No new case ever starts from this version; cases running on it finish (pathway approver)."""
     return _version_transition(pathway_versions.retire, version_id, body)
 
+
+
+@blp.route("/versions/<int:version_id>/migration")
+def migration_precheck(version_id: int):
+    """Which active cases of this version can move to ``?to=<version id>`` of the same pathway: each case with
+    the elements it waits on and those the target lacks (analyst or pathway approver). ``?map=old_id:new_id``
+    (repeatable): with the analyst's mapping of elements the target lacks."""
+    to = request.args.get("to", "")
+    mapping = {}
+    for pair in request.args.getlist("map"):
+        old, sep, new = pair.partition(":")
+        if not (sep and old and new):
+            raise InvalidData("map is old_id:new_id", {"map": f"Give old_id:new_id, not '{pair[:100]}'"})
+        mapping[old] = new
+    return case_migration.precheck(db.session, g.actor, version_id, int(to) if to.isdigit() else to or None, mapping)
+
+
+class MigrationSchema(StrictSchema):
+    to = fields.Integer(load_default=None, strict=True, metadata={"description": "the version to move the cases to"})
+    mapping = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None,
+                          metadata={"description": "{old element id: new element id} for elements the target lacks"})
+    dry_run = fields.Boolean(load_default=True, metadata={"description": "say what would happen, change nothing"})
+    cases = fields.List(fields.Integer(strict=True), load_default=None,
+                        metadata={"description": "only these cases (default: every active case of the version)"})
+
+
+@blp.route("/versions/<int:version_id>/migration", methods=["POST"])
+@blp.arguments(MigrationSchema)
+def migrate_cases(body, version_id: int):
+    """Move the active cases of this version that can move to version ``to`` (``dry_run``: say what would happen).
+    Each case moves in its own savepoint and is audited (``case_migrated``); a case that cannot move stays."""
+    result = case_migration.migrate(db.session, g.actor, version_id, body.get("to"), body.get("mapping"),
+                                    dry_run=body.get("dry_run", True), case_ids=body.get("cases"))
+    if not result["dry_run"]:
+        db.session.commit()
+    return result

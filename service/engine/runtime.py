@@ -155,6 +155,32 @@ def load(process: ProcessDefinition, state: str, state_format: str | None = None
     return workflow, journal
 
 
+def waiting_elements(workflow: BpmnWorkflow) -> list[str]:
+    """The ids of the elements a running case waits on (open tasks, timers, messages, event sub-processes)."""
+    return spiff.waiting_elements(workflow)
+
+
+def element_ids(process: ProcessDefinition) -> set[str]:
+    """Every element id of a process, its sub-processes and event sub-processes included."""
+    return spiff.element_ids(process.spec, process.subprocess_specs)
+
+
+def migrate(workflow: BpmnWorkflow, process: ProcessDefinition, mapping: dict[str, str]) -> Snapshot:
+    """Move a running case onto ``process`` (another version of its pathway), each element in ``mapping``
+    becoming the one it names; what the case looks like then. Nothing runs: the case waits where it waited.
+
+    Raises :class:`EngineError` when the case cannot be moved (its state would not load on ``process``).
+    """
+    try:
+        spiff.migrate(workflow, process.spec, process.subprocess_specs, mapping)
+        # What is stored must load on the new version: a task whose element the new version lacks would not.
+        spiff.state_from_dict(json.loads(json.dumps(spiff.state_to_dict(workflow))), process.spec,
+                              process.subprocess_specs)
+    except (ValueError, KeyError, SpiffWorkflowException) as error:
+        raise EngineError(None, f"the case cannot move to this version: {error}") from error
+    return snapshot(workflow)
+
+
 def new_workflow(process: ProcessDefinition, data: dict[str, Any], limits: Limits | None = None) -> BpmnWorkflow:
     """A case of ``process`` that has not taken its first step, holding its start data."""
     workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=Journal(limits))

@@ -611,3 +611,98 @@ def tree_depth(workflow: BpmnWorkflow) -> int:
             deepest = max(deepest, depth)
             stack.extend((c, depth + 1) for c in task.children)
     return deepest
+
+
+# -- moving a case to another version of its pathway ------------------------------------------
+
+def waiting_elements(workflow: BpmnWorkflow) -> list[str]:
+    """The BPMN ids of what a running case waits on: its open tasks, its waiting timers, messages and
+    gateways, and the start events of the event sub-processes that may still start."""
+    found: list[str] = []
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+        if bpmn_id and bpmn_id not in found:
+            found.append(bpmn_id)
+    if not workflow.is_completed():
+        for start_event in event_subprocess_start_events(workflow):
+            if start_event.bpmn_id and start_event.bpmn_id not in found:
+                found.append(start_event.bpmn_id)
+    return found
+
+
+def element_ids(spec, subprocess_specs: dict[str, Any]) -> set[str]:
+    """Every BPMN id of a process and the processes it holds or calls (sub-processes, event sub-processes)."""
+    ids = set()
+    for process in [spec, *subprocess_specs.values()]:
+        ids |= {getattr(ts, "bpmn_id", None) or name for name, ts in process.task_specs.items()}
+    return ids
+
+
+def _mapped_alignment(spec_diff, new_spec, mapping: dict[str, str]) -> None:
+    """Align each old task spec the analyst mapped (and the specs SpiffWorkflow derives from it, such as
+    ``<id>.BoundaryEventSplit``) to the new element the analyst named, instead of SpecDiff's guess."""
+    for old_spec in list(spec_diff.alignment):
+        for old_id, new_id in mapping.items():
+            if old_spec.name == old_id or old_spec.name.startswith(f"{old_id}."):
+                target = new_spec.task_specs.get(new_id + old_spec.name[len(old_id):])
+                if target is not None:
+                    spec_diff.alignment[old_spec] = target
+                    spec_diff.comparisons[old_spec] = ["mapped"]
+
+
+def _spec_diff(original, new):
+    """SpiffWorkflow's ``SpecDiff``, whose comparison of two aligned specs tolerates the service's own spec
+    classes (``start``, multi-instance...), which its serializer registry does not convert to dictionaries."""
+    from SpiffWorkflow.bpmn.util.diff import SpecDiff
+
+    class _SpecDiff(SpecDiff):
+        def _compare_task_specs(self, spec, candidate):
+            s1, s2 = self._registry.convert(spec), self._registry.convert(candidate)
+            if not (isinstance(s1, dict) and isinstance(s2, dict)):
+                return [] if type(spec) is type(candidate) else ["typename"]
+            return super()._compare_task_specs(spec, candidate)
+
+    diff = _SpecDiff(SERIALIZER.registry, original, new)
+    # SpecDiff walks the flows from Start: an event sub-process (started from Start, not one of its outputs:
+    # :func:`add_triggered_subprocess`) and what only it leads to are aligned by id here.
+    for name, task_spec in original.task_specs.items():
+        if task_spec not in diff.alignment:
+            diff.alignment[task_spec] = new.task_specs.get(name)
+    return diff
+
+
+def migrate(workflow: BpmnWorkflow, spec, subprocess_specs: dict[str, Any], mapping: dict[str, str]) -> None:
+    """Move a running case onto another version's specs, with SpiffWorkflow's ``diff``/``migrate_workflow``.
+
+    Each task keeps its id; a task of a mapped element becomes a task of the element it is mapped to. The
+    tasks that wait (open tasks, timers, messages) keep their data and their engine notes (a timer's due
+    date, a task's due date): ``migrate_workflow`` resets them to re-predict what follows from the new
+    version's flows, and that reset would otherwise restart every timer from now.
+    Raises ``ValueError`` naming the sub-process the new version no longer has.
+    """
+    from SpiffWorkflow.bpmn.util.diff import WorkflowDiff, migrate_workflow
+
+    kept = {task.id: (task.data, task.internal_data)
+            for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)}
+    plans = []
+    top_diff = _spec_diff(workflow.spec, spec)
+    _mapped_alignment(top_diff, spec, mapping)
+    plans.append((workflow, WorkflowDiff(workflow, top_diff), spec))
+    for sub in workflow.subprocesses.values():
+        new_sub = subprocess_specs.get(sub.spec.name)
+        if new_sub is None:
+            raise ValueError(f"the new version has no sub-process '{sub.spec.name}', which the case is in")
+        sub_diff = _spec_diff(sub.spec, new_sub)
+        _mapped_alignment(sub_diff, new_sub, mapping)
+        plans.append((sub, WorkflowDiff(sub, sub_diff), new_sub))
+    workflow.subprocess_specs = subprocess_specs
+    for process, diff, new in plans:
+        migrate_workflow(diff, process, new)
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+        if task.id in kept:
+            task.data, task.internal_data = kept[task.id]
+    for task in workflow.get_tasks():  # an event sub-process running: as add_triggered_subprocess connects it
+        start_spec = task.parent.task_spec if task.parent is not None else None
+        if getattr(task, "triggered", False) and start_spec is not None and start_spec not in task.task_spec.inputs:
+            task.task_spec._connect_notify(start_spec)
+            task.task_spec.connect(start_spec._wf_spec.end)

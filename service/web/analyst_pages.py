@@ -208,3 +208,52 @@ def analyst_save(version_id: int):
     flash(f"Saved as version {saved.version} of {saved.name}.", "success")
     return {"problems": [], "saved": True, "version": saved.version,
             "url": url_for("web.analyst_version", version_id=saved.id)}
+
+
+# -- moving running cases to another version ------------------------------------------------------------
+
+def _mapping_text(text: str) -> tuple[dict[str, str], str | None]:
+    """``old_id = new_id`` a line (the analyst's mapping), or the line that is not."""
+    mapping = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        old, sep, new = line.partition("=")
+        if not (sep and old.strip() and new.strip()):
+            return {}, f"Write each line as old_id = new_id, not '{line.strip()[:100]}'"
+        mapping[old.strip()] = new.strip()
+    return mapping, None
+
+
+@bp.route("/analyst/versions/<int:version_id>/migration", methods=["GET", "POST"])
+@login_required
+def analyst_migration(version_id: int):
+    """Which active cases of this version can move to another version (``to``), with the analyst's mapping; the
+    move itself on POST. Through ``service.case_migration`` (whose rule is ``policy.require_migrator``)."""
+    from service import case_migration
+    from service.errors import ServiceError
+
+    actor = current_user.actor
+    source = analyst.get_version(db.session, version_id, actor)
+    policy.require_migrator(actor)
+    form = request.form if request.method == "POST" else request.args
+    others = [v for v in analyst.versions_of(db.session, source.key)
+              if v.id != source.id and v.status in case_migration.MOVABLE_STATUSES]
+    to = _int_arg("to") if request.method == "GET" else (int(form["to"]) if form.get("to", "").isdigit() else None)
+    mapping_text = form.get("mapping", "")
+    mapping, mapping_error = _mapping_text(mapping_text)
+    result, error, status = None, mapping_error, 200
+    if to is not None and error is None:
+        try:
+            result = case_migration.migrate(db.session, actor, source.id, to, mapping,
+                                            dry_run=form.get("action") != "move")
+        except ServiceError as refused:
+            db.session.rollback()
+            error, status = refused.message, refused.status
+        else:
+            if not result["dry_run"]:
+                case_service.commit(db.session)
+                moved = sum(1 for row in result["cases"] if row["status"] == "moved")
+                flash(f"{moved} case{'s' if moved != 1 else ''} moved to version {result['to']['version']}.", "success")
+    return render_template("analyst_migration.html", version=source, others=others, to=to, result=result,
+                           mapping=mapping_text, error=error), status
