@@ -371,9 +371,10 @@ def reference_suffixes(reference: str) -> list[bytes]:
     return [key[start:].encode("utf-8") for start in range(len(key))]
 
 
-def _write_suffixes(connection, case) -> None:
+def _write_suffixes(connection, case, *, replace: bool) -> None:
     table = ReferenceSuffix.__table__
-    connection.execute(table.delete().where(table.c.case_id == case.id))
+    if replace:
+        connection.execute(table.delete().where(table.c.case_id == case.id))
     rows = [{"case_id": case.id, "council_id": case.council_id, "suffix": suffix}
             for suffix in reference_suffixes(case.reference or "")]
     if rows:
@@ -541,13 +542,13 @@ class CaseDocument(CouncilOwned, db.Model):
 
 @event.listens_for(Case, "after_insert")
 def _case_inserted(mapper, connection, case) -> None:
-    _write_suffixes(connection, case)
+    _write_suffixes(connection, case, replace=False)  # a new case has none yet
 
 
 @event.listens_for(Case, "after_update")
 def _case_updated(mapper, connection, case) -> None:
     if inspect(case).attrs.reference.history.has_changes():
-        _write_suffixes(connection, case)
+        _write_suffixes(connection, case, replace=True)
 
 
 @event.listens_for(Case, "before_delete")
