@@ -17,9 +17,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
-from sqlalchemy import case, delete, func, or_, select, tuple_, update
+from sqlalchemy import case, delete, event, func, inspect, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from service import tenancy
@@ -331,6 +330,16 @@ _callers_lock = threading.Lock()
 def _callers() -> dict[str, tuple[float, int, int, tuple[tuple[dict[str, Any], tuple[str, ...]], ...]]]:
     """The running app's cache of callers (one per app: another app may be another database)."""
     return current_app.extensions.setdefault("api_callers", {}) if has_app_context() else {}
+
+
+@event.listens_for(Session, "before_flush")
+def _caller_deleted(session: Session, flush_context, instances) -> None:
+    """A deleted user's cached roles go with them: SQLite may give the next new user the same id (and a new
+    user starts at the same session version), so an entry kept by id alone would lend them the old roles.
+    SQLite runs one service process; PostgreSQL never reuses an id."""
+    if any(isinstance(row, User) for row in session.deleted) and has_app_context():
+        with _callers_lock:
+            _callers().clear()
 
 
 def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Council, tuple[str, ...]]]] | None:

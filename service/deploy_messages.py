@@ -3,9 +3,8 @@
 The checks (``service.engine.bundle``, ``service.engine.conventions``) say what is wrong as the engine sees
 it; :func:`explain` rewords what a non-developer could not act on: a schema error about ``xs:ID`` becomes
 "duplicate id 'Task_Work' (lines 22 and 40)", a flow without a condition names its gateway, a Camunda 7
-idiom gets its rewrite, and a Camunda 8 diagram that could not be read is said to be one. :func:`refusals`
-adds what would otherwise be dropped silently (a ``camunda:formKey`` no form answers), and :func:`warnings`
-what may not be meant: a role nobody holds, a candidate group that is not a role key, an assignee who is no
+idiom gets its rewrite (a form key no deployed form answers is refused by the engine's own form check,
+``bundle._form_problems``). :func:`warnings` says what may not be meant: a role nobody holds, a candidate group that is not a role key, an assignee who is no
 one, an end without an outcome. Warnings come back with the deploy's answer.
 """
 from __future__ import annotations
@@ -24,11 +23,6 @@ from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml
 from service.models import Membership, User
 
-ZEEBE_MARKS = (b"http://camunda.org/schema/zeebe/1.0", b'executionPlatform="Camunda Cloud"')
-CAMUNDA_8 = ("this is a Camunda 8 diagram (it uses zeebe: extensions or was drawn for Camunda 8), and it could "
-             "not be read as one this service runs: in Camunda Modeler open it as a Camunda 7 (Camunda Platform) "
-             "diagram, or draw it again as 'BPMN diagram (Camunda 7)'; zeebe: forms, task headers and conditions "
-             "starting with '=' are not read here")
 _XSD_ID = re.compile(r"^line (\d+): Element '[^']*', attribute 'id': '([^']*)' is not a valid value of the atomic "
                      r"type 'xs:ID'")
 _NAMESPACED = re.compile(r"'\{([^}]*)\}(\w+)'")
@@ -48,17 +42,11 @@ def explain(problems: list[Problem], files: Mapping[str, bytes]) -> list[Problem
     """``problems`` reworded for the analyst (same files and elements, or the element a person would fix)."""
     trees: dict[str, Any] = {}
     out: list[Problem] = []
-    for name in sorted({p.file for p in problems if is_camunda8(files.get(p.file))}):
-        out.append(Problem(name, None, CAMUNDA_8))
     for problem in problems:
         for better in _explained(problem, files, trees):
             if better not in out:
                 out.append(better)
     return out
-
-
-def is_camunda8(content: bytes | None) -> bool:
-    return bool(content) and any(mark in content for mark in ZEEBE_MARKS)
 
 
 def _tree(name: str, files: Mapping[str, bytes], trees: dict[str, Any]):

@@ -240,7 +240,7 @@ REFUSALS = {
     "unknown function in a mapping": (
         {'source="=needs * 2"': 'source="=frobnicate(needs)"'}, "Call_Plan", "unknown function 'frobnicate'"),
     "bad timer": (
-        {'=duration("P3D")': '=duration("P3D"'}, "Timer_Remind", "timer"),
+        {'=duration("P3D")': '=duration("P3D"'}, "Event_Remind", "timer"),
     "bad due date": (
         {'dueDate="2027-01-04T09:00:00Z"': 'dueDate="next tuesday"'}, "Task_Approve", "dueDate"),
     "decision not deployed": (

@@ -95,12 +95,14 @@ def test_a_form_key_the_service_cannot_show_is_refused(api):
         assert "camunda:formRef" in error["message"]
 
 
-def test_a_camunda_8_diagram_is_said_to_be_one(api):
+def test_a_camunda_8_diagram_is_refused_for_what_it_does_not_have_not_for_being_camunda_8(api):
+    """Camunda 8 diagrams run (docs/writing-pathways.md): a refused one is told what to fix, element by element."""
     response = upload(api, {"c8.bpmn": CAMUNDA_8})
     assert response.status_code == 400
-    first = response.json["errors"][0]
-    assert (first["file"], first["element"]) == ("c8.bpmn", None)
-    assert first["message"].startswith("this is a Camunda 8 diagram")
+    errors = response.json["errors"]
+    assert all(e["element"] for e in errors), errors
+    assert not any("Camunda 8 diagram" in e["message"] for e in errors), errors
+    assert any(e["element"] == "Task_Review" and "form" in e["message"] for e in errors), errors
 
 
 def test_warnings_come_back_with_the_deploy(api):
