@@ -15,6 +15,7 @@ from service import analyst, policy
 from service import cases as case_service
 from service.errors import InvalidData
 from service.models import db
+from service.web.manager_pages import retried
 from service.web.views import bp
 
 STATUS_LABELS = {"error": "Stopped on an error", "active": "Active", "completed": "Completed", "cancelled": "Cancelled"}
@@ -117,13 +118,7 @@ def analyst_case(case_id: int):
 @bp.route("/analyst/cases/<int:case_id>/retry", methods=["POST"])
 @login_required
 def analyst_retry(case_id: int):
-    case = analyst.retry(db.session, case_id, current_user.actor)
-    reference, status, error = case.reference, case.status, (case.error or {}).get("message")
-    case_service.commit(db.session)
-    if status == "error":
-        flash(f"Case {reference} was run again and stopped on an error again: {error}", "error")
-    else:
-        flash(f"Case {reference} was run again and goes on.", "success")
+    retried(analyst.retry(db.session, case_id, current_user.actor))
     return redirect(url_for("web.analyst_case", case_id=case_id))
 
 

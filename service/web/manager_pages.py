@@ -96,14 +96,18 @@ def manager_cases():
 @bp.route("/manager/cases/<int:case_id>/retry", methods=["POST"])
 @login_required
 def manager_retry(case_id: int):
-    case = workload.retry(db.session, case_id, current_user.actor)
+    retried(workload.retry(db.session, case_id, current_user.actor))
+    return redirect(url_for("web.manager"))
+
+
+def retried(case) -> None:
+    """Commit a retry and say how it went: the case goes on, or stopped on an error again (and which)."""
     reference, status, error = case.reference, case.status, (case.error or {}).get("message")
     case_service.commit(db.session)
     if status == "error":
         flash(f"Case {reference} was run again and stopped on an error again: {error}", "error")
     else:
         flash(f"Case {reference} was run again and goes on.", "success")
-    return redirect(url_for("web.manager"))
 
 
 # -- notes -----------------------------------------------------------------------------------------
