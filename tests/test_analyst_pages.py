@@ -308,7 +308,7 @@ def test_the_editor_checks_a_drawn_diagram_and_saves_it_as_a_new_version(site):
     renamed = diagram.replace('name="Assess the whole family"', 'name="Assess the family with them"')
     saved = post_diagram(analyst, f"/analyst/versions/{site.ids['v2']}/save", renamed)
     assert saved.status_code == 200 and saved.json["saved"] and saved.json["version"] == 3
-    assert "Saved as version 3 of Test review." in page_text(analyst.get(saved.json["url"]))
+    assert "Saved as version 3 of Test review: new cases start from it." in page_text(analyst.get(saved.json["url"]))
     # without the CSRF token, nothing
     assert analyst.client.post(f"/analyst/versions/{site.ids['v2']}/check", json={"diagram": diagram},
                                 base_url=analyst.base_url).status_code == 400

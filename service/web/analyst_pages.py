@@ -200,7 +200,11 @@ def analyst_save(version_id: int):
     db.session.commit()
     if not result.created or saved is None:
         return {"problems": [], "saved": False, "message": "Nothing changed: there is no new version to save."}
-    flash(f"Saved as version {saved.version} of {saved.name}.", "success")
+    if saved.status == "draft":  # four eyes: a pathway approver publishes it (docs/analysts.md)
+        flash(f"Saved as draft version {saved.version} of {saved.name}: it starts no case until a pathway "
+              f"approver publishes it.", "success")
+    else:
+        flash(f"Saved as version {saved.version} of {saved.name}: new cases start from it.", "success")
     return {"problems": [], "saved": True, "version": saved.version,
             "url": url_for("web.analyst_version", version_id=saved.id)}
 
