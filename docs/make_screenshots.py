@@ -19,7 +19,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +93,9 @@ def seed(app: Flask, time: FixedClock, every_council: bool = False) -> None:
         time.move_to(START)
         cases.start_case(db.session, KEY, "CF-2041", {"weeks_open": 10, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Jones",
                                                        "care_first_reference": "CF-2041"}, admin)
+        # an hour later, so that CF-2041's task is due first: tasks due together are listed in an order of
+        # their random ids, and the walk needs one order
+        time.move_to(START + timedelta(hours=1))
         cases.start_case(db.session, KEY, "CF-2042", {"weeks_open": 3, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Evans"}, admin)
         time.move_to(LATER)
         cases.start_case(db.session, KEY, "CF-2057", {"weeks_open": 12, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Price"}, admin)

@@ -19,6 +19,7 @@ AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect  # noqa: E402  (waits for the page, where is_visible() answers at once)
 if not (ROOT / "service/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js").exists():
     pytest.skip("the front-end assets are not built (make vendor)", allow_module_level=True)
 

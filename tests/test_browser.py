@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_support import axe, checked_page, reflows, shots
+from browser_support import axe, checked_page, reflows, shots, expect
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,7 @@ def test_a_worker_gets_a_403_page_for_another_roles_task(site, page):
     shots.sign_in(page, site, "carmarthenshire.taf.coordinator")
     response = page.goto(f"{site.url}/tasks/{coordinator_task}")
     assert response.status == 403
-    assert page.get_by_role("heading", name="You cannot see this page").is_visible()
+    expect(page.get_by_role("heading", name="You cannot see this page")).to_be_visible()
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(site, page):
@@ -67,7 +67,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(site, page):
     page.evaluate("document.querySelector('.sp-task-form input[name=csrf_token]').remove()")
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="There is a problem with that request").is_visible()
+    expect(page.get_by_role("heading", name="There is a problem with that request")).to_be_visible()
     assert "The form was not accepted" in page.locator("main").inner_text()
 
 
@@ -77,7 +77,7 @@ def test_without_javascript_the_case_page_shows_everything_but_the_diagram(site,
     try:
         shots.sign_in(page, site)
         page.goto(f"{site.url}/cases/{site.case_id('CF-2057')}")
-        assert page.get_by_text("The diagram of the pathway needs JavaScript").is_visible()
+        expect(page.get_by_text("The diagram of the pathway needs JavaScript")).to_be_visible()
         body = page.locator("main").inner_text()
         assert "Complete JAFF part 1 with the family" in body and "Price" in body and "Case started" in body
         assert "19 January 2027 at 10am" in body  # the reminder timer, in London time
@@ -196,12 +196,12 @@ def test_printing_the_case_record_shows_every_answer(site, page):
     shots.sign_in(page, site)
     page.goto(f"{site.url}/cases/{case_id}")
     answers = page.locator(".sp-answers .govuk-details__text").first
-    assert not answers.is_visible()
+    expect(answers).not_to_be_visible()
     page.emulate_media(media="print")
     page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
-    assert answers.is_visible()
-    assert not page.get_by_role("button", name="Raise immediate risk").is_visible()
-    assert not page.locator(".govuk-service-navigation").is_visible()
+    expect(answers).to_be_visible()
+    expect(page.get_by_role("button", name="Raise immediate risk")).not_to_be_visible()
+    expect(page.locator(".govuk-service-navigation")).not_to_be_visible()
 
 
 def test_conditional_questions_follow_the_answers_and_pass_axe(site, page, checked):
@@ -212,11 +212,15 @@ def test_conditional_questions_follow_the_answers_and_pass_axe(site, page, check
         reason = tab.get_by_role("group", name="Why consent was not sought")
         agreed_by = tab.get_by_label("Manager who agreed not to seek consent")
         how_given = tab.get_by_role("group", name="How was consent given?")
-        assert not reason.is_visible() and not agreed_by.is_visible()
+        expect(reason).not_to_be_visible()
+        expect(agreed_by).not_to_be_visible()
         tab.get_by_label("Not sought").check()
-        assert reason.is_visible() and agreed_by.is_visible() and not how_given.is_visible()
+        expect(reason).to_be_visible()
+        expect(agreed_by).to_be_visible()
+        expect(how_given).not_to_be_visible()
         tab.get_by_label("Given").check()
-        assert not reason.is_visible() and how_given.is_visible()
+        expect(reason).not_to_be_visible()
+        expect(how_given).to_be_visible()
         tab.get_by_label("Not sought").check()
     assert page.problems == [], "the content security policy or a script complained"
     assert axe(checked) == []
@@ -245,11 +249,11 @@ def test_an_allocation_decision_is_checked_before_it_is_sent_and_the_check_page_
     shots.sign_in(checked, site, coordinator)
     checked.goto(f"{site.url}/tasks/{site.task_id('CF-3010', 'Task_AllocationDecision')}")
     taf_number = checked.get_by_label("TAF number")
-    assert not taf_number.is_visible()
+    expect(taf_number).not_to_be_visible()
     checked.get_by_label("Accepted: TAF multi-agency").check()
     taf_number.fill("TAF-3010")
     checked.get_by_role("button", name="Continue").click()
-    assert checked.get_by_role("heading", name=re.compile("Check your answers")).is_visible()
+    expect(checked.get_by_role("heading", name=re.compile("Check your answers"))).to_be_visible()
     assert axe(checked) == []
     checked.get_by_role("button", name="Change decision").click()
     assert checked.get_by_label("TAF number").input_value() == "TAF-3010"

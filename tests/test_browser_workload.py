@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser_support import ROOT, axe, checked_page, reflows, shots
+from browser_support import ROOT, axe, checked_page, reflows, shots, expect
 
 pytestmark = pytest.mark.browser
 
@@ -49,19 +49,19 @@ def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_pa
     shots.sign_in(page, site, MANAGER)
     page.get_by_role("link", name="Workload").first.click()
     page.wait_for_url(f"{site.url}/workload")
-    assert page.get_by_role("heading", name="Workload").is_visible()
+    expect(page.get_by_role("heading", name="Workload")).to_be_visible()
     violations = {"workload": axe(page)}
     assert reflows(page), "the workload page scrolls sideways at 320 px"
     # nobody chosen: the error summary links to the select
     page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2041)").check()
     page.get_by_role("button", name="Give selected tasks").click()
-    assert page.locator(".govuk-error-summary").get_by_text("Choose who to give the task to").is_visible()
+    expect(page.locator(".govuk-error-summary").get_by_text("Choose who to give the task to")).to_be_visible()
     violations["workload with an error"] = axe(page)
     page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2041)").check()
     page.get_by_label("Select Complete JAFF part 1 with the family (case CF-2057)").check()
     page.get_by_label("Give the selected tasks to").select_option(shots.WORKER)
     page.get_by_role("button", name="Give selected tasks").click()
-    assert page.get_by_text("2 tasks given to Sam Social Worker.").is_visible()
+    expect(page.get_by_text("2 tasks given to Sam Social Worker.")).to_be_visible()
     shot(page, "workload", tmp_path)
     workers = page.locator("table.sp-workers").inner_text()
     assert "Sam Social Worker" in workers and "2" in workers
@@ -71,7 +71,7 @@ def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_pa
     shot(page, "manager", tmp_path)
     assert reflows(page), "the manager view scrolls sideways at 320 px"
     page.locator("table.sp-counts a").first.click()
-    assert page.get_by_role("heading", name="Cases").first.is_visible() or "Cases" in page.locator("h1").inner_text()
+    expect(page.locator("h1")).to_contain_text("Cases")
     violations["cases behind a count"] = axe(page)
     assert reflows(page), "the list of cases scrolls sideways at 320 px"
     assert violations == {name: [] for name in violations}
@@ -88,7 +88,7 @@ def test_upload_a_document_and_add_a_note(site, page, tmp_path):
     page.get_by_label("Choose the file").set_input_files({"name": "minutes.pdf", "mimeType": "application/pdf",
                                                           "buffer": b"MZ\x90\x00not a pdf at all"})
     page.get_by_role("button", name="Upload document").click()
-    assert page.locator(".govuk-error-summary").get_by_text("The file must be a PDF").is_visible()
+    expect(page.locator(".govuk-error-summary").get_by_text("The file must be a PDF")).to_be_visible()
     violations["upload refused"] = axe(page)
     shot(page, "document-upload-refused", tmp_path)
     picture = tmp_path / "genogram.png"
