@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from html import unescape
 from pathlib import Path
 
+import deploy_snapshots
 import pytest
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
@@ -254,12 +255,17 @@ class Api:
     def deploy_pathways(self):
         """Deploy the repository's bpmn/, dmn/ and forms/ (the reference pathways)."""
         paths = [p for folder in ("bpmn", "dmn", "forms") for p in sorted((ROOT / folder).glob("*")) if p.is_file()]
-        response = self.deploy(paths)
+        response = self.deploy(paths, replay=True)
         assert response.status_code == 201, response.json
         return response.json
 
-    def deploy(self, folder: Path | list[Path], as_="analyst"):
+    def deploy(self, folder: Path | list[Path], as_="analyst", replay: bool = False):
+        """POST the files to /deployments. With ``replay``, for a scenario's set-up rather than a test of
+        deploying: on a database in a state seen before, the rows that deploy wrote are written back instead
+        (tests/deploy_snapshots.py)."""
         paths = sorted(folder.iterdir()) if isinstance(folder, Path) else folder
+        if replay:
+            return deploy_snapshots.deploy_once(self.app, paths, as_, APP_ROLE, lambda: self.deploy(paths, as_))
         files = [(p.open("rb"), p.name) for p in paths if p.is_file()]
         try:
             return self.post("/deployments", data={"files": files}, as_=as_, content_type="multipart/form-data")
