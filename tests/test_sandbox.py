@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import json
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
