@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "DEPLOY_MAX_RULES": 1000,  # rules per decision table
     "DEPLOY_MAX_UNIQUE_RULES": 300,  # rules per UNIQUE table: its overlap check compares every pair
     "DEPLOY_CHECK_SECONDS": 30,  # wall-clock budget for the checks of one deploy (0: no separate process)
+    "SCENARIO_SECONDS": 120,  # wall-clock budget for one run of a deploy's or a version's scenario tests
 }
 #: Column lengths of service.models that strings from a diagram land in.
 KEY_LENGTH, NAME_LENGTH, ROLE_LENGTH, USER_LENGTH, OUTCOME_LENGTH = 120, 255, 80, 80, 80

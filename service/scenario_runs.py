@@ -14,6 +14,7 @@ Each run of each scenario is a row; the pages show the newest run of each scenar
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import deployments, policy, scenarios
+from service import deploy_checks, deployments, policy, scenarios
 from service.engine.bundle import Bundle, DeploymentInvalid, Problem, build_bundle, scenario_files
 from service.errors import Conflict
 from service.models import ProcessVersion, ScenarioRun
@@ -58,8 +59,8 @@ def scenarios_of(bundle: Bundle, key: str) -> list[scenarios.Scenario]:
 
 def run_bundle(bundle: Bundle, keys: Iterable[str]) -> dict[str, list[scenarios.ScenarioResult]]:
     """Run the scenarios of each process of ``keys`` on the processes of ``bundle`` (no database)."""
-    limits = _limits()
-    return {key: [scenarios.run(bundle.processes, s, limits=limits) for s in scenarios_of(bundle, key)]
+    limits, deadline = _limits(), time.perf_counter() + deploy_checks.setting("SCENARIO_SECONDS")
+    return {key: [scenarios.run(bundle.processes, s, limits=limits, deadline=deadline) for s in scenarios_of(bundle, key)]
             for key in keys}
 
 

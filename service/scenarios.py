@@ -41,6 +41,9 @@ EXPECT_KEYS = ("tasks", "tasks_include", "timers", "notifications", "status", "o
 STATUSES = ("active", "completed", "error")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
+#: Steps in one scenario file: a long story is several scenarios (each step may fire many timers).
+MAX_STEPS = 500
+
 
 class ScenarioError(ServiceError):
     """A malformed scenario file: the message names the file, the step and the key."""
@@ -131,6 +134,9 @@ def parse(text: str | bytes, name: str) -> Scenario:
     steps = raw.get("steps", [])
     if not isinstance(steps, list):
         raise ScenarioError(f"{name}: key 'steps' must be a list of steps")
+    if len(steps) > MAX_STEPS:
+        raise ScenarioError(f"{name}: {len(steps)} steps; a scenario has at most {MAX_STEPS} (split it into several "
+                            f"scenarios)")
     for number, step in enumerate(steps, 1):
         _check_step(step, f"{name}: step {number}")
     _check_expect(raw.get("expect", {}), f"{name}: the final expect")
@@ -240,8 +246,11 @@ def default_start(now: datetime | None = None) -> datetime:
     return clock.as_utc(calendar.next_weekday("Monday", "09:00", start=now or clock.now()))
 
 
-def run(process_lookup: ProcessLookup, scenario: Scenario, *, limits: Limits | None = None) -> ScenarioResult:
-    """Replay ``scenario`` on a fresh sandbox case: a result per step; never raises for a failing expectation."""
+def run(process_lookup: ProcessLookup, scenario: Scenario, *, limits: Limits | None = None,
+        deadline: float | None = None) -> ScenarioResult:
+    """Replay ``scenario`` on a fresh sandbox case: a result per step; never raises for a failing expectation.
+    Steps not begun by ``deadline`` (a ``time.perf_counter()`` instant) fail as not run: a run of scenarios has a
+    time budget, as a deploy's checks have, so that no scenario file can hold a deploy or a publish for long."""
     began = time.perf_counter()
     process = (process_lookup.get(scenario.process) if isinstance(process_lookup, Mapping)
                else process_lookup(scenario.process))
@@ -262,6 +271,10 @@ def run(process_lookup: ProcessLookup, scenario: Scenario, *, limits: Limits | N
     results.append(_checked(0, words, box, start.get("expect") or {}))
     for number, step in enumerate(scenario.steps, 1):
         words = _words(step)
+        if deadline is not None and time.perf_counter() > deadline:
+            results.append(StepResult(number, words, False, "not run: the scenario tests ran out of their time "
+                                      "budget (SCENARIO_SECONDS); make the scenario shorter", box.now.isoformat()))
+            return _result(scenario, results, began)
         try:
             _do(box, step)
         except SandboxError as error:

@@ -214,3 +214,12 @@ def test_scenarios_count_working_days_in_the_deploying_council_s_calendar(api):
     assert refused.status_code == 400
     assert "expected the timer Event_Late due at 2027-01-12T09:00:00+00:00, found due at 2027-01-11T09:00:00+00:00" \
         in refused.json["errors"][0]["message"]
+
+
+def test_a_deploys_scenarios_run_within_their_time_budget(api):
+    api.app.config["SCENARIO_SECONDS"] = 0  # every step begins after the budget is spent
+    response = upload(api, {"sandbox_visit.bpmn": BPMN, SEEN_NAME: scenario()})
+    assert response.status_code == 400, response.json
+    assert "ran out of their time budget (SCENARIO_SECONDS)" in json.dumps(response.json)
+    with api.app.app_context(), everything():
+        assert db.session.scalar(select(func.count()).select_from(ScenarioRun)) == 0  # nothing half-written

@@ -158,3 +158,21 @@ def test_a_halton_step_down_scenario_runs_on_the_reference_pathway(processes):
 def test_file_names_follow_the_convention():
     assert scenarios.file_name("halton_step_down", "Universal services: no support!") == \
         "halton_step_down.universal_services_no_support.scenario.json"
+
+
+def test_a_scenario_of_more_steps_than_the_limit_is_refused_naming_the_file():
+    raw = seen()
+    raw["steps"] = [{"clock": "+1 day"}] * (scenarios.MAX_STEPS + 1)
+    with pytest.raises(ScenarioError, match=f"{SEEN}: {scenarios.MAX_STEPS + 1} steps; a scenario has at most"):
+        parsed(raw)
+    raw["steps"] = raw["steps"][:scenarios.MAX_STEPS]
+    assert len(parsed(raw).steps) == scenarios.MAX_STEPS
+
+
+def test_steps_not_begun_within_the_time_budget_fail_as_not_run(processes):
+    import time
+
+    result = scenarios.run(processes, parsed(seen()), deadline=time.perf_counter() - 1)
+    assert not result.passed
+    assert [s.number for s in result.steps] == [0, 1]  # started, then nothing more ran
+    assert "ran out of their time budget (SCENARIO_SECONDS)" in result.steps[1].message
