@@ -314,6 +314,32 @@ def test_the_editor_checks_a_drawn_diagram_and_saves_it_as_a_new_version(site):
                                 base_url=analyst.base_url).status_code == 400
 
 
+def test_decision_tables_and_forms_edited_beside_the_diagram_are_checked_and_saved_with_it(site):
+    analyst = signed_in(site, "analyst")
+    v2 = site.ids["v2"]
+    editor = page_text(analyst.get(f"/analyst/versions/{v2}/edit"))
+    assert "Decision tables: test_level.dmn" in editor
+    diagram = analyst.get(f"/analyst/versions/{v2}/diagram.bpmn").get_data(as_text=True)
+    table = analyst.get(f"/analyst/versions/{v2}/files/test_level.dmn").get_data(as_text=True)
+
+    def post(path, files):
+        return analyst.client.post(f"/analyst/versions/{v2}/{path}", json={"diagram": diagram, "files": files},
+                                   headers={"X-CSRFToken": analyst.token}, base_url=analyst.base_url)
+
+    typo = table.replace("<text>&gt;= 5</text>", "<text>[0..10</text>")
+    assert typo != table
+    problems = post("check", {"test_level.dmn": typo}).json["problems"]
+    assert problems and all(p["file"] == "test_level.dmn" for p in problems), problems
+    assert post("save", {"test_level.dmn": typo}).status_code == 422
+    # only the version's own decision tables and forms: not another file, not the diagram under another name
+    assert post("check", {"other.dmn": table}).status_code == 422  # InvalidData
+    assert post("check", {"review.bpmn": diagram}).status_code == 422
+    moved = table.replace("<text>&gt;= 5</text>", "<text>&gt;= 6</text>")
+    saved = post("save", {"test_level.dmn": moved})
+    assert saved.status_code == 200 and saved.json["saved"] and saved.json["version"] == 3, saved.json
+    assert "&gt;= 6" in analyst.get(saved.json["url"] + "/files/test_level.dmn").get_data(as_text=True)
+
+
 def test_only_those_who_deploy_may_draw(site):
     worker = signed_in(site, "worker")
     assert worker.get(f"/analyst/versions/{site.ids['v2']}/edit").status_code == 403

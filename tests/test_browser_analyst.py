@@ -200,3 +200,55 @@ def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, 
     expect(page.get_by_text("Saved as draft version 3 of")).to_be_visible()
     assert violations == {name: [] for name in violations}
     assert page.problems == []
+
+
+def test_decision_tables_and_forms_are_edited_checked_and_saved_with_the_diagram(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[2]}/edit")
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=30000)
+    table = page.locator('.sp-file-editor__canvas--dmn[data-file="carmarthenshire_step_down.dmn"]')
+    expect(table.locator(".tjs-table")).to_be_visible()  # dmn-js's decision table editor, open at the table
+    expect(page.get_by_role("button", name="Decision: Step-down route (8-week rule)")).to_be_visible()
+    page.locator("summary", has_text="carmarthenshire_step_down_meeting.form").click()
+    form = page.locator('.sp-file-editor__canvas--form[data-file="carmarthenshire_step_down_meeting.form"]')
+    expect(form.locator(".fjs-editor-container")).to_be_visible()  # form-js's editor, with its palette
+    expect(form.locator(".fjs-palette-container")).to_be_visible()
+    violations = {"editor with tables and forms": axe(page)}
+    # a mistake in the table: a FEEL typo in a rule's cell; the server's check names the file and rule
+    edit_cell = """(text) => { const box = document.querySelector('[data-file="carmarthenshire_step_down.dmn"]');
+        const viewer = box.stepEditor.getActiveViewer();
+        const cell = viewer.get('elementRegistry').get('UnaryTests_UnderEightWeeks');
+        viewer.get('modeling').editCell(cell.businessObject, text); }"""
+    page.evaluate(edit_cell, "[0..10")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.locator("#problems-list li").first.wait_for(timeout=20000)
+    problems = page.locator("#problems-list").inner_text()
+    assert "carmarthenshire_step_down.dmn" in problems, problems
+    expect(page.get_by_role("link", name="Go to carmarthenshire_step_down.dmn")).to_be_visible()
+    violations["a problem in a decision table"] = axe(page)
+    shot(page, "analyst-editor-tables-forms", tmp_path)
+    # fixed: the threshold moved, a form's label reworded, checked again and saved with the diagram
+    page.evaluate(edit_cell, "< 7")
+    page.evaluate("""() => { const box = document.querySelector('[data-file="carmarthenshire_step_down_meeting.form"]');
+        const editor = box.stepEditor;
+        const field = editor.get('formFieldRegistry').get('Field_u46t9jm');
+        editor.get('modeling').editFormField(field, 'label', 'The family understand TAF and agree to it'); }""")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
+    page.get_by_role("button", name="Save as a new version").click()
+    page.wait_for_url(f"{site.url}/analyst/versions/*", timeout=20000)
+    expect(page.get_by_text("Saved as draft version")).to_be_visible()
+    with site.app.app_context():
+        council = tenancy.council_by_key(db.session, shots.COUNCIL)
+        tenancy.act_for(db.session, council)
+        newest = db.session.scalars(select(ProcessVersion).where(ProcessVersion.key == shots.KEY)
+                                    .order_by(ProcessVersion.version.desc())).first()
+        from service.pathway_diff import version_files
+        files = version_files(db.session, newest)
+        assert "&lt; 7" in files["carmarthenshire_step_down.dmn"].decode()
+        assert "The family understand TAF and agree to it" in files["carmarthenshire_step_down_meeting.form"].decode()
+        untouched = shots.pathway_files()["carmarthenshire_step_down_start.form"]
+        assert files["carmarthenshire_step_down_start.form"] == untouched  # only what was changed is sent
+        db.session.rollback()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []

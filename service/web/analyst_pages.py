@@ -151,15 +151,21 @@ def analyst_helpers() -> dict[str, Any]:
 MAX_DIAGRAM_BYTES = 2 * 1024 * 1024
 
 
-def _posted_diagram() -> bytes:
+def _posted() -> tuple[bytes, dict[str, bytes]]:
+    """The diagram's XML and the decision tables and forms edited beside it (``files``: name -> text)."""
     payload = request.get_json(silent=True) or {}
     diagram = payload.get("diagram") if isinstance(payload, dict) else None
     if not isinstance(diagram, str) or not diagram.strip():
         raise InvalidData("no diagram was sent", {"diagram": "Send the diagram's XML"})
     content = diagram.encode("utf-8")
-    if len(content) > MAX_DIAGRAM_BYTES:
-        raise InvalidData("the diagram is too big", {"diagram": "The diagram is over 2 MB"})
-    return content
+    files = payload.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                              for k, v in files.items()):
+        raise InvalidData("the decision tables and forms must be sent as name: text", {"files": "Send each file's text"})
+    edited = {name: text.encode("utf-8") for name, text in files.items()}
+    if len(content) + sum(len(v) for v in edited.values()) > MAX_DIAGRAM_BYTES:
+        raise InvalidData("the diagram is too big", {"diagram": "The diagram with its tables and forms is over 2 MB"})
+    return content, edited
 
 
 def _problems_json(problems) -> list[dict[str, Any]]:
@@ -170,7 +176,9 @@ def _problems_json(problems) -> list[dict[str, Any]]:
 @login_required
 def analyst_edit(version_id: int):
     version = analyst.draft_diagram(db.session, version_id, current_user.actor)
-    return render_template("analyst_edit.html", version=version)
+    files = analyst.draft_files(db.session, version_id, current_user.actor)
+    return render_template("analyst_edit.html", version=version,
+                           tables=[n for n in files if n.endswith(".dmn")], forms=[n for n in files if n.endswith(".form")])
 
 
 @bp.route("/analyst/versions/<int:version_id>/check", methods=["POST"])
@@ -178,7 +186,8 @@ def analyst_edit(version_id: int):
 def analyst_check(version_id: int):
     """The server's deploy checks on the diagram drawn in the browser (JSON in, JSON out; nothing saved)."""
     analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
-    problems = analyst.check_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+    diagram, edited = _posted()
+    problems = analyst.check_draft(db.session, version_id, diagram, current_user.actor, edited)
     db.session.rollback()
     return {"problems": _problems_json(problems)}
 
@@ -191,7 +200,8 @@ def analyst_save(version_id: int):
 
     analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
     try:
-        result = analyst.save_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+        diagram, edited = _posted()
+        result = analyst.save_draft(db.session, version_id, diagram, current_user.actor, edited)
     except DeploymentInvalid as invalid:
         db.session.rollback()
         return {"problems": _problems_json(invalid.problems)}, 422
