@@ -304,3 +304,39 @@ def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor,
     version = _editable(session, version_id, actor)
     _, uploads = _edited(session, version, diagram, edited)
     return pathway_versions.deploy(session, actor, uploads, source="browser")
+
+
+# -- a new pathway: from the blank template or as a copy of one of the council's ----------------------------
+
+def new_pathway(session: Session, actor: Actor, key: str, name: str,
+                copy_of: int | None = None) -> tuple[ProcessVersion, deployments.DeployResult]:
+    """Deploy a new pathway ``key`` named ``name``: the blank template (``service.pathway_templates``), or a copy
+    of version ``copy_of``'s diagram under the new id and name. Checked like any upload (raises
+    :class:`DeploymentInvalid`); a draft where the council publishes with four eyes. Its file is ``<key>.bpmn``:
+    a process id or file name the council already has is refused, as the copy would replace it."""
+    from service import pathway_templates
+
+    if not policy.may_deploy(actor):
+        raise Forbidden("drawing and deploying pathways needs the role analyst")
+    key, name = pathway_templates.check_key_and_name(key, name)
+    filename = f"{key}.bpmn"
+    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    taken = session.scalars(select(ProcessVersion).where(ProcessVersion.key == key).limit(1)).first()
+    if taken is not None:
+        raise InvalidData(f"the process id '{key}' is already used",
+                          {"key": f"The process id '{key}' is already used by {taken.name}: choose another"})
+    if latest is not None and any(f.name == filename for f in latest.files):
+        raise InvalidData(f"there is already a file {filename}",
+                          {"key": f"There is already a file {filename}: choose another process id"})
+    if copy_of is None:
+        diagram, source, what = pathway_templates.blank(key, name), "browser", "blank template"
+    else:
+        original = get_version(session, copy_of, actor)
+        process = deployments.process_definition(session, original)
+        diagram = pathway_templates.copy_diagram(process.diagram, process.filename, original.key, key, name)
+        source, what = "copy", f"copy of {original.key} version {original.version}"
+    result = pathway_versions.deploy(session, actor, {filename: diagram}, source=source, name=f"{key} ({what})")
+    created = next((v for v in result.processes if v.key == key), None)
+    if created is None:  # the deploy saved nothing new: cannot happen for a new file, but say so plainly
+        raise InvalidData("the new pathway was not saved", {"key": "The new pathway was not saved: try again"})
+    return created, result

@@ -252,3 +252,26 @@ def test_decision_tables_and_forms_are_edited_checked_and_saved_with_the_diagram
         db.session.rollback()
     assert violations == {name: [] for name in violations}
     assert page.problems == []
+
+
+def test_a_new_pathway_from_the_blank_template_opens_in_the_editor(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst")
+    page.get_by_role("link", name="Start a new pathway").click()
+    violations = {"new pathway": axe(page)}
+    page.get_by_role("button", name="Create and draw it").click()  # nothing filled in: what to write
+    expect(page.locator(".govuk-error-summary")).to_be_visible()
+    violations["new pathway with errors"] = axe(page)
+    page.get_by_label("Name").fill("Early help review")
+    page.get_by_label("Process id").fill("carmarthenshire_early_help_review")
+    page.get_by_label("The blank template").check()
+    page.get_by_role("button", name="Create and draw it").click()
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=20000)
+    expect(page.get_by_text("Early help review is saved as version 1")).to_be_visible()
+    assert page.locator('#editor-canvas g.djs-element[data-element-id="SubProcess_ImmediateRisk"]').count() == 1
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
+    violations["editor of the blank"] = axe(page)
+    shot(page, "analyst-new-pathway", tmp_path)
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 
 from service import analyst, policy
 from service import cases as case_service
-from service.errors import InvalidData
+from service.errors import Forbidden, InvalidData
 from service.models import db
 from service.web.manager_pages import retried
 from service.web.views import bp
@@ -32,7 +32,8 @@ def _int_arg(name: str) -> int | None:
 @login_required
 def analyst_home():
     rows = analyst.pathways(db.session, current_user.actor)
-    return render_template("analyst.html", pathways=rows, status_labels=STATUS_LABELS, statuses=analyst.STATUSES)
+    return render_template("analyst.html", pathways=rows, status_labels=STATUS_LABELS, statuses=analyst.STATUSES,
+                           may_deploy_pathways=policy.may_deploy(current_user.actor))
 
 
 @bp.route("/analyst/versions/<int:version_id>")
@@ -217,6 +218,40 @@ def analyst_save(version_id: int):
         flash(f"Saved as version {saved.version} of {saved.name}: new cases start from it.", "success")
     return {"problems": [], "saved": True, "version": saved.version,
             "url": url_for("web.analyst_version", version_id=saved.id)}
+
+
+@bp.route("/analyst/new", methods=["GET", "POST"])
+@login_required
+def analyst_new():
+    """A new pathway from the blank template or as a copy of one of the council's, then its editor."""
+    from service.engine.bundle import DeploymentInvalid
+
+    actor = current_user.actor
+    policy.require_analyst(actor)
+    if not policy.may_deploy(actor):
+        raise Forbidden("drawing and deploying pathways needs the role analyst")
+    pathways = analyst.pathways(db.session, actor)
+    form = request.form
+    errors, problems, status = {}, [], 200
+    if request.method == "POST":
+        start = form.get("start", "blank")
+        copy_of = int(start) if start.isdigit() else None
+        try:
+            created, _ = analyst.new_pathway(db.session, actor, form.get("key", ""), form.get("name", ""), copy_of)
+        except InvalidData as invalid:
+            db.session.rollback()
+            errors, status = dict(invalid.errors or {"key": invalid.message}), 422
+        except DeploymentInvalid as invalid:
+            db.session.rollback()
+            problems, status = _problems_json(invalid.problems), 422
+        else:
+            db.session.commit()
+            state = "a draft until a pathway approver publishes it" if created.status == "draft" else "live"
+            flash(f"{created.name} is saved as version {created.version} ({state}). Draw it here.", "success")
+            return redirect(url_for("web.analyst_edit", version_id=created.id))
+    error_list = [{"text": text, "href": f"#{field}"} for field, text in errors.items()]
+    return render_template("analyst_new.html", pathways=pathways, form=form, errors=errors, error_list=error_list,
+                           problems=problems), status
 
 
 # -- moving running cases to another version ------------------------------------------------------------
