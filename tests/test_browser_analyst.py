@@ -178,6 +178,9 @@ def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, 
     page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
         const flow = m.get('elementRegistry').get('Flow_SelfReferral');
         m.get('modeling').updateProperties(flow, { conditionExpression: undefined }); }""")
+    # the service's bpmnlint plug-in sees it as it is drawn, before any check on the server
+    expect(page.locator("#editor-canvas .bjsl-button-error")).to_be_visible(timeout=10000)
+    expect(page.locator('#editor-canvas [data-container-id="Gateway_FamilyChoice"] .bjsl-overlay')).to_have_count(1)
     page.get_by_role("button", name="Check the diagram").click()
     page.locator("#problems-list li").first.wait_for(timeout=20000)
     problems = page.locator("#problems-list").inner_text()

@@ -13,7 +13,7 @@
 //   dmn-js/assets/{diagram-js.css,dmn-js-*.css,dmn-font/css/dmn-embedded.css}
 //   modeler/modeler.min.js          IIFE, window.StepModeler: bpmn-js Modeler + Camunda 7 properties panel
 //                                   (bundled by esbuild from src/modeler.js)
-//   modeler/assets/properties-panel.css
+//   modeler/assets/{properties-panel.css,bpmn-js-bpmnlint.css}
 //   dmn-js/dmn-modeler.production.min.js               UMD, window.DmnJS (the decision table editor)
 //   form-editor/form-editor.min.js  IIFE, window.StepFormEditor: form-js editor (bundled from src/form-editor.js)
 //   form-editor/assets/{form-js.css,form-js-editor.css}
@@ -119,6 +119,7 @@ await esbuild.build({
   logLevel: 'warning',
 });
 copy('@bpmn-io/properties-panel', 'dist/assets/properties-panel.css', 'modeler/assets/properties-panel.css');
+copy('bpmn-js-bpmnlint', 'dist/assets/css/bpmn-js-bpmnlint.css', 'modeler/assets/bpmn-js-bpmnlint.css');
 
 // --- the form editor: form-js editor (forms as Camunda 7's form-js schema) ------------------------------
 await esbuild.build({

@@ -31,6 +31,7 @@ export const EXPECTED = [
   'dmn-js/assets/dmn-font/css/dmn-embedded.css',
   'modeler/modeler.min.js',
   'modeler/assets/properties-panel.css',
+  'modeler/assets/bpmn-js-bpmnlint.css',
   'dmn-js/dmn-modeler.production.min.js',
   'dmn-js/assets/dmn-js-decision-table-controls.css',
   'dmn-js/assets/dmn-js-boxed-expression-controls.css',
