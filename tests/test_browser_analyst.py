@@ -278,3 +278,69 @@ def test_a_new_pathway_from_the_blank_template_opens_in_the_editor(site, page, t
     shot(page, "analyst-new-pathway", tmp_path)
     assert violations == {name: [] for name in violations}
     assert page.problems == []
+
+
+def test_moving_running_cases_pick_the_target_map_a_removed_task_dry_run_then_move(site, page, tmp_path):
+    from service import case_migration
+    from service.models import User
+
+    # a version 5 in which the step one of version 1's cases waits on has a new id (removed, and added anew)
+    with site.app.app_context():
+        council = tenancy.council_by_key(db.session, shots.COUNCIL)
+        tenancy.act_for(db.session, council)
+        analyst_user = db.session.scalars(select(User).where(User.name == ANALYST)).one()
+        from service.policy import Actor
+        actor = Actor(ANALYST, ("analyst",), analyst_user.id, council.id)
+        rows = case_migration.migrate(db.session, actor, site.versions[1], site.versions[2], {}, dry_run=True)["cases"]
+        waiting = sorted({e for row in rows for e in row["waiting"] if e.startswith("Task_")})
+        assert rows and waiting, rows
+        old = waiting[0]
+        files = second_version()
+        diagram = files["carmarthenshire_step_down.bpmn"].decode()
+        diagram = diagram.replace(f'"{old}"', f'"{old}Renamed"').replace(f">{old}<", f">{old}Renamed<")
+        diagram = diagram.replace(f'"{old}_di"', f'"{old}Renamed_di"')
+        files["carmarthenshire_step_down.bpmn"] = diagram.encode()
+        result = deploy(db.session, files, ANALYST)
+        assert result.created
+        target = next(v for v in result.processes if v.key == shots.KEY)
+        target_id, target_version = target.id, target.version
+        db.session.commit()
+    stuck_on_old = [row["reference"] for row in rows if old in row["waiting"]]
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[1]}")
+    page.get_by_role("link", name="Move running cases to another version").click()
+    violations = {"migration": axe(page)}
+    page.get_by_label("Move to version").select_option(str(target_id))
+    page.get_by_role("button", name="Check which cases can move").click()
+    table = page.locator("table.sp-migration")
+    expect(table).to_be_visible()
+    for reference in stuck_on_old:  # waiting on a step the new version does not have: it cannot move as it is
+        row = table.locator("tbody tr", has_text=reference)
+        assert row.get_attribute("data-status") not in ("would_move", "moved"), row.inner_text()
+        assert "Cannot move" in row.inner_text()
+    violations["dry run, a step missing"] = axe(page)
+    # mapped to its new id: every case can move; still nothing moved
+    page.get_by_label("Elements the new version does not have").fill(f"{old} = {old}Renamed")
+    page.get_by_role("button", name="Check which cases can move").click()
+    expect(page.get_by_role("heading", name="What would happen")).to_be_visible()
+    statuses = [table.locator("tbody tr").nth(i).get_attribute("data-status") for i in range(table.locator("tbody tr").count())]
+    assert statuses and set(statuses) == {"would_move"}, statuses
+    with site.app.app_context():
+        tenancy.act_for(db.session, tenancy.council_by_key(db.session, shots.COUNCIL))
+        assert db.session.scalar(select(Case.id).where(Case.process_version_id == target_id)) is None  # dry run
+        db.session.rollback()
+    violations["dry run, mapped"] = axe(page)
+    shot(page, "analyst-migration", tmp_path)
+    page.get_by_role("button", name="Move the cases that can move").click()
+    expect(page.get_by_text(f"moved to version {target_version}.")).to_be_visible()
+    expect(page.get_by_role("heading", name="What happened")).to_be_visible()
+    moved = table.locator('tbody tr[data-status="moved"]')
+    assert moved.count() == len(statuses)
+    violations["moved"] = axe(page)
+    with site.app.app_context():
+        tenancy.act_for(db.session, tenancy.council_by_key(db.session, shots.COUNCIL))
+        on_target = set(db.session.scalars(select(Case.reference).where(Case.process_version_id == target_id)))
+        assert set(stuck_on_old) <= on_target and len(on_target) == len(statuses)
+        db.session.rollback()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
