@@ -8,7 +8,7 @@
 
 VENDOR_DIR    := service/static/vendor
 VENDOR_STAMP  := $(VENDOR_DIR)/.built
-VENDOR_INPUTS := web/package.json web/package-lock.json web/build.mjs web/check-vendor.mjs $(wildcard web/src/*)
+VENDOR_INPUTS := web/package.json web/package-lock.json web/build.mjs web/check-vendor.mjs $(wildcard web/src/*) $(wildcard web/bpmnlint-plugin-step-pathways/*.js web/bpmnlint-plugin-step-pathways/*/*.js)
 
 .PHONY: vendor vendor-clean
 

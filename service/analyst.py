@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service import access_log, deploy_checks, deployments, pathway_versions, policy
 from service import cases as case_service
 from service.engine.bundle import DeploymentInvalid, Problem, ProcessDefinition
-from service.errors import Forbidden, NotFound
+from service.errors import Forbidden, InvalidData, NotFound
 from service.models import Case, Deployment, DeploymentFile, ProcessVersion
 from service.pathway_diff import PathwayDiff, diff_versions, version_files
 from service.policy import Actor
@@ -232,14 +232,41 @@ def may_cancel(actor: Actor) -> bool:
 
 # -- drawing in the browser: open a version as a draft, check it, save it -----------------------------
 
-def _draft_files(session: Session, version: ProcessVersion, diagram: bytes) -> tuple[str, dict[str, bytes]]:
-    """The council's files as a deployment would see them with ``diagram`` in place of the version's own."""
+#: The files of a version the browser edits beside its diagram: decision tables (dmn-js) and forms (form-js).
+EDITED_SUFFIXES = (".dmn", ".form")
+
+
+def draft_files(session: Session, version_id: int, actor: Actor) -> list[str]:
+    """The version's decision tables and forms, by name, that the editor opens beside its diagram."""
+    version = _editable(session, version_id, actor)
+    return sorted(name for name in version_files(session, version) if _suffix(name) in EDITED_SUFFIXES)
+
+
+def _edited(session: Session, version: ProcessVersion, diagram: bytes,
+            edited: dict[str, bytes] | None) -> tuple[str, dict[str, bytes]]:
+    """The diagram under the version's file name and the decision tables and forms edited beside it (only the
+    version's own .dmn and .form files: another name is refused, so the editor cannot add or replace others)."""
     process = deployments.process_definition(session, version)
+    own = version_files(session, version)
+    uploads = {process.filename: diagram}
+    for name, content in (edited or {}).items():
+        if name not in own or _suffix(name) not in EDITED_SUFFIXES:
+            raise InvalidData(f"'{name}' is not a decision table or form of version {version.version}",
+                              {"files": f"'{name}' is not one of this version's decision tables or forms"})
+        uploads[name] = content
+    return process.filename, uploads
+
+
+def _draft_files(session: Session, version: ProcessVersion, diagram: bytes,
+                 edited: dict[str, bytes] | None = None) -> tuple[str, dict[str, bytes]]:
+    """The council's files as a deployment would see them with ``diagram`` (and the edited decision tables and
+    forms) in place of the version's own."""
+    filename, uploads = _edited(session, version, diagram, edited)
     latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
     files = {f.name: f.content for f in latest.files} if latest else {}
     files.update(version_files(session, version))
-    files[process.filename] = diagram
-    return process.filename, files
+    files.update(uploads)
+    return filename, files
 
 
 def _editable(session: Session, version_id: int, actor: Actor) -> ProcessVersion:
@@ -254,11 +281,13 @@ def draft_diagram(session: Session, version_id: int, actor: Actor) -> ProcessVer
     return _editable(session, version_id, actor)
 
 
-def check_draft(session: Session, version_id: int, diagram: bytes, actor: Actor) -> list[Problem]:
-    """The deploy checks the server runs on an upload, run on the version with ``diagram`` drawn in the browser:
-    each problem names its file and element (an empty list: it would deploy). Nothing is written."""
+def check_draft(session: Session, version_id: int, diagram: bytes, actor: Actor,
+                edited: dict[str, bytes] | None = None) -> list[Problem]:
+    """The deploy checks the server runs on an upload, run on the version with ``diagram`` drawn in the browser
+    and ``edited`` (its decision tables and forms, by file name, as edited beside it): each problem names its
+    file and element (an empty list: it would deploy). Nothing is written."""
     version = _editable(session, version_id, actor)
-    _, files = _draft_files(session, version, diagram)
+    _, files = _draft_files(session, version, diagram, edited)
     try:
         deploy_checks.check_limits(files)
         deploy_checks.check_in_time(files)
@@ -267,10 +296,48 @@ def check_draft(session: Session, version_id: int, diagram: bytes, actor: Actor)
     return []
 
 
-def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor) -> deployments.DeployResult:
-    """Save the diagram drawn in the browser as an upload of its file (checked like any upload; raises
-    :class:`DeploymentInvalid` with the problems): a draft for a second person to publish, as an upload from
-    Camunda Modeler is, or live at once where the council lets its analysts publish."""
+def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor,
+               edited: dict[str, bytes] | None = None) -> deployments.DeployResult:
+    """Save the diagram drawn in the browser, with the decision tables and forms edited beside it, as an upload
+    of those files (checked like any upload; raises :class:`DeploymentInvalid` with the problems): a draft for a
+    second person to publish, as an upload from Camunda Modeler is, or live at once where the council lets its
+    analysts publish."""
     version = _editable(session, version_id, actor)
-    filename, _ = _draft_files(session, version, diagram)
-    return pathway_versions.deploy(session, actor, {filename: diagram}, source="browser")
+    _, uploads = _edited(session, version, diagram, edited)
+    return pathway_versions.deploy(session, actor, uploads, source="browser")
+
+
+# -- a new pathway: from the blank template or as a copy of one of the council's ----------------------------
+
+def new_pathway(session: Session, actor: Actor, key: str, name: str,
+                copy_of: int | None = None) -> tuple[ProcessVersion, deployments.DeployResult]:
+    """Deploy a new pathway ``key`` named ``name``: the blank template (``service.pathway_templates``), or a copy
+    of version ``copy_of``'s diagram under the new id and name. Checked like any upload (raises
+    :class:`DeploymentInvalid`); a draft where the council publishes with four eyes. Its file is ``<key>.bpmn``:
+    a process id or file name the council already has is refused, as the copy would replace it."""
+    from service import pathway_templates
+
+    if not policy.may_deploy(actor):
+        raise Forbidden("drawing and deploying pathways needs the role analyst")
+    key, name = pathway_templates.check_key_and_name(key, name)
+    filename = f"{key}.bpmn"
+    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    taken = session.scalars(select(ProcessVersion).where(ProcessVersion.key == key).limit(1)).first()
+    if taken is not None:
+        raise InvalidData(f"the process id '{key}' is already used",
+                          {"key": f"The process id '{key}' is already used by {taken.name}: choose another"})
+    if latest is not None and any(f.name == filename for f in latest.files):
+        raise InvalidData(f"there is already a file {filename}",
+                          {"key": f"There is already a file {filename}: choose another process id"})
+    if copy_of is None:
+        diagram, source, what = pathway_templates.blank(key, name), "browser", "blank template"
+    else:
+        original = get_version(session, copy_of, actor)
+        process = deployments.process_definition(session, original)
+        diagram = pathway_templates.copy_diagram(process.diagram, process.filename, original.key, key, name)
+        source, what = "copy", f"copy of {original.key} version {original.version}"
+    result = pathway_versions.deploy(session, actor, {filename: diagram}, source=source, name=f"{key} ({what})")
+    created = next((v for v in result.processes if v.key == key), None)
+    if created is None:  # the deploy saved nothing new: cannot happen for a new file, but say so plainly
+        raise InvalidData("the new pathway was not saved", {"key": "The new pathway was not saved: try again"})
+    return created, result

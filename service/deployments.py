@@ -110,8 +110,10 @@ def clear_cache() -> None:
 
 def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, actor_id: int | None = None, *, publish: bool = True,
            remove: Iterable[str] = (), full_set: bool = False, name: str | None = None,
-           source: str | None = None) -> DeployResult:
-    """Check the uploaded files and record a new deployment if anything changed.
+           source: str | None = None, record_unchanged: bool = False) -> DeployResult:
+    """Check the uploaded files and record a new deployment if anything changed (with ``record_unchanged``, as
+    Camunda 7 without duplicate filtering, a new deployment record even when nothing changed: its pathways keep
+    their versions, as a version is made only when a pathway's files change).
 
     The new snapshot is the council's latest (not rejected) deployment's files, less the files named in
     ``remove`` (or every file not uploaded, with ``full_set``), with the uploads laid over them. A process id,
@@ -134,7 +136,8 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
     base = {f.name: f.content for f in latest.files} if latest else {}
     files, removed, replaced = _new_file_set(base, uploads, remove, full_set)
     digest = deploy_checks.content_hash(files)
-    if latest is not None and latest.content_hash == digest:  # nothing changed: nothing is checked or parsed again
+    unchanged = latest is not None and latest.content_hash == digest
+    if unchanged and not record_unchanged:  # nothing changed: nothing is checked or parsed again
         return DeployResult(latest, _versions_up_to(session, latest), created=False)
     try:
         checked = deploy_checks.check_in_time(files)
@@ -146,10 +149,12 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
     bundle, scenario_results = scenario_runs.before_deploy(files, checked.bundle, fresh, publish=publish)
     stored = _stored_files(session, files)
     status = "published" if publish else "draft"
+    if unchanged:  # the same files again: the record is what the latest is (no version to publish or approve)
+        status = latest.status
     deployment = Deployment(content_hash=digest, created_by=actor, created_by_id=actor_id, status=status, name=(name or None) and name[:255],
                             source=source and source[:80],
                             files=[DeploymentFile(name=n, file=stored[n]) for n in sorted(files)])
-    if publish:
+    if publish and not unchanged:
         deployment.decided_by, deployment.decided_at = actor, clock.now()
     session.add(deployment)
     session.flush()

@@ -43,12 +43,13 @@ def requires_approval(session: Session, actor: Actor) -> bool:
 
 
 def deploy(session: Session, actor: Actor, uploads: Mapping[str, bytes], *, remove: Iterable[str] = (),
-           full_set: bool = False, name: str | None = None, source: str = "api") -> deployments.DeployResult:
+           full_set: bool = False, name: str | None = None, source: str = "api",
+           record_unchanged: bool = False) -> deployments.DeployResult:
     """Deploy as ``actor``: a draft, or published at once where the council lets its analysts publish."""
     policy.require_deployer(actor)
     publish = policy.publishes_directly(actor, requires_approval(session, actor))
     return deployments.deploy(session, uploads, actor.name, actor.user_id, publish=publish, remove=remove, full_set=full_set,
-                              name=name, source=source)
+                              name=name, source=source, record_unchanged=record_unchanged)
 
 
 def copy(session: Session, actor: Actor, from_council: str, key: str) -> deployments.DeployResult:

@@ -314,6 +314,89 @@ def test_the_editor_checks_a_drawn_diagram_and_saves_it_as_a_new_version(site):
                                 base_url=analyst.base_url).status_code == 400
 
 
+def test_decision_tables_and_forms_edited_beside_the_diagram_are_checked_and_saved_with_it(site):
+    analyst = signed_in(site, "analyst")
+    v2 = site.ids["v2"]
+    editor = page_text(analyst.get(f"/analyst/versions/{v2}/edit"))
+    assert "Decision tables: test_level.dmn" in editor
+    diagram = analyst.get(f"/analyst/versions/{v2}/diagram.bpmn").get_data(as_text=True)
+    table = analyst.get(f"/analyst/versions/{v2}/files/test_level.dmn").get_data(as_text=True)
+
+    def post(path, files):
+        return analyst.client.post(f"/analyst/versions/{v2}/{path}", json={"diagram": diagram, "files": files},
+                                   headers={"X-CSRFToken": analyst.token}, base_url=analyst.base_url)
+
+    typo = table.replace("<text>&gt;= 5</text>", "<text>[0..10</text>")
+    assert typo != table
+    problems = post("check", {"test_level.dmn": typo}).json["problems"]
+    assert problems and all(p["file"] == "test_level.dmn" for p in problems), problems
+    assert post("save", {"test_level.dmn": typo}).status_code == 422
+    # only the version's own decision tables and forms: not another file, not the diagram under another name
+    assert post("check", {"other.dmn": table}).status_code == 422  # InvalidData
+    assert post("check", {"review.bpmn": diagram}).status_code == 422
+    moved = table.replace("<text>&gt;= 5</text>", "<text>&gt;= 6</text>")
+    saved = post("save", {"test_level.dmn": moved})
+    assert saved.status_code == 200 and saved.json["saved"] and saved.json["version"] == 3, saved.json
+    assert "&gt;= 6" in analyst.get(saved.json["url"] + "/files/test_level.dmn").get_data(as_text=True)
+
+
+def test_a_new_pathway_from_the_blank_template_deploys_and_opens_in_the_editor(site):
+    analyst = signed_in(site, "analyst")
+    assert "Start a new pathway" in page_text(analyst.get("/analyst"))
+    assert analyst.get("/analyst/new").status_code == 200
+    made = analyst.post("/analyst/new", {"name": "Early help review", "key": "early_help_review", "start": "blank"})
+    assert made.status_code == 302 and "/edit" in made.headers["Location"], page_text(made)
+    assert "Early help review is saved as version 1" in page_text(analyst.get(made.headers["Location"]))
+    with site.app.app_context():
+        in_council(db.session)
+        created = db.session.scalars(select(ProcessVersion).where(ProcessVersion.key == "early_help_review")).one()
+        from service import deployments
+        definition = deployments.process_definition(db.session, created)
+        assert definition.filename == "early_help_review.bpmn" and definition.name == "Early help review"
+        assert {"social_worker", "front_door"} <= set(definition.roles)
+        db.session.rollback()
+    # the blank follows the safeguarding conventions: a worker starts a case of it (the council publishes directly)
+    started = site.post("/cases", json={"process": "early_help_review", "reference": "EH-1", "data": {}}, as_="worker")
+    assert started.status_code == 201, started.json
+    # the same process id again, or a bad one: refused with what to write
+    again = analyst.post("/analyst/new", {"name": "Again", "key": "early_help_review", "start": "blank"})
+    assert again.status_code == 422 and "is already used by Early help review" in page_text(again)
+    bad = analyst.post("/analyst/new", {"name": "", "key": "Early Help", "start": "blank"})
+    assert bad.status_code == 422
+    assert "Enter the pathway's name" in page_text(bad) and "Enter a process id of 3 to 63" in page_text(bad)
+
+
+def test_a_new_pathway_as_a_copy_has_its_own_process_id_and_name(site):
+    analyst = signed_in(site, "analyst")
+    made = analyst.post("/analyst/new", {"name": "Test review (Halton)", "key": "test_review_halton",
+                                         "start": str(site.ids["v2"])})
+    assert made.status_code == 302, page_text(made)
+    with site.app.app_context():
+        in_council(db.session)
+        copy = db.session.scalars(select(ProcessVersion).where(ProcessVersion.key == "test_review_halton")).one()
+        original = db.session.get(ProcessVersion, site.ids["v2"])
+        assert copy.name == "Test review (Halton)" and original.key == "test_review" and copy.id != original.id
+        copy_id = copy.id
+        db.session.rollback()
+    diagram = analyst.get(f"/analyst/versions/{copy_id}/diagram.bpmn").get_data(as_text=True)
+    assert 'id="test_review_halton"' in diagram and 'processRef="test_review_halton"' in diagram
+    assert 'name="Assess the whole family"' in diagram  # the original's version 2, as drawn
+    assert 'camunda:decisionRef="test_level"' in diagram  # the same decision table, by its id
+    started = site.post("/cases", json={"process": "test_review_halton", "reference": "COPY-1", "data": {"needs": 1}},
+                        as_="worker")
+    assert started.status_code == 201, started.json
+    # another council's version is not there to copy
+    elsewhere = signed_in(site, "elsewhere")
+    assert elsewhere.post("/analyst/new", {"name": "Theirs", "key": "theirs_copy",
+                                           "start": str(site.ids["v2"])}).status_code == 404
+
+
+def test_only_analysts_who_deploy_start_new_pathways(site):
+    worker = signed_in(site, "worker")
+    assert worker.get("/analyst/new").status_code == 403
+    assert worker.post("/analyst/new", {"name": "X", "key": "xxx_yyy", "start": "blank"}).status_code == 403
+
+
 def test_only_those_who_deploy_may_draw(site):
     worker = signed_in(site, "worker")
     assert worker.get(f"/analyst/versions/{site.ids['v2']}/edit").status_code == 403

@@ -178,6 +178,9 @@ def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, 
     page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
         const flow = m.get('elementRegistry').get('Flow_SelfReferral');
         m.get('modeling').updateProperties(flow, { conditionExpression: undefined }); }""")
+    # the service's bpmnlint plug-in sees it as it is drawn, before any check on the server
+    expect(page.locator("#editor-canvas .bjsl-button-error")).to_be_visible(timeout=10000)
+    expect(page.locator('#editor-canvas [data-container-id="Gateway_FamilyChoice"] .bjsl-overlay')).to_have_count(1)
     page.get_by_role("button", name="Check the diagram").click()
     page.locator("#problems-list li").first.wait_for(timeout=20000)
     problems = page.locator("#problems-list").inner_text()
@@ -198,5 +201,146 @@ def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, 
     page.wait_for_url(f"{site.url}/analyst/versions/*", timeout=20000)
     # the demo councils publish with four eyes: a saved drawing is a draft until an approver publishes it
     expect(page.get_by_text("Saved as draft version 3 of")).to_be_visible()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_decision_tables_and_forms_are_edited_checked_and_saved_with_the_diagram(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[2]}/edit")
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=30000)
+    table = page.locator('.sp-file-editor__canvas--dmn[data-file="carmarthenshire_step_down.dmn"]')
+    expect(table.locator(".tjs-table")).to_be_visible()  # dmn-js's decision table editor, open at the table
+    expect(page.get_by_role("button", name="Decision: Step-down route (8-week rule)")).to_be_visible()
+    page.locator("summary", has_text="carmarthenshire_step_down_meeting.form").click()
+    form = page.locator('.sp-file-editor__canvas--form[data-file="carmarthenshire_step_down_meeting.form"]')
+    expect(form.locator(".fjs-editor-container")).to_be_visible()  # form-js's editor, with its palette
+    expect(form.locator(".fjs-palette-container")).to_be_visible()
+    violations = {"editor with tables and forms": axe(page)}
+    # a mistake in the table: a FEEL typo in a rule's cell; the server's check names the file and rule
+    edit_cell = """(text) => { const box = document.querySelector('[data-file="carmarthenshire_step_down.dmn"]');
+        const viewer = box.stepEditor.getActiveViewer();
+        const cell = viewer.get('elementRegistry').get('UnaryTests_UnderEightWeeks');
+        viewer.get('modeling').editCell(cell.businessObject, text); }"""
+    page.evaluate(edit_cell, "[0..10")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.locator("#problems-list li").first.wait_for(timeout=20000)
+    problems = page.locator("#problems-list").inner_text()
+    assert "carmarthenshire_step_down.dmn" in problems, problems
+    expect(page.get_by_role("link", name="Go to carmarthenshire_step_down.dmn")).to_be_visible()
+    violations["a problem in a decision table"] = axe(page)
+    shot(page, "analyst-editor-tables-forms", tmp_path)
+    # fixed: the threshold moved, a form's label reworded, checked again and saved with the diagram
+    page.evaluate(edit_cell, "< 7")
+    page.evaluate("""() => { const box = document.querySelector('[data-file="carmarthenshire_step_down_meeting.form"]');
+        const editor = box.stepEditor;
+        const field = editor.get('formFieldRegistry').get('Field_u46t9jm');
+        editor.get('modeling').editFormField(field, 'label', 'The family understand TAF and agree to it'); }""")
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
+    page.get_by_role("button", name="Save as a new version").click()
+    page.wait_for_url(f"{site.url}/analyst/versions/*", timeout=20000)
+    expect(page.get_by_text("Saved as draft version")).to_be_visible()
+    with site.app.app_context():
+        council = tenancy.council_by_key(db.session, shots.COUNCIL)
+        tenancy.act_for(db.session, council)
+        newest = db.session.scalars(select(ProcessVersion).where(ProcessVersion.key == shots.KEY)
+                                    .order_by(ProcessVersion.version.desc())).first()
+        from service.pathway_diff import version_files
+        files = version_files(db.session, newest)
+        assert "&lt; 7" in files["carmarthenshire_step_down.dmn"].decode()
+        assert "The family understand TAF and agree to it" in files["carmarthenshire_step_down_meeting.form"].decode()
+        untouched = shots.pathway_files()["carmarthenshire_step_down_start.form"]
+        assert files["carmarthenshire_step_down_start.form"] == untouched  # only what was changed is sent
+        db.session.rollback()
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_a_new_pathway_from_the_blank_template_opens_in_the_editor(site, page, tmp_path):
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst")
+    page.get_by_role("link", name="Start a new pathway").click()
+    violations = {"new pathway": axe(page)}
+    page.get_by_role("button", name="Create and draw it").click()  # nothing filled in: what to write
+    expect(page.locator(".govuk-error-summary")).to_be_visible()
+    violations["new pathway with errors"] = axe(page)
+    page.get_by_label("Name").fill("Early help review")
+    page.get_by_label("Process id").fill("carmarthenshire_early_help_review")
+    page.get_by_label("The blank template").check()
+    page.get_by_role("button", name="Create and draw it").click()
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=20000)
+    expect(page.get_by_text("Early help review is saved as version 1")).to_be_visible()
+    assert page.locator('#editor-canvas g.djs-element[data-element-id="SubProcess_ImmediateRisk"]').count() == 1
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
+    violations["editor of the blank"] = axe(page)
+    shot(page, "analyst-new-pathway", tmp_path)
+    assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_moving_running_cases_pick_the_target_map_a_removed_task_dry_run_then_move(site, page, tmp_path):
+    from service import case_migration
+    from service.models import User
+
+    # a version 5 in which the step one of version 1's cases waits on has a new id (removed, and added anew)
+    with site.app.app_context():
+        council = tenancy.council_by_key(db.session, shots.COUNCIL)
+        tenancy.act_for(db.session, council)
+        analyst_user = db.session.scalars(select(User).where(User.name == ANALYST)).one()
+        from service.policy import Actor
+        actor = Actor(ANALYST, ("analyst",), analyst_user.id, council.id)
+        rows = case_migration.migrate(db.session, actor, site.versions[1], site.versions[2], {}, dry_run=True)["cases"]
+        waiting = sorted({e for row in rows for e in row["waiting"] if e.startswith("Task_")})
+        assert rows and waiting, rows
+        old = waiting[0]
+        files = second_version()
+        diagram = files["carmarthenshire_step_down.bpmn"].decode()
+        diagram = diagram.replace(f'"{old}"', f'"{old}Renamed"').replace(f">{old}<", f">{old}Renamed<")
+        diagram = diagram.replace(f'"{old}_di"', f'"{old}Renamed_di"')
+        files["carmarthenshire_step_down.bpmn"] = diagram.encode()
+        result = deploy(db.session, files, ANALYST)
+        assert result.created
+        target = next(v for v in result.processes if v.key == shots.KEY)
+        target_id, target_version = target.id, target.version
+        db.session.commit()
+    stuck_on_old = [row["reference"] for row in rows if old in row["waiting"]]
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[1]}")
+    page.get_by_role("link", name="Move running cases to another version").click()
+    violations = {"migration": axe(page)}
+    page.get_by_label("Move to version").select_option(str(target_id))
+    page.get_by_role("button", name="Check which cases can move").click()
+    table = page.locator("table.sp-migration")
+    expect(table).to_be_visible()
+    for reference in stuck_on_old:  # waiting on a step the new version does not have: it cannot move as it is
+        row = table.locator("tbody tr", has_text=reference)
+        assert row.get_attribute("data-status") not in ("would_move", "moved"), row.inner_text()
+        assert "Cannot move" in row.inner_text()
+    violations["dry run, a step missing"] = axe(page)
+    # mapped to its new id: every case can move; still nothing moved
+    page.get_by_label("Elements the new version does not have").fill(f"{old} = {old}Renamed")
+    page.get_by_role("button", name="Check which cases can move").click()
+    expect(page.get_by_role("heading", name="What would happen")).to_be_visible()
+    statuses = [table.locator("tbody tr").nth(i).get_attribute("data-status") for i in range(table.locator("tbody tr").count())]
+    assert statuses and set(statuses) == {"would_move"}, statuses
+    with site.app.app_context():
+        tenancy.act_for(db.session, tenancy.council_by_key(db.session, shots.COUNCIL))
+        assert db.session.scalar(select(Case.id).where(Case.process_version_id == target_id)) is None  # dry run
+        db.session.rollback()
+    violations["dry run, mapped"] = axe(page)
+    shot(page, "analyst-migration", tmp_path)
+    page.get_by_role("button", name="Move the cases that can move").click()
+    expect(page.get_by_text(f"moved to version {target_version}.")).to_be_visible()
+    expect(page.get_by_role("heading", name="What happened")).to_be_visible()
+    moved = table.locator('tbody tr[data-status="moved"]')
+    assert moved.count() == len(statuses)
+    violations["moved"] = axe(page)
+    with site.app.app_context():
+        tenancy.act_for(db.session, tenancy.council_by_key(db.session, shots.COUNCIL))
+        on_target = set(db.session.scalars(select(Case.reference).where(Case.process_version_id == target_id)))
+        assert set(stuck_on_old) <= on_target and len(on_target) == len(statuses)
+        db.session.rollback()
     assert violations == {name: [] for name in violations}
     assert page.problems == []

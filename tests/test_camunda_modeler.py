@@ -53,9 +53,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"accept": "application/json", "authorization": f"Bearer {token}"}
 
 
-def deploy(client, headers, diagram: bytes, name="review.bpmn", tenant=None):
+def deploy(client, headers, diagram: bytes, name="review.bpmn", tenant=None, flags=None):
     form = {"deployment-name": name.rsplit(".", 1)[0], "deployment-source": "Camunda Modeler",
-            "enable-duplicate-filtering": "true"}
+            **({"enable-duplicate-filtering": "true"} if flags is None else flags)}
     if tenant:
         form["tenant-id"] = tenant
     form[name] = (io.BytesIO(diagram), name, "text/xml")
@@ -81,6 +81,39 @@ def test_modeler_deploys_a_good_diagram_as_a_draft(client):
     assert body["tenantId"] == "strict"
     again = deploy(client, headers, REVIEW)  # enable-duplicate-filtering: the same deployment
     assert again.status_code == 200 and again.json["id"] == body["id"] and again.json["created"] is False
+    assert again.json["deployedProcessDefinitions"] is None  # as Camunda 7: nothing new was deployed
+
+
+@pytest.mark.parametrize("flags", [{"enable-duplicate-filtering": "true"}, {"deploy-changed-only": "true"},
+                                   {"enable-duplicate-filtering": "true", "deploy-changed-only": "true"}])
+def test_with_duplicate_filtering_an_unchanged_file_set_makes_nothing(client, flags):
+    headers = bearer("token-dee")
+    first = deploy(client, headers, REVIEW, flags=flags).json
+    again = deploy(client, headers, REVIEW, flags=flags)
+    assert again.status_code == 200 and again.json["id"] == first["id"] and again.json["created"] is False
+    assert again.json["deployedProcessDefinitions"] is None
+    assert "no deployment was made" in again.json["message"]
+    listed = client.get(f"{URL}/deployment", headers=headers).json
+    assert [d["id"] for d in listed] == [first["id"]]
+
+
+@pytest.mark.parametrize("flags", [{}, {"enable-duplicate-filtering": "false"},
+                                   {"enable-duplicate-filtering": "false", "deploy-changed-only": "false"}])
+def test_without_duplicate_filtering_every_deploy_is_recorded_and_versions_stay(client, flags):
+    headers = bearer("token-dee")
+    first = deploy(client, headers, REVIEW, flags=flags).json
+    again = deploy(client, headers, REVIEW, flags=flags)
+    assert again.status_code == 200 and again.json["created"] is True and again.json["id"] != first["id"]
+    [definition] = again.json["deployedProcessDefinitions"].values()
+    assert definition["version"] == 1 and definition["key"] == "test_review"  # the pathway keeps its version
+    assert "every pathway keeps its version" in again.json["message"]
+    listed = client.get(f"{URL}/deployment", headers=headers).json
+    assert [d["id"] for d in listed] == [again.json["id"], first["id"]]
+    # a changed diagram still gets its new version, with either setting
+    changed = deploy(client, headers, REVIEW.replace(b'name="Assess the family"', b'name="Assess the whole family"'),
+                     flags=flags).json
+    [definition] = changed["deployedProcessDefinitions"].values()
+    assert definition["version"] == 2 and changed["message"] is None
 
 
 def test_modeler_shows_the_problems_of_a_bad_diagram(client):

@@ -13,7 +13,10 @@
 //   dmn-js/assets/{diagram-js.css,dmn-js-*.css,dmn-font/css/dmn-embedded.css}
 //   modeler/modeler.min.js          IIFE, window.StepModeler: bpmn-js Modeler + Camunda 7 properties panel
 //                                   (bundled by esbuild from src/modeler.js)
-//   modeler/assets/properties-panel.css
+//   modeler/assets/{properties-panel.css,bpmn-js-bpmnlint.css}
+//   dmn-js/dmn-modeler.production.min.js               UMD, window.DmnJS (the decision table editor)
+//   form-editor/form-editor.min.js  IIFE, window.StepFormEditor: form-js editor (bundled from src/form-editor.js)
+//   form-editor/assets/{form-js.css,form-js-editor.css}
 //   LICENSES.txt
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -53,7 +56,7 @@ function copy(pkg, fromRel, toRel) {
 
 // Start from a clean slate, but only delete what this script writes.
 mkdirSync(OUT, { recursive: true });
-for (const entry of ['govuk', 'bpmn-js', 'dmn-js', 'modeler', 'LICENSES.txt']) {
+for (const entry of ['govuk', 'bpmn-js', 'dmn-js', 'modeler', 'form-editor', 'LICENSES.txt']) {
   rmSync(join(OUT, entry), { recursive: true, force: true });
 }
 
@@ -85,9 +88,12 @@ for (const css of ['diagram-js.css', 'bpmn-js.css', 'bpmn-font/css/bpmn-embedded
   copy('bpmn-js', `dist/assets/${css}`, `bpmn-js/assets/${css}`);
 }
 
-// --- dmn-js: viewer only (DRD, decision tables, literal/boxed expressions) ---
+// --- dmn-js: viewer (DRD, decision tables, literal/boxed expressions) and the modeler (editing) ---
 copy('dmn-js', 'dist/dmn-viewer.production.min.js', 'dmn-js/dmn-viewer.production.min.js');
+copy('dmn-js', 'dist/dmn-modeler.production.min.js', 'dmn-js/dmn-modeler.production.min.js');
 for (const css of [
+  'dmn-js-decision-table-controls.css',
+  'dmn-js-boxed-expression-controls.css',
   'diagram-js.css',
   'dmn-js-shared.css',
   'dmn-js-drd.css',
@@ -113,6 +119,25 @@ await esbuild.build({
   logLevel: 'warning',
 });
 copy('@bpmn-io/properties-panel', 'dist/assets/properties-panel.css', 'modeler/assets/properties-panel.css');
+copy('bpmn-js-bpmnlint', 'dist/assets/css/bpmn-js-bpmnlint.css', 'modeler/assets/bpmn-js-bpmnlint.css');
+
+// --- the form editor: form-js editor (forms as Camunda 7's form-js schema) ------------------------------
+await esbuild.build({
+  entryPoints: [join(WEB, 'src/form-editor.js')],
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  legalComments: 'eof',
+  target: ['es2020'],
+  nodePaths: [NM],
+  outfile: join(OUT, 'form-editor/form-editor.min.js'),
+  // One preact for the editor, the viewer's fields and the properties panel (which ships its own copy):
+  // two copies break hooks ("Cannot read properties of undefined (reading 'context')").
+  alias: { preact: join(pkgDir('@bpmn-io/properties-panel'), 'preact') },
+  logLevel: 'warning',
+});
+copy('@bpmn-io/form-js-viewer', 'dist/assets/form-js.css', 'form-editor/assets/form-js.css');
+copy('@bpmn-io/form-js-editor', 'dist/assets/form-js-editor.css', 'form-editor/assets/form-js-editor.css');
 
 // --- LICENSES.txt -----------------------------------------------------------
 // govuk-frontend's npm tarball ships no LICENSE file; this is the text of
@@ -181,7 +206,9 @@ let licenses =
   '  bpmn-js/  bpmn-js navigated viewer + CSS\n' +
   '  dmn-js/   dmn-js viewer + CSS\n' +
   '  modeler/  bpmn-js Modeler, bpmn-js-properties-panel, @bpmn-io/properties-panel, camunda-bpmn-moddle,\n' +
-  '            camunda-bpmn-js-behaviors (bundled by esbuild; their licences and dependencies are below)\n\n' +
+  '            camunda-bpmn-js-behaviors, bpmn-js-bpmnlint, bpmnlint (bundled by esbuild; their licences and\n' +
+  '            dependencies are below)\n' +
+  '  form-editor/  @bpmn-io/form-js-editor and @bpmn-io/form-js-viewer (bundled by esbuild)\n\n' +
   'bpmn-js and dmn-js are under the bpmn.io licence (MIT plus a watermark clause):\n' +
   'the bpmn.io watermark on rendered diagrams must stay fully visible and must not be\n' +
   'removed, changed or overlapped by other elements.\n\n' +
@@ -191,7 +218,8 @@ let licenses =
 
 const govukDir = pkgDir('govuk-frontend');
 licenses += section(govuk, govukDir, licenseText(govukDir) || GOVUK_LICENSE);
-const EDITOR = ['bpmn-js-properties-panel', '@bpmn-io/properties-panel', 'camunda-bpmn-moddle', 'camunda-bpmn-js-behaviors'];
+const EDITOR = ['bpmn-js-properties-panel', '@bpmn-io/properties-panel', 'camunda-bpmn-moddle', 'camunda-bpmn-js-behaviors',
+  '@bpmn-io/form-js-editor', 'bpmn-js-bpmnlint', 'bpmnlint'];
 for (const name of ['bpmn-js', 'dmn-js', ...EDITOR]) {
   const dir = pkgDir(name);
   licenses += section(pkgJson(dir), dir, licenseText(dir));
@@ -228,7 +256,7 @@ function walk(dir) {
     e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
   );
 }
-const files = ['govuk', 'bpmn-js', 'dmn-js', 'modeler', 'LICENSES.txt'].flatMap((e) => {
+const files = ['govuk', 'bpmn-js', 'dmn-js', 'modeler', 'form-editor', 'LICENSES.txt'].flatMap((e) => {
   const p = join(OUT, e);
   return statSync(p).isDirectory() ? walk(p) : [p];
 });

@@ -31,6 +31,13 @@ export const EXPECTED = [
   'dmn-js/assets/dmn-font/css/dmn-embedded.css',
   'modeler/modeler.min.js',
   'modeler/assets/properties-panel.css',
+  'modeler/assets/bpmn-js-bpmnlint.css',
+  'dmn-js/dmn-modeler.production.min.js',
+  'dmn-js/assets/dmn-js-decision-table-controls.css',
+  'dmn-js/assets/dmn-js-boxed-expression-controls.css',
+  'form-editor/form-editor.min.js',
+  'form-editor/assets/form-js.css',
+  'form-editor/assets/form-js-editor.css',
 ];
 
 export const GOVUK_ASSETS_URL = '/static/vendor/govuk/assets/';

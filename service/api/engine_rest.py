@@ -193,9 +193,12 @@ def create_deployment():
     uploads = {(item.filename or key).replace("\\", "/").rsplit("/", 1)[-1]: item.read()
                for key in request.files for item in request.files.getlist(key)}
     source = (request.form.get("deployment-source") or "camunda-modeler").strip()
+    # Camunda 7: with duplicate filtering (deploy-changed-only before Modeler 4.7) an unchanged file set makes
+    # no deployment; without it, every request makes one (versions here still change only with their files).
+    filtering = _flag("enable-duplicate-filtering") or _flag("deploy-changed-only")
     try:
         result = pathway_versions.deploy(db.session, actor, uploads, name=request.form.get("deployment-name"),
-                                          source=source)
+                                          source=source, record_unchanged=not filtering)
     except DeploymentInvalid as error:
         db.session.rollback()
         return _parse_error(error.problems, uploads)
@@ -208,12 +211,26 @@ def create_deployment():
         "suspended": v.status != "published", "tenantId": g.council.key, "versionTag": None,
         "historyTimeToLive": None, "startableInTasklist": v.status == "published", "status": v.status,
     } for v in result.processes if v.key in defined}
+    new = {v.id for v in result.processes if v.deployment_id == result.deployment.id}
+    message = None
+    if not result.created:  # as Camunda 7 answers a filtered duplicate: the deployment it already has, nothing new
+        definitions = {}
+        message = (f"Nothing changed since deployment {result.deployment.id}: no deployment was made "
+                   "(duplicate filtering is on).")
+    elif not new:
+        message = (f"Nothing changed: deployment {result.deployment.id} records the same files again (duplicate "
+                   "filtering is off), and every pathway keeps its version, as a pathway gets a new version only "
+                   "when its files change.")
     return jsonify({**_deployment_dto(result.deployment), "deployedProcessDefinitions": definitions or None,
                     "deployedCaseDefinitions": None, "deployedDecisionDefinitions": None,
                     "deployedDecisionRequirementsDefinitions": None,
                     # Not Camunda's: what this service adds (Modeler shows neither; the workspace does).
-                    "status": result.deployment.status, "created": result.created,
+                    "status": result.deployment.status, "created": result.created, "message": message,
                     "warnings": [p.to_json() for p in result.warnings]}), 200
+
+
+def _flag(name: str) -> bool:
+    return (request.form.get(name) or "").strip().lower() == "true"
 
 
 def _definition_id(version) -> str:

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 
 from service import analyst, pathway_versions, policy, scenario_runs
 from service import cases as case_service
-from service.errors import InvalidData
+from service.errors import Forbidden, InvalidData
 from service.models import db
 from service.web.manager_pages import retried
 from service.web.views import bp
@@ -32,7 +32,8 @@ def _int_arg(name: str) -> int | None:
 @login_required
 def analyst_home():
     rows = analyst.pathways(db.session, current_user.actor)
-    return render_template("analyst.html", pathways=rows, status_labels=STATUS_LABELS, statuses=analyst.STATUSES)
+    return render_template("analyst.html", pathways=rows, status_labels=STATUS_LABELS, statuses=analyst.STATUSES,
+                           may_deploy_pathways=policy.may_deploy(current_user.actor))
 
 
 @bp.route("/analyst/versions/<int:version_id>")
@@ -166,15 +167,21 @@ def analyst_helpers() -> dict[str, Any]:
 MAX_DIAGRAM_BYTES = 2 * 1024 * 1024
 
 
-def _posted_diagram() -> bytes:
+def _posted() -> tuple[bytes, dict[str, bytes]]:
+    """The diagram's XML and the decision tables and forms edited beside it (``files``: name -> text)."""
     payload = request.get_json(silent=True) or {}
     diagram = payload.get("diagram") if isinstance(payload, dict) else None
     if not isinstance(diagram, str) or not diagram.strip():
         raise InvalidData("no diagram was sent", {"diagram": "Send the diagram's XML"})
     content = diagram.encode("utf-8")
-    if len(content) > MAX_DIAGRAM_BYTES:
-        raise InvalidData("the diagram is too big", {"diagram": "The diagram is over 2 MB"})
-    return content
+    files = payload.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                              for k, v in files.items()):
+        raise InvalidData("the decision tables and forms must be sent as name: text", {"files": "Send each file's text"})
+    edited = {name: text.encode("utf-8") for name, text in files.items()}
+    if len(content) + sum(len(v) for v in edited.values()) > MAX_DIAGRAM_BYTES:
+        raise InvalidData("the diagram is too big", {"diagram": "The diagram with its tables and forms is over 2 MB"})
+    return content, edited
 
 
 def _problems_json(problems) -> list[dict[str, Any]]:
@@ -185,7 +192,9 @@ def _problems_json(problems) -> list[dict[str, Any]]:
 @login_required
 def analyst_edit(version_id: int):
     version = analyst.draft_diagram(db.session, version_id, current_user.actor)
-    return render_template("analyst_edit.html", version=version)
+    files = analyst.draft_files(db.session, version_id, current_user.actor)
+    return render_template("analyst_edit.html", version=version,
+                           tables=[n for n in files if n.endswith(".dmn")], forms=[n for n in files if n.endswith(".form")])
 
 
 @bp.route("/analyst/versions/<int:version_id>/check", methods=["POST"])
@@ -193,7 +202,8 @@ def analyst_edit(version_id: int):
 def analyst_check(version_id: int):
     """The server's deploy checks on the diagram drawn in the browser (JSON in, JSON out; nothing saved)."""
     analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
-    problems = analyst.check_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+    diagram, edited = _posted()
+    problems = analyst.check_draft(db.session, version_id, diagram, current_user.actor, edited)
     db.session.rollback()
     return {"problems": _problems_json(problems)}
 
@@ -206,7 +216,8 @@ def analyst_save(version_id: int):
 
     analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
     try:
-        result = analyst.save_draft(db.session, version_id, _posted_diagram(), current_user.actor)
+        diagram, edited = _posted()
+        result = analyst.save_draft(db.session, version_id, diagram, current_user.actor, edited)
     except DeploymentInvalid as invalid:
         db.session.rollback()
         return {"problems": _problems_json(invalid.problems)}, 422
@@ -222,6 +233,40 @@ def analyst_save(version_id: int):
         flash(f"Saved as version {saved.version} of {saved.name}: new cases start from it.", "success")
     return {"problems": [], "saved": True, "version": saved.version,
             "url": url_for("web.analyst_version", version_id=saved.id)}
+
+
+@bp.route("/analyst/new", methods=["GET", "POST"])
+@login_required
+def analyst_new():
+    """A new pathway from the blank template or as a copy of one of the council's, then its editor."""
+    from service.engine.bundle import DeploymentInvalid
+
+    actor = current_user.actor
+    policy.require_analyst(actor)
+    if not policy.may_deploy(actor):
+        raise Forbidden("drawing and deploying pathways needs the role analyst")
+    pathways = analyst.pathways(db.session, actor)
+    form = request.form
+    errors, problems, status = {}, [], 200
+    if request.method == "POST":
+        start = form.get("start", "blank")
+        copy_of = int(start) if start.isdigit() else None
+        try:
+            created, _ = analyst.new_pathway(db.session, actor, form.get("key", ""), form.get("name", ""), copy_of)
+        except InvalidData as invalid:
+            db.session.rollback()
+            errors, status = dict(invalid.errors or {"key": invalid.message}), 422
+        except DeploymentInvalid as invalid:
+            db.session.rollback()
+            problems, status = _problems_json(invalid.problems), 422
+        else:
+            db.session.commit()
+            state = "a draft until a pathway approver publishes it" if created.status == "draft" else "live"
+            flash(f"{created.name} is saved as version {created.version} ({state}). Draw it here.", "success")
+            return redirect(url_for("web.analyst_edit", version_id=created.id))
+    error_list = [{"text": text, "href": f"#{field}"} for field, text in errors.items()]
+    return render_template("analyst_new.html", pathways=pathways, form=form, errors=errors, error_list=error_list,
+                           problems=problems), status
 
 
 # -- moving running cases to another version ------------------------------------------------------------

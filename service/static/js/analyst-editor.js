@@ -1,6 +1,8 @@
 // The analyst's editor: bpmn-js Modeler with the Camunda 7 properties panel (vendor/modeler, window.StepModeler),
 // the server's deploy checks on demand (each problem a marker and label on its element and a line in the
-// problems list), and saving as a new version. Data from data-attributes; no inline script (CSP).
+// problems list), and saving as a new version. The version's decision tables (dmn-js modeler, window.DmnJS) and
+// forms (form-js editor, window.StepFormEditor) are edited beside the diagram: those changed are checked and saved
+// with it. Data from data-attributes; no inline script (CSP).
 (function () {
   'use strict';
 
@@ -17,13 +19,106 @@
   var modeler = window.StepModeler.create(canvasBox, document.getElementById('editor-panel'));
   root.stepModeler = modeler;  // for the browser tests (a property of the element, not a global)
   var marked = [];
+  var files = [];  // { name, box, text(): Promise<string>, baseline }: the decision tables and forms
+
+  function load(box) {
+    return fetch(box.getAttribute('data-url'), { credentials: 'same-origin' }).then(function (response) {
+      if (!response.ok) {
+        throw new Error(box.getAttribute('data-file') + ' could not be loaded (' + response.status + ').');
+      }
+      return response.text();
+    });
+  }
+
+  function dmnViews(editor, box) {
+    // a button per decision (and the requirements diagram): the decision's table opens in the editor
+    var bar = document.querySelector('[data-views-for="' + box.id + '"]');
+    if (!bar) {
+      return;
+    }
+    bar.innerHTML = '';
+    editor.getViews().forEach(function (view) {
+      var button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'govuk-button govuk-button--secondary';
+      var name = view.element && view.element.name;
+      button.textContent = view.type === 'drd' ? 'Decision requirements' : 'Decision: ' + (name || view.element.id);
+      button.setAttribute('aria-pressed', String(view === editor.getActiveView()));
+      button.addEventListener('click', function () {
+        editor.open(view).then(function () { dmnViews(editor, box); });
+      });
+      bar.appendChild(button);
+    });
+  }
+
+  function nameRuleColumn(box) {
+    // dmn-js leaves the rule-number column's header empty: name it for screen readers (as the viewer does)
+    Array.prototype.forEach.call(box.querySelectorAll('th.index-column'), function (th) {
+      if (!th.textContent.trim()) {
+        var name = document.createElement('span');
+        name.className = 'govuk-visually-hidden';
+        name.textContent = 'Rule';
+        th.appendChild(name);
+      }
+    });
+  }
+
+  function openFile(box) {
+    var kind = box.getAttribute('data-kind');
+    var entry = { name: box.getAttribute('data-file'), box: box, baseline: null };
+    if (kind === 'dmn' && window.DmnJS) {
+      var dmn = new window.DmnJS({ container: box });
+      box.stepEditor = dmn;  // for the browser tests
+      entry.text = function () { return dmn.saveXML({ format: true }).then(function (r) { return r.xml; }); };
+      return load(box).then(function (xml) { return dmn.importXML(xml); }).then(function () {
+        var table = dmn.getViews().filter(function (v) { return v.type === 'decisionTable'; })[0];
+        return table ? dmn.open(table) : null;
+      }).then(function () {
+        dmnViews(dmn, box);
+        nameRuleColumn(box);
+        new MutationObserver(function () { nameRuleColumn(box); }).observe(box, { childList: true, subtree: true });
+        return finish(entry);
+      });
+    }
+    if (kind === 'form' && window.StepFormEditor) {
+      var form = window.StepFormEditor.create(box);
+      box.stepEditor = form;
+      entry.text = function () { return Promise.resolve(JSON.stringify(form.saveSchema(), null, 2) + '\n'); };
+      return load(box).then(function (text) { return form.importSchema(JSON.parse(text)); }).then(function () {
+        return finish(entry);
+      });
+    }
+    return Promise.resolve();
+  }
+
+  function finish(entry) {
+    // what the editor writes for the file as opened: a file is sent only when what it writes differs
+    return entry.text().then(function (text) {
+      entry.baseline = text;
+      entry.box.classList.add('sp-file-editor--ready');
+      files.push(entry);
+    });
+  }
+
+  function changedFiles() {
+    var changed = {};
+    return Promise.all(files.map(function (entry) {
+      return entry.text().then(function (text) {
+        if (text !== entry.baseline) {
+          changed[entry.name] = text;
+        }
+      });
+    })).then(function () { return changed; });
+  }
 
   function post(url, xml) {
-    return fetch(url, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'X-CSRFToken': root.getAttribute('data-csrf') },
-      body: JSON.stringify({ diagram: xml })
+    return changedFiles().then(function (changed) {
+      return fetch(url, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': root.getAttribute('data-csrf') },
+        body: JSON.stringify({ diagram: xml, files: changed })
+      });
     }).then(function (response) {
       return response.json().then(function (body) { return { status: response.status, body: body }; });
     });
@@ -53,7 +148,8 @@
       var item = document.createElement('li');
       item.className = 'sp-problem';
       var where = [problem.file, problem.element].filter(Boolean).join(', ');
-      var element = problem.element && registry.get(problem.element);
+      var inFile = problem.file && files.filter(function (f) { return f.name === problem.file; })[0];
+      var element = !inFile && problem.element && registry.get(problem.element);
       if (element) {
         canvas.addMarker(problem.element, 'sp-problem');
         marked.push(problem.element);
@@ -72,6 +168,13 @@
         });
         item.appendChild(document.createTextNode(problem.message + (where ? ' (' + where + ') ' : ' ')));
         item.appendChild(show);
+      } else if (inFile) {
+        item.appendChild(document.createTextNode(problem.message + ' (' + where + ') '));
+        var link = document.createElement('a');
+        link.className = 'govuk-link';
+        link.href = '#' + inFile.box.id;
+        link.textContent = 'Go to ' + problem.file;
+        item.appendChild(link);
       } else {
         item.textContent = problem.message + (where ? ' (' + where + ')' : '');
       }
@@ -129,6 +232,22 @@
     .then(function (xml) { return modeler.importXML(xml); })
     .then(function () {
       modeler.get('canvas').zoom('fit-viewport', 'auto');
+      // decision tables open at once; a form when its details are first opened (a page of form editors is slow)
+      var boxes = Array.prototype.slice.call(document.querySelectorAll('.sp-file-editor__canvas--dmn'));
+      Array.prototype.forEach.call(document.querySelectorAll('.sp-file-editor__canvas--form'), function (box) {
+        var details = box.closest('details');
+        details.addEventListener('toggle', function () {
+          if (details.open && !box.stepOpened) {
+            box.stepOpened = true;
+            openFile(box).catch(function (error) {
+              box.textContent = (error && error.message) || 'The form could not be opened.';
+            });
+          }
+        });
+      });
+      return Promise.all(boxes.map(openFile));
+    })
+    .then(function () {
       root.classList.add('sp-editor--ready');
       checkButton.disabled = false;
       saveButton.disabled = false;
