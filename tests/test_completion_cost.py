@@ -98,6 +98,7 @@ def test_the_steps_audit_events_are_checked_as_a_flush_checks_rows(api, app):
     with app.app_context():
         council = in_council(db.session)
         case = db.session.get(Case, started["id"])
+        assert case.council_id == council.id
         row = cases._audit_row(case, Actor("x" * 81), "task_completed", None, {})
         with pytest.raises(InvalidData) as refused:
             cases._write_audit(db.session, [row])
@@ -108,4 +109,3 @@ def test_the_steps_audit_events_are_checked_as_a_flush_checks_rows(api, app):
         with pytest.raises(tenancy.Unscoped):
             cases._write_audit(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {})])
         db.session.rollback()
-        assert council.id == case.council_id
