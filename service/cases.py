@@ -19,13 +19,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from service import access_log, families, notifications, paging, policy, safeguarding, tenancy, wording
-from service import limits as row_limits
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
+from service.limits import check_values
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
                             TaskRole, User, reference_key)
 from service.policy import Actor
@@ -1042,7 +1042,7 @@ def _write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
     council = tenancy.acting_council_id(session)
     if council is None:
         raise tenancy.Unscoped("an AuditEvent was written outside any council's scope")
-    row_limits.check_values(AuditEvent.__table__, rows)
+    check_values(AuditEvent.__table__, rows)
     session.execute(insert(AuditEvent.__table__), [{**row, "council_id": council} for row in rows])
 
 

@@ -86,8 +86,8 @@ def test_the_steps_audit_events_are_checked_as_a_flush_checks_rows(api, app):
     """The step's audit events skip the ORM (one Core INSERT): they are checked for what their columns hold
     as :func:`service.limits._check_rows` checks ORM rows, and written in the acting council only."""
     import pytest
-
     from conftest import in_council
+
     from service import cases, tenancy
     from service.errors import InvalidData
     from service.models import Case
