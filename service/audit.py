@@ -18,9 +18,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -71,22 +72,31 @@ def _guard_events(session: Session, flush_context, instances) -> None:
 def seal(session: Session, council_id: int) -> int:
     """Chain the council's committed events not yet chained, in the order they were written; how many.
 
-    Run in a transaction of its own and commit at once: the chain head stays locked until then.
+    Run in a transaction of its own and commit at once: the chain head stays locked until then. Core
+    statements: the unchained events' fields are read as plain rows, and their links written with one
+    executemany ``UPDATE`` (no ORM row per event).
     """
     seq, last = _lock_head(session, council_id)
-    session.info[SEALING] = True
-    try:
-        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.council_id == council_id,
-                                                             AuditEvent.seq.is_(None)).order_by(AuditEvent.id)))
-        for row in rows:
-            seq += 1
-            row.seq, row.prev_hash, row.detail_hash = seq, last, detail_hash(row.detail or {})
-            row.hash = last = event_hash(row)
-        chains = AuditChain.__table__
-        session.execute(update(chains).where(chains.c.council_id == council_id).values(seq=seq, last_hash=last))
-        session.flush()
-    finally:
-        session.info.pop(SEALING, None)
+    events = AuditEvent.__table__
+    rows = session.execute(select(events.c.id, events.c.case_id, events.c.at, events.c.actor, events.c.event,
+                                  events.c.task, events.c.detail)
+                           .where(events.c.council_id == council_id, events.c.seq.is_(None))
+                           .order_by(events.c.id)).all()
+    links = []
+    for row in rows:
+        seq += 1
+        link = SimpleNamespace(council_id=council_id, seq=seq, case_id=row.case_id, at=row.at, actor=row.actor,
+                               event=row.event, task=row.task, detail_hash=detail_hash(row.detail or {}),
+                               prev_hash=last)
+        last = event_hash(link)
+        links.append({"b_id": row.id, "seq": seq, "detail_hash": link.detail_hash, "prev_hash": link.prev_hash,
+                      "hash": last})
+    if links:
+        session.execute(update(events).where(events.c.id == bindparam("b_id"))
+                        .values(seq=bindparam("seq"), detail_hash=bindparam("detail_hash"),
+                                prev_hash=bindparam("prev_hash"), hash=bindparam("hash")), links)
+    chains = AuditChain.__table__
+    session.execute(update(chains).where(chains.c.council_id == council_id).values(seq=seq, last_hash=last))
     return len(rows)
 
 

@@ -13,18 +13,19 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, exists, false, func, inspect, or_, select, union, union_all, update
+from sqlalchemy import String, cast, exists, false, func, insert, inspect, or_, select, union, union_all, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, families, notifications, paging, policy, safeguarding, wording
+from service import access_log, families, notifications, paging, policy, safeguarding, tenancy, wording
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
+from service.limits import check_values
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
                             TaskRole, User, reference_key)
 from service.policy import Actor
@@ -397,18 +398,19 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     case.family_id, case.child_id = (family.id if family else None), (person.id if person else None)
     session.add(case)
     session.flush()
-    _audit(session, case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
-                                                         "version": version.version,
-                                                         **({"from_case": started_from.id} if started_from else {}),
-                                                         **({"family": case.family_id} if family else {}),
-                                                         **({"child": case.child_id} if person else {})})
+    started = _audit_row(case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
+                                                              "version": version.version,
+                                                              **({"from_case": started_from.id} if started_from else {}),
+                                                              **({"family": case.family_id} if family else {}),
+                                                              **({"child": case.child_id} if person else {})})
     if error is not None:
+        session.add(AuditEvent(**started))
         case.state = runtime.dump(workflow)
         case.data = runtime.json_safe(data)
         _record_error(session, case, actor, error)
         return case
     set_committed_value(case, "timers", [])  # a new case: nothing to read back before its first step
-    _apply(session, case, workflow, snap, actor, open_tasks=[])
+    _apply(session, case, workflow, snap, actor, open_tasks=[], events=[started])
     if started_from is None:  # a hand-over carries answers the case it came from has already acted on
         _refer_significant_harm(session, case, data, actor, where=process.name)
     return case
@@ -429,10 +431,11 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
         _record_error(session, case, actor, error, task=task.name, data=cleaned)
         return case
     as_admin = actor.is_admin and not may_work_on_without_admin(task, actor)
-    _audit(session, case, actor, "task_completed", task.name,
-           {"title": task.title, "data": runtime.json_safe(cleaned), **({"as_admin": True} if as_admin else {})})
+    completed = _audit_row(case, actor, "task_completed", task.name,
+                           {"title": task.title, "data": runtime.json_safe(cleaned),
+                            **({"as_admin": True} if as_admin else {})})
     task.closed_by_id = actor.user_id
-    _apply(session, case, workflow, snap, actor, answers=cleaned, open_tasks=open_now)
+    _apply(session, case, workflow, snap, actor, answers=cleaned, open_tasks=open_now, events=[completed])
     _refer_significant_harm(session, case, cleaned, actor, where=task.title)
     return case
 
@@ -824,13 +827,33 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
 
 
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
-           answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None) -> None:
+           answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None,
+           events: list[dict[str, Any]] | None = None) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
+
+    ``events``: audit rows (:func:`_audit_row`) of the step that come before its own (the completed task).
+    The step's audit events, those and every one :func:`_audit` records meanwhile, are written in order with
+    one Core ``INSERT`` after the flush (no ORM row each; SQLAlchemy would send one ``INSERT`` per event on
+    SQLite, whose ids it must return in order).
 
     Refused (nothing written) when the step would enrol the family in a voluntary service without consent.
     """
     process = process_of(session, case)
     safeguarding.check_step(process, snap.path, snap.data)
+    batch = session.info[AUDIT_BATCH] = list(events or ())
+    try:
+        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks)
+    finally:
+        session.info.pop(AUDIT_BATCH, None)
+    _write_audit(session, batch)
+    for message in snap.thrown:
+        _route_thrown(session, case, message, actor)
+    for signal in snap.signals:
+        broadcast_signal(session, signal.name, signal.payload, actor, thrower=case)
+
+
+def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,
+                actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None) -> None:
     now = clock.now()
     case.state = runtime.dump(workflow)
     case.state_format = runtime.STATE_FORMAT
@@ -857,10 +880,6 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     if snap.completed:
         _audit(session, case, actor, "case_completed", None, {"outcome": case.outcome})
     session.flush()
-    for message in snap.thrown:
-        _route_thrown(session, case, message, actor)
-    for signal in snap.signals:
-        broadcast_signal(session, signal.name, signal.payload, actor, thrower=case)
 
 
 def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks: list[runtime.OpenTask],
@@ -1002,9 +1021,35 @@ def _record_error(session: Session, case: Case, actor: Actor, error: runtime.Eng
            {"message": error.message, **({"data": runtime.json_safe(data)} if data else {})})
 
 
+#: ``session.info`` key of the audit rows of the step :func:`_apply` is writing (written after its flush).
+AUDIT_BATCH = "audit_batch"
+
+
+def _audit_row(case: Case, actor: Actor, event: str, task: str | None, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"case_id": case.id, "at": clock.now(), "actor": actor.name, "event": event, "task": task,
+            "detail": runtime.json_safe(detail)}
+
+
 def _audit(session: Session, case: Case, actor: Actor, event: str, task: str | None, detail: dict[str, Any]) -> None:
-    session.add(AuditEvent(case_id=case.id, at=clock.now(), actor=actor.name, event=event, task=task,
-                           detail=runtime.json_safe(detail)))
+    """Record an audit event: with the step :func:`_apply` is writing, else as an ORM row of the next flush."""
+    row = _audit_row(case, actor, event, task, detail)
+    batch = session.info.get(AUDIT_BATCH)
+    if batch is not None:
+        batch.append(row)
+    else:
+        session.add(AuditEvent(**row))
+
+
+def _write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One ``INSERT`` of the step's audit rows, in the acting council, checked as a flush checks ORM rows
+    (:func:`service.limits.check_values`)."""
+    if not rows:
+        return
+    council = tenancy.acting_council_id(session)
+    if council is None:
+        raise tenancy.Unscoped("an AuditEvent was written outside any council's scope")
+    check_values(AuditEvent.__table__, rows)
+    session.execute(insert(AuditEvent.__table__), [{**row, "council_id": council} for row in rows])
 
 
 def by_version(session: Session, version: ProcessVersion) -> list[Case]:

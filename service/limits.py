@@ -131,6 +131,18 @@ def _check_rows(session: Session, flush_context, instances) -> None:
         raise InvalidData("some values do not fit where they are kept", problems)
 
 
+def check_values(table, rows: list[dict[str, Any]]) -> None:
+    """What :func:`_check_rows` checks of ORM rows, for rows written with a Core ``INSERT`` into ``table``."""
+    problems: dict[str, str] = {}
+    for row in rows:
+        for key, value in row.items():
+            problem = _column_problem(table.c[key], value)
+            if problem:
+                problems[f"{table.name}.{key}"] = problem
+    if problems:
+        raise InvalidData("some values do not fit where they are kept", problems)
+
+
 def _column_problem(column, value: Any) -> str | None:
     if isinstance(value, str):
         if NUL in value:

@@ -25,13 +25,27 @@ from service import notifications, safeguarding
 from service.deployments import process_definition
 from service.engine import runtime
 from service.engine.parser import role_key
-from service.models import AuditEvent, Case, Notification, OpenTask, PendingTimer, TaskRole
+from service.models import AuditEvent, Case, Notification, OpenTask, PendingTimer, ProcessVersion, TaskRole
 
 log = logging.getLogger(__name__)
 TIMER = "timer"
 
 
-def fire(session: Session, cases: dict[int, Case], pending: dict[int, list[Any]], now: datetime) -> tuple[int, set[int]]:
+def load(session: Session, case_ids: set[int]) -> dict[int, SimpleNamespace]:
+    """What :func:`fire` reads of each of ``case_ids``, in one Core statement: its id, council, reference,
+    state and pathway version (the case's data is not read, nor decrypted, nor made an ORM row)."""
+    if not case_ids:
+        return {}
+    table = Case.__table__
+    rows = session.execute(select(table.c.id, table.c.council_id, table.c.reference, table.c.state,
+                                  table.c.process_version_id).where(table.c.id.in_(case_ids))).all()
+    versions = {v.id: v for v in session.scalars(select(ProcessVersion).where(
+        ProcessVersion.id.in_({row.process_version_id for row in rows})))}
+    return {row.id: SimpleNamespace(id=row.id, council_id=row.council_id, reference=row.reference, state=row.state,
+                                    process=versions[row.process_version_id]) for row in rows}
+
+
+def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]], now: datetime) -> tuple[int, set[int]]:
     """Fire the due reminders of those of ``cases`` (locked, with their ``pending`` timer rows) that only
     remind; return (timers fired, ids of the cases fired). The rest are the caller's to fire.
 

@@ -114,11 +114,13 @@ def _work(session: Session, app: Flask, passed: set[int], guard: threading.Lock,
             for row in session.execute(select(PendingTimer.__table__).where(PendingTimer.case_id.in_(ids))):
                 pending.setdefault(row.case_id, []).append(row)
             due = {case_id for case_id, rows in pending.items() if any(row.due_at <= now for row in rows)}
+            reminded, quick = (reminders.fire(session, reminders.load(session, due), pending, now)
+                               if due and app.config.get("TIMER_QUICK_REMINDERS", True) else (0, set()))
+            # Only the cases the engine fires are loaded whole (their data decrypted, as ORM rows).
+            rest = due - quick
             loaded = {case.id: case for case in session.scalars(
-                select(Case).where(Case.id.in_(due)).options(undefer(Case.state))
-                .execution_options(populate_existing=True))} if due else {}
-            reminded, quick = (reminders.fire(session, loaded, pending, now)
-                               if app.config.get("TIMER_QUICK_REMINDERS", True) else (0, set()))
+                select(Case).where(Case.id.in_(rest)).options(undefer(Case.state))
+                .execution_options(populate_existing=True))} if rest else {}
         count, left = _fire_batch(session, claimed, councils, loaded, quick)
         count += reminded
         try:

@@ -14,9 +14,10 @@ from service.models import db
 
 PATHWAY = FIXTURES / "pathways"
 #: What a completion of Task_Assess sends: the token and user; the task, the case's open tasks, the case, its
-#: state and timers in one; the case; the closed task; the new task and its role; the timers; the audit (two
-#: events, a task and a decision), and on PostgreSQL the transaction's council scope.
-MOST_PER_COMPLETION = {"sqlite": 10, "postgresql": 12}
+#: state and timers in one; the case; the closed task; the new task and its role; the timers; the audit (the
+#: step's two events, the task and the decision, in one Core INSERT), and on PostgreSQL the transaction's
+#: council scope.
+MOST_PER_COMPLETION = {"sqlite": 9, "postgresql": 11}
 MOST_PER_START = {"sqlite": 9, "postgresql": 11}
 
 
@@ -54,6 +55,7 @@ def test_a_completion_and_a_start_send_a_handful_of_statements(api, app):
     assert done.status_code == 200, done.json
     assert len(sent) <= MOST_PER_COMPLETION[_dialect(app)], "\n".join(s[:120] for s in sent)
     assert not [s for s in sent if s.startswith("SELECT tasks") and "JOIN" not in s], "the tasks were read again"
+    assert len([s for s in sent if s.startswith("INSERT INTO audit_events")]) == 1, "one INSERT for the step's events"
     assert [t["name"] for t in done.json["tasks"]] == ["Task_Approve"]
 
 
@@ -78,3 +80,32 @@ def test_a_task_completed_twice_or_by_someone_without_its_role_is_refused_as_bef
     assert api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}}).status_code == 200
     assert api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}}).status_code == 409
     assert api.post("/tasks/nothing/complete", json={"data": {}}).status_code == 404
+
+
+def test_the_steps_audit_events_are_checked_as_a_flush_checks_rows(api, app):
+    """The step's audit events skip the ORM (one Core INSERT): they are checked for what their columns hold
+    as :func:`service.limits._check_rows` checks ORM rows, and written in the acting council only."""
+    import pytest
+    from conftest import in_council
+
+    from service import cases, tenancy
+    from service.errors import InvalidData
+    from service.models import Case
+    from service.policy import Actor
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    with app.app_context():
+        council = in_council(db.session)
+        case = db.session.get(Case, started["id"])
+        assert case.council_id == council.id
+        row = cases._audit_row(case, Actor("x" * 81), "task_completed", None, {})
+        with pytest.raises(InvalidData) as refused:
+            cases._write_audit(db.session, [row])
+        assert "audit_events.actor" in refused.value.errors
+        with pytest.raises(InvalidData):
+            cases._write_audit(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {"a": "b\x00"})])
+        tenancy.leave(db.session)
+        with pytest.raises(tenancy.Unscoped):
+            cases._write_audit(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {})])
+        db.session.rollback()

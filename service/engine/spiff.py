@@ -8,6 +8,7 @@ pins the behaviour they rely on, so that a new SpiffWorkflow fails there first.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -177,15 +178,20 @@ def event_subprocess_start_events(workflow: BpmnWorkflow) -> list:
 
 
 _VALIDATOR: BpmnValidator | None = None
+#: lxml's XMLSchema is neither built nor used safely by two threads at once: the timer workers of a process,
+#: parsing on a cold cache together, failed to build it (XMLSchemaParseError, then every parse of that process),
+#: and its ``error_log`` is the last validation's, whichever thread ran it.
+_VALIDATING = threading.Lock()
 
 
 def xsd_errors(root) -> list[tuple[int, str]]:
     """(line, message) of the first ten ways a BPMN document breaks the BPMN 2.0 schema."""
     global _VALIDATOR
-    _VALIDATOR = _VALIDATOR or BpmnValidator()
-    if _VALIDATOR.validator.validate(root):
-        return []
-    return [(error.line, error.message) for error in list(_VALIDATOR.validator.error_log)[:10]]
+    with _VALIDATING:
+        _VALIDATOR = _VALIDATOR or BpmnValidator()
+        if _VALIDATOR.validator.validate(root):
+            return []
+        return [(error.line, error.message) for error in list(_VALIDATOR.validator.error_log)[:10]]
 
 
 # -- running --------------------------------------------------------------------------------
