@@ -343,3 +343,94 @@ def test_a_zeebe_output_collection_is_refused(api):
     assert response.status_code == 400
     assert any(e["element"] == "Task_SeeChild" and "output collection is not supported" in e["message"]
                for e in response.json["errors"]), response.json
+
+
+# -- messages correlated by zeebe:subscription correlationKey -------------------------------------------------
+
+def c8_diagram(key: str, body: str, messages: str) -> bytes:
+    """A Camunda 8 process ``key`` around ``body`` (flow nodes and flows), catching immediate risk."""
+    risk = EACH_CHILD[EACH_CHILD.index('<bpmn:subProcess id="Sub_ImmediateRisk"'):EACH_CHILD.index("</bpmn:process>")]
+    head = EACH_CHILD[:EACH_CHILD.index('  <bpmn:message id="Message_ImmediateRisk"')]
+    return (head.replace("Definitions_C8Each", f"Definitions_{key}")
+            + '  <bpmn:message id="Message_ImmediateRisk" name="immediate_risk" />\n' + messages
+            + f'  <bpmn:process id="{key}" name="{key}" isExecutable="true">\n{body}\n{risk}'
+            + "  </bpmn:process>\n</bpmn:definitions>\n").encode()
+
+
+KEYED = ('  <bpmn:message id="Message_Report" name="school_report"><bpmn:extensionElements>'
+         '<zeebe:subscription correlationKey="=child_ref" /></bpmn:extensionElements></bpmn:message>\n')
+
+C8_RECEIVER = c8_diagram("c8_receiver", """
+    <bpmn:startEvent id="Event_Start"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:receiveTask id="Task_Wait" name="Wait for the school" messageRef="Message_Report">
+      <bpmn:incoming>Flow_1</bpmn:incoming><bpmn:outgoing>Flow_2</bpmn:outgoing>
+    </bpmn:receiveTask>
+    <bpmn:userTask id="Task_Read" name="Read the report">
+      <bpmn:extensionElements><zeebe:userTask /><zeebe:assignmentDefinition candidateGroups="social_worker" />
+      </bpmn:extensionElements>
+      <bpmn:incoming>Flow_2</bpmn:incoming><bpmn:outgoing>Flow_3</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="Event_Read">
+      <bpmn:extensionElements><zeebe:properties><zeebe:property name="outcome" value="read" /></zeebe:properties>
+      </bpmn:extensionElements><bpmn:incoming>Flow_3</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="Event_Start" targetRef="Task_Wait" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_Wait" targetRef="Task_Read" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_Read" targetRef="Event_Read" />""", KEYED)
+
+C8_SENDER = c8_diagram("c8_sender", """
+    <bpmn:startEvent id="Event_Start"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Task_Write" name="Write the report">
+      <bpmn:extensionElements><zeebe:userTask /><zeebe:assignmentDefinition candidateGroups="social_worker" />
+      </bpmn:extensionElements>
+      <bpmn:incoming>Flow_1</bpmn:incoming><bpmn:outgoing>Flow_2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="Event_Sent">
+      <bpmn:extensionElements><zeebe:properties><zeebe:property name="outcome" value="sent" /></zeebe:properties>
+      </bpmn:extensionElements><bpmn:incoming>Flow_2</bpmn:incoming>
+      <bpmn:messageEventDefinition id="Def_Send" messageRef="Message_Report" />
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="Event_Start" targetRef="Task_Write" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_Write" targetRef="Event_Sent" />""", KEYED)
+
+
+def open_names(api, case_id: int) -> list[str]:
+    return [t["name"] for t in api.get(f"/cases/{case_id}", as_="admin").json["tasks"]]
+
+
+def test_a_message_sent_with_a_correlation_key_reaches_only_the_case_waiting_with_that_key(api):
+    assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER}).status_code == 201
+    ids = {}
+    for ref, reference in (("A1", "C8-A"), (12, "C8-B"), ("C3", "C8-C"), ("C3", "C8-D")):
+        case = api.post("/cases", json={"process": "c8_receiver", "reference": reference,
+                                        "data": {"child_ref": ref}}).json
+        assert case["tasks"] == [] and case["status"] == "active", case
+        ids[reference] = case["id"]
+    answer = api.post("/messages", json={"name": "school_report", "correlation_key": "A1",
+                                         "data": {"attendance": 88}}, as_="admin")
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"reached": [ids["C8-A"]], "started": []}
+    assert open_names(api, ids["C8-A"]) == ["Task_Read"] and open_names(api, ids["C8-B"]) == []
+    number = api.post("/messages", json={"name": "school_report", "correlation_key": "12"}, as_="admin")
+    assert number.json["reached"] == [ids["C8-B"]]  # keys compare as text, as Camunda 8's do
+    ambiguous = api.post("/messages", json={"name": "school_report", "correlation_key": "C3"}, as_="admin")
+    assert ambiguous.status_code == 409 and ambiguous.json["matched"] == [ids["C8-C"], ids["C8-D"]]
+    missing = api.post("/messages", json={"name": "school_report", "correlation_key": "Z9"}, as_="admin")
+    assert missing.status_code == 409
+    assert missing.json["message"] == ("no case waits for the message 'school_report' with correlation key 'Z9', "
+                                       "and no pathway starts with it")
+    bad = api.post("/messages", json={"name": "school_report", "correlation_key": {"a": 1}}, as_="admin")
+    assert bad.status_code == 422
+
+
+def test_a_message_a_case_throws_reaches_only_the_cases_waiting_with_its_key_whatever_their_family(api):
+    assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER, "c8_sender.bpmn": C8_SENDER}).status_code == 201
+    waiting = {ref: api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{ref}",
+                                             "data": {"child_ref": ref}}).json["id"] for ref in ("A1", "B2")}
+    sender = api.post("/cases", json={"process": "c8_sender", "reference": "SCHOOL-1", "data": {}}).json
+    done = complete(api, sender, "Task_Write", {"child_ref": "B2", "attendance": 64})
+    assert (done["status"], done["outcome"]) == ("completed", "sent")
+    sent = [e for e in api.get(f"/cases/{sender['id']}/history", as_="admin").json if e["event"] == "message_sent"]
+    assert sent[0]["detail"]["to_cases"] == [waiting["B2"]]
+    assert open_names(api, waiting["B2"]) == ["Task_Read"] and open_names(api, waiting["A1"]) == []
+    assert api.get(f"/cases/{waiting['B2']}", as_="admin").json["data"]["attendance"] == 64

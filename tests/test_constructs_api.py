@@ -455,3 +455,38 @@ def test_a_voluntary_pathway_started_by_a_message_needs_consent_as_one_started_b
     assert api.post("/messages", json={**body, "data": {"consent": "refused"}}, as_="front").status_code == 422
     answer = api.post("/messages", json={**body, "data": {"consent": "given"}}, as_="front")
     assert answer.status_code == 200 and len(answer.json["started"]) == 1
+
+
+# -- messages with a correlation (POST /messages) ---------------------------------------------------------
+
+def test_a_message_with_camunda_7_correlation_keys_reaches_only_the_case_whose_data_matches(api):
+    """Camunda 7 correlates a message by process variables the sender gives: here the case data."""
+    deployed(api, receiver=RECEIVER)
+    amy, ben, ben_again = (Walk(api, "receiver", {"child_ref": ref}, reference=f"FAM-{ref}")
+                           for ref in ("A1", "B2", "B2"))
+    for case in (amy, ben, ben_again):
+        case.complete("Task_AskSchool")
+    body = {"name": "school_report", "data": {"attendance": 71}}
+    answer = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "A1"}}, as_="admin")
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"reached": [amy.id], "started": []}
+    assert amy.open == ["Task_ReadReport"] and amy.case["data"]["attendance"] == 71
+    assert ben.open == [] and "attendance" not in ben.case["data"]
+    assert amy.path == ["Task_AskSchool", "school_report"]
+    ambiguous = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "B2"}}, as_="admin")
+    assert ambiguous.status_code == 409 and ambiguous.json["matched"] == [ben.id, ben_again.id]
+    assert "matches 2 cases" in ambiguous.json["message"] and ben.open == []
+    nobody = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "Z9"}}, as_="admin")
+    assert nobody.status_code == 409
+    assert "no case waits for the message 'school_report' with child_ref = \"Z9\"" in nobody.json["message"]
+    both = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "B2"}, "all": True}, as_="admin")
+    assert both.json["reached"] == [ben.id, ben_again.id] and ben.open == ben_again.open == ["Task_ReadReport"]
+
+
+def test_a_correlated_message_is_refused_to_someone_who_does_not_work_on_the_matching_case(api):
+    deployed(api, receiver=RECEIVER)
+    case = Walk(api, "receiver", {"child_ref": "A1"})
+    case.complete("Task_AskSchool")
+    answer = api.post("/messages", json={"name": "school_report", "correlation_keys": {"child_ref": "A1"}},
+                      as_="manager")  # the pathway is for social workers and the front door
+    assert answer.status_code == 403 and case.open == []

@@ -30,6 +30,8 @@ class ErrorSchema(Schema):
     waiting = fields.List(fields.String(), metadata={"description": "409 on a message: the messages the case "
                                                                     "waits for"})
     councils = fields.List(fields.String(), metadata={"description": "400/403 on X-Council: your councils"})
+    matched = fields.List(fields.Integer(), metadata={"description": "409 on a message with a correlation key "
+                                                                     "that matches several cases: their ids"})
     limit = fields.Integer(metadata={"description": "the limit that was exceeded"})
 
 

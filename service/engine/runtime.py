@@ -22,6 +22,7 @@ from . import clock, expressions, limits, spiff, timers
 from .bundle import ProcessDefinition
 from .limits import Limits
 from .parser import PathwayMessageEventDefinition, PathwaySignalEventDefinition, task_roles
+from .parser import correlation_value as parser_correlation_value
 from .specs import ItemsMultiInstance, Journal, JournalEntry, evaluated_at, item_label, json_safe
 
 
@@ -67,6 +68,9 @@ class PendingTimer:
 class ThrownMessage:
     name: str
     payload: Any
+    #: The value of the message's correlation key in the throwing case (Camunda 8 ``zeebe:subscription``), if it
+    #: has one: only cases waiting with the same key take it.
+    key: str | None = None
 
 
 @dataclass
@@ -116,6 +120,44 @@ def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
 
 
 _NOTIFY_ONLY: dict[int, tuple[ProcessDefinition, frozenset[str]]] = {}
+
+
+def correlation_keys(process: ProcessDefinition) -> dict[str, str]:
+    """Message name -> the correlation key expression its catching events in ``process`` (and the processes it
+    holds or calls) wait with (Camunda 8 ``zeebe:subscription correlationKey``), cached."""
+    found = _KEYS.get(id(process))
+    if found is None or found[0] is not process:
+        keys = {}
+        for spec in [process.spec, *process.subprocess_specs.values()]:
+            for task_spec in spec.task_specs.values():
+                definition = getattr(task_spec, "event_definition", None)
+                for each in getattr(definition, "event_definitions", None) or [definition]:
+                    if isinstance(each, PathwayMessageEventDefinition) and each.correlation_key:
+                        keys[each.name] = each.correlation_key
+        found = _KEYS[id(process)] = (process, keys)
+    return found[1]
+
+
+_KEYS: dict[int, tuple[ProcessDefinition, dict[str, str]]] = {}
+
+
+def correlation_text(value: Any) -> str:
+    """A correlation key given from outside, as keys are compared: text (a number 12 is "12")."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def correlation_value(process: ProcessDefinition, name: str, data: dict[str, Any]) -> str | None:
+    """The key a case of ``process`` with ``data`` waits for the message ``name`` with; None when the message
+    has no key there, or the case's data gives it none."""
+    expression = correlation_keys(process).get(name)
+    if expression is None:
+        return None
+    try:
+        return parser_correlation_value(expression, data)
+    except expressions.ExpressionError:
+        return None
 
 
 def fire_reminder(state: str, timer_id: str, element: str, now: datetime) -> tuple[str, datetime] | None:
@@ -339,7 +381,8 @@ def _thrown_out(workflow: BpmnWorkflow, journal: Journal) -> tuple[list[ThrownMe
     for event in workflow.get_events():
         definition = event.event_definition
         if isinstance(definition, PathwayMessageEventDefinition):
-            messages.append(ThrownMessage(definition.name, json_safe(event.payload)))
+            messages.append(ThrownMessage(definition.name, json_safe(event.payload),
+                                          (event.correlations or {}).get("key")))
         elif isinstance(definition, ErrorEventDefinition):
             raise _uncaught_error(workflow, definition)
     return messages, signals
