@@ -226,9 +226,14 @@ REFUSALS = {
     "candidate users": (
         {'candidateGroups="front_door"': 'candidateGroups="front_door" candidateUsers="alice"'},
         "Task_Urgent", "candidate users are not supported"),
-    "embedded form": (
+    "embedded form not in the diagram": (
         {'<zeebe:formDefinition formId="c8_assess" />': '<zeebe:formDefinition formKey="camunda-forms:bpmn:Form_1" />'},
-        "Task_Assess", "save it as a .form file"),
+        "Task_Assess", "the embedded form 'Form_1' is not in the diagram (no zeebe:userTaskForm has that id)"),
+    "embedded form that is not a form": (
+        {'<bpmn:documentation>Every Camunda 8 construct the service runs, in one small pathway.</bpmn:documentation>':
+         '<bpmn:extensionElements><zeebe:userTaskForm id="UserTaskForm_Bad">{"id": "bad", "components": 3}'
+         '</zeebe:userTaskForm></bpmn:extensionElements>'},
+        "UserTaskForm_Bad", "the embedded form has no 'components' list"),
     "external form": (
         {'<zeebe:formDefinition formId="c8_assess" />':
          '<zeebe:formDefinition externalReference="https://forms.example/assess" />'},
@@ -434,3 +439,34 @@ def test_a_message_a_case_throws_reaches_only_the_cases_waiting_with_its_key_wha
     assert sent[0]["detail"]["to_cases"] == [waiting["B2"]]
     assert open_names(api, waiting["B2"]) == ["Task_Read"] and open_names(api, waiting["A1"]) == []
     assert api.get(f"/cases/{waiting['B2']}", as_="admin").json["data"]["attendance"] == 64
+
+
+# -- forms embedded in the diagram (zeebe:userTaskForm) ---------------------------------------------------------
+
+def embedded_form_files() -> dict[str, bytes]:
+    """c8_review with the assessment's form embedded in the diagram, as Camunda Modeler 5 saves it, not linked."""
+    from xml.sax.saxutils import escape
+
+    form = (FIXTURES / "c8_assess.form").read_text()
+    files = fixture_files(**{
+        '<zeebe:formDefinition formId="c8_assess" />':
+            '<zeebe:formDefinition formKey="camunda-forms:bpmn:UserTaskForm_Assess" />',
+        '<bpmn:documentation>Every Camunda 8 construct the service runs, in one small pathway.</bpmn:documentation>':
+            '<bpmn:documentation>Every Camunda 8 construct the service runs, in one small pathway.</bpmn:documentation>'
+            f'<bpmn:extensionElements><zeebe:userTaskForm id="UserTaskForm_Assess">{escape(form)}'
+            '</zeebe:userTaskForm></bpmn:extensionElements>'})
+    del files["c8_assess.form"]
+    return files
+
+
+def test_a_form_embedded_in_the_diagram_is_the_tasks_form_as_a_linked_one_is(api):
+    response = upload(api, embedded_form_files())
+    assert response.status_code == 201, response.json
+    case = start(api)
+    [task] = case["tasks"]
+    form = api.get(f"/tasks/{task['id']}", as_="worker").json["form"]
+    assert [f["key"] for f in form["fields"]] == ["risk", "summary"]
+    refused = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": "perhaps"}}, as_="worker")
+    assert refused.status_code == 422 and "risk" in refused.json["errors"]  # the embedded form's checkbox
+    done = complete(api, case, "Task_Assess", {"risk": True, "summary": "Seen at home"})
+    assert done["data"]["level"] == "acute" and [t["name"] for t in done["tasks"]] == ["Task_Approve"]

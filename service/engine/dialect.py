@@ -8,7 +8,7 @@ expressions that start with ``=``). The parser, the deploy checks and the conven
 look at either namespace themselves. Expressions are handed on as written: :mod:`.expressions` reads
 ``${...}`` and ``=`` FEEL alike.
 
-What Camunda 8 can say that the service cannot run (job workers, embedded forms, dynamic roles) is listed by
+What Camunda 8 can say that the service cannot run (job workers, external forms, dynamic roles) is listed by
 :func:`refusals`, each with a reason a modeller understands.
 """
 from __future__ import annotations
@@ -31,15 +31,14 @@ CAMUNDA_ATTRIBUTES = ("assignee", "candidateUsers", "candidateGroups", "dueDate"
 #: Camunda 8 extension elements the service reads (anything else ``zeebe:`` is refused, see :func:`refusals`).
 ZEEBE_READ = {"properties", "property", "userTask", "assignmentDefinition", "formDefinition", "taskSchedule",
               "priorityDefinition", "calledDecision", "calledElement", "ioMapping", "input", "output",
-              "subscription", "loopCharacteristics", "script", "versionTag", "executionListeners"}
+              "subscription", "loopCharacteristics", "script", "versionTag", "executionListeners",
+              "userTaskForm"}
 
 #: Camunda 8 extension elements that ask for something the service does not have, and why.
 ZEEBE_REFUSED = {
     "taskDefinition": "a job worker would run this step (zeebe:taskDefinition) and the service has no job "
                       "workers; draw the step as a user task, a script task (FEEL) or a business rule task",
     "taskHeaders": "task headers are for job workers, which the service does not have",
-    "userTaskForm": "the form is embedded in the diagram (zeebe:userTaskForm); save it as a .form file, deploy "
-                    "it with the diagram and link it by its form id",
     "executionListener": "execution listeners call job workers, which the service does not have; draw the step "
                          "as a task",
     "taskListener": "task listeners call job workers, which the service does not have",
@@ -298,10 +297,7 @@ def refusals(element) -> list[str]:
                 found.append("candidate users are not supported: give the task to a role (candidate groups or a "
                              "lane), or to one person (assignee)")
         elif name == "formDefinition":
-            key = extension.get("formKey") or ""
-            if key.startswith("camunda-forms:bpmn:"):
-                found.append(ZEEBE_REFUSED["userTaskForm"])
-            elif extension.get("externalReference") and "://" in extension.get("externalReference"):
+            if extension.get("externalReference") and "://" in extension.get("externalReference"):
                 found.append("the form is on another web site (externalReference); the service shows its own "
                              "forms: deploy a .form file with the diagram and link it by its form id")
         elif name == "loopCharacteristics" and (extension.get("outputCollection") or extension.get("outputElement")):
