@@ -342,11 +342,31 @@ def test_a_zeebe_multi_instance_runs_once_per_item_of_its_feel_collection(api):
     assert [a["seen"] for a in done["data"]["child_answers"]] == ["yes", "not at home"]
 
 
-def test_a_zeebe_output_collection_is_refused(api):
-    diagram = EACH_CHILD.replace("OUTPUT", 'outputCollection="seen_all" outputElement="=seen"')
+def test_a_zeebe_output_collection_keeps_each_instances_output_element_at_its_items_place(api):
+    diagram = EACH_CHILD.replace("OUTPUT", 'outputCollection="seen_all" outputElement="={child: child.name, seen: seen}"')
     response = upload(api, {"each_child.bpmn": diagram.encode()})
+    assert response.status_code == 201, response.json
+    children = [{"name": "Amy"}, {"name": "Ben"}, {"name": "Cal"}]
+    case = api.post("/cases", json={"process": "c8_each_child", "reference": "C8-3", "data": {"children": children}}).json
+    by_title = {t["title"]: t["id"] for t in case["tasks"]}
+    for title, seen in (("See the child: Cal", "yes"), ("See the child: Amy", "not at home")):
+        case = api.post(f"/tasks/{by_title[title]}/complete", json={"data": {"seen": seen}}).json
+    assert case["status"] == "active" and [t["title"] for t in case["tasks"]] == ["See the child: Ben"]
+    done = api.post(f"/tasks/{by_title['See the child: Ben']}/complete", json={"data": {"seen": "asleep"}}).json
+    assert (done["status"], done["data"]["outcome"]) == ("completed", "seen")
+    assert done["data"]["seen_all"] == [{"child": "Amy", "seen": "not at home"}, {"child": "Ben", "seen": "asleep"},
+                                        {"child": "Cal", "seen": "yes"}]  # in the children's order, not the visits'
+    assert [a["seen"] for a in done["data"]["child_answers"]] == ["not at home", "asleep", "yes"]
+
+
+@pytest.mark.parametrize("output, says", [
+    ('outputCollection="seen_all"', "an output collection and an output element go together"),
+    ('outputCollection="seen all" outputElement="=seen"', "the output collection 'seen all' is not a name"),
+    ('outputCollection="seen_all" outputElement="=frobnicate(seen)"', "unknown function 'frobnicate'")])
+def test_a_zeebe_output_collection_that_cannot_run_is_refused(api, output, says):
+    response = upload(api, {"each_child.bpmn": EACH_CHILD.replace("OUTPUT", output).encode()})
     assert response.status_code == 400
-    assert any(e["element"] == "Task_SeeChild" and "output collection is not supported" in e["message"]
+    assert any(e["element"] == "Task_SeeChild" and says in e["message"]
                for e in response.json["errors"]), response.json
 
 

@@ -197,6 +197,14 @@ def multi_instance(loop) -> tuple[str | None, str | None]:
     return collection, variable
 
 
+def multi_instance_output(loop) -> tuple[str | None, str | None]:
+    """A Camunda 8 multi-instance's output collection and output element (``zeebe:loopCharacteristics``)."""
+    zeebe = loop.find("bpmn:extensionElements/zeebe:loopCharacteristics", NS)
+    if zeebe is None:
+        return None, None
+    return (zeebe.get("outputCollection") or "").strip() or None, (zeebe.get("outputElement") or "").strip() or None
+
+
 def script(element) -> tuple[str, str] | None:
     """A Camunda 8 script task's FEEL expression and result variable (``zeebe:script``), or None."""
     found = _extension(element, "script")
@@ -264,8 +272,10 @@ def expressions_of(element) -> list[tuple[str, str]]:
             found.append(("correlation key", extension.get("correlationKey") or ""))
         elif local == "script":
             found.append(("script", extension.get("expression") or ""))
-        elif local == "loopCharacteristics" and extension.get("inputCollection"):
-            found.append(("input collection", extension.get("inputCollection")))
+        elif local == "loopCharacteristics":
+            found += [(what, extension.get(name)) for what, name in (("input collection", "inputCollection"),
+                                                                     ("output element", "outputElement"))
+                      if extension.get(name)]
     return found
 
 
@@ -300,9 +310,14 @@ def refusals(element) -> list[str]:
             if extension.get("externalReference") and "://" in extension.get("externalReference"):
                 found.append("the form is on another web site (externalReference); the service shows its own "
                              "forms: deploy a .form file with the diagram and link it by its form id")
-        elif name == "loopCharacteristics" and (extension.get("outputCollection") or extension.get("outputElement")):
-            found.append("an output collection is not supported: each instance's answers are kept, per item, under "
-                         "<input element>_answers")
+        elif name == "loopCharacteristics" and (bool(extension.get("outputCollection"))
+                                                != bool(extension.get("outputElement"))):
+            found.append("an output collection and an output element go together: the output element (such as "
+                         "=seen) is what each instance adds to the output collection")
+        elif name == "loopCharacteristics" and extension.get("outputCollection") and not extension.get(
+                "outputCollection").isidentifier():
+            found.append(f"the output collection '{extension.get('outputCollection')}' is not a name (letters, "
+                         f"digits and _)")
         elif name == "calledDecision" and not extension.get("resultVariable"):
             found.append("zeebe:calledDecision needs a result variable (where the decision's result goes)")
         elif name == "script" and not extension.get("resultVariable"):

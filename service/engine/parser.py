@@ -86,9 +86,11 @@ class _CamundaExtensions:
         if collection is None and cardinality is None:
             self.raise_validation_exception("a multi-instance activity needs camunda:collection or a loop cardinality")
         spec_class = SequentialItemsMultiInstance if sequential else ParallelItemsMultiInstance
+        output_collection, output_element = dialect.multi_instance_output(loop_characteristics)
         spiff.wrap_in_multi_instance(self, lambda name: spec_class(
             self.spec, name, task_spec="", collection=collection, element_variable=element_variable,
-            cardinality=cardinality, condition=_text(loop_characteristics, "bpmn:completionCondition")))
+            cardinality=cardinality, condition=_text(loop_characteristics, "bpmn:completionCondition"),
+            output_collection=output_collection, output_element=output_element))
 
     def parse_extensions(self, node=None) -> dict[str, Any]:
         if node is None and getattr(self, "task", None) is not None:  # the element's own task spec, just made
