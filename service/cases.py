@@ -540,6 +540,36 @@ def send_message(session: Session, case_id: int, name: str, data: Any, actor: Ac
     return case
 
 
+def ad_hoc_of(session: Session, task: OpenTask) -> tuple[str, str] | None:
+    """(id, name) of the ad-hoc sub-process the task is an activity of, if it is one."""
+    return runtime.ad_hoc_activities(process_definition(session, task.case.process)).get(task.name)
+
+
+def finish_ad_hoc(session: Session, case_id: int, element: str, actor: Actor) -> Case:
+    """The worker has done the activities of the ad-hoc sub-process ``element`` that they chose: the others are
+    not done (their tasks close) and the case goes on after it. For someone who may work on one of its open
+    activities; 409 when it is not running."""
+    case = get_case(session, case_id, actor)
+    process = process_of(session, case)
+    activities = {task for task, (owner, _) in runtime.ad_hoc_activities(process).items() if owner == element}
+    if case.status != "active" or not activities:
+        raise Conflict(f"case {case.id} is not inside an ad-hoc sub-process '{element}'")
+    rows = [t for t in case.tasks if t.name in activities and t.closed_at is None]
+    if rows and not any(may_work_on(t, actor) for t in rows):
+        raise Forbidden(f"the activities of '{element}' are for the {wording.roles_in_words(rows[0].roles)}")
+    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    try:
+        snap = runtime.finish_ad_hoc(workflow, journal, element)
+    except runtime.NothingWaits:
+        raise Conflict(f"the ad-hoc sub-process '{element}' of case {case.id} is not running") from None
+    except runtime.EngineError as error:
+        _record_error(session, case, actor, error)
+        return case
+    _audit(session, case, actor, "ad_hoc_finished", element, {"not_done": sorted(t.name for t in rows)})
+    _apply(session, case, workflow, snap, actor)
+    return case
+
+
 def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
     """Run a case that stopped on an error again, with corrected data."""
     return retry_case(session, get_case(session, case_id, actor), data, actor)

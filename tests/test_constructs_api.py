@@ -490,3 +490,24 @@ def test_a_correlated_message_is_refused_to_someone_who_does_not_work_on_the_mat
     answer = api.post("/messages", json={"name": "school_report", "correlation_keys": {"child_ref": "A1"}},
                       as_="manager")  # the pathway is for social workers and the front door
     assert answer.status_code == 403 and case.open == []
+
+
+def test_the_worker_chooses_the_activities_of_an_ad_hoc_sub_process_and_finishes_it(api):
+    deployed(api, ad_hoc=ad_hoc("${school_seen and gp_seen}"))
+    case = Walk(api, "ad_hoc", {"school_seen": False, "gp_seen": False})
+    tasks = {t["name"]: t for t in case.case["tasks"]}
+    offered = api.get(f"/tasks/{tasks['Task_CallGp']['id']}", as_="worker").json["ad_hoc"]
+    assert offered == {"element": "SubProcess_Checks", "name": "Checks",
+                       "finish": f"/api/v1/cases/{case.id}/ad-hoc/SubProcess_Checks/finish"}
+    case.complete("Task_CallGp", {"gp_seen": True, "school_seen": False})
+    assert case.open == ["Task_CallSchool"]  # the completion condition does not hold: the choice is the worker's
+    url = f"/cases/{case.id}/ad-hoc/SubProcess_Checks/finish"
+    assert api.post(url, as_="manager").status_code == 403  # not a team manager's activity
+    assert api.post(f"/cases/{case.id}/ad-hoc/SubProcess_Other/finish", as_="worker").status_code == 409
+    done = api.post(url, as_="worker")
+    assert done.status_code == 200, done.json
+    assert (done.json["status"], done.json["outcome"], done.json["tasks"]) == ("completed", "checked", [])
+    assert case.path == ["Task_CallGp"]
+    finished = [e for e in api.get(f"/cases/{case.id}/history", as_="admin").json if e["event"] == "ad_hoc_finished"]
+    assert [(e["task"], e["detail"]) for e in finished] == [("SubProcess_Checks", {"not_done": ["Task_CallSchool"]})]
+    assert api.post(url, as_="worker").status_code == 409  # over

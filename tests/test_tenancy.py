@@ -66,7 +66,8 @@ def councils(database_url, frozen_clock):
 #: so that a new endpoint cannot escape the matrix.
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
               "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
-              "document_id": "document", "deployment_id": "deployment", "version_id": "version"}
+              "document_id": "document", "deployment_id": "deployment", "version_id": "version",
+              "element": "key"}  # a BPMN element id (an ad-hoc sub-process): any text; the case is what is checked
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",

@@ -268,6 +268,30 @@ def deliver_signal(workflow: BpmnWorkflow, journal: Journal, name: str, payload:
     return _advance(workflow, journal, lambda: workflow.send_event(event))
 
 
+def open_ad_hoc(workflow: BpmnWorkflow) -> list[tuple[str, list[str]]]:
+    """(element id, open activities) of each ad-hoc sub-process running: the worker may finish it."""
+    return spiff.open_ad_hoc_subprocesses(workflow)
+
+
+def ad_hoc_activities(process: ProcessDefinition) -> dict[str, tuple[str, str]]:
+    """Each person's activity inside an ad-hoc sub-process of ``process`` -> (the sub-process's id, name)."""
+    found = _AD_HOC.get(id(process))
+    if found is None or found[0] is not process:
+        found = _AD_HOC[id(process)] = (process, spiff.ad_hoc_activities(process.spec, process.subprocess_specs))
+    return found[1]
+
+
+_AD_HOC: dict[int, tuple[ProcessDefinition, dict[str, tuple[str, str]]]] = {}
+
+
+def finish_ad_hoc(workflow: BpmnWorkflow, journal: Journal, element: str) -> Snapshot:
+    """The worker has done the activities of the ad-hoc sub-process ``element`` they chose to: the rest are
+    not done, and the case goes on after it. Raises :class:`NothingWaits` when it is not running."""
+    if element not in {name for name, _ in open_ad_hoc(workflow)}:
+        raise NothingWaits(element)
+    return _advance(workflow, journal, lambda: spiff.finish_ad_hoc_subprocess(workflow, element))
+
+
 @dataclass(frozen=True)
 class StartTrigger:
     """A start event of a process that waits for a message or a signal."""
