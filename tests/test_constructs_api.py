@@ -511,3 +511,17 @@ def test_the_worker_chooses_the_activities_of_an_ad_hoc_sub_process_and_finishes
     finished = [e for e in api.get(f"/cases/{case.id}/history", as_="admin").json if e["event"] == "ad_hoc_finished"]
     assert [(e["task"], e["detail"]) for e in finished] == [("SubProcess_Checks", {"not_done": ["Task_CallSchool"]})]
     assert api.post(url, as_="worker").status_code == 409  # over
+
+
+def test_the_task_page_offers_to_finish_an_ad_hoc_sub_process(api):
+    from conftest import Browser, page_text
+
+    deployed(api, ad_hoc=ad_hoc())
+    case = Walk(api, "ad_hoc")
+    case.complete("Task_CallGp", {"gp_seen": True})
+    browser = Browser(api.app)
+    browser.sign_in("worker", "password-worker")
+    [task] = case.case["tasks"]
+    assert "When you have done those you chose, finish 'Checks'" in page_text(browser.get(f"/tasks/{task['id']}"))
+    assert browser.post(f"/cases/{case.id}/ad-hoc/SubProcess_Checks/finish").status_code == 302
+    assert (case.case["status"], case.case["outcome"], case.open) == ("completed", "checked", [])

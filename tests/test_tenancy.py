@@ -206,7 +206,8 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("GET", f"/analyst/cases/{south['case']}"), ("POST", f"/analyst/cases/{south['case']}/retry"),
              ("POST", f"/analyst/cases/{south['case']}/cancel"), ("GET", f"/analyst/versions/{south['version']}/edit"),
              ("POST", f"/analyst/versions/{south['version']}/check"), ("POST", f"/analyst/versions/{south['version']}/save"),
-             ("GET", f"/analyst/versions/{south['version']}/migration"), ("POST", f"/analyst/versions/{south['version']}/migration")]
+             ("GET", f"/analyst/versions/{south['version']}/migration"), ("POST", f"/analyst/versions/{south['version']}/migration"),
+             ("POST", f"/cases/{south['case']}/ad-hoc/SubProcess_Checks/finish")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
     with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
@@ -225,7 +226,8 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           "/analyst/cases/<int:case_id>", "/analyst/cases/<int:case_id>/retry",
                           "/analyst/cases/<int:case_id>/cancel", "/analyst/versions/<int:version_id>/edit",
                           "/analyst/versions/<int:version_id>/check", "/analyst/versions/<int:version_id>/save",
-                          "/analyst/versions/<int:version_id>/migration"}, "a new page with an object in its URL: add it here"
+                          "/analyst/versions/<int:version_id>/migration",
+                          "/cases/<int:case_id>/ad-hoc/<string:element>/finish"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
