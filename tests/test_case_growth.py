@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import USERS, Api, everything, save_user
-from constructs_support import deploy, end, event, pathway, start, task, timer
+import constructs_support as draw
 from service.engine import runtime, spiff
 from service.engine.bundle import build_bundle
 from service.models import Case as CaseRow, db
@@ -192,12 +192,12 @@ def test_rounds_of_visits_to_each_child_and_a_gateway_waiting_for_news_stay_flat
 
 #: A plan reviewed until it closes, each review reminded after two weeks (a timer row made and dropped every
 #: loop), looping through a gateway: every loop a person's completion through the API, nothing else.
-REVIEWED = pathway("reviewed", [
-    start(), '<bpmn:exclusiveGateway id="Gateway_Again"/>', task("Task_Review", "Review the plan"),
-    event("boundaryEvent", "Event_Late", timer("timeDuration", "P14D"),
-          'attachedToRef="Task_Review" cancelActivity="false"'), end("Event_Reminded"),
+REVIEWED = draw.pathway("reviewed", [
+    draw.start(), '<bpmn:exclusiveGateway id="Gateway_Again"/>', draw.task("Task_Review", "Review the plan"),
+    draw.event("boundaryEvent", "Event_Late", draw.timer("timeDuration", "P14D"),
+               'attachedToRef="Task_Review" cancelActivity="false"'), draw.end("Event_Reminded"),
     '<bpmn:exclusiveGateway id="Gateway_Close" default="Flow_Gateway_Close_Gateway_Again"/>',
-    end("Event_Closed", "closed")],
+    draw.end("Event_Closed", "closed")],
     [("Event_Start", "Gateway_Again"), ("Gateway_Again", "Task_Review"), ("Task_Review", "Gateway_Close"),
      ("Event_Late", "Event_Reminded"), ("Gateway_Close", "Event_Closed", "${close}"),
      ("Gateway_Close", "Gateway_Again")])
@@ -256,7 +256,7 @@ def test_a_review_looped_a_thousand_times_through_the_api_keeps_state_statements
 
     monkeypatch.setattr(auth, "CALLER_CACHE_SECONDS", 24 * 3600)
     api = sqlite_api
-    response = deploy(api, ("reviewed.bpmn", REVIEWED))
+    response = draw.deploy(api, ("reviewed.bpmn", REVIEWED))
     assert response.status_code == 201, response.json
     old = ApiCase(api, "FAM-OLD")
     sizes, counts = {}, {}

@@ -469,10 +469,9 @@ def _form_problems(bundle: Bundle, element) -> list[str]:
         return [f"the form '{form_ref}' is not deployed (no .form file has that id)"]
     key = dialect.form_key(element)
     if key and not form_ref and key.startswith(EMBEDDED_FORM):
-        if key[len(EMBEDDED_FORM):] not in bundle.embedded_forms:
-            return [f"the embedded form '{key[len(EMBEDDED_FORM):]}' is not in the diagram (no zeebe:userTaskForm "
-                    f"has that id)"]
-        return []
+        embedded = key[len(EMBEDDED_FORM):]
+        missing = f"the embedded form '{embedded}' is not in the diagram (no zeebe:userTaskForm has that id)"
+        return [missing] if embedded not in bundle.embedded_forms else []
     if key and not form_ref and "://" not in key and not key.startswith("camunda-forms:bpmn:"):
         if _form_id_from_key(key, bundle.form_files) not in bundle.forms_by_id:
             target = key.rsplit(":", 1)[-1]
