@@ -543,6 +543,36 @@ def send_message(session: Session, case_id: int, name: str, data: Any, actor: Ac
     return case
 
 
+def ad_hoc_of(session: Session, task: OpenTask) -> tuple[str, str] | None:
+    """(id, name) of the ad-hoc sub-process the task is an activity of, if it is one."""
+    return runtime.ad_hoc_activities(process_definition(session, task.case.process)).get(task.name)
+
+
+def finish_ad_hoc(session: Session, case_id: int, element: str, actor: Actor) -> Case:
+    """The worker has done the activities of the ad-hoc sub-process ``element`` that they chose: the others are
+    not done (their tasks close) and the case goes on after it. For someone who may work on one of its open
+    activities; 409 when it is not running."""
+    case = get_case(session, case_id, actor)
+    process = process_of(session, case)
+    activities = {task for task, (owner, _) in runtime.ad_hoc_activities(process).items() if owner == element}
+    if case.status != "active" or not activities:
+        raise Conflict(f"case {case.id} is not inside an ad-hoc sub-process '{element}'")
+    rows = [t for t in case.tasks if t.name in activities and t.closed_at is None]
+    if rows and not any(may_work_on(t, actor) for t in rows):
+        raise Forbidden(f"the activities of '{element}' are for the {wording.roles_in_words(rows[0].roles)}")
+    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    try:
+        snap = runtime.finish_ad_hoc(workflow, journal, element)
+    except runtime.NothingWaits:
+        raise Conflict(f"the ad-hoc sub-process '{element}' of case {case.id} is not running") from None
+    except runtime.EngineError as error:
+        _record_error(session, case, actor, error)
+        return case
+    _audit(session, case, actor, "ad_hoc_finished", element, {"not_done": sorted(t.name for t in rows)})
+    _apply(session, case, workflow, snap, actor)
+    return case
+
+
 def retry(session: Session, case_id: int, data: Any, actor: Actor) -> Case:
     """Run a case that stopped on an error again, with corrected data."""
     return retry_case(session, get_case(session, case_id, actor), data, actor)
@@ -972,11 +1002,25 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
         return
     # The family's other open cases, of any pathway: by its case number, and by the family it belongs to
     # (a contact on a child reaches the lead professional of whatever early-help case the family has open).
+    # A case that waits with a correlation key (Camunda 8) takes the message only with its own key, from any
+    # case of the council.
     same_family = Case.reference == case.reference
     if case.family_id is not None:
         same_family = or_(same_family, Case.family_id == case.family_id)
-    targets = session.scalars(select(Case).where(same_family, Case.id != case.id, Case.status == "active")).all()
-    delivered = [t for t in targets if message.name in (t.waiting_for or [])]
+    reach = or_(same_family, _waiting_for_message(message.name)) if message.key is not None else same_family
+    targets = session.scalars(select(Case).where(reach, Case.id != case.id, Case.status == "active")).all()
+    delivered = []
+    for target in targets:
+        if message.name not in (target.waiting_for or []):
+            continue
+        process = process_of(session, target)
+        if message.name in runtime.correlation_keys(process):
+            if message.key is None or runtime.correlation_value(process, message.name, target.data or {}) != message.key:
+                continue
+        elif not (target.reference == case.reference or (case.family_id is not None
+                                                         and target.family_id == case.family_id)):
+            continue
+        delivered.append(target)
     for target in delivered:
         _deliver(session, target, message.name, payload, SERVICE)
     # BPMN message start events: every pathway of the council started by this message (not the thrower's own,
@@ -986,6 +1030,65 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
     _audit(session, case, actor, "message_sent", None,
            {"name": message.name, "to_cases": [t.id for t in delivered],
             **({"started": [c.id for c in started]} if started else {})})
+
+
+def _waiting_for_message(name: str):
+    """SQL: the case's steps wait for the message ``name`` (a hint on the JSON list; checked again in Python)."""
+    pattern = '%"' + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+    return cast(Case.waiting_for, String).like(pattern, escape="\\")
+
+
+def correlate_message(session: Session, name: str, data: Any, actor: Actor, *, key: Any = None,
+                      variables: dict[str, Any] | None = None, all_: bool = False,
+                      reference: str | None = None) -> dict[str, list[int]]:
+    """A message from outside for the running cases whose correlation matches (``POST /messages``).
+
+    ``key``: Camunda 8's correlation key; a case matches when it waits for ``name`` with a
+    ``zeebe:subscription correlationKey`` whose value on its data is ``key`` (compared as text, "12" = 12).
+    ``variables``: Camunda 7's correlation keys; a case waiting for ``name`` matches when its data has each of
+    them with that value. One match takes it; several are refused unless ``all_`` (409 naming them, as
+    Camunda 7's correlate does); none starts the pathways whose message start event catches it (for
+    ``reference``), else 409. Returns the ids of the cases reached and of those started.
+    """
+    payload_data = _sized(_plain_data(data))
+    wanted = None if key is None else runtime.correlation_text(key)
+    variables = runtime.json_safe(variables or {})
+    matched = []
+    for case in session.scalars(select(Case).where(Case.status == "active", _waiting_for_message(name))
+                                .order_by(Case.id)):
+        if name not in (case.waiting_for or []):
+            continue
+        known = case.data or {}
+        if wanted is not None:
+            process = process_of(session, case)
+            if name not in runtime.correlation_keys(process) or runtime.correlation_value(process, name,
+                                                                                          known) != wanted:
+                continue
+        if any(variable not in known or known[variable] != value for variable, value in variables.items()):
+            continue
+        matched.append(case)
+    said = " and ".join(filter(None, [f"correlation key '{wanted}'" if wanted is not None else "",
+                                      ", ".join(f"{k} = {json.dumps(v)}" for k, v in variables.items())]))
+    if len(matched) > 1 and not all_:
+        raise Conflict(f"the message '{name}' with {said} matches {len(matched)} cases "
+                       f"({', '.join(str(c.id) for c in matched)}): give a key that picks one, or send it to "
+                       f"all of them (\"all\": true)", matched=[c.id for c in matched])
+    hidden = [c for c in matched if not may_see_case(session, c, actor)]
+    if hidden:
+        raise Forbidden(f"the message '{name}' matches a case of a pathway none of your roles works on")
+    if matched:
+        for case in matched:
+            payload, kept = _message_payload(case, payload_data)
+            _deliver(session, case, name, payload, actor)
+            if kept:
+                _audit(session, case, actor, "message_answers_kept", None,
+                       {"name": name, "not_changed": sorted(kept), "sent": kept})
+        return {"reached": [c.id for c in matched], "started": []}
+    versions = _started_by(session, "message", name)
+    if not versions:
+        raise Conflict(f"no case waits for the message '{name}' with {said}, and no pathway starts with it")
+    return {"reached": [], "started": [_start_by_signal(session, version, name, payload_data, actor, None,
+                                                        reference, kind="message").id for version in versions]}
 
 
 def _started_by(session: Session, kind: str, name: str) -> list[ProcessVersion]:

@@ -226,9 +226,14 @@ REFUSALS = {
     "candidate users": (
         {'candidateGroups="front_door"': 'candidateGroups="front_door" candidateUsers="alice"'},
         "Task_Urgent", "candidate users are not supported"),
-    "embedded form": (
+    "embedded form not in the diagram": (
         {'<zeebe:formDefinition formId="c8_assess" />': '<zeebe:formDefinition formKey="camunda-forms:bpmn:Form_1" />'},
-        "Task_Assess", "save it as a .form file"),
+        "Task_Assess", "the embedded form 'Form_1' is not in the diagram (no zeebe:userTaskForm has that id)"),
+    "embedded form that is not a form": (
+        {'<bpmn:documentation>Every Camunda 8 construct the service runs, in one small pathway.</bpmn:documentation>':
+         '<bpmn:extensionElements><zeebe:userTaskForm id="UserTaskForm_Bad">{"id": "bad", "components": 3}'
+         '</zeebe:userTaskForm></bpmn:extensionElements>'},
+        "UserTaskForm_Bad", "the embedded form has no 'components' list"),
     "external form": (
         {'<zeebe:formDefinition formId="c8_assess" />':
          '<zeebe:formDefinition externalReference="https://forms.example/assess" />'},
@@ -337,9 +342,151 @@ def test_a_zeebe_multi_instance_runs_once_per_item_of_its_feel_collection(api):
     assert [a["seen"] for a in done["data"]["child_answers"]] == ["yes", "not at home"]
 
 
-def test_a_zeebe_output_collection_is_refused(api):
-    diagram = EACH_CHILD.replace("OUTPUT", 'outputCollection="seen_all" outputElement="=seen"')
+def test_a_zeebe_output_collection_keeps_each_instances_output_element_at_its_items_place(api):
+    diagram = EACH_CHILD.replace("OUTPUT", 'outputCollection="seen_all" outputElement="={child: child.name, seen: seen}"')
     response = upload(api, {"each_child.bpmn": diagram.encode()})
+    assert response.status_code == 201, response.json
+    children = [{"name": "Amy"}, {"name": "Ben"}, {"name": "Cal"}]
+    case = api.post("/cases", json={"process": "c8_each_child", "reference": "C8-3", "data": {"children": children}}).json
+    by_title = {t["title"]: t["id"] for t in case["tasks"]}
+    for title, seen in (("See the child: Cal", "yes"), ("See the child: Amy", "not at home")):
+        case = api.post(f"/tasks/{by_title[title]}/complete", json={"data": {"seen": seen}}).json
+    assert case["status"] == "active" and [t["title"] for t in case["tasks"]] == ["See the child: Ben"]
+    done = api.post(f"/tasks/{by_title['See the child: Ben']}/complete", json={"data": {"seen": "asleep"}}).json
+    assert (done["status"], done["data"]["outcome"]) == ("completed", "seen")
+    assert done["data"]["seen_all"] == [{"child": "Amy", "seen": "not at home"}, {"child": "Ben", "seen": "asleep"},
+                                        {"child": "Cal", "seen": "yes"}]  # in the children's order, not the visits'
+    assert [a["seen"] for a in done["data"]["child_answers"]] == ["not at home", "asleep", "yes"]
+
+
+@pytest.mark.parametrize("output, says", [
+    ('outputCollection="seen_all"', "an output collection and an output element go together"),
+    ('outputCollection="seen all" outputElement="=seen"', "the output collection 'seen all' is not a name"),
+    ('outputCollection="seen_all" outputElement="=frobnicate(seen)"', "unknown function 'frobnicate'")])
+def test_a_zeebe_output_collection_that_cannot_run_is_refused(api, output, says):
+    response = upload(api, {"each_child.bpmn": EACH_CHILD.replace("OUTPUT", output).encode()})
     assert response.status_code == 400
-    assert any(e["element"] == "Task_SeeChild" and "output collection is not supported" in e["message"]
+    assert any(e["element"] == "Task_SeeChild" and says in e["message"]
                for e in response.json["errors"]), response.json
+
+
+# -- messages correlated by zeebe:subscription correlationKey -------------------------------------------------
+
+def c8_diagram(key: str, body: str, messages: str) -> bytes:
+    """A Camunda 8 process ``key`` around ``body`` (flow nodes and flows), catching immediate risk."""
+    risk = EACH_CHILD[EACH_CHILD.index('<bpmn:subProcess id="Sub_ImmediateRisk"'):EACH_CHILD.index("</bpmn:process>")]
+    head = EACH_CHILD[:EACH_CHILD.index('  <bpmn:message id="Message_ImmediateRisk"')]
+    return (head.replace("Definitions_C8Each", f"Definitions_{key}")
+            + '  <bpmn:message id="Message_ImmediateRisk" name="immediate_risk" />\n' + messages
+            + f'  <bpmn:process id="{key}" name="{key}" isExecutable="true">\n{body}\n{risk}'
+            + "  </bpmn:process>\n</bpmn:definitions>\n").encode()
+
+
+KEYED = ('  <bpmn:message id="Message_Report" name="school_report"><bpmn:extensionElements>'
+         '<zeebe:subscription correlationKey="=child_ref" /></bpmn:extensionElements></bpmn:message>\n')
+
+C8_RECEIVER = c8_diagram("c8_receiver", """
+    <bpmn:startEvent id="Event_Start"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:receiveTask id="Task_Wait" name="Wait for the school" messageRef="Message_Report">
+      <bpmn:incoming>Flow_1</bpmn:incoming><bpmn:outgoing>Flow_2</bpmn:outgoing>
+    </bpmn:receiveTask>
+    <bpmn:userTask id="Task_Read" name="Read the report">
+      <bpmn:extensionElements><zeebe:userTask /><zeebe:assignmentDefinition candidateGroups="social_worker" />
+      </bpmn:extensionElements>
+      <bpmn:incoming>Flow_2</bpmn:incoming><bpmn:outgoing>Flow_3</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="Event_Read">
+      <bpmn:extensionElements><zeebe:properties><zeebe:property name="outcome" value="read" /></zeebe:properties>
+      </bpmn:extensionElements><bpmn:incoming>Flow_3</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="Event_Start" targetRef="Task_Wait" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_Wait" targetRef="Task_Read" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_Read" targetRef="Event_Read" />""", KEYED)
+
+C8_SENDER = c8_diagram("c8_sender", """
+    <bpmn:startEvent id="Event_Start"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Task_Write" name="Write the report">
+      <bpmn:extensionElements><zeebe:userTask /><zeebe:assignmentDefinition candidateGroups="social_worker" />
+      </bpmn:extensionElements>
+      <bpmn:incoming>Flow_1</bpmn:incoming><bpmn:outgoing>Flow_2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="Event_Sent">
+      <bpmn:extensionElements><zeebe:properties><zeebe:property name="outcome" value="sent" /></zeebe:properties>
+      </bpmn:extensionElements><bpmn:incoming>Flow_2</bpmn:incoming>
+      <bpmn:messageEventDefinition id="Def_Send" messageRef="Message_Report" />
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="Event_Start" targetRef="Task_Write" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_Write" targetRef="Event_Sent" />""", KEYED)
+
+
+def open_names(api, case_id: int) -> list[str]:
+    return [t["name"] for t in api.get(f"/cases/{case_id}", as_="admin").json["tasks"]]
+
+
+def test_a_message_sent_with_a_correlation_key_reaches_only_the_case_waiting_with_that_key(api):
+    assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER}).status_code == 201
+    ids = {}
+    for ref, reference in (("A1", "C8-A"), (12, "C8-B"), ("C3", "C8-C"), ("C3", "C8-D")):
+        case = api.post("/cases", json={"process": "c8_receiver", "reference": reference,
+                                        "data": {"child_ref": ref}}).json
+        assert case["tasks"] == [] and case["status"] == "active", case
+        ids[reference] = case["id"]
+    answer = api.post("/messages", json={"name": "school_report", "correlation_key": "A1",
+                                         "data": {"attendance": 88}}, as_="admin")
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"reached": [ids["C8-A"]], "started": []}
+    assert open_names(api, ids["C8-A"]) == ["Task_Read"] and open_names(api, ids["C8-B"]) == []
+    number = api.post("/messages", json={"name": "school_report", "correlation_key": "12"}, as_="admin")
+    assert number.json["reached"] == [ids["C8-B"]]  # keys compare as text, as Camunda 8's do
+    ambiguous = api.post("/messages", json={"name": "school_report", "correlation_key": "C3"}, as_="admin")
+    assert ambiguous.status_code == 409 and ambiguous.json["matched"] == [ids["C8-C"], ids["C8-D"]]
+    missing = api.post("/messages", json={"name": "school_report", "correlation_key": "Z9"}, as_="admin")
+    assert missing.status_code == 409
+    assert missing.json["message"] == ("no case waits for the message 'school_report' with correlation key 'Z9', "
+                                       "and no pathway starts with it")
+    bad = api.post("/messages", json={"name": "school_report", "correlation_key": {"a": 1}}, as_="admin")
+    assert bad.status_code == 422
+
+
+def test_a_message_a_case_throws_reaches_only_the_cases_waiting_with_its_key_whatever_their_family(api):
+    assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER, "c8_sender.bpmn": C8_SENDER}).status_code == 201
+    waiting = {ref: api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{ref}",
+                                             "data": {"child_ref": ref}}).json["id"] for ref in ("A1", "B2")}
+    sender = api.post("/cases", json={"process": "c8_sender", "reference": "SCHOOL-1", "data": {}}).json
+    done = complete(api, sender, "Task_Write", {"child_ref": "B2", "attendance": 64})
+    assert (done["status"], done["outcome"]) == ("completed", "sent")
+    sent = [e for e in api.get(f"/cases/{sender['id']}/history", as_="admin").json if e["event"] == "message_sent"]
+    assert sent[0]["detail"]["to_cases"] == [waiting["B2"]]
+    assert open_names(api, waiting["B2"]) == ["Task_Read"] and open_names(api, waiting["A1"]) == []
+    assert api.get(f"/cases/{waiting['B2']}", as_="admin").json["data"]["attendance"] == 64
+
+
+# -- forms embedded in the diagram (zeebe:userTaskForm) ---------------------------------------------------------
+
+def embedded_form_files() -> dict[str, bytes]:
+    """c8_review with the assessment's form embedded in the diagram, as Camunda Modeler 5 saves it, not linked."""
+    from xml.sax.saxutils import escape
+
+    form = (FIXTURES / "c8_assess.form").read_text()
+    files = fixture_files(**{
+        '<zeebe:formDefinition formId="c8_assess" />':
+            '<zeebe:formDefinition formKey="camunda-forms:bpmn:UserTaskForm_Assess" />',
+        '<bpmn:documentation>Every Camunda 8 construct the service runs, in one small pathway.</bpmn:documentation>':
+            '<bpmn:documentation>Every Camunda 8 construct the service runs, in one small pathway.</bpmn:documentation>'
+            f'<bpmn:extensionElements><zeebe:userTaskForm id="UserTaskForm_Assess">{escape(form)}'
+            '</zeebe:userTaskForm></bpmn:extensionElements>'})
+    del files["c8_assess.form"]
+    return files
+
+
+def test_a_form_embedded_in_the_diagram_is_the_tasks_form_as_a_linked_one_is(api):
+    response = upload(api, embedded_form_files())
+    assert response.status_code == 201, response.json
+    case = start(api)
+    [task] = case["tasks"]
+    form = api.get(f"/tasks/{task['id']}", as_="worker").json["form"]
+    assert [f["key"] for f in form["fields"]] == ["risk", "summary"]
+    refused = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": "perhaps"}}, as_="worker")
+    assert refused.status_code == 422 and "risk" in refused.json["errors"]  # the embedded form's checkbox
+    done = complete(api, case, "Task_Assess", {"risk": True, "summary": "Seen at home"})
+    assert done["data"]["level"] == "acute" and [t["name"] for t in done["tasks"]] == ["Task_Approve"]

@@ -455,3 +455,73 @@ def test_a_voluntary_pathway_started_by_a_message_needs_consent_as_one_started_b
     assert api.post("/messages", json={**body, "data": {"consent": "refused"}}, as_="front").status_code == 422
     answer = api.post("/messages", json={**body, "data": {"consent": "given"}}, as_="front")
     assert answer.status_code == 200 and len(answer.json["started"]) == 1
+
+
+# -- messages with a correlation (POST /messages) ---------------------------------------------------------
+
+def test_a_message_with_camunda_7_correlation_keys_reaches_only_the_case_whose_data_matches(api):
+    """Camunda 7 correlates a message by process variables the sender gives: here the case data."""
+    deployed(api, receiver=RECEIVER)
+    amy, ben, ben_again = (Walk(api, "receiver", {"child_ref": ref}, reference=f"FAM-{ref}")
+                           for ref in ("A1", "B2", "B2"))
+    for case in (amy, ben, ben_again):
+        case.complete("Task_AskSchool")
+    body = {"name": "school_report", "data": {"attendance": 71}}
+    answer = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "A1"}}, as_="admin")
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"reached": [amy.id], "started": []}
+    assert amy.open == ["Task_ReadReport"] and amy.case["data"]["attendance"] == 71
+    assert ben.open == [] and "attendance" not in ben.case["data"]
+    assert amy.path == ["Task_AskSchool", "school_report"]
+    ambiguous = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "B2"}}, as_="admin")
+    assert ambiguous.status_code == 409 and ambiguous.json["matched"] == [ben.id, ben_again.id]
+    assert "matches 2 cases" in ambiguous.json["message"] and ben.open == []
+    nobody = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "Z9"}}, as_="admin")
+    assert nobody.status_code == 409
+    assert "no case waits for the message 'school_report' with child_ref = \"Z9\"" in nobody.json["message"]
+    both = api.post("/messages", json={**body, "correlation_keys": {"child_ref": "B2"}, "all": True}, as_="admin")
+    assert both.json["reached"] == [ben.id, ben_again.id] and ben.open == ben_again.open == ["Task_ReadReport"]
+
+
+def test_a_correlated_message_is_refused_to_someone_who_does_not_work_on_the_matching_case(api):
+    deployed(api, receiver=RECEIVER)
+    case = Walk(api, "receiver", {"child_ref": "A1"})
+    case.complete("Task_AskSchool")
+    answer = api.post("/messages", json={"name": "school_report", "correlation_keys": {"child_ref": "A1"}},
+                      as_="manager")  # the pathway is for social workers and the front door
+    assert answer.status_code == 403 and case.open == []
+
+
+def test_the_worker_chooses_the_activities_of_an_ad_hoc_sub_process_and_finishes_it(api):
+    deployed(api, ad_hoc=ad_hoc("${school_seen and gp_seen}"))
+    case = Walk(api, "ad_hoc", {"school_seen": False, "gp_seen": False})
+    tasks = {t["name"]: t for t in case.case["tasks"]}
+    offered = api.get(f"/tasks/{tasks['Task_CallGp']['id']}", as_="worker").json["ad_hoc"]
+    assert offered == {"element": "SubProcess_Checks", "name": "Checks",
+                       "finish": f"/api/v1/cases/{case.id}/ad-hoc/SubProcess_Checks/finish"}
+    case.complete("Task_CallGp", {"gp_seen": True, "school_seen": False})
+    assert case.open == ["Task_CallSchool"]  # the completion condition does not hold: the choice is the worker's
+    url = f"/cases/{case.id}/ad-hoc/SubProcess_Checks/finish"
+    assert api.post(url, as_="manager").status_code == 403  # not a team manager's activity
+    assert api.post(f"/cases/{case.id}/ad-hoc/SubProcess_Other/finish", as_="worker").status_code == 409
+    done = api.post(url, as_="worker")
+    assert done.status_code == 200, done.json
+    assert (done.json["status"], done.json["outcome"], done.json["tasks"]) == ("completed", "checked", [])
+    assert case.path == ["Task_CallGp"]
+    finished = [e for e in api.get(f"/cases/{case.id}/history", as_="admin").json if e["event"] == "ad_hoc_finished"]
+    assert [(e["task"], e["detail"]) for e in finished] == [("SubProcess_Checks", {"not_done": ["Task_CallSchool"]})]
+    assert api.post(url, as_="worker").status_code == 409  # over
+
+
+def test_the_task_page_offers_to_finish_an_ad_hoc_sub_process(api):
+    from conftest import Browser, page_text
+
+    deployed(api, ad_hoc=ad_hoc())
+    case = Walk(api, "ad_hoc")
+    case.complete("Task_CallGp", {"gp_seen": True})
+    browser = Browser(api.app)
+    browser.sign_in("worker", "password-worker")
+    [task] = case.case["tasks"]
+    assert "When you have done those you chose, finish 'Checks'" in page_text(browser.get(f"/tasks/{task['id']}"))
+    assert browser.post(f"/cases/{case.id}/ad-hoc/SubProcess_Checks/finish").status_code == 302
+    assert (case.case["status"], case.case["outcome"], case.open) == ("completed", "checked", [])

@@ -66,7 +66,8 @@ def councils(database_url, frozen_clock):
 #: so that a new endpoint cannot escape the matrix.
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
               "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
-              "document_id": "document", "deployment_id": "deployment", "version_id": "version", "number": "number"}
+              "document_id": "document", "deployment_id": "deployment", "version_id": "version", "number": "number",
+              "element": "key"}  # a BPMN element id (an ad-hoc sub-process): any text; the case is what is checked
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
@@ -207,7 +208,8 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("POST", f"/analyst/cases/{south['case']}/cancel"), ("GET", f"/analyst/versions/{south['version']}/edit"),
              ("POST", f"/analyst/versions/{south['version']}/check"), ("POST", f"/analyst/versions/{south['version']}/save"),
              ("GET", f"/analyst/versions/{south['version']}/migration"), ("POST", f"/analyst/versions/{south['version']}/migration"),
-             ("POST", f"/analyst/versions/{south['version']}/scenarios/run")]
+             ("POST", f"/analyst/versions/{south['version']}/scenarios/run"),
+             ("POST", f"/cases/{south['case']}/ad-hoc/SubProcess_Checks/finish")]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
     with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
@@ -227,7 +229,8 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           "/analyst/cases/<int:case_id>/cancel", "/analyst/versions/<int:version_id>/edit",
                           "/analyst/versions/<int:version_id>/check", "/analyst/versions/<int:version_id>/save",
                           "/analyst/versions/<int:version_id>/migration",
-                          "/analyst/versions/<int:version_id>/scenarios/run"}, "a new page with an object in its URL: add it here"
+                          "/analyst/versions/<int:version_id>/scenarios/run",
+                          "/cases/<int:case_id>/ad-hoc/<string:element>/finish"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")

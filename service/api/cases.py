@@ -93,3 +93,14 @@ def case_history(case_id: int):
     case = case_service.get_case(db.session, case_id, g.actor, purpose="case_history")
     case_service.commit(db.session)  # the access log's line
     return [history_json(e) for e in case_service.history(db.session, case)]
+
+
+@blp.route("/cases/<int:case_id>/ad-hoc/<string:element>/finish", methods=["POST"])
+@blp.response(200, CaseSchema)
+@blp.alt_response(409, description="the case is not inside that ad-hoc sub-process")
+def finish_ad_hoc(case_id: int, element: str):
+    """The activities of the ad-hoc sub-process ``element`` that the worker chose are done: the others are not
+    done and the case goes on after it (as when its completion condition holds)."""
+    case = case_service.finish_ad_hoc(db.session, case_id, element, g.actor)
+    case_service.commit(db.session)
+    return case_answer(db.session, case)

@@ -30,6 +30,8 @@ class ErrorSchema(Schema):
     waiting = fields.List(fields.String(), metadata={"description": "409 on a message: the messages the case "
                                                                     "waits for"})
     councils = fields.List(fields.String(), metadata={"description": "400/403 on X-Council: your councils"})
+    matched = fields.List(fields.Integer(), metadata={"description": "409 on a message with a correlation key "
+                                                                     "that matches several cases: their ids"})
     limit = fields.Integer(metadata={"description": "the limit that was exceeded"})
 
 
@@ -145,6 +147,8 @@ class TaskSchema(Schema):
     assignee_id = fields.Integer(allow_none=True, metadata={"description": "the assignee's user id"})
     due_at = fields.DateTime(allow_none=True)
     form = fields.Nested(FormSchema)
+    ad_hoc = fields.Dict(metadata={"description": "an activity of an ad-hoc sub-process: the sub-process (element, "
+                                                  "name) and where to finish it once the chosen activities are done"})
 
 
 class TimerSchema(Schema):
@@ -237,8 +241,13 @@ class NotificationSchema(Schema):
 
 def task_json(session: Session, task: OpenTask) -> dict[str, Any]:
     form = case_service.task_form(session, task)
-    return {"id": task.id, "case_id": task.case_id, "name": task.name, "title": task.title, "roles": task.roles,
-            "assignee": task.assignee, "assignee_id": task.assignee_id, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
+    found = {"id": task.id, "case_id": task.case_id, "name": task.name, "title": task.title, "roles": task.roles,
+             "assignee": task.assignee, "assignee_id": task.assignee_id, "due_at": task.due_at, "form": form_to_api(form) if form else {"fields": []}}
+    ad_hoc = case_service.ad_hoc_of(session, task)
+    if ad_hoc is not None:  # one of the activities of an ad-hoc sub-process: the worker chooses, then finishes
+        found["ad_hoc"] = {"element": ad_hoc[0], "name": ad_hoc[1],
+                           "finish": f"/api/v1/cases/{task.case_id}/ad-hoc/{ad_hoc[0]}/finish"}
+    return found
 
 
 def child_json(case: Case) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields
 
 from service import cases as case_service
 from service import policy
-from service.errors import Forbidden
+from service.errors import Forbidden, InvalidData
 from service.models import db
 
 from .access import authenticate
@@ -47,21 +47,44 @@ def send_signal(body):
 class MessageStartSchema(StrictSchema):
     name = fields.String(required=True)
     data = fields.Raw(load_default=dict)
-    reference = fields.String(required=True, metadata={"description": "the family's case reference"})
+    reference = fields.String(load_default=None, metadata={
+        "description": "the family's case reference, for the pathways the message starts"})
+    correlation_key = fields.Raw(load_default=None, metadata={
+        "description": "Camunda 8: the message reaches the running cases whose zeebe:subscription correlationKey "
+                       "has this value (text or a number)"})
+    correlation_keys = fields.Dict(keys=fields.String(), load_default=None, metadata={
+        "description": "Camunda 7: the message reaches the running cases whose data has each of these values"})
+    all = fields.Boolean(load_default=False, metadata={
+        "description": "with a correlation key that matches several cases: send it to each (else 409)"})
 
 
 class MessageStartAnswerSchema(Schema):
+    reached = fields.List(fields.Integer(), metadata={"description": "the running cases that took it"})
     started = fields.List(fields.Integer(), metadata={"description": "the cases it started"})
 
 
 @blp.route("/messages", methods=["POST"])
 @blp.arguments(MessageStartSchema)
 @blp.response(200, MessageStartAnswerSchema)
-@blp.alt_response(409, description="no pathway of the council starts with this message")
+@blp.alt_response(409, description="no case waits for it with this correlation and no pathway starts with it; "
+                                   "or its correlation matches several cases (their ids in ``matched``)")
 def send_message(body):
-    """A message from outside the service (a portal, another system): every pathway of the council whose
-    message start event catches it starts a case for ``reference`` (you need a role that may start each).
-    A message for a case already running goes to ``POST /cases/<id>/messages``."""
+    """A message from outside the service (a portal, another system).
+
+    With a correlation (``correlation_key`` for Camunda 8 diagrams, ``correlation_keys`` for Camunda 7's
+    correlation by case data), it reaches the one running case that waits for it with that correlation (all
+    that match with ``all``); when none does, it starts the pathways whose message start event catches it.
+    Without one, it starts every pathway of the council whose message start event catches it, for
+    ``reference`` (you need a role that may start each). A message for a case you know goes to
+    ``POST /cases/<id>/messages``."""
+    if body["correlation_key"] is not None or body["correlation_keys"]:
+        if isinstance(body["correlation_key"], (dict, list, bool)):
+            raise InvalidData("the correlation key is a value", {"correlation_key": "Give text or a number"})
+        answer = case_service.correlate_message(db.session, body["name"], body["data"], g.actor,
+                                                key=body["correlation_key"], variables=body["correlation_keys"],
+                                                all_=body["all"], reference=body["reference"])
+        case_service.commit(db.session)
+        return answer
     started = case_service.start_by_message(db.session, body["name"], body["data"], g.actor, body["reference"])
     case_service.commit(db.session)
-    return {"started": [c.id for c in started]}
+    return {"reached": [], "started": [c.id for c in started]}

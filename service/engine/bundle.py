@@ -102,6 +102,8 @@ class Bundle:
     decisions: Any = None
     forms_by_id: dict[str, forms.FormDefinition] = field(default_factory=dict)
     form_files: dict[str, str] = field(default_factory=dict)
+    #: Camunda 8 forms embedded in a diagram (``zeebe:userTaskForm``), by that element's id.
+    embedded_forms: dict[str, forms.FormDefinition] = field(default_factory=dict)
 
     @cached_property
     def content_hash(self) -> str:
@@ -110,11 +112,33 @@ class Bundle:
     def form_for(self, task_spec) -> forms.FormDefinition | None:
         """The form a user task or start event asks for: a linked Camunda Form or its formData."""
         ext = task_spec.extensions or {}
+        if (ext.get("formKey") or "").startswith(EMBEDDED_FORM):
+            return self.embedded_forms.get(ext["formKey"][len(EMBEDDED_FORM):])
         form_id = ext.get("formRef") or _form_id_from_key(ext.get("formKey"), self.form_files)
         if form_id:
             return self.forms_by_id.get(form_id)
         form = getattr(task_spec, "form", None)
         return forms.form_from_camunda(form, task_spec.bpmn_id) if form is not None else None
+
+
+#: How a Camunda 8 user task names a form embedded in its diagram: ``camunda-forms:bpmn:<userTaskForm id>``.
+EMBEDDED_FORM = "camunda-forms:bpmn:"
+
+
+def _load_embedded_forms(bundle: Bundle, name: str, root) -> list[Problem]:
+    """Read the form-js forms a Camunda 8 diagram embeds (``zeebe:userTaskForm``), as a .form file is read."""
+    problems = []
+    for element in root.iterfind(".//zeebe:userTaskForm", dialect.NS):
+        form_id = element.get("id") or ""
+        if form_id in bundle.embedded_forms:
+            problems.append(Problem(name, form_id, f"another diagram of the deployment embeds a form with the id "
+                                                   f"'{form_id}': give each embedded form its own id"))
+            continue
+        try:
+            bundle.embedded_forms[form_id] = forms.form_from_formjs((element.text or "").strip(), form_id)
+        except forms.FormDefinitionError as error:
+            problems += [Problem(name, form_id, f"the embedded form {message}") for _, message in error.problems]
+    return problems
 
 
 def _form_id_from_key(key: str | None, form_files: dict[str, str]) -> str | None:
@@ -159,6 +183,8 @@ def build_bundle(files: Mapping[str, bytes]) -> Bundle:
                 problems += _load_decisions(bundle, name, trees.pop(name), decision_files)
     if problems:
         raise DeploymentInvalid(problems)
+    for name, root in trees.items():
+        problems += _load_embedded_forms(bundle, name, root)
     process_files: dict[str, str] = {}
     for name, root in trees.items():
         file_problems = _check_bpmn(bundle, name, root)
@@ -448,6 +474,10 @@ def _form_problems(bundle: Bundle, element) -> list[str]:
     if form_ref and form_ref not in bundle.forms_by_id:
         return [f"the form '{form_ref}' is not deployed (no .form file has that id)"]
     key = dialect.form_key(element)
+    if key and not form_ref and key.startswith(EMBEDDED_FORM):
+        embedded = key[len(EMBEDDED_FORM):]
+        missing = f"the embedded form '{embedded}' is not in the diagram (no zeebe:userTaskForm has that id)"
+        return [missing] if embedded not in bundle.embedded_forms else []
     if key and not form_ref and "://" not in key and not key.startswith("camunda-forms:bpmn:"):
         if _form_id_from_key(key, bundle.form_files) not in bundle.forms_by_id:
             target = key.rsplit(":", 1)[-1]

@@ -8,7 +8,7 @@ expressions that start with ``=``). The parser, the deploy checks and the conven
 look at either namespace themselves. Expressions are handed on as written: :mod:`.expressions` reads
 ``${...}`` and ``=`` FEEL alike.
 
-What Camunda 8 can say that the service cannot run (job workers, embedded forms, dynamic roles) is listed by
+What Camunda 8 can say that the service cannot run (job workers, external forms, dynamic roles) is listed by
 :func:`refusals`, each with a reason a modeller understands.
 """
 from __future__ import annotations
@@ -31,15 +31,14 @@ CAMUNDA_ATTRIBUTES = ("assignee", "candidateUsers", "candidateGroups", "dueDate"
 #: Camunda 8 extension elements the service reads (anything else ``zeebe:`` is refused, see :func:`refusals`).
 ZEEBE_READ = {"properties", "property", "userTask", "assignmentDefinition", "formDefinition", "taskSchedule",
               "priorityDefinition", "calledDecision", "calledElement", "ioMapping", "input", "output",
-              "subscription", "loopCharacteristics", "script", "versionTag", "executionListeners"}
+              "subscription", "loopCharacteristics", "script", "versionTag", "executionListeners",
+              "userTaskForm"}
 
 #: Camunda 8 extension elements that ask for something the service does not have, and why.
 ZEEBE_REFUSED = {
     "taskDefinition": "a job worker would run this step (zeebe:taskDefinition) and the service has no job "
                       "workers; draw the step as a user task, a script task (FEEL) or a business rule task",
     "taskHeaders": "task headers are for job workers, which the service does not have",
-    "userTaskForm": "the form is embedded in the diagram (zeebe:userTaskForm); save it as a .form file, deploy "
-                    "it with the diagram and link it by its form id",
     "executionListener": "execution listeners call job workers, which the service does not have; draw the step "
                          "as a task",
     "taskListener": "task listeners call job workers, which the service does not have",
@@ -198,6 +197,14 @@ def multi_instance(loop) -> tuple[str | None, str | None]:
     return collection, variable
 
 
+def multi_instance_output(loop) -> tuple[str | None, str | None]:
+    """A Camunda 8 multi-instance's output collection and output element (``zeebe:loopCharacteristics``)."""
+    zeebe = loop.find("bpmn:extensionElements/zeebe:loopCharacteristics", NS)
+    if zeebe is None:
+        return None, None
+    return (zeebe.get("outputCollection") or "").strip() or None, (zeebe.get("outputElement") or "").strip() or None
+
+
 def script(element) -> tuple[str, str] | None:
     """A Camunda 8 script task's FEEL expression and result variable (``zeebe:script``), or None."""
     found = _extension(element, "script")
@@ -265,8 +272,10 @@ def expressions_of(element) -> list[tuple[str, str]]:
             found.append(("correlation key", extension.get("correlationKey") or ""))
         elif local == "script":
             found.append(("script", extension.get("expression") or ""))
-        elif local == "loopCharacteristics" and extension.get("inputCollection"):
-            found.append(("input collection", extension.get("inputCollection")))
+        elif local == "loopCharacteristics":
+            found += [(what, extension.get(name)) for what, name in (("input collection", "inputCollection"),
+                                                                     ("output element", "outputElement"))
+                      if extension.get(name)]
     return found
 
 
@@ -298,15 +307,17 @@ def refusals(element) -> list[str]:
                 found.append("candidate users are not supported: give the task to a role (candidate groups or a "
                              "lane), or to one person (assignee)")
         elif name == "formDefinition":
-            key = extension.get("formKey") or ""
-            if key.startswith("camunda-forms:bpmn:"):
-                found.append(ZEEBE_REFUSED["userTaskForm"])
-            elif extension.get("externalReference") and "://" in extension.get("externalReference"):
+            if extension.get("externalReference") and "://" in extension.get("externalReference"):
                 found.append("the form is on another web site (externalReference); the service shows its own "
                              "forms: deploy a .form file with the diagram and link it by its form id")
-        elif name == "loopCharacteristics" and (extension.get("outputCollection") or extension.get("outputElement")):
-            found.append("an output collection is not supported: each instance's answers are kept, per item, under "
-                         "<input element>_answers")
+        elif name == "loopCharacteristics" and (bool(extension.get("outputCollection"))
+                                                != bool(extension.get("outputElement"))):
+            found.append("an output collection and an output element go together: the output element (such as "
+                         "=seen) is what each instance adds to the output collection")
+        elif name == "loopCharacteristics" and extension.get("outputCollection") and not extension.get(
+                "outputCollection").isidentifier():
+            found.append(f"the output collection '{extension.get('outputCollection')}' is not a name (letters, "
+                         f"digits and _)")
         elif name == "calledDecision" and not extension.get("resultVariable"):
             found.append("zeebe:calledDecision needs a result variable (where the decision's result goes)")
         elif name == "script" and not extension.get("resultVariable"):

@@ -10,9 +10,11 @@ Camunda 8's input/output mappings and FEEL script tasks run as :mod:`.camunda8` 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.util import first, full_tag, one
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent, EventBasedGateway, IntermediateCatchEvent, StartEvent, EventSubprocess, CallActivity,
@@ -84,9 +86,11 @@ class _CamundaExtensions:
         if collection is None and cardinality is None:
             self.raise_validation_exception("a multi-instance activity needs camunda:collection or a loop cardinality")
         spec_class = SequentialItemsMultiInstance if sequential else ParallelItemsMultiInstance
+        output_collection, output_element = dialect.multi_instance_output(loop_characteristics)
         spiff.wrap_in_multi_instance(self, lambda name: spec_class(
             self.spec, name, task_spec="", collection=collection, element_variable=element_variable,
-            cardinality=cardinality, condition=_text(loop_characteristics, "bpmn:completionCondition")))
+            cardinality=cardinality, condition=_text(loop_characteristics, "bpmn:completionCondition"),
+            output_collection=output_collection, output_element=output_element))
 
     def parse_extensions(self, node=None) -> dict[str, Any]:
         if node is None and getattr(self, "task", None) is not None:  # the element's own task spec, just made
@@ -98,12 +102,21 @@ class _CamundaExtensions:
 
 
 class PathwayMessageEventDefinition(MessageEventDefinition):
-    """A message whose payload is the case data (or ``camunda:expression``) and merges into it on arrival."""
+    """A message whose payload is the case data (or ``camunda:expression``) and merges into it on arrival.
 
-    def __init__(self, name, correlation_properties=None, expression=None, result_var=None, **kwargs):
+    ``correlation_key``: Camunda 8's ``zeebe:subscription correlationKey`` (an ``=`` FEEL expression over the
+    case data): a case waiting for the message takes only a message whose key equals its own; a case throwing
+    it sends it with the key's value (:func:`runtime.correlation_value`).
+    """
+
+    correlation_key: str | None = None
+
+    def __init__(self, name, correlation_properties=None, expression=None, result_var=None, correlation_key=None,
+                 **kwargs):
         super().__init__(name, correlation_properties, **kwargs)
         self.expression = expression
         self.result_var = result_var
+        self.correlation_key = correlation_key
 
     def throw(self, my_task) -> None:
         if self.expression:
@@ -113,7 +126,13 @@ class PathwayMessageEventDefinition(MessageEventDefinition):
         # A thrown message leaves the case (BPMN message flows join different participants): the service routes
         # it to the other open cases of the same reference. Caught in-case, the thrower's own event
         # sub-process waiting for the same name would swallow it and no other case would hear of it.
-        my_task.workflow.top_workflow.bpmn_events.append(BpmnEvent(self, payload=payload))
+        correlations = {}
+        if self.correlation_key:
+            try:
+                correlations["key"] = correlation_value(self.correlation_key, my_task.data)
+            except expressions.ExpressionError as error:
+                raise WorkflowTaskException(f"correlation key: {error}", task=my_task) from None
+        my_task.workflow.top_workflow.bpmn_events.append(BpmnEvent(self, payload=payload, correlations=correlations))
 
     def update_internal_data(self, my_task, event) -> None:
         my_task.internal_data[self.name] = event.payload
@@ -124,6 +143,17 @@ class PathwayMessageEventDefinition(MessageEventDefinition):
             my_task.data[self.result_var] = payload
         elif isinstance(payload, dict):
             my_task.data.update(payload)
+
+
+def correlation_value(expression: str, data: dict[str, Any]) -> str | None:
+    """A correlation key's value for the case ``data``: text, as Camunda 8 compares keys (a number 12 is "12");
+    None when the data does not give it one (raises ``ExpressionError`` when it cannot be evaluated)."""
+    value = expressions.evaluate(expression, data)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (float, Decimal)) and value == int(value):
+        value = int(value)
+    return str(value)
 
 
 class PathwaySignalEventDefinition(SignalEventDefinition):
@@ -184,15 +214,17 @@ class _EventDefinitions(_CamundaExtensions):
 
     def parse_message_event(self, message_event):
         message_ref = message_event.get("messageRef")
+        key = None
         if message_ref:
             message = one(self.doc_xpath(f'.//bpmn:message[@id="{message_ref}"]'))
             name = message.get("name")
             correlations = self.get_message_correlations(message_ref)
+            key = dialect.correlation_key(message)
         else:
             name, correlations = message_event.getparent().get("name"), {}
         payload = self.attribute("expression", "camunda", message_event)
         result_var = self.attribute("resultVariable", "camunda", message_event)
-        return PathwayMessageEventDefinition(name, correlations, payload, result_var)
+        return PathwayMessageEventDefinition(name, correlations, payload, result_var, (key or "").strip() or None)
 
 
 class StartEventParser(_EventDefinitions, CamundaStartEventParser):

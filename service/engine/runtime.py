@@ -22,6 +22,7 @@ from . import clock, expressions, limits, spiff, timers
 from .bundle import ProcessDefinition
 from .limits import Limits
 from .parser import PathwayMessageEventDefinition, PathwaySignalEventDefinition, task_roles
+from .parser import correlation_value as parser_correlation_value
 from .specs import ItemsMultiInstance, Journal, JournalEntry, evaluated_at, item_label, json_safe
 
 
@@ -67,6 +68,9 @@ class PendingTimer:
 class ThrownMessage:
     name: str
     payload: Any
+    #: The value of the message's correlation key in the throwing case (Camunda 8 ``zeebe:subscription``), if it
+    #: has one: only cases waiting with the same key take it.
+    key: str | None = None
 
 
 @dataclass
@@ -116,6 +120,44 @@ def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
 
 
 _NOTIFY_ONLY: dict[int, tuple[ProcessDefinition, frozenset[str]]] = {}
+
+
+def correlation_keys(process: ProcessDefinition) -> dict[str, str]:
+    """Message name -> the correlation key expression its catching events in ``process`` (and the processes it
+    holds or calls) wait with (Camunda 8 ``zeebe:subscription correlationKey``), cached."""
+    found = _KEYS.get(id(process))
+    if found is None or found[0] is not process:
+        keys = {}
+        for spec in [process.spec, *process.subprocess_specs.values()]:
+            for task_spec in spec.task_specs.values():
+                definition = getattr(task_spec, "event_definition", None)
+                for each in getattr(definition, "event_definitions", None) or [definition]:
+                    if isinstance(each, PathwayMessageEventDefinition) and each.correlation_key:
+                        keys[each.name] = each.correlation_key
+        found = _KEYS[id(process)] = (process, keys)
+    return found[1]
+
+
+_KEYS: dict[int, tuple[ProcessDefinition, dict[str, str]]] = {}
+
+
+def correlation_text(value: Any) -> str:
+    """A correlation key given from outside, as keys are compared: text (a number 12 is "12")."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def correlation_value(process: ProcessDefinition, name: str, data: dict[str, Any]) -> str | None:
+    """The key a case of ``process`` with ``data`` waits for the message ``name`` with; None when the message
+    has no key there, or the case's data gives it none."""
+    expression = correlation_keys(process).get(name)
+    if expression is None:
+        return None
+    try:
+        return parser_correlation_value(expression, data)
+    except expressions.ExpressionError:
+        return None
 
 
 def fire_reminder(state: str, timer_id: str, element: str, now: datetime) -> tuple[str, datetime] | None:
@@ -224,6 +266,30 @@ def deliver_signal(workflow: BpmnWorkflow, journal: Journal, name: str, payload:
         raise NothingWaits(name)
     event = BpmnEvent(PathwaySignalEventDefinition(name), payload=payload)
     return _advance(workflow, journal, lambda: workflow.send_event(event))
+
+
+def open_ad_hoc(workflow: BpmnWorkflow) -> list[tuple[str, list[str]]]:
+    """(element id, open activities) of each ad-hoc sub-process running: the worker may finish it."""
+    return spiff.open_ad_hoc_subprocesses(workflow)
+
+
+def ad_hoc_activities(process: ProcessDefinition) -> dict[str, tuple[str, str]]:
+    """Each person's activity inside an ad-hoc sub-process of ``process`` -> (the sub-process's id, name)."""
+    found = _AD_HOC.get(id(process))
+    if found is None or found[0] is not process:
+        found = _AD_HOC[id(process)] = (process, spiff.ad_hoc_activities(process.spec, process.subprocess_specs))
+    return found[1]
+
+
+_AD_HOC: dict[int, tuple[ProcessDefinition, dict[str, tuple[str, str]]]] = {}
+
+
+def finish_ad_hoc(workflow: BpmnWorkflow, journal: Journal, element: str) -> Snapshot:
+    """The worker has done the activities of the ad-hoc sub-process ``element`` they chose to: the rest are
+    not done, and the case goes on after it. Raises :class:`NothingWaits` when it is not running."""
+    if element not in {name for name, _ in open_ad_hoc(workflow)}:
+        raise NothingWaits(element)
+    return _advance(workflow, journal, lambda: spiff.finish_ad_hoc_subprocess(workflow, element))
 
 
 @dataclass(frozen=True)
@@ -339,7 +405,8 @@ def _thrown_out(workflow: BpmnWorkflow, journal: Journal) -> tuple[list[ThrownMe
     for event in workflow.get_events():
         definition = event.event_definition
         if isinstance(definition, PathwayMessageEventDefinition):
-            messages.append(ThrownMessage(definition.name, json_safe(event.payload)))
+            messages.append(ThrownMessage(definition.name, json_safe(event.payload),
+                                          (event.correlations or {}).get("key")))
         elif isinstance(definition, ErrorEventDefinition):
             raise _uncaught_error(workflow, definition)
     return messages, signals

@@ -175,8 +175,14 @@ class ItemsMultiInstance(MultiInstanceTask):
     instance's answers overwrite the others'.
     """
 
+    #: Camunda 8's ``outputCollection`` and ``outputElement``: each instance's ``output_element`` (an expression on
+    #: its data) at its item's place in the list ``output_collection``, null until the instance is done.
+    output_collection: str | None = None
+    output_element: str | None = None
+
     def __init__(self, wf_spec, bpmn_id, collection: str | None = None, element_variable: str | None = None,
-                 **kwargs: Any) -> None:
+                 output_collection: str | None = None, output_element: str | None = None, **kwargs: Any) -> None:
+        self.output_collection, self.output_element = output_collection, output_element
         self.items_key = f"_items_{bpmn_id}"
         self.collection = collection
         self.element_variable = element_variable or "item"
@@ -194,6 +200,9 @@ class ItemsMultiInstance(MultiInstanceTask):
         if items is not None:
             my_task.data[self.items_key] = items
         my_task.data[self.answers_key] = {} if isinstance(items, dict) else []
+        if self.output_collection:
+            my_task.data[self.output_collection] = ({key: None for key in items} if isinstance(items, dict)
+                                                    else [None] * len(items or []))
         return result
 
     def _items(self, my_task) -> Any:
@@ -221,7 +230,24 @@ class ItemsMultiInstance(MultiInstanceTask):
             index = key if isinstance(key, int) else len(kept)
             kept.extend([None] * (index + 1 - len(kept)))
             kept[index] = answers
+        if self.output_collection and self.output_element:
+            self._merge_output(my_task, child, key)
         spiff.note_instance_merged(my_task, child)
+
+    def _merge_output(self, my_task, child, key) -> None:
+        try:
+            value = json_safe(expressions.evaluate(self.output_element, child.data))
+        except expressions.ExpressionError as error:
+            raise WorkflowTaskException(f"output element: {error}", task=child) from None
+        outputs = my_task.data.get(self.output_collection)
+        if isinstance(outputs, dict):
+            outputs[key] = value
+            return
+        outputs = list(outputs) if isinstance(outputs, list) else []
+        index = key if isinstance(key, int) else len(outputs)
+        outputs.extend([None] * (index + 1 - len(outputs)))
+        outputs[index] = value
+        my_task.data[self.output_collection] = outputs
 
     def _run_hook(self, my_task):
         my_task.data.pop(self.items_key, None)

@@ -215,6 +215,55 @@ class AdHocProcessSpec(AdHocSubprocessSpec):
             workflow.data.pop("data_objects", None)
 
 
+def open_ad_hoc_subprocesses(workflow: BpmnWorkflow) -> list[tuple[str, list[str]]]:
+    """(element id, the ids of its activities still open) of each ad-hoc sub-process the case is inside."""
+    from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import AdHocSubprocess
+
+    found = []
+    for task in workflow.get_tasks(state=TaskState.STARTED | TaskState.WAITING | TaskState.READY):
+        if isinstance(task.task_spec, AdHocSubprocess) and task.id in workflow.subprocesses:
+            inner = workflow.subprocesses[task.id]
+            found.append((task.task_spec.bpmn_id, [t.task_spec.bpmn_id for t in inner.get_tasks(state=TaskState.READY)
+                                                   if t.task_spec.manual]))
+    return found
+
+
+def ad_hoc_activities(spec, subprocess_specs: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each user / manual task inside an ad-hoc sub-process -> (the sub-process's id, its name)."""
+    from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import AdHocSubprocess
+
+    found = {}
+    for process in [spec, *subprocess_specs.values()]:
+        for task_spec in process.task_specs.values():
+            inner = subprocess_specs.get(task_spec.spec) if isinstance(task_spec, AdHocSubprocess) else None
+            for activity in inner.task_specs.values() if inner is not None else ():
+                if activity.manual:
+                    found[activity.bpmn_id] = (task_spec.bpmn_id, task_spec.bpmn_name or task_spec.bpmn_id)
+    return found
+
+
+def finish_ad_hoc_subprocess(workflow: BpmnWorkflow, element: str) -> bool:
+    """End the running ad-hoc sub-process ``element`` as its completion condition would: the activities the
+    worker did not choose are cancelled and the sub-process completes. False when none is running."""
+    from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import AdHocSubprocess
+
+    for task in workflow.get_tasks(state=TaskState.STARTED | TaskState.WAITING | TaskState.READY):
+        if not (isinstance(task.task_spec, AdHocSubprocess) and task.task_spec.bpmn_id == element):
+            continue
+        inner = workflow.subprocesses.get(task.id)
+        if inner is None:
+            return False
+        for active in inner.get_tasks(state=TaskState.NOT_FINISHED_MASK):
+            if active.task_spec.name not in (inner.spec.end.name, "End") and not isinstance(active.task_spec, _EndJoin):
+                workflow.event_manager.remove_task(active)
+                active.cancel()
+        for end in inner.get_tasks(state=TaskState.NOT_FINISHED_MASK):
+            if isinstance(end.task_spec, _EndJoin):
+                end.task_spec._update(end)
+        return True
+    return False
+
+
 def cancel_rest_of_process(my_task: Task) -> None:
     """Cancel every unfinished task of ``my_task``'s process but it and what follows it.
 

@@ -279,7 +279,7 @@ def _task_page(task: OpenTask, values: dict[str, Any] | None = None, errors: dic
         items=formview.items(form, values, errors) if form else [],
         error_list=(formview.error_list(form, errors) if form else [])
         + ([{"text": assign_error, "href": "#assignee"}] if assign_error else []),
-        documentation=_documentation(process, task),
+        documentation=_documentation(process, task), ad_hoc=case_service.ad_hoc_of(db.session, task),
         candidates=[{"value": u.name, "text": f"{u.display_name} ({u.name})" if u.display_name else u.name,
                      "selected": u.id == task.assignee_id}
                     for u in case_service.assignable_users(db.session, task)] if actor.is_manager else [],
@@ -340,6 +340,19 @@ def _check_answers(task: OpenTask, form, raw: dict[str, Any], change: bool):
     carried = [(k, v) for k, v in request.form.items(multi=True) if k not in ("csrf_token", "action")]
     return render_template("task_check.html", task=task, case=task.case, rows=formview.answer_rows(form, cleaned),
                            carried=carried)
+
+
+@bp.route("/cases/<int:case_id>/ad-hoc/<string:element>/finish", methods=["POST"])
+@login_required
+def finish_ad_hoc(case_id: int, element: str):
+    """The worker has done the activities of an ad-hoc sub-process they chose (the API's finish, as a button)."""
+    case = case_service.finish_ad_hoc(db.session, case_id, element, current_user.actor)
+    case_service.commit(db.session)
+    if case.status == "error":
+        flash(f"The case stopped on an error: {(case.error or {}).get('message')}", "error")
+    else:
+        flash("You finished the steps you chose; the others are closed.", "success")
+    return redirect(url_for("web.case", case_id=case_id))
 
 
 @bp.route("/tasks/<string:task_id>/claim", methods=["POST"])
