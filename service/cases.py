@@ -731,6 +731,12 @@ def _retry_payload(case: Case, process: ProcessDefinition, data: Any) -> dict[st
     return payload
 
 
+def validated_answers(form, data: Any, *, known: dict[str, Any] | None = None, source: str = "json") -> dict[str, Any]:
+    """The answers ``form`` accepts from ``data``, checked exactly as completing a task checks them (no database:
+    the sandbox's steps are checked by this too); 422 names each field that is wrong."""
+    return _validated(form, data, source, known)
+
+
 def _validated(form, data: Any, source: str = "json", known: dict[str, Any] | None = None) -> dict[str, Any]:
     if form is None:
         return _plain_data(data)

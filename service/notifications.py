@@ -40,6 +40,27 @@ def for_timer(session: Session, case: Case, entry: JournalEntry) -> list[Notific
                 task=task.name if task else entry.element)
 
 
+def timer_wording(properties: dict, *, reference: str, pathway: str, element: str, task_title: str | None = None,
+                  task_due_at: datetime | None = None) -> tuple[str, str, str] | None:
+    """(kind, subject, body) of what a fired timer with these extension ``properties`` tells people, or None
+    if it tells nobody: the wording :func:`for_timer` and :mod:`service.reminders` send, from plain values
+    (no database), so that a sandbox case (``service.sandbox``) says exactly what a real case would."""
+    target = str((properties or {}).get("notify") or "").strip()
+    if not target:
+        return None
+    kind = "reminder" if target == "task" else "escalation"
+    case = _Named(reference=reference, process=_Named(name=pathway))
+    task = _Named(title=task_title, due_at=task_due_at) if task_title is not None else None
+    entry = _Named(element=element)
+    subject = ((properties or {}).get("subject") or _subject(kind, case, task, entry))[:255]
+    return kind, subject, _body(case, task, entry)
+
+
+class _Named:
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+
+
 def for_error(session: Session, case: Case) -> list[Notification]:
     """Tell the council's admins that a case stopped on an error where no worker would see it."""
     error = case.error or {}

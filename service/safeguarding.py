@@ -166,9 +166,8 @@ def fire_escalations(session: Session, case: Case) -> tuple[int, list[OpenTask]]
         managers = notifications.people_with_roles(session, case.council_id, manager_roles(task.roles, in_hours))
         if not managers:  # nobody holds the manager's role: the council's admins must know
             managers = notifications.people_with_roles(session, case.council_id, ["admin"])
-        notifications.tell(session, case, managers, kind="escalation", task=task.name,
-                           subject=f"Urgent: nobody has picked up '{task.title}' (case {case.reference})",
-                           body=_escalation_body(case, task, in_hours))
+        subject, body = escalation_wording(case, task, in_hours)
+        notifications.tell(session, case, managers, kind="escalation", task=task.name, subject=subject, body=body)
         escalated.append(task)
     return len(due), escalated
 
@@ -178,6 +177,13 @@ def manager_roles(task_roles: list[str], in_office_hours: bool) -> list[str]:
     if not in_office_hours:
         return [EMERGENCY_DUTY_MANAGER]
     return sorted({f"{role}_manager" for role in task_roles if role != EMERGENCY_DUTY_TEAM} | {TEAM_MANAGER})
+
+
+def escalation_wording(case: Case, task: OpenTask, in_hours: bool) -> tuple[str, str]:
+    """The subject and body of an unpicked urgent step's escalation. Reads only ``case.reference``,
+    ``case.process.name``, ``task.title`` and ``task.due_at`` (no database): a sandbox case words it the same."""
+    return (f"Urgent: nobody has picked up '{task.title}' (case {case.reference})",
+            _escalation_body(case, task, in_hours))
 
 
 def _escalation_body(case: Case, task: OpenTask, in_hours: bool) -> str:
