@@ -19,7 +19,6 @@ working days (``tenancy.act_for``, as for every request).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,7 +38,6 @@ from service.policy import Actor
 MAX_NAME = 200
 #: The clock moves the pages offer (the API takes any the sandbox reads, e.g. "+3 days", "+5 working days").
 CLOCK_MOVES = ("+1 day", "+1 week", "+4 weeks")
-SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def _sandbox_module():
@@ -273,12 +271,6 @@ def scenario_name(opened: Opened, name: Any) -> str:
     return text or opened.rehearsal.name
 
 
-def scenario_filename(process_key: str, name: str) -> str:
-    """``<process_key>.<slug>.scenario.json``, as scenario files are named in bpmn/scenarios/."""
-    slug = SLUG.sub("-", name.lower()).strip("-")[:60].strip("-") or "scenario"
-    return f"{process_key}.{slug}.scenario.json"
-
-
 def scenario(session: Session, actor: Actor, rehearsal_id: int, name: Any = None) -> tuple[str, str]:
     """The rehearsal as a scenario file: (file name, its JSON text), from what was done so far and what the
     sandbox shows now as its expectations (``service.scenarios.from_sandbox``)."""
@@ -286,7 +278,7 @@ def scenario(session: Session, actor: Actor, rehearsal_id: int, name: Any = None
 
     opened = get(session, rehearsal_id, actor)
     title = scenario_name(opened, name)
-    return scenario_filename(opened.process.key, title), scenarios.from_sandbox(opened.sandbox, title)
+    return scenarios.file_name(opened.process.key, title), scenarios.from_sandbox(opened.sandbox, title)
 
 
 def add_to_pathway(session: Session, actor: Actor, rehearsal_id: int, name: Any = None):

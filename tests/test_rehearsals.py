@@ -153,7 +153,7 @@ def test_recorded_as_a_scenario_it_downloads_and_is_added_to_the_pathway(deploye
                                                  "data": {"risk": False}}, as_="analyst")
     download = api.get(f"/rehearsals/{rid}/scenario?name=Two needs, a reminder", as_="analyst")
     assert download.status_code == 200
-    assert "test_review.two-needs-a-reminder.scenario.json" in download.headers["Content-Disposition"]
+    assert "test_review.two_needs_a_reminder.scenario.json" in download.headers["Content-Disposition"]
     scenario = json.loads(download.get_data(as_text=True))
     assert scenario["process"] == "test_review" and len(scenario["steps"]) == 2
     added = api.post(f"/rehearsals/{rid}/scenario", json={"name": "Two needs, a reminder"}, as_="analyst")
@@ -161,7 +161,7 @@ def test_recorded_as_a_scenario_it_downloads_and_is_added_to_the_pathway(deploye
     assert added.json["created"] is True
     with api.app.app_context(), everything():
         deployment = db.session.get(Deployment, added.json["id"])
-        assert "test_review.two-needs-a-reminder.scenario.json" in {f.name for f in deployment.files}
+        assert "test_review.two_needs_a_reminder.scenario.json" in {f.name for f in deployment.files}
         assert deployment.source == "rehearsal"
 
 
