@@ -20,16 +20,28 @@ from service import policy, rehearsals
 from service.engine import clock
 from service.engine.bundle import DeploymentInvalid
 from service.errors import InvalidData
+from service.sandbox import SandboxError
 from service.models import db
 from service.web import formview
 from service.web.filters import london_datetime
 from service.web.views import _element_names, bp
 
+#: What the service layer and the sandbox refuse with a reason the analyst can act on (422): shown on the page.
+REFUSED = (InvalidData, SandboxError)
 CLOCK_LABELS = {"+1 day": "Move on 1 day", "+1 week": "Move on 1 week", "+4 weeks": "Move on 4 weeks"}
 
 
 def _actor():
     return current_user.actor
+
+
+def _errors(refused, key: str = "") -> dict[str, str]:
+    """A refusal's errors by field, or its message under ``key`` when it names no field."""
+    return dict(getattr(refused, "errors", None) or {}) or {key: refused.message}
+
+
+def _first(refused) -> str:
+    return next(iter((getattr(refused, "errors", None) or {}).values()), refused.message)
 
 
 def clock_text(moment: datetime) -> str:
@@ -73,9 +85,9 @@ def rehearsal_start(version_id: int):
             try:
                 opened = rehearsals.start(db.session, actor, version.id, request.form if form else {}, name=name,
                                           role=role, at=at, source="html")
-            except InvalidData as invalid:
+            except REFUSED as invalid:
                 db.session.rollback()
-                errors = {("role" if k == "role" else k): v for k, v in invalid.errors.items()}
+                errors = _errors(invalid)
             else:
                 rehearsal_id = opened.rehearsal.id
                 db.session.commit()
@@ -84,8 +96,9 @@ def rehearsal_start(version_id: int):
                 return redirect(url_for("web.rehearsal", rehearsal_id=rehearsal_id))
         status = 422
         version, process = rehearsals.version_for_start(db.session, version_id, actor)
-    error_list = (formview.error_list(form, {k: v for k, v in errors.items() if k not in ("name", "role", "at")})
-                  if form else [])
+    rest = {k: v for k, v in errors.items() if k not in ("name", "role", "at")}
+    error_list = (formview.error_list(form, rest) if form
+                  else [{"text": message, "href": "#main-content"} for message in rest.values()])
     error_list = ([{"text": errors["name"], "href": "#name"}] if "name" in errors else []) + \
                  ([{"text": errors["role"], "href": "#role"}] if "role" in errors else []) + \
                  ([{"text": errors["at"], "href": "#at-day"}] if "at" in errors else []) + error_list
@@ -148,10 +161,10 @@ def rehearsal_clock(rehearsal_id: int):
         move = at.isoformat()
     try:
         opened, fired = rehearsals.move_clock(db.session, actor, rehearsal_id, move)
-    except InvalidData as invalid:
+    except REFUSED as invalid:
         db.session.rollback()
         return _page(rehearsals.get(db.session, rehearsal_id, actor),
-                     errors={"clock": next(iter(invalid.errors.values()), invalid.message)}, status=422)
+                     errors={"clock": _first(invalid)}, status=422)
     names = _element_names(opened.process)
     when = clock_text(opened.view.now)
     db.session.commit()
@@ -174,10 +187,10 @@ def rehearsal_send(rehearsal_id: int):
     name = request.form.get("name", "")
     try:
         rehearsals.send(db.session, actor, rehearsal_id, kind, name)
-    except InvalidData as invalid:
+    except REFUSED as invalid:
         db.session.rollback()
         return _page(rehearsals.get(db.session, rehearsal_id, actor),
-                     errors={"name": next(iter(invalid.errors.values()), invalid.message)}, status=422)
+                     errors={"name": _first(invalid)}, status=422)
     db.session.commit()
     flash(f"The {kind} '{name}' was sent to the rehearsal.", "success")
     return redirect(url_for("web.rehearsal", rehearsal_id=rehearsal_id))
@@ -222,10 +235,10 @@ def rehearsal_task(rehearsal_id: int, task_id: str):
     try:
         rehearsals.complete(db.session, actor, rehearsal_id, task["id"], request.form if form else {}, role=role,
                             source="html")
-    except InvalidData as invalid:
+    except REFUSED as invalid:
         db.session.rollback()
         opened = rehearsals.get(db.session, rehearsal_id, actor)
-        return _task_page(opened, task, form, raw, invalid.errors, role, status=422)
+        return _task_page(opened, task, form, raw, _errors(invalid), role, status=422)
     db.session.commit()
     flash(f"You completed '{task.get('title') or task['element']}' as {role or 'its role'} in the rehearsal.", "success")
     return redirect(url_for("web.rehearsal", rehearsal_id=rehearsal_id))
@@ -250,10 +263,10 @@ def rehearsal_scenario(rehearsal_id: int):
             return Response(text, mimetype="application/json", headers={
                 "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
                 "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
-    except InvalidData as invalid:
+    except REFUSED as invalid:
         db.session.rollback()
         return _page(rehearsals.get(db.session, rehearsal_id, actor), scenario=name,
-                     errors={"scenario": next(iter(invalid.errors.values()), invalid.message)}, status=422)
+                     errors={"scenario": _first(invalid)}, status=422)
     except DeploymentInvalid as invalid:
         db.session.rollback()
         problems = "; ".join(p.message for p in invalid.problems)[:600]
