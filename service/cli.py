@@ -19,10 +19,11 @@ timers = AppGroup("timers", help="Fire timers by hand, or run a timer worker pro
 councils = AppGroup("councils", help="The service's councils (the operator's commands).")
 data = AppGroup("data", help="Data protection: key rotation, retention and erasure.")
 audit_log = AppGroup("audit", help="The audit log's hash chain.")
+scenarios_cli = AppGroup("scenarios", help="Scenario tests of pathways (run on a sandbox, never on real cases).")
 
 
 def init_app(app: Flask) -> None:
-    for command in (deploy, demo_councils, demo_users, users, timers, councils, data, audit_log):
+    for command in (deploy, demo_councils, demo_users, users, timers, councils, data, audit_log, scenarios_cli):
         app.cli.add_command(command)
 
 
@@ -91,6 +92,33 @@ def _print_deployment(council_key: str, result: deployments.DeployResult, what: 
     click.echo(f"{council_key}: deployment {result.deployment.id} ({state}): {what}")
     for version in result.processes:
         click.echo(f"  {version.key} v{version.version}")
+
+
+@scenarios_cli.command("run")
+@click.argument("council_key")
+@click.argument("key")
+@click.option("--version", "number", type=int, help="The version to test (default: the newest).")
+def run_scenarios(council_key: str, key: str, number: int | None) -> None:
+    """Run the scenario tests of a council's pathway KEY and keep the results; exit 1 if one fails."""
+    from service import scenario_runs
+    from service.models import ProcessVersion
+
+    tenancy.act_for(db.session, _council(council_key))
+    query = select(ProcessVersion).where(ProcessVersion.key == key)
+    query = query.where(ProcessVersion.version == number) if number else query.order_by(ProcessVersion.version.desc())
+    version = db.session.scalars(query.limit(1)).first()
+    if version is None:
+        raise click.ClickException(f"{council_key} has no pathway '{key}'" + (f" version {number}" if number else ""))
+    results = scenario_runs.run_version(db.session, version, "on_demand", "cli")
+    db.session.commit()
+    click.echo(f"{council_key}: {key} v{version.version}: {len(results)} scenario"
+               f"{'s' if len(results) != 1 else ''}")
+    for result in results:
+        click.echo(f"{'PASS' if result.passed else 'FAIL'} {result.name} ({result.title}, {result.seconds:.3f} s)")
+        for step in result.steps:
+            click.echo(f"  step {step.number} ({step.action}): {'passed' if step.passed else step.message}")
+    if not all(r.passed for r in results):
+        raise SystemExit(1)
 
 
 @click.command("demo-councils")

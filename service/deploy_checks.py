@@ -192,8 +192,10 @@ def content_hash(files: Mapping[str, bytes]) -> str:
 def checked_bundle(files: Mapping[str, bytes]) -> Bundle:
     """Every file parsed and checked as the engine runs it, then the safeguarding conventions
     (docs/safeguarding.md) that every pathway follows; raise :class:`DeploymentInvalid` listing what is wrong."""
+    from service import scenarios  # the scenario files (service.scenarios reads the service's forms)
+
     bundle = build_bundle(files)
-    if problems := conventions.problems(bundle):
+    if problems := conventions.problems(bundle) + scenarios.problems(bundle):
         raise DeploymentInvalid(problems)
     return bundle
 

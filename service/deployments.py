@@ -33,7 +33,7 @@ from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersi
 
 MAX_FILES = 200
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
-PATHWAY_FOLDERS = ("bpmn", "dmn", "forms")
+PATHWAY_FOLDERS = ("bpmn", "dmn", "forms", "bpmn/scenarios")
 CACHE = "step_pathways.parsed_pathways"
 
 
@@ -124,7 +124,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
     limit, or the checks take longer than their budget (``service.deploy_checks``); the problems are worded
     for the analyst (``service.deploy_messages``).
     """
-    from service import deploy_messages, pathway_versions
+    from service import deploy_messages, pathway_versions, scenario_runs
 
     remove = list(remove)
     _check_upload(uploads, allow_empty=bool(remove))
@@ -140,6 +140,10 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
         checked = deploy_checks.check_in_time(files)
     except DeploymentInvalid as error:
         raise DeploymentInvalid(deploy_messages.explain(error.problems, files)) from None
+    fresh = [key for key, (_, process_hash) in sorted(checked.processes.items())
+             if _is_new_version(latest_process_version(session, key), process_hash)]
+    # The new versions' scenario tests, before anything is written: publishing at once needs them to pass.
+    bundle, scenario_results = scenario_runs.before_deploy(files, checked.bundle, fresh, publish=publish)
     stored = _stored_files(session, files)
     status = "published" if publish else "draft"
     deployment = Deployment(content_hash=digest, created_by=actor, created_by_id=actor_id, status=status, name=(name or None) and name[:255],
@@ -152,8 +156,7 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
     versions, new_versions = [], []
     for key, (process_name, process_hash) in sorted(checked.processes.items()):
         latest_version = latest_process_version(session, key)
-        if latest_version is not None and latest_version.content_hash == process_hash \
-                and latest_version.status not in ("retired", "rejected"):
+        if key not in fresh:
             versions.append(latest_version)
             continue
         newest = newest_version_number(session, key)
@@ -165,13 +168,19 @@ def deploy(session: Session, uploads: Mapping[str, bytes], actor: str | None, ac
         versions.append(version)
         new_versions.append(version)
     session.flush()
-    if checked.bundle is not None:
-        cache().put(deployment.id, checked.bundle, deployment.council_id)
+    if bundle is not None:
+        cache().put(deployment.id, bundle, deployment.council_id)
+    scenario_runs.after_deploy(session, new_versions, scenario_results, actor, publish=publish)
     pathway_versions.record_deploy(session, deployment, new_versions, actor or "cli", removed, replaced,
                                    defined=set(checked.processes))
     warnings = [*deploy_messages.file_notes(removed, replaced),
                 *deploy_messages.warnings(session, deployment.council_id, files, uploads)]
     return DeployResult(deployment, versions, created=True, warnings=warnings, removed=removed, replaced=replaced)
+
+
+def _is_new_version(latest: ProcessVersion | None, process_hash: str) -> bool:
+    """Whether a process whose files hash to ``process_hash`` needs a new version after ``latest``."""
+    return latest is None or latest.content_hash != process_hash or latest.status in ("retired", "rejected")
 
 
 def _new_file_set(base: Mapping[str, bytes], uploads: Mapping[str, bytes], remove: list[str],
@@ -271,7 +280,7 @@ def read_folders(root: Path, paths: list[Path] | None = None) -> dict[str, bytes
     for path in paths or [root / folder for folder in PATHWAY_FOLDERS]:
         candidates = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
         for file in candidates:
-            if file.suffix.lower() in (".bpmn", ".dmn", ".form"):
+            if file.suffix.lower() in (".bpmn", ".dmn", ".form") or file.name.lower().endswith(".scenario.json"):
                 files[file.name] = file.read_bytes()
     return files
 

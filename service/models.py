@@ -254,6 +254,24 @@ class PathwayEvent(CouncilOwned, db.Model):
     reason: Mapped[str | None] = mapped_column(String(2000))
 
 
+class ScenarioRun(CouncilOwned, db.Model):
+    """One run of one scenario test of a pathway version (``service.scenario_runs``): passed or not, and the
+    result of each step. Runs on deploy, on publish and on demand; the newest run of each scenario is shown."""
+
+    __tablename__ = "scenario_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), index=True)
+    scenario: Mapped[str] = mapped_column(String(255))  # the file name
+    title: Mapped[str] = mapped_column(String(255))
+    passed: Mapped[bool]
+    steps: Mapped[list[Any]] = mapped_column(JSON)  # service.scenarios.StepResult of each step, as JSON
+    milliseconds: Mapped[int] = mapped_column(default=0)  # how long the run took
+    trigger: Mapped[str] = mapped_column(String(20))  # deploy | publish | on_demand
+    ran_by: Mapped[str | None] = mapped_column(String(80))
+    ran_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
 class Case(CouncilOwned, db.Model):
     __tablename__ = "cases"
 

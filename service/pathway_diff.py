@@ -51,7 +51,7 @@ _DMN_PARTS = {"inputEntry", "outputEntry", "inputExpression", "annotationEntry"}
 class Element:
     """An element of a version: where it is, its id, its kind (the XML or form-js type) and its name."""
 
-    source: str  # bpmn | dmn | form
+    source: str  # bpmn | dmn | form | scenario
     file: str
     id: str
     kind: str
@@ -222,7 +222,9 @@ def elements(files: dict[str, bytes], problems: list[str] | None = None) -> dict
     for name in sorted(files):
         lower = name.lower()
         try:
-            if lower.endswith(".bpmn"):
+            if lower.endswith(".scenario.json"):
+                items = [_scenario_element(name, json.loads(files[name]))]
+            elif lower.endswith(".bpmn"):
                 items = _bpmn_elements(name, parse_xml(files[name], name))
             elif lower.endswith(".dmn"):
                 items = _dmn_elements(name, parse_xml(files[name], name))
@@ -381,6 +383,16 @@ def _form_elements(filename: str, schema: Any) -> list[Element]:
 
     walk(schema.get("components"))
     return found
+
+
+def _scenario_element(filename: str, scenario: Any) -> Element:
+    """A scenario test (``service.scenarios``) as one element: its start, steps and expectations as attributes."""
+    if not isinstance(scenario, dict):
+        raise ValueError("a scenario is a JSON object")
+    attributes: dict[str, str] = {}
+    _flatten(scenario, "", attributes)
+    return Element("scenario", filename, f"scenario:{filename}", "scenario", str(scenario.get("scenario") or filename),
+                   attributes)
 
 
 def _flatten(value: Any, path: str, out: dict[str, str]) -> None:

@@ -166,6 +166,7 @@ def history(session: Session, actor: Actor, *, key: str | None = None,
 def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str, Any]]:
     """What publishing a deployment would change, per new version: the diff against the pathway's current
     version (``service.pathway_diff``), for the approver to see before publishing."""
+    from service import scenario_runs  # the approver sees each version's scenario results beside its diff
     from service.pathway_diff import diff_versions
 
     deployment = _deployment(session, deployment_id)
@@ -177,7 +178,8 @@ def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str
         before = before if before is not None and before.id != version.id else None
         found.append({"key": version.key, "version": version.version,
                       "compared_with": before.version if before else None,
-                      "diff": diff_versions(session, before, version).to_dict()})
+                      "diff": diff_versions(session, before, version).to_dict(),
+                      "scenarios": [scenario_runs.run_json(r) for r in scenario_runs.latest(session, version)]})
     return found
 
 
@@ -199,6 +201,9 @@ def publish(session: Session, actor: Actor, deployment_id: int, reason: str | No
     deployment = _deployment(session, deployment_id, lock=True)
     policy.require_publisher(actor, deployment.created_by_id, requires_approval(session, actor))
     _expect(deployment.status, PENDING, f"deployment {deployment.id}")
+    from service import scenario_runs  # every scenario of the versions must pass first (refused: nothing moves)
+
+    scenario_runs.check_publish(session, _versions_of(session, deployment), actor.name)
     deployment.decided_by, deployment.decided_at = actor.name, clock.now()
     _move(session, actor, deployment, "published", "published", reason)
     for version in _versions_of(session, deployment):

@@ -166,6 +166,13 @@ def require_rehearser(actor: Actor) -> None:
         raise Forbidden("rehearsing pathways is for the council's analysts and pathway approvers")
 
 
+def require_scenario_runner(actor: Actor) -> None:
+    """Running a version's scenario tests on demand (``service.scenario_runs``): whoever may read the analyst
+    workspace (its analysts, pathway approvers and admin). A scenario runs on a sandbox: no case is touched."""
+    if not may_analyse(actor):
+        raise Forbidden("running scenario tests is for the council's analysts and pathway approvers")
+
+
 def may_migrate(actor: Actor) -> bool:
     """Moving running cases from one version of a pathway to another (``service.case_migration``): the
     council's analysts and pathway approvers, and its admin. A worker never moves a case to another version."""

@@ -99,8 +99,8 @@ def parse(text: str | bytes, name: str) -> Scenario:
     """The scenario in ``text`` (the file ``name``); :class:`ScenarioError` naming file, step and key if malformed."""
     try:
         raw = json.loads(text)
-    except (TypeError, ValueError) as error:
-        raise ScenarioError(f"{name}: not JSON ({error})") from None
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ScenarioError(f"{name}: not JSON ({str(error)[:200]})") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{name}: a scenario is a JSON object with 'scenario', 'process', 'start' and 'steps'")
     unknown = sorted(set(raw) - {"scenario", "process", "start", "steps", "expect", "description"})
@@ -209,6 +209,25 @@ def _check_expect(expect: Any, where: str) -> None:
                 raise ScenarioError(f"{at} must be an outcome (text) or null")
         elif key == "data" and not isinstance(value, dict):
             raise ScenarioError(f"{at} must be an object of the values the case data holds")
+
+
+def problems(bundle) -> list:
+    """What is wrong with the scenario files of a deployment (``bundle``: its parsed files), as deploy problems:
+    a malformed file (naming the step and the key), or one of a process the deployment does not define."""
+    from service.engine.bundle import Problem
+
+    found = []
+    for name in sorted(n for n in bundle.files if is_scenario_file(n.lower())):
+        try:
+            scenario = parse(bundle.files[name], name)
+        except ScenarioError as error:
+            found.append(Problem(name, None, error.message.removeprefix(f"{name}: ")))
+            continue
+        if scenario.process not in bundle.processes:
+            defined = ", ".join(sorted(bundle.processes)) or "none"
+            found.append(Problem(name, None, f"the scenario runs the process '{scenario.process}', which this "
+                                             f"deployment does not define (it defines: {defined})"))
+    return found
 
 
 # -- running -------------------------------------------------------------------------------------------

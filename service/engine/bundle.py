@@ -131,6 +131,10 @@ def _hash(files: Mapping[str, bytes], names: list[str]) -> str:
     return digest.hexdigest()
 
 
+#: Scenario tests deployed with a pathway (``<process_key>.<name>.scenario.json``, ``service.scenarios``).
+SCENARIO_SUFFIX = ".scenario.json"
+
+
 def build_bundle(files: Mapping[str, bytes]) -> Bundle:
     """Parse and check every file; raise :class:`DeploymentInvalid` listing all problems."""
     bundle, problems = Bundle(files=dict(files)), []
@@ -139,8 +143,10 @@ def build_bundle(files: Mapping[str, bytes]) -> Bundle:
     trees: dict[str, etree._Element] = {}
     for name in sorted(files):
         kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if name.lower().endswith(SCENARIO_SUFFIX):
+            continue  # a scenario test of a process (service.scenarios): the deploy checks read it
         if kind not in ("bpmn", "dmn", "form"):
-            problems.append(Problem(name, None, "only .bpmn, .dmn and .form files can be deployed"))
+            problems.append(Problem(name, None, "only .bpmn, .dmn, .form and .scenario.json files can be deployed"))
         elif kind == "form":
             problems += _load_form(bundle, name, files[name])
         else:
@@ -534,9 +540,15 @@ def _start_form(bundle: Bundle, start_event, process) -> forms.FormDefinition | 
     return forms.form_from_camunda(forms.camunda_form_of(element), start_event.bpmn_id) if element is not None else None
 
 
+def scenario_files(files: Mapping[str, bytes], key: str) -> list[str]:
+    """The scenario tests of process ``key``: the files named ``<key>.<name>.scenario.json``."""
+    return sorted(n for n in files if n.lower().endswith(SCENARIO_SUFFIX) and n.rsplit("/", 1)[-1].split(".", 1)[0] == key)
+
+
 def _process_files(bundle: Bundle, key: str, trees, process_files, decision_files) -> list[str]:
-    """Every file the process needs, by name: its diagram, called diagrams, decisions and forms."""
-    needed, pending = set(), [key]
+    """Every file the process needs, by name: its diagram, called diagrams, decisions and forms, and its
+    scenario tests (versioned with it: a changed scenario makes a new version, as a changed form does)."""
+    needed, pending = set(scenario_files(bundle.files, key)), [key]
     seen = set()
     while pending:
         process = pending.pop()

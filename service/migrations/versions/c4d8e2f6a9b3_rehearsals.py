@@ -5,7 +5,7 @@ case's state). It is never a row of ``cases``, ``tasks``, ``pending_timers`` or 
 council-owned, with the row-level security policy of migration ``5a1e0c0c1110``.
 
 Revision ID: c4d8e2f6a9b3
-Revises: b7e2c4d6f8a1
+Revises: c5d1e3f7a9b2
 Create Date: 2026-12-01 00:00:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c4d8e2f6a9b3"
-down_revision = "b7e2c4d6f8a1"
+down_revision = "c5d1e3f7a9b2"  # after the sandbox branch's scenario_runs (both were b7e2c4d6f8a1: one head)
 branch_labels = None
 depends_on = None
 
