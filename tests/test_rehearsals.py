@@ -214,3 +214,33 @@ def test_a_worker_cannot_open_the_rehearsal_pages(deployed):
     assert browser.get(f"/analyst/versions/{version}/rehearse").status_code == 403
     assert browser.get(f"/analyst/rehearsals/{rid}").status_code == 403
     assert browser.post(f"/analyst/rehearsals/{rid}/clock", {"move": "+1 day"}).status_code == 403
+
+
+def test_row_level_security_hides_rehearsals_outside_their_council(deployed, database_url):
+    """On PostgreSQL the table has the council policy of migration 5a1e0c0c1110: without the council's scope the
+    service's role reads no rehearsal, and cannot write one into another council."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row-level security is PostgreSQL's")
+    from sqlalchemy import create_engine
+
+    from conftest import APP_ROLE
+    api, version = deployed
+    assert _start(api, version).status_code == 201
+    engine = create_engine(database_url.replace("://postgres@", f"://{APP_ROLE}@"))
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM rehearsals")).scalar() == 0
+            council = connection.execute(text("SELECT council_id FROM process_versions")).scalar()  # RLS: none
+            assert council is None
+            with api.app.app_context(), everything():
+                council = db.session.scalars(select(Rehearsal.council_id)).one()
+            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(council)})
+            assert connection.execute(text("SELECT count(*) FROM rehearsals")).scalar() == 1
+            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(council + 1000)})
+            assert connection.execute(text("SELECT count(*) FROM rehearsals")).scalar() == 0
+            with pytest.raises(Exception, match="row-level security"):
+                connection.execute(text("INSERT INTO rehearsals (council_id, process_version_id, name, state, "
+                                        "created_at, updated_at, lock_version) VALUES (:c, :v, 'x', 'x', now(), "
+                                        "now(), 1)"), {"c": council, "v": version})
+    finally:
+        engine.dispose()
