@@ -32,6 +32,7 @@ from service import cases as case_service
 from service.engine import clock
 from service.engine.bundle import ProcessDefinition
 from service.errors import InvalidData, NotFound
+from service.limits import MAX_INT
 from service.models import ProcessVersion, Rehearsal
 from service.policy import Actor
 
@@ -67,7 +68,8 @@ class Opened:
 # -- finding -------------------------------------------------------------------------------------
 
 def _version(session: Session, version_id: Any, actor: Actor) -> ProcessVersion:
-    version = session.get(ProcessVersion, version_id) if isinstance(version_id, int) else None
+    fits = isinstance(version_id, int) and not isinstance(version_id, bool) and 0 < version_id <= MAX_INT
+    version = session.get(ProcessVersion, version_id) if fits else None  # 2**63 is no id: never a database error
     if version is None:  # another council's version is not there (service.tenancy): 404 before any rule
         raise NotFound(f"there is no pathway version {version_id}")
     policy.require_rehearser(actor)
@@ -98,6 +100,8 @@ def list_rehearsals(session: Session, actor: Actor, version_id: int | None = Non
     policy.require_rehearser(actor)
     query = select(Rehearsal).order_by(Rehearsal.updated_at.desc(), Rehearsal.id.desc())
     if version_id is not None:
+        if not 0 < version_id <= MAX_INT:
+            return []
         query = query.where(Rehearsal.process_version_id == version_id)
     return list(session.scalars(query.limit(200)))
 

@@ -244,3 +244,10 @@ def test_row_level_security_hides_rehearsals_outside_their_council(deployed, dat
                                         "now(), 1)"), {"c": council, "v": version})
     finally:
         engine.dispose()
+
+
+def test_ids_past_the_database_integer_are_simply_not_there(deployed):
+    api, _ = deployed
+    for huge in (2**31, 2**63, 2**64):
+        assert api.post("/rehearsals", json={"version_id": huge, "data": {"needs": 1}}, as_="analyst").status_code == 404
+        assert api.get(f"/rehearsals?version_id={huge}", as_="analyst").json == []
