@@ -251,3 +251,27 @@ def test_ids_past_the_database_integer_are_simply_not_there(deployed):
     for huge in (2**31, 2**63, 2**64):
         assert api.post("/rehearsals", json={"version_id": huge, "data": {"needs": 1}}, as_="analyst").status_code == 404
         assert api.get(f"/rehearsals?version_id={huge}", as_="analyst").json == []
+
+
+def test_a_message_the_case_waits_for_opens_its_step_and_the_escalation_follows_the_sandbox_clock(deployed):
+    """Immediate risk sent to a rehearsal: its urgent step opens, escalated after its hour by the sandbox clock (as
+    the service escalates a real one), in words; from the page too, where a refusal shows on the page."""
+    api, version = deployed
+    rid = _start(api, version).json["id"]
+    risk = api.post(f"/rehearsals/{rid}/actions", json={"message": "immediate_risk",
+                                                        "data": {"what_happened": "Disclosure at school"}},
+                    as_="analyst")
+    assert risk.status_code == 200, risk.json
+    assert [t["element"] for t in risk.json["tasks"]] == ["Task_UrgentReferral"]
+    later = api.post(f"/rehearsals/{rid}/actions", json={"clock": "+2 hours"}, as_="analyst")
+    assert later.status_code == 200, later.json
+    assert later.json["fired"] and later.json["notifications"][-1]["kind"] == "escalation"
+    assert _rows(api.app)["notifications"] == 0
+    other = _start(api, version).json["id"]
+    browser = Browser(api.app)
+    browser.sign_in("analyst", "password-analyst")
+    sent = browser.post(f"/analyst/rehearsals/{other}/send", {"kind": "message", "name": "immediate_risk"})
+    assert sent.status_code in (302, 422), page_text(sent)
+    if sent.status_code == 422:
+        assert "There is a problem" in page_text(sent)
+    assert browser.post(f"/analyst/rehearsals/{other}/send", {"kind": "signal", "name": "nothing"}).status_code == 422
