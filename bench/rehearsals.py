@@ -19,18 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DEVELOPMENT", "true")
 
-from cryptography.fernet import Fernet  # noqa: E402
+from cryptography.fernet import Fernet
 
 os.environ.setdefault("DATA_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 
-from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+from flask_migrate import upgrade
+from sqlalchemy import select, text
 
-from service import create_app, tenancy  # noqa: E402
-from service.auth import save_user  # noqa: E402
-from service.councils import create_council  # noqa: E402
-from service.deployments import deploy, read_folders  # noqa: E402
-from service.models import ProcessVersion, db  # noqa: E402
+from service import create_app, tenancy
+from service.auth import save_user
+from service.councils import create_council
+from service.deployments import deploy, read_folders
+from service.models import ProcessVersion, db
 
 KEY = "carmarthenshire_step_down"
 START = {"weeks_open": 10, "family_accepts_support": "yes", "safety_plan": "yes", "family_name": "Bench"}

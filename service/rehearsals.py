@@ -27,8 +27,8 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from service import deployments, pathway_versions, policy, workload
 from service import cases as case_service
+from service import deployments, pathway_versions, policy, workload
 from service.engine import clock
 from service.engine.bundle import ProcessDefinition
 from service.errors import InvalidData, NotFound

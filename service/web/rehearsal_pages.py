@@ -20,8 +20,8 @@ from service import policy, rehearsals
 from service.engine import clock
 from service.engine.bundle import DeploymentInvalid
 from service.errors import InvalidData
-from service.sandbox import SandboxError
 from service.models import db
+from service.sandbox import SandboxError
 from service.web import formview
 from service.web.filters import london_datetime
 from service.web.views import _element_names, bp
