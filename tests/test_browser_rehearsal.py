@@ -123,7 +123,7 @@ def test_an_analyst_rehearses_the_step_down_over_a_month_and_records_a_scenario(
     page.get_by_label("Signed by the family").check()
     page.get_by_role("button", name="Complete task").click()
     page.wait_for_url(re.compile(r".*/analyst/rehearsals/\d+$"))
-    expect(main).to_contain_text("You completed 'Complete JAFF part 1 with the family' as social_worker")
+    expect(main).to_contain_text("You completed 'Complete JAFF part 1 with the family' as Social worker")
     check = task_row(page, "Check JAFF part 1 in the TAF box")
     expect(check).to_contain_text("13 January 2027 at 9am")  # two working days after Monday 11 January
 

@@ -25,6 +25,7 @@ from service.sandbox import SandboxError
 from service.web import formview
 from service.web.filters import london_datetime
 from service.web.views import _element_names, bp
+from service.wording import role_label
 
 #: What the service layer and the sandbox refuse with a reason the analyst can act on (422): shown on the page.
 REFUSED = (InvalidData, SandboxError)
@@ -240,7 +241,8 @@ def rehearsal_task(rehearsal_id: int, task_id: str):
         opened = rehearsals.get(db.session, rehearsal_id, actor)
         return _task_page(opened, task, form, raw, _errors(invalid), role, status=422)
     db.session.commit()
-    flash(f"You completed '{task.get('title') or task['element']}' as {role or 'its role'} in the rehearsal.", "success")
+    flash(f"You completed '{task.get('title') or task['element']}' as {role_label(role) if role else 'its role'} "
+          f"in the rehearsal.", "success")
     return redirect(url_for("web.rehearsal", rehearsal_id=rehearsal_id))
 
 
