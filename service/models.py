@@ -558,6 +558,27 @@ class CaseDocument(CouncilOwned, db.Model):
     uploaded_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
+class Rehearsal(CouncilOwned, db.Model):
+    """An analyst's rehearsal of a pathway version: a sandbox case (``service.sandbox``) run by the engine alone
+    on its own clock, kept here as the sandbox's JSON, encrypted (the answers an analyst types may be realistic).
+    Never a row of ``cases``, ``tasks``, ``pending_timers`` or ``notifications`` (``service.rehearsals``)."""
+
+    __tablename__ = "rehearsals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(EncryptedText, deferred=True)  # Sandbox.to_json(): read only to act or show it
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+    lock_version: Mapped[int] = mapped_column(Integer, default=1)  # two tabs acting at once: the second is refused
+    process: Mapped[ProcessVersion] = relationship(lazy="joined")
+    creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by_id], viewonly=True)
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
 @event.listens_for(Case, "after_insert")
 def _case_inserted(mapper, connection, case) -> None:
     _write_suffixes(connection, case, replace=False)  # a new case has none yet

@@ -153,6 +153,19 @@ def require_analyst(actor: Actor) -> None:
         raise Forbidden("the analyst workspace is for the council's analysts and pathway approvers")
 
 
+def may_rehearse(actor: Actor) -> bool:
+    """Rehearsing a pathway version in a sandbox (``service.rehearsals``: made-up answers on a clock of its own,
+    never a real case): whoever may read the version in the workspace (:func:`may_analyse`), so that an approver
+    can rehearse a draft before publishing it. The rehearsals of a council are its analysts' together (one can
+    pick up another's). Adding a rehearsal's scenario to the pathway is a deployment: :func:`require_deployer`."""
+    return may_analyse(actor)
+
+
+def require_rehearser(actor: Actor) -> None:
+    if not may_rehearse(actor):
+        raise Forbidden("rehearsing pathways is for the council's analysts and pathway approvers")
+
+
 def require_scenario_runner(actor: Actor) -> None:
     """Running a version's scenario tests on demand (``service.scenario_runs``): whoever may read the analyst
     workspace (its analysts, pathway approvers and admin). A scenario runs on a sandbox: no case is touched."""

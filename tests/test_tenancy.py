@@ -46,9 +46,15 @@ def councils(database_url, frozen_clock):
     frozen_clock.advance(days=2, minutes=1)
     assert scheduler.fire_due(app) == 1  # a reminder for south's social worker
     with app.app_context(), everything():
+        south_version = db.session.scalars(select(ProcessVersion.id).where(ProcessVersion.key == "test_review")
+                                           .join(Council).where(Council.key == "south")).one()
+    rehearsal = api.post("/rehearsals", json={"version_id": south_version, "data": {"needs": 2}}, as_="south-analyst")
+    assert rehearsal.status_code == 201, rehearsal.json
+    with app.app_context(), everything():
         notification = db.session.scalars(select(Notification)).one()
         south = {"case": case["id"], "task": case["tasks"][0]["id"], "notification": notification.id,
-                 "document": document["id"],
+                 "document": document["id"], "rehearsal": rehearsal.json["id"],
+                 "rehearsal_task": rehearsal.json["tasks"][0]["id"],
                  "key": "test_review", "decision": "Decision_Adult",
                  "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"],
                  "deployment": deployed["south"].json["id"], "number": 1,
@@ -67,12 +73,13 @@ def councils(database_url, frozen_clock):
 PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id": "decision",
               "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
               "document_id": "document", "deployment_id": "deployment", "version_id": "version", "number": "number",
-              "element": "key"}  # a BPMN element id (an ad-hoc sub-process): any text; the case is what is checked
+              "element": "key",  # a BPMN element id (an ad-hoc sub-process): any text; the case is what is checked
+              "rehearsal_id": "rehearsal"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
          "/api/v1/people/likely-duplicates", "/api/v1/notifications/read", "/api/v1/workload",
-         "/api/v1/workload/reassign", "/api/v1/deployments", "/api/v1/versions"}  # names tasks in its body: test_workload_never_reaches_another_council
+         "/api/v1/workload/reassign", "/api/v1/deployments", "/api/v1/versions", "/api/v1/rehearsals"}  # names tasks in its body: test_workload_never_reaches_another_council
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/signals", "/api/v1/messages",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 
@@ -130,6 +137,7 @@ def test_lists_show_only_the_councils_own(councils):
         if role in ("analyst", "admin"):  # pathway versions are for analysts (and approvers)
             assert south["deployment"] not in [d["id"] for d in api.get("/deployments", as_=as_).json]
             assert south["version"] not in [v["id"] for v in api.get("/versions", as_=as_).json]
+            assert api.get("/rehearsals", as_=as_).json == []  # south's rehearsal is not north's
     assert [t["case_id"] for t in api.get("/tasks", as_="south-social_worker").json] == [south["case"]]
     assert api.get("/cases?q=sam", as_="south-social_worker").json["total"] == 1  # the search itself works
     assert len(api.get("/notifications", as_="south-social_worker").json) == 1
@@ -209,7 +217,11 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("POST", f"/analyst/versions/{south['version']}/check"), ("POST", f"/analyst/versions/{south['version']}/save"),
              ("GET", f"/analyst/versions/{south['version']}/migration"), ("POST", f"/analyst/versions/{south['version']}/migration"),
              ("POST", f"/analyst/versions/{south['version']}/scenarios/run"),
-             ("POST", f"/cases/{south['case']}/ad-hoc/SubProcess_Checks/finish")]
+             ("POST", f"/cases/{south['case']}/ad-hoc/SubProcess_Checks/finish"),
+             ("GET", f"/analyst/versions/{south['version']}/rehearse"), ("POST", f"/analyst/versions/{south['version']}/rehearse")]
+    pages += [(method, f"/analyst/rehearsals/{south['rehearsal']}{tail}") for method, tail in (
+        ("GET", ""), ("POST", "/clock"), ("POST", "/send"), ("GET", f"/tasks/{south['rehearsal_task']}"),
+        ("POST", f"/tasks/{south['rehearsal_task']}"), ("POST", "/scenario"), ("POST", "/delete"))]
     page_rules = {r.rule for r in api.app.url_map.iter_rules() if not r.rule.startswith(("/api/", "/static"))
                   and r.arguments}
     with api.app.app_context():  # a pathway only south has: north cannot start it from the pages
@@ -230,7 +242,12 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           "/analyst/versions/<int:version_id>/check", "/analyst/versions/<int:version_id>/save",
                           "/analyst/versions/<int:version_id>/migration",
                           "/analyst/versions/<int:version_id>/scenarios/run",
-                          "/cases/<int:case_id>/ad-hoc/<string:element>/finish"}, "a new page with an object in its URL: add it here"
+                          "/cases/<int:case_id>/ad-hoc/<string:element>/finish",
+                          "/analyst/versions/<int:version_id>/rehearse",
+                          "/analyst/rehearsals/<int:rehearsal_id>", "/analyst/rehearsals/<int:rehearsal_id>/clock",
+                          "/analyst/rehearsals/<int:rehearsal_id>/send", "/analyst/rehearsals/<int:rehearsal_id>/scenario",
+                          "/analyst/rehearsals/<int:rehearsal_id>/tasks/<string:task_id>",
+                          "/analyst/rehearsals/<int:rehearsal_id>/delete"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")

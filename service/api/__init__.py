@@ -13,6 +13,7 @@ from service.models import db
 
 from . import (access_log, case_answers, case_records, cases, councils, decisions, deployments, engine_rest,
                families, notifications, processes, scenarios, signals, tasks, tokens, tracker, workload)
+from . import rehearsals
 from .schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -28,7 +29,7 @@ def init_app(app: Flask) -> None:
     api = _Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     for module in (deployments, processes, cases, tasks, notifications, decisions, tracker, councils, signals,
-                   tokens, access_log, families, workload, case_records, case_answers, scenarios):
+                   tokens, access_log, families, workload, case_records, case_answers, scenarios, rehearsals):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
     engine_rest.init_app(app)  # Camunda Modeler's Deploy button: /engine-rest

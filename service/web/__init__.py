@@ -24,6 +24,7 @@ from service.web import case_pages, cases_pages, filters  # noqa: F401  (their r
 from service.web.views import WebUser, bp
 from service.web import manager_pages  # noqa: F401  (its routes are on bp: the workload, notes, documents)
 from service.web import analyst_pages  # noqa: F401  (its routes are on bp: the analyst workspace)
+from service.web import rehearsal_pages  # noqa: F401  (its routes are on bp: rehearsals, issue 17 item 5)
 
 API_PREFIX = "/api/"
 

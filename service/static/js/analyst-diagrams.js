@@ -3,6 +3,7 @@
 //   data-added / data-removed / data-changed   element ids of a diff (green / red / amber)
 //   data-error-element + data-error-text       where a case stopped, and why (red, "Error: ...")
 //   data-current                               a case's open steps ("Now")
+//   data-path                                  a rehearsal's elements run so far (blue, "Done" in the legend)
 // dmn-js (viewer) draws each [data-dmn-url] container's decision tables, one after another.
 // Data comes from data-attributes only; no inline script (CSP script-src 'self').
 (function () {
@@ -101,6 +102,21 @@
             marked += 1;
           });
         });
+        // A rehearsal's path: the elements run so far, and the flows between two of them ("Done" says it in words
+        // on the page's legend and in the list of steps below the diagram).
+        var path = ids(container, 'data-path');
+        if (path.length) {
+          var ran = {};
+          path.forEach(function (id) { ran[id] = true; });
+          ids(container, 'data-current').forEach(function (id) { delete ran[id]; });  // open now: "Now", not done
+          registry.getAll().forEach(function (element) {
+            var done = ran[element.id] || (element.waypoints && element.source && element.target &&
+              ran[element.source.id] && ran[element.target.id]);
+            if (done && !/Lane|Participant|Process|Collaboration/.test(element.type)) {
+              canvas.addMarker(element.id, 'sp-path');
+            }
+          });
+        }
         ids(container, 'data-current').forEach(function (id) {
           if (registry.get(id)) {
             canvas.addMarker(id, 'sp-current');
