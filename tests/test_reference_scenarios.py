@@ -22,6 +22,7 @@ import pytest
 from conftest import ROOT
 
 from service import scenarios
+from service.demo import REFERENCE_COUNCILS
 from service.deployments import read_folders
 from service.engine import calendar
 from service.engine.bundle import build_bundle
@@ -76,6 +77,14 @@ def run(bundle):
 
 def test_there_are_scenarios():
     assert len(FILES) >= len(REFERENCE) - len(NOT_YET_REACHED)
+
+
+def test_make_run_and_the_tests_deploy_every_scenario_into_its_council():
+    """`make run` deploys the files read from the folders, named with a reference council's key, into that
+    council (service.demo); tests' ``Api.deploy_pathways`` deploys them too, so their scenarios guard it."""
+    assert set(FILES) <= set(read_folders(ROOT))
+    councils = {council.key for council in REFERENCE_COUNCILS}
+    assert {name.split("_", 1)[0] for name in FILES} <= councils
 
 
 @pytest.mark.parametrize("name", FILES)
