@@ -29,7 +29,8 @@ STATUSES = ("error", "active", "completed", "cancelled")  # errors first, everyw
 CASES_PER_PAGE = 50
 #: What each kind of pathway file is served as: always as an attachment (never shown by the browser itself,
 #: so a diagram's XML cannot run as a page of the service).
-MEDIA_TYPES = {".bpmn": "application/xml", ".dmn": "application/xml", ".form": "application/json"}
+MEDIA_TYPES = {".bpmn": "application/xml", ".dmn": "application/xml", ".form": "application/json",
+               ".json": "application/json"}  # .scenario.json: a scenario test (service.scenarios)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def version_view(session: Session, version_id: int, actor: Actor) -> VersionView
     process = deployments.process_definition(session, version)
     bundle = deployments.bundle_of(session, version)
     files = version_files(session, version)
-    kinds = {".bpmn": "Diagram", ".dmn": "Decision tables", ".form": "Form"}
+    kinds = {".bpmn": "Diagram", ".dmn": "Decision tables", ".form": "Form", ".json": "Scenario test"}
     listed = [(name, kinds.get(_suffix(name), "File"), len(files[name])) for name in sorted(files)]
     forms = [(name, bundle.forms_by_id[form_id]) for name, form_id in sorted(bundle.form_files.items())
              if name in files and form_id in bundle.forms_by_id]

@@ -166,6 +166,7 @@ def history(session: Session, actor: Actor, *, key: str | None = None,
 def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str, Any]]:
     """What publishing a deployment would change, per new version: the diff against the pathway's current
     version (``service.pathway_diff``), for the approver to see before publishing."""
+    from service import scenario_runs  # the approver sees each version's scenario results beside its diff
     from service.pathway_diff import diff_versions
 
     deployment = _deployment(session, deployment_id)
@@ -177,7 +178,8 @@ def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str
         before = before if before is not None and before.id != version.id else None
         found.append({"key": version.key, "version": version.version,
                       "compared_with": before.version if before else None,
-                      "diff": diff_versions(session, before, version).to_dict()})
+                      "diff": diff_versions(session, before, version).to_dict(),
+                      "scenarios": [scenario_runs.run_json(r) for r in scenario_runs.latest(session, version)]})
     return found
 
 

@@ -258,6 +258,7 @@ def run(process_lookup: ProcessLookup, scenario: Scenario, *, limits: Limits | N
         results.append(StepResult(0, words, False, f"could not start: {error.message}", at.isoformat()))
         _not_run(results, scenario, 1)
         return _result(scenario, results, began)
+    box.restorable = False  # a failing step ends the run: no state is kept to go on from
     results.append(_checked(0, words, box, start.get("expect") or {}))
     for number, step in enumerate(scenario.steps, 1):
         words = _words(step)

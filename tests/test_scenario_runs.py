@@ -12,7 +12,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from conftest import FIXTURES, Api, _council, everything, make_app, save_user
+from conftest import FIXTURES, Api, Browser, _council, everything, make_app, page_text, password_hash, save_user
 from service.models import Case, Notification, OpenTask, PendingTimer, ScenarioRun, db
 
 SANDBOX = FIXTURES / "sandbox"
@@ -30,8 +30,9 @@ def api(database_url, frozen_clock):
     with app.app_context():
         _council(db.session, "strict", requires_approval=True)
         for name, roles in USERS.items():
-            save_user(db.session, name, roles, council="strict" if name.startswith("strict") else "test",
-                      token=f"token-{name}")
+            user, _ = save_user(db.session, name, roles, council="strict" if name.startswith("strict") else "test",
+                                token=f"token-{name}")
+            user.password_hash = password_hash(f"pw-{name}")
             tokens[name] = f"token-{name}"
         db.session.commit()
     yield Api(app, tokens)
@@ -177,3 +178,23 @@ def test_the_cli_runs_a_pathway_s_scenarios(api):
         in result.output
     missing = runner.invoke(args=["scenarios", "run", "test", "nope"])
     assert missing.exit_code != 0 and "nope" in missing.output
+
+
+# -- the pages ----------------------------------------------------------------------------------------
+
+def test_the_version_page_shows_each_scenario_s_steps_and_runs_them_on_demand(api):
+    draft = upload(api, {"sandbox_visit.bpmn": BPMN, SEEN_NAME: failing()}, as_="strict_analyst")
+    vid = version_id(api, as_="strict_analyst")
+    browser = Browser(api.app)
+    browser.sign_in("strict_approver")  # the approver reads the results before publishing
+    text = page_text(browser.get(f"/analyst/versions/{vid}"))
+    assert "Scenarios" in text and SEEN["scenario"] in text and "Failed" in text
+    assert "2 complete Task_Visit as social_worker Passed" in text
+    assert "3 at the end Failed: expected the outcome 'not_seen', found 'seen'" in text
+    assert f"{SEEN_NAME} Scenario test" in text  # downloadable with the version's files
+    response = browser.post(f"/analyst/versions/{vid}/scenarios/run")
+    assert response.status_code == 302 and response.headers["Location"].endswith("#scenarios")
+    assert "1 scenario test ran: 1 failed" in page_text(browser.get(f"/analyst/versions/{vid}"))
+    changes = api.get(f"/deployments/{draft.json['id']}/changes", as_="strict_approver").json
+    assert [(s["scenario"], s["passed"], s["trigger"]) for s in changes[0]["scenarios"]] == [
+        (SEEN_NAME, False, "on_demand")]

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from service import analyst, policy
+from service import analyst, pathway_versions, policy, scenario_runs
 from service import cases as case_service
 from service.errors import InvalidData
 from service.models import db
@@ -40,7 +40,22 @@ def analyst_home():
 def analyst_version(version_id: int):
     view = analyst.version_view(db.session, version_id, current_user.actor)
     return render_template("analyst_version.html", view=view, version=view.version, status_labels=STATUS_LABELS,
-                           statuses=analyst.STATUSES, may_draw=policy.may_deploy(current_user.actor))
+                           statuses=analyst.STATUSES, may_draw=policy.may_deploy(current_user.actor),
+                           scenario_runs=scenario_runs.latest(db.session, view.version),
+                           scenario_files=[name for name, kind, _ in view.files if kind == "Scenario test"])
+
+
+@bp.route("/analyst/versions/<int:version_id>/scenarios/run", methods=["POST"])
+@login_required
+def analyst_run_scenarios(version_id: int):
+    """Run the version's scenario tests now (on a sandbox) and show their results per step."""
+    version = pathway_versions.get_version_by_id(db.session, current_user.actor, version_id)
+    results = scenario_runs.run_on_demand(db.session, current_user.actor, version)
+    db.session.commit()
+    failed = sum(1 for r in results if not r.passed)
+    flash(f"{len(results)} scenario test{'s' if len(results) != 1 else ''} ran: "
+          + (f"{failed} failed" if failed else "all passed"), "error" if failed else "success")
+    return redirect(url_for("web.analyst_version", version_id=version.id) + "#scenarios")
 
 
 @bp.route("/analyst/versions/<int:version_id>/files/<string:name>")
