@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service import scenarios  # noqa: E402
-from service.deployments import read_folders  # noqa: E402
-from service.engine.bundle import build_bundle  # noqa: E402
+from service import scenarios
+from service.deployments import read_folders
+from service.engine.bundle import build_bundle
 
 HALTON = {
     "scenario": "Universal services (bench)", "process": "halton_step_down",

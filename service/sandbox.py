@@ -363,10 +363,11 @@ class Sandbox:
         """Take in a step's snapshot: path, status, urgent steps opened and closed, timers notified."""
         previous = {t.id: t for t in self._snap.tasks} if self._snap is not None else {}
         self.path.extend(snap.path)
+        known = {**{t.id: t for t in snap.tasks}, **previous}  # a task opened in this step has its reminder too
         for entry in snap.journal:
             if entry.event == "timer_fired":
                 self.last_fired.append(entry.element)
-                self._notify_timer(entry, previous)
+                self._notify_timer(entry, known)
         self._snap = snap
         open_ids = {t.id for t in snap.tasks}
         self.urgent = {k: v for k, v in self.urgent.items() if k in open_ids}  # a closed step needs no escalation

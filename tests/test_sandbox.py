@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import json
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -308,3 +307,19 @@ def test_a_sandbox_never_writes_to_the_tables_of_real_cases(api):
         with everything():
             after = {t.__name__: db.session.scalar(select(func.count()).select_from(t)) for t in tables}
     assert after == before
+
+
+def test_a_reminder_already_due_when_its_task_opens_fires_at_once_naming_the_task(halton):
+    box = Sandbox.start(halton, {"child_name": "Alex", "final_cin_meeting_date": "2027-01-06"}, MONDAY)
+    box.complete("Task_InviteEarlyIntervention", {"cin_meeting_time": "10:00", "cin_meeting_venue": "Runcorn",
+                                                  "work_completed": "Plan", "outstanding_actions": "None",
+                                                  "invitation_emailed": True}, "social_worker")
+    box.complete("Task_FinalCinMeeting", {"risk_of_significant_harm": "no", "needs_count": 2,
+                                          "needs_severity": "additional", "plan_progress": "progressing",
+                                          "consent": "given", "step_up_indicators": "None"}, "social_worker")
+    box.complete("Task_RecordFirstCafReviewDate", {"first_caf_review_date": "2027-01-20"}, "social_worker")
+    assert box.last_fired == ["Event_CinDocumentsReminder"]  # due 30 December: the next sweep would fire it
+    [note] = box.view().notifications
+    assert note["at"] == MONDAY.astimezone(UTC).isoformat()
+    assert "Step: Complete the CIN minutes as the CAF and forward them" in note["text"]
+    assert box.steps[-1]["expect"]["notifications"] == ["Event_CinDocumentsReminder"]

@@ -198,3 +198,19 @@ def test_the_version_page_shows_each_scenario_s_steps_and_runs_them_on_demand(ap
     changes = api.get(f"/deployments/{draft.json['id']}/changes", as_="strict_approver").json
     assert [(s["scenario"], s["passed"], s["trigger"]) for s in changes[0]["scenarios"]] == [
         (SEEN_NAME, False, "on_demand")]
+
+
+def test_scenarios_count_working_days_in_the_deploying_council_s_calendar(api):
+    with api.app.app_context():
+        _council(db.session, "closed", requires_approval=False, closure_days=["2027-01-06"])
+        save_user(db.session, "closed_analyst", ["analyst"], council="closed", token="token-closed_analyst")
+        db.session.commit()
+    api.tokens["closed_analyst"] = "token-closed_analyst"
+    raw = json.loads(json.dumps(SEEN))
+    raw["start"]["expect"]["timers"]["Event_Late"] = "2027-01-12T09:00:00+00:00"  # Wednesday 6th: closed
+    assert upload(api, {"sandbox_visit.bpmn": BPMN, SEEN_NAME: json.dumps(raw).encode()},
+                  as_="closed_analyst").status_code == 201
+    refused = upload(api, {"sandbox_visit.bpmn": BPMN, SEEN_NAME: json.dumps(raw).encode()})  # council "test"
+    assert refused.status_code == 400
+    assert "expected the timer Event_Late due at 2027-01-12T09:00:00+00:00, found due at 2027-01-11T09:00:00+00:00" \
+        in refused.json["errors"][0]["message"]
