@@ -3,8 +3,9 @@ repository's pathways, and together they reach every outcome of every reference 
 through immediate risk, and move every pathway's clock through a reminder or an escalation.
 
 A scenario is replayed on a sandbox case (service/scenarios.py): the engine alone on its own clock, no database,
-in the calendar of a council in England (the reference councils' bank holidays). The pathways are parsed once
-per run; each file runs once per worker (``run``, cached), so the coverage rules cost nothing more.
+in the calendar of its council's country (as `make run` deploys it: Carmarthenshire's is Wales's), with no closure
+days. The pathways are parsed once per run; each file runs once per worker (``run``, cached), so the coverage
+rules cost nothing more.
 
 The coverage rules read what a scenario declares at its end (``expect.outcome``) and count it only if the
 scenario passes, so an outcome is "reached" when a passing scenario ended the case with it. An outcome is a
@@ -29,6 +30,8 @@ from service.engine.bundle import build_bundle
 from service.engine.conventions import IMMEDIATE_RISK
 
 FOLDER = ROOT / "bpmn" / "scenarios"
+#: The country of each reference council, whose bank holidays its scenarios count working days in.
+COUNTRIES = {council.key: council.country for council in REFERENCE_COUNCILS}
 FILES = sorted(p.name for p in FOLDER.glob("*.scenario.json"))
 #: The reference pathways: every diagram in bpmn/ (each file is one council's pathway, named with its key).
 REFERENCE = sorted(p.stem for p in (ROOT / "bpmn").glob("*.bpmn"))
@@ -73,7 +76,8 @@ def run(bundle):
     def replay(name: str) -> tuple[scenarios.Scenario, scenarios.ScenarioResult]:
         scenario = scenarios.parse((FOLDER / name).read_text(encoding="utf-8"), name)
         previous = calendar.get_calendar()
-        calendar.set_calendar(calendar.WorkingCalendar(country="england"))  # no other council's closure days
+        country = COUNTRIES.get(scenario.process.split("_", 1)[0], "england")
+        calendar.set_calendar(calendar.WorkingCalendar(country=country))  # no other council's closure days
         try:
             return scenario, scenarios.run(bundle.processes, scenario)
         finally:
