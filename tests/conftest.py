@@ -253,10 +253,17 @@ class Api:
         return name
 
     def deploy_pathways(self):
-        """Deploy the repository's bpmn/, dmn/ and forms/ (the reference pathways)."""
-        paths = [p for folder in ("bpmn", "dmn", "forms") for p in sorted((ROOT / folder).glob("*")) if p.is_file()]
-        response = self.deploy(paths, replay=True)
-        assert response.status_code == 201, response.json
+        """Deploy the repository's bpmn/, dmn/ and forms/ (the reference pathways) with their scenario tests
+        (bpmn/scenarios/), which run at the deploy and must pass. One deployment per council's files (named
+        with its key), as `make run` deploys them: all of them would be over a deployment's 200 files."""
+        paths = [p for folder in ("bpmn", "dmn", "forms", "bpmn/scenarios")
+                 for p in sorted((ROOT / folder).glob("*")) if p.is_file()]
+        by_council: dict[str, list[Path]] = {}
+        for path in paths:
+            by_council.setdefault(path.name.split("_", 1)[0], []).append(path)
+        for council_paths in by_council.values():
+            response = self.deploy(council_paths, replay=True)
+            assert response.status_code == 201, response.json
         return response.json
 
     def deploy(self, folder: Path | list[Path], as_="analyst", replay: bool = False):

@@ -3,8 +3,9 @@ repository's pathways, and together they reach every outcome of every reference 
 through immediate risk, and move every pathway's clock through a reminder or an escalation.
 
 A scenario is replayed on a sandbox case (service/scenarios.py): the engine alone on its own clock, no database,
-in the calendar of a council in England (the reference councils' bank holidays). The pathways are parsed once
-per run; each file runs once per worker (``run``, cached), so the coverage rules cost nothing more.
+in the calendar of its council's country (as `make run` deploys it: Carmarthenshire's is Wales's), with no closure
+days. The pathways are parsed once per run; each file runs once per worker (``run``, cached), so the coverage
+rules cost nothing more.
 
 The coverage rules read what a scenario declares at its end (``expect.outcome``) and count it only if the
 scenario passes, so an outcome is "reached" when a passing scenario ended the case with it. An outcome is a
@@ -22,12 +23,15 @@ import pytest
 from conftest import ROOT
 
 from service import scenarios
+from service.demo import REFERENCE_COUNCILS
 from service.deployments import read_folders
 from service.engine import calendar
 from service.engine.bundle import build_bundle
 from service.engine.conventions import IMMEDIATE_RISK
 
 FOLDER = ROOT / "bpmn" / "scenarios"
+#: The country of each reference council, whose bank holidays its scenarios count working days in.
+COUNTRIES = {council.key: council.country for council in REFERENCE_COUNCILS}
 FILES = sorted(p.name for p in FOLDER.glob("*.scenario.json"))
 #: The reference pathways: every diagram in bpmn/ (each file is one council's pathway, named with its key).
 REFERENCE = sorted(p.stem for p in (ROOT / "bpmn").glob("*.bpmn"))
@@ -48,9 +52,15 @@ NOT_YET_REACHED: dict[str, set[str]] = {
                          "safeguarding_referral"},
 }
 #: Pathways no passing scenario yet raises immediate risk on.
-NO_IMMEDIATE_RISK_YET = {key for key in NOT_YET_REACHED}
+NO_IMMEDIATE_RISK_YET: set[str] = {
+    "carmarthenshire_step_across", "carmarthenshire_step_down", "carmarthenshire_step_up", "carmarthenshire_taf_plan",
+    "somerset_professional_differences", "somerset_step_down", "somerset_step_in", "somerset_step_up",
+}
 #: Pathways with reminders or escalations that no passing scenario yet moves the clock through.
-NO_REMINDER_YET = {key for key in NOT_YET_REACHED}
+NO_REMINDER_YET: set[str] = {
+    "carmarthenshire_step_across", "carmarthenshire_step_down", "carmarthenshire_step_up", "carmarthenshire_taf_plan",
+    "somerset_professional_differences", "somerset_step_down", "somerset_step_in", "somerset_step_up",
+}
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +76,8 @@ def run(bundle):
     def replay(name: str) -> tuple[scenarios.Scenario, scenarios.ScenarioResult]:
         scenario = scenarios.parse((FOLDER / name).read_text(encoding="utf-8"), name)
         previous = calendar.get_calendar()
-        calendar.set_calendar(calendar.WorkingCalendar(country="england"))  # no other council's closure days
+        country = COUNTRIES.get(scenario.process.split("_", 1)[0], "england")
+        calendar.set_calendar(calendar.WorkingCalendar(country=country))  # no other council's closure days
         try:
             return scenario, scenarios.run(bundle.processes, scenario)
         finally:
@@ -76,6 +87,14 @@ def run(bundle):
 
 def test_there_are_scenarios():
     assert len(FILES) >= len(REFERENCE) - len(NOT_YET_REACHED)
+
+
+def test_make_run_and_the_tests_deploy_every_scenario_into_its_council():
+    """`make run` deploys the files read from the folders, named with a reference council's key, into that
+    council (service.demo); tests' ``Api.deploy_pathways`` deploys them too, so their scenarios guard it."""
+    assert set(FILES) <= set(read_folders(ROOT))
+    councils = {council.key for council in REFERENCE_COUNCILS}
+    assert {name.split("_", 1)[0] for name in FILES} <= councils
 
 
 @pytest.mark.parametrize("name", FILES)
