@@ -68,5 +68,5 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         # cut can lose the last commits (never corrupt the file).
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA busy_timeout=30000")  # then 503 (service.errors.database_busy), under gunicorn's 60 s
         cursor.close()

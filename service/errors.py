@@ -31,3 +31,14 @@ class InvalidData(ServiceError):
     def __init__(self, message: str, errors: dict[str, str]) -> None:
         super().__init__(message, errors=errors)
         self.errors = errors
+
+
+def database_busy(error: BaseException) -> bool:
+    """Whether ``error`` is the database refusing to wait any longer for a lock (SQLite's busy timeout, a
+    PostgreSQL lock or statement timeout): the request changed nothing and may simply be sent again."""
+    cause = getattr(error, "orig", None)
+    if cause is None:
+        return False
+    if "database is locked" in str(cause):
+        return True
+    return type(cause).__name__ in ("LockNotAvailable", "QueryCanceled", "DeadlockDetected")

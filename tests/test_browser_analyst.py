@@ -95,7 +95,7 @@ def test_the_workspace_and_a_versions_diagram_and_decision_table(site, page, tmp
 
     versions.nth(0).get_by_role("link", name="Version 2 of").click()
     page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
-    assert page.locator('#diagram g.djs-element[data-element-id="Task_ExplainDecline"]').count() == 1
+    expect(page.locator('#diagram g.djs-element[data-element-id="Task_ExplainDecline"]')).to_have_count(1)
     shots._watermark_visible(page)
     decisions = page.locator(".sp-decisions.sp-diagram--ready")
     decisions.wait_for(timeout=15000)
@@ -122,7 +122,7 @@ def test_the_diff_colours_both_diagrams_and_says_so_in_words(site, page, tmp_pat
     changed = 'g.djs-element.sp-changed[data-element-id="Task_ExplainDecline"]'
     assert page.locator(added).count() == 1 and page.locator(removed).count() == 1
     assert page.locator(f"#diagram-a {changed}").count() == 1 and page.locator(f"#diagram-b {changed}").count() == 1
-    assert page.locator('#diagram-a g.djs-element.sp-added').count() == 0  # an added element is only in the new one
+    expect(page.locator('#diagram-a g.djs-element.sp-added')).to_have_count(0)  # an added element is only in the new one
     assert stroke(page, added) == "rgb(0, 112, 60)"  # green
     assert stroke(page, removed) == "rgb(212, 53, 28)"  # red
     assert stroke(page, f"#diagram-b {changed}") == "rgb(179, 89, 0)"  # amber
@@ -150,7 +150,7 @@ def test_a_cases_error_shows_at_its_element_and_is_retried_from_the_page(site, p
     violations = {"cases": axe(page)}
     rows.first.get_by_role("link", name="CF-2042").click()
     page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
-    assert page.locator('#diagram g.djs-element.sp-error[data-element-id="Task_CompleteJaffPart1"]').count() == 1
+    expect(page.locator('#diagram g.djs-element.sp-error[data-element-id="Task_CompleteJaffPart1"]')).to_have_count(1)
     overlay = page.locator("#diagram .djs-overlay .sp-diff-label--error").inner_text()
     assert overlay.startswith("Error: Error evaluating expression 'family_outcome'")
     violations["case with an error"] = axe(page)
@@ -158,7 +158,7 @@ def test_a_cases_error_shows_at_its_element_and_is_retried_from_the_page(site, p
     shot(page, "analyst-case-error", tmp_path)
     page.get_by_role("button", name="Retry").click()
     expect(page.get_by_text("Case CF-2042 was run again and goes on.")).to_be_visible()
-    assert page.locator("#diagram .sp-diff-label--error").count() == 0
+    expect(page.locator("#diagram .sp-diff-label--error")).to_have_count(0)
     violations["case retried"] = axe(page)
     assert violations == {name: [] for name in violations}
     assert page.problems == []
@@ -194,7 +194,7 @@ def test_draw_in_the_browser_see_a_problem_on_its_element_fix_it_and_save(site, 
     page.evaluate("() => document.getElementById('editor').stepModeler.get('commandStack').undo()")
     page.get_by_role("button", name="Check the diagram").click()
     page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
-    assert page.locator("#editor-canvas g.djs-element.sp-problem").count() == 0
+    expect(page.locator("#editor-canvas g.djs-element.sp-problem")).to_have_count(0)
     page.evaluate("""() => { const m = document.getElementById('editor').stepModeler;
         m.get('modeling').updateLabel(m.get('elementRegistry').get('Task_ExplainDecline'), 'Explain the decline'); }""")
     page.get_by_role("button", name="Save as a new version").click()
@@ -271,7 +271,7 @@ def test_a_new_pathway_from_the_blank_template_opens_in_the_editor(site, page, t
     page.get_by_role("button", name="Create and draw it").click()
     page.locator("#editor.sp-editor--ready").wait_for(timeout=20000)
     expect(page.get_by_text("Early help review is saved as version 1")).to_be_visible()
-    assert page.locator('#editor-canvas g.djs-element[data-element-id="SubProcess_ImmediateRisk"]').count() == 1
+    expect(page.locator('#editor-canvas g.djs-element[data-element-id="SubProcess_ImmediateRisk"]')).to_have_count(1)
     page.get_by_role("button", name="Check the diagram").click()
     page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
     violations["editor of the blank"] = axe(page)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_support import axe, checked_page, reflows, shots
+from browser_support import axe, checked_page, reflows, shots, expect
 
 pytestmark = pytest.mark.browser
 
@@ -75,19 +75,21 @@ def test_start_a_referral_from_the_pages_and_find_it_by_search(site, page):
     page.get_by_role("link", name="Find a case").first.click()
     page.get_by_label("Child's name, date of birth, NHS number or case number").fill("LLEW")
     page.get_by_role("button", name="Search").click()
+    page.wait_for_url(re.compile(r".*q=LLEW.*"))
     assert re.search(r"\b1 case\b", page.locator("#total").inner_text())
     row = page.locator("tr", has_text="CF-4001")
     assert "Ceri Llewellyn" in row.inner_text() and "14 February 2016" in row.inner_text()
     check("search results")
     page.get_by_label("Child's name, date of birth, NHS number or case number").fill("14/2/2016")
     page.get_by_role("button", name="Search").click()
-    assert page.locator("tr", has_text="CF-4001").count() == 1
+    page.wait_for_url(re.compile(r".*q=14%2F2%2F2016.*"))  # the new results, not the last search's
+    expect(page.locator("tr", has_text="CF-4001")).to_have_count(1)
     page.get_by_role("link", name="Ceri Llewellyn").click()
     page.get_by_role("heading", name="Llewellyn family").wait_for()
     assert "Step down" in page.locator("main").inner_text() or "CF-4001" in page.locator("main").inner_text()
     check("family")
     page.get_by_role("link", name="My cases").first.click()
-    assert page.locator("tr", has_text="CF-4001").count() == 1
+    expect(page.locator("tr", has_text="CF-4001")).to_have_count(1)
     check("my cases")
     page.get_by_role("link", name="Team cases").first.click()
     check("team cases")

@@ -96,8 +96,8 @@ def test_an_analyst_rehearses_the_step_down_over_a_month_and_records_a_scenario(
     expect(row).to_contain_text("11 January 2027 at 9am")
     expect(row).not_to_contain_text("Overdue")
     page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
-    assert page.locator('#diagram g.djs-element.sp-current[data-element-id="Task_CompleteJaffPart1"]').count() == 1
-    assert page.locator('#diagram g.djs-element.sp-path[data-element-id="Event_StepDownRequested"]').count() == 1
+    expect(page.locator('#diagram g.djs-element.sp-current[data-element-id="Task_CompleteJaffPart1"]')).to_have_count(1)
+    expect(page.locator('#diagram g.djs-element.sp-path[data-element-id="Event_StepDownRequested"]')).to_have_count(1)
     violations["started"] = axe(page)
     assert reflows(page), "the rehearsal page scrolls sideways at 320 px"
     shot(page, "rehearsal-started", tmp_path)
@@ -134,8 +134,8 @@ def test_an_analyst_rehearses_the_step_down_over_a_month_and_records_a_scenario(
     expect(check).to_contain_text("13 January 2027 at 9am")
     expect(check).to_contain_text("Overdue")
     page.locator("#diagram.sp-diagram--ready").wait_for(timeout=15000)
-    assert page.locator('#diagram g.djs-element.sp-path[data-element-id="Task_CompleteJaffPart1"]').count() == 1
-    assert page.locator('#diagram g.djs-element.sp-current[data-element-id="Task_CheckJaffPart1"]').count() == 1
+    expect(page.locator('#diagram g.djs-element.sp-path[data-element-id="Task_CompleteJaffPart1"]')).to_have_count(1)
+    expect(page.locator('#diagram g.djs-element.sp-current[data-element-id="Task_CheckJaffPart1"]')).to_have_count(1)
     violations["a month on"] = axe(page)
     shot(page, "rehearsal-a-month-on", tmp_path)
     assert violations == {name: [] for name in violations}

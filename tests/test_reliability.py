@@ -269,3 +269,45 @@ def test_a_signal_reaches_every_waiting_case_of_the_council_and_starts_its_pathw
     assert api.post("/signals", json={"name": "school_closure"}, as_="admin").status_code == 422
     answer = api.post("/signals", json={"name": "school_closure", "reference": "SCHOOL-2"}, as_="admin")
     assert answer.status_code == 200 and answer.json["reached"] == [] and len(answer.json["started"]) == 1
+
+
+# -- a database that will not wait any longer ---------------------------------------------------------
+
+def _locked(*_args, **_kwargs):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("UPDATE ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_request_the_database_is_too_busy_for_is_a_503_to_send_again(api, monkeypatch):
+    monkeypatch.setattr(cases, "start_case", _locked)
+    answer = api.post("/cases", json={"process": "test_review", "reference": "BUSY-1", "data": {}})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    assert "busy: nothing was changed" in answer.json["message"]
+
+
+def test_a_page_the_database_is_too_busy_for_says_so_and_that_nothing_was_saved(app, tokens, monkeypatch):
+    from conftest import Browser, page_text
+
+    browser = Browser(app)
+    browser.sign_in("worker", "password-worker")
+    monkeypatch.setattr(cases, "open_tasks", _locked)
+    answer = browser.get("/")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    text = page_text(answer)
+    assert "Sorry, the service is busy" in text and "nothing you sent was saved" in text
+
+
+def test_any_other_database_failure_is_not_called_busy(api, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def broken(*_args, **_kwargs):
+        raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("no such table: cases"))
+
+    monkeypatch.setattr(cases, "start_case", broken)
+    with pytest.raises(OperationalError):  # TESTING propagates what no handler answers: a 500 in service
+        api.post("/cases", json={"process": "test_review", "reference": "BUSY-2", "data": {}})

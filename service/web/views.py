@@ -106,7 +106,8 @@ def need_council():
 
 _TITLES = {400: "There is a problem with that request", 403: "You cannot see this page",
            404: "Page not found", 405: "That cannot be done here", 409: "This has changed",
-           422: "There is a problem", 500: "Sorry, there is a problem with the service"}
+           422: "There is a problem", 500: "Sorry, there is a problem with the service",
+           503: "Sorry, the service is busy"}
 
 
 def error_page(status: int, message: str, *, link: tuple[str, str] | None = None):
