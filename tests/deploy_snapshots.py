@@ -127,10 +127,12 @@ def deploy_once(app, paths: list[Path], as_: str, owner_role: str, deploy):
         if key in _kept:
             with engine.begin() as connection:
                 _put(connection, _kept[key].rows)
-            for cache in ("api_callers", "people", deployments.CACHE, "step_pathways.checked_files"):
+            for cache in ("api_callers", "people", "step_pathways.checked_files"):
                 app.extensions.pop(cache, None)
             db.session.remove()
-            deployments.cache().put(*_kept[key].parsed)  # parsed specs are shared, read only, as in one app
+            # Parsed specs are shared, read only, as within one app. The app's parsed cache is kept: what it holds
+            # is of the deployments before this one (a set-up deploys council after council), which are as kept.
+            deployments.cache().put(*_kept[key].parsed)
             answer = _kept[key].answer
         else:
             answer = deploy()
