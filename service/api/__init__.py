@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, request
 from flask_smorest import Api
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from service.engine.bundle import DeploymentInvalid
 from service import limits, tenancy
-from service.errors import ServiceError
+from service.errors import ServiceError, database_busy
 from service.models import db
 
 from . import (access_log, case_answers, case_records, cases, councils, decisions, deployments, engine_rest,
@@ -65,6 +66,16 @@ def init_app(app: Flask) -> None:
     def deployment_invalid(error: DeploymentInvalid):
         return jsonify({"message": "the deployment was refused: fix the problems listed and upload again",
                         "errors": [p.to_json() for p in error.problems]}), 400
+
+    @app.errorhandler(OperationalError)
+    def database_error(error: OperationalError):
+        """The database gave up waiting for a lock (``errors.database_busy``): 503, send again, nothing was
+        changed; any other database failure is a bug (:func:`unexpected`). Pages answer in service.web.views."""
+        if not (database_busy(error) and request.path.startswith(API_PREFIX)):
+            return unexpected(error)
+        db.session.rollback()
+        return jsonify({"message": "the service is busy: nothing was changed; send the request again in a moment"}), \
+            503, {"Retry-After": "2"}
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
@@ -20,7 +19,7 @@ from service import cases as case_service
 from service import notifications as notification_service
 from service import tracker as tracker_service
 from service.auth import display_names
-from service.errors import InvalidData, database_busy
+from service.errors import InvalidData
 from service.models import Case, User, db
 from service.web import views
 from service.web.views import bp, error_page
@@ -193,22 +192,6 @@ def not_found_anywhere(error: HTTPNotFound):
         return jsonify({"message": error.description or "not found"}), 404
     return error_page(404, "If you typed the web address, check it is correct. If you pasted it, check you "
                            "copied the entire address.")
-
-
-@bp.app_errorhandler(OperationalError)
-def database_error(error: OperationalError):
-    """The database gave up waiting for a lock (service.errors.database_busy): 503, try again, nothing was saved;
-    any other database failure is a 500."""
-    if not database_busy(error):
-        raise error
-    db.session.rollback()
-    retry = {"Retry-After": "2"}
-    if request.path.startswith("/api/"):
-        return jsonify({"message": "the service is busy: nothing was changed; send the request again in a moment"}), \
-            503, retry
-    page, status = error_page(503, "The service is busy, and nothing you sent was saved. Go back and send it again "
-                                   "in a moment. If a child is at immediate risk, phone your front door team now.")
-    return page, status, retry
 
 
 @bp.app_errorhandler(InternalServerError)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -20,7 +21,7 @@ from service import paging, tenancy, workload
 from service import auth
 from service.auth import SignInRefused, TooManyAttempts, councils_of, roles_in, sign_in as check_password
 from service.engine import calendar, clock
-from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
+from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError, database_busy
 from service.models import Council, OpenTask, User, db
 from service.policy import Actor
 from service.web import formview
@@ -130,6 +131,18 @@ def service_error(error: ServiceError):
 def changed_meanwhile(error: StaleDataError):
     db.session.rollback()
     return error_page(409, "Someone else changed this case at the same moment. Reload it and try again.")
+
+
+@bp.errorhandler(OperationalError)
+def database_error(error: OperationalError):
+    """The database gave up waiting for a lock (``errors.database_busy``): 503, send again, nothing was saved;
+    any other database failure is a 500, as any bug is."""
+    if not database_busy(error):
+        raise error
+    db.session.rollback()
+    page, status = error_page(503, "The service is busy, and nothing you sent was saved. Go back and send it again "
+                                   "in a moment. If a child is at immediate risk, phone your front door team now.")
+    return page, status, {"Retry-After": "2"}
 
 
 @bp.app_errorhandler(CSRFError)
