@@ -89,6 +89,16 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+def sqlite_only():
+    """A test module's ``database_url`` on SQLite alone (``database_url = sqlite_only()`` in the module): for the
+    long pathway scenarios, whose persistence on PostgreSQL Halton's step down and the API tests cover, and whose
+    behaviour the sandbox's reference scenarios (bpmn/scenarios/) check again; keeps the suite within its time."""
+    @pytest.fixture
+    def database_url(tmp_path):
+        return f"sqlite:///{tmp_path / 'cases.db'}"
+    return database_url
+
+
 def _settings(database_url: str, config) -> dict:
     # API tokens last ten years here: the pathway scenarios move the clock on by more than a year.
     return {"SQLALCHEMY_DATABASE_URI": database_url, "TIMERS_ENABLED": False, "TESTING": True,

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, sqlite_only
 from constructs_support import deploy, end, event, message, pathway, start, task, timer
 from service import scheduler
+
+
+#: SQLite only (conftest.sqlite_only): PostgreSQL is covered by Halton's step down and the API tests.
+database_url = sqlite_only()
 
 
 class Walk:

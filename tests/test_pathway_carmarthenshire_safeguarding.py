@@ -18,6 +18,11 @@ from pathlib import Path
 
 from carmarthenshire_helpers import ApiCase, prepare
 
+from conftest import sqlite_only
+
+#: SQLite only (conftest.sqlite_only): PostgreSQL is covered by Halton's step down and the API tests.
+database_url = sqlite_only()
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ROLES = ["crt", "crt_manager", "keyworker", "social_worker", "taf_coordinator", "taf_manager"]
@@ -32,7 +37,7 @@ ACAS = {"significant_harm": "no", "number_of_needs": 4, "needs_met_by_taf": Fals
 
 @pytest.fixture
 def carm(api, frozen_clock):
-    """The reference pathways deployed on the parametrised database (SQLite and PostgreSQL)."""
+    """The reference pathways deployed (on SQLite: see database_url)."""
     paths = [p for folder in ("bpmn", "dmn", "forms") for p in sorted((ROOT / folder).glob("carmarthenshire_*"))]
     response = api.deploy(paths, replay=True)  # the four Carmarthenshire pathways only: quicker than all sixteen
     assert response.status_code == 201, response.json

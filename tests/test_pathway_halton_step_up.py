@@ -2,7 +2,7 @@
 
 Protocol: /work/shared/protocols/halton.txt, section 3 and the step-up flow chart (2 weeks' notice of the
 step-up meeting, iCART screening, the meeting held within 2 weeks), 5.1 (management authorisation), 5.2 ii
-(Contact Challenge Meeting), 1.5 and 3 N.B. (safeguarding first: issue 12). Runs on SQLite and PostgreSQL.
+(Contact Challenge Meeting), 1.5 and 3 N.B. (safeguarding first: issue 12).
 The clock starts on Monday 21 December 2026, 09:00 London (bank holidays 25 and 28 December, 1 January).
 """
 from __future__ import annotations
@@ -22,10 +22,15 @@ from halton_helpers import (
 
 from service import scheduler
 
+from conftest import sqlite_only
+
+#: SQLite only (conftest.sqlite_only): PostgreSQL is covered by Halton's step down and the API tests.
+database_url = sqlite_only()
+
 
 @pytest.fixture
 def pathways(app):
-    """The reference pathways on SQLite and on PostgreSQL."""
+    """The reference pathways (on SQLite: see database_url)."""
     return deployed(app)
 
 

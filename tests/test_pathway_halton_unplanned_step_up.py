@@ -3,7 +3,7 @@
 Protocol: /work/shared/protocols/halton.txt, section 4, 5.1, 5.2 ii, 1.5. The lead professional of the family's
 open CAF is told in the contact case itself (Task_InformLeadProfessional: the CAF may be on any pathway, or on
 EIS only), and an open halton_step_up case of the same reference also gets the message unplanned_referral.
-Significant harm goes to the urgent iCART task first (issue 12). Runs on SQLite and PostgreSQL.
+Significant harm goes to the urgent iCART task first (issue 12).
 The clock starts on Monday 21 December 2026, 09:00 London.
 """
 from __future__ import annotations
@@ -22,10 +22,15 @@ from halton_helpers import (
 
 from service import scheduler
 
+from conftest import sqlite_only
+
+#: SQLite only (conftest.sqlite_only): PostgreSQL is covered by Halton's step down and the API tests.
+database_url = sqlite_only()
+
 
 @pytest.fixture
 def pathways(app):
-    """The reference pathways on SQLite and on PostgreSQL."""
+    """The reference pathways (on SQLite: see database_url)."""
     return deployed(app)
 
 
