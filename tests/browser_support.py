@@ -7,6 +7,7 @@ assets are missing.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,6 +28,28 @@ _spec = importlib.util.spec_from_file_location("make_screenshots", ROOT / "docs"
 shots = sys.modules.setdefault("make_screenshots", importlib.util.module_from_spec(_spec))
 if not hasattr(shots, "running_site"):
     _spec.loader.exec_module(shots)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, one per test module (import it: ``from browser_support import browser, page``)."""
+    with shots.chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    """A :func:`checked_page` of the module's browser, closed after the test."""
+    page = checked_page(browser)
+    yield page
+    page.context.close()
+
+
+def shot(page, name: str, folder: Path) -> None:
+    """A screenshot of the page; into docs/screenshots/ too when STEP_SCREENSHOTS=1 (refreshing the docs')."""
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    if os.environ.get("STEP_SCREENSHOTS") == "1":
+        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
 
 
 def checked_page(browser):

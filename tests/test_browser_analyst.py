@@ -6,12 +6,10 @@ the built front-end assets. With STEP_SCREENSHOTS=1 the screenshots refresh docs
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from browser_support import ROOT, axe, checked_page, reflows, shots, expect
+from browser_support import axe, browser, expect, page, reflows, shot, shots  # noqa: F401 (fixtures)
 from sqlalchemy import select, update
 
 from service import tenancy
@@ -56,25 +54,6 @@ def site(tmp_path_factory):
             db.session.commit()
             site.versions, site.stuck = versions, stuck.id
         yield site
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with shots.chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser):
-    page = checked_page(browser)
-    yield page
-    page.context.close()
-
-
-def shot(page, name: str, folder: Path) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    if os.environ.get("STEP_SCREENSHOTS") == "1":
-        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
 
 
 def stroke(page, selector: str) -> str:

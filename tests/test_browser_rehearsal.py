@@ -10,13 +10,11 @@ Playwright or the built front-end assets. STEP_SCREENSHOTS=1 refreshes docs/scre
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from browser_support import ROOT, axe, checked_page, expect, reflows, shots
+from browser_support import axe, browser, expect, page, reflows, shot, shots  # noqa: F401 (fixtures)
 from sqlalchemy import func, select
 
 from service import tenancy
@@ -40,25 +38,6 @@ def site(tmp_path_factory):
 def _real_rows() -> tuple[int, ...]:
     return tuple(db.session.scalar(select(func.count()).select_from(model))
                  for model in (Case, OpenTask, PendingTimer, Notification))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with shots.chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser):
-    page = checked_page(browser)
-    yield page
-    page.context.close()
-
-
-def shot(page, name: str, folder: Path) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    if os.environ.get("STEP_SCREENSHOTS") == "1":
-        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
 
 
 def task_row(page, title: str):

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser_support import ROOT, axe, checked_page, reflows, shots, expect
+from browser_support import ROOT, axe, browser, expect, page, reflows, shot, shots  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -23,26 +23,6 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
 def site(tmp_path_factory):
     with shots.running_site(tmp_path_factory.mktemp("web-workload")) as site:
         yield site
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with shots.chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser):
-    page = checked_page(browser)
-    yield page
-    page.context.close()
-
-
-def shot(page, name: str, folder: Path) -> None:
-    """A screenshot of the page; into docs/screenshots/ too when STEP_SCREENSHOTS=1 (refreshing the README's)."""
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    if os.environ.get("STEP_SCREENSHOTS") == "1":
-        shutil.copyfile(folder / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
 
 
 def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_path):
