@@ -532,7 +532,7 @@ def send_message(session: Session, case_id: int, name: str, data: Any, actor: Ac
     case = get_case(session, case_id, actor)
     if name == conventions.IMMEDIATE_RISK:
         data = {**(data if isinstance(data, dict) else {}), "what_happened": safeguarding.what_happened(data)}
-    payload, kept = _message_payload(case, data)
+    payload, kept = message_payload(case, data)
     if case.status not in ("active", "error") or name not in (case.waiting_for or []):
         raise Conflict(f"nothing in case {case.id} waits for the message '{name}'",
                        waiting=sorted(case.waiting_for or []))
@@ -735,7 +735,7 @@ def _sized(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _message_payload(case: Case, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def message_payload(case: Case, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a message adds to the case, and what it would have changed (kept out, but recorded).
 
     A message never changes an answer the case already has; nor is it refused for trying, because a message
@@ -1078,7 +1078,7 @@ def correlate_message(session: Session, name: str, data: Any, actor: Actor, *, k
         raise Forbidden(f"the message '{name}' matches a case of a pathway none of your roles works on")
     if matched:
         for case in matched:
-            payload, kept = _message_payload(case, payload_data)
+            payload, kept = message_payload(case, payload_data)
             _deliver(session, case, name, payload, actor)
             if kept:
                 _audit(session, case, actor, "message_answers_kept", None,

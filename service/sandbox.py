@@ -213,7 +213,7 @@ class Sandbox:
             raise SandboxError(f"nothing in the case waits for the message '{name}'"
                                + (f" (it waits for {', '.join(self._snap.messages)})" if self._snap.messages else ""))
         try:  # what the service's message endpoint delivers: never an answer the case already has
-            payload, _ = cases._message_payload(_Plain(data=self.data), data or {})
+            payload, _ = cases.message_payload(_Plain(data=self.data), data or {})
         except ServiceError as refused:
             raise SandboxError(f"the message '{name}': {refused.message}", getattr(refused, "errors", None)) from None
         self._act(lambda: runtime.deliver_message(self.workflow, self.journal, name, payload), None)
