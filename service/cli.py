@@ -1,7 +1,7 @@
 """Command line: ``flask --app service councils | deploy | users | timers | demo-councils | demo-users``."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from service import auth, councils as council_service, deployments, tenancy
+from service.engine import clock
 from service.engine.bundle import DeploymentInvalid
 from service.errors import ServiceError
 from service.models import Council, User, db
@@ -292,6 +293,26 @@ def erase_due(dry_run: bool) -> None:
             total += 1
     db.session.rollback()
     click.echo(f"{total} cases {'due for erasure' if dry_run else 'erased'}")
+    _remove_unused_rehearsals(dry_run)
+
+
+def _remove_unused_rehearsals(dry_run: bool) -> None:
+    """Rehearsals unused for REHEARSAL_RETENTION_DAYS go too: they are not cases, and may hold realistic answers."""
+    from service import rehearsals
+
+    days, total = current_app.config["REHEARSAL_RETENTION_DAYS"], 0
+    before = clock.now() - timedelta(days=days)
+    for council in council_service.list_councils(db.session):
+        tenancy.act_for(db.session, council)
+        unused = (rehearsals.unused_since if dry_run else rehearsals.remove_unused)(db.session, before)
+        for row in unused:
+            click.echo(f"{council.key}: rehearsal {row.id} (unused since {row.updated_at:%Y-%m-%d}): "
+                       f"{'due' if dry_run else 'removed'}, unused for over {days} days")
+        if not dry_run:
+            db.session.commit()
+        total += len(unused)
+    db.session.rollback()
+    click.echo(f"{total} rehearsals {'due for removal' if dry_run else 'removed'}")
 
 
 @audit_log.command("seal")

@@ -32,6 +32,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "DEVELOPMENT": env.get("DEVELOPMENT", "false").lower() in ("1", "true", "yes"),
         # How long a closed case is kept when neither its council nor its pathway says; none: kept.
         "DEFAULT_RETENTION_DAYS": int(env["DEFAULT_RETENTION_DAYS"]) if env.get("DEFAULT_RETENTION_DAYS") else None,
+        # A rehearsal holds made-up answers that may look real: removed when nobody has used it for this long.
+        "REHEARSAL_RETENTION_DAYS": int(env.get("REHEARSAL_RETENTION_DAYS", "90")),
         "PATHWAYS_ROOT": env.get("PATHWAYS_ROOT", str(REPO_ROOT)),
         # What one engine step (scripts, expressions, decisions of one start, completion or timer) may use.
         "ENGINE_STEP_SECONDS": float(env.get("ENGINE_STEP_SECONDS", "2")),

@@ -266,6 +266,20 @@ def act(session: Session, actor: Actor, rehearsal_id: int, step: Any) -> tuple[O
     return send(session, actor, row.id, kind, step[kind], step.get("data")), []
 
 
+def unused_since(session: Session, before: datetime) -> list[Rehearsal]:
+    """The acting council's rehearsals nobody has used since ``before`` (their state is not read)."""
+    return list(session.scalars(select(Rehearsal).where(Rehearsal.updated_at < before).order_by(Rehearsal.id)))
+
+
+def remove_unused(session: Session, before: datetime) -> list[Rehearsal]:
+    """Remove the acting council's rehearsals unused since ``before``: the answers typed into one may look like a
+    real child's, and a rehearsal is never a case, so nothing of it needs keeping (``flask data erase-due``)."""
+    gone = unused_since(session, before)
+    for row in gone:
+        session.delete(row)
+    return gone
+
+
 # -- recording -----------------------------------------------------------------------------------
 
 def scenario_name(opened: Opened, name: Any) -> str:
@@ -317,6 +331,9 @@ def as_json(opened: Opened, fired: list[str] | None = None) -> dict[str, Any]:
     }
     if fired is not None:
         answer["fired"] = fired
+    not_changed = getattr(opened.sandbox, "last_not_changed", None)
+    if not_changed:  # a message adds answers and never changes one: say which it left as they were
+        answer["not_changed"] = not_changed
     return answer
 
 

@@ -121,6 +121,7 @@ class Sandbox:
         #: What the latest action fired and notified (element ids), for the scenario runner.
         self.last_fired: list[str] = []
         self.last_notified: list[str] = []
+        self.last_not_changed: list[str] = []  # answers the last message sent but could not change
 
     # -- building -----------------------------------------------------------------------------------
 
@@ -213,10 +214,11 @@ class Sandbox:
             raise SandboxError(f"nothing in the case waits for the message '{name}'"
                                + (f" (it waits for {', '.join(self._snap.messages)})" if self._snap.messages else ""))
         try:  # what the service's message endpoint delivers: never an answer the case already has
-            payload, _ = cases.message_payload(_Plain(data=self.data), data or {})
+            payload, kept = cases.message_payload(_Plain(data=self.data), data or {})
         except ServiceError as refused:
             raise SandboxError(f"the message '{name}': {refused.message}", getattr(refused, "errors", None)) from None
         self._act(lambda: runtime.deliver_message(self.workflow, self.journal, name, payload), None)
+        self.last_not_changed = sorted(kept)  # said back to the analyst, as the service audits it for a real case
         self._record({"message": name, **({"data": data} if data else {})})
 
     def signal(self, name: str, data: dict | None = None) -> None:
@@ -314,7 +316,7 @@ class Sandbox:
     def _act(self, action, answers: dict | None, where: str | None = None) -> None:
         """Do an engine action at the sandbox's instant; the case keeps its last good state if it fails."""
         before = runtime.dump(self.workflow) if self.restorable else None
-        self.last_fired, self.last_notified = [], []
+        self.last_fired, self.last_notified, self.last_not_changed = [], [], []
         with clock.clock_at(self.now):
             try:
                 snap = action()

@@ -68,8 +68,12 @@ def test_a_rehearsal_runs_on_its_own_clock_and_is_never_a_real_case(deployed, fr
     assert done.status_code == 200, done.json
     assert done.json["tasks"] == [] and "family_update" in done.json["messages"]
     assert "Task_Assess" in done.json["path"]
-    finished = api.post(f"/rehearsals/{rid}/actions", json={"message": "family_update", "data": {}}, as_="analyst")
+    finished = api.post(f"/rehearsals/{rid}/actions", json={"message": "family_update",
+                                                            "data": {"summary": "changed by the message"}},
+                        as_="analyst")
     assert finished.status_code == 200, finished.json
+    assert "not_changed" not in done.json  # as the message endpoint: it adds answers, never changes one, and says so
+    assert finished.json["not_changed"] == ["summary"] and finished.json["data"]["summary"] == "fine"
     assert finished.json["status"] == "completed" and finished.json["outcome"] == "closed"
     assert len(finished.json["steps"]) == 3
 
@@ -275,3 +279,23 @@ def test_a_message_the_case_waits_for_opens_its_step_and_the_escalation_follows_
     if sent.status_code == 422:
         assert "There is a problem" in page_text(sent)
     assert browser.post(f"/analyst/rehearsals/{other}/send", {"kind": "signal", "name": "nothing"}).status_code == 422
+
+
+def test_rehearsals_nobody_has_used_for_the_retention_period_are_removed_by_erase_due(deployed, frozen_clock):
+    """A rehearsal's answers may look like a real child's: unused for REHEARSAL_RETENTION_DAYS (90), it goes."""
+    api, version = deployed
+    old = _start(api, version, name="Old").json["id"]
+    frozen_clock.advance(days=60)
+    recent = _start(api, version, name="Recent").json["id"]
+    frozen_clock.advance(days=31)  # old: 91 days unused; recent: 31
+    cli = api.app.test_cli_runner()
+
+    dry = cli.invoke(args=["data", "erase-due", "--dry-run"])
+    assert dry.exit_code == 0 and f"rehearsal {old} " in dry.output and f"rehearsal {recent} " not in dry.output
+    assert "1 rehearsals due for removal" in dry.output
+
+    done = cli.invoke(args=["data", "erase-due"])
+    assert done.exit_code == 0 and "1 rehearsals removed" in done.output
+    with api.app.app_context(), everything():
+        assert db.session.scalars(select(Rehearsal.id).order_by(Rehearsal.id)).all() == [recent]
+    assert api.get(f"/rehearsals/{recent}", as_="analyst").status_code == 200

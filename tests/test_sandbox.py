@@ -205,6 +205,15 @@ def test_a_closed_urgent_step_does_not_escalate(visit):
     assert ESCALATION not in box.move_clock(by="+2 hours")
 
 
+def test_a_message_adds_answers_and_says_which_it_left_as_they_were(visit):
+    box = started(visit)  # as the service's message endpoint: a message never changes an answer the case has
+    box.message("immediate_risk", {"what_happened": "Disclosure at school", "child_name": "Someone else"})
+    assert box.last_not_changed == ["child_name"]
+    assert box.data["child_name"] == "Alex" and box.data["what_happened"] == "Disclosure at school"
+    box.complete("Task_UrgentReferralSandboxVisit", {}, "front_door")
+    assert box.last_not_changed == []  # said once, for the message that sent it
+
+
 def test_a_message_nothing_waits_for_is_refused(visit):
     box = started(visit)
     with pytest.raises(SandboxError, match="immediate_risk"):
