@@ -16,6 +16,8 @@ service's and the database's) --repeat times after three warm-up calls, and the 
 and p95 of each, the SQL statements each ran, and the process RSS before and after.
 
     .venv/bin/python bench/scale.py [--cases 1000000] [--repeat 50] [--database-url URL]
+    DATA_ENCRYPTION_KEYS=... .venv/bin/python bench/scale.py --build-only --database-url URL   # then, quiet:
+    DATA_ENCRYPTION_KEYS=... .venv/bin/python bench/scale.py --measure-only --database-url URL
 
 Without --database-url it starts a throwaway PostgreSQL of its own (initdb + pg_ctl, as tests/conftest.py
 does) and removes it afterwards; --database-url takes an empty database whose owner may create roles.
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from throwaway_postgres import start_postgres, stop_postgres  # noqa: E402 (bench/ is the script's folder)
+KEY_GIVEN = bool(os.environ.get("DATA_ENCRYPTION_KEYS"))  # a database built to measure later needs its key kept
 if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwaway database (the measuring child too)
     from cryptography.fernet import Fernet
 
@@ -344,6 +347,14 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _print_built(built: dict) -> None:
+    print(f"PostgreSQL, {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"built {built['cases']:,} open cases ({built['pool']:,} tasks unassigned for the role, "
+          f"{built['workers']:,} workers with ~{PER_WORKER} each) by COPY in {built['load_seconds']:.0f} s, "
+          f"indexes and keys made again in {built['index_seconds']:.0f} s, {built['build_seconds']:.0f} s "
+          f"with VACUUM ANALYZE; database {built['size']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
@@ -351,20 +362,23 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--measure-only", action="store_true",
                         help="measure a database built before (--database-url; DATA_ENCRYPTION_KEYS as it was built)")
+    parser.add_argument("--build-only", action="store_true",
+                        help="build into --database-url and stop: measure it later, on a quiet machine, with "
+                             "--measure-only (keep DATA_ENCRYPTION_KEYS)")
     args = parser.parse_args()
     if args.measure_only:
         print(json.dumps(measure(args.database_url, args.repeat)))
+        return
+    if args.build_only:
+        if not args.database_url or not KEY_GIVEN:
+            parser.error("--build-only needs --database-url and your own DATA_ENCRYPTION_KEYS, to measure it later")
+        _print_built(build(args.database_url, args.cases))
         return
     base = Path(tempfile.mkdtemp(prefix="bench-scale-pg-"))
     url = args.database_url or start_postgres(base, "fsync=off", "synchronous_commit=off", "shared_buffers=256MB",
                                                          "maintenance_work_mem=256MB", "max_wal_size=4GB")
     try:
-        built = build(url, args.cases)
-        print(f"PostgreSQL, {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        print(f"built {built['cases']:,} open cases ({built['pool']:,} tasks unassigned for the role, "
-              f"{built['workers']:,} workers with ~{PER_WORKER} each) by COPY in {built['load_seconds']:.0f} s, "
-              f"indexes and keys made again in {built['index_seconds']:.0f} s, {built['build_seconds']:.0f} s "
-              f"with VACUUM ANALYZE; database {built['size']}")
+        _print_built(build(url, args.cases))
         out = subprocess.run([sys.executable, __file__, "--measure-only", "--database-url", url,
                               "--repeat", str(args.repeat)], check=True, capture_output=True, text=True).stdout
         measured = json.loads(out.strip().splitlines()[-1])
