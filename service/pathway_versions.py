@@ -223,11 +223,18 @@ def review(session: Session, actor: Actor, deployment_id: int) -> dict[str, Any]
     may_publish = pending and policy.may_publish(actor, deployment.created_by_id, requires_approval(session, actor))
     return {"deployment": deployment, "versions": compared,
             "warnings": deploy_messages.warnings(session, deployment.council_id, files, files),
-            "history": history(session, actor, deployment_id=deployment.id),
+            "history": _history_of(history(session, actor, deployment_id=deployment.id)),
             "pending": pending, "may_publish": may_publish,
             "own": pending and not may_publish and deployment.created_by_id is not None
             and deployment.created_by_id == actor.user_id,
             "may_reject": pending and policy.may_reject(actor, deployment.created_by_id)}
+
+
+def _history_of(events: list[PathwayEvent]) -> list[PathwayEvent]:
+    """A deployment's history once: a version's event that repeats the deployment's own (submitted, published,
+    rejected with it) left out; a version's own (another pathway retired by this publish) kept."""
+    own = {e.event for e in events if e.process_version_id is None}
+    return [e for e in events if e.process_version_id is None or e.event not in own]
 
 
 def actions(session: Session, actor: Actor, version: ProcessVersion) -> dict[str, bool]:
