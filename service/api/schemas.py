@@ -278,12 +278,24 @@ def case_answer(session: Session, case: Case, status: int = 200):
     """The case as :class:`CaseSchema` dumps it, answered without dumping it again: :func:`case_json` is plain
     JSON already except its datetimes, written here as the schema writes them (ISO 8601)."""
     body = case_json(session, case)
-    for item in (*body["tasks"], *body["timers"]):
-        if item["due_at"] is not None:
-            item["due_at"] = item["due_at"].isoformat()
-    response = jsonify(body)
+    response = jsonify(body | {"tasks": _due_in_iso(body["tasks"]), "timers": _due_in_iso(body["timers"])})
     response.status_code = status
     return response
+
+
+def tasks_answer(session: Session, tasks: list[OpenTask], headers: dict[str, str]):
+    """A list of tasks as :class:`TaskSchema` dumps it, without dumping it again (as :func:`case_answer`): an
+    inbox page is read far more often than anything else, and the schema's dump was a sixth of its time."""
+    response = jsonify(_due_in_iso([task_json(session, t) for t in tasks]))
+    response.headers.update(headers)
+    return response
+
+
+def _due_in_iso(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for item in items:
+        if item["due_at"] is not None:
+            item["due_at"] = item["due_at"].isoformat()
+    return items
 
 
 def history_json(event: AuditEvent) -> dict[str, Any]:

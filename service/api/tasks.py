@@ -9,7 +9,7 @@ from service import paging
 from service.models import db
 
 from .access import authenticate
-from .schemas import CaseSchema, ClaimSchema, DataSchema, TaskQuerySchema, TaskSchema, case_answer, task_json
+from .schemas import CaseSchema, ClaimSchema, DataSchema, TaskQuerySchema, TaskSchema, case_answer, task_json, tasks_answer
 
 blp = Blueprint("tasks", __name__, description="User tasks")
 blp.before_request(authenticate)
@@ -24,7 +24,7 @@ def list_tasks(query):
     tasks = case_service.open_tasks(db.session, g.actor, case_id=query.get("case"), role=query.get("role"),
                                     overdue=query["overdue"], after=query.get("after"), limit=query["limit"])
     headers = {"X-Next-Cursor": paging.task_cursor(tasks[-1])} if len(tasks) == query["limit"] else {}
-    return [task_json(db.session, t) for t in tasks], 200, headers
+    return tasks_answer(db.session, tasks, headers)
 
 
 @blp.route("/tasks/<string:task_id>")
