@@ -123,18 +123,22 @@ def analyst_retire(version_id: int):
 @login_required
 def analyst_approvals():
     lists = pathway_versions.waiting(db.session, current_user.actor)
-    rows = {status: [(d, pathway_versions.deployment_info(db.session, d), pathway_versions.submission_note(db.session, d)) for d in found]
-            for status, found in lists.items()}
+    rows = {status: [_listed(d) for d in found] for status, found in lists.items()}
     return render_template("analyst_approvals.html", submitted=rows["submitted"], drafts=rows["draft"])
 
 
 def approval_page(deployment_id: int, *, errors: dict[str, str] | None = None,
                   error_list: list[dict[str, str]] | None = None, reason: str = "", status: int = 200):
     view = pathway_versions.review(db.session, current_user.actor, deployment_id)
-    return render_template("analyst_approval.html", view=view, deployment=view["deployment"],
-                           info=pathway_versions.deployment_info(db.session, view["deployment"]),
-                           note=pathway_versions.submission_note(db.session, view["deployment"]), errors=errors or {}, error_list=error_list or [],
-                           reason=reason), status
+    deployment, info, note = _listed(view["deployment"])
+    return render_template("analyst_approval.html", view=view, deployment=deployment, info=info, note=note,
+                           errors=errors or {}, error_list=error_list or [], reason=reason), status
+
+
+def _listed(deployment):
+    """A deployment with what the approval pages say of it: its details and the author's note."""
+    return (deployment, pathway_versions.deployment_info(db.session, deployment),
+            pathway_versions.submission_note(db.session, deployment))
 
 
 @bp.route("/analyst/approvals/<int:deployment_id>")
