@@ -152,6 +152,13 @@ def deployment_info(session: Session, deployment: Deployment) -> dict[str, Any]:
             "versions": [{"key": v.key, "version": v.version, "name": v.name, "status": v.status} for v in versions]}
 
 
+def submission_note(session: Session, deployment: Deployment) -> str | None:
+    """The note its author sent with the deployment for the approver (the reason of its "submitted" event)."""
+    return session.scalars(select(PathwayEvent.reason).where(
+        PathwayEvent.deployment_id == deployment.id, PathwayEvent.event == "submitted",
+        PathwayEvent.process_version_id.is_(None)).order_by(PathwayEvent.id.desc()).limit(1)).first()
+
+
 def history(session: Session, actor: Actor, *, key: str | None = None,
             deployment_id: int | None = None) -> list[PathwayEvent]:
     """The status changes (of pathway ``key``, or of one deployment), oldest first."""
@@ -167,21 +174,84 @@ def history(session: Session, actor: Actor, *, key: str | None = None,
 def changes(session: Session, actor: Actor, deployment_id: int) -> list[dict[str, Any]]:
     """What publishing a deployment would change, per new version: the diff against the pathway's current
     version (``service.pathway_diff``), for the approver to see before publishing."""
-    from service import scenario_runs  # the approver sees each version's scenario results beside its diff
-    from service.pathway_diff import diff_versions
+    from service import scenario_runs
 
     deployment = _deployment(session, deployment_id)
     policy.require_analyst(actor)
+    return [{"key": item["version"].key, "version": item["version"].version,
+             "compared_with": item["before"].version if item["before"] else None,
+             "diff": item["diff"].to_dict(), "scenarios": [scenario_runs.run_json(r) for r in item["scenarios"]]}
+            for item in _compared(session, deployment)]
+
+
+def _compared(session: Session, deployment: Deployment) -> list[dict[str, Any]]:
+    """Each new version of ``deployment`` with the pathway's current version (``before``, None if there is none),
+    the diff between them and the newest run of each of its scenarios (the approver sees them side by side)."""
+    from service import scenario_runs
+    from service.pathway_diff import diff_versions
+
     found = []
     for version in session.scalars(select(ProcessVersion).where(ProcessVersion.deployment_id == deployment.id)
                                    .order_by(ProcessVersion.key)):
         before = deployments.current_version(session, version.key)
         before = before if before is not None and before.id != version.id else None
-        found.append({"key": version.key, "version": version.version,
-                      "compared_with": before.version if before else None,
-                      "diff": diff_versions(session, before, version).to_dict(),
-                      "scenarios": [scenario_runs.run_json(r) for r in scenario_runs.latest(session, version)]})
+        found.append({"version": version, "before": before, "diff": diff_versions(session, before, version),
+                      "scenarios": scenario_runs.latest(session, version)})
     return found
+
+
+def waiting(session: Session, actor: Actor) -> dict[str, list[Deployment]]:
+    """The council's deployments waiting for a pathway approver ("submitted") and its drafts not yet submitted
+    ("draft"), newest first: the approvals list."""
+    policy.require_analyst(actor)
+    return {status: list_deployments(session, actor, status) for status in ("submitted", "draft")}
+
+
+def review(session: Session, actor: Actor, deployment_id: int) -> dict[str, Any]:
+    """What an approver reads before publishing a deployment: its versions, each with its diff against the
+    pathway's current version and its scenario results, the deploy checks' warnings about its diagrams, its
+    history, and what the acting person may do with it (``service.policy``: four eyes)."""
+    from service import deploy_messages
+    from service.pathway_diff import version_files
+
+    deployment = get_deployment(session, actor, deployment_id)
+    compared = _compared(session, deployment)
+    files: dict[str, bytes] = {}
+    for item in compared:
+        files.update(version_files(session, item["version"]))
+    pending = deployment.status in PENDING
+    may_publish = pending and policy.may_publish(actor, deployment.created_by_id, requires_approval(session, actor))
+    return {"deployment": deployment, "versions": compared,
+            "warnings": deploy_messages.warnings(session, deployment.council_id, files, files),
+            "history": _history_of(history(session, actor, deployment_id=deployment.id)),
+            "pending": pending, "may_publish": may_publish,
+            "own": pending and not may_publish and deployment.created_by_id is not None
+            and deployment.created_by_id == actor.user_id,
+            "may_reject": pending and policy.may_reject(actor, deployment.created_by_id)}
+
+
+def _history_of(events: list[PathwayEvent]) -> list[PathwayEvent]:
+    """A deployment's history once: a version's event that repeats the deployment's own (submitted, published,
+    rejected with it) left out; a version's own (another pathway retired by this publish) kept."""
+    own = {e.event for e in events if e.process_version_id is None}
+    return [e for e in events if e.process_version_id is None or e.event not in own]
+
+
+def actions(session: Session, actor: Actor, version: ProcessVersion) -> dict[str, bool]:
+    """What the acting person may do with ``version`` from its page (the rules are ``service.policy``'s; the
+    functions below enforce them again): submit its draft, publish it, suspend, resume or retire it."""
+    deployment = version.deployment
+    approval = requires_approval(session, actor)
+    current = deployments.current_version(session, version.key)
+    is_current = current is not None and current.id == version.id
+    direct = policy.publishes_directly(actor, approval)
+    draft = deployment.status == "draft" and version.status == "draft"
+    return {"submit": draft and policy.may_deploy(actor) and not direct,
+            "publish": draft and direct and policy.may_publish(actor, deployment.created_by_id, approval),
+            "review": deployment.status in PENDING and version.status in PENDING,
+            "suspend": is_current and version.status == "published" and policy.may_suspend(actor),
+            "resume": is_current and version.status == "suspended" and policy.may_release(actor),
+            "retire": is_current and version.status in ("published", "suspended") and policy.may_release(actor)}
 
 
 # -- changing status -----------------------------------------------------------------------------
@@ -339,7 +409,7 @@ def _expect(status: str, allowed: Iterable[str], what: str) -> None:
 def _required(reason: str | None, doing: str) -> str:
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not reason:
-        raise InvalidData(f"say why you are {doing} it", {"reason": "Give the reason (it is kept in the history)"})
+        raise InvalidData(f"say why you are {doing} it", {"reason": f"Enter why you are {doing} it"})
     if len(reason) > MAX_REASON:
         raise InvalidData("the reason is too long", {"reason": f"At most {MAX_REASON} characters"})
     return reason

@@ -202,34 +202,50 @@ def publishes_directly(actor: Actor, requires_approval: bool) -> bool:
     return may_deploy(actor) and not requires_approval
 
 
-def require_publisher(actor: Actor, author_id: int | None, requires_approval: bool) -> None:
+def may_publish(actor: Actor, author_id: int | None, requires_approval: bool) -> bool:
     """Four eyes: a draft is published by a ``pathway_approver`` (or the admin) who is not its author. Where
-    the council lets analysts publish directly, its analysts (the author too) may publish it."""
+    the council lets analysts publish directly, its analysts (the author too) may publish it. The pages ask
+    this to offer the button; :func:`require_publisher` enforces it."""
     if publishes_directly(actor, requires_approval):
+        return True
+    return (actor.is_admin or PATHWAY_APPROVER in actor.roles) and not _is(author_id, actor)
+
+
+def require_publisher(actor: Actor, author_id: int | None, requires_approval: bool) -> None:
+    if may_publish(actor, author_id, requires_approval):
         return
     if not (actor.is_admin or PATHWAY_APPROVER in actor.roles):
         raise Forbidden("publishing a pathway needs a second person with the role pathway_approver")
-    if author_id is not None and author_id == actor.user_id:
-        raise Forbidden("you deployed this draft: another pathway approver must publish it (four eyes)")
+    raise Forbidden("you deployed this draft: another pathway approver must publish it (four eyes)")
+
+
+def may_reject(actor: Actor, author_id: int | None) -> bool:
+    """A draft is turned down by a pathway approver (or the admin), or withdrawn by its author."""
+    return actor.is_admin or PATHWAY_APPROVER in actor.roles or (_is(author_id, actor) and may_deploy(actor))
 
 
 def require_rejecter(actor: Actor, author_id: int | None) -> None:
-    """A draft is turned down by a pathway approver (or the admin), or withdrawn by its author."""
-    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles or (author_id is not None
-                                                                   and author_id == actor.user_id
-                                                                   and may_deploy(actor))):
+    if not may_reject(actor, author_id):
         raise Forbidden("rejecting a draft needs the role pathway_approver (or being its author)")
 
 
-def require_suspender(actor: Actor) -> None:
+def may_suspend(actor: Actor) -> bool:
     """Stopping new cases of a pathway at once is for its analysts as well as its approvers: it harms no case."""
-    if not (may_deploy(actor) or PATHWAY_APPROVER in actor.roles):
+    return may_deploy(actor) or PATHWAY_APPROVER in actor.roles
+
+
+def require_suspender(actor: Actor) -> None:
+    if not may_suspend(actor):
         raise Forbidden("suspending a pathway needs the role analyst or pathway_approver")
 
 
-def require_releaser(actor: Actor) -> None:
+def may_release(actor: Actor) -> bool:
     """Resuming a suspended pathway (new cases start again) and retiring one are a pathway approver's."""
-    if not (actor.is_admin or PATHWAY_APPROVER in actor.roles):
+    return actor.is_admin or PATHWAY_APPROVER in actor.roles
+
+
+def require_releaser(actor: Actor) -> None:
+    if not may_release(actor):
         raise Forbidden("this needs the role pathway_approver")
 
 

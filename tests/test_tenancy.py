@@ -219,6 +219,10 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("POST", f"/analyst/versions/{south['version']}/scenarios/run"),
              ("POST", f"/cases/{south['case']}/ad-hoc/SubProcess_Checks/finish"),
              ("GET", f"/analyst/versions/{south['version']}/rehearse"), ("POST", f"/analyst/versions/{south['version']}/rehearse")]
+    pages += [("POST", f"/analyst/versions/{south['version']}/{action}") for action in (
+        "submit", "publish", "suspend", "resume", "retire")]
+    pages += [("GET", f"/analyst/approvals/{south['deployment']}"), ("POST", f"/analyst/approvals/{south['deployment']}/publish"),
+              ("POST", f"/analyst/approvals/{south['deployment']}/reject")]
     pages += [(method, f"/analyst/rehearsals/{south['rehearsal']}{tail}") for method, tail in (
         ("GET", ""), ("POST", "/clock"), ("POST", "/send"), ("GET", f"/tasks/{south['rehearsal_task']}"),
         ("POST", f"/tasks/{south['rehearsal_task']}"), ("POST", "/scenario"), ("POST", "/delete"))]
@@ -247,7 +251,11 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           "/analyst/rehearsals/<int:rehearsal_id>", "/analyst/rehearsals/<int:rehearsal_id>/clock",
                           "/analyst/rehearsals/<int:rehearsal_id>/send", "/analyst/rehearsals/<int:rehearsal_id>/scenario",
                           "/analyst/rehearsals/<int:rehearsal_id>/tasks/<string:task_id>",
-                          "/analyst/rehearsals/<int:rehearsal_id>/delete"}, "a new page with an object in its URL: add it here"
+                          "/analyst/rehearsals/<int:rehearsal_id>/delete",
+                          *(f"/analyst/versions/<int:version_id>/{action}" for action in (
+                              "submit", "publish", "suspend", "resume", "retire")),
+                          "/analyst/approvals/<int:deployment_id>", "/analyst/approvals/<int:deployment_id>/publish",
+                          "/analyst/approvals/<int:deployment_id>/reject"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")

@@ -25,6 +25,7 @@ from service.web.views import WebUser, bp
 from service.web import manager_pages  # noqa: F401  (its routes are on bp: the workload, notes, documents)
 from service.web import analyst_pages  # noqa: F401  (its routes are on bp: the analyst workspace)
 from service.web import rehearsal_pages  # noqa: F401  (its routes are on bp: rehearsals, issue 17 item 5)
+from service.web import approval_pages  # noqa: F401  (its routes are on bp: drafts and approval, issue 17 item 4)
 
 API_PREFIX = "/api/"
 

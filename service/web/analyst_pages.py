@@ -36,14 +36,23 @@ def analyst_home():
                            may_deploy_pathways=policy.may_deploy(current_user.actor))
 
 
-@bp.route("/analyst/versions/<int:version_id>")
-@login_required
-def analyst_version(version_id: int):
+def version_page(version_id: int, *, errors: dict[str, str] | None = None,
+                 error_list: list[dict[str, str]] | None = None, reason: str = "", status: int = 200):
+    """The version page, with what the acting person may do with it (``pathway_versions.actions``) and, after a
+    refused action, its errors (``service.web.approval_pages``)."""
     view = analyst.version_view(db.session, version_id, current_user.actor)
     return render_template("analyst_version.html", view=view, version=view.version, status_labels=STATUS_LABELS,
                            statuses=analyst.STATUSES, may_draw=policy.may_deploy(current_user.actor),
                            scenario_runs=scenario_runs.latest(db.session, view.version),
-                           scenario_files=[name for name, kind, _ in view.files if kind == "Scenario test"])
+                           scenario_files=[name for name, kind, _ in view.files if kind == "Scenario test"],
+                           actions=pathway_versions.actions(db.session, current_user.actor, view.version),
+                           errors=errors or {}, error_list=error_list or [], reason=reason), status
+
+
+@bp.route("/analyst/versions/<int:version_id>")
+@login_required
+def analyst_version(version_id: int):
+    return version_page(version_id)
 
 
 @bp.route("/analyst/versions/<int:version_id>/scenarios/run", methods=["POST"])
@@ -56,6 +65,8 @@ def analyst_run_scenarios(version_id: int):
     failed = sum(1 for r in results if not r.passed)
     flash(f"{len(results)} scenario test{'s' if len(results) != 1 else ''} ran: "
           + (f"{failed} failed" if failed else "all passed"), "error" if failed else "success")
+    if request.form.get("back") == "approval":  # run from the approval page: back to it
+        return redirect(url_for("web.analyst_approval", deployment_id=version.deployment_id) + f"#scenarios-{version.id}")
     return redirect(url_for("web.analyst_version", version_id=version.id) + "#scenarios")
 
 
