@@ -272,7 +272,9 @@ def publish(session: Session, actor: Actor, deployment_id: int, reason: str | No
     deployment = _deployment(session, deployment_id, lock=True)
     policy.require_publisher(actor, deployment.created_by_id, requires_approval(session, actor))
     _expect(deployment.status, PENDING, f"deployment {deployment.id}")
-    from service import scenario_runs  # every scenario of the versions must pass first (refused: nothing moves)
+    from service import (
+        scenario_runs,  # every scenario of the versions must pass first (refused: nothing moves)
+    )
 
     scenario_runs.check_publish(session, _versions_of(session, deployment), actor.name)
     deployment.decided_by, deployment.decided_at = actor.name, clock.now()

@@ -14,9 +14,19 @@ import json
 import re
 
 import pytest
+from conftest import (
+    FIXTURES,
+    Api,
+    Browser,
+    _council,
+    everything,
+    make_app,
+    page_text,
+    password_hash,
+    save_user,
+)
 from sqlalchemy import select
 
-from conftest import FIXTURES, Api, Browser, _council, everything, make_app, page_text, password_hash, save_user
 from service.models import Deployment, PathwayEvent, ProcessVersion, db
 
 PATHWAY = FIXTURES / "pathways"
@@ -86,7 +96,7 @@ def start(api, reference="R1"):
 
 
 def error_summary(response) -> str:
-    found = re.search(r'class="govuk-error-summary".*?</div>\s*</div>', response.get_data(as_text=True), re.S)
+    found = re.search(r'class="govuk-error-summary".*?</div>\s*</div>', response.get_data(as_text=True), re.DOTALL)
     return page_text_of(found[0]) if found else ""
 
 

@@ -18,6 +18,7 @@ from service.errors import Conflict, InvalidData
 from service.models import db
 from service.web.views import bp
 
+
 def _reason() -> str:
     return request.form.get("reason", "")
 
