@@ -172,7 +172,7 @@ def in_council(site):
 
 
 def test_an_analyst_draws_rehearses_and_submits_a_pathway_an_approver_publishes_it_a_worker_starts_a_case(
-        site, browser):
+        site, browser):  # noqa: F811 (the fixture imported above)
     began = time.monotonic()
     page = checked_page(browser)
     # the server's checks (a deploy's, on Check, Save, Add and Publish) take seconds, more on a loaded machine
@@ -272,7 +272,7 @@ def _walk(page, site, main, lap) -> None:
     expect(form).to_have_class(re.compile("sp-file-editor--ready"))
     _drag_a_text_field(page, form)
     properties = form.locator(".fjs-properties-container")
-    expect(properties.locator(".bio-properties-panel-header-type")).to_have_text(re.compile("text field", re.I))
+    expect(properties.locator(".bio-properties-panel-header-type")).to_have_text(re.compile("text field", re.IGNORECASE))
     general = properties.locator(".bio-properties-panel-group-header", has_text="General")
     if "open" not in (general.get_attribute("class") or ""):
         general.click()
