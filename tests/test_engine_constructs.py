@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
+import constructs_support as draw
 import pytest
 from SpiffWorkflow.specs.Join import Join
 
-import constructs_support as draw
 from service.engine import runtime, spiff
 from service.engine.bundle import DeploymentInvalid, build_bundle
 
@@ -428,6 +428,7 @@ def test_an_answer_given_again_in_one_branch_is_the_cases_while_the_other_branch
     assert case.open == ["Task_A1", "Task_B1"]
     case.complete("Task_A1", {"x": 9})  # B1 opened holding x = 1
     assert case.open == ["Task_A2", "Task_B1"] and case.snap.data == {"x": 9, "y": 1}
+    assert case.task_data("Task_B1") == {"x": 9, "y": 1}  # the open step's own copy too (its assignee, due date)
     case.complete("Task_B1", {"y": 7})  # A2 opened holding y = 1
     assert case.open == ["Task_A2", "Task_B2"] and case.snap.data == {"x": 9, "y": 7}
     assert case.task_data("Task_B2") == {"x": 9, "y": 7}  # B's next step reads the newest x too

@@ -364,15 +364,22 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
         try:
             if action is not None:
                 action()
-            before: dict = {}
+            before: dict = {}  # task id -> its data just before it ran (spiff.before_run)
+
+            def will_run(task) -> None:
+                before[task.id] = spiff.before_run(task)
+
+            def ran(task) -> None:
+                _ran(journal, budget, task, before.pop(task.id, None))
+
             while True:
-                workflow.do_engine_steps(will_complete_task=lambda task: before.__setitem__(task.id, spiff.before_run(task)),
-                                         did_complete_task=lambda task: _ran(journal, budget, task, before.pop(task.id, None)))
+                workflow.do_engine_steps(will_complete_task=will_run, did_complete_task=ran)
                 if spiff.end_idle_event_subprocesses(workflow):
                     continue
                 if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
                     break
             thrown, signals = _thrown_out(workflow, journal)
+            spiff.refresh_open(workflow)
             spiff.compact(workflow)
             snap = snapshot(workflow)
         except SpiffWorkflowException as error:

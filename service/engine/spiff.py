@@ -506,6 +506,14 @@ def refresh(my_task: Task) -> None:
             data[key] = deepcopy(value)
 
 
+def refresh_open(workflow: BpmnWorkflow) -> None:
+    """Bring every open step's copy (tasks, timers, messages waiting) up to the newest writes, after a step:
+    what it shows and evaluates while it waits (its assignee, its form) is the case's newest."""
+    if newest_writes(workflow):
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+            refresh(task)
+
+
 def before_run(my_task: Task) -> dict[str, Any] | None:
     """Before ``my_task`` runs: its data brought up to the newest writes, and what it was then (to see what
     the task writes); None for a join, whose run merges its branches' data rather than writing.
