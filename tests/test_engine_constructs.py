@@ -476,3 +476,12 @@ def test_a_case_stored_before_the_newest_writes_were_kept_shows_its_steps_data_a
     case.complete("Task_A1", {"x": 9})
     assert json.loads(case.state)["format"] == "pathways-3"
     assert json.loads(case.state)["data"][spiff.NEWEST] == {"x": 9} and case.snap.data == {"x": 9, "y": 1}
+
+
+def test_what_one_instance_of_a_multi_instance_task_answers_stays_with_its_item_not_the_case():
+    case = Case("each_child", {"children": CHILDREN})
+    for _ in CHILDREN:
+        case.complete("Task_SeeChild", {"seen": True, "notes": "Seen"})
+    newest = json.loads(case.state)["data"][spiff.NEWEST]
+    assert "seen" not in case.snap.data and "notes" not in case.snap.data and "seen" not in newest
+    assert [a["seen"] for a in newest["child_answers"]] == [True, True] == [a["seen"] for a in case.snap.data["child_answers"]]

@@ -547,11 +547,11 @@ def _inside_instance(my_task: Task) -> bool:
 
     task: Task | None = my_task
     while task is not None:
-        parent = task.parent
-        while parent is not None:
-            if isinstance(parent.task_spec, MultiInstanceTask):
-                return True
-            parent = parent.parent
+        step, parent = task, task.parent
+        while parent is not None:  # an instance is its activity's child of the instances' spec (what follows
+            if isinstance(parent.task_spec, MultiInstanceTask) and step.task_spec.name == parent.task_spec.task_spec:
+                return True  # the activity is its child too, of another spec)
+            step, parent = parent, parent.parent
         workflow = task.workflow
         owner = getattr(workflow, "parent_task_id", None)
         task = workflow.top_workflow.get_task_from_id(owner) if owner is not None and workflow is not workflow.top_workflow else None
