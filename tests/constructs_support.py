@@ -132,3 +132,26 @@ def deploy(api, *diagrams: tuple[str, bytes], as_: str = "analyst"):
     """POST /deployments with the named files (bytes)."""
     files = [(io.BytesIO(content), name) for name, content in diagrams]
     return api.post("/deployments", data={"files": files}, as_=as_, content_type="multipart/form-data")
+
+
+def parallel_answers() -> dict[str, bytes]:
+    """Two parallel branches of two person's steps each (A1, A2 | B1, B2), a gateway on ``x`` and ``y`` after
+    they join, and a hand-over to ``parallel_next`` on the high way: for answers given again in one branch while
+    the other branch's step is open (issue 13)."""
+    first = pathway("parallel_answers", [
+        start(), event("parallelGateway", "Gateway_Split"),
+        task("Task_A1"), task("Task_A2"), task("Task_B1"), task("Task_B2"),
+        event("parallelGateway", "Gateway_Join"),
+        event("exclusiveGateway", "Gateway_Risk", attrs='default="Flow_Gateway_Risk_Task_Low"'),
+        task("Task_High"), task("Task_Low"),
+        end("Event_HandedOver", "handed_over", f'<bpmn:messageEventDefinition id="Definition_HandOver_{_count()}" '
+                                               f'messageRef="Message_HandOver"/>'),
+        end("Event_Low", "low"),
+    ], [("Event_Start", "Gateway_Split"), ("Gateway_Split", "Task_A1"), ("Gateway_Split", "Task_B1"),
+        ("Task_A1", "Task_A2"), ("Task_B1", "Task_B2"), ("Task_A2", "Gateway_Join"), ("Task_B2", "Gateway_Join"),
+        ("Gateway_Join", "Gateway_Risk"), ("Gateway_Risk", "Task_High", "x > 5 and y > 5"),
+        ("Gateway_Risk", "Task_Low"), ("Task_High", "Event_HandedOver"), ("Task_Low", "Event_Low")])
+    first = first.replace(b'name="HandOver"', b'name="start:parallel_next"')
+    second = pathway("parallel_next", [start(), task("Task_Next"), end("Event_Next", "done")],
+                     [("Event_Start", "Task_Next"), ("Task_Next", "Event_Next")])
+    return {"parallel_answers.bpmn": first, "parallel_next.bpmn": second}

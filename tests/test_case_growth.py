@@ -151,7 +151,7 @@ def test_a_state_of_the_older_format_loads_compacted_and_saves_in_the_new(frozen
     assert spiff.tree_depth(loaded) < 15
     snap = runtime.complete_task(loaded, journal, case.task("Task_ReviewPlan"), {"close": True})
     assert snap.completed and snap.data["outcome"] == "closed" and snap.data["review"] == 30
-    assert json.loads(runtime.dump(loaded))["format"] == runtime.STATE_FORMAT == "pathways-2"
+    assert json.loads(runtime.dump(loaded))["format"] == runtime.STATE_FORMAT == "pathways-3"
 
 
 @pytest.mark.parametrize("inside, column", [("pathways-9", None), (None, "spiff-1.4")])

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import FIXTURES, sqlite_only
 from constructs_support import deploy, end, event, message, pathway, start, task, timer
+from constructs_support import parallel_answers as draw_parallel_answers
 from service import scheduler
 
 
@@ -529,3 +530,24 @@ def test_the_task_page_offers_to_finish_an_ad_hoc_sub_process(api):
     assert "When you have done those you chose, finish 'Checks'" in page_text(browser.get(f"/tasks/{task['id']}"))
     assert browser.post(f"/cases/{case.id}/ad-hoc/SubProcess_Checks/finish").status_code == 302
     assert (case.case["status"], case.case["outcome"], case.open) == ("completed", "checked", [])
+
+
+# -- answers given again across parallel branches (issue 13) ----------------------------------------
+
+def test_an_answer_given_again_in_a_parallel_branch_is_the_cases_data_and_what_follows_the_join_reads(api):
+    deploy_response = deploy(api, *draw_parallel_answers().items())
+    assert deploy_response.status_code == 201, deploy_response.json
+    case = Walk(api, "parallel_answers", {"x": 1, "y": 1}, reference="FAM-PAR2")
+    case.complete("Task_A1", {"x": 9})  # B1 opened holding x = 1
+    assert case.open == ["Task_A2", "Task_B1"] and (case.case["data"]["x"], case.case["data"]["y"]) == (9, 1)
+    case.complete("Task_B1", {"y": 7})  # A2 opened holding y = 1
+    assert (case.case["data"]["x"], case.case["data"]["y"]) == (9, 7)
+    case.complete("Task_B2")
+    case.complete("Task_A2")
+    assert case.open == ["Task_High"] and (case.case["data"]["x"], case.case["data"]["y"]) == (9, 7)
+    case.complete("Task_High")
+    found = case.case
+    assert (found["status"], found["outcome"]) == ("completed", "handed_over")
+    [handed] = [e for e in api.get(f"/cases/{case.id}/history", as_="admin").json if e["event"] == "case_handed_on"]
+    next_case = Walk(api, "parallel_next", case_id=handed["detail"]["to_case"]).case
+    assert (next_case["process"], next_case["data"]["x"], next_case["data"]["y"]) == ("parallel_next", 9, 7)

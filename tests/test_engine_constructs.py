@@ -5,12 +5,16 @@ asserts the path taken (the elements run, in order), the open tasks and the outc
 """
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
+import constructs_support as draw
 import pytest
+from SpiffWorkflow.specs.Join import Join
 
-from service.engine import runtime
+from service.engine import runtime, spiff
 from service.engine.bundle import DeploymentInvalid, build_bundle
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "constructs"
@@ -400,3 +404,84 @@ def test_an_event_based_gateway_with_two_timers_is_refused_at_deploy():
     assert refusals(refused.value) == [
         ("Gateway_WaitReply",
          "an event-based gateway here can wait for one timer at most (and any messages or signals)")]
+
+
+# -- answers given again across parallel branches (issue 13) --------------------------------------
+
+class ParallelCase(Case):
+    """Two branches A1 -> A2 and B1 -> B2, joined; then a gateway on ``x > 5 and y > 5`` (constructs_support)."""
+
+    def __init__(self, data: dict) -> None:
+        self.process = build_bundle(draw.parallel_answers()).processes["parallel_answers"]
+        workflow, self.snap = runtime.start(self.process, data)
+        self.state, self.path = runtime.dump(workflow), list(self.snap.path)
+
+    def task_data(self, name: str) -> dict:
+        """The data the open step ``name`` holds (what its form and what follows it read)."""
+        workflow, _ = runtime.load(self.process, self.state)
+        found = next(t for t in self.snap.tasks if t.name == name)
+        return {k: v for k, v in workflow.get_task_from_id(UUID(found.id)).data.items() if not k.startswith("_")}
+
+
+def test_an_answer_given_again_in_one_branch_is_the_cases_while_the_other_branchs_older_step_is_open():
+    case = ParallelCase({"x": 1, "y": 1})
+    assert case.open == ["Task_A1", "Task_B1"]
+    case.complete("Task_A1", {"x": 9})  # B1 opened holding x = 1
+    assert case.open == ["Task_A2", "Task_B1"] and case.snap.data == {"x": 9, "y": 1}
+    assert case.task_data("Task_B1") == {"x": 9, "y": 1}  # the open step's own copy too (its assignee, due date)
+    case.complete("Task_B1", {"y": 7})  # A2 opened holding y = 1
+    assert case.open == ["Task_A2", "Task_B2"] and case.snap.data == {"x": 9, "y": 7}
+    assert case.task_data("Task_B2") == {"x": 9, "y": 7}  # B's next step reads the newest x too
+    case.complete("Task_B2")
+    assert case.open == ["Task_A2"] and case.snap.data == {"x": 9, "y": 7}
+    case.complete("Task_A2")  # the join: what follows, and the gateway, read the newest of both
+    assert case.open == ["Task_High"] and case.snap.data == {"x": 9, "y": 7}
+    assert case.task_data("Task_High") == {"x": 9, "y": 7}
+    snap = case.complete("Task_High")
+    assert snap.completed and snap.data == {"x": 9, "y": 7, "outcome": "handed_over"}
+    [handed] = snap.thrown
+    assert handed.name == "start:parallel_next" and {handed.payload[k] for k in "xy"} == {9, 7}
+    assert (handed.payload["x"], handed.payload["y"]) == (9, 7)
+
+
+def test_the_join_takes_each_keys_newest_write_whichever_branch_arrives_last(monkeypatch):
+    """Even when a branch reaches the join holding an older copy (its steps not brought up to date as they
+    run), the join's data is each key's newest write."""
+    real_refresh, real_before, joining = spiff.refresh, spiff.before_run, []
+
+    def before_run(task):  # only a join brings data up to date: the branches' last steps, just before it runs
+        joining[:] = [isinstance(task.task_spec, Join)]
+        try:
+            return real_before(task)
+        finally:
+            joining.clear()
+
+    monkeypatch.setattr(spiff, "refresh", lambda task: real_refresh(task) if any(joining) else None)
+    monkeypatch.setattr(spiff, "before_run", before_run)
+    case = ParallelCase({"x": 1, "y": 1})
+    case.complete("Task_A1", {"x": 9})
+    case.complete("Task_B1", {"y": 7})
+    assert case.task_data("Task_A2") == {"x": 9, "y": 1} and case.snap.data == {"x": 9, "y": 7}
+    case.complete("Task_B2")  # B waits at the join holding x = 1; A arrives last holding y = 1
+    case.complete("Task_A2")
+    assert case.open == ["Task_High"] and case.task_data("Task_High") == {"x": 9, "y": 7}
+
+
+def test_a_case_stored_before_the_newest_writes_were_kept_shows_its_steps_data_as_before():
+    case = ParallelCase({"x": 1, "y": 1})
+    state = json.loads(case.state)
+    assert state["format"] == "pathways-3" and spiff.NEWEST not in state["data"]
+    state["format"] = "pathways-2"
+    case.state = json.dumps(state)
+    case.complete("Task_A1", {"x": 9})
+    assert json.loads(case.state)["format"] == "pathways-3"
+    assert json.loads(case.state)["data"][spiff.NEWEST] == {"x": 9} and case.snap.data == {"x": 9, "y": 1}
+
+
+def test_what_one_instance_of_a_multi_instance_task_answers_stays_with_its_item_not_the_case():
+    case = Case("each_child", {"children": CHILDREN})
+    for _ in CHILDREN:
+        case.complete("Task_SeeChild", {"seen": True, "notes": "Seen"})
+    newest = json.loads(case.state)["data"][spiff.NEWEST]
+    assert "seen" not in case.snap.data and "notes" not in case.snap.data and "seen" not in newest
+    assert [a["seen"] for a in newest["child_answers"]] == [True, True] == [a["seen"] for a in case.snap.data["child_answers"]]

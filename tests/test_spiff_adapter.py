@@ -53,7 +53,7 @@ def test_the_installed_release_is_the_one_the_adapter_was_written_for():
 
 def test_the_serializer_writes_format_1_5_with_the_fields_the_state_converter_keeps():
     assert spiff.SERIALIZER_VERSION == "1.5"
-    assert runtime.OLDER_FORMATS.keys() == {"spiff-1.5"}
+    assert runtime.OLDER_FORMATS.keys() == {"spiff-1.5", "pathways-2"}
     workflow, _ = runtime.start(process_of("review_loop.bpmn"), {"born": date(2020, 5, 1)})
     state = spiff.state_to_dict(workflow)
     assert set(state) == {"typename", "data", "correlations", "last_task", "success", "completed", "tasks", "root",

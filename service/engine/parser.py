@@ -173,8 +173,8 @@ class PathwayConditionalEventDefinition(ConditionalEventDefinition):
 
     SpiffWorkflow 3.2 evaluates the condition on the waiting event's own copy of the data, which nothing
     changes while it waits: a condition not already true when the event was reached never became true.
-    Here the names the condition reads come from the step that ran last (another branch, a message, a
-    retry), and are carried on when the event fires.
+    Here the names the condition reads come from their newest write in any branch (else from the step that
+    ran last: another branch, a message, a retry), and are carried on when the event fires.
     """
 
     def has_fired(self, my_task) -> bool:
@@ -183,6 +183,8 @@ class PathwayConditionalEventDefinition(ConditionalEventDefinition):
         data = dict(my_task.data)
         if latest is not None:
             data.update({name: latest.data[name] for name in names if name in latest.data})
+        newest = spiff.newest_writes(my_task.workflow)
+        data.update({name: newest[name] for name in names if name in newest})
         fired = bool(expressions.evaluate(self.expression, data))
         if fired:
             my_task.data.update({name: data[name] for name in names if name in data})

@@ -99,10 +99,13 @@ class Snapshot:
 
 #: The format of the state :func:`dump` writes. It is stored inside the state and beside it (the case's
 #: ``state_format``); :func:`load` reads this one and migrates those in :data:`OLDER_FORMATS`.
-STATE_FORMAT = "pathways-2"
+STATE_FORMAT = "pathways-3"
 #: Formats older services wrote, each with how to bring a loaded case up to :data:`STATE_FORMAT`.
 #: ``spiff-1.5``: SpiffWorkflow 3.2's own layout, no format inside, every task the case ever ran kept.
-OLDER_FORMATS = {f"spiff-{spiff.SERIALIZER_VERSION}": spiff.compact}
+#: ``pathways-2``: no record of each key's newest write (:func:`spiff.newest_writes`): nothing to change, the
+#: case keeps its steps' data until its next writes are recorded. (A service that writes ``pathways-2`` would
+#: not keep the record up to date, so it refuses ``pathways-3``.)
+OLDER_FORMATS = {f"spiff-{spiff.SERIALIZER_VERSION}": spiff.compact, "pathways-2": lambda workflow: None}
 
 
 def dump(workflow: BpmnWorkflow) -> str:
@@ -239,8 +242,15 @@ def start(process: ProcessDefinition, data: dict[str, Any],
 
 def complete_task(workflow: BpmnWorkflow, journal: Journal, task_id: str, data: dict[str, Any]) -> Snapshot:
     task = _open_task(workflow, task_id)
+    before = spiff.before_run(task)  # the task's copy brought up to what other branches have answered since
     task.data.update(data)
-    return _advance(workflow, journal, lambda: (task.run(), journal.ran(task)))
+
+    def run():
+        task.run()
+        journal.ran(task)
+        spiff.after_run(task, before)  # the answers that changed a value are the case's newest
+
+    return _advance(workflow, journal, run)
 
 
 def fire_timers(workflow: BpmnWorkflow, journal: Journal) -> Snapshot:
@@ -332,6 +342,8 @@ def retry(workflow: BpmnWorkflow, journal: Journal, data: dict[str, Any]) -> Sna
     def apply():
         for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
             task.data.update(data)
+        if workflow.last_task is not None:
+            spiff.record_writes(workflow.last_task, data)  # a correction is the case's newest value
         workflow.refresh_timers()
     return _advance(workflow, journal, apply)
 
@@ -352,13 +364,22 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
         try:
             if action is not None:
                 action()
+            before: dict = {}  # task id -> its data just before it ran (spiff.before_run)
+
+            def will_run(task) -> None:
+                before[task.id] = spiff.before_run(task)
+
+            def ran(task) -> None:
+                _ran(journal, budget, task, before.pop(task.id, None))
+
             while True:
-                workflow.do_engine_steps(did_complete_task=lambda task: _ran(journal, budget, task))
+                workflow.do_engine_steps(will_complete_task=will_run, did_complete_task=ran)
                 if spiff.end_idle_event_subprocesses(workflow):
                     continue
                 if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
                     break
             thrown, signals = _thrown_out(workflow, journal)
+            spiff.refresh_open(workflow)
             spiff.compact(workflow)
             snap = snapshot(workflow)
         except SpiffWorkflowException as error:
@@ -374,7 +395,8 @@ def _advance(workflow: BpmnWorkflow, journal: Journal, action=None) -> Snapshot:
     return snap
 
 
-def _ran(journal: Journal, budget: limits.Budget, task) -> None:
+def _ran(journal: Journal, budget: limits.Budget, task, before: dict[str, Any] | None) -> None:
+    spiff.after_run(task, before)
     journal.ran(task)
     _within(budget, task)
 
@@ -497,7 +519,13 @@ def _due_date(expression: str | None, data: dict[str, Any]) -> str | None:
 
 
 def case_data(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """What the case knows now: the latest step's data, with what open steps have gathered."""
+    """What the case knows now: each key's newest write in any branch, over the latest step's data and what
+    open steps have gathered.
+
+    Each step of a parallel branch holds its own copy of the data: a step that opened before the other branch
+    answered a key again still holds the older answer. The engine keeps each key's newest write
+    (:func:`spiff.newest_writes`); a case started before it did has none, and shows its steps' data as before.
+    """
     data: dict[str, Any] = {}
     if workflow.last_task is not None:
         data.update(workflow.last_task.data)
@@ -507,4 +535,5 @@ def case_data(workflow: BpmnWorkflow) -> dict[str, Any]:
         ends = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.name == "End"]
         if ends:
             data.update(ends[-1].data)
+    data.update(spiff.newest_writes(workflow))
     return json_safe({k: v for k, v in data.items() if not k.startswith("_")})

@@ -203,7 +203,13 @@ class ItemsMultiInstance(MultiInstanceTask):
         if self.output_collection:
             my_task.data[self.output_collection] = ({key: None for key in items} if isinstance(items, dict)
                                                     else [None] * len(items or []))
+        self._record(my_task)
         return result
+
+    def _record(self, my_task) -> None:
+        """What the activity gathers is the case's newest write of those keys (not seen as a task's own run)."""
+        keys = [self.answers_key, *([self.output_collection] if self.output_collection else [])]
+        spiff.record_writes(my_task, {key: my_task.data[key] for key in keys if key in my_task.data})
 
     def _items(self, my_task) -> Any:
         try:
@@ -232,6 +238,7 @@ class ItemsMultiInstance(MultiInstanceTask):
             kept[index] = answers
         if self.output_collection and self.output_element:
             self._merge_output(my_task, child, key)
+        self._record(my_task)
         spiff.note_instance_merged(my_task, child)
 
     def _merge_output(self, my_task, child, key) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from copy import deepcopy
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -458,6 +459,103 @@ def stored_cycle_value(dct: dict[str, Any], task_id: str, element: str) -> dict[
             return None
         return value
     return None
+
+
+# -- the newest write of each key, across parallel branches -------------------------------------
+
+#: Where a case keeps, for each key of its data, the value the newest write in any branch gave it: in the
+#: top workflow's ``data`` (workflow-wide, and serialized with the state by SpiffWorkflow). SpiffWorkflow gives
+#: each task its own copy of the data, so a branch's open task holds whatever it inherited when it opened, and
+#: a parallel join merges its branches' copies in the order they arrived: an answer given again in one branch
+#: lost to the other branch's older copy. Only the latest value per key is kept (never a history), and keys
+#: starting with ``_`` (the engine's own) are not.
+NEWEST = "_newest"
+
+
+def newest_writes(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """Key -> the value of its newest write in the case (empty for a case started before it was kept)."""
+    return workflow.top_workflow.data.get(NEWEST) or {}
+
+
+def record_writes(my_task: Task, values: dict[str, Any], gone: Iterable[str] = ()) -> None:
+    """``values`` were written (``gone`` deleted) by ``my_task`` now: they are the case's newest.
+
+    Nothing is recorded for a task inside a multi-instance activity's instance: what an instance answers is
+    the activity's to keep (under its ``*_answers``), not the case's.
+    """
+    values = {k: v for k, v in values.items() if not k.startswith("_")}
+    gone = [k for k in gone if not k.startswith("_")]
+    if not (values or gone) or _inside_instance(my_task):
+        return
+    newest = my_task.workflow.top_workflow.data.setdefault(NEWEST, {})
+    for key in gone:
+        newest.pop(key, None)
+    for key, value in values.items():
+        newest.pop(key, None)  # re-inserted: the order of the dict is the order of the writes
+        newest[key] = deepcopy(value)
+
+
+def refresh(my_task: Task) -> None:
+    """Bring ``my_task``'s copy of each key it holds up to that key's newest write."""
+    newest = newest_writes(my_task.workflow)
+    if not newest:
+        return
+    data = my_task.data
+    for key, value in newest.items():
+        if key in data and data[key] != value:
+            data[key] = deepcopy(value)
+
+
+def refresh_open(workflow: BpmnWorkflow) -> None:
+    """Bring every open step's copy (tasks, timers, messages waiting) up to the newest writes, after a step:
+    what it shows and evaluates while it waits (its assignee, its form) is the case's newest."""
+    if newest_writes(workflow):
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+            refresh(task)
+
+
+def before_run(my_task: Task) -> dict[str, Any] | None:
+    """Before ``my_task`` runs: its data brought up to the newest writes, and what it was then (to see what
+    the task writes); None for a join, whose run merges its branches' data rather than writing.
+
+    A join merges the data of each branch's last step (the parents of its finished copies, oldest arrival
+    first, then its own parent's), letting the branch that arrived last win whatever it holds, and the step
+    after it inherits the result as the join completes: those branches' data are brought up to date first.
+    """
+    refresh(my_task)
+    if isinstance(my_task.task_spec, Join):
+        for task in [my_task, *my_task.workflow.tasks.values()]:
+            if task.task_spec is my_task.task_spec and task.parent is not None and (
+                    task is my_task or task.has_state(TaskState.FINISHED_MASK)):
+                refresh(task.parent)
+        return None
+    return {k: deepcopy(v) for k, v in my_task.data.items() if not k.startswith("_")}
+
+
+def after_run(my_task: Task, before: dict[str, Any] | None) -> None:
+    """After ``my_task`` ran: record what it changed (nothing for a join)."""
+    if before is None:
+        return
+    data = my_task.data
+    changed = {k: v for k, v in data.items() if not k.startswith("_") and (k not in before or before[k] != v)}
+    record_writes(my_task, changed, [k for k in before if k not in data])
+
+
+def _inside_instance(my_task: Task) -> bool:
+    """Whether the task runs inside one instance of a multi-instance activity (or a sub-process it started)."""
+    from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+
+    task: Task | None = my_task
+    while task is not None:
+        step, parent = task, task.parent
+        while parent is not None:  # an instance is its activity's child of the instances' spec (what follows
+            if isinstance(parent.task_spec, MultiInstanceTask) and step.task_spec.name == parent.task_spec.task_spec:
+                return True  # the activity is its child too, of another spec)
+            step, parent = parent, parent.parent
+        workflow = task.workflow
+        owner = getattr(workflow, "parent_task_id", None)
+        task = workflow.top_workflow.get_task_from_id(owner) if owner is not None and workflow is not workflow.top_workflow else None
+    return False
 
 
 # -- keeping a case's task tree bounded -------------------------------------------------------
