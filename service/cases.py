@@ -846,11 +846,11 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
                ) -> dict[str, Any]:
     """Every answer the case has been given: the engine's view of its data, over what the case knew before.
 
-    The engine's snapshot reads the data of the latest step and of the open ones, so an answer given in one
-    branch of a parallel split drops out of it when the other branch moves on (a timer fires, a task is done)
-    and comes back only when the branches join. The case page, the tracker and the next forms show every
-    answer at once: keys the engine no longer shows keep their last value, and the answers of the step just
-    completed are kept when the engine's view lacks them (a value the engine changed wins).
+    The engine's snapshot gives each key its newest write in any branch (``runtime.case_data``); a case started
+    before the engine kept those shows only what its latest and open steps hold, so a key held by a finished
+    branch alone drops out of it until the branches join. The case page, the tracker and the next forms show
+    every answer at once: keys the engine no longer shows keep their last value, and the answers of the step
+    just completed are kept when the engine's view lacks them (a value the engine changed wins).
     """
     kept = {k: v for k, v in runtime.json_safe(answers or {}).items() if k not in engine}
     return {**(before or {}), **kept, **engine}
