@@ -277,3 +277,21 @@ def test_once_the_s47_after_immediate_risk_goes_statutory_the_taf_side_stops(api
     case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "social_worker")
     assert (case.json["status"], case.json["outcome"], case.open()) == ("completed", "safeguarding_referral", [])
     assert case.timers() == {}  # the TAF side's reminders went with it
+
+
+def test_an_immediate_risk_s47_finding_no_further_involvement_never_overrides_the_step_ups_own_outcome(api):
+    """The step up's own S47 goes statutory first (the case closes to TAF, safeguarding_referral); the S47 after
+    immediate risk then finds no further involvement: that changes nothing for TAF, so the outcome stays (it used
+    to become continue_taf, with the plan already closed)."""
+    case = multi_agency(api)
+    case.message("immediate_risk", {"what_happened": "A disclosure at school"})
+    case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
+    to_manager(case, PROTECTIVE)
+    case.complete("Task_UrgentCrtSignificantHarm", URGENT_CRT, "crt")
+    case.complete("Task_UrgentMarf", {"marf_summary": "Bruising", "crt_manager_phoned": True, "consent": "given",
+                                      "family_informed": "informed"}, "taf_coordinator")
+    case.complete("Task_CrtDecision", DECIDED("s47"), "crt")
+    case.complete("Task_DiscussS47Outcome", {"s47_further_involvement": "statutory"}, "taf_coordinator")
+    assert (case.json["status"], case.open()) == ("active", ["Task_DiscussRiskS47Outcome"])
+    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "none"}, "social_worker")
+    assert (case.json["status"], case.json["outcome"]) == ("completed", "safeguarding_referral")
