@@ -338,6 +338,24 @@ def test_step_up_to_long_term_statutory_closes_the_plan(carm):
     assert done["data"]["long_term_statutory"] == "yes"  # the reason travels with the message
 
 
+def test_step_up_whose_immediate_risk_s47_goes_statutory_closes_the_plan_and_stops_the_taf_side(carm):
+    """Section 7: after the S47 raised by immediate risk, statutory services take the case: it closes to TAF.
+    The step up ends safeguarding_referral at once (its record of concerns stops) and the plan closes."""
+    case = reviewing(carm)
+    case.complete("Task_ReviewPlan", {"review_outcome": "step_up", "concerns": "Worse", "significant_harm": "no"},
+                  "keyworker")
+    [(_, up_id)] = handed_on(case)
+    up = Case.__new__(Case)
+    up.api, up.id = carm, up_id
+    up.message("immediate_risk", {"what_happened": "A disclosure at school"})
+    up.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
+    assert up.open() == ["Task_DiscussRiskS47Outcome", "Task_RecordConcerns"]
+    assert case.json["status"] == "active"  # the plan keeps its reviews until the S47 outcome is discussed
+    up.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "social_worker")
+    assert (up.json["status"], up.json["outcome"], up.open()) == ("completed", "safeguarding_referral", [])
+    assert case.json["status"] == "completed" and case.open() == []
+
+
 def test_step_up_ending_continue_taf_leaves_the_plan_reviewing(carm):
     case, up = acas_step_up_from_plan(carm, "no")
     assert up.json["outcome"] == "continue_taf"

@@ -250,25 +250,48 @@ def test_immediate_risk_does_not_close_taf_until_the_s47_outcome_is_discussed(ap
     assert (case.json["status"], case.json["outcome"]) == ("completed", outcome)
 
 
-def test_immediate_risk_at_the_start_keeps_every_step_open(api):
+def test_immediate_risk_at_the_start_keeps_every_step_open_until_statutory_services_take_the_case(api):
     case = Case(api, {"allocation_decision": "single_agency", "concerns": "x", "significant_harm": "unsure"})
     case.message("immediate_risk")
     assert case.open() == ["Task_ConsultOnMultiAgency", "Task_UrgentCrtReferral"]
     case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
+    assert case.open() == ["Task_ConsultOnMultiAgency", "Task_DiscussRiskS47Outcome"]  # the step up still runs
     case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "taf_coordinator")
-    assert case.json["status"] == "active"  # the step up itself still runs
-    case.complete("Task_ConsultOnMultiAgency", {"consulted_taf": "consulted", "multi_agency_next": True}, "keyworker")
-    assert case.json["status"] == "completed"
+    # Section 7: open to statutory services, the case closes to TAF: the single-agency consultation stops.
+    assert (case.json["status"], case.json["outcome"], case.open()) == ("completed", "safeguarding_referral", [])
 
 
-def test_once_immediate_risk_is_reported_the_s47_discussion_gives_the_outcome(api):
-    """The S47 outcome discussion ends first; the TAF side ending later does not overwrite its outcome."""
-    case = multi_agency(api)
-    to_manager(case, TARGETED)
-    case.message("immediate_risk")
+@pytest.mark.parametrize("waiting", ["Task_RecordConcerns", "Task_DiscussWithTafManager"])
+def test_once_the_s47_after_immediate_risk_goes_statutory_the_taf_side_stops(api, waiting):
+    """Section 7: statutory services take the case after the S47, so it closes to TAF: the TAF side's step-up
+    work still open ends at once (SubProcess_StatutoryTakesCase) and the case is safeguarding_referral, never
+    the outcome of whichever TAF step would have ended later (it used to be continue_taf)."""
+    if waiting == "Task_DiscussWithTafManager":
+        case = multi_agency(api)
+        to_manager(case, TARGETED)
+    else:
+        case = Case(api, {"allocation_decision": "multi_agency", "concerns": "x", "significant_harm": "no"})
+    case.message("immediate_risk", {"what_happened": "A disclosure at school"})
     case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
-    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "taf_coordinator")
-    assert case.open() == ["Task_DiscussWithTafManager"]
-    case.complete("Task_DiscussWithTafManager", {"step_up_agreed": "not_agreed", "taf_manager_reason": "x"},
-                  "taf_manager")
+    assert case.open() == sorted([waiting, "Task_DiscussRiskS47Outcome"])
+    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "statutory"}, "social_worker")
+    assert (case.json["status"], case.json["outcome"], case.open()) == ("completed", "safeguarding_referral", [])
+    assert case.timers() == {}  # the TAF side's reminders went with it
+
+
+def test_an_immediate_risk_s47_finding_no_further_involvement_never_overrides_the_step_ups_own_outcome(api):
+    """The step up's own S47 goes statutory first (the case closes to TAF, safeguarding_referral); the S47 after
+    immediate risk then finds no further involvement: that changes nothing for TAF, so the outcome stays (it used
+    to become continue_taf, with the plan already closed)."""
+    case = multi_agency(api)
+    case.message("immediate_risk", {"what_happened": "A disclosure at school"})
+    case.complete("Task_UrgentCrtReferral", {"risk_summary": "x", "crt_manager_phoned": True}, "crt")
+    to_manager(case, PROTECTIVE)
+    case.complete("Task_UrgentCrtSignificantHarm", URGENT_CRT, "crt")
+    case.complete("Task_UrgentMarf", {"marf_summary": "Bruising", "crt_manager_phoned": True, "consent": "given",
+                                      "family_informed": "informed"}, "taf_coordinator")
+    case.complete("Task_CrtDecision", DECIDED("s47"), "crt")
+    case.complete("Task_DiscussS47Outcome", {"s47_further_involvement": "statutory"}, "taf_coordinator")
+    assert (case.json["status"], case.open()) == ("active", ["Task_DiscussRiskS47Outcome"])
+    case.complete("Task_DiscussRiskS47Outcome", {"s47_further_involvement": "none"}, "social_worker")
     assert (case.json["status"], case.json["outcome"]) == ("completed", "safeguarding_referral")

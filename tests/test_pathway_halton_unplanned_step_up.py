@@ -174,17 +174,14 @@ def test_no_csc_involvement_is_recorded_and_reaches_the_lead_professional(pathwa
     assert case.case["status"] == "completed"
     assert case.case["outcome"] == "recorded_for_lead_professional"
 
-    # An open halton_step_up case of the family also gets it (non-interrupting); the step up goes on.
+    # An open halton_step_up case of the family also gets it (non-interrupting) and records it for its meeting;
+    # the step up goes on. 4.1: the contact is sent to the lead professional once: no second task there.
     caf.refresh()
-    assert caf.open() == ["Task_IcartScreening", "Task_ReviewUnplannedReferral"]
-    assert caf.task("Task_ReviewUnplannedReferral")["roles"] == ["lead_professional"]
+    assert caf.open() == ["Task_IcartScreening"]
     referral = caf.case["data"]["unplanned_referral"]
     assert referral == {"child_name": "Sam", "contact_source": "police",
                         "contact_summary": "Police called to a domestic incident", "level": 1,
                         "csc_involvement": False}
-    caf.complete("Task_ReviewUnplannedReferral", {"unplanned_review_decision": "noted"},
-                 pathways.as_role("lead_professional"))
-    assert caf.open() == ["Task_IcartScreening"]
     # Another family's CAF hears nothing.
     other_family.refresh()
     assert other_family.open() == ["Task_IcartScreening"]
@@ -202,6 +199,18 @@ def test_a_contact_without_an_open_caf_case_in_the_service_still_reaches_the_lea
     case.complete("Task_InformLeadProfessional", {"unplanned_review_decision": "noted"},
                   pathways.as_role("lead_professional"))
     assert case.case["outcome"] == "recorded_for_lead_professional"
+
+
+def test_a_referral_sent_to_the_caf_from_outside_the_service_still_reaches_its_lead_professional(pathways,
+                                                                                                  frozen_clock):
+    """Only a contact the service itself recorded without CSC involvement (4.1, csc_involvement false) skips the step
+    up's review task, because the contact case gave the lead professional one; anything else comes to them here."""
+    caf = open_caf(pathways, reference="HAL-CAF-EXT")
+    response = pathways.post(f"/cases/{caf.id}/messages", as_=pathways.as_role("icart"),
+                             json={"name": "unplanned_referral", "data": {"contact_summary": "EDT call overnight"}})
+    assert response.status_code == 200, response.json
+    caf.refresh()
+    assert caf.open() == ["Task_IcartScreening", "Task_ReviewUnplannedReferral"]
 
 
 def test_csc_involvement_instigates_a_sap_and_the_caf_closes_after_allocation(pathways, frozen_clock):

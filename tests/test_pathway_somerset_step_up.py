@@ -137,6 +137,37 @@ def test_a_refusal_never_blocks_a_child_protection_referral(som):
     assert som.open(cid) == ["Task_SubmitFollowUpEha"]
 
 
+@pytest.mark.parametrize("need", [{"escalating": True, "needs": 2}, {"impaired": True, "needs": 3}],
+                         ids=["complex", "child_in_need"])
+def test_a_child_protection_enquiry_after_a_refusal_is_what_the_practitioner_asked_for(som, need):
+    """'Discuss the EHA and process with the family unless you are making a child protection referral': after a
+    refusal the practitioner made a child protection referral, so Somerset Direct opening an enquiry is their own
+    view, whatever level of need was placed before: never put to them to respond to or dispute (Gateway_SameView
+    compares Somerset Direct's decision with practitioner_request)."""
+    cid = start(som, **need)
+    som.complete(cid, "Task_RecordConsent", CONSENT_REFUSED)
+    som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "child_protection_referral",
+                                              "consent_refused_notes": "Father's reaction: child frightened to go home"})
+    som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+    som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True, **CONSENT_REFUSED})
+    case = som.complete(cid, "Task_SomersetDirectDecision", {"sd_decision": "child_protection_enquiry",
+                                                             "sd_decision_reason": "Strategy discussion"})
+    assert (case["status"], case["outcome"], som.open(cid)) == ("completed", "child_protection_enquiry", [])
+    assert som.handed_on(cid) == []
+
+
+def test_a_child_protection_referral_that_somerset_direct_does_not_take_up_is_put_to_the_practitioner(som):
+    cid = start(som, escalating=True, needs=2)
+    som.complete(cid, "Task_RecordConsent", CONSENT_REFUSED)
+    som.complete(cid, "Task_ConsentRefused", {"consent_next_step": "child_protection_referral",
+                                              "consent_refused_notes": "Father's reaction: child frightened to go home"})
+    som.complete(cid, "Task_ChildProtectionReferral", CP_REFERRAL)
+    som.complete(cid, "Task_SubmitFollowUpEha", {"eha_submitted_to_somerset_direct": True, **CONSENT_REFUSED})
+    som.complete(cid, "Task_SomersetDirectDecision", {"sd_decision": "child_in_need_request",
+                                                      "sd_decision_reason": "No evidence of significant harm"})
+    assert som.open(cid) == ["Task_RespondToDecision"]
+
+
 def test_voluntary_and_urgent_marks(som):
     for end in ("Event_AdditionalSupport", "Event_EarlyHelpEscalated"):
         assert bpmn_properties(KEY, end)["voluntary"] == "true"
