@@ -17,6 +17,8 @@ alike; each is timed in wall time and in this process's CPU time (``time.process
 the medians of wall time, the median of the interleaved pairs' ratios, and of the medians of CPU time.
 
     .venv/bin/python bench/task_completion.py [--cases 200] [--database-url URL] [--show-statements] [--profile]
+
+With ``--profile``, ``BENCH_CALLEES=<regular expression>`` also prints what the matching functions called.
 """
 from __future__ import annotations
 
