@@ -394,6 +394,11 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by_id=actor.user_id, data={},
                 started_from_case_id=started_from.id if started_from else None)
+    if error is None:  # the first step's columns go in the case's INSERT: no UPDATE of a row just inserted
+        now = clock.now()
+        for key, value in _step_values(case, workflow, snap, None, now).items():
+            setattr(case, key, value)
+        case.created_at = now
     family, person = subject.record(session, actor)
     case.family_id, case.child_id = (family.id if family else None), (person.id if person else None)
     session.add(case)
@@ -410,7 +415,7 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         _record_error(session, case, actor, error)
         return case
     set_committed_value(case, "timers", [])  # a new case: nothing to read back before its first step
-    _apply(session, case, workflow, snap, actor, open_tasks=[], events=[started])
+    _apply(session, case, workflow, snap, actor, open_tasks=[], events=[started], case_written=True)
     if started_from is None:  # a hand-over carries answers the case it came from has already acted on
         _refer_significant_harm(session, case, data, actor, where=process.name)
     return case
@@ -858,8 +863,10 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
 
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
            answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None,
-           events: list[dict[str, Any]] | None = None) -> None:
+           events: list[dict[str, Any]] | None = None, case_written: bool = False) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
+
+    ``case_written``: the case already holds the step's columns (:func:`_step_values`, a new case's first step).
 
     ``events``: audit rows (:func:`_audit_row`) of the step that come before its own (the completed task).
     The step's audit events, those and every one :func:`_audit` records meanwhile, are written in order with
@@ -872,7 +879,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     safeguarding.check_step(process, snap.path, snap.data)
     batch = session.info[AUDIT_BATCH] = list(events or ())
     try:
-        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks)
+        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks, case_written)
     finally:
         session.info.pop(AUDIT_BATCH, None)
     _write_audit(session, batch)
@@ -882,19 +889,23 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
         broadcast_signal(session, signal.name, signal.payload, actor, thrower=case)
 
 
+def _step_values(case: Case, workflow, snap: runtime.Snapshot, answers: dict[str, Any] | None,
+                 now: datetime) -> dict[str, Any]:
+    """The case's columns after a step."""
+    return {"state": runtime.dump(workflow), "state_format": runtime.STATE_FORMAT,
+            "data": known_data(case.data, snap.data, answers), "status": "completed" if snap.completed else "active",
+            "outcome": snap.data.get("outcome") if snap.completed else None, "error": None, "updated_at": now,
+            "waiting_for": snap.messages, "waiting_signals": sorted(snap.waiting_signals),
+            "next_timer_at": snap.timers[0].due_at if snap.timers else None}
+
+
 def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,
-                actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None) -> None:
-    now = clock.now()
-    case.state = runtime.dump(workflow)
-    case.state_format = runtime.STATE_FORMAT
-    case.data = known_data(case.data, snap.data, answers)
-    case.status = "completed" if snap.completed else "active"
-    case.outcome = snap.data.get("outcome") if snap.completed else None
-    case.error = None
-    case.updated_at = now
-    case.waiting_for = snap.messages
-    case.waiting_signals = sorted(snap.waiting_signals)
-    case.next_timer_at = snap.timers[0].due_at if snap.timers else None
+                actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None,
+                case_written: bool = False) -> None:
+    now = case.updated_at if case_written else clock.now()
+    if not case_written:
+        for key, value in _step_values(case, workflow, snap, answers, now).items():
+            setattr(case, key, value)
     with session.no_autoflush:  # one flush at the end, not one per query
         tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks)
         # The caller that read the open tasks read the timers in the same statement.
