@@ -42,7 +42,7 @@ CHUNK = 5000
 
 
 def build(url: str, pending: int, due: int, first_due: datetime | None = None, window: float = 0.0,
-          record: Path | None = None) -> None:
+          record: Path | None = None, cycles_on_rows: bool = False) -> None:
     """Bulk-load the cases. With ``first_due`` the due ones fall due at real instants spread evenly over
     ``window`` seconds from it (their due times written to ``record``), and the rest 30 days later."""
     from flask_migrate import upgrade
@@ -74,6 +74,10 @@ def build(url: str, pending: int, due: int, first_due: datetime | None = None, w
         slot = {n: i for i, n in enumerate(spread, start=1)}
         due_times: dict[int, str] = {}
         template_state = template.state  # before the template's own due time is moved
+        template_cycle = None
+        if cycles_on_rows:  # each row holds its reminder's cycle, as after a first firing without the engine
+            from service.engine import runtime
+            template_cycle = runtime.reminder_cycle(template_state, timer.id, timer.name)
         if first_due is not None:  # the template falls due first, then the others one by one
             db.session.execute(update(PendingTimer).where(PendingTimer.case_id == template.id)
                                .values(due_at=first_due))
@@ -113,7 +117,9 @@ def build(url: str, pending: int, due: int, first_due: datetime | None = None, w
                                   "council_id": council.id})
                 timer_rows.append({"id": timer_id, "case_id": case_id, "name": timer.name, "title": timer.title,
                                    "due_at": due_at, "attached_task_id": task_id, "properties": timer.properties,
-                                   "council_id": council.id})
+                                   "council_id": council.id,
+                                   **({"cycle": {**template_cycle, "start": state_due.isoformat(),
+                                                 "next": state_due.isoformat()}} if template_cycle else {})})
                 task_rows.append({"id": task_id, "case_id": case_id, "name": task.name, "title": task.title,
                                   "lane": task.lane, "due_at": task.due_at, "created_at": STARTED, "council_id": council.id})
                 role_rows.extend({"task_id": task_id, "role": role, "council_id": council.id} for role in roles)
@@ -327,6 +333,9 @@ def main() -> None:
                         help="seconds from when the processes are ready to the first due time")
     parser.add_argument("--workers", type=int, default=4, help="worker threads per timer process (TIMER_WORKERS)")
     parser.add_argument("--batch", type=int, default=50, help="cases claimed per statement (TIMER_BATCH)")
+    parser.add_argument("--cycles-on-rows", action="store_true",
+                        help="the sweep without --processes: each pending row holds its reminder's cycle, as after its "
+                             "first firing without the engine (the state is then not read)")
     parser.add_argument("--fire-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -354,7 +363,7 @@ def main() -> None:
                           timeout=args.window + 300)
             report_live(result, args.processes, args.workers, args.window)
             return
-        build(url, args.pending, args.due)
+        build(url, args.pending, args.due, cycles_on_rows=args.cycles_on_rows)
         copy_url = None
         if url.startswith("sqlite") and args.tracemalloc:  # time without tracing; trace a second run on a copy
             shutil.copy(workdir / "bench.db", workdir / "traced.db")

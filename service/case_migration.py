@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import cases as case_service
-from service import pathway_versions, policy
+from service import pathway_versions, policy, reminders
 from service.deployments import process_definition
 from service.engine import runtime
 from service.errors import InvalidData, NotFound
@@ -88,7 +88,7 @@ def _plan(session: Session, case: Case, source_process, target_process, target_i
     row: dict[str, Any] = {"case_id": case.id, "reference": case.reference, "waiting": [], "missing": [],
                            "reason": None}
     try:
-        workflow, _ = runtime.load(source_process, case.state, case.state_format)
+        workflow, _ = runtime.load(source_process, reminders.state_of(case), case.state_format)
         row["waiting"] = runtime.waiting_elements(workflow)
         row["missing"] = [e for e in row["waiting"] if mapping.get(e, e) not in target_ids]
         if row["missing"]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, families, notifications, paging, policy, safeguarding, tenancy, wording
+from service import access_log, families, notifications, paging, policy, reminders, safeguarding, tenancy, wording
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -427,7 +427,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     case = task.case
     process = process_of(session, case)
     cleaned = _validated(task_form(session, task), data, source, known=case.data)
-    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
     try:
         snap = runtime.complete_task(workflow, journal, task.id, cleaned)
     except runtime.TaskNotOpen:
@@ -565,7 +565,7 @@ def finish_ad_hoc(session: Session, case_id: int, element: str, actor: Actor) ->
     rows = [t for t in case.tasks if t.name in activities and t.closed_at is None]
     if rows and not any(may_work_on(t, actor) for t in rows):
         raise Forbidden(f"the activities of '{element}' are for the {wording.roles_in_words(rows[0].roles)}")
-    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
     try:
         snap = runtime.finish_ad_hoc(workflow, journal, element)
     except runtime.NothingWaits:
@@ -589,7 +589,7 @@ def retry_case(session: Session, case: Case, data: Any, actor: Actor) -> Case:
         raise Conflict(f"case {case.id} is {case.status}, not stopped on an error")
     process = process_of(session, case)
     payload = _retry_payload(case, process, data)
-    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
     try:
         snap = runtime.retry(workflow, journal, payload)
     except runtime.EngineError as error:
@@ -606,7 +606,7 @@ def fire_timers(session: Session, case: Case) -> int:
     for task in escalated:
         _audit(session, case, Actor(TIMER), "urgent_task_escalated", task.name, {"title": task.title})
     process = process_of(session, case)
-    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
     try:
         snap = runtime.fire_timers(workflow, journal)
     except runtime.EngineError as error:
@@ -833,7 +833,7 @@ def _was_sent(submitted: Any, key: str) -> bool:
 def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor, *,
              signal: bool = False) -> None:
     process = process_of(session, case)
-    workflow, journal = runtime.load(process, case.state, case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
     try:
         deliver = runtime.deliver_signal if signal else runtime.deliver_message
         snap = deliver(workflow, journal, name, payload)

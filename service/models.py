@@ -449,6 +449,9 @@ class PendingTimer(CouncilOwned, db.Model):
     due_at: Mapped[datetime] = mapped_column(index=True)
     attached_task_id: Mapped[str | None] = mapped_column(String(36))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: A reminder's cycle as the sweep last fired it without the engine (``service.reminders``); None: the
+    #: case's state holds it.
+    cycle: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class AuditEvent(CouncilOwned, db.Model):

@@ -1,24 +1,31 @@
-"""Reminders that only notify, fired without rebuilding their case.
+"""Reminders that only notify, fired without rebuilding their case, nor rewriting its state.
 
 A repeating reminder on an open task (``R/P1D`` with ``notify``, on a non-interrupting boundary whose path
 is one plain end event: :func:`service.engine.runtime.notify_only_timers`) does not move its case: firing it
-writes what the engine's step would leave, and no more. The stored state gets the timer's next occurrence
-(:func:`service.engine.runtime.fire_reminder`, no SpiffWorkflow workflow built), the pending-timer row its
-new due time, the case its next timer and version, the audit log its ``timer_fired`` event and the people of
-the task their notification: a handful of statements for a whole batch of cases.
+writes what the engine's step would leave, and no more. Its cycle (start, period, occurrences fired and left,
+next due) is kept on its pending-timer row (``PendingTimer.cycle``): the row gets the next occurrence and its
+due time, the case its next timer and version, the audit log its ``timer_fired`` event and the people of the
+task their notification: a handful of statements for a whole batch of cases. The case's encrypted state is
+neither read nor rewritten, except the first time a timer is fired so (its row has no cycle yet, or one the
+engine has moved on from since): then the state is read, not written.
+
+The state catches up when the engine next loads the case (:func:`state_of`, from the case's timer rows):
+the engine sees each occurrence fired here as fired, and fires none of them again.
 
 The timer sweep calls this for the cases of a claimed batch (each locked with ``FOR UPDATE``, so exactly
-once holds as for any firing) whose every due timer is such a reminder. A case this cannot fire (an older
+once holds as for any firing; the case's version moves, so a completion that read the case before does not
+write its older timers back) whose every due timer is such a reminder. A case this cannot fire (an older
 state format, the last firing of a finite cycle, anything unexpected) is left to the engine's step.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, select, text
 from sqlalchemy.orm import Session
 
 from service import notifications, safeguarding
@@ -29,20 +36,50 @@ from service.models import AuditEvent, Case, Notification, OpenTask, PendingTime
 
 log = logging.getLogger(__name__)
 TIMER = "timer"
+VERSIONS_KEPT = 1000  # pathway versions a worker remembers (name, which timers only remind) across batches
 
 
-def load(session: Session, case_ids: set[int]) -> dict[int, SimpleNamespace]:
-    """What :func:`fire` reads of each of ``case_ids``, in one Core statement: its id, council, reference,
-    state and pathway version (the case's data is not read, nor decrypted, nor made an ORM row)."""
+def state_of(case: Case) -> str:
+    """The case's state as the engine must load it: with the reminder cycles the sweep fired since the state
+    was last written (read from the case's timer rows, ``case.timers``), so none fires twice."""
+    cycles = {row.id: (row.name, row.cycle) for row in case.timers if row.cycle}
+    return runtime.catch_up(case.state, cycles) if cycles else case.state
+
+
+def _fresh(row) -> dict[str, Any] | None:
+    """The row's cycle if it is the one the row's due time comes from (else the engine moved the timer since)."""
+    cycle = row.cycle
+    if not cycle:
+        return None
+    try:
+        return cycle if datetime.fromisoformat(cycle["next"]) == row.due_at else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def load(session: Session, case_ids: set[int], pending: dict[int, list[Any]], now: datetime,
+         versions: dict[int, SimpleNamespace]) -> dict[int, SimpleNamespace]:
+    """What :func:`fire` reads of each of ``case_ids``: its id, council, reference and pathway version (the
+    case's data is not read, nor decrypted, nor made an ORM row), and its state only when a due timer's row
+    holds no current cycle. ``versions``: the worker's pathway versions already read (id -> name and process)."""
     if not case_ids:
         return {}
     table = Case.__table__
-    rows = session.execute(select(table.c.id, table.c.council_id, table.c.reference, table.c.state,
-                                  table.c.process_version_id).where(table.c.id.in_(case_ids))).all()
-    versions = {v.id: v for v in session.scalars(select(ProcessVersion).where(
-        ProcessVersion.id.in_({row.process_version_id for row in rows})))}
-    return {row.id: SimpleNamespace(id=row.id, council_id=row.council_id, reference=row.reference, state=row.state,
-                                    process=versions[row.process_version_id]) for row in rows}
+    need_state = {case_id for case_id in case_ids
+                  if any(row.due_at <= now and _fresh(row) is None for row in pending.get(case_id, []))}
+    rows = session.execute(select(table.c.id, table.c.council_id, table.c.reference, table.c.process_version_id)
+                           .where(table.c.id.in_(case_ids))).all()
+    states = dict(session.execute(select(table.c.id, table.c.state).where(table.c.id.in_(need_state))).all()
+                  ) if need_state else {}
+    missing = {row.process_version_id for row in rows} - set(versions)
+    if missing:
+        if len(versions) > VERSIONS_KEPT:
+            versions.clear()
+        for version in session.scalars(select(ProcessVersion).where(ProcessVersion.id.in_(missing))):
+            versions[version.id] = SimpleNamespace(name=version.name, process=process_definition(session, version))
+    return {row.id: SimpleNamespace(id=row.id, council_id=row.council_id, reference=row.reference,
+                                    state=states.get(row.id), version=versions[row.process_version_id])
+            for row in rows}
 
 
 def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]], now: datetime) -> tuple[int, set[int]]:
@@ -58,17 +95,20 @@ def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]],
         if not due or any(safeguarding.is_service_timer(row) for row in due):
             continue
         try:
-            only = runtime.notify_only_timers(process_definition(session, case.process))
+            only = runtime.notify_only_timers(case.version.process)
             if not all(row.name in only for row in due):
                 continue
-            state, moved = case.state, {}
+            moved = {}
             for row in due:
-                fired = runtime.fire_reminder(state, row.id, row.name, now)
-                if fired is None:
+                cycle = _fresh(row)
+                if cycle is None:
+                    cycle = runtime.reminder_cycle(case.state, row.id, row.name) if case.state is not None else None
+                cycle = runtime.advance_reminder(cycle, now) if cycle is not None else None
+                if cycle is None:
                     break
-                state, moved[row.id] = fired
+                moved[row.id] = cycle
             else:
-                plans.append((case, due, state, moved, rows))
+                plans.append((case, due, moved, rows))
         except Exception as failure:  # the engine's step decides, and counts the failure if it fails too
             log.warning("reminders of case %s left to the engine (%s)", case_id, type(failure).__name__)
     if not plans:
@@ -94,45 +134,77 @@ def _write(session: Session, plans: list, now: datetime) -> int:
         for task_id, role in session.execute(select(TaskRole.task_id, TaskRole.role).where(TaskRole.task_id.in_(task_ids))):
             roles.setdefault(task_id, []).append(role)
     case_rows, timer_rows, audit_rows, notes = [], [], [], []
-    for case, due, state, moved, rows in plans:
-        engine_timers = [moved.get(row.id, row.due_at) for row in rows if not safeguarding.is_service_timer(row)]
-        case_rows.append({"b_id": case.id, "state": state, "updated_at": now, "timer_failures": 0,
+    for case, due, moved, rows in plans:
+        dues = {row.id: datetime.fromisoformat(moved[row.id]["next"]) for row in due}
+        engine_timers = [dues.get(row.id, row.due_at) for row in rows if not safeguarding.is_service_timer(row)]
+        case_rows.append({"b_id": case.id, "updated_at": now, "timer_failures": 0,
                           "next_timer_at": min(engine_timers) if engine_timers else None})
         for row in due:
-            timer_rows.append({"b_id": row.id, "due_at": moved[row.id]})
+            timer_rows.append({"b_id": row.id, "due_at": dues[row.id], "cycle": moved[row.id]})
             detail = {"attached_to": row.attached_task_id, "properties": dict(row.properties or {})}
             audit_rows.append({"case_id": case.id, "at": now, "actor": TIMER, "event": "timer_fired",
                                "task": row.name, "detail": runtime.json_safe(detail), "council_id": case.council_id})
             notes.extend(_notifications(session, case, row, tasks.get(row.attached_task_id or ""), roles, now))
-    cases_table, timers_table = Case.__table__, PendingTimer.__table__
-    session.execute(update(cases_table).where(cases_table.c.id == bindparam("b_id"))
-                    .values(state=bindparam("state"), updated_at=bindparam("updated_at"),
-                            timer_failures=bindparam("timer_failures"), next_timer_at=bindparam("next_timer_at"),
-                            lock_version=cases_table.c.lock_version + 1), case_rows)
-    session.execute(update(timers_table).where(timers_table.c.id == bindparam("b_id"))
-                    .values(due_at=bindparam("due_at")), timer_rows)
-    session.execute(insert(AuditEvent.__table__), audit_rows)
+    # One statement each for the whole batch, its text the same for every batch (PostgreSQL prepares it): the
+    # rows go as one array per column. The state is not written: the version moves (a step that read the case
+    # before this is refused).
+    _bulk(session, Case.__table__, ["id", "updated_at", "timer_failures", "next_timer_at"], case_rows,
+          update_also="lock_version = cases.lock_version + 1")
+    _bulk(session, PendingTimer.__table__, ["id", "due_at", "cycle"], timer_rows)
+    _bulk(session, AuditEvent.__table__, list(audit_rows[0]), audit_rows, insert=True)
     if notes:
-        session.execute(insert(Notification.__table__), notes)
+        _bulk(session, Notification.__table__, list(notes[0]), notes, insert=True)
     return len(audit_rows)
 
 
-def _notifications(session: Session, case: Case, row, task, roles: dict[str, list[str]], now: datetime) -> list[dict]:
-    """The rows :func:`service.notifications.for_timer` would add for this firing."""
+def _bulk(session: Session, table, columns: list[str], rows: list[dict], *, insert: bool = False,
+          update_also: str | None = None) -> None:
+    """Insert ``rows`` into ``table``, or update its rows by ``id`` (keyed ``b_id`` in ``rows``), in one statement
+    (PostgreSQL): each column's values as one text array, each value as its column's type would bind it
+    (encrypted where the column is), cast back in SQL. An executemany would send one statement per row."""
+    dialect = session.get_bind().dialect
+    arrays = {}
+    for n, name in enumerate(columns):
+        kind = table.c[name].type
+        process = None if isinstance(kind, JSON) else kind.bind_processor(dialect)
+        values = []
+        for row in rows:
+            value = row["b_id" if name == "id" and not insert else name]
+            if value is not None:
+                if isinstance(kind, JSON):
+                    value = json.dumps(value)
+                elif process is not None:
+                    value = process(value)
+                value = value.isoformat() if isinstance(value, datetime) else str(value)
+            values.append(value)
+        arrays[f"a{n}"] = values
+    cast = {name: f"v.c{n}::{table.c[name].type.compile(dialect=dialect)}" for n, name in enumerate(columns)}
+    source = (f"unnest({', '.join(f'CAST(:a{n} AS TEXT[])' for n in range(len(columns)))}) "
+              f"AS v({', '.join(f'c{n}' for n in range(len(columns)))})")
+    if insert:
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(cast.values())} FROM {source}"
+    else:
+        sets = [f"{name} = {cast[name]}" for name in columns if name != "id"] + ([update_also] if update_also else [])
+        sql = f"UPDATE {table.name} SET {', '.join(sets)} FROM {source} WHERE {table.name}.id = {cast['id']}"
+    session.execute(text(sql), arrays)
+
+
+def _notifications(session: Session, case: Any, row, task, roles: dict[str, list[str]], now: datetime) -> list[dict]:
+    """The rows :func:`service.notifications.for_timer` would add for this firing, in its wording
+    (:func:`service.notifications.timer_wording`)."""
     properties = row.properties or {}
-    target = str(properties.get("notify") or "").strip()
-    if not target:
+    wording = notifications.timer_wording(properties, reference=case.reference, pathway=case.version.name,
+                                          element=row.name, task_title=task.title if task is not None else None,
+                                          task_due_at=task.due_at if task is not None else None)
+    if wording is None:
         return []
-    if target == "task":
-        kind = "reminder"
+    kind, subject, body = wording
+    if kind == "reminder":
         users = (notifications.people_for_task(session, task.council_id, task.assignee_id, roles.get(task.id, []))
                  if task is not None else [])
     else:
-        kind, users = "escalation", notifications.people_with_roles(session, case.council_id, [role_key(target)])
-    entry = SimpleNamespace(element=row.name)
-    view = SimpleNamespace(title=task.title, due_at=task.due_at) if task is not None else None
-    subject = (properties.get("subject") or notifications._subject(kind, case, view, entry))[:255]
-    body = notifications._body(case, view, entry)
+        target = str(properties.get("notify") or "").strip()
+        users = notifications.people_with_roles(session, case.council_id, [role_key(target)])
     return [{"user_id": user.id, "case_id": case.id, "task": task.name if task is not None else row.name,
              "kind": kind, "subject": subject, "body": body, "created_at": now, "email_attempts": 0,
              "email_next_attempt_at": now if user.email else None, "council_id": case.council_id}

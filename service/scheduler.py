@@ -22,7 +22,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlalchemy import event, exists, select, text
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session, selectinload, undefer
 from sqlalchemy.orm.exc import StaleDataError
 
 from service import audit, cases, outbox, reminders, tenancy
@@ -95,6 +95,7 @@ def _work(session: Session, app: Flask, passed: set[int], guard: threading.Lock,
           stop: threading.Event | None) -> int:
     size = max(1, int(app.config.get("TIMER_BATCH", BATCH)))
     councils: dict[int, Council] = {}
+    versions: dict = {}  # pathway versions read by this worker (reminders.load), kept across its batches
     fired = 0
     while not (stop is not None and stop.is_set()):
         with guard:
@@ -114,12 +115,12 @@ def _work(session: Session, app: Flask, passed: set[int], guard: threading.Lock,
             for row in session.execute(select(PendingTimer.__table__).where(PendingTimer.case_id.in_(ids))):
                 pending.setdefault(row.case_id, []).append(row)
             due = {case_id for case_id, rows in pending.items() if any(row.due_at <= now for row in rows)}
-            reminded, quick = (reminders.fire(session, reminders.load(session, due), pending, now)
+            reminded, quick = (reminders.fire(session, reminders.load(session, due, pending, now, versions), pending, now)
                                if due and app.config.get("TIMER_QUICK_REMINDERS", True) else (0, set()))
             # Only the cases the engine fires are loaded whole (their data decrypted, as ORM rows).
             rest = due - quick
             loaded = {case.id: case for case in session.scalars(
-                select(Case).where(Case.id.in_(rest)).options(undefer(Case.state))
+                select(Case).where(Case.id.in_(rest)).options(undefer(Case.state), selectinload(Case.timers))
                 .execution_options(populate_existing=True))} if rest else {}
         count, left = _fire_batch(session, claimed, councils, loaded, quick)
         count += reminded

@@ -165,6 +165,49 @@ def test_a_reminder_that_only_notifies_is_fired_without_the_engine_and_the_case_
     assert count(pg_app, PendingTimer) == 0
 
 
+def test_a_reminder_keeps_its_cycle_on_its_row_and_the_engine_catches_up_from_it(pg_app, monkeypatch):
+    """The quick firing rewrites no state: the cycle goes on the timer row, the next firing reads only the row,
+    and the engine, when it next fires the case, fires each occurrence once (the state catches up from the row)."""
+    from service import reminders
+    from service.engine import runtime
+
+    [case_id] = start_cases(pg_app, "timers_daily", 1, "CYCLE")
+    with pg_app.app_context(), everything():
+        state = db.session.get(Case, case_id).state
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 1  # day 1: reads the state (the row has no cycle yet)
+    with pg_app.app_context(), everything():
+        case = db.session.get(Case, case_id)
+        [timer] = case.timers
+        assert case.state == state  # not rewritten
+        assert timer.cycle["fired"] == 1 and datetime.fromisoformat(timer.cycle["next"]) == timer.due_at
+        assert runtime.reminder_cycle(reminders.state_of(case), timer.id, timer.name) == timer.cycle
+    reading = []
+    real_cycle = runtime.reminder_cycle
+    monkeypatch.setattr(runtime, "reminder_cycle", lambda *a: reading.append(a) or real_cycle(*a))
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=1)) == 1  # day 2: the row alone
+    assert reading == []
+    # Day 3 by the engine's step (the quick path off): it loads the state caught up to day 2, fires day 3 once.
+    pg_app.config["TIMER_QUICK_REMINDERS"] = False
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=2)) == 1
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=2, hours=1)) == 0
+    with pg_app.app_context(), everything():
+        case = db.session.get(Case, case_id)
+        [timer] = case.timers
+        assert case.state != state and timer.due_at == T0 + timedelta(days=4)
+        assert real_cycle(case.state, timer.id, timer.name)["fired"] == 3  # the row's cycle is behind now
+    # Day 4 quick again: the row's cycle is not the one its due time came from, so the state is read, once.
+    pg_app.config["TIMER_QUICK_REMINDERS"] = True
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=3)) == 1
+    assert len(reading) == 1
+    assert firings(pg_app) == {case_id: 4}
+    assert count(pg_app, Notification, Notification.kind == "reminder") == 4
+    with pg_app.app_context(), everything():
+        case = db.session.get(Case, case_id)
+        [timer] = case.timers
+        assert timer.cycle["fired"] == 4 and timer.due_at == T0 + timedelta(days=5)
+        assert real_cycle(reminders.state_of(case), timer.id, timer.name) == timer.cycle
+
+
 # -- a poisoned case in a batch ----------------------------------------------------------------------
 
 def test_a_poisoned_case_in_a_batch_neither_stops_nor_rolls_back_the_others(any_app, monkeypatch):

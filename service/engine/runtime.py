@@ -114,7 +114,7 @@ def dump(workflow: BpmnWorkflow) -> str:
 
 
 def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
-    """The elements of ``process`` whose timers only remind (:func:`fire_reminder` may fire them), cached."""
+    """The elements of ``process`` whose timers only remind (:func:`advance_reminder` may fire them), cached."""
     found = _NOTIFY_ONLY.get(id(process))
     if found is None or found[0] is not process:
         found = (process, spiff.notify_only_cycle_timers(process.spec, process.subprocess_specs))
@@ -163,20 +163,41 @@ def correlation_value(process: ProcessDefinition, name: str, data: dict[str, Any
         return None
 
 
-def fire_reminder(state: str, timer_id: str, element: str, now: datetime) -> tuple[str, datetime] | None:
-    """Fire the due occurrence of a reminder that only notifies (:func:`notify_only_timers`) in the stored state,
-    without rebuilding the workflow: (the new state, when it next falls due).
-
-    The same change the engine's step leaves once it has pruned the firing's branch. None when the state is
-    not one this can change (an older format, the timer not waiting, not due): the engine must fire it.
-    """
+def reminder_cycle(state: str, timer_id: str, element: str) -> dict[str, Any] | None:
+    """A copy of the cycle of a waiting reminder (:func:`notify_only_timers`) as the stored state holds it (start,
+    period, fired, cycles, next); None when the state is not one this reads (an older format, not waiting)."""
     dct = json.loads(state)
     if dct.get("format") != STATE_FORMAT:
         return None
     value = spiff.stored_cycle_value(dct, timer_id, element)
-    if value is None or not timers.advance_cycle(value, now) or value["cycles"] == 0:
-        return None  # a cycle's last firing ends the timer, which the engine's step does
-    return json.dumps(dct, separators=(",", ":")), datetime.fromisoformat(value["next"])
+    return dict(value) if value is not None else None
+
+
+def advance_reminder(cycle: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The cycle once its occurrence due at ``now`` has fired (a copy), as the engine's step leaves it; None when
+    nothing is due, or when this firing is the cycle's last (that ends the timer, which the engine's step does)."""
+    value = dict(cycle)
+    if not timers.advance_cycle(value, now) or value["cycles"] == 0:
+        return None
+    return value
+
+
+def catch_up(state: str, cycles: dict[str, tuple[str, dict[str, Any]]]) -> str:
+    """``state`` with the reminders' cycles the timer sweep fired ahead of it (timer id -> (element, cycle),
+    from the pending-timer rows), so that the engine sees each occurrence as fired, once. A cycle no further
+    on than the state's own (the engine fired it since), or of another start or period, changes nothing."""
+    if not cycles:
+        return state
+    dct = json.loads(state)
+    changed = False
+    for timer_id, (element, cycle) in cycles.items():
+        value = spiff.stored_cycle_value(dct, timer_id, element)
+        if (value is None or value.get("start") != cycle.get("start") or value.get("period") != cycle.get("period")
+                or not value.get("fired", 0) < cycle.get("fired", 0)):
+            continue
+        value.update(fired=cycle["fired"], cycles=cycle["cycles"], next=cycle["next"])
+        changed = True
+    return json.dumps(dct, separators=(",", ":")) if changed else state
 
 
 def load(process: ProcessDefinition, state: str, state_format: str | None = None,

@@ -11,6 +11,7 @@ expression over the case data (``${working_days(10)}``, ``review_date``).
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -191,7 +192,7 @@ def advance_cycle(state: dict[str, Any], now: datetime) -> bool:
     """
     if state["cycles"] == 0 or datetime.fromisoformat(state["next"]) > now:
         return False
-    period = parse_duration(state["period"])
+    period = _period(state["period"])
     start = datetime.fromisoformat(state["start"])
     while True:
         state["fired"] += 1
@@ -202,7 +203,16 @@ def advance_cycle(state: dict[str, Any], now: datetime) -> bool:
     return True
 
 
-def _times(period: relativedelta, count: int) -> relativedelta:
+@functools.lru_cache(maxsize=256)
+def _period(text: str) -> relativedelta:
+    """A cycle's period, parsed once per process (the sweep advances thousands of cycles of a few periods)."""
+    return parse_duration(text)
+
+
+def _times(period: relativedelta, count: int) -> relativedelta | timedelta:
+    if not period.years and not period.months:  # the same instant, without relativedelta's slower arithmetic
+        return timedelta(days=period.days * count, hours=period.hours * count, minutes=period.minutes * count,
+                         seconds=period.seconds * count)
     return relativedelta(years=period.years * count, months=period.months * count, days=period.days * count,
                          hours=period.hours * count, minutes=period.minutes * count, seconds=period.seconds * count)
 
