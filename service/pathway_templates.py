@@ -80,8 +80,8 @@ def blank_form(form_id: str) -> bytes:
 
 
 def blank_table(decision_id: str) -> bytes:
-    """A DMN 1.3 decision ``decision_id`` whose table has one input, one output and one rule, which the deploy checks
-    accept. The analyst names the input's expression and the output after the case's data."""
+    """A DMN 1.3 decision ``decision_id`` whose table has one input (of no set type), one output and one rule, which
+    the deploy checks accept. The analyst writes the input's expression and the rules after the case's data."""
     return _BLANK_TABLE.format(id=decision_id).encode("utf-8")
 
 
@@ -237,7 +237,7 @@ _BLANK_TABLE = """<?xml version="1.0" encoding="UTF-8"?>
   <decision id="{id}" name="{id}">
     <decisionTable id="DecisionTable_{id}" hitPolicy="UNIQUE">
       <input id="Input_{id}" label="Input">
-        <inputExpression id="InputExpression_{id}" typeRef="string">
+        <inputExpression id="InputExpression_{id}">
           <text>answer</text>
         </inputExpression>
       </input>

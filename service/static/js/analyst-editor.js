@@ -238,10 +238,12 @@
     function refuse(message) {
       error.textContent = message;
       error.hidden = false;
+      error.style.display = '';
       group.classList.add('govuk-form-group--error');
       input.classList.add('govuk-input--error');
     }
     error.hidden = true;
+    error.style.display = 'none';  // GOV.UK's error message is display: block, hidden or not
     group.classList.remove('govuk-form-group--error');
     input.classList.remove('govuk-input--error');
     button.disabled = true;
@@ -319,6 +321,7 @@
   }
   var adders = Array.prototype.slice.call(document.querySelectorAll('[data-add-kind]'));
   adders.forEach(function (group) {
+    group.querySelector('.govuk-error-message').style.display = 'none';
     group.querySelector('button').addEventListener('click', function () { addFile(group); });
     group.querySelector('input').addEventListener('keydown', function (event) {
       if (event.key === 'Enter') {
