@@ -94,7 +94,7 @@ def test_a_new_file_never_replaces_another_pathways_file_nor_has_another_name(si
         db.session.commit()
     clash = post("check", {"diagram": diagram, "files": {"other_pathway.form": pathway_templates.blank_form(
         "Form_Mine").decode()}})
-    assert clash.status_code == 422 and "other_pathway.form" in clash.get_data(as_text=True)
+    assert clash.status_code == 422 and "There is already a file other_pathway.form" in clash.json["message"]
     assert post("save", {"diagram": diagram, "files": {"other_pathway.form": "{}"}}).status_code == 422
     # a decision id another file has is refused when adding, naming that file
     taken = post("new-file", {"kind": "form", "id": "Form_Other"})

@@ -195,6 +195,11 @@ def _posted() -> tuple[bytes, dict[str, bytes]]:
     return content, edited
 
 
+def _refused(invalid: InvalidData) -> tuple[dict[str, Any], int]:
+    db.session.rollback()
+    return {"message": next(iter(invalid.errors.values()), invalid.message)}, 422
+
+
 def _problems_json(problems) -> list[dict[str, Any]]:
     return [p.to_json() for p in problems]
 
@@ -232,8 +237,11 @@ def analyst_new_file(version_id: int):
 def analyst_check(version_id: int):
     """The server's deploy checks on the diagram drawn in the browser (JSON in, JSON out; nothing saved)."""
     analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
-    diagram, edited = _posted()
-    problems = analyst.check_draft(db.session, version_id, diagram, current_user.actor, edited)
+    try:
+        diagram, edited = _posted()
+        problems = analyst.check_draft(db.session, version_id, diagram, current_user.actor, edited)
+    except InvalidData as invalid:  # said in the editor's problems summary (a file it may not send, say)
+        return _refused(invalid)
     db.session.rollback()
     return {"problems": _problems_json(problems)}
 
@@ -251,6 +259,8 @@ def analyst_save(version_id: int):
     except DeploymentInvalid as invalid:
         db.session.rollback()
         return {"problems": _problems_json(invalid.problems)}, 422
+    except InvalidData as invalid:
+        return _refused(invalid)
     key = analyst.get_version(db.session, version_id, current_user.actor).key
     saved = next((v for v in result.processes if v.key == key), None)
     db.session.commit()
