@@ -10,16 +10,20 @@ Retrying a case is theirs too (``policy.may_retry_in_workspace``); cancelling st
 """
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import access_log, deploy_checks, deployments, pathway_versions, policy
 from service import cases as case_service
 from service.engine.bundle import DeploymentInvalid, Problem, ProcessDefinition
+from service.engine.xml import XmlRejected, parse_xml
 from service.errors import Forbidden, InvalidData, NotFound
 from service.models import Case, Deployment, DeploymentFile, ProcessVersion
 from service.pathway_diff import PathwayDiff, diff_versions, version_files
@@ -242,31 +246,102 @@ def draft_files(session: Session, version_id: int, actor: Actor) -> list[str]:
     return sorted(name for name in version_files(session, version) if _suffix(name) in EDITED_SUFFIXES)
 
 
+def _council_files(session: Session) -> dict[str, bytes]:
+    """The council's current set of files: its latest deployment's."""
+    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
+    return {f.name: f.content for f in latest.files} if latest else {}
+
+
+#: A file the editor adds: lower-case letters, digits and '_' (``pathway_templates.new_file_name``).
+NEW_FILE_NAME = re.compile(r"^[a-z0-9_]{1,150}\.(form|dmn)$")
+
+
 def _edited(session: Session, version: ProcessVersion, diagram: bytes,
-            edited: dict[str, bytes] | None) -> tuple[str, dict[str, bytes]]:
-    """The diagram under the version's file name and the decision tables and forms edited beside it (only the
-    version's own .dmn and .form files: another name is refused, so the editor cannot add or replace others)."""
+            edited: dict[str, bytes] | None) -> tuple[str, dict[str, bytes], list[str]]:
+    """The diagram under the version's file name, the decision tables and forms edited beside it, and the names
+    of those among them that are new. A file edited is one of the version's own .dmn and .form files, or a new
+    .dmn or .form file added in the editor: a name the council already has (another pathway's file) is refused,
+    as saving would replace it, and so is any other name."""
     process = deployments.process_definition(session, version)
     own = version_files(session, version)
-    uploads = {process.filename: diagram}
+    uploads, new = {process.filename: diagram}, []
+    council = None
     for name, content in (edited or {}).items():
-        if name not in own or _suffix(name) not in EDITED_SUFFIXES:
+        if _suffix(name) not in EDITED_SUFFIXES or (name not in own and not NEW_FILE_NAME.match(name)):
             raise InvalidData(f"'{name}' is not a decision table or form of version {version.version}",
-                              {"files": f"'{name}' is not one of this version's decision tables or forms"})
+                              {"files": f"'{name}' is not one of this version's decision tables or forms, nor a "
+                                        "new .dmn or .form file"})
+        if name not in own:
+            council = _council_files(session) if council is None else council
+            if name in council:
+                raise InvalidData(f"there is already a file {name}",
+                                  {"files": f"There is already a file {name} (of another pathway): saving would "
+                                            "replace it. Add the form or decision table again with another id"})
+            new.append(name)
         uploads[name] = content
-    return process.filename, uploads
+    return process.filename, uploads, new
+
+
+def _ids_in(name: str, content: bytes) -> set[str]:
+    """A form's id, or a decision table file's decision ids (empty when the file cannot be read)."""
+    try:
+        if name.endswith(".form"):
+            found = json.loads(content).get("id")
+            return {found} if isinstance(found, str) else set()
+        root = parse_xml(content, name)
+        return {d.get("id") for d in root.iter() if isinstance(d.tag, str) and etree.QName(d).localname == "decision"}
+    except (ValueError, AttributeError, XmlRejected):
+        return set()
+
+
+def _unlinked(diagram: bytes, uploads: dict[str, bytes], new: list[str]) -> list[Problem]:
+    """The new forms and decision tables the diagram does not use (a form reference or decision reference naming
+    their id): saved, they would belong to no version."""
+    text = diagram.decode("utf-8", "replace")
+    problems = []
+    for name in new:
+        ids = _ids_in(name, uploads[name])
+        attribute = "formRef" if name.endswith(".form") else "decisionRef"
+        if not any(f'camunda:{attribute}="{i}"' in text for i in ids):
+            what = ("form: give a user task this form (Forms: Camunda Forms, form reference " if attribute == "formRef"
+                    else "decision table: make a business rule task use it (Implementation: DMN, decision reference ")
+            problems.append(Problem(name, None, f"{name} is new and no step of the diagram uses it yet. Link the "
+                                                f"{what}{' or '.join(sorted(ids)) or 'its id'}), or it is not saved"))
+    return problems
+
+
+def new_file(session: Session, version_id: int, kind: str, file_id: str, actor: Actor) -> tuple[str, bytes]:
+    """A new form (``kind`` "form") or decision table ("dmn") with the id ``file_id`` for the editor to add beside
+    the version's diagram: its file name (``<process key>_<id>``) and blank content (``pathway_templates``). An id
+    or file name the council already has is refused."""
+    from service import pathway_templates
+
+    version = _editable(session, version_id, actor)
+    file_id = pathway_templates.check_file_id(kind, file_id)
+    name = pathway_templates.new_file_name(version.key, kind, file_id)
+    council = _council_files(session)
+    if name in council:
+        raise InvalidData(f"there is already a file {name}",
+                          {"id": f"There is already a file {name}: choose another id"})
+    suffix = pathway_templates.NEW_FILE_SUFFIXES[kind]
+    for other, content in council.items():
+        if other.endswith(suffix) and file_id in _ids_in(other, content):
+            what = "form" if kind == "form" else "decision"
+            raise InvalidData(f"the {what} id '{file_id}' is already used in {other}",
+                              {"id": f"The {what} id '{file_id}' is already used in {other}: choose another id"})
+    content = pathway_templates.blank_form(file_id) if kind == "form" else pathway_templates.blank_table(file_id)
+    return name, content
 
 
 def _draft_files(session: Session, version: ProcessVersion, diagram: bytes,
-                 edited: dict[str, bytes] | None = None) -> tuple[str, dict[str, bytes]]:
+                 edited: dict[str, bytes] | None = None) -> tuple[str, dict[str, bytes], list[Problem]]:
     """The council's files as a deployment would see them with ``diagram`` (and the edited decision tables and
-    forms) in place of the version's own."""
-    filename, uploads = _edited(session, version, diagram, edited)
-    latest = session.scalars(select(Deployment).order_by(Deployment.id.desc()).limit(1)).first()
-    files = {f.name: f.content for f in latest.files} if latest else {}
+    forms) in place of the version's own, and the problems of new files the diagram does not use."""
+    filename, uploads, new = _edited(session, version, diagram, edited)
+    files = _council_files(session)
     files.update(version_files(session, version))
     files.update(uploads)
-    return filename, files
+    return filename, files, _unlinked(diagram, uploads, new)
 
 
 def _editable(session: Session, version_id: int, actor: Actor) -> ProcessVersion:
@@ -287,13 +362,13 @@ def check_draft(session: Session, version_id: int, diagram: bytes, actor: Actor,
     and ``edited`` (its decision tables and forms, by file name, as edited beside it): each problem names its
     file and element (an empty list: it would deploy). Nothing is written."""
     version = _editable(session, version_id, actor)
-    _, files = _draft_files(session, version, diagram, edited)
+    _, files, unlinked = _draft_files(session, version, diagram, edited)
     try:
         deploy_checks.check_limits(files)
         deploy_checks.check_in_time(files)
     except DeploymentInvalid as invalid:
-        return list(invalid.problems)
-    return []
+        return list(invalid.problems) + unlinked
+    return unlinked
 
 
 def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor,
@@ -303,7 +378,10 @@ def save_draft(session: Session, version_id: int, diagram: bytes, actor: Actor,
     second person to publish, as an upload from Camunda Modeler is, or live at once where the council lets its
     analysts publish."""
     version = _editable(session, version_id, actor)
-    _, uploads = _edited(session, version, diagram, edited)
+    _, uploads, new = _edited(session, version, diagram, edited)
+    unlinked = _unlinked(diagram, uploads, new)
+    if unlinked:  # saved, a new file no step uses would belong to no version
+        raise DeploymentInvalid(unlinked)
     return pathway_versions.deploy(session, actor, uploads, source="browser")
 
 

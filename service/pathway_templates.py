@@ -8,6 +8,7 @@ and name changed; it uses the council's decision tables and forms as the origina
 """
 from __future__ import annotations
 
+import json
 import re
 from xml.sax.saxutils import quoteattr
 
@@ -40,6 +41,48 @@ def blank(key: str, name: str) -> bytes:
     """A minimal Camunda 7 diagram that deploys: assess, close with an outcome, and immediate risk to the front
     door at any time. The analyst draws the rest."""
     return _BLANK.format(key=key, name=quoteattr(name)).encode("utf-8")
+
+
+#: A new form's or decision's id: an XML name (letters, digits, '_' and '-', starting with a letter or '_').
+FILE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+#: What the editor adds beside a diagram: a form (form-js) or a decision table (DMN 1.3), by kind.
+NEW_FILE_SUFFIXES = {"form": ".form", "dmn": ".dmn"}
+
+
+def check_file_id(kind: str, file_id: str) -> str:
+    """A new form's or decision table's id, or InvalidData saying what to write."""
+    file_id = (file_id or "").strip()
+    if kind not in NEW_FILE_SUFFIXES:
+        raise InvalidData(f"'{kind}' is not a kind of file the editor adds", {"kind": "Add a form or a decision table"})
+    if not FILE_ID.match(file_id):
+        example = "Form_Assessment" if kind == "form" else "Decision_Level"
+        raise InvalidData(f"'{file_id}' is not an id", {"id": (
+            f"Enter an id of up to 63 letters, digits, '_' and '-', starting with a letter (such as '{example}')")})
+    return file_id
+
+
+def new_file_name(key: str, kind: str, file_id: str) -> str:
+    """The new file's name: ``<process key>_<id>.form`` or ``.dmn``, lower-case."""
+    return f"{key}_{file_id}".lower().replace("-", "_") + NEW_FILE_SUFFIXES[kind]
+
+
+def blank_form(form_id: str) -> bytes:
+    """A form-js schema (Camunda 7) with the id ``form_id`` and one text field, which the deploy checks accept."""
+    schema = {
+        "components": [{"label": "Your answer", "type": "textfield", "key": "answer", "id": "Field_Answer"}],
+        "type": "default",
+        "id": form_id,
+        "executionPlatform": "Camunda Platform",
+        "executionPlatformVersion": "7.20.0",
+        "schemaVersion": 16,
+    }
+    return (json.dumps(schema, indent=2) + "\n").encode("utf-8")
+
+
+def blank_table(decision_id: str) -> bytes:
+    """A DMN 1.3 decision ``decision_id`` whose table has one input (of no set type), one output and one rule, which
+    the deploy checks accept. The analyst writes the input's expression and the rules after the case's data."""
+    return _BLANK_TABLE.format(id=decision_id).encode("utf-8")
 
 
 def copy_diagram(diagram: bytes, filename: str, old_key: str, key: str, name: str) -> bytes:
@@ -186,4 +229,31 @@ _BLANK = """<?xml version="1.0" encoding="UTF-8"?>
     </bpmndi:BPMNPlane>
   </bpmndi:BPMNDiagram>
 </bpmn:definitions>
+"""
+
+
+_BLANK_TABLE = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" xmlns:dmndi="https://www.omg.org/spec/DMN/20191111/DMNDI/" xmlns:dc="http://www.omg.org/spec/DMN/20180521/DC/" id="Definitions_{id}" name="{id}" namespace="http://camunda.org/schema/1.0/dmn" exporter="Step Pathways" exporterVersion="1">
+  <decision id="{id}" name="{id}">
+    <decisionTable id="DecisionTable_{id}" hitPolicy="UNIQUE">
+      <input id="Input_{id}" label="Input">
+        <inputExpression id="InputExpression_{id}">
+          <text>answer</text>
+        </inputExpression>
+      </input>
+      <output id="Output_{id}" label="Result" name="result" typeRef="string" />
+      <rule id="Rule_{id}">
+        <inputEntry id="UnaryTests_{id}"><text>-</text></inputEntry>
+        <outputEntry id="LiteralExpression_{id}"><text>"yes"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+  <dmndi:DMNDI>
+    <dmndi:DMNDiagram id="DMNDiagram_{id}">
+      <dmndi:DMNShape id="DMNShape_{id}" dmnElementRef="{id}">
+        <dc:Bounds height="80" width="180" x="160" y="100" />
+      </dmndi:DMNShape>
+    </dmndi:DMNDiagram>
+  </dmndi:DMNDI>
+</definitions>
 """

@@ -331,8 +331,9 @@ def test_decision_tables_and_forms_edited_beside_the_diagram_are_checked_and_sav
     problems = post("check", {"test_level.dmn": typo}).json["problems"]
     assert problems and all(p["file"] == "test_level.dmn" for p in problems), problems
     assert post("save", {"test_level.dmn": typo}).status_code == 422
-    # only the version's own decision tables and forms: not another file, not the diagram under another name
-    assert post("check", {"other.dmn": table}).status_code == 422  # InvalidData
+    # only the version's own decision tables and forms, or new ones (test_analyst_editor_new_files.py): not another
+    # kind of file, not the diagram under another name
+    assert post("check", {"other.xml": table}).status_code == 422  # InvalidData
     assert post("check", {"review.bpmn": diagram}).status_code == 422
     moved = table.replace("<text>&gt;= 5</text>", "<text>&gt;= 6</text>")
     saved = post("save", {"test_level.dmn": moved})

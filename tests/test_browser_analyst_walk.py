@@ -14,9 +14,9 @@ listed as passed). The analyst submits that draft for approval; the council's pa
 reads the scenario's result on the approval page and publishes it; the council's social worker then finds the
 pathway under "Start a referral", starts a case of it and sees its first task.
 
-The form and the decision table the analyst links to were uploaded before (from Camunda Modeler: the browser
-editor changes a version's own tables and forms and adds no new file, docs/analysts.md), so the walk starts with a
-council that has them and no pathway using them. Where dragging on the canvas would be fragile the shapes are
+The form and the decision table are added in the editor ("Add a form", "Add a decision table", each with its id):
+the form's blank question is renamed and a number question dragged in, the table's input expression and first
+rule typed, and both linked from the properties panel before the first save. Where dragging on the canvas would be fragile the shapes are
 added with the modeller's own API (``modeling``); every property is typed into the panels, and the saved files are
 checked to be what the server deploys. Skipped like test_browser.py without chromium, Playwright or the built
 front-end assets.
@@ -41,52 +41,9 @@ APPROVER = f"{shots.COUNCIL}.approver"
 WORKER = f"{shots.COUNCIL}.social.worker"
 KEY = "carmarthenshire_early_help_review"
 NAME = "Early help review"
-FORM_FILE, FORM_ID = "carmarthenshire_early_help_assessment.form", "carmarthenshire_early_help_assessment"
-TABLE_FILE, DECISION = "carmarthenshire_early_help_level.dmn", "carmarthenshire_early_help_level"
+FORM_ID, DECISION = "Form_Assessment", "Decision_Level"
+FORM_FILE, TABLE_FILE = f"{KEY}_form_assessment.form", f"{KEY}_decision_level.dmn"  # named by the editor
 SCENARIO = "Four needs: targeted help, a reminder a week on, then closed"
-
-#: The assessment's form as uploaded from Camunda Modeler: what the family need and how many needs they have.
-FORM = b"""{
-  "components": [
-    {"label": "What the family need", "type": "textarea", "key": "family_needs",
-     "validate": {"required": true, "maxLength": 2000}, "id": "Field_FamilyNeeds"},
-    {"label": "Number of needs the family have", "type": "number", "key": "needs_count",
-     "validate": {"required": true, "min": 0, "max": 20}, "id": "Field_NeedsCount"}
-  ],
-  "type": "default",
-  "id": "carmarthenshire_early_help_assessment",
-  "executionPlatform": "Camunda Platform",
-  "executionPlatformVersion": "7.20.0",
-  "schemaVersion": 16
-}
-"""
-
-#: The level of early help by the number of needs: one rule (fewer than 3: universal); the walk adds the other.
-TABLE = b"""<?xml version="1.0" encoding="UTF-8"?>
-<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" xmlns:dmndi="https://www.omg.org/spec/DMN/20191111/DMNDI/" xmlns:dc="http://www.omg.org/spec/DMN/20180521/DC/" id="Definitions_EarlyHelpLevel" name="Early help: the level of support" namespace="http://camunda.org/schema/1.0/dmn">
-  <decision id="carmarthenshire_early_help_level" name="Level of early help">
-    <decisionTable id="DecisionTable_EarlyHelpLevel" hitPolicy="UNIQUE">
-      <input id="Input_NeedsCount" label="Number of needs">
-        <inputExpression id="InputExpression_NeedsCount" typeRef="integer">
-          <text>needs_count</text>
-        </inputExpression>
-      </input>
-      <output id="Output_Level" label="Level" name="level" typeRef="string" />
-      <rule id="Rule_FewNeeds">
-        <inputEntry id="UnaryTests_FewNeeds"><text>&lt; 3</text></inputEntry>
-        <outputEntry id="LiteralExpression_Universal"><text>"universal"</text></outputEntry>
-      </rule>
-    </decisionTable>
-  </decision>
-  <dmndi:DMNDI>
-    <dmndi:DMNDiagram id="DMNDiagram_EarlyHelpLevel">
-      <dmndi:DMNShape id="DMNShape_EarlyHelpLevel" dmnElementRef="carmarthenshire_early_help_level">
-        <dc:Bounds height="80" width="180" x="160" y="100" />
-      </dmndi:DMNShape>
-    </dmndi:DMNDiagram>
-  </dmndi:DMNDI>
-</definitions>
-"""
 
 #: What the analyst draws after the blank template's assessment, with the modeller's own commands (dragging shapes
 #: on the canvas is what is fragile): the end moved right, a business rule task, the review, its reminder timer
@@ -133,15 +90,11 @@ ATTRIBUTE = """([id, name]) => {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The demo site (Carmarthenshire: four eyes, a pathway approver and a social worker) whose council already has
-    the assessment's form and the level-of-help decision table, uploaded by its analyst, used by no pathway yet."""
+    """The demo site (Carmarthenshire: four eyes, a pathway approver and a social worker)."""
     with shots.running_site(tmp_path_factory.mktemp("web-analyst-walk")) as site:
         with site.app.app_context():
-            council = tenancy.council_by_key(db.session, shots.COUNCIL)
-            assert council.requires_approval
-            tenancy.act_for(db.session, council)
-            assert deployments.deploy(db.session, {FORM_FILE: FORM, TABLE_FILE: TABLE}, ANALYST).created
-            db.session.commit()
+            assert tenancy.council_by_key(db.session, shots.COUNCIL).requires_approval
+            db.session.rollback()
         yield site
 
 
@@ -217,7 +170,53 @@ def _walk(page, site, main, lap) -> None:
 
     lap("new pathway")
 
-    # -- 2. the assessment's form, a decision, a reminder: drawn, then each property typed into the panel ---
+    # -- 2. a new form and a new decision table, added in the editor and changed there ----------------------
+    page.get_by_label("Id of the new form").fill("Form assessment")  # a mistake: a space
+    page.get_by_role("button", name="Add a form").click()
+    expect(page.locator("#new-form-id-error")).to_contain_text("Enter an id of up to 63 letters")
+    page.get_by_label("Id of the new form").fill(FORM_ID)
+    page.get_by_role("button", name="Add a form").click()
+    form = page.locator(f'.sp-file-editor__canvas--form[data-file="{FORM_FILE}"]')
+    expect(form).to_have_class(re.compile("sp-file-editor--ready"))
+    expect(page.locator("#new-form-id-error")).to_be_hidden()
+    form.locator(".fjs-form .fjs-form-field-textfield").first.click()  # the blank form's one question
+    properties = form.locator(".fjs-properties-container")
+    _general(properties)
+    type_into(page, properties.locator("#bio-properties-panel-label"), "What the family need")
+    type_into(page, properties.locator("#bio-properties-panel-key"), "family_needs")
+    _drag_a_field(page, form, "Number", ".fjs-form-field-number", 1)
+    expect(properties.locator(".bio-properties-panel-header-type")).to_have_text(re.compile("number", re.IGNORECASE))
+    _general(properties)
+    type_into(page, properties.locator("#bio-properties-panel-label"), "Number of needs the family have")
+    type_into(page, properties.locator("#bio-properties-panel-key"), "needs_count")
+    field_keys = f"""() => document.querySelector('[data-file="{FORM_FILE}"]').stepEditor.saveSchema()
+        .components.map(c => c.key + ':' + c.label).sort().join('|')"""
+    eventually(page, field_keys, None, "family_needs:What the family need|needs_count:Number of needs the family have")
+
+    page.get_by_label("Id of the new decision").fill(DECISION)
+    page.get_by_role("button", name="Add a decision table").click()
+    table = page.locator(f'.sp-file-editor__canvas--dmn[data-file="{TABLE_FILE}"]')
+    expect(table).to_have_class(re.compile("sp-file-editor--ready"))
+    expect(table.locator(".tjs-table")).to_be_visible()
+    # the header's edit button (under dmn-js's drag handle, which takes the pointer: its click as the handle passes it)
+    table.locator('button[aria-label="Edit input"]').first.dispatch_event("click")
+    editing = page.locator(".ref-input-editor")
+    expect(editing).to_be_visible()
+    type_into(page, editing.locator(".ref-text").first, "needs_count")
+    page.keyboard.press("Escape")
+    rule = table.locator("tbody tr").first
+    type_into(page, rule.locator("td.input-cell"), "< 3")
+    type_into(page, rule.locator("td.output-cell"), '"universal"')
+    table_cells = f"""() => {{ const dmn = document.querySelector('[data-file="{TABLE_FILE}"]').stepEditor;
+        const decision = dmn.getDefinitions().drgElement.find(d => d.id === '{DECISION}');
+        const table = decision.decisionLogic;
+        return [table.input[0].inputExpression.text, ...table.rule.map(r =>
+            [...r.inputEntry, ...r.outputEntry].map(e => e.text).join(' -> '))].join('|'); }}"""
+    eventually(page, table_cells, None, 'needs_count|< 3 -> "universal"')
+
+    lap("form and table added")
+
+    # -- 3. the assessment's form, a decision, a reminder: drawn, then each property typed into the panel ---
     choose("Task_Assess", "Assess the family's needs")
     group("Forms")
     panel.locator("#bio-properties-panel-formType").select_option("formRef")  # "Camunda Forms (linked)"
@@ -241,7 +240,7 @@ def _walk(page, site, main, lap) -> None:
 
     lap("drawn")
 
-    # -- 3. the problem: marked on the timer and listed; fixed from its line; the draft saved ------------------
+    # -- 4. the problem: marked on the timer and listed; fixed from its line; the draft saved ------------------
     page.get_by_role("button", name="Check the diagram").click()
     problems = page.locator("#problems-list")
     expect(problems).to_contain_text("timer: '7 days' is not a valid expression")
@@ -261,6 +260,12 @@ def _walk(page, site, main, lap) -> None:
     page.get_by_role("button", name="Save as a new version").click()
     page.wait_for_url(re.compile(r".*/analyst/versions/\d+$"))
     expect(page.get_by_text(f"Saved as draft version 2 of {NAME}")).to_be_visible()
+    with site.app.app_context():  # the new form and table are the new version's
+        in_council(site)
+        saved = db.session.scalars(select(ProcessVersion).where(ProcessVersion.key == KEY,
+                                                                ProcessVersion.version == 2)).one()
+        assert {f"{KEY}.bpmn", FORM_FILE, TABLE_FILE} <= set(version_files(db.session, saved))
+        db.session.rollback()
 
     lap("problem fixed, saved")
 
@@ -270,16 +275,12 @@ def _walk(page, site, main, lap) -> None:
     page.locator("summary", has_text=FORM_FILE).click()
     form = page.locator(f'.sp-file-editor__canvas--form[data-file="{FORM_FILE}"]')
     expect(form).to_have_class(re.compile("sp-file-editor--ready"))
-    _drag_a_text_field(page, form)
+    _drag_a_field(page, form, "Text field", ".fjs-form-field-textfield", 2)
     properties = form.locator(".fjs-properties-container")
     expect(properties.locator(".bio-properties-panel-header-type")).to_have_text(re.compile("text field", re.IGNORECASE))
-    general = properties.locator(".bio-properties-panel-group-header", has_text="General")
-    if "open" not in (general.get_attribute("class") or ""):
-        general.click()
+    _general(properties)
     type_into(page, properties.locator("#bio-properties-panel-label"), "Who the family would like to work with")
     type_into(page, properties.locator("#bio-properties-panel-key"), "preferred_worker")
-    field_keys = f"""() => document.querySelector('[data-file="{FORM_FILE}"]').stepEditor.saveSchema()
-        .components.map(c => c.key + ':' + c.label).sort().join('|')"""
     eventually(page, field_keys, None, "family_needs:What the family need|needs_count:Number of needs the family "
                "have|preferred_worker:Who the family would like to work with")
 
@@ -422,11 +423,19 @@ def _walk(page, site, main, lap) -> None:
     lap("case started")
 
 
-def _drag_a_text_field(page, form) -> None:
-    """Drag "Text field" from form-js's palette under the form's last question (its own drag and drop, by mouse)."""
+def _general(properties) -> None:
+    """Open the form editor's properties panel's General group (the label and key) unless it is open."""
+    general = properties.locator(".bio-properties-panel-group-header", has_text="General")
+    if "open" not in (general.get_attribute("class") or ""):
+        general.click()
+
+
+def _drag_a_field(page, form, entry: str, css: str, count: int) -> None:
+    """Drag ``entry`` from form-js's palette under the form's last question (its own drag and drop, by mouse), until
+    the form has ``count`` fields matching ``css``."""
     for _ in range(2):  # a drop that did not land (the machine busy mid-drag) is tried once more
-        source = form.locator(".fjs-palette-field", has_text="Text field").bounding_box()
-        target = form.locator(".fjs-form .fjs-layout-row").last.bounding_box()
+        source = form.locator(".fjs-palette-field", has_text=entry).first.bounding_box()
+        target = form.locator(".fjs-form .fjs-layout-row:visible").last.bounding_box()
         page.mouse.move(source["x"] + source["width"] / 2, source["y"] + source["height"] / 2)
         page.mouse.down()
         page.mouse.move(source["x"] + source["width"] / 2 + 20, source["y"] + source["height"] / 2 + 5, steps=5)
@@ -434,11 +443,11 @@ def _drag_a_text_field(page, form) -> None:
         page.wait_for_timeout(200)
         page.mouse.up()
         try:
-            expect(form.locator(".fjs-form-field-textfield")).to_have_count(1, timeout=3_000)
+            expect(form.locator(f".fjs-form {css}")).to_have_count(count, timeout=3_000)
             return
         except AssertionError:
             continue
-    expect(form.locator(".fjs-form-field-textfield")).to_have_count(1)
+    expect(form.locator(f".fjs-form {css}")).to_have_count(count)
 
 
 def _approval_pages(page, site) -> bool:

@@ -195,6 +195,11 @@ def _posted() -> tuple[bytes, dict[str, bytes]]:
     return content, edited
 
 
+def _refused(invalid: InvalidData) -> tuple[dict[str, Any], int]:
+    db.session.rollback()
+    return {"message": next(iter(invalid.errors.values()), invalid.message)}, 422
+
+
 def _problems_json(problems) -> list[dict[str, Any]]:
     return [p.to_json() for p in problems]
 
@@ -208,13 +213,35 @@ def analyst_edit(version_id: int):
                            tables=[n for n in files if n.endswith(".dmn")], forms=[n for n in files if n.endswith(".form")])
 
 
+@bp.route("/analyst/versions/<int:version_id>/new-file", methods=["POST"])
+@login_required
+def analyst_new_file(version_id: int):
+    """A blank form or decision table for the editor to add (JSON ``{kind, id}`` in, ``{name, text}`` out; nothing
+    saved: it is saved with the diagram that uses it). 422 with the error for an id that is not right or taken."""
+    analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
+    payload = request.get_json(silent=True) or {}
+    payload = payload if isinstance(payload, dict) else {}
+    kind, file_id = payload.get("kind"), payload.get("id")
+    try:
+        name, content = analyst.new_file(db.session, version_id, kind if isinstance(kind, str) else "",
+                                         file_id if isinstance(file_id, str) else "", current_user.actor)
+    except InvalidData as invalid:
+        db.session.rollback()
+        return {"message": invalid.errors.get("id") or invalid.errors.get("kind") or invalid.message}, 422
+    db.session.rollback()
+    return {"name": name, "text": content.decode("utf-8")}
+
+
 @bp.route("/analyst/versions/<int:version_id>/check", methods=["POST"])
 @login_required
 def analyst_check(version_id: int):
     """The server's deploy checks on the diagram drawn in the browser (JSON in, JSON out; nothing saved)."""
     analyst.draft_diagram(db.session, version_id, current_user.actor)  # 404, 403 before anything is read
-    diagram, edited = _posted()
-    problems = analyst.check_draft(db.session, version_id, diagram, current_user.actor, edited)
+    try:
+        diagram, edited = _posted()
+        problems = analyst.check_draft(db.session, version_id, diagram, current_user.actor, edited)
+    except InvalidData as invalid:  # said in the editor's problems summary (a file it may not send, say)
+        return _refused(invalid)
     db.session.rollback()
     return {"problems": _problems_json(problems)}
 
@@ -232,6 +259,8 @@ def analyst_save(version_id: int):
     except DeploymentInvalid as invalid:
         db.session.rollback()
         return {"problems": _problems_json(invalid.problems)}, 422
+    except InvalidData as invalid:
+        return _refused(invalid)
     key = analyst.get_version(db.session, version_id, current_user.actor).key
     saved = next((v for v in result.processes if v.key == key), None)
     db.session.commit()

@@ -30,6 +30,11 @@
     });
   }
 
+  function text(box) {
+    // a new file's blank content came with it from the server; a version's own file is fetched
+    return box.stepText ? Promise.resolve(box.stepText) : load(box);
+  }
+
   function dmnViews(editor, box) {
     // a button per decision (and the requirements diagram): the decision's table opens in the editor
     var bar = document.querySelector('[data-views-for="' + box.id + '"]');
@@ -70,7 +75,7 @@
       var dmn = new window.DmnJS({ container: box });
       box.stepEditor = dmn;  // for the browser tests
       entry.text = function () { return dmn.saveXML({ format: true }).then(function (r) { return r.xml; }); };
-      return load(box).then(function (xml) { return dmn.importXML(xml); }).then(function () {
+      return text(box).then(function (xml) { return dmn.importXML(xml); }).then(function () {
         var table = dmn.getViews().filter(function (v) { return v.type === 'decisionTable'; })[0];
         return table ? dmn.open(table) : null;
       }).then(function () {
@@ -84,7 +89,7 @@
       var form = window.StepFormEditor.create(box);
       box.stepEditor = form;
       entry.text = function () { return Promise.resolve(JSON.stringify(form.saveSchema(), null, 2) + '\n'); };
-      return load(box).then(function (text) { return form.importSchema(JSON.parse(text)); }).then(function () {
+      return text(box).then(function (json) { return form.importSchema(JSON.parse(json)); }).then(function () {
         return finish(entry);
       });
     }
@@ -94,7 +99,7 @@
   function finish(entry) {
     // what the editor writes for the file as opened: a file is sent only when what it writes differs
     return entry.text().then(function (text) {
-      entry.baseline = text;
+      entry.baseline = entry.box.stepText ? null : text;  // a new file is always sent
       entry.box.classList.add('sp-file-editor--ready');
       files.push(entry);
     });
@@ -222,6 +227,110 @@
     });
   });
 
+  // "Add a form" / "Add a decision table": the server makes a blank file with the id typed (or says why not); it
+  // opens in its own editor below and is checked and saved with the diagram, which must use it.
+  var added = 0;
+  function addFile(group) {
+    var kind = group.getAttribute('data-add-kind');
+    var input = group.querySelector('input');
+    var button = group.querySelector('button');
+    var error = group.querySelector('.govuk-error-message');
+    function refuse(message) {
+      error.textContent = message;
+      error.hidden = false;
+      error.style.display = '';
+      group.classList.add('govuk-form-group--error');
+      input.classList.add('govuk-input--error');
+    }
+    error.hidden = true;
+    error.style.display = 'none';  // GOV.UK's error message is display: block, hidden or not
+    group.classList.remove('govuk-form-group--error');
+    input.classList.remove('govuk-input--error');
+    button.disabled = true;
+    return fetch(root.getAttribute('data-new-file-url'), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRFToken': root.getAttribute('data-csrf') },
+      body: JSON.stringify({ kind: kind, id: input.value.trim() })
+    }).then(function (response) {
+      return response.json().then(function (body) { return { status: response.status, body: body }; });
+    }).then(function (answer) {
+      if (answer.status >= 400) {
+        refuse((answer.body && answer.body.message) || 'The server refused (' + answer.status + ').');
+        return null;
+      }
+      var name = answer.body.name;
+      if (files.some(function (f) { return f.name === name; }) || document.querySelector('[data-file="' + name + '"]')) {
+        refuse(name + ' is already on this page: choose another id.');
+        return null;
+      }
+      added += 1;
+      var box = document.createElement('div');
+      box.id = 'new-' + kind + '-' + added;
+      box.className = 'sp-file-editor__canvas sp-file-editor__canvas--' + kind;
+      box.setAttribute('data-kind', kind);
+      box.setAttribute('data-file', name);
+      box.setAttribute('data-new', 'true');
+      box.stepText = answer.body.text;
+      var section;
+      if (kind === 'dmn') {
+        section = document.createElement('section');
+        section.className = 'sp-file-editor';
+        var heading = document.createElement('h2');
+        heading.className = 'govuk-heading-m';
+        heading.id = box.id + '-heading';
+        heading.textContent = 'New decision table: ' + name;
+        section.setAttribute('aria-labelledby', heading.id);
+        var views = document.createElement('div');
+        views.className = 'sp-file-editor__views govuk-button-group';
+        views.setAttribute('data-views-for', box.id);
+        section.appendChild(heading);
+        section.appendChild(views);
+        section.appendChild(box);
+        document.getElementById('new-tables').appendChild(section);
+      } else {
+        section = document.createElement('details');
+        section.className = 'govuk-details sp-form-editor';
+        section.open = true;
+        var summaryLine = document.createElement('summary');
+        summaryLine.className = 'govuk-details__summary';
+        var summaryText = document.createElement('span');
+        summaryText.className = 'govuk-details__summary-text';
+        summaryText.textContent = 'New form: ' + name;
+        summaryLine.appendChild(summaryText);
+        var inner = document.createElement('div');
+        inner.className = 'govuk-details__text';
+        inner.appendChild(box);
+        section.appendChild(summaryLine);
+        section.appendChild(inner);
+        document.getElementById('new-forms').appendChild(section);
+      }
+      box.stepOpened = true;
+      input.value = '';
+      return openFile(box).then(function () {
+        if (kind === 'dmn') {
+          nameRuleColumn(box);
+        }
+        section.scrollIntoView({ block: 'start' });
+      });
+    }).catch(function (failed) {
+      refuse((failed && failed.message) || 'The file could not be added.');
+    }).then(function () {
+      button.disabled = false;
+    });
+  }
+  var adders = Array.prototype.slice.call(document.querySelectorAll('[data-add-kind]'));
+  adders.forEach(function (group) {
+    group.querySelector('.govuk-error-message').style.display = 'none';
+    group.querySelector('button').addEventListener('click', function () { addFile(group); });
+    group.querySelector('input').addEventListener('keydown', function (event) {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        addFile(group);
+      }
+    });
+  });
+
   fetch(root.getAttribute('data-bpmn-url'), { credentials: 'same-origin' })
     .then(function (response) {
       if (!response.ok) {
@@ -249,6 +358,7 @@
     })
     .then(function () {
       root.classList.add('sp-editor--ready');
+      adders.forEach(function (group) { group.querySelector('button').disabled = false; });
       checkButton.disabled = false;
       saveButton.disabled = false;
     })
