@@ -24,10 +24,15 @@ from conftest import (
     page_text,
     password_hash,
     save_user,
+    sqlite_only,
 )
 from sqlalchemy import select
 
 from service.models import Deployment, PathwayEvent, ProcessVersion, db
+
+#: SQLite only (conftest.sqlite_only): the rules are the service layer's, run on both databases by
+#: tests/test_pathway_versions.py and tests/test_scenario_runs.py; these pages' isolation by tests/test_tenancy.py.
+database_url = sqlite_only()
 
 PATHWAY = FIXTURES / "pathways"
 REVIEW = (PATHWAY / "review.bpmn").read_bytes()

@@ -107,8 +107,13 @@ def eventually(page, script: str, arg, expected, timeout: float = 10.0):
 
 
 def type_into(page, box, text: str) -> None:
-    """Click into a field (an input or a contenteditable editor) and type ``text`` over what it holds, key by key."""
+    """Click into a field and put ``text`` over what it holds: an input's value in one input event (typed key by
+    key, a properties panel input re-rendered by its own debounced change could lose the keys after it, as on a
+    loaded machine), a contenteditable editor's key by key."""
     box.click()
+    if box.evaluate("e => e.tagName === 'INPUT' || e.tagName === 'TEXTAREA'"):
+        box.fill(text)
+        return
     page.keyboard.press("Control+A")
     page.keyboard.type(text)
 
@@ -184,13 +189,14 @@ def _walk(page, site, main, lap) -> None:
     _general(properties)
     type_into(page, properties.locator("#bio-properties-panel-label"), "What the family need")
     type_into(page, properties.locator("#bio-properties-panel-key"), "family_needs")
+    field_keys = f"""() => document.querySelector('[data-file="{FORM_FILE}"]').stepEditor.saveSchema()
+        .components.map(c => c.key + ':' + c.label).sort().join('|')"""
+    eventually(page, field_keys, None, "family_needs:What the family need")  # in the form before the next field
     _drag_a_field(page, form, "Number", ".fjs-form-field-number", 1)
     expect(properties.locator(".bio-properties-panel-header-type")).to_have_text(re.compile("number", re.IGNORECASE))
     _general(properties)
     type_into(page, properties.locator("#bio-properties-panel-label"), "Number of needs the family have")
     type_into(page, properties.locator("#bio-properties-panel-key"), "needs_count")
-    field_keys = f"""() => document.querySelector('[data-file="{FORM_FILE}"]').stepEditor.saveSchema()
-        .components.map(c => c.key + ':' + c.label).sort().join('|')"""
     eventually(page, field_keys, None, "family_needs:What the family need|needs_count:Number of needs the family have")
 
     page.get_by_label("Id of the new decision").fill(DECISION)
