@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from service import access_log, deploy_checks, deployments, pathway_versions, policy
 from service import cases as case_service
+from service.engine import dialect
 from service.engine.bundle import DeploymentInvalid, Problem, ProcessDefinition
 from service.engine.xml import XmlRejected, parse_xml
 from service.errors import Forbidden, InvalidData, NotFound
@@ -297,17 +298,32 @@ def _ids_in(name: str, content: bytes) -> set[str]:
 def _unlinked(diagram: bytes, uploads: dict[str, bytes], new: list[str]) -> list[Problem]:
     """The new forms and decision tables the diagram does not use (a form reference or decision reference naming
     their id): saved, they would belong to no version."""
-    text = diagram.decode("utf-8", "replace")
+    used = _referenced(diagram)
     problems = []
     for name in new:
         ids = _ids_in(name, uploads[name])
-        attribute = "formRef" if name.endswith(".form") else "decisionRef"
-        if not any(f'camunda:{attribute}="{i}"' in text for i in ids):
-            what = ("form: give a user task this form (Forms: Camunda Forms, form reference " if attribute == "formRef"
+        if not ids & used:
+            what = ("form: give a user task this form (Forms: Camunda Forms, form reference " if name.endswith(".form")
                     else "decision table: make a business rule task use it (Implementation: DMN, decision reference ")
             problems.append(Problem(name, None, f"{name} is new and no step of the diagram uses it yet. Link the "
                                                 f"{what}{' or '.join(sorted(ids)) or 'its id'}), or it is not saved"))
     return problems
+
+
+def _referenced(diagram: bytes) -> set[str]:
+    """Every form and decision id the diagram's steps name, read as the engine reads them (``dialect``: Camunda 7
+    or 8, a form by reference or by ``camunda-forms:deployment:<id>`` key); empty when it cannot be read."""
+    try:
+        root = parse_xml(diagram, "the diagram")
+    except XmlRejected:
+        return set()
+    found: set[str] = set()
+    for element in root.iter():
+        if isinstance(element.tag, str):
+            key = dialect.form_key(element)
+            found.update(filter(None, (dialect.form_ref(element), dialect.called_decision(element).decision_id,
+                                       key.rsplit(":", 1)[-1] if key else None)))
+    return found
 
 
 def new_file(session: Session, version_id: int, kind: str, file_id: str, actor: Actor) -> tuple[str, bytes]:

@@ -112,3 +112,23 @@ def test_only_those_who_deploy_add_files(site):
     answer = worker.client.post(f"/analyst/versions/{site.ids['v2']}/new-file", json={"kind": "form", "id": "Form_A"},
                                 headers={"X-CSRFToken": worker.token}, base_url=worker.base_url)
     assert answer.status_code == 403
+
+
+def test_a_new_file_counts_as_used_however_the_diagram_names_it():
+    """A form by reference or by Camunda Forms key, a decision by reference, in Camunda 7 or Camunda 8 words."""
+    from service import analyst
+
+    diagram = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:zeebe="http://camunda.org/schema/zeebe/1.0"
+    id="D" targetNamespace="x">
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:userTask id="A" camunda:formRef="Form_ByRef" />
+    <bpmn:userTask id="B" camunda:formKey="camunda-forms:deployment:Form_ByKey" />
+    <bpmn:userTask id="C"><bpmn:extensionElements><zeebe:formDefinition formId="Form_C8" />
+      </bpmn:extensionElements></bpmn:userTask>
+    <bpmn:businessRuleTask id="R" camunda:decisionRef="Decision_Level" />
+  </bpmn:process>
+</bpmn:definitions>"""
+    assert analyst._referenced(diagram) == {"Form_ByRef", "Form_ByKey", "Form_C8", "Decision_Level"}
+    assert analyst._referenced(b"<not xml") == set()
