@@ -522,7 +522,7 @@ def measure_timers(url: str, due: int, window: float, processes: int, workers: i
     recorded = make_due(url, due, datetime.now(timezone.utc) + timedelta(days=1), window)
     print(f"timers: {len(recorded):,} cases' reminders made to fall due over {window:g} s "
           f"({time.perf_counter() - started:.0f} s); load average {load_average()}")
-    result = timers.live(url, processes, workers, batch, recorded, lead=3.0, timeout=window + 600,
+    result = timers.live(url, processes, workers, batch, recorded, lead=3.0, timeout=window + 900,
                          only_due_cases=True)
     timers.report_live(result, processes, workers, window)
     print(f"  load average {load_average()} after the timers")
@@ -548,7 +548,7 @@ def report_completions(measured) -> list[tuple[str, str, str, str]]:
                      f"{statistics.median(measured.statements[service]):.0f} statements; "
                      f"/ bare engine: {wall:.2f}x wall, {pairs:.2f}x pairs, {cpu:.2f}x CPU"))
         rows.append((f"{what}, bare engine that persists", _summary(ms[bare][0]), _summary(ms[bare][1]),
-                     f"{statistics.median(measured.statements[bare]):.0f} statements"))
+                     f"{statistics.median(measured.statements[bare]):.0f} statement(s)"))
     return rows
 
 
