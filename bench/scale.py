@@ -533,6 +533,11 @@ def _summary(figures: list[float]) -> str:
     return f"{statistics.median(figures):.1f} / {p95(figures):.1f}"
 
 
+def _statements(counts: list[int]) -> str:
+    median = statistics.median(counts)
+    return f"{median:.0f} statement{'' if median == 1 else 's'}"
+
+
 def report_completions(measured) -> list[tuple[str, str, str, str]]:
     """Print the completions and starts; return their summary rows (figure, wall, CPU, note)."""
     import task_completion
@@ -545,10 +550,10 @@ def report_completions(measured) -> list[tuple[str, str, str, str]]:
         ms = {name: ([w * 1000 for w in measured.samples[name][0]], [c * 1000 for c in measured.samples[name][1]])
               for name in (bare, service)}
         rows.append((f"{what} through the API", _summary(ms[service][0]), _summary(ms[service][1]),
-                     f"{statistics.median(measured.statements[service]):.0f} statements; "
+                     f"{_statements(measured.statements[service])}; "
                      f"/ bare engine: {wall:.2f}x wall, {pairs:.2f}x pairs, {cpu:.2f}x CPU"))
         rows.append((f"{what}, bare engine that persists", _summary(ms[bare][0]), _summary(ms[bare][1]),
-                     f"{statistics.median(measured.statements[bare]):.0f} statement(s)"))
+                     _statements(measured.statements[bare])))
     return rows
 
 
