@@ -1,6 +1,7 @@
-"""Lists at scale: inbox, team and overdue views and case search among N open cases on PostgreSQL.
+"""The benchmark suite at a country's scale: N open cases on PostgreSQL (default 1,000,000), then one run that
+measures lists, completions and starts, timers, memory and state bytes among them.
 
-Builds --cases open cases (default 1,000,000) of tests/fixtures/pathways/review.bpmn in a council: one case
+Builds --cases open cases of tests/fixtures/pathways/review.bpmn in a council: one case
 is started through the service (its task, task role and pending timers written by the service), the rest
 are bulk-loaded copies of its rows with COPY through psycopg (fresh task and timer ids, due dates spread,
 the encrypted columns -- case data and engine state -- copied as they are, ciphertext). Of the open tasks:
@@ -10,17 +11,32 @@ the encrypted columns -- case data and engine state -- copied as they are, ciphe
 - a fifth are overdue.
 
 Twenty more cases are started through the service with a child each (distinct names), for search by name.
-Then a fresh service process, connected as an unprivileged role (row-level security on, as in production),
-answers each list through the REST API (Flask's test client: no HTTP server, so the figures are the
-service's and the database's) --repeat times after three warm-up calls, and the script prints the median
-and p95 of each, the SQL statements each ran, and the process RSS before and after.
 
-    .venv/bin/python bench/scale.py [--cases 1000000] [--repeat 50] [--database-url URL]
+The measuring run (``--measure-only``, or after the build) first migrates the database to the code's head, then,
+in a fresh service process connected as an unprivileged role (row-level security on, as in production), through
+the REST API (Flask's test client: no HTTP server, so the figures are the service's and the database's):
+
+1. each list --repeat times after three warm-up calls: median and p95 of wall time, the process's CPU time and
+   the time inside SQL, and the statements each ran;
+2. --pairs completions of the approval task and --pairs case starts, each after a bare engine's that persists on
+   the same database (bench/task_completion.py), with the ratios;
+3. the service process's RSS before and after, and its peak;
+4. the stored bytes of each case's state and data (every case, and those started through the API in this run);
+5. timers: --due of the built cases' reminders falling due over --window seconds, a few seconds after
+   --processes live timer processes are ready (bench/timers.py's ``live``): fires per second, latency after
+   due (p50, p95, max, share within 1 s), exactly once, CPU per fire and each process's peak RSS;
+
+and ends with the figures as one markdown table.
+
+    .venv/bin/python bench/scale.py [--cases 1000000] [--repeat 50] [--pairs 100] [--due 10000] [--window 10]
+                                    [--processes 2] [--database-url URL]
     DATA_ENCRYPTION_KEYS=... .venv/bin/python bench/scale.py --build-only --database-url URL   # then, quiet:
     DATA_ENCRYPTION_KEYS=... .venv/bin/python bench/scale.py --measure-only --database-url URL
 
 Without --database-url it starts a throwaway PostgreSQL of its own (initdb + pg_ctl, as tests/conftest.py
 does) and removes it afterwards; --database-url takes an empty database whose owner may create roles.
+The measuring run writes to the database (its cases, the bare engine's, the fired timers; the pending timers
+the build left overdue are moved a year on): measure a copy if the built one must stay as built.
 """
 from __future__ import annotations
 
@@ -29,7 +45,6 @@ import io
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -43,7 +58,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from throwaway_postgres import start_postgres, stop_postgres  # noqa: E402 (bench/ is the script's folder)
+from figures import load_average, p95, peak_rss_mib, rss_mib  # noqa: E402 (bench/ is the script's folder)
+from throwaway_postgres import start_postgres, stop_postgres  # noqa: E402
 KEY_GIVEN = bool(os.environ.get("DATA_ENCRYPTION_KEYS"))  # a database built to measure later needs its key kept
 if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwaway database (the measuring child too)
     from cryptography.fernet import Fernet
@@ -64,8 +80,6 @@ CHILDREN = [("Zebedee", "Quinlan"), ("Ottilie", "Marchbanks"), ("Barnaby", "Feat
             ("Cornelius", "Applethwaite"), ("Rosamund", "Sidebottom"), ("Evander", "Tattersall"),
             ("Marigold", "Butterworth")]
 
-
-# -- a throwaway PostgreSQL ------------------------------------------------------------------------
 
 # -- building -------------------------------------------------------------------------------------
 
@@ -255,25 +269,57 @@ def tenancy_actor(session, name: str, council_id: int):
 
 # -- measuring ------------------------------------------------------------------------------------
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _p95(values: list[float]) -> float:
-    return values[min(len(values) - 1, max(0, int(round(0.95 * len(values))) - 1))]
-
-
-def measure(url: str, repeat: int) -> dict:
-    """In a fresh process, as the unprivileged role: each list, --repeat times after three warm-ups."""
-    from sqlalchemy import event
+def migrate(url: str) -> None:
+    """Bring a database built before to the code's head (a migration may have added or dropped an index since),
+    and let the service's role use what the migrations made. Run in a process of its own (``--migrate-only``),
+    so that the measured service process's memory is its own."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
 
     from service import create_app
     from service.models import db
 
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    with app.app_context():
+        upgrade()
+        with db.engine.begin() as connection:
+            connection.execute(text(f"""
+                GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+                GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};
+                GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE};"""))
+
+
+def service_app(url: str):
+    """The service as production runs it: connected as the unprivileged role (row-level security on)."""
+    from service import create_app
+
     app_url = url.replace("://postgres@", f"://{APP_ROLE}@")
     app = create_app({"SQLALCHEMY_DATABASE_URI": app_url, "TIMERS_ENABLED": False, "API_TOKEN_DAYS": 3650})
-    client = app.test_client()
+    return app, app.test_client()
+
+
+LISTS = [
+    ("inbox, a user with few tasks (26 assigned)", "few", "/api/v1/tasks"),
+    ("inbox, a role with every unassigned task", "role", "/api/v1/tasks"),
+    ("inbox, the role's next page (cursor)", "role", None),
+    ("team overdue view (manager)", "manager", "/api/v1/tasks?overdue=true"),
+    ("case search by a child's name", "front", "/api/v1/cases?q=Pennywhistle"),
+    ("case search by reference (part of)", "front", "/api/v1/cases?reference=BENCH-4242"),
+    ("case search, q= a reference", "front", "/api/v1/cases?q=BENCH-77777"),
+    ("case list, first page", "front", "/api/v1/cases"),
+    ("my cases (manager: none)", "manager", "/api/v1/cases?mine=true"),
+    ("notifications", "few", "/api/v1/notifications"),
+]
+
+
+def measure_lists(app, client, repeat: int) -> list[dict]:
+    """Each list, --repeat times after three warm-ups: wall, the process's CPU, time inside SQL, statements."""
+    from urllib.parse import quote
+
+    from sqlalchemy import event
+
+    from service.models import db
+
     with app.app_context():
         engine = db.engine
     statements, in_sql, began = [0], [0.0], [0.0]
@@ -287,32 +333,12 @@ def measure(url: str, repeat: int) -> dict:
 
     event.listen(engine, "before_cursor_execute", count)
     event.listen(engine, "after_cursor_execute", counted)
-    lists = [
-        ("inbox, a user with few tasks (26 assigned)", "few", "/api/v1/tasks"),
-        ("inbox, a role with every unassigned task", "role", "/api/v1/tasks"),
-        ("inbox, the role's next page (cursor)", "role", None),
-        ("team overdue view (manager)", "manager", "/api/v1/tasks?overdue=true"),
-        ("case search by a child's name", "front", "/api/v1/cases?q=Pennywhistle"),
-        ("case search by reference (part of)", "front", "/api/v1/cases?reference=BENCH-4242"),
-        ("case search, q= a reference", "front", "/api/v1/cases?q=BENCH-77777"),
-        ("case list, first page", "front", "/api/v1/cases"),
-        ("my cases (manager: none)", "manager", "/api/v1/cases?mine=true"),
-        ("notifications", "few", "/api/v1/notifications"),
-    ]
-    rss_before = _rss_mib()
     results = []
-    for label, who, path in lists:
+    for label, who, path in LISTS:
         headers = {"Authorization": f"Bearer token-{who}"}
-        if path is None:  # the page after the first, by the cursor the first page's last task gives
-            from service import paging
-            from service.models import OpenTask
-
-            first = client.get("/api/v1/tasks", headers=headers).json
-            with app.app_context():
-                from service import tenancy
-                with tenancy.all_councils(db.session):
-                    last = db.session.get(OpenTask, first[-1]["id"])
-                    path = f"/api/v1/tasks?after={paging.task_cursor(last)}"
+        if path is None:  # the page after the first, by the cursor the first page gives
+            first = client.get("/api/v1/tasks", headers=headers)
+            path = f"/api/v1/tasks?after={quote(first.headers['X-Next-Cursor'])}"
         times, cpu, sql, shown = [], [], [], None
         for n in range(3 + repeat):
             statements[0], in_sql[0] = 0, 0.0
@@ -327,28 +353,270 @@ def measure(url: str, repeat: int) -> dict:
             body = response.json
             shown = len(body) if isinstance(body, list) else len(body.get("cases", [])) if isinstance(body, dict) else None
             total = body.get("total") if isinstance(body, dict) else None
-        times.sort()
-        cpu.sort()
-        sql.sort()
         results.append({"label": label, "path": path, "median_ms": statistics.median(times),
-                        "p95_ms": _p95(times), "cpu_median_ms": statistics.median(cpu), "cpu_p95_ms": _p95(cpu),
-                        "sql_median_ms": statistics.median(sql), "sql_p95_ms": _p95(sql),
+                        "p95_ms": p95(times), "cpu_median_ms": statistics.median(cpu), "cpu_p95_ms": p95(cpu),
+                        "sql_median_ms": statistics.median(sql), "sql_p95_ms": p95(sql),
                         "statements": statements[0], "shown": shown, "total": total})
-    return {"results": results, "rss_before_mib": rss_before, "rss_after_mib": _rss_mib(),
-            "peak_rss_mib": _peak_mib()}
+    event.remove(engine, "before_cursor_execute", count)
+    event.remove(engine, "after_cursor_execute", counted)
+    return results
 
 
-def _peak_mib() -> float:
-    """This process's own peak RSS (VmHWM: ru_maxrss would carry over the builder's across the exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def measure_completions(app, client, pairs: int, tag: str):
+    """Completions and starts of the approval diagram among the built cases, through the API as the front door
+    user, each after the bare engine's (which persists on the same database): bench/task_completion.py's
+    ``prepare`` and ``interleave``. The cases are started here through the service layer (the built ones are
+    copies of one case's state: their rows' ids are not their state's)."""
+    import task_completion
+
+    from service import tenancy
+    from service.models import db
+
+    with app.app_context():
+        council = tenancy.council_by_key(db.session, "bench")
+        tenancy.act_for(db.session, council)
+        actor = tenancy_actor(db.session, "bench-front", council.id)
+        prepared = task_completion.prepare(db.session, PROCESS, {"needs": 3}, "Task_Assess", pairs, actor,
+                                           prefix=f"SUITE-{tag}")
+        council_id = council.id
+        counter = task_completion.Statements(db.engine)
+        db.session.remove()
+    return task_completion.interleave(app, client, {"Authorization": "Bearer token-front"}, council_id, prepared,
+                                      PROCESS, {"needs": 3}, {"risk": True, "summary": "Seen at home"}, counter,
+                                      prefix=f"{tag}-")
+
+
+def state_bytes(url: str, tag: str) -> list[dict]:
+    """The stored state and data of each case (ciphertext: octet_length; on disk after TOAST: pg_column_size),
+    median and p95: of every active case (the built ones are copies of one), of the cases this run started through
+    the service (at their first task), and of those it completed once through the service (the next task)."""
+    import psycopg
+
+    groups = [("every active case", "status = 'active'", ()),
+              ("started through the API in this run", "reference LIKE %s", (f"API-{tag}-%",)),
+              ("started, then completed once through the API", "reference LIKE %s AND id IN "
+               "(SELECT case_id FROM audit_events WHERE event = 'task_completed')", (f"SUITE-{tag}-%",))]
+    out = []
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn, conn.cursor() as cur:
+        for label, where, params in groups:
+            cur.execute(f"""
+                SELECT count(*),
+                       percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY octet_length(state)),
+                       percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY pg_column_size(state)),
+                       percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY octet_length(data)),
+                       percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY pg_column_size(data))
+                FROM cases WHERE {where}""", params)
+            count, state, state_disk, data, data_disk = cur.fetchone()
+            out.append({"label": label, "cases": count, "state": state, "state_disk": state_disk, "data": data,
+                        "data_disk": data_disk})
+    return out
+
+
+def plain_bytes(url: str, tag: str) -> dict[str, tuple[int, int]]:
+    """The decrypted state's and data's JSON bytes (median, p95) of the cases this run started through the API."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import undefer
+
+    from service import create_app, tenancy
+    from service.models import Case, db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    with app.app_context(), tenancy.all_councils(db.session):
+        cases = db.session.scalars(select(Case).where(Case.reference.like(f"API-{tag}-%"))
+                                   .options(undefer(Case.state))).all()
+        state = [len(c.state.encode()) for c in cases]
+        data = [len(json.dumps(c.data).encode()) for c in cases]
+    return {"state": (int(statistics.median(state)), int(p95(state))),
+            "data": (int(statistics.median(data)), int(p95(data)))}
+
+
+# -- timers among the million -------------------------------------------------------------------------
+
+#: The built cases' timers (tests/fixtures/pathways/review.bpmn): the reminder on the assessment (P2D, notifies
+#: the task's people) falls due in the measured ones; the escalation (five working days) does not.
+DUE_TIMER = "Event_RemindWorker"
+
+
+def postpone_overdue(url: str) -> tuple[int, float]:
+    """Move every pending timer due within a day a year on (the build spread the cases' start over the past year,
+    so most of their timers are overdue: a timer process would fire them all), then VACUUM the table (the due-time
+    index would otherwise lead every claim through a million dead entries). Returns (rows moved, seconds)."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        moved = conn.execute("UPDATE pending_timers SET due_at = due_at + interval '365 days' "
+                             "WHERE due_at < now() + interval '1 day'").rowcount
+        conn.execute("VACUUM ANALYZE pending_timers")
+    return moved, time.perf_counter() - started
+
+
+def make_due(url: str, due: int, first_due: datetime, window: float) -> dict[str, str]:
+    """Make ``due`` of the built cases' reminders fall due at instants spread evenly over ``window`` seconds
+    from ``first_due``; return their due times by case id (bench/timers.py's ``live`` moves them to the real clock).
+
+    The built cases are copies of one case's state: the state names the template's task and timers, not the
+    copy's rows. So each chosen case gets the template's state with its own task and timer ids (as the service
+    would have written it) and the escalation's due time its row's; the reminder's due time in the state stays
+    the template's, in the past, so the engine fires it when the row falls due and claims the case."""
+    from sqlalchemy import bindparam, select, text, update
+    from sqlalchemy.orm import undefer
+
+    from service import create_app, tenancy
+    from service.models import Case, OpenTask, PendingTimer, db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
+    with app.app_context(), tenancy.all_councils(db.session):
+        template = db.session.scalars(select(Case).where(Case.reference == "BENCH-0")
+                                      .options(undefer(Case.state))).one()
+        template_rows = {row.name: row.id for row in db.session.scalars(
+            select(PendingTimer).where(PendingTimer.case_id == template.id))}
+        [template_task] = db.session.scalars(select(OpenTask.id).where(OpenTask.case_id == template.id,
+                                                                       OpenTask.name == "Task_Assess")).all()
+        state = json.loads(template.state)
+        for name, timer_id in template_rows.items():  # the other timers' due times: each copy's row's
+            if name != DUE_TIMER:
+                state["tasks"][timer_id]["internal_data"]["event_value"] = f"@@{name}@@"
+        template_state = json.dumps(state, separators=(",", ":"))
+        chosen = [row[0] for row in db.session.execute(text(
+            "SELECT p.case_id FROM pending_timers p JOIN cases c ON c.id = p.case_id "
+            "WHERE p.name = :name AND c.status = 'active' AND c.reference LIKE 'BENCH-%' AND c.id <> :template "
+            "ORDER BY md5(p.case_id::text || :seed) LIMIT :due"),
+            {"name": DUE_TIMER, "template": template.id, "seed": str(time.time()), "due": due})]
+        tasks = dict(db.session.execute(select(OpenTask.case_id, OpenTask.id).where(
+            OpenTask.case_id.in_(chosen), OpenTask.name == "Task_Assess", OpenTask.closed_at.is_(None))).all())
+        timers: dict[int, dict[str, tuple[str, datetime]]] = {}
+        for case_id, timer_id, name, due_at in db.session.execute(select(
+                PendingTimer.case_id, PendingTimer.id, PendingTimer.name, PendingTimer.due_at)
+                .where(PendingTimer.case_id.in_(chosen))):
+            timers.setdefault(case_id, {})[name] = (timer_id, due_at)
+        chosen = [case_id for case_id in chosen if case_id in tasks and set(timers.get(case_id, {})) == set(template_rows)]
+        states, rows, due_times = [], [], {}
+        for i, case_id in enumerate(chosen):
+            copy = template_state.replace(template_task, tasks[case_id])
+            for name, template_id in template_rows.items():
+                timer_id, due_at = timers[case_id][name]
+                copy = copy.replace(template_id, timer_id).replace(f"@@{name}@@", due_at.isoformat())
+            at = first_due + timedelta(seconds=window * i / max(1, len(chosen) - 1))
+            states.append({"case": case_id, "state": copy})
+            rows.append({"timer": timers[case_id][DUE_TIMER][0], "due": at})
+            due_times[str(case_id)] = at.isoformat()
+        cases_table, timers_table = Case.__table__, PendingTimer.__table__
+        db.session.execute(update(cases_table).where(cases_table.c.id == bindparam("case"))
+                           .values(state=bindparam("state")), states)
+        db.session.execute(update(timers_table).where(timers_table.c.id == bindparam("timer"))
+                           .values(due_at=bindparam("due")), rows)
+        db.session.commit()
+    return due_times
+
+
+def measure_timers(url: str, due: int, window: float, processes: int, workers: int = 4, batch: int = 50) -> dict:
+    """``due`` of the built cases' reminders falling due over ``window`` seconds, a few seconds after
+    ``processes`` live timer processes are ready (bench/timers.py's ``live``): rate, latency after due, memory."""
+    import timers
+
+    moved, seconds = postpone_overdue(url)
+    print(f"timers: {moved:,} pending timers overdue or due within a day moved a year on, and the table "
+          f"vacuumed, in {seconds:.0f} s")
+    started = time.perf_counter()
+    recorded = make_due(url, due, datetime.now(timezone.utc) + timedelta(days=1), window)
+    print(f"timers: {len(recorded):,} cases' reminders made to fall due over {window:g} s "
+          f"({time.perf_counter() - started:.0f} s); load average {load_average()}")
+    result = timers.live(url, processes, workers, batch, recorded, lead=3.0, timeout=window + 900,
+                         only_due_cases=True)
+    timers.report_live(result, processes, workers, window)
+    print(f"  load average {load_average()} after the timers")
+    return result
+
+
+def _summary(figures: list[float]) -> str:
+    return f"{statistics.median(figures):.1f} / {p95(figures):.1f}"
+
+
+def _statements(counts: list[int]) -> str:
+    median = statistics.median(counts)
+    return f"{median:.0f} statement{'' if median == 1 else 's'}"
+
+
+def report_completions(measured) -> list[tuple[str, str, str, str]]:
+    """Print the completions and starts; return their summary rows (figure, wall, CPU, note)."""
+    import task_completion
+
+    task_completion.report(PROCESS, "Task_Assess", measured)
+    rows = []
+    for what, bare, service in (("completion (approval diagram)", "bare_complete", "service_complete"),
+                                ("case start (to the first task)", "bare_start", "service_start")):
+        wall, pairs, cpu = task_completion.ratios(measured, bare, service)
+        ms = {name: ([w * 1000 for w in measured.samples[name][0]], [c * 1000 for c in measured.samples[name][1]])
+              for name in (bare, service)}
+        rows.append((f"{what} through the API", _summary(ms[service][0]), _summary(ms[service][1]),
+                     f"{_statements(measured.statements[service])}; "
+                     f"/ bare engine: {wall:.2f}x wall, {pairs:.2f}x pairs, {cpu:.2f}x CPU"))
+        rows.append((f"{what}, bare engine that persists", _summary(ms[bare][0]), _summary(ms[bare][1]),
+                     _statements(measured.statements[bare])))
+    return rows
+
+
+def main_measure(url: str, repeat: int, pairs: int, due: int, window: float, processes: int) -> None:
+    """One measuring run on a built database: lists, completions and starts, memory, state bytes, timers."""
+    subprocess.run([sys.executable, __file__, "--migrate-only", "--database-url", url], check=True,
+                   stdout=subprocess.DEVNULL)
+    tag = datetime.now(timezone.utc).strftime("%H%M%S")  # this run's cases, apart from an earlier run's
+    print(f"PostgreSQL, {os.cpu_count()} CPUs; load average {load_average()} at the start")
+    app, client = service_app(url)
+    rss = {"start": rss_mib()}
+    lists = measure_lists(app, client, repeat)
+    rss["lists"] = rss_mib()
+    print("wall: the request's elapsed time; CPU: the service process's CPU time in it; in SQL: elapsed time "
+          "inside the database calls (median / p95, ms)")
+    print(f"{'list':46} {'wall':>13} {'CPU':>13} {'in SQL':>13} {'SQL':>4} {'shown':>6} {'total':>7}")
+    for r in lists:
+        print(f"{r['label']:46} {r['median_ms']:6.1f}/{r['p95_ms']:6.1f} {r['cpu_median_ms']:6.1f}/"
+              f"{r['cpu_p95_ms']:6.1f} {r['sql_median_ms']:6.1f}/{r['sql_p95_ms']:6.1f} {r['statements']:4} "
+              f"{r['shown'] if r['shown'] is not None else '':>6} {r['total'] if r['total'] is not None else '':>7}")
+    print(f"load average {load_average()} after the lists")
+    completions = report_completions(measure_completions(app, client, pairs, tag))
+    rss.update(completions=rss_mib(), peak=peak_rss_mib())
+    print(f"load average {load_average()} after the completions and starts")
+    print(f"service (API) process RSS: {rss['start']:.0f} MiB before the lists, {rss['lists']:.0f} MiB after them, "
+          f"{rss['completions']:.0f} MiB after {pairs} completions and {pairs} starts; peak {rss['peak']:.0f} MiB")
+    sizes = state_bytes(url, tag)
+    print("stored bytes per case, median / p95 (octet_length: the ciphertext; on disk: pg_column_size, after TOAST)")
+    for size in sizes:
+        print(f"  {size['label']} ({size['cases']:,}): state {size['state'][0]:,} / {size['state'][1]:,} "
+              f"(on disk {size['state_disk'][0]:,} / {size['state_disk'][1]:,}), data {size['data'][0]:,} / "
+              f"{size['data'][1]:,} (on disk {size['data_disk'][0]:,} / {size['data_disk'][1]:,})")
+    plain = plain_bytes(url, tag)
+    print(f"  decrypted, the cases started through the API in this run: state {plain['state'][0]:,} / "
+          f"{plain['state'][1]:,} bytes of JSON, data {plain['data'][0]:,} / {plain['data'][1]:,}")
+    fired = measure_timers(url, due, window, processes)
+    print_summary(lists, completions, rss, sizes, plain, fired, due, window, processes)
+
+
+def print_summary(lists: list[dict], completions: list, rss: dict, sizes: list[dict], plain: dict, fired: dict,
+                  due: int, window: float, processes: int) -> None:
+    """The figures as one markdown table (median / p95 where there are both)."""
+    print(f"\n| figure (median / p95) | wall ms | CPU ms | note |\n| --- | --- | --- | --- |")
+    for r in lists:
+        shown = r["shown"] if r["total"] is None else f"{r['shown']} of {r['total']:,}"
+        print(f"| {r['label']} | {r['median_ms']:.1f} / {r['p95_ms']:.1f} | {r['cpu_median_ms']:.1f} / "
+              f"{r['cpu_p95_ms']:.1f} | {r['statements']} statements, {shown} shown |")
+    for figure, wall, cpu, note in completions:
+        print(f"| {figure} | {wall} | {cpu} | {note} |")
+    print(f"| timers: {fired['fired']:,} of {due:,} falling due over {window:g} s, {processes} processes | "
+          f"latency after due {fired['p50'] * 1000:.0f} / {fired['p95'] * 1000:.0f} (max {fired['max'] * 1000:.0f}) | "
+          f"{fired['cpu_ms_per_fire']:.2f} per fire | {fired['fires_per_second']:.0f} fires/s, "
+          f"{100 * fired['within_1s']:.1f}% within 1 s, exactly once: {fired['exactly_once']} |")
+    print(f"| memory (RSS), MiB | API process: {rss['start']:.0f} before, {rss['completions']:.0f} after, peak "
+          f"{rss['peak']:.0f} | timer processes' peak: {', '.join(str(m) for m in fired['peak_rss_mib'])} | |")
+    for size in sizes:
+        print(f"| state bytes per case, {size['label']} ({size['cases']:,}) | {size['state'][0]:,} / "
+              f"{size['state'][1]:,} | on disk {size['state_disk'][0]:,} / {size['state_disk'][1]:,} | data "
+              f"{size['data'][0]:,} / {size['data'][1]:,} bytes |")
 
 
 def _print_built(built: dict) -> None:
-    print(f"PostgreSQL, {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"PostgreSQL, {os.cpu_count()} CPUs, load average {load_average()}")
     print(f"built {built['cases']:,} open cases ({built['pool']:,} tasks unassigned for the role, "
           f"{built['workers']:,} workers with ~{PER_WORKER} each) by COPY in {built['load_seconds']:.0f} s, "
           f"indexes and keys made again in {built['index_seconds']:.0f} s, {built['build_seconds']:.0f} s "
@@ -358,16 +626,28 @@ def _print_built(built: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=50, help="calls of each list measured")
+    parser.add_argument("--pairs", type=int, default=100, help="completions and starts measured (and as many of "
+                                                               "the bare engine)")
+    parser.add_argument("--due", type=int, default=10_000, help="built cases whose reminder falls due")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds over which they fall due")
+    parser.add_argument("--processes", type=int, default=2, help="live timer processes (4 worker threads each)")
     parser.add_argument("--database-url")
     parser.add_argument("--measure-only", action="store_true",
                         help="measure a database built before (--database-url; DATA_ENCRYPTION_KEYS as it was built)")
     parser.add_argument("--build-only", action="store_true",
                         help="build into --database-url and stop: measure it later, on a quiet machine, with "
                              "--measure-only (keep DATA_ENCRYPTION_KEYS)")
+    parser.add_argument("--migrate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    measuring = [sys.executable, __file__, "--measure-only", "--repeat", str(args.repeat), "--pairs",
+                 str(args.pairs), "--due", str(args.due), "--window", str(args.window), "--processes",
+                 str(args.processes), "--database-url"]
+    if args.migrate_only:
+        migrate(args.database_url)
+        return
     if args.measure_only:
-        print(json.dumps(measure(args.database_url, args.repeat)))
+        main_measure(args.database_url, args.repeat, args.pairs, args.due, args.window, args.processes)
         return
     if args.build_only:
         if not args.database_url or not KEY_GIVEN:
@@ -379,18 +659,8 @@ def main() -> None:
                                                          "maintenance_work_mem=256MB", "max_wal_size=4GB")
     try:
         _print_built(build(url, args.cases))
-        out = subprocess.run([sys.executable, __file__, "--measure-only", "--database-url", url,
-                              "--repeat", str(args.repeat)], check=True, capture_output=True, text=True).stdout
-        measured = json.loads(out.strip().splitlines()[-1])
-        print("wall: the request's elapsed time; CPU: the service process's CPU time in it; in SQL: elapsed time "
-              "inside the database calls (median / p95, ms)")
-        print(f"{'list':46} {'wall':>13} {'CPU':>13} {'in SQL':>13} {'SQL':>4} {'shown':>6} {'total':>7}")
-        for r in measured["results"]:
-            print(f"{r['label']:46} {r['median_ms']:6.1f}/{r['p95_ms']:6.1f} {r['cpu_median_ms']:6.1f}/"
-                  f"{r['cpu_p95_ms']:6.1f} {r['sql_median_ms']:6.1f}/{r['sql_p95_ms']:6.1f} {r['statements']:4} "
-                  f"{r['shown'] if r['shown'] is not None else '':>6} {r['total'] if r['total'] is not None else '':>7}")
-        print(f"service process RSS {measured['rss_before_mib']:.0f} MiB before the lists, "
-              f"{measured['rss_after_mib']:.0f} MiB after (peak {measured['peak_rss_mib']:.0f} MiB)")
+        sys.stdout.flush()
+        subprocess.run([*measuring, url], check=True)  # a fresh process: the service's memory is its own
     finally:
         if not args.database_url:
             stop_postgres(base)

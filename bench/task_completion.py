@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,7 +61,7 @@ class Statements:
     """Counts the SQL statements sent to the database while ``on``."""
 
     def __init__(self, engine) -> None:
-        self.on, self.count, self.seen = False, 0, Counter()
+        self.engine, self.on, self.count, self.seen = engine, False, 0, Counter()
         event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
@@ -70,6 +72,134 @@ class Statements:
 
 def median_p90(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples) * 1000, sorted(samples)[int(len(samples) * 0.9)] * 1000
+
+
+@dataclass
+class Prepared:
+    """One diagram's cases, started through the service layer: the bare engine completes the first ``count``
+    (case id, task id), the service the tasks of the others."""
+    bare: list[tuple[int, str]]
+    api: list[str]
+    process: Any
+    version_id: int
+
+
+def prepare(session, key: str, start_data: dict, task_name: str, count: int, actor: Actor,
+            prefix: str = "BENCH") -> Prepared:
+    """Start 2 x ``count`` cases of ``key`` (committed) and take the open ``task_name`` of each."""
+    started = [start_case(session, key, f"{prefix}-{key}-{i}", dict(start_data), actor) for i in range(count * 2)]
+    session.commit()
+    version = started[0].process
+    return Prepared([(c.id, next(t.id for t in c.tasks if t.name == task_name)) for c in started[:count]],
+                    [next(t.id for t in c.tasks if t.name == task_name) for c in started[count:]],
+                    deployments.process_definition(session, version), version.id)
+
+
+@dataclass
+class Measured:
+    """Wall and CPU seconds of each action (``bare_complete``, ``service_complete``, ``bare_start``,
+    ``service_start``), interleaved, with the statements each sent and those of the last service requests."""
+    samples: dict[str, tuple[list[float], list[float]]]
+    statements: dict[str, list[int]]
+    last_completion: dict[str, int]
+    last_start: dict[str, int]
+
+
+def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, key: str, start_data: dict,
+               answers: dict, counter: Statements, profiler=None, prefix: str = "") -> Measured:
+    """One diagram's completions, then its starts: a bare engine's, then the service's, and so on (the
+    machine's load moves both alike); wall time and this process's CPU time of each."""
+    engine, limits, cases_table = counter.engine, app.extensions["engine_limits"], Case.__table__
+    process, version_id = prepared.process, prepared.version_id
+    samples = {name: ([], []) for name in ("bare_complete", "service_complete", "bare_start", "service_start")}
+    statements = {name: [] for name in samples}
+    last_completion, last_start = {}, {}
+    with app.app_context(), engine.connect() as connection:  # the app: the state's encryption key
+        if engine.dialect.name == "postgresql":  # row-level security: the scope is set once for the connection
+            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(council_id)})
+            connection.commit()
+
+        def bare_completion(case_id: int, task_id: str) -> None:
+            state, state_format = connection.execute(
+                select(cases_table.c.state, cases_table.c.state_format).where(cases_table.c.id == case_id)).one()
+            workflow, journal = runtime.load(process, state, state_format, limits=limits)
+            runtime.complete_task(workflow, journal, task_id, dict(answers))
+            connection.execute(update(cases_table).where(cases_table.c.id == case_id)
+                               .values(state=runtime.dump(workflow)))
+            connection.commit()
+
+        def bare_start_case(i: int) -> None:
+            workflow, _ = runtime.start(process, dict(start_data), limits=limits)
+            connection.execute(insert(cases_table).values(
+                council_id=council_id, process_version_id=version_id, reference=f"BARE-{prefix}{i}", status="active",
+                state=runtime.dump(workflow), state_format=runtime.STATE_FORMAT, data={}, lock_version=1))
+            connection.commit()
+
+        def service_completion(task_id: str) -> None:
+            response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": answers}, headers=headers)
+            assert response.status_code == 200, response.json
+
+        def service_start_case(i: int) -> None:
+            response = client.post("/api/v1/cases", json={"process": key, "reference": f"API-{prefix}{key}-{i}",
+                                                          "data": start_data}, headers=headers)
+            assert response.status_code == 201, response.json
+
+        def timed(name: str, action, *arguments, profiled: bool = False) -> None:
+            counter.on, counter.count = True, 0
+            counter.seen.clear()
+            wall, cpu = time.perf_counter(), time.process_time()
+            if profiled and profiler:
+                profiler.enable()
+            action(*arguments)
+            if profiled and profiler:
+                profiler.disable()
+            samples[name][0].append(time.perf_counter() - wall)
+            samples[name][1].append(time.process_time() - cpu)
+            counter.on = False
+            statements[name].append(counter.count)
+
+        for (case_id, task_id), api_task in zip(prepared.bare, prepared.api):
+            timed("bare_complete", bare_completion, case_id, task_id)
+            timed("service_complete", service_completion, api_task, profiled=True)
+            last_completion = dict(counter.seen)
+        for i in range(len(prepared.bare)):
+            timed("bare_start", bare_start_case, i)
+            timed("service_start", service_start_case, i)
+            last_start = dict(counter.seen)
+    return Measured(samples, statements, last_completion, last_start)
+
+
+def ratios(measured: Measured, bare: str, service: str) -> tuple[float, float, float]:
+    """Service / bare engine: of the medians of wall time, the median of the interleaved pairs, of CPU medians."""
+    samples = measured.samples
+    wall = statistics.median(samples[service][0]) / statistics.median(samples[bare][0])
+    cpu = statistics.median(samples[service][1]) / statistics.median(samples[bare][1])
+    pairs = statistics.median(s / b for s, b in zip(samples[service][0], samples[bare][0]))
+    return wall, pairs, cpu
+
+
+def report(key: str, task_name: str, measured: Measured, show_statements: bool = False) -> None:
+    print(f"\n{key}: complete {task_name}")
+    for label, name, counted in (
+            ("bare engine, completion (SELECT, load, complete, run on, dump, UPDATE, commit)", "bare_complete", True),
+            ("service, POST /api/v1/tasks/<id>/complete", "service_complete", True),
+            ("bare engine, start to first task (start, dump, INSERT, commit)", "bare_start", False),
+            ("service, POST /api/v1/cases", "service_start", True)):
+        wall, cpu = measured.samples[name]
+        median, p90 = median_p90(wall)
+        more = f", {statistics.median(measured.statements[name]):.0f} SQL statements" if counted else ""
+        print(f"  {label}: median {median:.2f} ms, p90 {p90:.2f} ms, CPU median {statistics.median(cpu) * 1000:.2f} ms"
+              f"{more}")
+    for what, bare, service in (("completion", "bare_complete", "service_complete"),
+                                ("start", "bare_start", "service_start")):
+        wall, pairs, cpu = ratios(measured, bare, service)
+        print(f"  ratio service / bare engine that persists, {what}: {wall:.2f}x (medians of wall time), "
+              f"{pairs:.2f}x (median of interleaved pairs), {cpu:.2f}x (medians of CPU time)")
+    if show_statements:
+        for title, seen in (("completion", measured.last_completion), ("start", measured.last_start)):
+            print(f"  statements of the last {title}:")
+            for statement, times in seen.items():
+                print(f"    {times} x {statement}")
 
 
 def main() -> None:
@@ -99,126 +229,30 @@ def main() -> None:
         db.session.commit()
         council_id = council.id
         actor = Actor("bench", tuple(ROLES), council_id=council_id)
-        prepared = {}
-        for key, start_data, task_name, _ in DIAGRAMS:
-            cases = [start_case(db.session, key, f"BENCH-{key}-{i}", dict(start_data), actor)
-                     for i in range(args.cases * 2)]
-            db.session.commit()
-            version = cases[0].process
-            prepared[key] = ([(c.id, next(t.id for t in c.tasks if t.name == task_name)) for c in cases[:args.cases]],
-                             [next(t.id for t in c.tasks if t.name == task_name) for c in cases[args.cases:]],
-                             deployments.process_definition(db.session, version), version.id)
+        prepared = {key: prepare(db.session, key, start_data, task_name, args.cases, actor)
+                    for key, start_data, task_name, _ in DIAGRAMS}
         db.session.remove()
         engine = db.engine
     counter = Statements(engine)
-    limits = app.extensions["engine_limits"]
-    cases_table = Case.__table__
     print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.cases} of each")
     client = app.test_client()
     headers = {"Authorization": "Bearer bench-token"}
-
-    def measure(key: str, start_data: dict, task_name: str, answers: dict) -> None:
-        """One diagram: its completions and starts, bare engine and service interleaved."""
-        bare_ids, api_tasks, process, version_id = prepared[key]
+    for key, start_data, task_name, answers in DIAGRAMS:
         profiler = None
         if args.profile:
             import cProfile
             profiler = cProfile.Profile(time.process_time)  # CPU time: the load does not move it much
-        # Interleaved: a bare engine's completion, then the service's, and so on (the machine's load moves
-        # both alike); wall time and the process's CPU time of each.
-        samples = {name: ([], []) for name in ("bare_complete", "service_complete", "bare_start", "service_start")}
-        complete_statements, start_statements, bare_statements = [], [], []
-        last_completion, last_start = {}, {}
-        with app.app_context(), engine.connect() as connection:  # the app: the state's encryption key
-            if postgres:  # row-level security: the scope is set once for the connection, not per transaction
-                connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(council_id)})
-                connection.commit()
-
-            def bare_completion(case_id: str, task_id: str) -> None:
-                state, state_format = connection.execute(
-                    select(cases_table.c.state, cases_table.c.state_format).where(cases_table.c.id == case_id)).one()
-                workflow, journal = runtime.load(process, state, state_format, limits=limits)
-                runtime.complete_task(workflow, journal, task_id, dict(answers))
-                connection.execute(update(cases_table).where(cases_table.c.id == case_id)
-                                   .values(state=runtime.dump(workflow)))
-                connection.commit()
-
-            def bare_start_case(i: int) -> None:
-                workflow, _ = runtime.start(process, dict(start_data), limits=limits)
-                connection.execute(insert(cases_table).values(
-                    council_id=council_id, process_version_id=version_id, reference=f"BARE-{i}", status="active",
-                    state=runtime.dump(workflow), state_format=runtime.STATE_FORMAT, data={}, lock_version=1))
-                connection.commit()
-
-            def timed(name: str, action, *arguments, statements: list[int] | None = None,
-                      profiled: bool = False) -> None:
-                counter.on, counter.count = True, 0
-                counter.seen.clear()
-                wall, cpu = time.perf_counter(), time.process_time()
-                if profiled and profiler:
-                    profiler.enable()
-                action(*arguments)
-                if profiled and profiler:
-                    profiler.disable()
-                samples[name][0].append(time.perf_counter() - wall)
-                samples[name][1].append(time.process_time() - cpu)
-                counter.on = False
-                if statements is not None:
-                    statements.append(counter.count)
-
-            def service_completion(task_id: str) -> None:
-                response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": answers}, headers=headers)
-                assert response.status_code == 200, response.json
-
-            def service_start_case(i: int) -> None:
-                response = client.post("/api/v1/cases", json={"process": key, "reference": f"API-{key}-{i}",
-                                                              "data": start_data}, headers=headers)
-                assert response.status_code == 201, response.json
-
-            for (case_id, task_id), api_task in zip(bare_ids, api_tasks):
-                timed("bare_complete", bare_completion, case_id, task_id, statements=bare_statements)
-                timed("service_complete", service_completion, api_task, statements=complete_statements,
-                      profiled=True)
-                last_completion = dict(counter.seen)
-            for i in range(args.cases):
-                timed("bare_start", bare_start_case, i)
-                timed("service_start", service_start_case, i, statements=start_statements)
-                last_start = dict(counter.seen)
+        measured = interleave(app, client, headers, council_id, prepared[key], key, start_data, answers, counter,
+                              profiler)
         if profiler:
             import pstats
             stats = pstats.Stats(profiler).sort_stats("cumulative")
             stats.print_stats(r"service/|flask/app|smorest|runtime|werkzeug/test", 45)
             if os.environ.get("BENCH_CALLEES"):
                 stats.print_callees(os.environ["BENCH_CALLEES"])
+        report(key, task_name, measured, args.show_statements)
 
-        print(f"\n{key}: complete {task_name}")
-        for label, name, statements in (
-                ("bare engine, completion (SELECT, load, complete, run on, dump, UPDATE, commit)", "bare_complete",
-                 bare_statements),
-                ("service, POST /api/v1/tasks/<id>/complete", "service_complete", complete_statements),
-                ("bare engine, start to first task (start, dump, INSERT, commit)", "bare_start", None),
-                ("service, POST /api/v1/cases", "service_start", start_statements)):
-            wall, cpu = samples[name]
-            median, p90 = median_p90(wall)
-            more = f", {statistics.median(statements):.0f} SQL statements" if statements else ""
-            print(f"  {label}: median {median:.2f} ms, p90 {p90:.2f} ms, CPU median {statistics.median(cpu) * 1000:.2f} ms"
-                  f"{more}")
-        for what, bare, service in (("completion", "bare_complete", "service_complete"),
-                                    ("start", "bare_start", "service_start")):
-            wall = statistics.median(samples[service][0]) / statistics.median(samples[bare][0])
-            cpu = statistics.median(samples[service][1]) / statistics.median(samples[bare][1])
-            pairs = statistics.median(s / b for s, b in zip(samples[service][0], samples[bare][0]))
-            print(f"  ratio service / bare engine that persists, {what}: {wall:.2f}x (medians of wall time), "
-                  f"{pairs:.2f}x (median of interleaved pairs), {cpu:.2f}x (medians of CPU time)")
-        if args.show_statements:
-            for title, seen in (("completion", last_completion), ("start", last_start)):
-                print(f"  statements of the last {title}:")
-                for statement, times in seen.items():
-                    print(f"    {times} x {statement}")
-
-    for diagram in DIAGRAMS:
-        measure(*diagram)
 
 if __name__ == "__main__":
     main()

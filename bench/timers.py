@@ -31,6 +31,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from figures import peak_rss_mib
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -192,18 +194,19 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
             "tracemalloc_peak_mib": traced_peak / 2**20 if traced_peak is not None else None}
 
 
-def shift(url: str, due_times: dict[str, str], lead: float) -> dict[str, str]:
-    """Move every pending timer row so that the first due one falls due ``lead`` seconds from now (one UPDATE):
-    the processes start on a quiet database, then the timers fall due over the window. (The stored cycle values
-    are already behind: see ``build``.)"""
+def shift(url: str, due_times: dict[str, str], lead: float, only_due_cases: bool = False) -> dict[str, str]:
+    """Move every pending timer row (with ``only_due_cases``, those of the cases in ``due_times``) so that the
+    first due one falls due ``lead`` seconds from now (one UPDATE): the processes start on a quiet database, then
+    the timers fall due over the window. (The stored cycle values are already behind: see ``build``.)"""
     from sqlalchemy import create_engine, text
 
     first = min(datetime.fromisoformat(d) for d in due_times.values())
     delta = (datetime.now(timezone.utc) + timedelta(seconds=lead)) - first
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("UPDATE pending_timers SET due_at = due_at + make_interval(secs => :s)"),
-                           {"s": delta.total_seconds()})
+        connection.execute(text("UPDATE pending_timers SET due_at = due_at + make_interval(secs => :s)"
+                                + (" WHERE case_id = ANY(:ids)" if only_due_cases else "")),
+                           {"s": delta.total_seconds(), "ids": [int(case_id) for case_id in due_times]})
         connection.execute(text("SELECT pg_notify('step_pathways_timers', '')"))  # as the service's commits do
     engine.dispose()
     return {k: (datetime.fromisoformat(v) + delta).isoformat() for k, v in due_times.items()}
@@ -226,13 +229,13 @@ def serve(url: str, workers: int, batch: int) -> None:
     stop.wait()
     service.shutdown()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}),
-          flush=True)
+    print(json.dumps({"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": peak_rss_mib()}), flush=True)
 
 
 def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str, str], lead: float,
-         timeout: float) -> dict:
-    """Run ``processes`` timer service processes on the real clock until every due timer has fired."""
+         timeout: float, only_due_cases: bool = False) -> dict:
+    """Run ``processes`` timer service processes on the real clock until every due timer has fired (counted from
+    the ``timer_fired`` audit events written since the processes started). ``only_due_cases``: see ``shift``."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
@@ -244,14 +247,15 @@ def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str,
     for child in children:
         assert child.stdout.readline().strip() == "ready"
     time.sleep(2)  # their start-up sweeps have found nothing due
-    due_times = shift(url, recorded, lead)
+    since = datetime.now(timezone.utc)
+    due_times = shift(url, recorded, lead, only_due_cases)
     first_due = min(datetime.fromisoformat(d) for d in due_times.values())
     deadline = time.monotonic() + timeout + max(0.0, (first_due - datetime.now(timezone.utc)).total_seconds())
-    query = text("SELECT count(*) FROM audit_events WHERE event = 'timer_fired'")
+    query = text("SELECT count(*) FROM audit_events WHERE event = 'timer_fired' AND at >= :since")
     fired = 0
     while time.monotonic() < deadline:
         with engine.connect() as connection:
-            fired = connection.execute(query).scalar()
+            fired = connection.execute(query, {"since": since}).scalar()
         if fired >= len(due_times):
             break
         time.sleep(0.25)
@@ -262,7 +266,8 @@ def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str,
         out, _ = child.communicate(timeout=120)
         stats.append(json.loads(out.strip().splitlines()[-1]))
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT case_id, at FROM audit_events WHERE event = 'timer_fired'")).all()
+        rows = connection.execute(text("SELECT case_id, at FROM audit_events WHERE event = 'timer_fired' "
+                                       "AND at >= :since"), {"since": since}).all()
         pending = connection.execute(text("SELECT count(*) FROM pending_timers")).scalar()
     engine.dispose()
     lateness = sorted((at - datetime.fromisoformat(due_times[str(case_id)])).total_seconds()
