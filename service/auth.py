@@ -11,13 +11,14 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
-from sqlalchemy import case, delete, event, func, inspect, or_, select, tuple_, update
+from sqlalchemy import Select, bindparam, case, delete, event, func, inspect, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -354,17 +355,17 @@ def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Cou
     if not token:
         return None
     digest = hash_token(token)
-    row = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                          .where(ApiToken.token_hash == digest)).first()
+    row = session.execute(_token_and_user(), {"digest": digest}).first()
     if row is None:
         return None
-    held, user = row
-    _check_token(session, held)
+    held = row._mapping
+    _check_token(session, _Token(held["token_id"], held["expires_at"], held["revoked_at"], held["last_used_at"]))
+    user = _attached(session, User, {c.name: held[c] for c in _USER_COLUMNS})
     callers = _callers()
     with _callers_lock:
         cached = callers.get(digest)
     if cached is not None and cached[0] > time.monotonic() and cached[1:3] == (user.id, user.session_version):
-        return user, [(_attached(session, values), roles) for values, roles in cached[3]]
+        return user, [(_attached(session, Council, values), roles) for values, roles in cached[3]]
     tenancy.identify(session, user.id)  # on PostgreSQL row-level security shows the user their memberships
     councils = councils_of(session, user)
     held_roles: dict[int, list[str]] = {}
@@ -378,6 +379,31 @@ def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Cou
     return user, found
 
 
+@dataclass(frozen=True)
+class _Token:
+    """What :func:`_check_token` reads of a token."""
+
+    id: int
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+_USER_COLUMNS = User.__table__.columns
+_Row = TypeVar("_Row", Council, User)
+
+
+@functools.cache
+def _token_and_user() -> Select:
+    """:func:`caller_for_token`'s statement, built once (every API request sends it): plain columns, not ORM rows
+    (a token and a user as ORM rows cost as much again as the statement)."""
+    tokens = ApiToken.__table__
+    return (select(tokens.c.id.label("token_id"), tokens.c.expires_at, tokens.c.revoked_at, tokens.c.last_used_at,
+                   *_USER_COLUMNS)
+            .join_from(tokens, User.__table__, User.__table__.c.id == tokens.c.user_id)
+            .where(tokens.c.token_hash == bindparam("digest")))
+
+
 def forget_callers() -> None:
     """Forget every cached caller (a council's settings changed)."""
     with _callers_lock:
@@ -388,22 +414,23 @@ def _column_values(row) -> dict[str, Any]:
     return {attr.key: getattr(row, attr.key) for attr in inspect(type(row)).column_attrs}
 
 
-def _attached(session: Session, values: dict[str, Any]) -> Council:
-    """The council as if just read in ``session`` (no statement): the one it holds already, or a copy of ``values``."""
+def _attached(session: Session, model: type[_Row], values: dict[str, Any]) -> _Row:
+    """The row of ``model`` as if just read in ``session`` (no statement): the one it holds already, or a copy of
+    ``values`` (its columns)."""
     from sqlalchemy.orm import make_transient_to_detached
     from sqlalchemy.orm.util import identity_key
 
-    held = session.identity_map.get(identity_key(Council, values["id"]))
+    held = session.identity_map.get(identity_key(model, values["id"]))
     if held is not None:
         return held
-    council = Council(**{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                         for k, v in values.items()})
-    make_transient_to_detached(council)
-    session.add(council)
-    return council
+    row = model(**{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                   for k, v in values.items()})
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
 
 
-def _check_token(session: Session, held: ApiToken) -> None:
+def _check_token(session: Session, held: ApiToken | _Token) -> None:
     now = clock.now()
     if held.revoked_at is not None:
         raise TokenRefused(f"this token was revoked on {held.revoked_at:%d %B %Y}: ask for a new one")

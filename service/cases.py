@@ -7,13 +7,15 @@ case at its last good state, never half-applied).
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, exists, false, func, insert, inspect, or_, select, union, union_all, update
+from sqlalchemy import (Select, String, bindparam, cast, exists, false, func, insert, inspect, or_, select, union, union_all,
+                        update)
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -448,15 +450,21 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
 def _task_to_complete(session: Session, task_id: str, actor: Actor) -> tuple[OpenTask, list[OpenTask] | None]:
     """The open task ``actor`` may work on, with its case, the case's state and timers and every open task of
     the case (what completing it brings in step), in one statement; else what :func:`get_task` says."""
-    of_case = select(OpenTask.case_id).where(OpenTask.id == task_id).scalar_subquery()
-    rows = session.scalars(select(OpenTask).where(OpenTask.case_id == of_case, OpenTask.closed_at.is_(None))
-                           .options(joinedload(OpenTask.role_rows),
-                                    joinedload(OpenTask.case).undefer(Case.state).joinedload(Case.timers))
-                           .execution_options(populate_existing=True)).unique().all()
+    rows = session.scalars(_task_to_complete_statement(), {"task_id": task_id}).unique().all()
     task = next((t for t in rows if t.id == task_id), None)
     if task is None or not may_work_on(task, actor):
         return get_task(session, task_id, actor), None  # its answer: 404, 403 or 409
     return task, sorted(rows, key=lambda t: t.created_at)
+
+
+@functools.cache
+def _task_to_complete_statement() -> Select:
+    """:func:`_task_to_complete`'s statement, built once (building it each time was a fifth of the read's CPU)."""
+    of_case = select(OpenTask.case_id).where(OpenTask.id == bindparam("task_id")).scalar_subquery()
+    return (select(OpenTask).where(OpenTask.case_id == of_case, OpenTask.closed_at.is_(None))
+            .options(joinedload(OpenTask.role_rows),
+                     joinedload(OpenTask.case).undefer(Case.state).joinedload(Case.timers))
+            .execution_options(populate_existing=True))
 
 
 def check_task_answers(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json"

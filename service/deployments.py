@@ -10,6 +10,7 @@ Limits and the time budget of the checks: ``service.deploy_checks``.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from service import deploy_checks, tenancy
@@ -308,9 +309,14 @@ def newest_version_number(session: Session, key: str) -> int:
 def current_version(session: Session, key: str) -> ProcessVersion | None:
     """The pathway's current version: the newest that was ever published (it may now be suspended or retired;
     a draft or a rejected upload never is)."""
-    return session.scalars(select(ProcessVersion).where(ProcessVersion.key == key,
-                                                        ProcessVersion.status.in_(RELEASED))
-                           .order_by(ProcessVersion.version.desc()).limit(1)).first()
+    return session.scalars(_current_version_statement(), {"key": key}).first()
+
+
+@functools.cache
+def _current_version_statement() -> Select:
+    """:func:`current_version`'s statement, built once (every case start sends it; building it was a fifth of it)."""
+    return (select(ProcessVersion).where(ProcessVersion.key == bindparam("key"), ProcessVersion.status.in_(RELEASED))
+            .order_by(ProcessVersion.version.desc()).limit(1))
 
 
 def latest_process_versions(session: Session) -> list[ProcessVersion]:
