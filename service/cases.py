@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, families, notifications, paging, policy, reminders, safeguarding, tenancy, wording
+from service import (access_log, families, listed_tasks, notifications, paging, policy, reminders, safeguarding,
+                     tenancy, wording)
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -26,6 +27,7 @@ from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
 from service.limits import check_values
+from service.listed_tasks import ListedTask
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
                             TaskRole, User, reference_key)
 from service.policy import Actor
@@ -71,34 +73,39 @@ def may_open_task(session: Session, task: OpenTask, actor: Actor) -> bool:
                                 actor)
 
 
-#: What a list of tasks shows of each task's case (not its data: nothing is decrypted for a list).
-_CASE_LISTED = (Case.reference, Case.process_version_id, Case.status, Case.started_by_id, Case.family_id,
-                Case.child_id, Case.updated_at, Case.lock_version)
+def may_open_listed(task: ListedTask, actor: Actor) -> bool:
+    """:func:`may_open_task` of a listed task (its pathway's roles are the list's, read once per pathway)."""
+    return policy.may_open_task(task.roles, task.assignee_id, task.facts.roles, actor)
 
 
-def _listed_tasks(session: Session, branches: list, limit: int) -> list[OpenTask]:
-    """One statement: the first ``limit`` tasks of each branch (each an index-ordered, filtered query of task
-    ids), merged in the lists' order, with what a list shows loaded in the same statement (the case, its
-    pathway, the assignee) and the tasks' roles in one more: never a query per task."""
-    order = paging.task_order()
-    parts = [b.order_by(*order).limit(limit) for b in branches]
+def _listed_tasks(session: Session, branches: list, limit: int) -> list[ListedTask]:
+    """One statement: the first ``limit`` tasks of each branch (each an index-ordered, filtered query of
+    :func:`_task_keys`), merged in the lists' order, with what a list shows of each (its case's reference,
+    pathway, assignee and the task's roles) in the same statement, as plain rows: never a query per task, and
+    no ORM object built for one."""
+    parts = [b.order_by(*paging.task_order()).limit(limit) for b in branches]
     if len(parts) == 1:
-        ids = parts[0].subquery()
+        task = parts[0].subquery()
     else:
-        ids = union_all(*[select(p.subquery()) for p in parts]).subquery()
-    query = (select(OpenTask).join(ids, OpenTask.id == ids.c.id)
-             .options(joinedload(OpenTask.case).load_only(*_CASE_LISTED), joinedload(OpenTask.assignee_user))
-             .order_by(*order).limit(limit))
-    return list(session.scalars(query).unique())
+        task = union_all(*[select(p.subquery()) for p in parts]).subquery()
+    query = (select(*task.c, Case.reference, ProcessVersion.key, ProcessVersion.name, User.name, User.display_name,
+                    Case.process_version_id, ProcessVersion.content_hash, listed_tasks.roles_column(session, task.c.id))
+             .join(Case, Case.id == task.c.case_id)
+             .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
+             .outerjoin(User, User.id == task.c.assignee_id)
+             .order_by(*paging.task_order(task.c)).limit(limit))
+    return listed_tasks.rows_to_tasks(session, session.execute(query))
 
 
 def _task_keys():
-    return select(OpenTask.id, OpenTask.due_at, OpenTask.created_at)
+    """The open tasks' columns a list shows, in :class:`service.listed_tasks.ListedTask`'s order."""
+    return select(OpenTask.id, OpenTask.case_id, OpenTask.council_id, OpenTask.name, OpenTask.title, OpenTask.lane,
+                  OpenTask.assignee_id, OpenTask.due_at, OpenTask.created_at)
 
 
 def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
                overdue: bool = False, due_before: datetime | None = None, after: str | None = None,
-               limit: int = paging.TASK_PAGE) -> list[OpenTask]:
+               limit: int = paging.TASK_PAGE) -> list[ListedTask]:
     """The open tasks ``actor`` may work on (all of them for an admin), most urgent first, a page at a time
     (``after``: the cursor of the last task of the page before, :func:`service.paging.task_cursor`).
 
@@ -167,7 +174,7 @@ def team_task_filter(session: Session, actor: Actor, *, overdue: bool = False, d
 
 def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
                case_id: int | None = None, role: str | None = None, after: str | None = None,
-               limit: int = paging.TASK_PAGE) -> list[OpenTask]:
+               limit: int = paging.TASK_PAGE) -> list[ListedTask]:
     """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent
     first, a page at a time, in one statement."""
     conditions = team_task_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)

@@ -51,11 +51,14 @@ def _time(value: Any) -> datetime | None:
 
 # -- tasks: most urgent first (due date, undated last), then the newest, then by id ------------------
 
-def task_order() -> tuple:
-    return OpenTask.due_at.asc().nulls_last(), OpenTask.created_at.desc(), OpenTask.id.desc()
+def task_order(columns=None) -> tuple:
+    """The order of :func:`task_cursor`, of the tasks table or of ``columns`` (a subquery's)."""
+    c = columns if columns is not None else OpenTask
+    return c.due_at.asc().nulls_last(), c.created_at.desc(), c.id.desc()
 
 
-def task_cursor(task: OpenTask) -> str:
+def task_cursor(task) -> str:
+    """The cursor of an open task (an ``OpenTask`` or a listed one: its due date, creation and id)."""
     return encode([task.due_at, task.created_at, task.id])
 
 

@@ -29,6 +29,7 @@ from service.deployments import process_definition
 from service.engine import clock
 from service.errors import Conflict, Forbidden, InvalidData
 from service.forms import FormDefinition, Group, Option
+from service.listed_tasks import ListedTask
 from service.models import Case, Membership, OpenTask, ProcessVersion, TaskRole, User
 from service.auth import display_names
 from service.policy import Actor
@@ -48,7 +49,7 @@ class Pile:
 
     key: str  # the user's name, or the role
     label: str
-    tasks: list[OpenTask] = field(default_factory=list)
+    tasks: list[ListedTask] = field(default_factory=list)
     count: int = 0
     overdue: int = 0
 
@@ -65,7 +66,7 @@ class Workload:
 SHOWN = 500
 
 
-def _urgency(task: OpenTask) -> tuple:
+def _urgency(task: ListedTask) -> tuple:
     now = clock.now()
     return (not (task.due_at is not None and task.due_at < now), task.due_at is None, task.due_at or now,
             task.created_at)
