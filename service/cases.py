@@ -7,13 +7,15 @@ case at its last good state, never half-applied).
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, exists, false, func, insert, inspect, or_, select, union, union_all, update
+from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, insert, inspect, or_, select, union,
+                        union_all, update)
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -78,23 +80,39 @@ def may_open_listed(task: ListedTask, actor: Actor) -> bool:
     return policy.may_open_task(task.roles, task.assignee_id, task.facts.roles, actor)
 
 
-def _listed_tasks(session: Session, branches: list, limit: int) -> list[ListedTask]:
-    """One statement: the first ``limit`` tasks of each branch (each an index-ordered, filtered query of
-    :func:`_task_keys`), merged in the lists' order, with what a list shows of each (its case's reference,
-    pathway, assignee and the task's roles) in the same statement, as plain rows: never a query per task, and
-    no ORM object built for one."""
-    parts = [b.order_by(*paging.task_order()).limit(limit) for b in branches]
+def _listed_tasks(session: Session, branches: tuple[str, ...], shape: tuple[str, ...], values: dict[str, Any],
+                  limit: int) -> list[ListedTask]:
+    """The first ``limit`` tasks of the list, as plain rows (:class:`ListedTask`), in one statement: never a
+    query per task, and no ORM object built for one."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    query = _list_statement(postgres, branches, shape)
+    return listed_tasks.rows_to_tasks(session, session.execute(query, values | {"limit": limit}))
+
+
+@functools.lru_cache(maxsize=64)
+def _list_statement(postgres: bool, branches: tuple[str, ...], shape: tuple[str, ...]) -> Select:
+    """The statement of a list of open tasks of ``shape`` (which filters it has, :func:`_task_filter`), its
+    values bound parameters: built once per shape, since building it cost the service more than running it.
+
+    The first ``:limit`` tasks of each branch ("all"; or the actor's own, "mine", and those nobody has taken
+    of a role they hold, "pool": each an index-ordered, filtered query), merged in the lists' order, with
+    what a list shows of each (its case's reference, pathway, assignee, and the task's roles) in the same
+    statement. A statement, like the bound shape, is immutable: the cache is bounded and holds no values."""
+    conditions = _task_conditions(shape)
+    only = {"all": [], "mine": [OpenTask.assignee_id == bindparam("user_id")],
+            "pool": [OpenTask.assignee_id.is_(None), _has_role(bindparam("roles", expanding=True))]}
+    limit = bindparam("limit", type_=Integer)
+    parts = [_task_keys().where(*conditions, *only[b]).order_by(*paging.task_order()).limit(limit) for b in branches]
     if len(parts) == 1:
         task = parts[0].subquery()
     else:
         task = union_all(*[select(p.subquery()) for p in parts]).subquery()
-    query = (select(*task.c, Case.reference, ProcessVersion.key, ProcessVersion.name, User.name, User.display_name,
-                    Case.process_version_id, ProcessVersion.content_hash, listed_tasks.roles_column(session, task.c.id))
-             .join(Case, Case.id == task.c.case_id)
-             .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
-             .outerjoin(User, User.id == task.c.assignee_id)
-             .order_by(*paging.task_order(task.c)).limit(limit))
-    return listed_tasks.rows_to_tasks(session, session.execute(query))
+    return (select(*task.c, Case.reference, ProcessVersion.key, ProcessVersion.name, User.name, User.display_name,
+                   Case.process_version_id, ProcessVersion.content_hash, listed_tasks.roles_column(postgres, task.c.id))
+            .join(Case, Case.id == task.c.case_id)
+            .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
+            .outerjoin(User, User.id == task.c.assignee_id)
+            .order_by(*paging.task_order(task.c)).limit(limit))
 
 
 def _task_keys():
@@ -114,42 +132,62 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
     if overdue and actor.is_manager and not actor.is_admin:
         return team_tasks(session, actor, overdue=True, due_before=due_before, case_id=case_id, role=role,
                           after=after, limit=limit)
+    shape, values = _task_filter(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
+                                 after=after)
     limit = max(1, min(limit, paging.MAX_PAGE))
-    conditions = _open_task_conditions(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
-    later = paging.tasks_after(after)
-    if later is not None:
-        conditions.append(later)
     if actor.is_admin:
-        return _listed_tasks(session, [_task_keys().where(*conditions)], limit)
+        return _listed_tasks(session, ("all",), shape, values, limit)
     # Two index-served branches: the tasks given to the actor (by id), and those nobody has taken of a role
     # they hold (the roles resolved once, with the actor, for the whole request).
-    branches = []
-    if actor.user_id is not None:
-        branches.append(_task_keys().where(*conditions, OpenTask.assignee_id == actor.user_id))
-    if actor.roles:
-        branches.append(_task_keys().where(*conditions, OpenTask.assignee_id.is_(None), _has_role(actor.roles)))
-    return _listed_tasks(session, branches, limit) if branches else []
+    branches = (("mine",) if actor.user_id is not None else ()) + (("pool",) if actor.roles else ())
+    values |= {"user_id": actor.user_id, "roles": sorted(actor.roles)}
+    return _listed_tasks(session, branches, shape, values, limit) if branches else []
 
 
-def _open_task_conditions(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
-                          role: str | None) -> list:
-    """The filters every list of open tasks shares, in the order of the open-task indexes' columns."""
+def _task_filter(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
+                 role: str | None, after: str | None = None) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which filters a list of open tasks has (its shape, for :func:`_task_conditions`) and their values."""
+    shape: list[str] = []
+    values: dict[str, Any] = {}
+    for name, key, value in (("council", "council", actor.council_id), ("case", "case_id", case_id),
+                             ("role", "role", [role] if role else None),
+                             ("overdue", "now", clock.now() if overdue else None), ("due_before", "due_before", due_before)):
+        if value is not None:
+            shape.append(name)
+            values[key] = value
+    later = paging.tasks_after(after)
+    if later is not None:
+        shape.append("after_undated" if later["after_due"] is None else "after")
+        values |= later
+    return tuple(shape), values
+
+
+def _task_conditions(shape: tuple[str, ...]) -> list:
+    """The conditions of a list of open tasks of ``shape``, their values bound parameters, in the order of the
+    open-task indexes' columns."""
     conditions = [OpenTask.closed_at.is_(None)]
-    if actor.council_id is not None:
-        conditions.append(OpenTask.council_id == actor.council_id)  # the index's first column
-    if case_id is not None:
-        conditions.append(OpenTask.case_id == case_id)
-    if role:
-        conditions.append(_has_role([role]))
-    if overdue:
-        conditions.append(OpenTask.due_at < clock.now())
-    if due_before is not None:
-        conditions.append(OpenTask.due_at < due_before)
+    if "council" in shape:
+        conditions.append(OpenTask.council_id == bindparam("council"))  # the index's first column
+    if "case" in shape:
+        conditions.append(OpenTask.case_id == bindparam("case_id"))
+    if "role" in shape:
+        conditions.append(_has_role(bindparam("role", expanding=True)))
+    if "overdue" in shape:
+        conditions.append(OpenTask.due_at < bindparam("now"))
+    if "due_before" in shape:
+        conditions.append(OpenTask.due_at < bindparam("due_before"))
+    if "team" in shape:  # the cases of the actor's pathways ("visible": their versions), or started by them
+        seen = Case.process_version_id.in_(bindparam("visible", expanding=True)) if "visible" in shape else false()
+        if "started_by" in shape:
+            seen = or_(seen, Case.started_by_id == bindparam("user_id"))
+        conditions.append(exists().where(Case.id == OpenTask.case_id, seen))
+    if "after" in shape or "after_undated" in shape:
+        conditions.append(paging.tasks_after_condition("after_undated" in shape))
     return conditions
 
 
 def _has_role(roles) -> Any:
-    return exists().where(TaskRole.task_id == OpenTask.id, TaskRole.role.in_(list(roles)))
+    return exists().where(TaskRole.task_id == OpenTask.id, TaskRole.role.in_(roles))
 
 
 def _visible_versions(session: Session, actor: Actor) -> list[int]:
@@ -158,18 +196,24 @@ def _visible_versions(session: Session, actor: Actor) -> list[int]:
             if policy.may_see_pathway(process_definition(session, v).roles, actor)]
 
 
-def team_task_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
-                     case_id: int | None = None, role: str | None = None) -> list:
-    """The conditions on open tasks of every case ``actor`` may see (their pathways' versions, or started by
-    them), decided in SQL, never case by case."""
-    conditions = _open_task_conditions(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
-    if not actor.is_admin:
-        visible = _visible_versions(session, actor)
-        seen = Case.process_version_id.in_(visible) if visible else false()
-        if actor.user_id is not None:
-            seen = or_(seen, Case.started_by_id == actor.user_id)
-        conditions.append(exists().where(Case.id == OpenTask.case_id, seen))
-    return conditions
+def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
+                 case_id: int | None = None, role: str | None = None, after: str | None = None
+                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """:func:`_task_filter` of the open tasks of every case ``actor`` may see (their pathways' versions, or
+    started by them), decided in SQL, never case by case."""
+    shape, values = _task_filter(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
+                                 after=after)
+    if actor.is_admin:
+        return shape, values
+    visible = _visible_versions(session, actor)
+    team = ("team",) + (("visible",) if visible else ()) + (("started_by",) if actor.user_id is not None else ())
+    return shape + team, values | {"visible": visible, "user_id": actor.user_id}
+
+
+def team_task_filter(session: Session, actor: Actor, **filters: Any) -> tuple[list, dict[str, Any]]:
+    """The conditions on open tasks of every case ``actor`` may see, and the values of their parameters."""
+    shape, values = _team_filter(session, actor, **filters)
+    return _task_conditions(shape), values
 
 
 def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
@@ -177,11 +221,9 @@ def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_bef
                limit: int = paging.TASK_PAGE) -> list[ListedTask]:
     """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent
     first, a page at a time, in one statement."""
-    conditions = team_task_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
-    later = paging.tasks_after(after)
-    if later is not None:
-        conditions.append(later)
-    return _listed_tasks(session, [_task_keys().where(*conditions)], max(1, min(limit, paging.MAX_PAGE)))
+    shape, values = _team_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
+                                 after=after)
+    return _listed_tasks(session, ("all",), shape, values, max(1, min(limit, paging.MAX_PAGE)))
 
 
 def assignable_users(session: Session, task: OpenTask) -> list[User]:

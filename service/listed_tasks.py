@@ -101,10 +101,9 @@ class ListedTask:
         return (self.assignee_display_name or self.assignee) if self.assignee_id is not None else None
 
 
-def roles_column(session: Session, task_id) -> Any:
+def roles_column(postgres: bool, task_id) -> Any:
     """The roles of the task ``task_id`` (a column), aggregated in the same statement: an array on
     PostgreSQL, a JSON array on SQLite (read by :func:`_roles`)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
     aggregate = func.array_agg(TaskRole.role) if postgres else func.json_group_array(TaskRole.role)
     return select(aggregate).where(TaskRole.task_id == task_id).scalar_subquery()
 

@@ -82,13 +82,13 @@ def workload(session: Session, actor: Actor) -> Workload:
     one grouped statement, the most urgent listed from one more (never a query per task or per worker)."""
     require_manager(actor)
     now = clock.now()
-    seen = case_service.team_task_filter(session, actor)
+    seen, values = case_service.team_task_filter(session, actor)
     roles = (select(func.min(TaskRole.role)).where(TaskRole.task_id == OpenTask.id)
              .correlate(OpenTask).scalar_subquery())
     role = sql_case((OpenTask.assignee_id.is_(None), roles))  # no parameter: the same text in GROUP BY
     late = func.sum(sql_case((OpenTask.due_at < now, 1), else_=0))
     counts = session.execute(select(OpenTask.assignee_id, role, func.count(), late)
-                             .where(*seen).group_by(OpenTask.assignee_id, role)).all()
+                             .where(*seen).group_by(OpenTask.assignee_id, role), values).all()
     users = {u.id: u for u in session.scalars(select(User).where(
         User.id.in_({row[0] for row in counts if row[0] is not None})))} if counts else {}
     workers: dict[int, Pile] = {}
