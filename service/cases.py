@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import (Select, String, bindparam, cast, exists, false, func, insert, inspect, or_, select, union, union_all,
-                        update)
+from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, insert, inspect, or_, select, union,
+                        union_all, update)
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import access_log, families, notifications, paging, policy, reminders, safeguarding, tenancy, wording
+from service import (access_log, families, listed_tasks, notifications, paging, policy, reminders, safeguarding,
+                     tenancy, wording)
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -28,6 +29,7 @@ from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
 from service.limits import check_values
+from service.listed_tasks import ListedTask
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
                             TaskRole, User, reference_key)
 from service.policy import Actor
@@ -73,34 +75,55 @@ def may_open_task(session: Session, task: OpenTask, actor: Actor) -> bool:
                                 actor)
 
 
-#: What a list of tasks shows of each task's case (not its data: nothing is decrypted for a list).
-_CASE_LISTED = (Case.reference, Case.process_version_id, Case.status, Case.started_by_id, Case.family_id,
-                Case.child_id, Case.updated_at, Case.lock_version)
+def may_open_listed(task: ListedTask, actor: Actor) -> bool:
+    """:func:`may_open_task` of a listed task (its pathway's roles are the list's, read once per pathway)."""
+    return policy.may_open_task(task.roles, task.assignee_id, task.facts.roles, actor)
 
 
-def _listed_tasks(session: Session, branches: list, limit: int) -> list[OpenTask]:
-    """One statement: the first ``limit`` tasks of each branch (each an index-ordered, filtered query of task
-    ids), merged in the lists' order, with what a list shows loaded in the same statement (the case, its
-    pathway, the assignee) and the tasks' roles in one more: never a query per task."""
-    order = paging.task_order()
-    parts = [b.order_by(*order).limit(limit) for b in branches]
+def _listed_tasks(session: Session, branches: tuple[str, ...], shape: tuple[str, ...], values: dict[str, Any],
+                  limit: int) -> list[ListedTask]:
+    """The first ``limit`` tasks of the list, as plain rows (:class:`ListedTask`), in one statement: never a
+    query per task, and no ORM object built for one."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    query = _list_statement(postgres, branches, shape)
+    return listed_tasks.rows_to_tasks(session, session.execute(query, values | {"limit": limit}))
+
+
+@functools.lru_cache(maxsize=64)
+def _list_statement(postgres: bool, branches: tuple[str, ...], shape: tuple[str, ...]) -> Select:
+    """The statement of a list of open tasks of ``shape`` (which filters it has, :func:`_task_filter`), its
+    values bound parameters: built once per shape, since building it cost the service more than running it.
+
+    The first ``:limit`` tasks of each branch ("all"; or the actor's own, "mine", and those nobody has taken
+    of a role they hold, "pool": each an index-ordered, filtered query), merged in the lists' order, with
+    what a list shows of each (its case's reference, pathway, assignee, and the task's roles) in the same
+    statement. A statement, like the bound shape, is immutable: the cache is bounded and holds no values."""
+    conditions = _task_conditions(shape)
+    only = {"all": [], "mine": [OpenTask.assignee_id == bindparam("user_id")],
+            "pool": [OpenTask.assignee_id.is_(None), _has_role(bindparam("roles", expanding=True))]}
+    limit = bindparam("limit", type_=Integer)
+    parts = [_task_keys().where(*conditions, *only[b]).order_by(*paging.task_order()).limit(limit) for b in branches]
     if len(parts) == 1:
-        ids = parts[0].subquery()
+        task = parts[0].subquery()
     else:
-        ids = union_all(*[select(p.subquery()) for p in parts]).subquery()
-    query = (select(OpenTask).join(ids, OpenTask.id == ids.c.id)
-             .options(joinedload(OpenTask.case).load_only(*_CASE_LISTED), joinedload(OpenTask.assignee_user))
-             .order_by(*order).limit(limit))
-    return list(session.scalars(query).unique())
+        task = union_all(*[select(p.subquery()) for p in parts]).subquery()
+    return (select(*task.c, Case.reference, ProcessVersion.key, ProcessVersion.name, User.name, User.display_name,
+                   Case.process_version_id, ProcessVersion.content_hash, listed_tasks.roles_column(postgres, task.c.id))
+            .join(Case, Case.id == task.c.case_id)
+            .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
+            .outerjoin(User, User.id == task.c.assignee_id)
+            .order_by(*paging.task_order(task.c)).limit(limit))
 
 
 def _task_keys():
-    return select(OpenTask.id, OpenTask.due_at, OpenTask.created_at)
+    """The open tasks' columns a list shows, in :class:`service.listed_tasks.ListedTask`'s order."""
+    return select(OpenTask.id, OpenTask.case_id, OpenTask.council_id, OpenTask.name, OpenTask.title, OpenTask.lane,
+                  OpenTask.assignee_id, OpenTask.due_at, OpenTask.created_at)
 
 
 def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, role: str | None = None,
                overdue: bool = False, due_before: datetime | None = None, after: str | None = None,
-               limit: int = paging.TASK_PAGE) -> list[OpenTask]:
+               limit: int = paging.TASK_PAGE) -> list[ListedTask]:
     """The open tasks ``actor`` may work on (all of them for an admin), most urgent first, a page at a time
     (``after``: the cursor of the last task of the page before, :func:`service.paging.task_cursor`).
 
@@ -109,42 +132,62 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
     if overdue and actor.is_manager and not actor.is_admin:
         return team_tasks(session, actor, overdue=True, due_before=due_before, case_id=case_id, role=role,
                           after=after, limit=limit)
+    shape, values = _task_filter(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
+                                 after=after)
     limit = max(1, min(limit, paging.MAX_PAGE))
-    conditions = _open_task_conditions(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
-    later = paging.tasks_after(after)
-    if later is not None:
-        conditions.append(later)
     if actor.is_admin:
-        return _listed_tasks(session, [_task_keys().where(*conditions)], limit)
+        return _listed_tasks(session, ("all",), shape, values, limit)
     # Two index-served branches: the tasks given to the actor (by id), and those nobody has taken of a role
     # they hold (the roles resolved once, with the actor, for the whole request).
-    branches = []
-    if actor.user_id is not None:
-        branches.append(_task_keys().where(*conditions, OpenTask.assignee_id == actor.user_id))
-    if actor.roles:
-        branches.append(_task_keys().where(*conditions, OpenTask.assignee_id.is_(None), _has_role(actor.roles)))
-    return _listed_tasks(session, branches, limit) if branches else []
+    branches = (("mine",) if actor.user_id is not None else ()) + (("pool",) if actor.roles else ())
+    values |= {"user_id": actor.user_id, "roles": sorted(actor.roles)}
+    return _listed_tasks(session, branches, shape, values, limit) if branches else []
 
 
-def _open_task_conditions(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
-                          role: str | None) -> list:
-    """The filters every list of open tasks shares, in the order of the open-task indexes' columns."""
+def _task_filter(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
+                 role: str | None, after: str | None = None) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which filters a list of open tasks has (its shape, for :func:`_task_conditions`) and their values."""
+    shape: list[str] = []
+    values: dict[str, Any] = {}
+    for name, key, value in (("council", "council", actor.council_id), ("case", "case_id", case_id),
+                             ("role", "role", [role] if role else None),
+                             ("overdue", "now", clock.now() if overdue else None), ("due_before", "due_before", due_before)):
+        if value is not None:
+            shape.append(name)
+            values[key] = value
+    later = paging.tasks_after(after)
+    if later is not None:
+        shape.append("after_undated" if later["after_due"] is None else "after")
+        values |= later
+    return tuple(shape), values
+
+
+def _task_conditions(shape: tuple[str, ...]) -> list:
+    """The conditions of a list of open tasks of ``shape``, their values bound parameters, in the order of the
+    open-task indexes' columns."""
     conditions = [OpenTask.closed_at.is_(None)]
-    if actor.council_id is not None:
-        conditions.append(OpenTask.council_id == actor.council_id)  # the index's first column
-    if case_id is not None:
-        conditions.append(OpenTask.case_id == case_id)
-    if role:
-        conditions.append(_has_role([role]))
-    if overdue:
-        conditions.append(OpenTask.due_at < clock.now())
-    if due_before is not None:
-        conditions.append(OpenTask.due_at < due_before)
+    if "council" in shape:
+        conditions.append(OpenTask.council_id == bindparam("council"))  # the index's first column
+    if "case" in shape:
+        conditions.append(OpenTask.case_id == bindparam("case_id"))
+    if "role" in shape:
+        conditions.append(_has_role(bindparam("role", expanding=True)))
+    if "overdue" in shape:
+        conditions.append(OpenTask.due_at < bindparam("now"))
+    if "due_before" in shape:
+        conditions.append(OpenTask.due_at < bindparam("due_before"))
+    if "team" in shape:  # the cases of the actor's pathways ("visible": their versions), or started by them
+        seen = Case.process_version_id.in_(bindparam("visible", expanding=True)) if "visible" in shape else false()
+        if "started_by" in shape:
+            seen = or_(seen, Case.started_by_id == bindparam("user_id"))
+        conditions.append(exists().where(Case.id == OpenTask.case_id, seen))
+    if "after" in shape or "after_undated" in shape:
+        conditions.append(paging.tasks_after_condition("after_undated" in shape))
     return conditions
 
 
 def _has_role(roles) -> Any:
-    return exists().where(TaskRole.task_id == OpenTask.id, TaskRole.role.in_(list(roles)))
+    return exists().where(TaskRole.task_id == OpenTask.id, TaskRole.role.in_(roles))
 
 
 def _visible_versions(session: Session, actor: Actor) -> list[int]:
@@ -153,30 +196,34 @@ def _visible_versions(session: Session, actor: Actor) -> list[int]:
             if policy.may_see_pathway(process_definition(session, v).roles, actor)]
 
 
-def team_task_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
-                     case_id: int | None = None, role: str | None = None) -> list:
-    """The conditions on open tasks of every case ``actor`` may see (their pathways' versions, or started by
-    them), decided in SQL, never case by case."""
-    conditions = _open_task_conditions(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
-    if not actor.is_admin:
-        visible = _visible_versions(session, actor)
-        seen = Case.process_version_id.in_(visible) if visible else false()
-        if actor.user_id is not None:
-            seen = or_(seen, Case.started_by_id == actor.user_id)
-        conditions.append(exists().where(Case.id == OpenTask.case_id, seen))
-    return conditions
+def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
+                 case_id: int | None = None, role: str | None = None, after: str | None = None
+                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """:func:`_task_filter` of the open tasks of every case ``actor`` may see (their pathways' versions, or
+    started by them), decided in SQL, never case by case."""
+    shape, values = _task_filter(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
+                                 after=after)
+    if actor.is_admin:
+        return shape, values
+    visible = _visible_versions(session, actor)
+    team = ("team",) + (("visible",) if visible else ()) + (("started_by",) if actor.user_id is not None else ())
+    return shape + team, values | {"visible": visible, "user_id": actor.user_id}
+
+
+def team_task_filter(session: Session, actor: Actor, **filters: Any) -> tuple[list, dict[str, Any]]:
+    """The conditions on open tasks of every case ``actor`` may see, and the values of their parameters."""
+    shape, values = _team_filter(session, actor, **filters)
+    return _task_conditions(shape), values
 
 
 def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
                case_id: int | None = None, role: str | None = None, after: str | None = None,
-               limit: int = paging.TASK_PAGE) -> list[OpenTask]:
+               limit: int = paging.TASK_PAGE) -> list[ListedTask]:
     """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent
     first, a page at a time, in one statement."""
-    conditions = team_task_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role)
-    later = paging.tasks_after(after)
-    if later is not None:
-        conditions.append(later)
-    return _listed_tasks(session, [_task_keys().where(*conditions)], max(1, min(limit, paging.MAX_PAGE)))
+    shape, values = _team_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
+                                 after=after)
+    return _listed_tasks(session, ("all",), shape, values, max(1, min(limit, paging.MAX_PAGE)))
 
 
 def assignable_users(session: Session, task: OpenTask) -> list[User]:

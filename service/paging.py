@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, bindparam, or_
 
 from service.engine import clock
 from service.errors import InvalidData
@@ -51,24 +51,34 @@ def _time(value: Any) -> datetime | None:
 
 # -- tasks: most urgent first (due date, undated last), then the newest, then by id ------------------
 
-def task_order() -> tuple:
-    return OpenTask.due_at.asc().nulls_last(), OpenTask.created_at.desc(), OpenTask.id.desc()
+def task_order(columns=None) -> tuple:
+    """The order of :func:`task_cursor`, of the tasks table or of ``columns`` (a subquery's)."""
+    c = columns if columns is not None else OpenTask
+    return c.due_at.asc().nulls_last(), c.created_at.desc(), c.id.desc()
 
 
-def task_cursor(task: OpenTask) -> str:
+def task_cursor(task) -> str:
+    """The cursor of an open task (an ``OpenTask`` or a listed one: its due date, creation and id)."""
     return encode([task.due_at, task.created_at, task.id])
 
 
-def tasks_after(cursor: str | None, columns=None):
-    """The condition for the tasks after ``cursor`` in :func:`task_order` (None on the first page)."""
+def tasks_after(cursor: str | None) -> dict[str, Any] | None:
+    """The values of :func:`tasks_after_condition` for the tasks after ``cursor`` (None on the first page)."""
     values = decode(cursor, 3)
     if values is None:
         return None
-    due, created, task_id = _time(values[0]), _time(values[1]), str(values[2])
+    return {"after_due": _time(values[0]), "after_created": _time(values[1]), "after_id": str(values[2])}
+
+
+def tasks_after_condition(undated: bool, columns=None):
+    """The condition for the tasks after a cursor in :func:`task_order`, its values bound parameters
+    (:func:`tasks_after`); ``undated``: the cursor's task has no due date."""
     c = columns if columns is not None else OpenTask
+    created, task_id = bindparam("after_created", type_=c.created_at.type), bindparam("after_id", type_=c.id.type)
     later_same_due = or_(c.created_at < created, and_(c.created_at == created, c.id < task_id))
-    if due is None:
+    if undated:
         return and_(c.due_at.is_(None), later_same_due)
+    due = bindparam("after_due", type_=c.due_at.type)
     return or_(c.due_at > due, c.due_at.is_(None), and_(c.due_at == due, later_same_due))
 
 

@@ -29,6 +29,7 @@ from service.deployments import process_definition
 from service.engine import clock
 from service.errors import Conflict, Forbidden, InvalidData
 from service.forms import FormDefinition, Group, Option
+from service.listed_tasks import ListedTask
 from service.models import Case, Membership, OpenTask, ProcessVersion, TaskRole, User
 from service.auth import display_names
 from service.policy import Actor
@@ -48,7 +49,7 @@ class Pile:
 
     key: str  # the user's name, or the role
     label: str
-    tasks: list[OpenTask] = field(default_factory=list)
+    tasks: list[ListedTask] = field(default_factory=list)
     count: int = 0
     overdue: int = 0
 
@@ -65,7 +66,7 @@ class Workload:
 SHOWN = 500
 
 
-def _urgency(task: OpenTask) -> tuple:
+def _urgency(task: ListedTask) -> tuple:
     now = clock.now()
     return (not (task.due_at is not None and task.due_at < now), task.due_at is None, task.due_at or now,
             task.created_at)
@@ -81,13 +82,13 @@ def workload(session: Session, actor: Actor) -> Workload:
     one grouped statement, the most urgent listed from one more (never a query per task or per worker)."""
     require_manager(actor)
     now = clock.now()
-    seen = case_service.team_task_filter(session, actor)
+    seen, values = case_service.team_task_filter(session, actor)
     roles = (select(func.min(TaskRole.role)).where(TaskRole.task_id == OpenTask.id)
              .correlate(OpenTask).scalar_subquery())
     role = sql_case((OpenTask.assignee_id.is_(None), roles))  # no parameter: the same text in GROUP BY
     late = func.sum(sql_case((OpenTask.due_at < now, 1), else_=0))
     counts = session.execute(select(OpenTask.assignee_id, role, func.count(), late)
-                             .where(*seen).group_by(OpenTask.assignee_id, role)).all()
+                             .where(*seen).group_by(OpenTask.assignee_id, role), values).all()
     users = {u.id: u for u in session.scalars(select(User).where(
         User.id.in_({row[0] for row in counts if row[0] is not None})))} if counts else {}
     workers: dict[int, Pile] = {}

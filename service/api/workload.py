@@ -8,7 +8,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from service import workload as workload_service
-from service.models import OpenTask, db
+from service.listed_tasks import ListedTask
+from service.models import db
 
 from .access import authenticate
 from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, task_json
@@ -66,10 +67,10 @@ class BulkResultSchema(Schema):
     tasks = fields.List(fields.Nested(TaskSchema))
 
 
-def _task(task: OpenTask) -> dict[str, Any]:
+def _task(task: ListedTask) -> dict[str, Any]:
     from service.engine import clock
 
-    return {"id": task.id, "case_id": task.case_id, "reference": task.case.reference, "process": task.case.process.key,
+    return {"id": task.id, "case_id": task.case_id, "reference": task.reference, "process": task.process_key,
             "title": task.title, "roles": task.roles, "assignee": task.assignee, "due_at": task.due_at,
             "overdue": task.due_at is not None and task.due_at < clock.now()}
 

@@ -38,7 +38,7 @@ def _workload_page(errors: dict[str, str] | None = None, chosen: list[str] | Non
                   for key, message in errors.items()]
     return render_template("workload.html", load=load, people=_people_items(tasks, assignee), errors=errors,
                            error_list=error_list, chosen=set(chosen or []),
-                           workable={t.id for t in tasks if case_service.may_open_task(db.session, t, actor)}), status
+                           workable={t.id for t in tasks if case_service.may_open_listed(t, actor)}), status
 
 
 @bp.route("/workload")

@@ -451,7 +451,7 @@ def manager():
     overdue = [t for t in due if t.due_at is not None and t.due_at < now]
     soon = [t for t in due if t.due_at is not None and t.due_at >= now]
     counts = case_service.case_counts(db.session, actor)
-    workable = {t.id for t in overdue + soon if case_service.may_open_task(db.session, t, actor)}
+    workable = {t.id for t in overdue + soon if case_service.may_open_listed(t, actor)}
     return render_template("manager.html", overdue=overdue, soon=soon, counts=counts, workable=workable,
                            soon_days=DUE_SOON_WORKING_DAYS, errored=workload.errored_cases(db.session, actor))
 
