@@ -13,7 +13,7 @@ from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from service import encryption, logs
+from service import encryption, logs, transactions
 from service.config import engine_options, from_environment
 from service.engine.limits import Limits
 from service.models import db
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     db.init_app(app)
+    transactions.init_app(app)  # after db.init_app: its teardown runs before the session is closed
     Migrate(app, db, directory=str(MIGRATIONS))
 
     from service import api, cli, limits, scheduler, tenancy, tracker_page, web  # noqa: F401 (tenancy: its query events)
