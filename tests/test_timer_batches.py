@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from conftest import FIXTURES, everything, in_council, make_app, save_user
 from service import cases, deployments, scheduler
@@ -208,6 +208,43 @@ def test_a_reminder_keeps_its_cycle_on_its_row_and_the_engine_catches_up_from_it
         [timer] = case.timers
         assert timer.cycle["fired"] == 4 and timer.due_at == T0 + timedelta(days=5)
         assert real_cycle(reminders.state_of(case), timer.id, timer.name) == timer.cycle
+
+
+def test_a_reminder_updates_its_case_in_place_and_keeps_its_place_in_the_lists(pg_app, monkeypatch):
+    """A reminder writes no indexed column of its case: not ``updated_at`` (the case keeps its place in the
+    "recently updated" lists), nor an indexed next timer. So PostgreSQL updates the row on its page (a HOT
+    update: no new entry in each of the case table's indexes), read from the firing transaction's own counters.
+    The case's version still moves (a completion that read the case before is refused), and the firing is audited."""
+    from service import reminders
+
+    ids = start_cases(pg_app, "timers_daily", 3, "HOT")
+    with pg_app.app_context(), everything():
+        before = {case.id: (case.updated_at, case.lock_version)
+                  for case in db.session.scalars(select(Case).where(Case.id.in_(ids)))}
+    counted = []
+    real = reminders.fire
+
+    def counting(session, loaded, pending, now):
+        fired = real(session, loaded, pending, now)
+        counted.append(session.execute(text(  # this transaction's own, not yet committed, row counts
+            "SELECT pg_stat_get_xact_tuples_updated('cases'::regclass), "
+            "pg_stat_get_xact_tuples_hot_updated('cases'::regclass)")).one())
+        return fired
+
+    monkeypatch.setattr(reminders, "fire", counting)
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 3
+    assert sum(updated for updated, _ in counted) == 3
+    assert [hot for _, hot in counted] == [updated for updated, _ in counted]  # every one of them HOT
+    with pg_app.app_context(), everything():
+        indexed = set(db.session.scalars(text(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND (a.attnum = ANY(i.indkey) OR pg_get_expr(i.indexprs, i.indrelid) LIKE '%' || a.attname || '%') "
+            "WHERE i.indrelid = 'cases'::regclass")))
+        assert not indexed & set(reminders.CASE_COLUMNS[1:] + ["lock_version"]), indexed
+        for case in db.session.scalars(select(Case).where(Case.id.in_(ids))):
+            updated_at, version = before[case.id]
+            assert (case.updated_at, case.lock_version) == (updated_at, version + 1)
+    assert firings(pg_app) == {case_id: 1 for case_id in ids}
 
 
 # -- a poisoned case in a batch ----------------------------------------------------------------------
