@@ -278,6 +278,30 @@ def test_a_poisoned_case_in_a_batch_neither_stops_nor_rolls_back_the_others(any_
     assert count(any_app, Notification, Notification.kind == "error") == 2  # the admins are told of each
 
 
+def test_one_sweep_fires_at_a_time_in_a_process(any_app, monkeypatch):
+    """An alarm that rings while a sweep is firing returns at once (the sweep reads the next due timer when it
+    ends): a process holds its TIMER_WORKERS threads, sessions and batches at most, however often it is woken."""
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def slow(app, instant=None):
+        calls.append(threading.get_ident())
+        entered.set()
+        release.wait(10)
+        return 0, set()
+
+    monkeypatch.setattr(scheduler, "_fire_due", slow)
+    service = scheduler.TimerService(any_app)  # not started: only its sweep is used
+    first = threading.Thread(target=service.sweep)
+    first.start()
+    assert entered.wait(30)
+    service.sweep()  # rings while the first fires
+    assert len(calls) == 1
+    release.set()
+    first.join(30)
+    service.sweep()
+    assert len(calls) == 2
+
+
 # -- LISTEN/NOTIFY -----------------------------------------------------------------------------------
 
 def _start_a_case_elsewhere(url: str, delay: str) -> None:
