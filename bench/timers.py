@@ -209,15 +209,16 @@ def shift(url: str, due_times: dict[str, str], lead: float) -> dict[str, str]:
     return {k: (datetime.fromisoformat(v) + delta).isoformat() for k, v in due_times.items()}
 
 
-def serve(url: str, workers: int, batch: int) -> None:
-    """A timer service process (as ``flask timers run``): wake at each due timer, fire, until SIGTERM."""
+def serve(url: str, workers: int, batch: int, whole: bool = False) -> None:
+    """A timer service process (as ``flask --app service.timer_worker timers run``; with ``whole``, as
+    ``flask --app service timers run``: the pages and API loaded too): wake at each due timer, fire, until SIGTERM."""
     import signal
     import threading
 
     from service import create_app, scheduler
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False, "TIMER_WORKERS": workers,
-                      "TIMER_BATCH": batch})
+                      "TIMER_BATCH": batch}, **({} if whole else {"timers_only": True}))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     service = scheduler.TimerService(app)
@@ -231,13 +232,13 @@ def serve(url: str, workers: int, batch: int) -> None:
 
 
 def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str, str], lead: float,
-         timeout: float) -> dict:
+         timeout: float, whole: bool = False) -> dict:
     """Run ``processes`` timer service processes on the real clock until every due timer has fired."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     command = [sys.executable, __file__, "--serve", "--database-url", url, "--workers", str(workers),
-               "--batch", str(batch)]
+               "--batch", str(batch), *(["--whole-service"] if whole else [])]
     children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ,
                                                                                   "PYTHONPATH": str(ROOT)})
                 for _ in range(processes)]
@@ -336,6 +337,9 @@ def main() -> None:
     parser.add_argument("--cycles-on-rows", action="store_true",
                         help="the sweep without --processes: each pending row holds its reminder's cycle, as after its "
                              "first firing without the engine (the state is then not read)")
+    parser.add_argument("--whole-service", action="store_true",
+                        help="the timer processes load the whole service (pages and API), as `flask --app service "
+                             "timers run`, not service.timer_worker")
     parser.add_argument("--fire-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -343,7 +347,7 @@ def main() -> None:
         print(json.dumps(fire(args.database_url, args.tracemalloc)))
         return
     if args.serve:
-        serve(args.database_url, args.workers, args.batch)
+        serve(args.database_url, args.workers, args.batch, args.whole_service)
         return
     if not 0 < args.due <= args.pending:
         parser.error("--due must be between 1 and --pending")
@@ -360,7 +364,7 @@ def main() -> None:
             print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
                   f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             result = live(url, args.processes, args.workers, args.batch, json.loads(record.read_text()), args.lead,
-                          timeout=args.window + 300)
+                          timeout=args.window + 300, whole=args.whole_service)
             report_live(result, args.processes, args.workers, args.window)
             return
         build(url, args.pending, args.due, cycles_on_rows=args.cycles_on_rows)

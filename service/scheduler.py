@@ -7,7 +7,7 @@ claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so a timer fires once; a
 process killed while firing never commits, so its timers fire again elsewhere.
 On PostgreSQL a pool of worker threads claims batches of cases and commits each
 batch once, every case in a savepoint of its own; a commit that changes a timer
-sends ``NOTIFY``, which wakes every process's timer service. ``flask timers run``
+sends ``NOTIFY``, which wakes every process's timer service. ``flask --app service.timer_worker timers run``
 runs the timer service alone, as a separate worker process.
 """
 from __future__ import annotations

@@ -302,6 +302,27 @@ def test_one_sweep_fires_at_a_time_in_a_process(any_app, monkeypatch):
     assert len(calls) == 2
 
 
+def test_the_timer_worker_fires_timers_without_the_pages_the_api_or_the_migrations(any_app, database_url):
+    """``flask --app service.timer_worker timers fire``: the worker's service fires what is due, and never imports
+    the pages', the API's or the migrations' modules (the memory a timer process does not need)."""
+    import subprocess
+    import sys
+
+    ids = start_cases(any_app, "timers_tiny", 2, "WORKER")
+    with any_app.app_context():
+        url = db.engine.url.render_as_string(hide_password=False)
+    script = ("import sys; from service.timer_worker import app; "
+              "print(app.test_cli_runner().invoke(args=['timers', 'fire', '--now', sys.argv[1]]).output.strip()); "
+              "print(sorted({m.split('.')[0] if not m.startswith('service.') else '.'.join(m.split('.')[:2]) "
+              "for m in sys.modules} & {'service.api', 'service.web', 'service.tracker_page', 'flask_migrate', "
+              "'alembic', 'flask_smorest', 'flask_wtf'}))")
+    done = subprocess.run([sys.executable, "-c", script, TINY_DUE.isoformat()], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "DATABASE_URL": url, "TIMERS_ENABLED": "false"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "[]"], done.stdout
+    assert firings(any_app) == {case_id: 1 for case_id in ids}
+
+
 # -- LISTEN/NOTIFY -----------------------------------------------------------------------------------
 
 def _start_a_case_elsewhere(url: str, delay: str) -> None:
