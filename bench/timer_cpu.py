@@ -6,7 +6,9 @@ process (``scheduler.fire_due``, --workers threads) and prints: fires per second
 fire (time.process_time), the PostgreSQL server's CPU per fire (every process of the server listening on the
 URL's port, from /proc: the postmaster's reaped children and its live ones), and, when the database has the
 ``pg_stat_statements`` extension (the server started with ``shared_preload_libraries=pg_stat_statements``),
-statements executed per fire (an executemany row counts as one) and their execution time.
+statements executed per fire (an executemany row counts as one) and their execution time; and how many of the
+sweep's updates of ``cases`` rows were HOT (``pg_stat_user_tables.n_tup_hot_upd``: written on the row's page, with
+no new entry in the table's indexes).
 
     .venv/bin/python bench/timer_cpu.py --database-url URL [--root TREE] [--pending 3000] [--due 2000]
         [--workers 4] [--cycles-on-rows] [--profile FILE]
@@ -20,6 +22,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,6 +57,55 @@ def server_cpu(port: int) -> float:
     return total / TICKS
 
 
+def sweep(app, engine, port: int, instant, statements: bool, profile_to: str | None, label: str) -> None:
+    """One sweep at ``instant``, and its figures on one line."""
+    from sqlalchemy import text
+
+    from service import scheduler
+    from service.models import db
+
+    if statements:
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_stat_statements_reset()"))
+    updates_before = case_updates(engine)
+    load = os.getloadavg()[0]
+    server_before, started, cpu_started = server_cpu(port), time.perf_counter(), time.process_time()
+    profile = None
+    if profile_to:
+        import cProfile
+        profile = cProfile.Profile()
+        profile.enable()
+    fired = scheduler.fire_due(app, instant)
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(profile_to)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    server = server_cpu(port) - server_before
+    with app.app_context():
+        db.engine.dispose()  # the sweep's connections end: their backends report their row counts
+    time.sleep(2)
+    updated, hot = (after - before for after, before in zip(case_updates(engine), updates_before))
+    line = (f"{label}fired {fired:,} in {wall:.1f} s = {fired / wall:.0f} fires/s (load average {load:.1f}); CPU per "
+            f"fire: service {1000 * cpu / fired:.2f} ms, PostgreSQL {1000 * server / fired:.2f} ms; cases rows "
+            f"updated {updated:,}, of which HOT {hot:,}")
+    if statements:
+        with engine.begin() as connection:
+            calls, ms = connection.execute(text(
+                "SELECT sum(calls), sum(total_exec_time) FROM pg_stat_statements "
+                "WHERE query NOT ILIKE '%pg_stat_statements%'")).one()
+        line += f"; statements per fire {calls / fired:.2f} ({float(ms) / fired:.2f} ms executing)"
+    print(line, flush=True)
+
+
+def case_updates(engine) -> tuple[int, int]:
+    """Rows of ``cases`` updated so far, and of them updated in place (HOT: no new index entries)."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        return tuple(connection.execute(text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                                             "WHERE relname = 'cases'")).one())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
@@ -63,6 +115,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--cycles-on-rows", action="store_true")
     parser.add_argument("--profile", help="write a cProfile of the sweep here (1 worker is what it sees)")
+    parser.add_argument("--days", type=int, default=1, help="sweep again a day later, this many days in all")
     args = parser.parse_args()
     root = Path(args.root).resolve()
     sys.path[:0] = [str(root), str(root / "bench")]
@@ -75,35 +128,14 @@ def main() -> None:
     with engine.begin() as connection:
         statements = connection.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
                                              )).scalar()
-        if statements:
-            connection.execute(text("SELECT pg_stat_statements_reset()"))
-    from service import create_app, scheduler
+    from service import create_app
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": args.database_url, "TIMERS_ENABLED": False,
                       "TIMER_WORKERS": args.workers})
     port = urlsplit(args.database_url.replace("+psycopg", "")).port or 5432
-    load = os.getloadavg()[0]
-    server_before, started, cpu_started = server_cpu(port), time.perf_counter(), time.process_time()
-    profile = None
-    if args.profile:
-        import cProfile
-        profile = cProfile.Profile()
-        profile.enable()
-    fired = scheduler.fire_due(app, bench.FIRE_AT)
-    if profile is not None:
-        profile.disable()
-        profile.dump_stats(args.profile)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    server = server_cpu(port) - server_before
-    line = (f"fired {fired:,} in {wall:.1f} s = {fired / wall:.0f} fires/s (load average {load:.1f}); CPU per fire: "
-            f"service {1000 * cpu / fired:.2f} ms, PostgreSQL {1000 * server / fired:.2f} ms")
-    if statements:
-        with engine.begin() as connection:
-            calls, ms = connection.execute(text(
-                "SELECT sum(calls), sum(total_exec_time) FROM pg_stat_statements "
-                "WHERE query NOT ILIKE '%pg_stat_statements%'")).one()
-        line += f"; statements per fire {calls / fired:.2f} ({float(ms) / fired:.2f} ms executing)"
-    print(line)
+    for day in range(args.days):  # day 2 on: the same reminders' next firings, on the pages day 1 left
+        sweep(app, engine, port, bench.FIRE_AT + timedelta(days=day), statements, args.profile if day == 0 else None,
+              f"day {day + 1}: " if args.days > 1 else "")
     engine.dispose()
 
 

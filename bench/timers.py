@@ -6,7 +6,7 @@ each firing writes the case, its timer row, an audit event and a notification). 
 through the service layer; the rest are bulk-inserted copies of its case, timer, task and role rows
 (fresh task ids, due times spread), so --due of them (default 10,000) are due and the rest fall due over
 the next 30 days. Then a fresh service process fires what is due -- the sweep the background scheduler
-runs -- and reports fires per second and its peak RSS (resource.getrusage). With --tracemalloc it also
+runs -- and reports fires per second and its peak RSS (its own: /proc/self/status VmHWM). With --tracemalloc it also
 reports the tracemalloc peak while firing (on SQLite from a second run on a copy of the database, so the
 timing is not slowed by tracing).
 
@@ -162,7 +162,7 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
         next_due = scheduler.next_due(app)
         next_due_ms = (time.perf_counter() - started) * 1000
         db.session.rollback()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_mib()
     if use_tracemalloc:
         import tracemalloc
         tracemalloc.start()
@@ -189,8 +189,8 @@ def fire(url: str, use_tracemalloc: bool) -> dict:
             "seconds": seconds, "cpu_seconds": cpu_seconds, "sealed": sealed, "seal_seconds": seal_seconds,
             "seal_cpu_seconds": seal_cpu_seconds, "find_first_batch_ms": find_ms, "first_batch": len(first_batch),
             "next_due_ms": next_due_ms, "next_due": next_due.isoformat() if next_due else None,
-            "rss_before_mib": rss_before / 1024,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_mib": rss_before,
+            "peak_rss_mib": peak_rss_mib(),
             "tracemalloc_peak_mib": traced_peak / 2**20 if traced_peak is not None else None}
 
 
@@ -212,15 +212,16 @@ def shift(url: str, due_times: dict[str, str], lead: float, only_due_cases: bool
     return {k: (datetime.fromisoformat(v) + delta).isoformat() for k, v in due_times.items()}
 
 
-def serve(url: str, workers: int, batch: int) -> None:
-    """A timer service process (as ``flask timers run``): wake at each due timer, fire, until SIGTERM."""
+def serve(url: str, workers: int, batch: int, whole: bool = False) -> None:
+    """A timer service process (as ``flask --app service.timer_worker timers run``; with ``whole``, as
+    ``flask --app service timers run``: the pages and API loaded too): wake at each due timer, fire, until SIGTERM."""
     import signal
     import threading
 
     from service import create_app, scheduler
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False, "TIMER_WORKERS": workers,
-                      "TIMER_BATCH": batch})
+                      "TIMER_BATCH": batch}, **({} if whole else {"timers_only": True}))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     service = scheduler.TimerService(app)
@@ -233,14 +234,14 @@ def serve(url: str, workers: int, batch: int) -> None:
 
 
 def live(url: str, processes: int, workers: int, batch: int, recorded: dict[str, str], lead: float,
-         timeout: float, only_due_cases: bool = False) -> dict:
+         timeout: float, only_due_cases: bool = False, whole: bool = False) -> dict:
     """Run ``processes`` timer service processes on the real clock until every due timer has fired (counted from
     the ``timer_fired`` audit events written since the processes started). ``only_due_cases``: see ``shift``."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     command = [sys.executable, __file__, "--serve", "--database-url", url, "--workers", str(workers),
-               "--batch", str(batch)]
+               "--batch", str(batch), *(["--whole-service"] if whole else [])]
     children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ,
                                                                                   "PYTHONPATH": str(ROOT)})
                 for _ in range(processes)]
@@ -338,6 +339,9 @@ def main() -> None:
                         help="seconds from when the processes are ready to the first due time")
     parser.add_argument("--workers", type=int, default=4, help="worker threads per timer process (TIMER_WORKERS)")
     parser.add_argument("--batch", type=int, default=50, help="cases claimed per statement (TIMER_BATCH)")
+    parser.add_argument("--whole-service", action="store_true",
+                        help="the timer processes load the whole service (pages and API), as `flask --app service "
+                             "timers run`, not service.timer_worker")
     parser.add_argument("--cycles-on-rows", action="store_true",
                         help="the sweep without --processes: each pending row holds its reminder's cycle, as after its "
                              "first firing without the engine (the state is then not read)")
@@ -348,7 +352,7 @@ def main() -> None:
         print(json.dumps(fire(args.database_url, args.tracemalloc)))
         return
     if args.serve:
-        serve(args.database_url, args.workers, args.batch)
+        serve(args.database_url, args.workers, args.batch, args.whole_service)
         return
     if not 0 < args.due <= args.pending:
         parser.error("--due must be between 1 and --pending")
@@ -365,7 +369,7 @@ def main() -> None:
             print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
                   f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             result = live(url, args.processes, args.workers, args.batch, json.loads(record.read_text()), args.lead,
-                          timeout=args.window + 300)
+                          timeout=args.window + 300, whole=args.whole_service)
             report_live(result, args.processes, args.workers, args.window)
             return
         build(url, args.pending, args.due, cycles_on_rows=args.cycles_on_rows)

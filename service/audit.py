@@ -33,6 +33,7 @@ ERASING = "erasing"
 SEALING = "sealing"
 ERASED = "case_erased"
 APPEND_ONLY = (AuditEvent, AccessEvent)
+SEAL_BATCH = 1000  # events sealed per transaction by seal_all
 
 
 class AppendOnly(RuntimeError):
@@ -69,8 +70,9 @@ def _guard_events(session: Session, flush_context, instances) -> None:
             row.council_id = tenancy.acting_council_id(session)
 
 
-def seal(session: Session, council_id: int) -> int:
-    """Chain the council's committed events not yet chained, in the order they were written; how many.
+def seal(session: Session, council_id: int, limit: int | None = None) -> int:
+    """Chain the council's committed events not yet chained (the first ``limit`` of them), in the order they
+    were written; how many.
 
     Run in a transaction of its own and commit at once: the chain head stays locked until then. Core
     statements: the unchained events' fields are read as plain rows, and their links written with one
@@ -81,7 +83,7 @@ def seal(session: Session, council_id: int) -> int:
     rows = session.execute(select(events.c.id, events.c.case_id, events.c.at, events.c.actor, events.c.event,
                                   events.c.task, events.c.detail)
                            .where(events.c.council_id == council_id, events.c.seq.is_(None))
-                           .order_by(events.c.id)).all()
+                           .order_by(events.c.id).limit(limit)).all()
     links = []
     for row in rows:
         seq += 1
@@ -101,19 +103,24 @@ def seal(session: Session, council_id: int) -> int:
 
 
 def seal_all(session: Session) -> int:
-    """Seal every council's new events, council by council, each in its own short transaction."""
+    """Seal every council's new events, council by council, :data:`SEAL_BATCH` at a time, each batch in its own
+    short transaction (the memory it takes is one batch's, however many events wait)."""
     with tenancy.all_councils(session):
         councils = list(session.scalars(select(Council).where(Council.id.in_(
             select(AuditEvent.council_id).where(AuditEvent.seq.is_(None)).distinct()))))
     session.rollback()
     sealed = 0
     for council in councils:
-        tenancy.act_for(session, council)
-        try:
-            sealed += seal(session, council.id)
-            session.commit()
-        finally:
-            tenancy.leave(session)
+        while True:
+            tenancy.act_for(session, council)
+            try:
+                count = seal(session, council.id, SEAL_BATCH)
+                session.commit()
+            finally:
+                tenancy.leave(session)
+            sealed += count
+            if count < SEAL_BATCH:
+                break
     return sealed
 
 

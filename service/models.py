@@ -292,7 +292,8 @@ class Case(CouncilOwned, db.Model):
     child_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
-    next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Not indexed (no query reads it): a reminder's write to the case then changes no indexed column (HOT).
+    next_timer_at: Mapped[datetime | None] = mapped_column()
     waiting_for: Mapped[list[Any]] = mapped_column(default=list)  # message names some step waits for
     waiting_signals: Mapped[list[Any]] = mapped_column(default=list)  # signal names some step waits for
     timer_failures: Mapped[int] = mapped_column(default=0)  # failed sweeps in a row; three quarantine the case

@@ -7,7 +7,7 @@ claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so a timer fires once; a
 process killed while firing never commits, so its timers fire again elsewhere.
 On PostgreSQL a pool of worker threads claims batches of cases and commits each
 batch once, every case in a savepoint of its own; a commit that changes a timer
-sends ``NOTIFY``, which wakes every process's timer service. ``flask timers run``
+sends ``NOTIFY``, which wakes every process's timer service. ``flask --app service.timer_worker timers run``
 runs the timer service alone, as a separate worker process.
 """
 from __future__ import annotations
@@ -351,6 +351,12 @@ class TimerService:
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._running = 0  # sweeps in progress in this process
+        # One sweep fires at a time in a process (its TIMER_WORKERS threads and connections, no more): an alarm
+        # that rings meanwhile is left to it, since it reads the next due timer when it ends. Sending the outbox
+        # and sealing the audit log run beside the next sweep's firing, one at a time too.
+        self._firing = threading.Lock()
+        self._housekeeping = threading.Lock()
+        self._housekeeping_wanted = threading.Event()
         self._listener: threading.Thread | None = None
         self.listening = threading.Event()  # set while the PostgreSQL listener is connected
 
@@ -387,36 +393,61 @@ class TimerService:
             self._listener.join(min(timeout, 5.0))
 
     def sweep(self) -> None:
-        """Fire what is due, send the outbox, and set the alarm for the next due timer.
+        """Fire what is due, set the alarm for the next due timer, then send the outbox and seal the audit log.
 
-        No lock is held across the sweep: each case is claimed in the database (two sweeps at once, in one
-        process or several, fire each timer once), so a slow case delays nothing else.
+        No lock is held across the sweep: each case is claimed in the database (two sweeps at once, in several
+        processes, fire each timer once), so a slow case delays nothing else. In one process one sweep fires at
+        a time: another started meanwhile returns at once (the one firing sets the alarm when it ends), so a
+        process holds ``TIMER_WORKERS`` worker threads, sessions and batches at most, however often it is woken.
         """
-        if self._stopping.is_set():
+        if self._stopping.is_set() or not self._firing.acquire(blocking=False):
             return
         with self._idle:
             self._running += 1
-        passed_over: set[int] = set()
-        _sweeping.active = True
-        _sweeping.stop = self._stopping
         try:
-            passed_over = _fire_due(self.app)[1]
+            passed_over = self._fire()
+        finally:
+            self._firing.release()
+        try:
+            # A case passed over (failing, or held by another process) waits for the safety interval,
+            # rather than waking this process again at once.
             if not self._stopping.is_set():
-                outbox.send_due(self.app)
-                with self.app.app_context():
-                    audit.seal_all(db.session)  # chain what was written since the last sweep
+                self.wake_at(next_due(self.app, passed_over))
+            self._keep_house()
         except Exception as failure:
             log.error("timer sweep failed (%s)", type(failure).__name__)
         finally:
-            _sweeping.active = False
-            _sweeping.stop = None
             with self._idle:
                 self._running -= 1
                 self._idle.notify_all()
-        # A case passed over (failing, or held by another process) waits for the safety interval,
-        # rather than waking this process again at once.
-        if not self._stopping.is_set():
-            self.wake_at(next_due(self.app, passed_over))
+
+    def _fire(self) -> set[int]:
+        """Fire what is due (stopping between batches when the service stops); the cases passed over."""
+        _sweeping.active = True
+        _sweeping.stop = self._stopping
+        try:
+            return _fire_due(self.app)[1]
+        except Exception as failure:
+            log.error("timer sweep failed (%s)", type(failure).__name__)
+            return set()
+        finally:
+            _sweeping.active = False
+            _sweeping.stop = None
+
+    def _keep_house(self) -> None:
+        """Send the outbox and seal what was written since (one thread at a time; one that finds another at it
+        asks it to go round once more, so nothing written before waits for the safety sweep)."""
+        self._housekeeping_wanted.set()
+        while self._housekeeping_wanted.is_set() and not self._stopping.is_set():
+            if not self._housekeeping.acquire(blocking=False):
+                return  # the thread at it goes round again
+            try:
+                self._housekeeping_wanted.clear()
+                outbox.send_due(self.app)
+                with self.app.app_context():
+                    audit.seal_all(db.session)  # chain what was written since the last sweep
+            finally:
+                self._housekeeping.release()
 
     def wake_at(self, due: datetime | None) -> None:
         """Set the alarm for ``due`` (service clock), replacing the one set before."""

@@ -281,6 +281,25 @@ def test_concurrent_appends_never_fork_the_chain(council):
     assert result.exit_code == 0, result.output
 
 
+def test_sealing_chains_what_waits_a_batch_at_a_time(council, monkeypatch):
+    """The sweep seals the waiting events :data:`audit.SEAL_BATCH` at a time (a transaction each), so it holds
+    one batch in memory however many wait, and the chain is whole."""
+    for reference in ("FAM-1", "FAM-2", "FAM-3"):
+        start(council, reference)
+    [(waiting,)] = raw(council.app, "SELECT count(*) FROM audit_events WHERE seq IS NULL")
+    assert waiting > 2
+    monkeypatch.setattr(audit, "SEAL_BATCH", 2)
+    counts, real = [], audit.seal
+    monkeypatch.setattr(audit, "seal", lambda *args: counts.append(real(*args)) or counts[-1])
+    with council.app.app_context():
+        assert audit.seal_all(db.session) == waiting
+    assert max(counts) == 2 and sum(counts) == waiting
+    seqs = [seq for (seq,) in raw(council.app, "SELECT seq FROM audit_events ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    result = run(council.app, "audit", "verify")
+    assert result.exit_code == 0, result.output
+
+
 def test_an_unsealed_event_never_holds_up_another_case(council, database_url):
     """Writing an audit event takes no lock that another case's transaction waits for (the seal does, briefly).
 

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from conftest import FIXTURES, everything, in_council, make_app, save_user
 from service import cases, deployments, scheduler
@@ -210,6 +210,43 @@ def test_a_reminder_keeps_its_cycle_on_its_row_and_the_engine_catches_up_from_it
         assert real_cycle(reminders.state_of(case), timer.id, timer.name) == timer.cycle
 
 
+def test_a_reminder_updates_its_case_in_place_and_keeps_its_place_in_the_lists(pg_app, monkeypatch):
+    """A reminder writes no indexed column of its case: not ``updated_at`` (the case keeps its place in the
+    "recently updated" lists), nor an indexed next timer. So PostgreSQL updates the row on its page (a HOT
+    update: no new entry in each of the case table's indexes), read from the firing transaction's own counters.
+    The case's version still moves (a completion that read the case before is refused), and the firing is audited."""
+    from service import reminders
+
+    ids = start_cases(pg_app, "timers_daily", 3, "HOT")
+    with pg_app.app_context(), everything():
+        before = {case.id: (case.updated_at, case.lock_version)
+                  for case in db.session.scalars(select(Case).where(Case.id.in_(ids)))}
+    counted = []
+    real = reminders.fire
+
+    def counting(session, loaded, pending, now):
+        fired = real(session, loaded, pending, now)
+        counted.append(session.execute(text(  # this transaction's own, not yet committed, row counts
+            "SELECT pg_stat_get_xact_tuples_updated('cases'::regclass), "
+            "pg_stat_get_xact_tuples_hot_updated('cases'::regclass)")).one())
+        return fired
+
+    monkeypatch.setattr(reminders, "fire", counting)
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 3
+    assert sum(updated for updated, _ in counted) == 3
+    assert [hot for _, hot in counted] == [updated for updated, _ in counted]  # every one of them HOT
+    with pg_app.app_context(), everything():
+        indexed = set(db.session.scalars(text(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND (a.attnum = ANY(i.indkey) OR pg_get_expr(i.indexprs, i.indrelid) LIKE '%' || a.attname || '%') "
+            "WHERE i.indrelid = 'cases'::regclass")))
+        assert not indexed & set(reminders.CASE_COLUMNS[1:] + ["lock_version"]), indexed
+        for case in db.session.scalars(select(Case).where(Case.id.in_(ids))):
+            updated_at, version = before[case.id]
+            assert (case.updated_at, case.lock_version) == (updated_at, version + 1)
+    assert firings(pg_app) == {case_id: 1 for case_id in ids}
+
+
 # -- a poisoned case in a batch ----------------------------------------------------------------------
 
 def test_a_poisoned_case_in_a_batch_neither_stops_nor_rolls_back_the_others(any_app, monkeypatch):
@@ -239,6 +276,51 @@ def test_a_poisoned_case_in_a_batch_neither_stops_nor_rolls_back_the_others(any_
                 assert db.session.scalar(select(func.count()).select_from(PendingTimer)
                                          .where(PendingTimer.case_id == case_id)) == 1  # its timer kept
     assert count(any_app, Notification, Notification.kind == "error") == 2  # the admins are told of each
+
+
+def test_one_sweep_fires_at_a_time_in_a_process(any_app, monkeypatch):
+    """An alarm that rings while a sweep is firing returns at once (the sweep reads the next due timer when it
+    ends): a process holds its TIMER_WORKERS threads, sessions and batches at most, however often it is woken."""
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def slow(app, instant=None):
+        calls.append(threading.get_ident())
+        entered.set()
+        release.wait(10)
+        return 0, set()
+
+    monkeypatch.setattr(scheduler, "_fire_due", slow)
+    service = scheduler.TimerService(any_app)  # not started: only its sweep is used
+    first = threading.Thread(target=service.sweep)
+    first.start()
+    assert entered.wait(30)
+    service.sweep()  # rings while the first fires
+    assert len(calls) == 1
+    release.set()
+    first.join(30)
+    service.sweep()
+    assert len(calls) == 2
+
+
+def test_the_timer_worker_fires_timers_without_the_pages_the_api_or_the_migrations(any_app, database_url):
+    """``flask --app service.timer_worker timers fire``: the worker's service fires what is due, and never imports
+    the pages', the API's or the migrations' modules (the memory a timer process does not need)."""
+    import subprocess
+    import sys
+
+    ids = start_cases(any_app, "timers_tiny", 2, "WORKER")
+    with any_app.app_context():
+        url = db.engine.url.render_as_string(hide_password=False)
+    script = ("import sys; from service.timer_worker import app; "
+              "print(app.test_cli_runner().invoke(args=['timers', 'fire', '--now', sys.argv[1]]).output.strip()); "
+              "print(sorted({m.split('.')[0] if not m.startswith('service.') else '.'.join(m.split('.')[:2]) "
+              "for m in sys.modules} & {'service.api', 'service.web', 'service.tracker_page', 'flask_migrate', "
+              "'alembic', 'flask_smorest', 'flask_wtf'}))")
+    done = subprocess.run([sys.executable, "-c", script, TINY_DUE.isoformat()], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "DATABASE_URL": url, "TIMERS_ENABLED": "false"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "[]"], done.stdout
+    assert firings(any_app) == {case_id: 1 for case_id in ids}
 
 
 # -- LISTEN/NOTIFY -----------------------------------------------------------------------------------
