@@ -430,6 +430,12 @@ class OpenTask(CouncilOwned, db.Model):
         """The assignee's name, for people to read (access is decided by ``assignee_id``)."""
         return self.assignee_user.name if self.assignee_id is not None and self.assignee_user is not None else None
 
+    @property
+    def assignee_label(self) -> str | None:
+        """The assignee as pages show them (display name, else name), as a listed task's."""
+        user = self.assignee_user if self.assignee_id is not None else None
+        return (user.display_name or user.name) if user is not None else None
+
 
 class TaskRole(CouncilOwned, db.Model):
     __tablename__ = "task_roles"

@@ -219,7 +219,7 @@ def test_inbox_lists_my_tasks_most_urgent_first_with_overdue_in_words(site, work
     assert "Step down from statutory services to TAF (Carmarthenshire)" in body
 
 
-def test_claim_and_reassign(site, worker):
+def test_claim_and_reassign(site, worker, time):
     case = start(site)
     task_id = open_task(site, case["id"])
     claimed = worker.post(f"/tasks/{task_id}/claim", {"next": "/"})
@@ -241,6 +241,13 @@ def test_claim_and_reassign(site, worker):
     with site.app.app_context(), everything():
         assert db.session.get(OpenTask, task2).assignee == "worker"
     assert "FAM-2" in page_text(worker.get("/"))
+    # People are named as the pages name them (their display name): on the task and in the team's list
+    assert re.search(r"Assigned to\s+Worker\b", page_text(lead.get(f"/tasks/{task2}")))
+    time.move_to(datetime(2027, 3, 1, 9, 0, tzinfo=LONDON))  # the task is overdue: on the manager's list
+    lead.sign_in("lead")  # the page session has ended meanwhile
+    team = page_text(lead.get("/manager"))
+    time.move_to(datetime(2027, 1, 4, 9, 0, tzinfo=LONDON))
+    assert re.search(r"FAM-2\b.*?\bWorker\b", team, re.S), team
     # someone without the role cannot be given it: the error is shown by the field
     with site.app.app_context(), everything():
         task3 = open_task(site, start(site, "FAM-3")["id"])
