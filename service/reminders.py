@@ -1,21 +1,26 @@
-"""Reminders that only notify, fired without rebuilding their case, nor rewriting its state.
+"""Reminders that only notify, fired without rebuilding their case.
 
-A repeating reminder on an open task (``R/P1D`` with ``notify``, on a non-interrupting boundary whose path
-is one plain end event: :func:`service.engine.runtime.notify_only_timers`) does not move its case: firing it
-writes what the engine's step would leave, and no more. Its cycle (start, period, occurrences fired and left,
-next due) is kept on its pending-timer row (``PendingTimer.cycle``): the row gets the next occurrence and its
-due time, the case its next timer and version (not its ``updated_at``), the audit log its ``timer_fired`` event and the people of the
-task their notification: a handful of statements for a whole batch of cases. The case's encrypted state is
-neither read nor rewritten, except the first time a timer is fired so (its row has no cycle yet, or one the
-engine has moved on from since): then the state is read, not written.
+A reminder on an open task (``R/P1D``, ``P2D`` or a date, with ``notify``, on a non-interrupting boundary whose
+path is one plain end event: :func:`service.engine.runtime.notify_only_timers`) does not move its case: firing it
+writes what the engine's step would leave, and no more: the audit log its ``timer_fired`` event, the people of
+the task their notification, the case its next timer and version (not its ``updated_at``), and
 
-The state catches up when the engine next loads the case (:func:`state_of`, from the case's timer rows):
-the engine sees each occurrence fired here as fired, and fires none of them again.
+- for a repeating reminder, its timer row the next occurrence and its due time, with its cycle (start, period,
+  occurrences fired and left, next due: ``PendingTimer.cycle``). The case's encrypted state is neither read nor
+  rewritten, except the first time a timer is fired so (its row has no cycle yet, or one the engine has moved on
+  from since): then the state is read, not written. The state catches up when the engine next loads the case
+  (:func:`state_of`, from the case's timer rows): the engine sees each occurrence fired here as fired, and fires
+  none of them again.
+- for a one-off reminder (and a repeating one's last firing), the state the timer marked fired
+  (:func:`service.engine.runtime.fire_ahead`) and its timer row deleted: the engine's next step on the case runs
+  the reminder's path to its end, with no firing, notification or audit event of its own.
+
+Either way a handful of statements for a whole batch of cases, and no engine step.
 
 The timer sweep calls this for the cases of a claimed batch (each locked with ``FOR UPDATE``, so exactly
 once holds as for any firing; the case's version moves, so a completion that read the case before does not
-write its older timers back) whose every due timer is such a reminder. A case this cannot fire (an older
-state format, the last firing of a finite cycle, anything unexpected) is left to the engine's step.
+write its older state or timers back) whose every due timer is such a reminder. A case this cannot fire (an
+older state format, anything unexpected) is left to the engine's step.
 """
 from __future__ import annotations
 
@@ -59,6 +64,16 @@ def _fresh(row) -> dict[str, Any] | None:
         return None
 
 
+def _needs_state(row, now: datetime) -> bool:
+    """Whether firing the due ``row`` reads its case's state: unless its row holds the cycle, and this is not
+    the cycle's last firing (that is written in the state)."""
+    cycle = _fresh(row)
+    if cycle is None:
+        return True
+    advanced = runtime.advance_reminder(cycle, now)
+    return advanced is not None and advanced["cycles"] == 0
+
+
 def load(session: Session, case_ids: set[int], pending: dict[int, list[Any]], now: datetime,
          versions: dict[int, SimpleNamespace]) -> dict[int, SimpleNamespace]:
     """What :func:`fire` reads of each of ``case_ids``: its id, council, reference and pathway version (the
@@ -68,7 +83,7 @@ def load(session: Session, case_ids: set[int], pending: dict[int, list[Any]], no
         return {}
     table = Case.__table__
     need_state = {case_id for case_id in case_ids
-                  if any(row.due_at <= now and _fresh(row) is None for row in pending.get(case_id, []))}
+                  if any(row.due_at <= now and _needs_state(row, now) for row in pending.get(case_id, []))}
     rows = session.execute(select(table.c.id, table.c.council_id, table.c.reference, table.c.process_version_id)
                            .where(table.c.id.in_(case_ids))).all()
     states = dict(session.execute(select(table.c.id, table.c.state).where(table.c.id.in_(need_state))).all()
@@ -100,17 +115,9 @@ def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]],
             only = runtime.notify_only_timers(case.version.process)
             if not all(row.name in only for row in due):
                 continue
-            moved = {}
-            for row in due:
-                cycle = _fresh(row)
-                if cycle is None:
-                    cycle = runtime.reminder_cycle(case.state, row.id, row.name) if case.state is not None else None
-                cycle = runtime.advance_reminder(cycle, now) if cycle is not None else None
-                if cycle is None:
-                    break
-                moved[row.id] = cycle
-            else:
-                plans.append((case, due, moved, rows))
+            plan = _plan(case, due, now)
+            if plan is not None:
+                plans.append((case, due, *plan, rows))
         except Exception as failure:  # the engine's step decides, and counts the failure if it fails too
             log.warning("reminders of case %s left to the engine (%s)", case_id, type(failure).__name__)
     if not plans:
@@ -126,6 +133,32 @@ def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]],
     return count, {case.id for case, *_ in plans}
 
 
+def _plan(case: Any, due: list[Any], now: datetime) -> tuple[dict, dict, str | None] | None:
+    """How the case's ``due`` reminders fire: (row id -> the cycle of a repeating one, moved on; row id ->
+    (element, last cycle or None) of each one-off or last firing, fired ahead in the state; that state, or None
+    when there are none); None when this cannot fire them (the engine's step then does)."""
+    moved: dict[str, dict] = {}
+    ahead: dict[str, tuple[str, dict | None]] = {}
+    for row in due:
+        cycle = _fresh(row)
+        if cycle is None and case.state is not None:
+            cycle = runtime.reminder_cycle(case.state, row.id, row.name)  # None for a one-off timer
+        if cycle is None:
+            ahead[row.id] = (row.name, None)
+            continue
+        cycle = runtime.advance_reminder(cycle, now)
+        if cycle is None:
+            return None
+        if cycle["cycles"] == 0:
+            ahead[row.id] = (row.name, cycle)
+        else:
+            moved[row.id] = cycle
+    if not ahead:
+        return moved, ahead, None
+    state = runtime.fire_ahead(case.state, ahead, now) if case.state is not None else None
+    return (moved, ahead, state) if state is not None else None
+
+
 def _write(session: Session, plans: list, now: datetime) -> int:
     task_ids = {row.attached_task_id for _, due, *_ in plans for row in due if row.attached_task_id}
     tasks = {t.id: t for t in session.execute(
@@ -135,25 +168,37 @@ def _write(session: Session, plans: list, now: datetime) -> int:
     if task_ids:
         for task_id, role in session.execute(select(TaskRole.task_id, TaskRole.role).where(TaskRole.task_id.in_(task_ids))):
             roles.setdefault(task_id, []).append(role)
-    case_rows, timer_rows, audit_rows, notes = [], [], [], []
-    for case, due, moved, rows in plans:
-        dues = {row.id: datetime.fromisoformat(moved[row.id]["next"]) for row in due}
-        engine_timers = [dues.get(row.id, row.due_at) for row in rows if not safeguarding.is_service_timer(row)]
-        case_rows.append({"b_id": case.id, "timer_failures": 0,
-                          "next_timer_at": min(engine_timers) if engine_timers else None})
+    case_rows, state_rows, timer_rows, gone, audit_rows, notes = [], [], [], [], [], []
+    for case, due, moved, ahead, state, rows in plans:
+        dues = {row_id: datetime.fromisoformat(cycle["next"]) for row_id, cycle in moved.items()}
+        engine_timers = [dues.get(row.id, row.due_at) for row in rows
+                         if not safeguarding.is_service_timer(row) and row.id not in ahead]
+        values = {"b_id": case.id, "timer_failures": 0, "next_timer_at": min(engine_timers) if engine_timers else None}
+        if state is None:
+            case_rows.append(values)
+        else:
+            state_rows.append({**values, "state": state})
+        timer_rows.extend({"b_id": row_id, "due_at": dues[row_id], "cycle": cycle} for row_id, cycle in moved.items())
+        gone.extend(ahead)
         for row in due:
-            timer_rows.append({"b_id": row.id, "due_at": dues[row.id], "cycle": moved[row.id]})
             detail = {"attached_to": row.attached_task_id, "properties": dict(row.properties or {})}
             audit_rows.append({"case_id": case.id, "at": now, "actor": TIMER, "event": "timer_fired",
                                "task": row.name, "detail": runtime.json_safe(detail), "council_id": case.council_id})
             notes.extend(_notifications(session, case, row, tasks.get(row.attached_task_id or ""), roles, now))
     # One statement each for the whole batch, its text the same for every batch (PostgreSQL prepares it): the
-    # rows go as one array per column. The state is not written: the version moves (a step that read the case
-    # before this is refused). Nor is ``updated_at``: a reminder changes nothing a person sees of the case but its
-    # notification and audit event, so the case keeps its place in the "recently updated" lists; and with no
-    # indexed column written, PostgreSQL updates the row in place (HOT: no new entry in each of its indexes).
-    _bulk(session, Case.__table__, CASE_COLUMNS, case_rows, update_also="lock_version = cases.lock_version + 1")
-    _bulk(session, PendingTimer.__table__, ["id", "due_at", "cycle"], timer_rows)
+    # rows go as one array per column. The version moves (a step that read the case before this is refused). Not
+    # ``updated_at``: a reminder changes nothing a person sees of the case but its notification and audit event,
+    # so the case keeps its place in the "recently updated" lists; and with no indexed column written, PostgreSQL
+    # updates the row in place (HOT: no new entry in each of its indexes).
+    version = "lock_version = cases.lock_version + 1"
+    if case_rows:
+        _bulk(session, Case.__table__, CASE_COLUMNS, case_rows, update_also=version)
+    if state_rows:
+        _bulk(session, Case.__table__, CASE_COLUMNS + ["state"], state_rows, update_also=version)
+    if timer_rows:
+        _bulk(session, PendingTimer.__table__, ["id", "due_at", "cycle"], timer_rows)
+    if gone:
+        session.execute(text("DELETE FROM pending_timers WHERE id = ANY(CAST(:ids AS TEXT[]))"), {"ids": gone})
     _bulk(session, AuditEvent.__table__, list(audit_rows[0]), audit_rows, insert=True)
     if notes:
         _bulk(session, Notification.__table__, list(notes[0]), notes, insert=True)

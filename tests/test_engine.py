@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 
 from conftest import FIXTURES
@@ -46,3 +47,39 @@ def test_the_clock_in_force_is_the_one_installed(frozen_clock):
     with clock.clock_at(datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)):
         assert clock.now().year == 2030
     assert clock.now() == frozen_clock.now()
+
+
+def _shape(state: str) -> list:
+    """Each task's element, state and what it keeps of itself, without ids or times."""
+    dct = json.loads(state)
+    return sorted((t["task_spec"], t["state"], tuple(sorted(t["internal_data"]))) for t in dct["tasks"].values())
+
+
+def test_a_reminder_fired_ahead_runs_on_at_the_next_step_as_the_engines_own_firing_would_leave_it():
+    """review.bpmn's P2D reminder (notify): marked fired in the state (runtime.fire_ahead), the engine's next step
+    runs its path on without a firing of its own, and leaves the case as firing it itself would have."""
+    process = review_process()
+    t0 = datetime.datetime(2026, 12, 21, 9, 0, tzinfo=datetime.timezone.utc)
+    later = t0 + datetime.timedelta(days=2, minutes=1)
+    with clock.clock_at(t0):
+        workflow, snap = runtime.start(process, {"needs": 1})
+    state = runtime.dump(workflow)
+    remind, escalate = snap.timers
+    assert remind.name in runtime.notify_only_timers(process) and escalate.name in runtime.notify_only_timers(process)
+    fired = {remind.id: (remind.name, None)}
+    assert runtime.fire_ahead(state, fired, t0) is None  # not due yet
+    assert runtime.fire_ahead(state, {snap.tasks[0].id: ("Task_Assess", None)}, later) is None  # not a timer
+    older = json.dumps({**json.loads(state), "format": "pathways-2"})
+    assert runtime.fire_ahead(older, fired, later) is None
+    ahead = runtime.fire_ahead(state, fired, later)
+    assert ahead is not None and runtime.fire_ahead(ahead, fired, later) is None  # fired once
+    with clock.clock_at(later):
+        loaded, _ = runtime.load(process, ahead)
+        assert [t.name for t in runtime.snapshot(loaded).timers] == [escalate.name]  # nothing due of it now
+        quick, journal = runtime.load(process, ahead)
+        after_ahead = runtime.fire_timers(quick, journal)
+        engine, journal = runtime.load(process, state)
+        after_engine = runtime.fire_timers(engine, journal)
+    assert after_ahead.journal == [] and [e.event for e in after_engine.journal] == ["timer_fired"]
+    assert _shape(runtime.dump(quick)) == _shape(runtime.dump(engine))
+    assert after_ahead.timers == after_engine.timers and after_ahead.tasks == after_engine.tasks

@@ -22,6 +22,7 @@ from service.models import AuditEvent, Case, Notification, PendingTimer, db
 T0 = datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc)
 TINY_DUE = T0 + timedelta(hours=2)  # timers_tiny waits PT1H
 DAILY_DUE = T0 + timedelta(days=1, minutes=1)  # timers_daily reminds every day (R/P1D, notify=task)
+# timers_once reminds once, a day on (P1D, notify=task); timers_twice on two days running (R2/P1D)
 
 
 def _app(url, **config):
@@ -245,6 +246,80 @@ def test_a_reminder_updates_its_case_in_place_and_keeps_its_place_in_the_lists(p
             updated_at, version = before[case.id]
             assert (case.updated_at, case.lock_version) == (updated_at, version + 1)
     assert firings(pg_app) == {case_id: 1 for case_id in ids}
+
+
+def _engine_step(app, case_id: int, instant: datetime) -> int:
+    """The engine's own step on the case (as a sweep on SQLite takes it): timers fired, committed."""
+    with app.app_context(), clock.clock_at(instant):
+        in_council(db.session)
+        fired = cases.fire_timers(db.session, db.session.get(Case, case_id))
+        db.session.commit()
+        return fired
+
+
+def test_a_one_off_reminder_is_fired_ahead_of_the_engine_which_runs_it_on_without_a_second_notice(pg_app, monkeypatch):
+    """A one-off reminder (P1D, notify) is fired without the engine: notified and audited once, its row gone and
+    the timer marked fired in the case's state, so the engine's next step on the case runs the reminder's path
+    to its end without a firing, notice or audit event of its own; the task is still open and completes."""
+    from conftest import Api
+
+    ids = start_cases(pg_app, "timers_once", 3, "ONCE")
+    with pg_app.app_context(), everything():
+        before = {c.id: (c.updated_at, c.lock_version, c.state) for c in db.session.scalars(select(Case).where(Case.id.in_(ids)))}
+    engine_fired = []
+    real = cases.fire_timers
+    monkeypatch.setattr(cases, "fire_timers", lambda s, c: engine_fired.append(c.id) or real(s, c))
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 3
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=5)) == 0  # exactly once: nothing more to fire
+    assert engine_fired == []  # no case was rebuilt
+    assert firings(pg_app) == {case_id: 1 for case_id in ids}
+    assert count(pg_app, PendingTimer, PendingTimer.case_id.in_(ids)) == 0
+    with pg_app.app_context(), everything():
+        notes = db.session.scalars(select(Notification).order_by(Notification.id)).all()
+        assert sorted((n.kind, n.task, n.subject) for n in notes) == [
+            ("reminder", "Task_Plan", f"Reminder: Write the plan (case ONCE-{n})") for n in range(3)]
+        for case in db.session.scalars(select(Case).where(Case.id.in_(ids))):
+            updated_at, version, state = before[case.id]
+            assert (case.updated_at, case.lock_version, case.next_timer_at) == (updated_at, version + 1, None)
+            assert case.state != state and [t.name for t in case.tasks] == ["Task_Plan"]
+    # The engine's next step on a case runs the fired reminder on: no firing, notice or audit event of its own.
+    monkeypatch.setattr(cases, "fire_timers", real)
+    assert _engine_step(pg_app, ids[0], DAILY_DUE + timedelta(days=1)) == 0
+    assert firings(pg_app) == {case_id: 1 for case_id in ids}
+    assert count(pg_app, Notification) == 3
+    # A task completed after its reminder fired ahead: the case ends as it would have.
+    with pg_app.app_context():
+        save_user(db.session, "worker2", ["social_worker"], token="token-worker2")
+        db.session.commit()
+    with pg_app.app_context(), everything():
+        task_id = db.session.get(Case, ids[1]).tasks[0].id
+    with clock.clock_at(DAILY_DUE + timedelta(hours=2)):
+        done = Api(pg_app, {"worker": "token-worker2"}).post(f"/tasks/{task_id}/complete", json={"data": {}})
+    assert done.status_code == 200, done.json
+    assert (done.json["status"], done.json["outcome"]) == ("completed", "planned")
+    assert firings(pg_app) == {case_id: 1 for case_id in ids} and count(pg_app, Notification) == 3
+
+
+def test_a_repeating_reminders_last_firing_ends_its_timer_ahead_of_the_engine(pg_app, monkeypatch):
+    """R2/P1D: the first firing keeps its cycle on the row; the last is written in the state (no cycles left),
+    the row goes, and the engine's next step ends the timer without firing it a third time."""
+    [case_id] = start_cases(pg_app, "timers_twice", 1, "TWICE")
+    engine_fired = []
+    real = cases.fire_timers
+    monkeypatch.setattr(cases, "fire_timers", lambda s, c: engine_fired.append(c.id) or real(s, c))
+    assert scheduler.fire_due(pg_app, DAILY_DUE) == 1
+    with pg_app.app_context(), everything():
+        [timer] = db.session.get(Case, case_id).timers
+        assert timer.cycle["cycles"] == 1 and timer.due_at == T0 + timedelta(days=2)
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=1)) == 1
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=9)) == 0
+    assert engine_fired == []
+    assert count(pg_app, PendingTimer, PendingTimer.case_id == case_id) == 0
+    monkeypatch.setattr(cases, "fire_timers", real)
+    assert _engine_step(pg_app, case_id, DAILY_DUE + timedelta(days=9)) == 0
+    assert firings(pg_app) == {case_id: 2}
+    assert count(pg_app, Notification, Notification.kind == "reminder") == 2
+    assert count(pg_app, PendingTimer, PendingTimer.case_id == case_id) == 0  # the engine set no new timer
 
 
 # -- a poisoned case in a batch ----------------------------------------------------------------------

@@ -114,10 +114,11 @@ def dump(workflow: BpmnWorkflow) -> str:
 
 
 def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
-    """The elements of ``process`` whose timers only remind (:func:`advance_reminder` may fire them), cached."""
+    """The elements of ``process`` whose timers only remind (the timer sweep may fire them ahead of the engine:
+    a cycle with :func:`advance_reminder`, its last firing and a one-off timer with :func:`fire_ahead`), cached."""
     found = _NOTIFY_ONLY.get(id(process))
     if found is None or found[0] is not process:
-        found = (process, spiff.notify_only_cycle_timers(process.spec, process.subprocess_specs))
+        found = (process, spiff.notify_only_timers(process.spec, process.subprocess_specs))
         _NOTIFY_ONLY[id(process)] = found
     return found[1]
 
@@ -174,12 +175,24 @@ def reminder_cycle(state: str, timer_id: str, element: str) -> dict[str, Any] | 
 
 
 def advance_reminder(cycle: dict[str, Any], now: datetime) -> dict[str, Any] | None:
-    """The cycle once its occurrence due at ``now`` has fired (a copy), as the engine's step leaves it; None when
-    nothing is due, or when this firing is the cycle's last (that ends the timer, which the engine's step does)."""
+    """The cycle once its occurrence due at ``now`` has fired (a copy), as the engine's step leaves it (``cycles``
+    0 after its last firing, which ends the timer: :func:`fire_ahead`); None when nothing is due."""
     value = dict(cycle)
-    if not timers.advance_cycle(value, now) or value["cycles"] == 0:
+    return value if timers.advance_cycle(value, now) else None
+
+
+def fire_ahead(state: str, fired: dict[str, tuple[str, dict[str, Any] | None]], now: datetime) -> str | None:
+    """``state`` with reminders the timer sweep fired ahead of the engine (timer id -> (element, the cycle as its
+    last firing left it, or None for a one-off timer)) marked fired: the engine's next step runs each on to its
+    end, and notes no firing of its own (the sweep notified and audited it). None when the state does not hold
+    each as a waiting timer due by ``now`` (an older format; moved on since): the engine's step must fire them."""
+    dct = json.loads(state)
+    if dct.get("format") != STATE_FORMAT:
         return None
-    return value
+    for timer_id, (element, last_cycle) in fired.items():
+        if not spiff.fire_stored_timer(dct, timer_id, element, now, last_cycle):
+            return None
+    return json.dumps(dct, separators=(",", ":"))
 
 
 def catch_up(state: str, cycles: dict[str, tuple[str, dict[str, Any]]]) -> str:

@@ -11,7 +11,7 @@ import json
 import threading
 from copy import deepcopy
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -413,14 +413,15 @@ def attached_task_id(my_task: Task) -> str | None:
 
 # -- reminders that only notify ----------------------------------------------------------------
 
-def notify_only_cycle_timers(spec, subprocess_specs: dict[str, Any]) -> frozenset[str]:
-    """The element ids of the repeating reminders whose firing changes nothing but the timer itself.
+def notify_only_timers(spec, subprocess_specs: dict[str, Any]) -> frozenset[str]:
+    """The element ids of the reminders whose firing changes nothing but the timer itself.
 
-    A non-interrupting boundary timer with a cycle (``R/P1D``) and a ``notify`` property, whose one outgoing
-    flow reaches a plain end event (no event definition, no property such as ``outcome``, no script or data
-    output): firing it notifies, and the case's open tasks, data and waits stay as they were. After the step
-    SpiffWorkflow's branch for the firing is pruned (:func:`_prune_fired_cycles`), so all a firing leaves in
-    the state is the timer's own value (its next occurrence and the count fired).
+    A non-interrupting boundary timer (a cycle such as ``R/P1D``, a duration such as ``P2D``, or a date) with a
+    ``notify`` property, whose one outgoing flow reaches a plain end event (no event definition, no property
+    such as ``outcome``, no script or data output): firing it notifies, and the case's open tasks, data and
+    waits stay as they were. After a cycle's step SpiffWorkflow's branch for the firing is pruned
+    (:func:`_prune_fired_cycles`), so all a firing leaves in the state is the timer's own value (its next
+    occurrence and the count fired); a one-off timer's firing ends its branch.
     """
     from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
     from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
@@ -430,7 +431,7 @@ def notify_only_cycle_timers(spec, subprocess_specs: dict[str, Any]) -> frozense
     for process in [spec, *subprocess_specs.values()]:
         for task_spec in process.task_specs.values():
             if (not isinstance(task_spec, BoundaryEvent) or task_spec.cancel_activity
-                    or not isinstance(task_spec.event_definition, CycleTimerEventDefinition)
+                    or not isinstance(task_spec.event_definition, TimerEventDefinition)
                     or not str((task_spec.extensions or {}).get("notify") or "").strip()):
                 continue
             # SpiffWorkflow links a boundary event back to its activity's join besides the drawn flow.
@@ -450,15 +451,44 @@ def notify_only_cycle_timers(spec, subprocess_specs: dict[str, Any]) -> frozense
 def stored_cycle_value(dct: dict[str, Any], task_id: str, element: str) -> dict[str, Any] | None:
     """The stored value of a waiting cycle timer (in :func:`state_to_dict`'s layout), to be changed in place;
     None when the state holds no such waiting timer."""
+    value = (stored_timer(dct, task_id, element) or {}).get("event_value")
+    return value if isinstance(value, dict) else None
+
+
+def stored_timer(dct: dict[str, Any], task_id: str, element: str) -> dict[str, Any] | None:
+    """What a waiting timer task keeps of its timer (its ``internal_data``: ``event_value``, ``event_fired``) in
+    :func:`state_to_dict`'s layout, to be changed in place; None when the state holds no such waiting timer."""
     for tasks in [dct.get("tasks", {}), *(sub.get("tasks", {}) for sub in dct.get("subprocesses", {}).values())]:
         task = tasks.get(task_id)
         if task is None:
             continue
-        value = (task.get("internal_data") or {}).get("event_value")
-        if task.get("task_spec") != element or task.get("state") != TaskState.WAITING or not isinstance(value, dict):
+        internal = task.get("internal_data")
+        if task.get("task_spec") != element or task.get("state") != TaskState.WAITING or not isinstance(internal, dict):
             return None
-        return value
+        return internal
     return None
+
+
+def fire_stored_timer(dct: dict[str, Any], task_id: str, element: str, due_by: datetime,
+                      last_cycle: dict[str, Any] | None = None) -> bool:
+    """Mark the waiting timer ``task_id`` fired in the stored state ``dct`` (in place), so that the engine's next
+    refresh runs it on as fired, with no firing of its own: a one-off timer due by ``due_by`` is marked fired
+    (as :func:`mark_timer_fired` marks it); a cycle takes ``last_cycle``, its value after its last firing (no
+    cycles left), which ends it. False, and nothing changed, when the state holds no such waiting timer."""
+    internal = stored_timer(dct, task_id, element)
+    if internal is None or internal.get("event_fired"):
+        return False
+    value = internal.get("event_value")
+    if last_cycle is None:
+        if not isinstance(value, str) or datetime.fromisoformat(value) > due_by:
+            return False
+        internal["event_fired"] = True
+        return True
+    if (not isinstance(value, dict) or last_cycle.get("cycles") != 0 or value.get("start") != last_cycle.get("start")
+            or value.get("period") != last_cycle.get("period")):
+        return False
+    internal["event_value"] = dict(last_cycle)
+    return True
 
 
 # -- the newest write of each key, across parallel branches -------------------------------------
