@@ -2,7 +2,8 @@
 
 Builds --pending cases (default 100,000) of a pathway with a daily reminder on an open user task
 (tests/fixtures/timers/timers_daily.bpmn: a non-interrupting R/P1D boundary timer with notify=task, so
-each firing writes the case, its timer row, an audit event and a notification). One case is started
+each firing writes the case, its timer row, an audit event and a notification; --reminder once: a one-off
+reminder a day on, timers_once.bpmn, whose firing also marks it fired in the case's state). One case is started
 through the service layer; the rest are bulk-inserted copies of its case, timer, task and role rows
 (fresh task ids, due times spread), so --due of them (default 10,000) are due and the rest fall due over
 the next 30 days. Then a fresh service process fires what is due -- the sweep the background scheduler
@@ -36,15 +37,16 @@ from figures import peak_rss_mib
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DIAGRAM = ROOT / "tests" / "fixtures" / "timers" / "timers_daily.bpmn"
-PROCESS = "timers_daily"
+#: --reminder: the daily reminder (R/P1D), or a one-off reminder a day on (P1D: the kind most reference pathways
+#: have, fired ahead of the engine: service.reminders), each notify=task on the open task.
+PROCESSES = {"daily": "timers_daily", "once": "timers_once"}
 STARTED = datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc)
 FIRE_AT = STARTED + timedelta(days=1, minutes=1)  # the template's reminder is due 24 hours after it started
 CHUNK = 5000
 
 
 def build(url: str, pending: int, due: int, first_due: datetime | None = None, window: float = 0.0,
-          record: Path | None = None, cycles_on_rows: bool = False) -> None:
+          record: Path | None = None, cycles_on_rows: bool = False, process: str = "timers_daily") -> None:
     """Bulk-load the cases. With ``first_due`` the due ones fall due at real instants spread evenly over
     ``window`` seconds from it (their due times written to ``record``), and the rest 30 days later."""
     from flask_migrate import upgrade
@@ -60,10 +62,11 @@ def build(url: str, pending: int, due: int, first_due: datetime | None = None, w
         upgrade()
         council, _ = councils.create_council(db.session, "bench", "Bench Council")
         tenancy.act_for(db.session, council)
-        deployments.deploy(db.session, {DIAGRAM.name: DIAGRAM.read_bytes()}, "bench")
+        diagram = ROOT / "tests" / "fixtures" / "timers" / f"{process}.bpmn"
+        deployments.deploy(db.session, {diagram.name: diagram.read_bytes()}, "bench")
         save_user(db.session, "bench-worker", ["social_worker"], council=council, email="worker@council.example")
         with clock.clock_at(STARTED):
-            template = cases.start_case(db.session, PROCESS, "BENCH-0", {}, cases.SERVICE)
+            template = cases.start_case(db.session, process, "BENCH-0", {}, cases.SERVICE)
         db.session.commit()
         [timer] = db.session.scalars(select(PendingTimer).where(PendingTimer.case_id == template.id)).all()
         [task] = db.session.scalars(select(OpenTask).where(OpenTask.case_id == template.id)).all()
@@ -345,6 +348,8 @@ def main() -> None:
     parser.add_argument("--cycles-on-rows", action="store_true",
                         help="the sweep without --processes: each pending row holds its reminder's cycle, as after its "
                              "first firing without the engine (the state is then not read)")
+    parser.add_argument("--reminder", choices=sorted(PROCESSES), default="daily",
+                        help="each case's reminder: daily (R/P1D) or once (P1D); both notify the task's people")
     parser.add_argument("--fire-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -365,14 +370,14 @@ def main() -> None:
             record = workdir / "due.json"
             # The build takes a while: fall due --lead seconds after it ends (the due times are moved then).
             build(url, args.pending, args.due, first_due=datetime.now(timezone.utc) + timedelta(days=1),
-                  window=args.window, record=record)
+                  window=args.window, record=record, process=PROCESSES[args.reminder])
             print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
                   f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             result = live(url, args.processes, args.workers, args.batch, json.loads(record.read_text()), args.lead,
                           timeout=args.window + 300, whole=args.whole_service)
             report_live(result, args.processes, args.workers, args.window)
             return
-        build(url, args.pending, args.due, cycles_on_rows=args.cycles_on_rows)
+        build(url, args.pending, args.due, cycles_on_rows=args.cycles_on_rows, process=PROCESSES[args.reminder])
         copy_url = None
         if url.startswith("sqlite") and args.tracemalloc:  # time without tracing; trace a second run on a copy
             shutil.copy(workdir / "bench.db", workdir / "traced.db")
