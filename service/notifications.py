@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy import and_, event, func, or_, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from service import policy
@@ -117,11 +117,16 @@ def _cached(session: Session, key: tuple, find) -> list[Recipient]:
     if hit is not None and hit[0] > now:
         return hit[1]
     found = [Recipient(user.id, user.email) for user in find()]
+    _remember(cache, {key: found}, now)
+    return found
+
+
+def _remember(cache: _PeopleCache, found: dict[tuple, list[Recipient]], now: float) -> None:
     with cache.lock:
         if len(cache.entries) > 10_000:
             cache.entries.clear()
-        cache.entries[key] = (now + PEOPLE_CACHE_SECONDS, found)
-    return found
+        for key, people in found.items():
+            cache.entries[key] = (now + PEOPLE_CACHE_SECONDS, people)
 
 
 def forget_people() -> None:
@@ -160,6 +165,24 @@ def people_for_task(session: Session, council_id: int, assignee_id: int | None,
         if found:
             return found
     return people_with_roles(session, council_id, roles)
+
+
+def remember_assignees(session: Session, assignees: set[tuple[int, int]]) -> None:
+    """Look up, in one statement, the (council id, assignee id) pairs :func:`people_for_task` does not remember:
+    a batch of reminders on tasks of many workers asks the database once, not once per worker."""
+    cache, now = _people(), time.monotonic()
+    with cache.lock:
+        wanted = {pair for pair in assignees
+                  if (hit := cache.entries.get((pair[0], "assignee", pair[1]))) is None or hit[0] <= now}
+    if not wanted:
+        return
+    found: dict[tuple, list[Recipient]] = {(council_id, "assignee", user_id): [] for council_id, user_id in wanted}
+    rows = session.execute(select(Membership.council_id, User.id, User.email).distinct()
+                           .join(User, User.id == Membership.user_id)
+                           .where(tuple_(Membership.council_id, Membership.user_id).in_(sorted(wanted))))
+    for council_id, user_id, email in rows:
+        found[(council_id, "assignee", user_id)] = [Recipient(user_id, email)]
+    _remember(cache, found, now)
 
 
 def _task_people(session: Session, task: OpenTask | None) -> list[Recipient]:

@@ -168,6 +168,7 @@ def _write(session: Session, plans: list, now: datetime) -> int:
     if task_ids:
         for task_id, role in session.execute(select(TaskRole.task_id, TaskRole.role).where(TaskRole.task_id.in_(task_ids))):
             roles.setdefault(task_id, []).append(role)
+    notifications.remember_assignees(session, {(t.council_id, t.assignee_id) for t in tasks.values() if t.assignee_id})
     case_rows, state_rows, timer_rows, gone, audit_rows, notes = [], [], [], [], [], []
     for case, due, moved, ahead, state, rows in plans:
         dues = {row_id: datetime.fromisoformat(cycle["next"]) for row_id, cycle in moved.items()}

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from conftest import FIXTURES, everything, in_council, make_app, save_user
 from service import cases, deployments, scheduler
@@ -298,6 +298,43 @@ def test_a_one_off_reminder_is_fired_ahead_of_the_engine_which_runs_it_on_withou
     assert done.status_code == 200, done.json
     assert (done.json["status"], done.json["outcome"]) == ("completed", "planned")
     assert firings(pg_app) == {case_id: 1 for case_id in ids} and count(pg_app, Notification) == 3
+
+
+def test_a_batch_of_reminders_looks_up_the_workers_it_tells_in_one_statement(pg_app):
+    """Reminders on tasks assigned to three workers: each worker is told, and the batch asks the database for
+    the three once, not once per worker (then each is remembered for a while)."""
+    from sqlalchemy import event
+
+    from service.models import OpenTask, User
+
+    ids = start_cases(pg_app, "timers_once", 3, "ASSIGNED")
+    with pg_app.app_context():
+        in_council(db.session)
+        workers = [save_user(db.session, f"keyworker{n}", ["social_worker"], email=f"kw{n}@council.example")[0]
+                   for n in range(3)]
+        db.session.flush()
+        for case_id, user in zip(ids, workers):
+            db.session.execute(update(OpenTask).where(OpenTask.case_id == case_id).values(assignee_id=user.id))
+        told = {case_id: user.id for case_id, user in zip(ids, workers)}
+        db.session.commit()
+    pg_app.config["TIMER_WORKERS"] = 1  # one batch
+    looked_up = []
+    with pg_app.app_context():
+        users = User.__table__.name
+
+        def note(conn, cursor, statement, *args):
+            if f"FROM {users}" in statement or f"JOIN {users}" in statement:
+                looked_up.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            assert scheduler.fire_due(pg_app, DAILY_DUE) == 3
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+    assert len(looked_up) == 1, looked_up
+    with pg_app.app_context(), everything():
+        notes = db.session.scalars(select(Notification).where(Notification.case_id.in_(ids))).all()
+        assert {n.case_id: n.user_id for n in notes} == told and len(notes) == 3
 
 
 def test_a_repeating_reminders_last_firing_ends_its_timer_ahead_of_the_engine(pg_app, monkeypatch):
