@@ -70,6 +70,8 @@ def _needs_state(row, now: datetime) -> bool:
     cycle = _fresh(row)
     if cycle is None:
         return True
+    if cycle.get("cycles", -1) < 0:  # repeats for ever: never its last
+        return False
     advanced = runtime.advance_reminder(cycle, now)
     return advanced is not None and advanced["cycles"] == 0
 
