@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from service import access_log, deploy_checks, deployments, pathway_versions, policy
 from service import cases as case_service
 from service.engine import dialect
+from service.engine.decisions import DecisionDefinitionError, load_decisions
 from service.engine.bundle import DeploymentInvalid, Problem, ProcessDefinition
 from service.engine.xml import XmlRejected, parse_xml
 from service.errors import Forbidden, InvalidData, NotFound
@@ -297,17 +298,40 @@ def _ids_in(name: str, content: bytes) -> set[str]:
 
 def _unlinked(diagram: bytes, uploads: dict[str, bytes], new: list[str]) -> list[Problem]:
     """The new forms and decision tables the diagram does not use (a form reference or decision reference naming
-    their id): saved, they would belong to no version."""
-    used = _referenced(diagram)
+    their id, or a decision a used decision requires): saved, they would belong to no version."""
+    used = _with_required(_referenced(diagram), uploads)
     problems = []
     for name in new:
         ids = _ids_in(name, uploads[name])
         if not ids & used:
             what = ("form: give a user task this form (Forms: Camunda Forms, form reference " if name.endswith(".form")
                     else "decision table: make a business rule task use it (Implementation: DMN, decision reference ")
+            also = "" if name.endswith(".form") else " or have a decision the diagram uses require it"
             problems.append(Problem(name, None, f"{name} is new and no step of the diagram uses it yet. Link the "
-                                                f"{what}{' or '.join(sorted(ids)) or 'its id'}), or it is not saved"))
+                                                f"{what}{' or '.join(sorted(ids)) or 'its id'}){also}, or it is "
+                                                "not saved"))
     return problems
+
+
+def _with_required(used: set[str], files: dict[str, bytes]) -> set[str]:
+    """``used`` and every decision a used decision requires, however deep, across the decision tables in
+    ``files`` (a decision requirements graph: a table that only feeds another is used too)."""
+    requires: dict[str, set[str]] = defaultdict(set)
+    for name, content in files.items():
+        if name.endswith(".dmn"):
+            try:
+                model = load_decisions(parse_xml(content, name), name, strict=False)
+            except (DecisionDefinitionError, XmlRejected, ValueError):
+                continue  # the checks say what is wrong with it
+            for decision in model.decisions.values():
+                requires[decision.id].update(decision.required)
+    found, todo = set(used), list(used)
+    while todo:
+        for needed in requires.get(todo.pop(), ()):
+            if needed not in found:
+                found.add(needed)
+                todo.append(needed)
+    return found
 
 
 def _referenced(diagram: bytes) -> set[str]:

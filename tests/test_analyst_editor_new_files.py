@@ -132,3 +132,32 @@ def test_a_new_file_counts_as_used_however_the_diagram_names_it():
 </bpmn:definitions>"""
     assert analyst._referenced(diagram) == {"Form_ByRef", "Form_ByKey", "Form_C8", "Decision_Level"}
     assert analyst._referenced(b"<not xml") == set()
+
+
+def test_a_new_decision_table_that_feeds_a_used_one_counts_as_used():
+    """A decision requirements graph across files: the diagram's step uses Decision_Main, which requires
+    Decision_Middle, which requires the new Decision_Feed. Each counts as used; a new table nothing requires does not."""
+    from service import analyst
+
+    diagram = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="D" targetNamespace="x">
+  <bpmn:process id="p" isExecutable="true"><bpmn:businessRuleTask id="R" camunda:decisionRef="Decision_Main" />
+  </bpmn:process>
+</bpmn:definitions>"""
+
+    def requiring(table: bytes, decision_id: str, needed: str) -> bytes:
+        requirement = f'<informationRequirement id="Req_{needed}"><requiredDecision href="#{needed}" /></informationRequirement>'
+        return table.replace(f'<decision id="{decision_id}" name="{decision_id}">'.encode(),
+                             f'<decision id="{decision_id}" name="{decision_id}">{requirement}'.encode())
+
+    uploads = {"p.bpmn": diagram,
+               "p_main.dmn": requiring(pathway_templates.blank_table("Decision_Main"), "Decision_Main", "Decision_Middle"),
+               "p_middle.dmn": requiring(pathway_templates.blank_table("Decision_Middle"), "Decision_Middle",
+                                         "Decision_Feed"),
+               "p_feed.dmn": pathway_templates.blank_table("Decision_Feed"),
+               "p_alone.dmn": pathway_templates.blank_table("Decision_Alone")}
+    problems = analyst._unlinked(diagram, uploads, ["p_middle.dmn", "p_feed.dmn", "p_alone.dmn"])
+    assert [p.file for p in problems] == ["p_alone.dmn"], problems
+    broken = {**uploads, "p_middle.dmn": b"<not xml"}  # the chain is cut where a file cannot be read
+    assert {p.file for p in analyst._unlinked(diagram, broken, ["p_feed.dmn"])} == {"p_feed.dmn"}
