@@ -6,6 +6,7 @@ the built front-end assets. With STEP_SCREENSHOTS=1 the screenshots refresh docs
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -233,6 +234,26 @@ def test_decision_tables_and_forms_are_edited_checked_and_saved_with_the_diagram
         assert files["carmarthenshire_step_down_start.form"] == untouched  # only what was changed is sent
         db.session.rollback()
     assert violations == {name: [] for name in violations}
+    assert page.problems == []
+
+
+def test_a_file_added_in_the_editor_by_mistake_is_removed_again(site, page):
+    """A new decision table no step uses is a problem on check (it would belong to no version); removed, it is
+    neither checked nor sent, and the diagram passes again."""
+    shots.sign_in(page, site, ANALYST)
+    page.goto(f"{site.url}/analyst/versions/{site.versions[2]}/edit")
+    page.locator("#editor.sp-editor--ready").wait_for(timeout=30000)
+    page.get_by_label("Id of the new decision").fill("Decision_Mistake")
+    page.get_by_role("button", name="Add a decision table").click()
+    name = f"{shots.KEY}_decision_mistake.dmn"
+    expect(page.locator(f'[data-file="{name}"]')).to_have_class(re.compile("sp-file-editor--ready"))
+    page.get_by_role("button", name="Check the diagram").click()
+    page.locator("#problems-list li").first.wait_for(timeout=20000)
+    assert "no step of the diagram uses it yet" in page.locator("#problems-list").inner_text()
+    page.get_by_role("button", name=f"Remove {name}").click()
+    expect(page.locator(f'[data-file="{name}"]')).to_have_count(0)
+    page.get_by_role("button", name="Check the diagram").click()
+    page.get_by_text("No problems: the diagram passes every check a deployment runs.").wait_for(timeout=20000)
     assert page.problems == []
 
 

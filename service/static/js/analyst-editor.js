@@ -101,7 +101,9 @@
     return entry.text().then(function (text) {
       entry.baseline = entry.box.stepText ? null : text;  // a new file is always sent
       entry.box.classList.add('sp-file-editor--ready');
-      files.push(entry);
+      if (document.body.contains(entry.box)) {  // not removed while it opened
+        files.push(entry);
+      }
     });
   }
 
@@ -305,6 +307,7 @@
         section.appendChild(inner);
         document.getElementById('new-forms').appendChild(section);
       }
+      (kind === 'dmn' ? section : inner).appendChild(removeButton(section, box, name));
       box.stepOpened = true;
       input.value = '';
       return openFile(box).then(function () {
@@ -319,6 +322,25 @@
       button.disabled = false;
     });
   }
+  // A file added by mistake, or no longer wanted, goes again: it is neither checked nor saved.
+  function removeButton(section, box, name) {
+    var group = document.createElement('div');
+    group.className = 'govuk-button-group';
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'govuk-button govuk-button--warning';
+    button.textContent = 'Remove ' + name;
+    button.addEventListener('click', function () {
+      files = files.filter(function (entry) { return entry.box !== box; });
+      if (box.stepEditor && box.stepEditor.destroy) {
+        box.stepEditor.destroy();
+      }
+      section.parentNode.removeChild(section);
+    });
+    group.appendChild(button);
+    return group;
+  }
+
   var adders = Array.prototype.slice.call(document.querySelectorAll('[data-add-kind]'));
   adders.forEach(function (group) {
     group.querySelector('.govuk-error-message').style.display = 'none';
