@@ -8,7 +8,9 @@ remembering to filter:
    ``council_id = <acting council>`` added (``with_loader_criteria``, SQLAlchemy's documented way to add
    global criteria), including ``session.get`` and relationship loads; a new row takes the acting council,
    and a row of another council cannot be written. A query of council data with no scope at all raises
-   :class:`Unscoped`: a bug fails loudly instead of reading every council.
+   :class:`Unscoped`: a bug fails loudly instead of reading every council. A statement built once and run
+   many times (the task lists') carries the same criteria from when it is built (:func:`council_criteria`)
+   and runs through :func:`execute_built`, which refuses it outside a council's scope.
 2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
    with ``set_config(..., true)``; the policies of the migration ``tenancy`` return no row of another
    council, and no row at all to a query issued without the scope.
