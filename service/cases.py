@@ -86,7 +86,7 @@ def _listed_tasks(session: Session, branches: tuple[str, ...], shape: tuple[str,
     query per task, and no ORM object built for one."""
     postgres = session.get_bind().dialect.name == "postgresql"
     query = _list_statement(postgres, branches, shape)
-    return listed_tasks.rows_to_tasks(session, session.execute(query, values | {"limit": limit}))
+    return listed_tasks.rows_to_tasks(session, tenancy.execute_built(session, query, values | {"limit": limit}))
 
 
 @functools.lru_cache(maxsize=64)
@@ -97,7 +97,9 @@ def _list_statement(postgres: bool, branches: tuple[str, ...], shape: tuple[str,
     The first ``:limit`` tasks of each branch ("all"; or the actor's own, "mine", and those nobody has taken
     of a role they hold, "pool": each an index-ordered, filtered query), merged in the lists' order, with
     what a list shows of each (its case's reference, pathway, assignee, and the task's roles) in the same
-    statement. A statement, like the bound shape, is immutable: the cache is bounded and holds no values."""
+    statement. A statement, like the bound shape, is immutable: the cache is bounded and holds no values. The
+    acting council's criteria are in it too (:func:`service.tenancy.council_criteria`), so that each run is
+    the cached statement as it is (:func:`service.tenancy.execute_built`), not a new one to key and compile."""
     conditions = _task_conditions(shape)
     only = {"all": [], "mine": [OpenTask.assignee_id == bindparam("user_id")],
             "pool": [OpenTask.assignee_id.is_(None), _has_role(bindparam("roles", expanding=True))]}
@@ -112,7 +114,7 @@ def _list_statement(postgres: bool, branches: tuple[str, ...], shape: tuple[str,
             .join(Case, Case.id == task.c.case_id)
             .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
             .outerjoin(User, User.id == task.c.assignee_id)
-            .order_by(*paging.task_order(task.c)).limit(limit))
+            .order_by(*paging.task_order(task.c)).limit(limit).options(tenancy.council_criteria()))
 
 
 def _task_keys():

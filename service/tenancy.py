@@ -8,7 +8,9 @@ remembering to filter:
    ``council_id = <acting council>`` added (``with_loader_criteria``, SQLAlchemy's documented way to add
    global criteria), including ``session.get`` and relationship loads; a new row takes the acting council,
    and a row of another council cannot be written. A query of council data with no scope at all raises
-   :class:`Unscoped`: a bug fails loudly instead of reading every council.
+   :class:`Unscoped`: a bug fails loudly instead of reading every council. A statement built once and run
+   many times (the task lists') carries the same criteria from when it is built (:func:`council_criteria`)
+   and runs through :func:`execute_built`, which refuses it outside a council's scope.
 2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
    with ``set_config(..., true)``; the policies of the migration ``tenancy`` return no row of another
    council, and no row at all to a query issued without the scope.
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, time
 
-from sqlalchemy import event, select, text
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from service.engine import calendar
@@ -142,6 +144,30 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     state.statement = state.statement.options(
         with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == council, include_aliases=True))
+
+
+#: The bound parameter of :func:`council_criteria`: the acting council, given by :func:`execute_built`.
+SCOPE = "scope_council"
+
+
+def council_criteria():
+    """Wall 1 for a statement built once and run many times (a list's, ``service.cases``): the criteria
+    :func:`_scope_statement` adds to each ORM statement, with the council a bound parameter (:data:`SCOPE`)."""
+    # The name spelled out: a lambda's global names are tracked as values by SQLAlchemy's lambda caching.
+    return with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == bindparam("scope_council"),
+                                include_aliases=True)
+
+
+def execute_built(session: Session, statement, values: dict):
+    """Run ``statement`` (built with :func:`council_criteria`) in the acting council, on the session's connection.
+
+    Through ``session.execute`` each run would get the criteria again (:func:`_scope_statement`): a new statement
+    to key and look up, and ORM rows, half a list's service time. Council data outside a council's scope (none,
+    or all councils') is refused, as wall 1 refuses a query with no scope at all."""
+    council = session.info.get(COUNCIL)
+    if council is None:
+        raise Unscoped("council data was queried outside a council's scope")
+    return session.connection().execute(statement, values | {SCOPE: council})
 
 
 @event.listens_for(Session, "before_flush")

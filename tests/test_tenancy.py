@@ -10,10 +10,13 @@ from __future__ import annotations
 import io
 import re
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy.orm import Session
 
 from conftest import APP_ROLE, FIXTURES, Api, Browser, everything, in_council, make_app, password_hash, save_user
+from service import cases as case_service
 from service import scheduler, tenancy
+from service.policy import Actor
 from service.models import Case, Council, Membership, Notification, OpenTask, ProcessVersion, User, db
 
 PATHWAY = FIXTURES / "pathways"
@@ -376,6 +379,47 @@ def test_the_orm_refuses_council_data_outside_any_scope(councils):
             db.session.add(Notification(council_id=south_id, user_id=1, kind="reminder", subject="s", body="b"))
             db.session.flush()
         db.session.rollback()
+
+
+def test_the_task_lists_statement_built_once_keeps_the_orm_wall(councils):
+    """The task lists run one statement built once per shape on the session's connection
+    (``tenancy.execute_built``), not through ``session.execute``, where the ORM wall would add its criteria to
+    each run (a new statement to key and compile: half a list's service time). So the statement carries the
+    wall itself: every council-owned table in it is filtered by the acting council, and it refuses to run
+    outside a council's scope."""
+    api, south = councils
+    with api.app.app_context():
+        engine = db.engine
+    sent, through_orm = [], []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    def orm(state):
+        through_orm.append(str(state.statement))
+
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(Session, "do_orm_execute", orm)
+    try:
+        assert [t["case_id"] for t in api.get("/tasks", as_="south-social_worker").json] == [south["case"]]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Session, "do_orm_execute", orm)
+    roles = ("array_agg(task_roles.role)", "json_group_array(task_roles.role)")  # the list's own column
+    listed = [(s, p) for s, p in sent if any(r in s for r in roles)]
+    assert len(listed) == 1
+    statement, parameters = listed[0]
+    words = " ".join(statement.split())
+    for table in ("tasks", "task_roles", "cases", "process_versions"):
+        assert re.search(rf"\b{table}\.council_id = (%\(scope_council\)s|\?)", words), (table, words)
+    south_id = parameters["scope_council"] if isinstance(parameters, dict) else None
+    if south_id is not None:
+        with api.app.app_context(), everything():
+            assert south_id == db.session.scalars(select(Council.id).where(Council.key == "south")).one()
+    assert not any(r in s for s in through_orm for r in roles)  # the saving: no per-run ORM statement
+    with api.app.app_context():
+        with pytest.raises(tenancy.Unscoped):
+            case_service.open_tasks(db.session, Actor("nobody", ("social_worker",), 1, None))
 
 
 @pytest.mark.postgres
