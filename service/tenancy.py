@@ -10,7 +10,8 @@ remembering to filter:
    and a row of another council cannot be written. A query of council data with no scope at all raises
    :class:`Unscoped`: a bug fails loudly instead of reading every council.
 2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
-   with ``set_config(..., true)``; the policies of the migration ``tenancy`` return no row of another
+   with ``set_config(..., true)`` (an API request in the statement that reads its verified token:
+   ``service.auth.caller_for_token``); the policies of the migration ``tenancy`` return no row of another
    council, and no row at all to a query issued without the scope.
 3. **404, never 403, across councils.** Because of 1 and 2, another council's case, task or pathway is
    simply not there.
@@ -114,10 +115,13 @@ def working_calendar(council: Council) -> calendar.WorkingCalendar:
 def _set_database_scope(session: Session) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
-    values = _scope_values(session.info)
-    connection = session.connection()
-    if connection.info.get(SCOPE_SET) != values:  # else the transaction holds this scope already
-        session.execute(_SET_SCOPE, values)
+    _hold_scope(session.connection(), _scope_values(session.info))
+
+
+def _hold_scope(connection, values: dict[str, str]) -> None:
+    """Set the transaction's scope to ``values``, unless it holds them already."""
+    if connection.info.get(SCOPE_SET) != values:
+        connection.execute(_SET_SCOPE, values)
         connection.info[SCOPE_SET] = values
 
 
@@ -165,10 +169,7 @@ def _scope_transaction(session: Session, transaction, connection) -> None:
     if not transaction.nested:
         connection.info.pop(SCOPE_SET, None)  # a new transaction holds no scope yet
     if any(k in session.info for k in (COUNCIL, ALL_COUNCILS, USER)):
-        values = _scope_values(session.info)
-        if connection.info.get(SCOPE_SET) != values:
-            connection.execute(_SET_SCOPE, values)
-            connection.info[SCOPE_SET] = values
+        _hold_scope(connection, _scope_values(session.info))
 
 
 @event.listens_for(Engine, "commit")
