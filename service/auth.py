@@ -343,7 +343,8 @@ def _caller_deleted(session: Session, flush_context, instances) -> None:
             _callers().clear()
 
 
-def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Council, tuple[str, ...]]]] | None:
+def caller_for_token(session: Session, token: str, council_key: str = ""
+                     ) -> tuple[User, list[tuple[Council, tuple[str, ...]]]] | None:
     """The user a bearer token is for, with each council they work for and their roles there; None if the token
     is no one's; :class:`TokenRefused` if revoked or expired.
 
@@ -351,13 +352,24 @@ def caller_for_token(session: Session, token: str) -> tuple[User, list[tuple[Cou
     (which raise the user's session version) end the token's access at once, in every process. The councils and
     roles are kept for :data:`CALLER_CACHE_SECONDS` with the user's session version they were read at; a
     council's settings changed in another process are seen within that time.
+
+    On PostgreSQL, when the cached caller acts for one council (``council_key``, the ``X-Council`` header, picks
+    it: :func:`chosen_council`), the same statement sets the transaction's scope to it, and only if the row it
+    reads shows the token unrevoked and unexpired and its user as cached (same id, same session version): then
+    :func:`tenancy.act_for` for that council sends nothing.
     """
     if not token:
         return None
     digest = hash_token(token)
-    row = session.execute(_token_and_user(), {"digest": digest}).first()
+    scope = _scope_for(session, digest, council_key)
+    if scope is None:
+        row = session.execute(_token_and_user(), {"digest": digest}).first()
+    else:
+        row = session.execute(_token_user_and_scope(), {"digest": digest, "scope_now": clock.now(), **scope}).first()
     if row is None:
         return None
+    if scope is not None:
+        tenancy.scope_was_set(session, row)
     held = row._mapping
     _check_token(session, _Token(held["token_id"], held["expires_at"], held["revoked_at"], held["last_used_at"]))
     user = _attached(session, User, {c.name: held[c] for c in _USER_COLUMNS})
@@ -402,6 +414,40 @@ def _token_and_user() -> Select:
                    *_USER_COLUMNS)
             .join_from(tokens, User.__table__, User.__table__.c.id == tokens.c.user_id)
             .where(tokens.c.token_hash == bindparam("digest")))
+
+
+def _scope_for(session: Session, digest: str, council_key: str) -> dict[str, Any] | None:
+    """The scope the cached caller of ``digest`` would act in (PostgreSQL), as :func:`_token_user_and_scope`'s
+    values; None when nothing is cached, or the caller must name one of several councils."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    with _callers_lock:
+        cached = _callers().get(digest)
+    if cached is None or cached[0] <= time.monotonic():
+        return None
+    index = chosen_council([values["key"] for values, _ in cached[3]], council_key)
+    if index is None:
+        return None
+    return {"scope_council": str(cached[3][index][0]["id"]), "scope_user": str(cached[1]),
+            "scope_user_id": cached[1], "scope_version": cached[2]}
+
+
+def chosen_council(keys: list[str], wanted: str) -> int | None:
+    """Which of the caller's councils (their ``keys``) a request acts for: the one ``wanted`` names (the
+    ``X-Council`` header), else the only one; None if ``wanted`` is none of them, or none is wanted of several."""
+    if wanted:
+        return keys.index(wanted) if wanted in keys else None
+    return 0 if len(keys) == 1 else None
+
+
+@functools.cache
+def _token_user_and_scope() -> Select:
+    """:func:`_token_and_user`, setting the transaction's scope (``tenancy.scope_columns``) when the token is
+    unrevoked and unexpired and its user is the cached one at the cached session version."""
+    tokens, users = ApiToken.__table__, User.__table__
+    verified = ((tokens.c.revoked_at.is_(None)) & (tokens.c.expires_at > bindparam("scope_now"))
+                & (users.c.id == bindparam("scope_user_id")) & (users.c.session_version == bindparam("scope_version")))
+    return _token_and_user().add_columns(*tenancy.scope_columns(verified))
 
 
 def forget_callers() -> None:

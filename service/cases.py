@@ -1035,8 +1035,11 @@ def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer
     current = {t.id: t for t in rows
                if not safeguarding.is_service_timer(t)}  # the service's own timers are not the engine's
     wanted = {t.id: t for t in timers}
-    if set(current) != set(wanted) or any(current[i].due_at != wanted[i].due_at for i in wanted if i in current):
-        session.info["timers_changed"] = True  # the scheduler re-reads the table after the commit
+    # After the commit the scheduler re-reads the next due timer (on PostgreSQL every process does, told by a NOTIFY)
+    # when one may now fall due before the alarm it set: a timer added or brought forward. One removed or put back
+    # needs nothing: an alarm set for it rings, finds nothing due, and reads the next due timer then.
+    if any(i not in current or wanted[i].due_at < current[i].due_at for i in wanted):
+        session.info["timers_changed"] = True
     for timer_id, row in current.items():
         if timer_id not in wanted:
             session.delete(row)

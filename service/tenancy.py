@@ -12,7 +12,8 @@ remembering to filter:
    many times (the task lists') carries the same criteria from when it is built (:func:`council_criteria`)
    and runs through :func:`execute_built`, which refuses it outside a council's scope.
 2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
-   with ``set_config(..., true)``; the policies of the migration ``tenancy`` return no row of another
+   with ``set_config(..., true)`` (an API request in the statement that reads its verified token:
+   ``service.auth.caller_for_token``); the policies of the migration ``tenancy`` return no row of another
    council, and no row at all to a query issued without the scope.
 3. **404, never 403, across councils.** Because of 1 and 2, another council's case, task or pathway is
    simply not there.
@@ -26,7 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, time
 
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import String, bindparam, case, event, func, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from service.engine import calendar
@@ -113,12 +115,25 @@ def working_calendar(council: Council) -> calendar.WorkingCalendar:
 # -- the walls -----------------------------------------------------------------------------------
 
 def _set_database_scope(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_SET_SCOPE, _scope_values(session.info))
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    _hold_scope(session.connection(), _scope_values(session.info))
+
+
+def _hold_scope(connection, values: dict[str, str]) -> None:
+    """Set the transaction's scope to ``values``, unless it holds them already."""
+    if connection.info.get(SCOPE_SET) != values:
+        connection.execute(_SET_SCOPE, values)
+        connection.info[SCOPE_SET] = values
 
 
 _SET_SCOPE = text("SELECT set_config('app.council_id', :council, true), set_config('app.all_councils', :all, true), "
                   "set_config('app.user_id', :user, true)")
+
+#: On a connection's ``info``: the scope (:func:`_scope_values`) that its transaction in hand has set, as the
+#: database answered it; forgotten when a transaction begins or ends and when a savepoint is rolled back (which
+#: undoes a ``set_config`` made inside it), so that it never outlives what it describes.
+SCOPE_SET = "step_pathways_scope"
 
 
 def _scope_values(info: dict) -> dict[str, str]:
@@ -126,11 +141,44 @@ def _scope_values(info: dict) -> dict[str, str]:
             "user": str(info.get(USER) or "")}
 
 
+def scope_columns(verified) -> list:
+    """Columns that set the transaction's scope to the council ``:scope_council`` and the user ``:scope_user``
+    when the SQL condition ``verified`` holds for the row read, else to no council and no user: a statement that
+    reads a caller's credentials sets the scope they act in, one statement instead of two (PostgreSQL).
+
+    The row answers the scope as set; pass it to :func:`scope_was_set`.
+    """
+    def chosen(name: str):
+        return case((verified, bindparam(name, type_=String)), else_="")
+
+    return [func.set_config("app.council_id", chosen("scope_council"), True).label("scope_council"),
+            func.set_config("app.all_councils", "off", True).label("scope_all"),
+            func.set_config("app.user_id", chosen("scope_user"), True).label("scope_user")]
+
+
+def scope_was_set(session: Session, row) -> None:
+    """Note the scope a :func:`scope_columns` statement set (its row): :func:`act_for` sends nothing when it
+    wants the same."""
+    session.connection().info[SCOPE_SET] = {"council": row.scope_council, "all": row.scope_all,
+                                            "user": row.scope_user}
+
+
 @event.listens_for(Session, "after_begin")
 def _scope_transaction(session: Session, transaction, connection) -> None:
     """Every transaction on PostgreSQL starts in the session's scope (``set_config`` is transaction-local)."""
-    if connection.dialect.name == "postgresql" and any(k in session.info for k in (COUNCIL, ALL_COUNCILS, USER)):
-        connection.execute(_SET_SCOPE, _scope_values(session.info))
+    if connection.dialect.name != "postgresql":
+        return
+    if not transaction.nested:
+        connection.info.pop(SCOPE_SET, None)  # a new transaction holds no scope yet
+    if any(k in session.info for k in (COUNCIL, ALL_COUNCILS, USER)):
+        _hold_scope(connection, _scope_values(session.info))
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _scope_ended(connection, *args) -> None:
+    connection.info.pop(SCOPE_SET, None)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -147,14 +195,14 @@ def _scope_statement(state: ORMExecuteState) -> None:
 
 
 #: The bound parameter of :func:`council_criteria`: the acting council, given by :func:`execute_built`.
-SCOPE = "scope_council"
+SCOPE = "wall_council"
 
 
 def council_criteria():
     """Wall 1 for a statement built once and run many times (a list's, ``service.cases``): the criteria
     :func:`_scope_statement` adds to each ORM statement, with the council a bound parameter (:data:`SCOPE`)."""
     # The name spelled out: a lambda's global names are tracked as values by SQLAlchemy's lambda caching.
-    return with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == bindparam("scope_council"),
+    return with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == bindparam("wall_council"),
                                 include_aliases=True)
 
 

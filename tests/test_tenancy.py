@@ -320,6 +320,123 @@ def test_a_user_of_two_councils_chooses_in_the_pages(councils):
     assert "SOUTH-1" in browser.get("/").get_data(as_text=True)
 
 
+def test_the_token_read_sets_the_council_scope_only_for_a_token_it_verifies(councils, monkeypatch):
+    """On PostgreSQL the statement that reads the caller's token also sets the transaction's council scope, for
+    the council the cached caller acts for (one statement fewer a request), and only when the row it reads shows
+    the token unrevoked and unexpired and its user as cached (same id and session version). Otherwise the token
+    is refused, or the scope is set as before, once the caller's councils have been read again."""
+    from datetime import timedelta
+
+    from service.engine import clock
+    from service.models import ApiToken
+
+    api, south = councils
+    app = api.app
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    with app.app_context():
+        save_user(db.session, "regional", ["social_worker"], council="north", token="token-regional")
+        save_user(db.session, "regional", ["social_worker"], council="south", token="token-regional")
+        db.session.commit()
+        with everything():
+            ids = {c.key: str(c.id) for c in db.session.scalars(select(Council))}
+    set_by_token, sent = [], []
+    real = tenancy.scope_was_set
+    monkeypatch.setattr(tenancy, "scope_was_set", lambda session, row: (set_by_token.append(row.scope_council),
+                                                                        real(session, row)))
+    with app.app_context():
+        engine = db.engine
+
+    def seen(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    def tasks(council: str):
+        sent.clear()
+        response = api.client.get("/api/v1/tasks", headers={"Authorization": "Bearer token-regional", "X-Council": council})
+        scope_statements = [s for s in sent if "set_config" in s and "api_tokens" not in s]
+        return response, scope_statements
+
+    def change(**values):
+        with app.app_context():
+            db.session.execute(update(ApiToken).values(**values))
+            db.session.commit()
+
+    from sqlalchemy import event
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first, _ = tasks("south")  # not cached yet: the councils are read, then the scope set
+        assert [t["case_id"] for t in first.json] == [south["case"]] and set_by_token == []
+        again, scope_statements = tasks("south")
+        assert [t["case_id"] for t in again.json] == [south["case"]]  # under row-level security: the scope holds
+        if postgres:
+            assert set_by_token == [ids["south"]] and scope_statements == []
+        north, scope_statements = tasks("north")  # the header picks the other council of the cached caller
+        assert north.status_code == 200 and north.json == []
+        if postgres:
+            assert set_by_token[-1] == ids["north"] and scope_statements == []
+
+        with app.app_context():  # new roles, in another process: the user's session version moves on
+            db.session.execute(update(User).where(User.name == "regional")
+                               .values(session_version=User.session_version + 1))
+            db.session.commit()
+        moved, scope_statements = tasks("south")
+        assert [t["case_id"] for t in moved.json] == [south["case"]]
+        if postgres:
+            assert set_by_token[-1] == "" and len(scope_statements) == 2  # the user's scope, then the council's
+
+        change(revoked_at=clock.now())
+        revoked, scope_statements = tasks("south")
+        assert revoked.status_code == 401 and scope_statements == []
+        if postgres:
+            assert set_by_token[-1] == ""
+        change(revoked_at=None, expires_at=clock.now() - timedelta(minutes=1))
+        expired, scope_statements = tasks("south")
+        assert expired.status_code == 401 and scope_statements == []
+        if postgres:
+            assert set_by_token[-1] == ""
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_the_council_scope_is_sent_once_a_transaction_and_again_after_a_savepoint_rolled_back(app):
+    """A scope the transaction already holds is not sent again; a savepoint rolled back undoes a scope set inside
+    it (PostgreSQL), so the next act_for sends it again."""
+    from sqlalchemy import event
+
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    sent = []
+    with app.app_context():
+        engine = db.engine
+
+        def seen(conn, cursor, statement, *args):
+            sent.append(statement)
+
+        def scope() -> str | None:
+            return db.session.execute(text("SELECT current_setting('app.council_id', true)")).scalar() if postgres else None
+
+        north = in_council(db.session, "north")
+        south = in_council(db.session, "south")
+        db.session.commit()
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            tenancy.act_for(db.session, north)
+            tenancy.act_for(db.session, north)
+            assert len([s for s in sent if "set_config" in s]) == (1 if postgres else 0)  # at the transaction's start
+            savepoint = db.session.begin_nested()
+            tenancy.act_for(db.session, south)
+            assert scope() == (str(south.id) if postgres else None)
+            savepoint.rollback()  # the database's scope is north's again
+            tenancy.act_for(db.session, south)
+            assert scope() == (str(south.id) if postgres else None)
+            db.session.commit()
+            sent.clear()
+            tenancy.act_for(db.session, south)
+            assert scope() == (str(south.id) if postgres else None)
+            assert len([s for s in sent if "set_config" in s]) == (1 if postgres else 0)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+            db.session.rollback()
+
+
 def test_the_operator_creates_councils_and_counts_but_reads_no_case(councils):
     api, south = councils
     with api.app.app_context():
@@ -411,8 +528,8 @@ def test_the_task_lists_statement_built_once_keeps_the_orm_wall(councils):
     statement, parameters = listed[0]
     words = " ".join(statement.split())
     for table in ("tasks", "task_roles", "cases", "process_versions"):
-        assert re.search(rf"\b{table}\.council_id = (%\(scope_council\)s|\?)", words), (table, words)
-    south_id = parameters["scope_council"] if isinstance(parameters, dict) else None
+        assert re.search(rf"\b{table}\.council_id = (%\(wall_council\)s|\?)", words), (table, words)
+    south_id = parameters[tenancy.SCOPE] if isinstance(parameters, dict) else None
     if south_id is not None:
         with api.app.app_context(), everything():
             assert south_id == db.session.scalars(select(Council.id).where(Council.key == "south")).one()

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event, func, select
 
-from conftest import FIXTURES, make_app, everything
+from conftest import FIXTURES, everything, in_council, make_app
 from service import cases, scheduler
 from service.engine import calendar, clock, runtime
 from service.engine.clock import LONDON
@@ -498,3 +498,30 @@ def test_a_commit_that_changes_timers_moves_the_alarm(app, timers_api, frozen_cl
         assert timedelta(hours=1, minutes=59) < ahead <= timedelta(hours=2, seconds=1), ahead
     finally:
         service.shutdown()
+
+
+def test_only_a_timer_added_or_brought_forward_makes_the_scheduler_read_again(app, timers_api, frozen_clock):
+    """A step that removes a timer or puts one back needs no re-read of the next due timer, and on PostgreSQL no
+    NOTIFY (a statement): an alarm set for it rings, finds nothing due and reads the next due timer then. A step
+    that adds a timer, or brings one forward, may need an earlier alarm: it marks the commit."""
+    case_id = start(timers_api, "timers_catch", {"delay": "PT2H"})["id"]
+    with app.app_context():
+        in_council(db.session)
+        [row] = db.session.get(Case, case_id).timers
+        name, title, due, attached, properties, timer_id = (row.name, row.title, row.due_at, row.attached_task_id,
+                                                            row.properties, row.id)
+
+        def timer(at: datetime, id: str = timer_id) -> runtime.PendingTimer:
+            return runtime.PendingTimer(id, name, title, at, attached, properties)
+
+        def marked(timers: list[runtime.PendingTimer]) -> bool:
+            cases._sync_timers(db.session, db.session.get(Case, case_id), timers)
+            flag = db.session.info.pop(scheduler.TIMERS_CHANGED, False)
+            db.session.rollback()
+            return flag
+
+        assert not marked([timer(due)])
+        assert not marked([timer(due + timedelta(hours=1))])  # put back
+        assert not marked([])  # removed
+        assert marked([timer(due - timedelta(minutes=1))])  # brought forward
+        assert marked([timer(due), timer(due + timedelta(days=1), "another")])  # added

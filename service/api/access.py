@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import g, jsonify, request
 
 from service import policy, tenancy
-from service.auth import TokenRefused, caller_for_token, user_for_token
+from service.auth import TokenRefused, caller_for_token, chosen_council, user_for_token
 from service.models import User, db
 from service.policy import Actor
 
@@ -18,21 +18,20 @@ COUNCIL_HEADER = "X-Council"
 
 def authenticate():
     """Before every council API request: 401 unless the bearer token is a user's; then act for their council."""
+    wanted = request.headers.get(COUNCIL_HEADER, "").strip()
     try:
-        caller = caller_for_token(db.session, bearer_token())
+        caller = caller_for_token(db.session, bearer_token(), wanted)
     except TokenRefused as refused:
         return _unauthorised(refused)
     if caller is None:
         return _unauthorised(None)
     user, held = caller
-    wanted = request.headers.get(COUNCIL_HEADER, "").strip()
-    if wanted:
-        found = next(((c, roles) for c, roles in held if c.key == wanted), None)
-        if found is None:
-            return jsonify({"message": f"you do not work for a council '{wanted}'",
-                            "councils": [c.key for c, _ in held]}), 403
-    elif len(held) == 1:
-        found = held[0]
+    index = chosen_council([c.key for c, _ in held], wanted)
+    if index is not None:
+        found = held[index]
+    elif wanted:
+        return jsonify({"message": f"you do not work for a council '{wanted}'",
+                        "councils": [c.key for c, _ in held]}), 403
     elif not held:
         return jsonify({"message": "you do not work for any council: this part of the service is for "
                                    "council staff"}), 403
