@@ -117,7 +117,7 @@ def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]],
             only = runtime.notify_only_timers(case.version.process)
             if not all(row.name in only for row in due):
                 continue
-            plan = _plan(case, due, now)
+            plan = _plan(case, due, only, now)
             if plan is not None:
                 plans.append((case, due, *plan, rows))
         except Exception as failure:  # the engine's step decides, and counts the failure if it fails too
@@ -135,19 +135,22 @@ def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]],
     return count, {case.id for case, *_ in plans}
 
 
-def _plan(case: Any, due: list[Any], now: datetime) -> tuple[dict, dict, str | None] | None:
-    """How the case's ``due`` reminders fire: (row id -> the cycle of a repeating one, moved on; row id ->
-    (element, last cycle or None) of each one-off or last firing, fired ahead in the state; that state, or None
-    when there are none); None when this cannot fire them (the engine's step then does)."""
+def _plan(case: Any, due: list[Any], repeats: dict[str, bool], now: datetime) -> tuple[dict, dict, str | None] | None:
+    """How the case's ``due`` reminders fire (``repeats``: element -> whether its reminder is a cycle): (row id ->
+    the cycle of a repeating one, moved on; row id -> (element, last cycle or None) of each one-off or last
+    firing, fired ahead in the state; that state, or None when there are none); None when this cannot fire them
+    (the engine's step then does)."""
     moved: dict[str, dict] = {}
     ahead: dict[str, tuple[str, dict | None]] = {}
     for row in due:
-        cycle = _fresh(row)
-        if cycle is None and case.state is not None:
-            cycle = runtime.reminder_cycle(case.state, row.id, row.name)  # None for a one-off timer
-        if cycle is None:
+        if not repeats[row.name]:
             ahead[row.id] = (row.name, None)
             continue
+        cycle = _fresh(row)
+        if cycle is None:
+            cycle = runtime.reminder_cycle(case.state, row.id, row.name) if case.state is not None else None
+        if cycle is None:
+            return None
         cycle = runtime.advance_reminder(cycle, now)
         if cycle is None:
             return None

@@ -113,9 +113,10 @@ def dump(workflow: BpmnWorkflow) -> str:
     return json.dumps({"format": STATE_FORMAT, **spiff.state_to_dict(workflow)}, separators=(",", ":"))
 
 
-def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
-    """The elements of ``process`` whose timers only remind (the timer sweep may fire them ahead of the engine:
-    a cycle with :func:`advance_reminder`, its last firing and a one-off timer with :func:`fire_ahead`), cached."""
+def notify_only_timers(process: ProcessDefinition) -> dict[str, bool]:
+    """The elements of ``process`` whose timers only remind, each with whether it repeats (the timer sweep may fire
+    them ahead of the engine: a cycle with :func:`advance_reminder`, its last firing and a one-off timer with
+    :func:`fire_ahead`), cached."""
     found = _NOTIFY_ONLY.get(id(process))
     if found is None or found[0] is not process:
         found = (process, spiff.notify_only_timers(process.spec, process.subprocess_specs))
@@ -123,7 +124,7 @@ def notify_only_timers(process: ProcessDefinition) -> frozenset[str]:
     return found[1]
 
 
-_NOTIFY_ONLY: dict[int, tuple[ProcessDefinition, frozenset[str]]] = {}
+_NOTIFY_ONLY: dict[int, tuple[ProcessDefinition, dict[str, bool]]] = {}
 
 
 def correlation_keys(process: ProcessDefinition) -> dict[str, str]:

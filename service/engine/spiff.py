@@ -413,8 +413,9 @@ def attached_task_id(my_task: Task) -> str | None:
 
 # -- reminders that only notify ----------------------------------------------------------------
 
-def notify_only_timers(spec, subprocess_specs: dict[str, Any]) -> frozenset[str]:
-    """The element ids of the reminders whose firing changes nothing but the timer itself.
+def notify_only_timers(spec, subprocess_specs: dict[str, Any]) -> dict[str, bool]:
+    """The element ids of the reminders whose firing changes nothing but the timer itself, each with whether it
+    repeats (a cycle).
 
     A non-interrupting boundary timer (a cycle such as ``R/P1D``, a duration such as ``P2D``, or a date) with a
     ``notify`` property, whose one outgoing flow reaches a plain end event (no event definition, no property
@@ -427,7 +428,7 @@ def notify_only_timers(spec, subprocess_specs: dict[str, Any]) -> frozenset[str]
     from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
     from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 
-    found = set()
+    found = {}
     for process in [spec, *subprocess_specs.values()]:
         for task_spec in process.task_specs.values():
             if (not isinstance(task_spec, BoundaryEvent) or task_spec.cancel_activity
@@ -444,8 +445,8 @@ def notify_only_timers(spec, subprocess_specs: dict[str, Any]) -> frozenset[str]
                      and not getattr(end, "postscript", None) and not getattr(end, "data_output_associations", None)
                      and not getattr(end, "io_specification", None) and len(end.outputs) <= 1)
             if plain:
-                found.add(task_spec.bpmn_id)
-    return frozenset(found)
+                found[task_spec.bpmn_id] = isinstance(task_spec.event_definition, CycleTimerEventDefinition)
+    return found
 
 
 def stored_cycle_value(dct: dict[str, Any], task_id: str, element: str) -> dict[str, Any] | None:
