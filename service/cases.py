@@ -953,7 +953,8 @@ def _step_values(case: Case, workflow, snap: runtime.Snapshot, answers: dict[str
             "data": known_data(case.data, snap.data, answers), "status": "completed" if snap.completed else "active",
             "outcome": snap.data.get("outcome") if snap.completed else None, "error": None, "updated_at": now,
             "waiting_for": snap.messages, "waiting_signals": sorted(snap.waiting_signals),
-            "next_timer_at": snap.timers[0].due_at if snap.timers else None}
+            "next_timer_at": snap.timers[0].due_at if snap.timers else None,
+            "fired_ahead": None}  # the state just dumped holds them: it was loaded with them (reminders.state_of)
 
 
 def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,

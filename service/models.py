@@ -297,6 +297,11 @@ class Case(CouncilOwned, db.Model):
     waiting_for: Mapped[list[Any]] = mapped_column(default=list)  # message names some step waits for
     waiting_signals: Mapped[list[Any]] = mapped_column(default=list)  # signal names some step waits for
     timer_failures: Mapped[int] = mapped_column(default=0)  # failed sweeps in a row; three quarantine the case
+    #: The reminders the timer sweep fired since the state was written (one-off ones, and cycles' last firings:
+    #: ``service.reminders``), timer id -> element, when, last cycle; the engine's next load marks them fired in
+    #: the state (``reminders.state_of``), and its next write of the state empties this. Not in the encrypted
+    #: state, so that firing a reminder neither reads nor rewrites the state. Element and timer ids only.
+    fired_ahead: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
     process: Mapped[ProcessVersion] = relationship(lazy="joined")
     tasks: Mapped[list[OpenTask]] = relationship(

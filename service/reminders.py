@@ -11,9 +11,11 @@ the task their notification, the case its next timer and version (not its ``upda
   from since): then the state is read, not written. The state catches up when the engine next loads the case
   (:func:`state_of`, from the case's timer rows): the engine sees each occurrence fired here as fired, and fires
   none of them again.
-- for a one-off reminder (and a repeating one's last firing), the state the timer marked fired
-  (:func:`service.engine.runtime.fire_ahead`) and its timer row deleted: the engine's next step on the case runs
-  the reminder's path to its end, with no firing, notification or audit event of its own.
+- for a one-off reminder (and a repeating one's last firing), its timer row deleted and the firing noted on the
+  case (``Case.fired_ahead``: element, when, the cycle its last firing left). The state is neither read nor
+  rewritten: the engine's next load of the case marks each noted reminder fired in the state it loads
+  (:func:`state_of`, :func:`service.engine.runtime.catch_up`), so its next step runs the reminder's path to its
+  end with no firing, notification or audit event of its own, and its next write of the state empties the note.
 
 Either way a handful of statements for a whole batch of cases, and no engine step.
 
@@ -44,13 +46,18 @@ TIMER = "timer"
 VERSIONS_KEPT = 1000  # pathway versions a worker remembers (name, which timers only remind) across batches
 #: What a reminder writes to its case (and its version): none of them indexed (tests/test_timer_batches.py).
 CASE_COLUMNS = ["id", "timer_failures", "next_timer_at"]
+#: What a one-off reminder (or a cycle's last firing) adds to its case: the note the engine's next load applies.
+MARKS = "fired_ahead"
 
 
 def state_of(case: Case) -> str:
-    """The case's state as the engine must load it: with the reminder cycles the sweep fired since the state
-    was last written (read from the case's timer rows, ``case.timers``), so none fires twice."""
+    """The case's state as the engine must load it: with what the sweep fired since the state was last written
+    (the reminder cycles on the case's timer rows, ``case.timers``, and the one-off reminders noted on the case,
+    ``case.fired_ahead``), so none fires twice."""
     cycles = {row.id: (row.name, row.cycle) for row in case.timers if row.cycle}
-    return runtime.catch_up(case.state, cycles) if cycles else case.state
+    fired = {timer_id: (mark["element"], datetime.fromisoformat(mark["at"]), mark.get("cycle"))
+             for timer_id, mark in (case.fired_ahead or {}).items()}
+    return runtime.catch_up(case.state, cycles, fired) if cycles or fired else case.state
 
 
 def _fresh(row) -> dict[str, Any] | None:
@@ -64,41 +71,47 @@ def _fresh(row) -> dict[str, Any] | None:
         return None
 
 
-def _needs_state(row, now: datetime) -> bool:
-    """Whether firing the due ``row`` reads its case's state: unless its row holds the cycle, and this is not
-    the cycle's last firing (that is written in the state)."""
-    cycle = _fresh(row)
-    if cycle is None:
-        return True
-    if cycle.get("cycles", -1) < 0:  # repeats for ever: never its last
-        return False
-    advanced = runtime.advance_reminder(cycle, now)
-    return advanced is not None and advanced["cycles"] == 0
+def _needs_state(rows: list[Any], repeats: dict[str, bool], now: datetime) -> bool:
+    """Whether firing the case's due ``rows`` here reads its state: only for a repeating reminder (``repeats``:
+    element -> whether its reminder is a cycle) whose row holds no current cycle (the state holds it then). A
+    one-off reminder, and a cycle's last firing, are noted on the case without the state."""
+    return any(row.due_at <= now and repeats.get(row.name) and _fresh(row) is None for row in rows)
 
 
 def load(session: Session, case_ids: set[int], pending: dict[int, list[Any]], now: datetime,
          versions: dict[int, SimpleNamespace]) -> dict[int, SimpleNamespace]:
-    """What :func:`fire` reads of each of ``case_ids``: its id, council, reference and pathway version (the
-    case's data is not read, nor decrypted, nor made an ORM row), and its state only when a due timer's row
-    holds no current cycle. ``versions``: the worker's pathway versions already read (id -> name and process)."""
+    """What :func:`fire` reads of each of ``case_ids``: its id, council, reference, pathway version, state format
+    and reminders already noted as fired ahead (the case's data is not read, nor decrypted, nor made an ORM row),
+    and its state only when a due repeating reminder's row holds no current cycle. ``versions``: the worker's
+    pathway versions already read (id -> name and process)."""
     if not case_ids:
         return {}
     table = Case.__table__
-    need_state = {case_id for case_id in case_ids
-                  if any(row.due_at <= now and _needs_state(row, now) for row in pending.get(case_id, []))}
-    rows = session.execute(select(table.c.id, table.c.council_id, table.c.reference, table.c.process_version_id)
-                           .where(table.c.id.in_(case_ids))).all()
-    states = dict(session.execute(select(table.c.id, table.c.state).where(table.c.id.in_(need_state))).all()
-                  ) if need_state else {}
+    rows = session.execute(select(table.c.id, table.c.council_id, table.c.reference, table.c.process_version_id,
+                                  table.c.state_format, table.c.fired_ahead).where(table.c.id.in_(case_ids))).all()
     missing = {row.process_version_id for row in rows} - set(versions)
     if missing:
         if len(versions) > VERSIONS_KEPT:
             versions.clear()
         for version in session.scalars(select(ProcessVersion).where(ProcessVersion.id.in_(missing))):
             versions[version.id] = SimpleNamespace(name=version.name, process=process_definition(session, version))
+    need_state = {row.id for row in rows
+                  if _needs_state(pending.get(row.id, []), _repeats(versions[row.process_version_id]), now)}
+    states = dict(session.execute(select(table.c.id, table.c.state).where(table.c.id.in_(need_state))).all()
+                  ) if need_state else {}
     return {row.id: SimpleNamespace(id=row.id, council_id=row.council_id, reference=row.reference,
+                                    state_format=row.state_format, fired_ahead=row.fired_ahead or {},
                                     state=states.get(row.id), version=versions[row.process_version_id])
             for row in rows}
+
+
+def _repeats(version: SimpleNamespace) -> dict[str, bool]:
+    """The version's reminders that only notify, each with whether it repeats; none when that cannot be told
+    (the engine's step then fires the case's timers, and says what is wrong)."""
+    try:
+        return runtime.notify_only_timers(version.process)
+    except Exception:  # noqa: BLE001 - fire() leaves the case to the engine's step, which reports it
+        return {}
 
 
 def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]], now: datetime) -> tuple[int, set[int]]:
@@ -135,11 +148,12 @@ def fire(session: Session, cases: dict[int, Any], pending: dict[int, list[Any]],
     return count, {case.id for case, *_ in plans}
 
 
-def _plan(case: Any, due: list[Any], repeats: dict[str, bool], now: datetime) -> tuple[dict, dict, str | None] | None:
+def _plan(case: Any, due: list[Any], repeats: dict[str, bool], now: datetime) -> tuple[dict, dict] | None:
     """How the case's ``due`` reminders fire (``repeats``: element -> whether its reminder is a cycle): (row id ->
     the cycle of a repeating one, moved on; row id -> (element, last cycle or None) of each one-off or last
-    firing, fired ahead in the state; that state, or None when there are none); None when this cannot fire them
-    (the engine's step then does)."""
+    firing, to be noted on the case); None when this cannot fire them (the engine's step then does)."""
+    if case.state_format != runtime.STATE_FORMAT:  # an older state: catch_up would not mark it, the engine must
+        return None
     moved: dict[str, dict] = {}
     ahead: dict[str, tuple[str, dict | None]] = {}
     for row in due:
@@ -158,10 +172,7 @@ def _plan(case: Any, due: list[Any], repeats: dict[str, bool], now: datetime) ->
             ahead[row.id] = (row.name, cycle)
         else:
             moved[row.id] = cycle
-    if not ahead:
-        return moved, ahead, None
-    state = runtime.fire_ahead(case.state, ahead, now) if case.state is not None else None
-    return (moved, ahead, state) if state is not None else None
+    return moved, ahead
 
 
 def _write(session: Session, plans: list, now: datetime) -> int:
@@ -174,16 +185,18 @@ def _write(session: Session, plans: list, now: datetime) -> int:
         for task_id, role in session.execute(select(TaskRole.task_id, TaskRole.role).where(TaskRole.task_id.in_(task_ids))):
             roles.setdefault(task_id, []).append(role)
     notifications.remember_assignees(session, {(t.council_id, t.assignee_id) for t in tasks.values() if t.assignee_id})
-    case_rows, state_rows, timer_rows, gone, audit_rows, notes = [], [], [], [], [], []
-    for case, due, moved, ahead, state, rows in plans:
+    case_rows, marked_rows, timer_rows, gone, audit_rows, notes = [], [], [], [], [], []
+    for case, due, moved, ahead, rows in plans:
         dues = {row_id: datetime.fromisoformat(cycle["next"]) for row_id, cycle in moved.items()}
         engine_timers = [dues.get(row.id, row.due_at) for row in rows
                          if not safeguarding.is_service_timer(row) and row.id not in ahead]
         values = {"b_id": case.id, "timer_failures": 0, "next_timer_at": min(engine_timers) if engine_timers else None}
-        if state is None:
-            case_rows.append(values)
+        if ahead:
+            marks = {row_id: {"element": element, "at": now.isoformat(), "cycle": cycle}
+                     for row_id, (element, cycle) in ahead.items()}
+            marked_rows.append({**values, MARKS: {**case.fired_ahead, **marks}})
         else:
-            state_rows.append({**values, "state": state})
+            case_rows.append(values)
         timer_rows.extend({"b_id": row_id, "due_at": dues[row_id], "cycle": cycle} for row_id, cycle in moved.items())
         gone.extend(ahead)
         for row in due:
@@ -199,8 +212,8 @@ def _write(session: Session, plans: list, now: datetime) -> int:
     version = "lock_version = cases.lock_version + 1"
     if case_rows:
         _bulk(session, Case.__table__, CASE_COLUMNS, case_rows, update_also=version)
-    if state_rows:
-        _bulk(session, Case.__table__, CASE_COLUMNS + ["state"], state_rows, update_also=version)
+    if marked_rows:
+        _bulk(session, Case.__table__, CASE_COLUMNS + [MARKS], marked_rows, update_also=version)
     if timer_rows:
         _bulk(session, PendingTimer.__table__, ["id", "due_at", "cycle"], timer_rows)
     if gone:

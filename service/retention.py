@@ -75,7 +75,7 @@ def erase(session: Session, case: Case, rule: Rule, council: Council) -> None:
         _remove_what_the_case_knew(session, case.id)
     case.reference, case.status, case.outcome, case.data, case.state, case.error = (
         reference_hash, ERASED, None, {}, "", None)
-    case.waiting_for, case.next_timer_at, case.started_by_id = [], None, None
+    case.waiting_for, case.next_timer_at, case.fired_ahead, case.started_by_id = [], None, None, None
     families.forget_unless_needed(session, case)
     session.add(AuditEvent(case_id=case.id, at=clock.now(), actor=SYSTEM, event=audit.ERASED, task=None,
                            detail=record))

@@ -56,8 +56,9 @@ def _shape(state: str) -> list:
 
 
 def test_a_reminder_fired_ahead_runs_on_at_the_next_step_as_the_engines_own_firing_would_leave_it():
-    """review.bpmn's P2D reminder (notify): marked fired in the state (runtime.fire_ahead), the engine's next step
-    runs its path on without a firing of its own, and leaves the case as firing it itself would have."""
+    """review.bpmn's P2D reminder (notify): marked fired in the state as the engine loads it (runtime.catch_up,
+    from the note the sweep left on the case), the engine's next step runs its path on without a firing of its
+    own, and leaves the case as firing it itself would have."""
     process = review_process()
     t0 = datetime.datetime(2026, 12, 21, 9, 0, tzinfo=datetime.timezone.utc)
     later = t0 + datetime.timedelta(days=2, minutes=1)
@@ -66,13 +67,13 @@ def test_a_reminder_fired_ahead_runs_on_at_the_next_step_as_the_engines_own_firi
     state = runtime.dump(workflow)
     remind, escalate = snap.timers
     assert remind.name in runtime.notify_only_timers(process) and escalate.name in runtime.notify_only_timers(process)
-    fired = {remind.id: (remind.name, None)}
-    assert runtime.fire_ahead(state, fired, t0) is None  # not due yet
-    assert runtime.fire_ahead(state, {snap.tasks[0].id: ("Task_Assess", None)}, later) is None  # not a timer
+    fired = {remind.id: (remind.name, later, None)}
+    assert runtime.catch_up(state, {}, {remind.id: (remind.name, t0, None)}) == state  # not due by then
+    assert runtime.catch_up(state, {}, {snap.tasks[0].id: ("Task_Assess", later, None)}) == state  # not a timer
     older = json.dumps({**json.loads(state), "format": "pathways-2"})
-    assert runtime.fire_ahead(older, fired, later) is None
-    ahead = runtime.fire_ahead(state, fired, later)
-    assert ahead is not None and runtime.fire_ahead(ahead, fired, later) is None  # fired once
+    assert runtime.catch_up(older, {}, fired) == older
+    ahead = runtime.catch_up(state, {}, fired)
+    assert ahead != state and runtime.catch_up(ahead, {}, fired) == ahead  # marked once
     with clock.clock_at(later):
         loaded, _ = runtime.load(process, ahead)
         assert [t.name for t in runtime.snapshot(loaded).timers] == [escalate.name]  # nothing due of it now

@@ -115,8 +115,8 @@ def dump(workflow: BpmnWorkflow) -> str:
 
 def notify_only_timers(process: ProcessDefinition) -> dict[str, bool]:
     """The elements of ``process`` whose timers only remind, each with whether it repeats (the timer sweep may fire
-    them ahead of the engine: a cycle with :func:`advance_reminder`, its last firing and a one-off timer with
-    :func:`fire_ahead`), cached."""
+    them ahead of the engine: a cycle with :func:`advance_reminder`; its last firing and a one-off timer are marked
+    fired when the engine next loads the case, :func:`catch_up`), cached."""
     found = _NOTIFY_ONLY.get(id(process))
     if found is None or found[0] is not process:
         found = (process, spiff.notify_only_timers(process.spec, process.subprocess_specs))
@@ -177,30 +177,25 @@ def reminder_cycle(state: str, timer_id: str, element: str) -> dict[str, Any] | 
 
 def advance_reminder(cycle: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """The cycle once its occurrence due at ``now`` has fired (a copy), as the engine's step leaves it (``cycles``
-    0 after its last firing, which ends the timer: :func:`fire_ahead`); None when nothing is due."""
+    0 after its last firing, which ends the timer: :func:`catch_up`); None when nothing is due."""
     value = dict(cycle)
     return value if timers.advance_cycle(value, now) else None
 
 
-def fire_ahead(state: str, fired: dict[str, tuple[str, dict[str, Any] | None]], now: datetime) -> str | None:
-    """``state`` with reminders the timer sweep fired ahead of the engine (timer id -> (element, the cycle as its
-    last firing left it, or None for a one-off timer)) marked fired: the engine's next step runs each on to its
-    end, and notes no firing of its own (the sweep notified and audited it). None when the state does not hold
-    each as a waiting timer due by ``now`` (an older format; moved on since): the engine's step must fire them."""
-    dct = json.loads(state)
-    if dct.get("format") != STATE_FORMAT:
-        return None
-    for timer_id, (element, last_cycle) in fired.items():
-        if not spiff.fire_stored_timer(dct, timer_id, element, now, last_cycle):
-            return None
-    return json.dumps(dct, separators=(",", ":"))
+def catch_up(state: str, cycles: dict[str, tuple[str, dict[str, Any]]],
+             fired: dict[str, tuple[str, datetime, dict[str, Any] | None]] | None = None) -> str:
+    """``state`` with what the timer sweep fired ahead of it, so that the engine fires none of it again:
 
-
-def catch_up(state: str, cycles: dict[str, tuple[str, dict[str, Any]]]) -> str:
-    """``state`` with the reminders' cycles the timer sweep fired ahead of it (timer id -> (element, cycle),
-    from the pending-timer rows), so that the engine sees each occurrence as fired, once. A cycle no further
-    on than the state's own (the engine fired it since), or of another start or period, changes nothing."""
-    if not cycles:
+    - ``cycles``: the reminders' cycles (timer id -> (element, cycle), from the pending-timer rows); each occurrence
+      is seen as fired, once. A cycle no further on than the state's own (the engine fired it since), or of
+      another start or period, changes nothing.
+    - ``fired``: the one-off reminders, and the last firings of cycles (timer id -> (element, when it fired, the
+      cycle as its last firing left it or None)), from the case's ``fired_ahead``: each is marked fired, so the
+      engine's next step runs it on to its end and notes no firing of its own (the sweep notified and audited
+      it). One the state does not hold as a waiting timer due by then (the engine ran it on since) changes
+      nothing, nor does any of a state in an older format (the sweep leaves such cases to the engine's step).
+    """
+    if not cycles and not fired:
         return state
     dct = json.loads(state)
     changed = False
@@ -211,6 +206,9 @@ def catch_up(state: str, cycles: dict[str, tuple[str, dict[str, Any]]]) -> str:
             continue
         value.update(fired=cycle["fired"], cycles=cycle["cycles"], next=cycle["next"])
         changed = True
+    if fired and dct.get("format") == STATE_FORMAT:
+        for timer_id, (element, at, last_cycle) in fired.items():
+            changed = spiff.fire_stored_timer(dct, timer_id, element, at, last_cycle) or changed
     return json.dumps(dct, separators=(",", ":")) if changed else state
 
 

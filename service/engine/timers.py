@@ -223,7 +223,7 @@ def due_at(my_task) -> datetime | None:
     is_timer = (isinstance(getattr(my_task.task_spec, "event_definition", None), TimerEventDefinition)
                 or spiff.gateway_timer_spec(my_task) is not None)
     if not is_timer or my_task.state != TaskState.WAITING or spiff.timer_fired(my_task):
-        return None  # a timer the sweep fired ahead of the engine (runtime.fire_ahead) runs on at the next step
+        return None  # a timer the sweep fired ahead of the engine (runtime.catch_up) runs on at the next step
     value = spiff.timer_value(my_task)
     if value is None:
         return None
