@@ -3,8 +3,8 @@
 Builds --pending cases (default 100,000) of a pathway with a daily reminder on an open user task
 (tests/fixtures/timers/timers_daily.bpmn: a non-interrupting R/P1D boundary timer with notify=task, so
 each firing writes the case, its timer row, an audit event and a notification; --reminder once: a one-off
-reminder a day on, timers_once.bpmn, whose firing also marks it fired in the case's state). One case is started
-through the service layer; the rest are bulk-inserted copies of its case, timer, task and role rows
+reminder a day on, timers_once.bpmn, whose firing is noted on the case for the engine's next load). One case is
+started through the service layer; the rest are bulk-inserted copies of its case, timer, task and role rows
 (fresh task ids, due times spread), so --due of them (default 10,000) are due and the rest fall due over
 the next 30 days. Then a fresh service process fires what is due -- the sweep the background scheduler
 runs -- and reports fires per second and its peak RSS (its own: /proc/self/status VmHWM). With --tracemalloc it also
