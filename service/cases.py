@@ -1036,11 +1036,15 @@ def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer
     current = {t.id: t for t in rows
                if not safeguarding.is_service_timer(t)}  # the service's own timers are not the engine's
     wanted = {t.id: t for t in timers}
-    # After the commit the scheduler re-reads the next due timer (on PostgreSQL every process does, told by a NOTIFY)
-    # when one may now fall due before the alarm it set: a timer added or brought forward. One removed or put back
-    # needs nothing: an alarm set for it rings, finds nothing due, and reads the next due timer then.
-    if any(i not in current or wanted[i].due_at < current[i].due_at for i in wanted):
-        session.info["timers_changed"] = True
+    # After the commit the scheduler re-reads the next due timer (on PostgreSQL every process does, told by a NOTIFY,
+    # if it falls due before their next safety sweep) when one may now fall due before the alarm it set: a timer
+    # added or brought forward. One removed or put back needs nothing: an alarm set for it rings, finds nothing due,
+    # and reads the next due timer then.
+    sooner = [timer.due_at for i, timer in wanted.items() if i not in current or timer.due_at < current[i].due_at]
+    if sooner:
+        from service import scheduler  # it imports this module
+
+        scheduler.timers_changed(session, min(sooner))
     for timer_id, row in current.items():
         if timer_id not in wanted:
             session.delete(row)

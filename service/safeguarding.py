@@ -132,7 +132,11 @@ def open_urgent(session: Session, case: Case, row: OpenTask, now: datetime) -> N
     session.add(PendingTimer(id=str(uuid.uuid4()), case_id=case.id, name=ESCALATION_TIMER,
                              title=f"Escalate if nobody has picked up: {row.title}"[:255],
                              due_at=row.due_at, attached_task_id=row.id, properties={}))
-    session.info["timers_changed"] = True
+    from service import scheduler  # it imports this module (through service.cases)
+
+    # Due in an hour, beyond the safety sweeps, yet told to every process at once: a child at risk never waits
+    # on a sweep that runs late.
+    scheduler.timers_changed(session, now)
 
 
 def is_service_timer(timer: PendingTimer) -> bool:

@@ -6,8 +6,9 @@ holds. Several service processes can share one database: due cases are
 claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so a timer fires once; a
 process killed while firing never commits, so its timers fire again elsewhere.
 On PostgreSQL a pool of worker threads claims batches of cases and commits each
-batch once, every case in a savepoint of its own; a commit that changes a timer
-sends ``NOTIFY``, which wakes every process's timer service. ``flask --app service.timer_worker timers run``
+batch once, every case in a savepoint of its own; a commit that adds a timer due before every
+process's next safety sweep (or brings one forward to then) sends ``NOTIFY``, which wakes every process's timer
+service. ``flask --app service.timer_worker timers run``
 runs the timer service alone, as a separate worker process.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event, exists, select, text
 from sqlalchemy.orm import Session, selectinload, undefer
 from sqlalchemy.orm.exc import StaleDataError
@@ -31,6 +32,8 @@ from service.models import Case, Council, PendingTimer, db
 
 log = logging.getLogger(__name__)
 BATCH = 50
+#: On a session's ``info``: the earliest instant a timer its transaction added or brought forward needs a timer
+#: service awake (see :func:`timers_changed`).
 TIMERS_CHANGED = "timers_changed"
 _sweeping = threading.local()  # set while this thread is sweeping: its own commits need no re-read
 
@@ -305,24 +308,46 @@ _running_services: set[TimerService] = set()
 _services_lock = threading.Lock()
 
 
+def timers_changed(session: Session, wake_by: datetime) -> None:
+    """Mark the session's transaction: a timer it adds, or brings forward, needs a timer service awake at
+    ``wake_by`` (its due time; an escalation passes now, so that every process hears of it at once)."""
+    earlier = session.info.get(TIMERS_CHANGED)
+    session.info[TIMERS_CHANGED] = wake_by if earlier is None or wake_by < earlier else earlier
+
+
+def notify_horizon(app: Flask) -> timedelta:
+    """How far ahead a new timer must be due for every process to find it without being told: by then each
+    has swept on its safety interval and set its alarm from what it read (twice the interval: a sweep that
+    starts late or fires a while first still reads in time). Every process of a deployment is assumed to have
+    the same ``TIMER_SAFETY_INTERVAL_SECONDS``."""
+    return 2 * timedelta(seconds=app.config["TIMER_SAFETY_INTERVAL_SECONDS"])
+
+
 @event.listens_for(Session, "before_commit")
 def _notify_timer_change(session: Session) -> None:
-    """A commit that changed a timer tells every process's timer service (PostgreSQL ``NOTIFY``, sent at commit).
+    """A commit that added a timer due within :func:`notify_horizon` tells every process's timer service
+    (PostgreSQL ``NOTIFY``, sent at commit); one due later is read by each process's safety sweep first.
 
     A sweep's own commits do not: the timers it sets are later than now, and its process sets its alarm when
-    the sweep ends.
+    the sweep ends. Outside an app (no configured interval) every change is told.
     """
-    if not session.info.get(TIMERS_CHANGED) or getattr(_sweeping, "active", False):
+    wake_by = session.info.get(TIMERS_CHANGED)
+    if wake_by is None or getattr(_sweeping, "active", False):
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if isinstance(wake_by, datetime) and has_app_context() and wake_by >= clock.now() + notify_horizon(current_app):
+        return  # a mark without its due time (True) is told, as before
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 @event.listens_for(Session, "after_commit")
 def _timers_committed(session: Session) -> None:
-    changed = session.info.pop(TIMERS_CHANGED, False)
-    if not changed or getattr(_sweeping, "active", False):  # a sweep sets the alarm when it ends
+    changed = session.info.pop(TIMERS_CHANGED, None)
+    if changed is None or getattr(_sweeping, "active", False):  # a sweep sets the alarm when it ends
         return
+    # This process's own services re-read for every change, near or far (no statement in the request): the
+    # process that added a timer wakes at its due time even when every other process's sweep runs late.
     with _services_lock:
         services = list(_running_services)
     for service in services:
@@ -362,7 +387,10 @@ class TimerService:
 
     def start(self) -> None:
         interval = self.app.config["TIMER_SAFETY_INTERVAL_SECONDS"]
-        self.scheduler.add_job(self.sweep, "interval", seconds=interval, id="safety", max_instances=1,
+        # Two instances: one still sending the outbox (slow mail) must not skip the next safety sweep, whose
+        # read of the next due timer finds a timer another process added without NOTIFY (notify_horizon). Only
+        # one sweep fires at a time anyway, and only one keeps house: the other returns at once.
+        self.scheduler.add_job(self.sweep, "interval", seconds=interval, id="safety", max_instances=2,
                                next_run_time=datetime.now(timezone.utc))  # at once: catch up after downtime
         self.scheduler.start()
         with _services_lock:

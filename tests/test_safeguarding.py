@@ -193,6 +193,38 @@ def test_a_completed_urgent_step_does_not_escalate(deployed, app):
         clock.set_clock(previous)
 
 
+def test_an_escalation_wakes_every_timer_service_at_once(deployed, app, monkeypatch):
+    """The escalation is an hour away, beyond every process's safety sweep (no NOTIFY needed by the horizon), yet
+    its commit tells every process on PostgreSQL and this process's own timer service on any database: a child
+    at risk never waits on a sweep that runs late."""
+    from sqlalchemy import event
+
+    reread, sent = [], []
+
+    class Service:
+        def reread(self):
+            reread.append(True)
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    monkeypatch.setattr(scheduler, "_running_services", {Service()})
+    with app.app_context():
+        engine = db.engine
+    previous = _at(MONDAY_10AM)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        case = _start(deployed, significant_harm="yes").json
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        clock.set_clock(previous)
+    assert datetime.fromisoformat(_urgent(case)["due_at"]) == MONDAY_10AM + timedelta(hours=1)
+    assert app.config["TIMER_SAFETY_INTERVAL_SECONDS"] * 2 < 3600  # beyond the horizon
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    assert len([s for s in sent if "pg_notify" in s]) == (1 if postgres else 0)
+    assert reread == [True]
+
+
 def test_raising_immediate_risk_says_what_happened(deployed):
     case = _start(deployed).json
     for data in ({}, {"what_happened": "   "}, {"what_happened": 3}):

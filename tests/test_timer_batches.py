@@ -12,11 +12,12 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text, update
 
 from conftest import FIXTURES, everything, in_council, make_app, save_user
 from service import cases, deployments, scheduler
-from service.engine import clock
+from service.engine import clock, runtime
 from service.models import AuditEvent, Case, Notification, PendingTimer, db
 
 T0 = datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc)
@@ -522,6 +523,90 @@ def test_notify_wakes_the_sleeping_service_when_another_process_adds_an_earlier_
         service.shutdown()
     assert _fired_elsewhere(pg_app), "the timer another process added did not wake this one"
     assert took < 8, took  # the safety sweep is an hour away
+
+
+def _notifies(app, change) -> int:
+    """How many ``pg_notify`` statements ``change(session)`` and its commit send."""
+    sent = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    with app.app_context():
+        in_council(db.session)
+        sqlalchemy_event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            change(db.session)
+            db.session.commit()
+        finally:
+            sqlalchemy_event.remove(db.engine, "before_cursor_execute", seen)
+    return len([s for s in sent if "pg_notify" in s])
+
+
+def _start(delay: str, reference: str):
+    return lambda session: cases.start_case(session, "timers_catch", reference, {"delay": delay}, cases.SERVICE)
+
+
+def test_a_commit_notifies_only_for_a_timer_due_before_every_process_sweeps(pg_app):
+    """Every process sweeps on its safety interval and sets its alarm from what it reads: a timer due later than
+    twice that interval from now is found without a NOTIFY (the statement is left out of nearly every start and
+    completion), one due sooner, or brought forward to sooner, is told."""
+    pg_app.config["TIMER_SAFETY_INTERVAL_SECONDS"] = 30  # every process reads within 60 s
+    assert _notifies(pg_app, _start("PT2H", "FAR")) == 0
+    assert _notifies(pg_app, _start("PT61S", "BEYOND")) == 0
+    assert _notifies(pg_app, _start("PT50S", "NEAR")) == 1
+    assert _notifies(pg_app, lambda session: [_start(delay, f"BOTH-{delay}")(session) for delay in ("PT2H", "PT5S")]) == 1
+
+    def bring_forward(session):
+        case = session.scalar(select(Case).where(Case.reference == "FAR"))
+        [row] = case.timers
+        timer = runtime.PendingTimer(row.id, row.name, row.title, clock.now() + timedelta(seconds=10),
+                                     row.attached_task_id, row.properties)
+        cases._sync_timers(session, case, [timer])
+
+    assert _notifies(pg_app, bring_forward) == 1
+    pg_app.config["TIMER_SAFETY_INTERVAL_SECONDS"] = 3600  # the horizon is the app's: two hours now
+    assert _notifies(pg_app, _start("PT1H", "SLOW-SWEEPS")) == 1
+
+
+def test_the_safety_sweep_reads_the_next_due_timer_while_the_outbox_is_slow(any_app, monkeypatch):
+    """A timer another process adds beyond the NOTIFY horizon is found by this process's next safety sweep,
+    even while the sweep before is still sending a slow outbox (it would otherwise skip every safety sweep
+    until the mail is sent)."""
+    from service import outbox
+
+    any_app.config["TIMER_SAFETY_INTERVAL_SECONDS"] = 1
+    released, blocked = threading.Event(), threading.Event()
+
+    def slow_mail(app, limit=100):
+        blocked.set()
+        released.wait(30)
+        return 0
+
+    monkeypatch.setattr(outbox, "send_due", slow_mail)
+    due = clock.now() + timedelta(seconds=4)
+    with any_app.app_context():
+        in_council(db.session)
+        with clock.clock_at(due - timedelta(hours=2)):
+            case_id = cases.start_case(db.session, "timers_catch", "LATER", {"delay": "PT2H"}, cases.SERVICE).id
+        db.session.commit()
+        # Hidden from the start-up sweep (it sets its alarm two hours on), until another process "adds" it.
+        db.session.execute(update(PendingTimer).values(due_at=due + timedelta(hours=2)))
+        db.session.commit()
+    service = scheduler.TimerService(any_app)
+    service.start()
+    try:
+        assert blocked.wait(10), "the start-up sweep did not keep house"
+        with any_app.app_context(), everything():  # as another process's commit would, without telling
+            db.session.execute(update(PendingTimer).values(due_at=due))
+            db.session.commit()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not firings(any_app):
+            time.sleep(0.1)
+        assert firings(any_app) == {case_id: 1}, "the timer waited for the slow outbox"
+    finally:
+        released.set()
+        service.shutdown()
 
 
 def _fired_elsewhere(app) -> bool:
