@@ -19,35 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import task_completion as tc  # noqa: E402 (it puts the repository on the path)
-from sqlalchemy import text  # noqa: E402
-
-from service import councils, create_app, deployments, tenancy  # noqa: E402
-from service.auth import save_user  # noqa: E402
-from service.cases import Actor  # noqa: E402
-from service.models import db  # noqa: E402
 
 MODES = {"rule": 30, "every": 10**8}  # the safety interval: a 60 s horizon, or every timer within it
-
-
-def setup(url: str, pairs: int):
-    """A fresh schema, the pathways, a user and ``pairs`` x 2 cases of each diagram at the task to complete."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
-    with app.app_context():
-        from flask_migrate import upgrade
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade()
-        council, _ = councils.create_council(db.session, "bench", "Bench Council")
-        tenancy.act_for(db.session, council)
-        files = {n: b for n, b in deployments.read_folders(tc.ROOT).items() if n.startswith("carmarthenshire")}
-        files.update(deployments.read_folders(tc.ROOT, [tc.ROOT / "tests/fixtures/pathways"]))
-        deployments.deploy(db.session, files, "bench")
-        save_user(db.session, "bench", tc.ROLES, council=council, token="bench-token")
-        db.session.commit()
-        actor = Actor("bench", tuple(tc.ROLES), council_id=council.id)
-        prepared = {key: tc.prepare(db.session, key, data, task, pairs, actor) for key, data, task, _ in tc.DIAGRAMS}
-        db.session.remove()
-        return app, prepared, tc.Statements(db.engine)
 
 
 def main() -> None:
@@ -55,7 +28,7 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--pairs", type=int, default=150)
     args = parser.parse_args()
-    app, prepared, counter = setup(args.database_url, args.pairs)
+    app, _, prepared, counter = tc.setup(args.database_url, args.pairs)
     client, headers = app.test_client(), {"Authorization": "Bearer bench-token"}
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.pairs} pairs of each")
     for key, data, task_name, answers in tc.DIAGRAMS:

@@ -39,6 +39,7 @@ if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwawa
     from cryptography.fernet import Fernet
     os.environ["DATA_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
 
+from flask import Flask  # noqa: E402
 from sqlalchemy import event, insert, select, text, update  # noqa: E402
 
 from service import councils, create_app, deployments, tenancy  # noqa: E402
@@ -202,20 +203,14 @@ def report(key: str, task_name: str, measured: Measured, show_statements: bool =
                 print(f"    {times} x {statement}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=200)
-    parser.add_argument("--database-url")
-    parser.add_argument("--show-statements", action="store_true", help="print the statements of the last request")
-    parser.add_argument("--profile", action="store_true", help="profile the service's completions (cProfile)")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-tasks-"))
-    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+def setup(url: str, cases: int) -> tuple[Flask, int, dict[str, Prepared], Statements]:
+    """A fresh schema on ``url`` (PostgreSQL: its public schema emptied), one council with Carmarthenshire's
+    pathways and the test fixtures, the bench user, and ``cases`` cases of each diagram for each side: (the app,
+    the council's id, each diagram's prepared cases, the statement counter)."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
-    postgres = url.startswith("postgresql")
     with app.app_context():
         from flask_migrate import upgrade
-        if postgres:
+        if url.startswith("postgresql"):
             with db.engine.begin() as connection:
                 connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade()
@@ -229,11 +224,22 @@ def main() -> None:
         db.session.commit()
         council_id = council.id
         actor = Actor("bench", tuple(ROLES), council_id=council_id)
-        prepared = {key: prepare(db.session, key, start_data, task_name, args.cases, actor)
+        prepared = {key: prepare(db.session, key, start_data, task_name, cases, actor)
                     for key, start_data, task_name, _ in DIAGRAMS}
         db.session.remove()
-        engine = db.engine
-    counter = Statements(engine)
+        return app, council_id, prepared, Statements(db.engine)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--database-url")
+    parser.add_argument("--show-statements", action="store_true", help="print the statements of the last request")
+    parser.add_argument("--profile", action="store_true", help="profile the service's completions (cProfile)")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-tasks-"))
+    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    app, council_id, prepared, counter = setup(url, args.cases)
     print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.cases} of each")
     client = app.test_client()
