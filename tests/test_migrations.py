@@ -158,3 +158,35 @@ def test_the_references_of_existing_cases_are_found_by_part(legacy):
     assert [(case, council, bytes(suffix)) for case, council, suffix in rows] == [
         (case, councils[case], suffix) for case, reference in ((1, b"hal-1"), (2, b"roc-1"))
         for suffix in sorted(reference[start:] for start in range(len(reference)))]
+
+
+def test_a_migration_runs_without_the_requests_statement_timeout_and_the_pool_gets_it_back(postgres_url):
+    """An index built on a large table may take minutes: a migration is not cut off by the statement timeout
+    that bounds a request, and does not hold the writes of starts and completions while it builds an index on
+    a table they write (CONCURRENTLY); the connection it used goes back to the pool with the timeout again."""
+    from sqlalchemy import event
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": postgres_url, "TIMERS_ENABLED": False, "SECRET_KEY": "test",
+                      "DATABASE_STATEMENT_TIMEOUT_SECONDS": 7})
+    seen, indexes = [], []
+
+    def note(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("CREATE TABLE") and not seen:
+            seen.append(conn.connection.dbapi_connection.execute("SHOW statement_timeout").fetchone()[0])
+        if "ix_task_roles_task_covering" in statement and statement.lstrip().upper().startswith("CREATE"):
+            indexes.append(" ".join(statement.split()[:4]))
+
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            upgrade()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+        assert seen == ["0"]
+        assert indexes == ["CREATE INDEX CONCURRENTLY ix_task_roles_task_covering"]
+        assert db.engine.pool.checkedin() == 1  # the migration's connection, back in the pool: the one asked next
+        assert db.session.execute(text("SHOW statement_timeout")).scalar() == "7s"
+        db.session.remove()
+        db.engine.dispose()

@@ -99,6 +99,13 @@ def run_migrations_online():
 
     with connectable.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            # The service's statement timeout (DATABASE_STATEMENT_TIMEOUT_SECONDS) bounds a request, not a
+            # migration: an index built on a table of millions of rows may take minutes. Reset before the
+            # connection goes back to the pool.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         if sqlite:
             # Batch migrations recreate tables, which SQLite allows only with foreign keys off; the pragma
             # works outside a transaction only, and every key is checked again before it is turned back on.
@@ -110,8 +117,14 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if postgres:
+                connection.rollback()  # a failed migration's transaction, if any, before the reset
+                connection.exec_driver_sql("RESET statement_timeout")
+                connection.commit()
         if sqlite:
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")

@@ -25,9 +25,16 @@ INDEX = "ix_task_roles_task_covering"
 
 def upgrade():
     if op.get_bind().dialect.name == "postgresql":
-        op.create_index(INDEX, "task_roles", ["task_id"], postgresql_include=["role", "council_id"])
+        # CONCURRENTLY: every start and completion writes task_roles, and a plain build would hold those writes
+        # for as long as it reads the table (millions of rows in a large service). It runs outside a transaction;
+        # a build that failed leaves an invalid index of this name, dropped first so that a rerun builds it.
+        with op.get_context().autocommit_block():
+            op.drop_index(INDEX, table_name="task_roles", postgresql_concurrently=True, if_exists=True)
+            op.create_index(INDEX, "task_roles", ["task_id"], postgresql_include=["role", "council_id"],
+                            postgresql_concurrently=True)
 
 
 def downgrade():
     if op.get_bind().dialect.name == "postgresql":
-        op.drop_index(INDEX, table_name="task_roles")
+        with op.get_context().autocommit_block():
+            op.drop_index(INDEX, table_name="task_roles", postgresql_concurrently=True, if_exists=True)
