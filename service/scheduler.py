@@ -336,8 +336,8 @@ def _notify_timer_change(session: Session) -> None:
         return
     if session.get_bind().dialect.name != "postgresql":
         return
-    if isinstance(wake_by, datetime) and has_app_context() and wake_by >= clock.now() + notify_horizon(current_app):
-        return  # a mark without its due time (True) is told, as before
+    if has_app_context() and wake_by >= clock.now() + notify_horizon(current_app):
+        return
     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
