@@ -225,8 +225,10 @@ def frozen_clock():
 def tokens(app):
     with app.app_context():
         for name, roles in USERS.items():
-            save_user(db.session, name, roles, token=f"token-{name}", password=f"password-{name}",
-                      email=f"{name}@council.example")
+            user, _ = save_user(db.session, name, roles, token=f"token-{name}", email=f"{name}@council.example")
+            # The hash as save_user would make it, made once per run: argon2 costs 0.2 s on purpose, and five
+            # users for every test that signs in was a tenth of the suite's time.
+            user.password_hash = password_hash(f"password-{name}")
         db.session.commit()
     return {name: f"token-{name}" for name in USERS}
 
@@ -330,10 +332,17 @@ def pathways_client(app) -> Api:
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+#: Argon2 with the least work it allows. The service's own hasher takes 0.2 s to make or check a hash, on
+#: purpose; a fixture's stored password is checked with the parameters written in its hash, so sign-ins in tests
+#: take milliseconds while they go through the service's own verification. Hashes the service makes (a password
+#: set through it) keep the service's parameters.
+_LIGHT_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
 @functools.cache
 def password_hash(password: str) -> str:
-    """An argon2 hash as service.auth makes them (hashing is slow on purpose: once per password per run)."""
-    return PasswordHasher().hash(password)
+    """An argon2 hash of ``password`` for a fixture's user, made once per password per run."""
+    return _LIGHT_HASHER.hash(password)
 
 
 class Browser:
