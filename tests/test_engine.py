@@ -84,3 +84,21 @@ def test_a_reminder_fired_ahead_runs_on_at_the_next_step_as_the_engines_own_firi
     assert after_ahead.journal == [] and [e.event for e in after_engine.journal] == ["timer_fired"]
     assert _shape(runtime.dump(quick)) == _shape(runtime.dump(engine))
     assert after_ahead.timers == after_engine.timers and after_ahead.tasks == after_engine.tasks
+
+
+def test_facts_worked_out_from_a_process_go_when_the_process_goes():
+    """What the runtime works out once from a parsed process is kept on it, not in the module: a pathway version
+    dropped from the app's cache is freed with its facts (a module-level dict keyed by id() kept every version
+    ever parsed alive, and could answer a new process that reused a freed one's id)."""
+    import gc
+    import weakref
+
+    process = review_process()
+    facts = (runtime.notify_only_timers(process), runtime.correlation_keys(process),
+             runtime.ad_hoc_activities(process))
+    assert runtime.notify_only_timers(process) is facts[0]  # worked out once
+    assert set(process.derived) == {"notify_only_timers", "correlation_keys", "ad_hoc_activities"}
+    gone = weakref.ref(process)
+    del process
+    gc.collect()
+    assert gone() is None

@@ -83,6 +83,9 @@ class ProcessDefinition:
     diagram: bytes = b""
     files: tuple[str, ...] = ()  # every file the process needs: its diagram, called diagrams, decisions, forms
     starter_roles: list[str] = field(default_factory=list)  # camunda:candidateStarterGroups: who else may start it
+    #: Facts worked out from the parsed process when first needed (``service.engine.runtime``: its reminders,
+    #: correlation keys, ad-hoc activities), kept with it so that they go when it goes.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def form_of(self, task_name: str) -> forms.FormDefinition | None:
         """The form of the user task with element id ``task_name``."""

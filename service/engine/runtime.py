@@ -8,9 +8,10 @@ what the case looks like afterwards (open tasks, pending timers, data) and the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -24,6 +25,8 @@ from .limits import Limits
 from .parser import PathwayMessageEventDefinition, PathwaySignalEventDefinition, task_roles
 from .parser import correlation_value as parser_correlation_value
 from .specs import ItemsMultiInstance, Journal, JournalEntry, evaluated_at, item_label, json_safe
+
+T = TypeVar("T")
 
 
 class EngineError(Exception):
@@ -117,33 +120,32 @@ def notify_only_timers(process: ProcessDefinition) -> dict[str, bool]:
     """The elements of ``process`` whose timers only remind, each with whether it repeats (the timer sweep may fire
     them ahead of the engine: a cycle with :func:`advance_reminder`; its last firing and a one-off timer are marked
     fired when the engine next loads the case, :func:`catch_up`), cached."""
-    found = _NOTIFY_ONLY.get(id(process))
-    if found is None or found[0] is not process:
-        found = (process, spiff.notify_only_timers(process.spec, process.subprocess_specs))
-        _NOTIFY_ONLY[id(process)] = found
-    return found[1]
+    return _derived(process, "notify_only_timers",
+                    lambda: spiff.notify_only_timers(process.spec, process.subprocess_specs))
 
 
-_NOTIFY_ONLY: dict[int, tuple[ProcessDefinition, dict[str, bool]]] = {}
+def _derived(process: ProcessDefinition, name: str, work_out: Callable[[], T]) -> T:
+    """``process``'s fact ``name``, worked out once and kept on it (:attr:`ProcessDefinition.derived`)."""
+    if name not in process.derived:
+        process.derived[name] = work_out()
+    return process.derived[name]
 
 
 def correlation_keys(process: ProcessDefinition) -> dict[str, str]:
     """Message name -> the correlation key expression its catching events in ``process`` (and the processes it
     holds or calls) wait with (Camunda 8 ``zeebe:subscription correlationKey``), cached."""
-    found = _KEYS.get(id(process))
-    if found is None or found[0] is not process:
-        keys = {}
-        for spec in [process.spec, *process.subprocess_specs.values()]:
-            for task_spec in spec.task_specs.values():
-                definition = getattr(task_spec, "event_definition", None)
-                for each in getattr(definition, "event_definitions", None) or [definition]:
-                    if isinstance(each, PathwayMessageEventDefinition) and each.correlation_key:
-                        keys[each.name] = each.correlation_key
-        found = _KEYS[id(process)] = (process, keys)
-    return found[1]
+    return _derived(process, "correlation_keys", lambda: _correlation_keys(process))
 
 
-_KEYS: dict[int, tuple[ProcessDefinition, dict[str, str]]] = {}
+def _correlation_keys(process: ProcessDefinition) -> dict[str, str]:
+    keys = {}
+    for spec in [process.spec, *process.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            definition = getattr(task_spec, "event_definition", None)
+            for each in getattr(definition, "event_definitions", None) or [definition]:
+                if isinstance(each, PathwayMessageEventDefinition) and each.correlation_key:
+                    keys[each.name] = each.correlation_key
+    return keys
 
 
 def correlation_text(value: Any) -> str:
@@ -318,13 +320,8 @@ def open_ad_hoc(workflow: BpmnWorkflow) -> list[tuple[str, list[str]]]:
 
 def ad_hoc_activities(process: ProcessDefinition) -> dict[str, tuple[str, str]]:
     """Each person's activity inside an ad-hoc sub-process of ``process`` -> (the sub-process's id, name)."""
-    found = _AD_HOC.get(id(process))
-    if found is None or found[0] is not process:
-        found = _AD_HOC[id(process)] = (process, spiff.ad_hoc_activities(process.spec, process.subprocess_specs))
-    return found[1]
-
-
-_AD_HOC: dict[int, tuple[ProcessDefinition, dict[str, tuple[str, str]]]] = {}
+    return _derived(process, "ad_hoc_activities",
+                    lambda: spiff.ad_hoc_activities(process.spec, process.subprocess_specs))
 
 
 def finish_ad_hoc(workflow: BpmnWorkflow, journal: Journal, element: str) -> Snapshot:
