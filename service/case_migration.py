@@ -15,6 +15,7 @@ Who may do this is ``service.policy.require_migrator``'s rule.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -88,7 +89,9 @@ def _plan(session: Session, case: Case, source_process, target_process, target_i
     row: dict[str, Any] = {"case_id": case.id, "reference": case.reference, "waiting": [], "missing": [],
                            "reason": None}
     try:
-        workflow, _ = runtime.load(source_process, reminders.state_of(case), case.state_format)
+        workflow, journal = runtime.load(source_process, reminders.state_of(case), case.state_format,
+                                         limits=case_service.engine_limits())
+        ran_on = _run_on_fired_reminders(case, workflow, journal)
         row["waiting"] = runtime.waiting_elements(workflow)
         row["missing"] = [e for e in row["waiting"] if mapping.get(e, e) not in target_ids]
         if row["missing"]:
@@ -96,6 +99,9 @@ def _plan(session: Session, case: Case, source_process, target_process, target_i
                        + ", ".join(map(repr, row["missing"])) + ": map each to an element of the target version")
             return row, None
         snap = runtime.migrate(workflow, target_process, mapping)
+        if ran_on is not None:  # what ran on is recorded with the move, as the step it is
+            snap = replace(snap, journal=ran_on.journal, thrown=ran_on.thrown, signals=ran_on.signals,
+                           path=ran_on.path)
     except runtime.EngineError as error:
         row.update(status="cannot_move", reason=error.message)
         return row, None
@@ -104,6 +110,16 @@ def _plan(session: Session, case: Case, source_process, target_process, target_i
         return row, None
     row["status"] = "would_move"
     return row, (workflow, snap)
+
+
+def _run_on_fired_reminders(case: Case, workflow, journal) -> runtime.Snapshot | None:
+    """The engine's next step on a case whose reminders the timer sweep fired ahead of it (``fired_ahead``): their
+    timers are marked fired in the state just loaded but still wait for a step to run them on, so the case would
+    seem to wait on them, and their elements would have to exist in the target version. The step runs them on with
+    no notice of their own (the sweep sent it), as any step would, and fires whatever else is due."""
+    if not case.fired_ahead:
+        return None
+    return runtime.fire_timers(workflow, journal)
 
 
 def precheck(session: Session, actor: Actor, from_id: int, to_id: Any, mapping: Any = None,

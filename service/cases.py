@@ -439,9 +439,9 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
     # The engine runs before the first write, so that no lock is held while it does (on SQLite a write
     # lock stops every other writer).
     try:
-        workflow, snap, error = *runtime.start(process, data, limits=_limits()), None
+        workflow, snap, error = *runtime.start(process, data, limits=engine_limits()), None
     except runtime.EngineError as failure:
-        workflow, snap, error = runtime.new_workflow(process, data, limits=_limits()), None, failure
+        workflow, snap, error = runtime.new_workflow(process, data, limits=engine_limits()), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by_id=actor.user_id, data={},
                 started_from_case_id=started_from.id if started_from else None)
@@ -478,7 +478,7 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     case = task.case
     process = process_of(session, case)
     cleaned = _validated(task_form(session, task), data, source, known=case.data)
-    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=engine_limits())
     try:
         snap = runtime.complete_task(workflow, journal, task.id, cleaned)
     except runtime.TaskNotOpen:
@@ -622,7 +622,7 @@ def finish_ad_hoc(session: Session, case_id: int, element: str, actor: Actor) ->
     rows = [t for t in case.tasks if t.name in activities and t.closed_at is None]
     if rows and not any(may_work_on(t, actor) for t in rows):
         raise Forbidden(f"the activities of '{element}' are for the {wording.roles_in_words(rows[0].roles)}")
-    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=engine_limits())
     try:
         snap = runtime.finish_ad_hoc(workflow, journal, element)
     except runtime.NothingWaits:
@@ -646,7 +646,7 @@ def retry_case(session: Session, case: Case, data: Any, actor: Actor) -> Case:
         raise Conflict(f"case {case.id} is {case.status}, not stopped on an error")
     process = process_of(session, case)
     payload = _retry_payload(case, process, data)
-    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=engine_limits())
     try:
         snap = runtime.retry(workflow, journal, payload)
     except runtime.EngineError as error:
@@ -663,7 +663,7 @@ def fire_timers(session: Session, case: Case) -> int:
     for task in escalated:
         _audit(session, case, Actor(TIMER), "urgent_task_escalated", task.name, {"title": task.title})
     process = process_of(session, case)
-    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=engine_limits())
     try:
         snap = runtime.fire_timers(workflow, journal)
     except runtime.EngineError as error:
@@ -710,9 +710,9 @@ def _start_by_signal(session: Session, version: ProcessVersion, name: str, paylo
         raise Forbidden(f"the {kind} '{name}' starts '{version.name}', which your roles may not start")
     safeguarding.check_start(process, payload)  # a voluntary service needs consent, however it is started
     try:
-        workflow, snap, error = *runtime.start_by_event(process, kind, name, payload, limits=_limits()), None
+        workflow, snap, error = *runtime.start_by_event(process, kind, name, payload, limits=engine_limits()), None
     except runtime.EngineError as failure:  # kept, stopped at the start, for an admin to retry
-        workflow, snap, error = runtime.new_workflow(process, {}, limits=_limits()), None, failure
+        workflow, snap, error = runtime.new_workflow(process, {}, limits=engine_limits()), None, failure
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by_id=actor.user_id, data={}, started_from_case_id=thrower.id if thrower else None,
                 family_id=thrower.family_id if thrower else None, child_id=thrower.child_id if thrower else None)
@@ -890,7 +890,7 @@ def _was_sent(submitted: Any, key: str) -> bool:
 def _deliver(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor, *,
              signal: bool = False) -> None:
     process = process_of(session, case)
-    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=_limits())
+    workflow, journal = runtime.load(process, reminders.state_of(case), case.state_format, limits=engine_limits())
     try:
         deliver = runtime.deliver_signal if signal else runtime.deliver_message
         snap = deliver(workflow, journal, name, payload)
@@ -1185,7 +1185,7 @@ def start_by_message(session: Session, name: str, data: Any, actor: Actor, refer
             for version in versions]
 
 
-def _limits() -> Limits:
+def engine_limits() -> Limits:
     """What one engine step may use, from the service's settings (ENGINE_STEP_SECONDS, ENGINE_STEP_MEMORY_MB)."""
     return current_app.extensions["engine_limits"]
 

@@ -329,6 +329,37 @@ def test_a_one_off_reminder_is_fired_ahead_of_the_engine_which_runs_it_on_withou
         assert [m["element"] for m in db.session.get(Case, ids[2]).fired_ahead.values()] == ["Event_Once"]  # not stepped
 
 
+def test_a_case_whose_reminder_fired_ahead_moves_to_a_version_without_it_and_is_not_reminded_again(pg_app):
+    """A one-off reminder fired ahead of the engine no longer waits: the case moves to a version that lacks the
+    reminder's element with no mapping, its reminder runs on with the move (as the engine's next step would run
+    it) and sends no second notice, and the state the move writes holds the firing."""
+    from service import case_migration
+    from service.models import ProcessVersion
+    from service.policy import Actor
+
+    [case_id] = start_cases(pg_app, "timers_once", 1, "MOVE")
+    assert _fire_reading_no_state(pg_app, DAILY_DUE) == 1
+    renamed = (FIXTURES / "timers" / "timers_once.bpmn").read_bytes().replace(b"Event_Once", b"Event_DayLate")
+    with pg_app.app_context():
+        council = in_council(db.session)
+        deployments.deploy(db.session, {"timers_once.bpmn": renamed}, "test")
+        v1, v2 = db.session.scalars(select(ProcessVersion.id).where(ProcessVersion.key == "timers_once")
+                                    .order_by(ProcessVersion.version)).all()
+        analyst = Actor("analyst", ("analyst",), council_id=council.id)
+        with clock.clock_at(DAILY_DUE + timedelta(hours=1)):
+            [checked] = case_migration.precheck(db.session, analyst, v1, v2)["cases"]
+            [moved] = case_migration.migrate(db.session, analyst, v1, v2, dry_run=False)["cases"]
+        db.session.commit()
+    assert checked["status"] == "would_move" and "Event_Once" not in checked["waiting"], checked
+    assert moved["status"] == "moved", moved
+    assert firings(pg_app) == {case_id: 1} and count(pg_app, Notification) == 1
+    with pg_app.app_context(), everything():
+        case = db.session.get(Case, case_id)
+        assert (case.process_version_id, case.fired_ahead, [t.name for t in case.tasks]) == (v2, None, ["Task_Plan"])
+    assert scheduler.fire_due(pg_app, DAILY_DUE + timedelta(days=5)) == 0
+    assert firings(pg_app) == {case_id: 1} and count(pg_app, Notification) == 1
+
+
 def test_a_reminder_of_a_case_in_an_older_state_format_is_left_to_the_engine(pg_app, monkeypatch):
     """The engine's load marks a noted firing only in a state of the current format; so the sweep notes none on
     a case whose state is older (it would fire again at the engine's next step): the engine fires it, once."""
