@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +28,7 @@ from service.engine.bundle import BPMN_NS, Bundle, DeploymentInvalid, Problem, b
 from service.engine.expressions import is_expression
 from service.engine.parser import role_key
 from service.engine.xml import XmlRejected, parse_xml
+from service.lru import Lru
 
 DMN_NS_SUFFIX = "DMN/"
 DEFAULTS: dict[str, Any] = {
@@ -157,30 +156,10 @@ def summary(bundle: Bundle) -> dict[str, tuple[str, str]]:
     return {key: (p.name, p.content_hash) for key, p in bundle.processes.items()}
 
 
-class _Passed:
-    """Files whose checks passed, by content hash (bounded): unchanged files are not checked again."""
-
-    def __init__(self, size: int = 256) -> None:
-        self._entries: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-
-    def get(self, digest: str) -> dict[str, tuple[str, str]] | None:
-        with self._lock:
-            if digest in self._entries:
-                self._entries.move_to_end(digest)
-            return self._entries.get(digest)
-
-    def add(self, digest: str, processes: dict[str, tuple[str, str]]) -> None:
-        with self._lock:
-            self._entries[digest] = processes
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-
-def _passed() -> _Passed:
-    """The app's record of files that passed (in ``app.extensions``, like the parsed-pathway cache)."""
-    return current_app.extensions.setdefault("step_pathways.checked_files", _Passed())
+def _passed() -> Lru[str, dict[str, tuple[str, str]]]:
+    """The app's record of files whose checks passed, by content hash (bounded), so that unchanged files are not
+    checked again (in ``app.extensions``, like the parsed-pathway cache)."""
+    return current_app.extensions.setdefault("step_pathways.checked_files", Lru(256))
 
 
 def content_hash(files: Mapping[str, bytes]) -> str:
@@ -216,7 +195,7 @@ def check_in_time(files: Mapping[str, bytes]) -> Checked:
     if outcome == "failed":  # the checker died or hit a bug: the checks in this process say why
         bundle = checked_bundle(files)
         return Checked(summary(bundle), bundle)
-    _passed().add(digest, value)
+    _passed().put(digest, value)
     return Checked(value)
 
 

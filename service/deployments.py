@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from service.engine import clock
 from service.engine.bundle import Bundle, DeploymentInvalid, Problem, ProcessDefinition, build_bundle
 from service.engine.xml import XmlRejected, parse_xml
 from service.errors import Conflict, NotFound
+from service.lru import Lru
 from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersion
 
 MAX_FILES = 200
@@ -58,46 +57,32 @@ class BundleCache:
     """
 
     def __init__(self, processes: int = 512, bundles: int = 4) -> None:
-        self._processes: OrderedDict[tuple, ProcessDefinition] = OrderedDict()
-        self._bundles: OrderedDict[int, Bundle] = OrderedDict()
-        self._lock = threading.Lock()
-        self.sizes = {"processes": processes, "bundles": bundles}
+        self._processes: Lru[tuple, ProcessDefinition] = Lru(processes)
+        self._bundles: Lru[int, Bundle] = Lru(bundles)
 
     def process(self, session: Session, version: ProcessVersion) -> ProcessDefinition:
-        key = (version.council_id, version.key, version.content_hash)
-        with self._lock:
-            if key in self._processes:
-                self._processes.move_to_end(key)
-                return self._processes[key]
+        found = self._processes.get((version.council_id, version.key, version.content_hash))
+        if found is not None:
+            return found
         return self.bundle(session, version.deployment_id, version.council_id).processes[version.key]
 
     def bundle(self, session: Session, deployment_id: int, council_id: int | None = None) -> Bundle:
-        with self._lock:
-            if deployment_id in self._bundles:
-                self._bundles.move_to_end(deployment_id)
-                return self._bundles[deployment_id]
+        found = self._bundles.get(deployment_id)
+        if found is not None:
+            return found
         files = session.scalars(select(DeploymentFile).where(DeploymentFile.deployment_id == deployment_id)).all()
         bundle = build_bundle({f.name: f.content for f in files})
         self.put(deployment_id, bundle, council_id if council_id is not None else files[0].council_id)
         return bundle
 
     def put(self, deployment_id: int, bundle: Bundle, council_id: int) -> None:
-        with self._lock:
-            _remember(self._bundles, deployment_id, bundle, self.sizes["bundles"])
-            for key, process in bundle.processes.items():
-                _remember(self._processes, (council_id, key, process.content_hash), process, self.sizes["processes"])
+        self._bundles.put(deployment_id, bundle)
+        for key, process in bundle.processes.items():
+            self._processes.put((council_id, key, process.content_hash), process)
 
     def clear(self) -> None:
-        with self._lock:
-            self._processes.clear()
-            self._bundles.clear()
-
-
-def _remember(entries: OrderedDict, key: Any, value: Any, size: int) -> None:
-    entries[key] = value
-    entries.move_to_end(key)
-    while len(entries) > size:
-        entries.popitem(last=False)
+        self._processes.clear()
+        self._bundles.clear()
 
 
 def cache() -> BundleCache:

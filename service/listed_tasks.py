@@ -9,8 +9,6 @@ out once per pathway version and kept on the app (:class:`PathwayFactsCache`, bo
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 from service.deployments import process_definition
 from service.engine import runtime
 from service.forms import FormDefinition, form_to_api
+from service.lru import Lru
 from service.models import ProcessVersion, TaskRole
 
 CACHE = "listed_pathways"
@@ -52,23 +51,15 @@ class PathwayFactsCache:
     """:class:`PathwayFacts` by (process version id, content hash), the least recently used dropped."""
 
     def __init__(self, size: int = 256) -> None:
-        self._entries: OrderedDict[tuple[int, str], PathwayFacts] = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
+        self._entries: Lru[tuple[int, str], PathwayFacts] = Lru(size)
 
     def get(self, session: Session, version_id: int, content_hash: str) -> PathwayFacts:
         key = (version_id, content_hash)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                return found
-        facts = PathwayFacts.of(process_definition(session, session.get(ProcessVersion, version_id)))
-        with self._lock:
-            self._entries[key] = facts
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return facts
+        found = self._entries.get(key)
+        if found is None:
+            found = PathwayFacts.of(process_definition(session, session.get(ProcessVersion, version_id)))
+            self._entries.put(key, found)
+        return found
 
 
 def cache() -> PathwayFactsCache:

@@ -19,18 +19,18 @@ the two versions' file contents, so a list of versions each compared with the on
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.deploy_checks import content_hash
 from service.engine.xml import XmlRejected, parse_xml
+from service.lru import Lru
 from service.models import DeploymentFile, ProcessVersion
 
 #: Namespaces of the diagram's layout: not compared.
@@ -164,32 +164,20 @@ def diff_versions(session: Session, a: ProcessVersion | None, b: ProcessVersion)
     """What changed from version ``a`` (None: nothing before) to version ``b`` of a pathway (or between two
     pathways' versions)."""
     before, after = (version_files(session, a) if a is not None else {}), version_files(session, b)
-    key = (_digest(before), _digest(after))
-    with _LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None:
-            _CACHE.move_to_end(key)
+    key = (content_hash(before), content_hash(after))
+    cached = _compared().get(key)
     if cached is None:
         cached = _compare(before, after)
-        with _LOCK:
-            _CACHE[key] = cached
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
+        _compared().put(key, cached)
     added, removed, changed, files_added, files_removed, files_changed, problems = cached
     return PathwayDiff(a, b, list(added), list(removed), list(changed), list(files_added), list(files_removed),
                        list(files_changed), list(problems))
 
 
-_CACHE: OrderedDict[tuple[str, str], tuple] = OrderedDict()
-_CACHE_SIZE = 256
-_LOCK = threading.Lock()
-
-
-def _digest(files: dict[str, bytes]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return h.hexdigest()
+def _compared() -> Lru[tuple[str, str], tuple]:
+    """The app's comparisons by the content of both sides (bounded): a version's page compares the same two
+    versions on every view."""
+    return current_app.extensions.setdefault("step_pathways.compared_versions", Lru(256))
 
 
 def _compare(before: dict[str, bytes], after: dict[str, bytes]) -> tuple:

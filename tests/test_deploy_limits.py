@@ -130,6 +130,14 @@ def test_each_app_has_its_own_cache(client):
     with second.app.app_context():
         assert deployments.cache() is not mine
     assert first.app.extensions[deployments.CACHE] is mine
+    # So are the files whose checks passed, the list facts of each version and the comparisons of versions.
+    from service import deploy_checks, listed_tasks, pathway_diff
+
+    for cache in (deploy_checks._passed, listed_tasks.cache, pathway_diff._compared):
+        with first.app.app_context():
+            held = cache()
+        with second.app.app_context():
+            assert cache() is not held, cache.__qualname__
 
 
 def test_each_file_is_stored_once_per_council_however_many_deployments_hold_it(client):
