@@ -226,9 +226,10 @@ def _check_elsewhere(files: Mapping[str, bytes], budget: float) -> tuple[str, An
 
 
 def _context():
-    """A fork server with the engine imported: each check starts quickly, from a clean process."""
+    """A fork server with the engine imported and warmed (``service.deploy_checker``): each check starts quickly,
+    from a clean process."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["service.deploy_checks"])
+    context.set_forkserver_preload(["service.deploy_checker"])
     return context
 
 
