@@ -30,7 +30,7 @@ class AccessEventSchema(Schema):
 
 
 @blp.route("/access-log")
-@blp.arguments(AccessQuerySchema, location="query")
+@blp.arguments(AccessQuerySchema(), location="query")
 @blp.response(200, AccessEventSchema(many=True))
 def list_access(query):
     """Who opened which case or task, newest first, 50 a page; 403 unless the caller is the council's auditor."""

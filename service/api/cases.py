@@ -17,7 +17,7 @@ blp.before_request(authenticate)
 
 
 @blp.route("/cases", methods=["POST"])
-@blp.arguments(StartCaseSchema)
+@blp.arguments(StartCaseSchema())
 @blp.response(201, CaseSchema)
 def start_case(body):
     """Start a case of a pathway; 422 if the data does not satisfy its start form."""
@@ -28,7 +28,7 @@ def start_case(body):
 
 
 @blp.route("/cases")
-@blp.arguments(CaseQuerySchema, location="query")
+@blp.arguments(CaseQuerySchema(), location="query")
 @blp.response(200, CaseListSchema)
 def list_cases(query):
     """The council's cases you may see, those stopped on an error first, then newest, a page at a time.
@@ -48,7 +48,7 @@ def list_cases(query):
 
 
 @blp.route("/cases/<int:case_id>/cancel", methods=["POST"])
-@blp.arguments(CancelSchema)
+@blp.arguments(CancelSchema())
 @blp.response(200, CaseSchema)
 def cancel_case(body, case_id: int):
     """Cancel a case with the reason (the council's admin): its tasks close, its timers stop; audited."""
@@ -66,7 +66,7 @@ def get_case(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/messages", methods=["POST"])
-@blp.arguments(MessageSchema)
+@blp.arguments(MessageSchema())
 @blp.response(200, CaseSchema)
 @blp.alt_response(409, schema=WaitingSchema, description="nothing in the case waits for this message")
 def send_message(body, case_id: int):
@@ -77,7 +77,7 @@ def send_message(body, case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/retry", methods=["POST"])
-@blp.arguments(DataSchema)
+@blp.arguments(DataSchema())
 @blp.response(200, CaseSchema)
 def retry_case(body, case_id: int):
     """Run a case that stopped on an error again, with corrected data."""

@@ -77,7 +77,7 @@ def get_council():
 
 
 @blp.route("/council", methods=["PATCH"])
-@blp.arguments(CouncilSettingsSchema)
+@blp.arguments(CouncilSettingsSchema())
 @blp.response(200, CouncilSettingsSchema)
 def change_council(changes):
     """Change the council's settings (its admin only); 422 names each wrong setting."""
@@ -94,7 +94,7 @@ def list_councils():
 
 
 @operator_blp.route("/operator/councils", methods=["POST"])
-@operator_blp.arguments(NewCouncilSchema)
+@operator_blp.arguments(NewCouncilSchema())
 @operator_blp.response(201, NewCouncilAnswerSchema)
 def create_council(body):
     """Create a council with its settings and its first admin (whose API token is answered once)."""

@@ -42,7 +42,7 @@ def _inputs(body) -> dict[str, Any]:
 
 
 @blp.route("/decisions/<string:decision_id>/evaluate", methods=["POST"])
-@blp.arguments(EvaluateSchema)
+@blp.arguments(EvaluateSchema())
 def evaluate(body, decision_id: str):
     """Evaluate a deployed decision: its outputs (shaped by the hit policy), matched rules and, on request,
     every required decision's result."""
@@ -58,7 +58,7 @@ def evaluate(body, decision_id: str):
 
 
 @blp.route("/decision-services/<string:service_id>/evaluate", methods=["POST"])
-@blp.arguments(EvaluateSchema)
+@blp.arguments(EvaluateSchema())
 def evaluate_service(body, service_id: str):
     """Evaluate a deployed decision service with its inputs (by input data or input decision name)."""
     registry = _registry()

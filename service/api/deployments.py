@@ -71,21 +71,21 @@ def _transition(action, deployment_id: int, body):
 
 
 @blp.route("/deployments/<int:deployment_id>/submit", methods=["POST"])
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 def submit(body, deployment_id: int):
     """Ask a pathway approver to publish a draft (role analyst)."""
     return _transition(pathway_versions.submit, deployment_id, body)
 
 
 @blp.route("/deployments/<int:deployment_id>/publish", methods=["POST"])
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 def publish(body, deployment_id: int):
     """Publish a draft: new cases start from its versions. A pathway approver who is not its author (four eyes)."""
     return _transition(pathway_versions.publish, deployment_id, body)
 
 
 @blp.route("/deployments/<int:deployment_id>/reject", methods=["POST"])
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 def reject(body, deployment_id: int):
     """Turn down a draft (a pathway approver) or withdraw it (its author), with the reason."""
     return _transition(pathway_versions.reject, deployment_id, body)
@@ -129,21 +129,21 @@ def _version_transition(action, version_id: int, body):
 
 
 @blp.route("/versions/<int:version_id>/suspend", methods=["POST"])
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 def suspend(body, version_id: int):
     """No new case starts from the pathway until it is resumed; running cases go on (analyst or approver)."""
     return _version_transition(pathway_versions.suspend, version_id, body)
 
 
 @blp.route("/versions/<int:version_id>/resume", methods=["POST"])
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 def resume(body, version_id: int):
     """New cases start again from a suspended version (pathway approver)."""
     return _version_transition(pathway_versions.resume, version_id, body)
 
 
 @blp.route("/versions/<int:version_id>/retire", methods=["POST"])
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 def retire(body, version_id: int):
     """No new case ever starts from this version; cases running on it finish (pathway approver)."""
     return _version_transition(pathway_versions.retire, version_id, body)
@@ -175,7 +175,7 @@ class MigrationSchema(StrictSchema):
 
 
 @blp.route("/versions/<int:version_id>/migration", methods=["POST"])
-@blp.arguments(MigrationSchema)
+@blp.arguments(MigrationSchema())
 def migrate_cases(body, version_id: int):
     """Move the active cases of this version that can move to version ``to`` (``dry_run``: say what would happen).
     Each case moves in its own savepoint and is audited (``case_migrated``); a case that cannot move stays."""

@@ -114,7 +114,7 @@ def family_summary_json(family: Family) -> dict[str, Any]:
 
 
 @blp.route("/families")
-@blp.arguments(PagedQuerySchema, location="query")
+@blp.arguments(PagedQuerySchema(), location="query")
 @blp.response(200, FamilyListSchema)
 def list_families(query):
     """The council's families, newest first; ``q`` keeps those with a child it names (name, date, number)."""
@@ -125,7 +125,7 @@ def list_families(query):
 
 
 @blp.route("/families", methods=["POST"])
-@blp.arguments(NewFamilySchema)
+@blp.arguments(NewFamilySchema())
 @blp.response(201, FamilySchema)
 def create_family(body):
     """Record a family and its children (check ``/people/likely-duplicates`` first)."""
@@ -148,7 +148,7 @@ def get_family(family_id: int):
 
 
 @blp.route("/families/<int:family_id>/chronology")
-@blp.arguments(ChronologyQuerySchema, location="query")
+@blp.arguments(ChronologyQuerySchema(), location="query")
 @blp.response(200, EntrySchema(many=True))
 def family_chronology(query, family_id: int):
     """Every step, decision (with its reason), hand-over and note of the family's cases you may see, newest first."""
@@ -161,7 +161,7 @@ def family_chronology(query, family_id: int):
 
 
 @blp.route("/people")
-@blp.arguments(PeopleQuerySchema, location="query")
+@blp.arguments(PeopleQuerySchema(), location="query")
 @blp.response(200, PeopleListSchema)
 def search_people(query):
     """Children by name (parts of, any case), NHS or council number, and/or date of birth, newest first."""
@@ -173,7 +173,7 @@ def search_people(query):
 
 
 @blp.route("/people/likely-duplicates", methods=["POST"])
-@blp.arguments(ChildSchema)
+@blp.arguments(ChildSchema())
 @blp.response(200, DuplicatesSchema)
 def likely_duplicates(body):
     """Children already recorded who are probably this one (same NHS number; same date of birth and given or

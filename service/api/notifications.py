@@ -28,7 +28,7 @@ class MarkedSchema(Schema):
 
 
 @blp.route("/notifications")
-@blp.arguments(NotificationQuerySchema, location="query")
+@blp.arguments(NotificationQuerySchema(), location="query")
 @blp.response(200, NotificationSchema(many=True))
 def list_notifications(query):
     """Newest first, a page at a time (X-Next-Cursor: the ``after`` of the next); ``unread=true`` the unread only."""

@@ -41,7 +41,7 @@ class CopySchema(Schema):
 
 
 @blp.route("/processes/<string:key>/copy", methods=["POST"])
-@blp.arguments(CopySchema)
+@blp.arguments(CopySchema())
 @blp.response(201, DeploymentSchema)
 @blp.alt_response(400, schema=DeploymentRefusedSchema, description="refused: every problem, by file and element")
 def copy_process(body, key: str):

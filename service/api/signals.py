@@ -31,7 +31,7 @@ class SignalAnswerSchema(Schema):
 
 
 @blp.route("/signals", methods=["POST"])
-@blp.arguments(SignalSchema)
+@blp.arguments(SignalSchema())
 @blp.response(200, SignalAnswerSchema)
 def send_signal(body):
     """Every active case of the council waiting for the signal catches it; every pathway whose start event
@@ -64,7 +64,7 @@ class MessageStartAnswerSchema(Schema):
 
 
 @blp.route("/messages", methods=["POST"])
-@blp.arguments(MessageStartSchema)
+@blp.arguments(MessageStartSchema())
 @blp.response(200, MessageStartAnswerSchema)
 @blp.alt_response(409, description="no case waits for it with this correlation and no pathway starts with it; "
                                    "or its correlation matches several cases (their ids in ``matched``)")

@@ -16,7 +16,7 @@ blp.before_request(authenticate)
 
 
 @blp.route("/tasks")
-@blp.arguments(TaskQuerySchema, location="query")
+@blp.arguments(TaskQuerySchema(), location="query")
 @blp.response(200, TaskSchema(many=True))
 def list_tasks(query):
     """The open tasks the caller may work on (overdue=true: those past their due date), most urgent first, a
@@ -36,7 +36,7 @@ def get_task(task_id: str):
 
 
 @blp.route("/tasks/<string:task_id>/complete", methods=["POST"])
-@blp.arguments(DataSchema)
+@blp.arguments(DataSchema())
 @blp.response(200, CaseSchema)
 def complete_task(body, task_id: str):
     """Complete a task with its form's data; 422 names each wrong field; 409 if it is no longer open."""
@@ -46,7 +46,7 @@ def complete_task(body, task_id: str):
 
 
 @blp.route("/tasks/<string:task_id>/claim", methods=["POST"])
-@blp.arguments(ClaimSchema)
+@blp.arguments(ClaimSchema())
 @blp.response(200, TaskSchema)
 def claim_task(body, task_id: str):
     """Take a task, or (a manager) give it to someone with its role."""

@@ -41,7 +41,7 @@ def list_tokens():
 
 
 @blp.route("/tokens/revoke", methods=["POST"])
-@blp.arguments(RevokeSchema)
+@blp.arguments(RevokeSchema())
 @blp.response(200, TokenSchema)
 def revoke_token(body):
     """Revoke one of your tokens; from then on it gets 401. 404 if you hold no token with that id."""

@@ -94,7 +94,7 @@ def get_workload():
 
 
 @blp.route("/tasks/<string:task_id>/reassign", methods=["POST"])
-@blp.arguments(ReassignSchema)
+@blp.arguments(ReassignSchema())
 @blp.response(200, TaskSchema)
 def reassign(body, task_id: str):
     """A manager gives the task to someone holding its role; 422 if nobody is named or they lack the role."""
@@ -104,7 +104,7 @@ def reassign(body, task_id: str):
 
 
 @blp.route("/workload/reassign", methods=["POST"])
-@blp.arguments(BulkReassignSchema)
+@blp.arguments(BulkReassignSchema())
 @blp.response(200, BulkResultSchema)
 def reassign_many(body):
     """A manager gives several tasks to one person: all, or none (422 naming the task that cannot go)."""
