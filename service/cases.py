@@ -672,7 +672,9 @@ def fire_timers(session: Session, case: Case) -> int:
         return 0
     case.timer_failures = 0
     fired = sum(1 for entry in snap.journal if entry.event == "timer_fired")
-    _apply(session, case, workflow, snap, Actor(TIMER))
+    reminding = runtime.notify_only_timers(process)
+    reminded_only = not escalated and all(e.event == "timer_fired" and e.element in reminding for e in snap.journal)
+    _apply(session, case, workflow, snap, Actor(TIMER), touched=not reminded_only)
     return fired + escalation_timers
 
 
@@ -920,10 +922,12 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
 
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
            answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None,
-           events: list[dict[str, Any]] | None = None, case_written: bool = False) -> None:
+           events: list[dict[str, Any]] | None = None, case_written: bool = False, touched: bool = True) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
 
     ``case_written``: the case already holds the step's columns (:func:`_step_values`, a new case's first step).
+    ``touched``: False when the step changed nothing a person sees (it only sent reminders): the case keeps its
+    ``updated_at``, and so its place in the lists, as when the timer sweep sends a reminder without the engine.
 
     ``events``: audit rows (:func:`_audit_row`) of the step that come before its own (the completed task).
     The step's audit events, those and every one :func:`_audit` records meanwhile, are written in order with
@@ -936,7 +940,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     safeguarding.check_step(process, snap.path, snap.data)
     batch = session.info[AUDIT_BATCH] = list(events or ())
     try:
-        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks, case_written)
+        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks, case_written, touched)
     finally:
         session.info.pop(AUDIT_BATCH, None)
     _write_audit(session, batch)
@@ -959,10 +963,10 @@ def _step_values(case: Case, workflow, snap: runtime.Snapshot, answers: dict[str
 
 def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,
                 actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None,
-                case_written: bool = False) -> None:
+                case_written: bool = False, touched: bool = True) -> None:
     now = case.updated_at if case_written else clock.now()
     if not case_written:
-        for key, value in _step_values(case, workflow, snap, answers, now).items():
+        for key, value in _step_values(case, workflow, snap, answers, now if touched else case.updated_at).items():
             setattr(case, key, value)
     with session.no_autoflush:  # one flush at the end, not one per query
         tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks)

@@ -367,11 +367,14 @@ def test_a_reminder_of_a_case_in_an_older_state_format_is_left_to_the_engine(pg_
     with pg_app.app_context(), everything():
         db.session.execute(update(Case).where(Case.id == older).values(state_format="pathways-2"))
         db.session.commit()
+        updated = {c.id: c.updated_at for c in db.session.scalars(select(Case).where(Case.id.in_([older, current])))}
     engine_fired = []
     real = cases.fire_timers
     monkeypatch.setattr(cases, "fire_timers", lambda s, c: engine_fired.append(c.id) or real(s, c))
     assert scheduler.fire_due(pg_app, DAILY_DUE) == 2
     assert engine_fired == [older]
+    with pg_app.app_context(), everything():  # a reminder is no change to the case, whichever way it was sent
+        assert {c.id: c.updated_at for c in db.session.scalars(select(Case).where(Case.id.in_(updated)))} == updated
     monkeypatch.setattr(cases, "fire_timers", real)
     assert _engine_step(pg_app, older, DAILY_DUE + timedelta(days=1)) == 0
     assert firings(pg_app) == {older: 1, current: 1}
