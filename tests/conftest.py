@@ -171,10 +171,12 @@ def _fresh_postgres(app) -> None:
 #: test that made tables again): granting takes a fifth of a second, checking a few milliseconds.
 _UNGRANTED = f"""
 SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN true ELSE
-  EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND NOT has_table_privilege(
-      '{APP_ROLE}', format('%I.%I', schemaname, tablename), 'SELECT, INSERT, UPDATE, DELETE'))
-  OR EXISTS (SELECT 1 FROM pg_sequences WHERE schemaname = 'public' AND NOT has_sequence_privilege(
-      '{APP_ROLE}', format('%I.%I', schemaname, sequencename), 'USAGE, SELECT'))
+  EXISTS (SELECT 1 FROM pg_tables, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS wanted
+          WHERE schemaname = 'public'
+            AND NOT has_table_privilege('{APP_ROLE}', format('%I.%I', schemaname, tablename), wanted))
+  OR EXISTS (SELECT 1 FROM pg_sequences, unnest(ARRAY['USAGE', 'SELECT']) AS wanted
+             WHERE schemaname = 'public'
+               AND NOT has_sequence_privilege('{APP_ROLE}', format('%I.%I', schemaname, sequencename), wanted))
   OR NOT has_schema_privilege('{APP_ROLE}', 'public', 'USAGE') END
 """
 
