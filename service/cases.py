@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, insert, inspect, or_, select, union,
                         union_all, update)
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -322,7 +322,9 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
         query = query.where(later)
     else:
         query = query.offset((max(page, 1) - 1) * per_page)
-    rows = session.scalars(query.options(joinedload(Case.child)).order_by(*paging.case_order()).limit(per_page))
+    # A list shows no case's data: it is neither read nor decrypted (50 decryptions a page, a fifth of its time).
+    rows = session.scalars(query.options(joinedload(Case.child), defer(Case.data))
+                           .order_by(*paging.case_order()).limit(per_page))
     return list(rows.unique()), total or 0
 
 

@@ -77,6 +77,35 @@ def test_the_answer_is_what_the_schema_would_dump_and_what_a_fresh_read_shows(ap
     assert {t["name"] for t in started.json["timers"]} == {"Event_RemindWorker", "Event_Escalate"}
 
 
+def test_the_case_list_is_what_its_schema_would_dump_and_reads_no_case_data(api, app):
+    """A page of cases is answered as plain JSON (no second dump), the same as dumping it through CaseListSchema;
+    and it neither reads nor decrypts any case's data, which it does not show."""
+    from sqlalchemy import select
+
+    from conftest import in_council
+    from service import cases as case_service
+    from service import paging
+    from service.api.schemas import CaseListSchema, case_summary_json
+    from service.models import User
+    from service.policy import Actor
+
+    api.deploy(PATHWAY)
+    for n in range(3):
+        api.post("/cases", json={"process": "test_review", "reference": f"FAM-{n}", "data": {"needs": 3}})
+    with statements(app) as sent:
+        answer = api.get("/cases?per_page=2")
+    assert answer.status_code == 200, answer.json
+    assert not [s for s in sent if "cases.data" in s], "the list read the cases' data"
+    with app.app_context():
+        council = in_council(db.session)
+        worker = db.session.scalar(select(User).where(User.name == "worker"))
+        cases, total = case_service.list_cases(db.session, Actor("worker", ("social_worker",), worker.id, council.id),
+                                               per_page=2)
+        dumped = CaseListSchema().dump({"cases": [case_summary_json(c) for c in cases], "total": total, "page": 1,
+                                        "per_page": 2, "next": paging.case_cursor(cases[-1])})
+    assert answer.json == dumped and [c["reference"] for c in dumped["cases"]] == ["FAM-2", "FAM-1"]
+
+
 def test_a_task_completed_twice_or_by_someone_without_its_role_is_refused_as_before(api):
     api.deploy(PATHWAY)
     task = api.post("/cases", json={"process": "test_review", "reference": "FAM-1",

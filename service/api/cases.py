@@ -10,7 +10,7 @@ from service.models import db
 
 from .access import authenticate
 from .schemas import (CancelSchema, CaseListSchema, CaseQuerySchema, CaseSchema, DataSchema, HistorySchema,
-                      MessageSchema, StartCaseSchema, WaitingSchema, case_answer, case_json, case_summary_json, history_json)
+                      MessageSchema, StartCaseSchema, WaitingSchema, case_answer, case_json, case_list_answer, history_json)
 
 blp = Blueprint("cases", __name__, description="Cases")
 blp.before_request(authenticate)
@@ -43,8 +43,8 @@ def list_cases(query):
                                            overdue=query["overdue"], family_id=query.get("family"),
                                            child_id=query.get("child"), after=query.get("after"))
     more = len(cases) == query["per_page"]
-    return {"cases": [case_summary_json(c) for c in cases], "total": total, "page": query["page"],
-            "per_page": query["per_page"], "next": paging.case_cursor(cases[-1]) if more else None}
+    return case_list_answer(cases, total=total, page=query["page"], per_page=query["per_page"],
+                            next=paging.case_cursor(cases[-1]) if more else None)
 
 
 @blp.route("/cases/<int:case_id>/cancel", methods=["POST"])
