@@ -36,6 +36,10 @@ def _warm_up() -> None:
         build_bundle({"warm_up.bpmn": _WARM_UP})
     except DeploymentInvalid:  # the parse, not the verdict, is what warms the checkers
         pass
+    except Exception:  # noqa: BLE001
+        # Best effort: the fork server survives only an ImportError of the modules it loads, and a cold checker
+        # checks as well, only slower.
+        pass
 
 
 _warm_up()
