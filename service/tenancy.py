@@ -8,9 +8,11 @@ remembering to filter:
    ``council_id = <acting council>`` added (``with_loader_criteria``, SQLAlchemy's documented way to add
    global criteria), including ``session.get`` and relationship loads; a new row takes the acting council,
    and a row of another council cannot be written. A query of council data with no scope at all raises
-   :class:`Unscoped`: a bug fails loudly instead of reading every council. A statement built once and run
-   many times (the task lists') carries the same criteria from when it is built (:func:`council_criteria`)
-   and runs through :func:`execute_built`, which refuses it outside a council's scope.
+   :class:`Unscoped`: a bug fails loudly instead of reading every council. The criteria are always the same
+   and the council is their bound parameter (:data:`SCOPE`). A statement built once and run many times carries
+   the criteria from when it is built: through ``session.execute`` (:func:`walled`: the completion's read), or
+   on the session's connection (:func:`council_criteria`, :func:`execute_built`: the task lists'); either is
+   refused outside one council's scope.
 2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
    with ``set_config(..., true)`` (an API request in the statement that reads its verified token:
    ``service.auth.caller_for_token``); the policies of the migration ``tenancy`` return no row of another
@@ -183,27 +185,52 @@ def _scope_ended(connection, *args) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete) or state.session.info.get(ALL_COUNCILS):
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    walled = state.execution_options.get(WALLED, False)  # built for one council: never run across councils
+    if state.session.info.get(ALL_COUNCILS) and not walled:
         return
     council = state.session.info.get(COUNCIL)
     if council is None:
         if any(issubclass(mapper.class_, CouncilOwned) for mapper in state.all_mappers):
             raise Unscoped("council data was queried outside any council's scope")
         return
-    state.statement = state.statement.options(
-        with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == council, include_aliases=True))
+    # The council goes in as a bound parameter of criteria that are always the same: criteria holding it as a
+    # value (a lambda's closure) cost SQLAlchemy more to analyse and key each time. A statement built once with
+    # them (:func:`walled`) is run as it is: a new statement with them added must be keyed afresh.
+    if not state.execution_options.get(WALLED):
+        state.statement = state.statement.options(_WALL)
+    state.parameters = _with_scope(state.parameters, council)
 
 
 #: The bound parameter of :func:`council_criteria`: the acting council, given by :func:`execute_built`.
 SCOPE = "wall_council"
+# The name spelled out: a lambda's global names are tracked as values by SQLAlchemy's lambda caching.
+_WALL = with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == bindparam("wall_council"),
+                             include_aliases=True)
+
+
+def _with_scope(parameters, council: int):
+    """A statement's parameters with the acting council's (:data:`SCOPE`), for each row of an executemany."""
+    if isinstance(parameters, (list, tuple)):
+        return [{**row, SCOPE: council} for row in parameters]
+    return {**(parameters or {}), SCOPE: council}
 
 
 def council_criteria():
     """Wall 1 for a statement built once and run many times (a list's, ``service.cases``): the criteria
     :func:`_scope_statement` adds to each ORM statement, with the council a bound parameter (:data:`SCOPE`)."""
-    # The name spelled out: a lambda's global names are tracked as values by SQLAlchemy's lambda caching.
-    return with_loader_criteria(CouncilOwned, lambda cls: cls.council_id == bindparam("wall_council"),
-                                include_aliases=True)
+    return _WALL
+
+
+#: Execution option of a statement that holds wall 1's criteria already (:func:`walled`).
+WALLED = "council_walled"
+
+
+def walled(statement):
+    """An ORM statement built once and run through ``session.execute`` many times, with wall 1's criteria in it:
+    each run gets only the acting council's parameter (the scope is still required, as for any statement)."""
+    return statement.options(_WALL).execution_options(**{WALLED: True})
 
 
 def execute_built(session: Session, statement, values: dict):
@@ -218,6 +245,14 @@ def execute_built(session: Session, statement, values: dict):
     return session.connection().execute(statement, values | {SCOPE: council})
 
 
+def check_council(session: Session, council_id: int, what: str) -> None:
+    """Refuse to write a row of ``council_id`` (a ``what``) in another council's scope: for rows written with
+    Core statements, as a flush checks its ORM rows."""
+    council = session.info.get(COUNCIL)
+    if council is not None and council_id != council:
+        raise Unscoped(f"a {what} of another council was written")
+
+
 @event.listens_for(Session, "before_flush")
 def _scope_new_rows(session: Session, flush_context, instances) -> None:
     council = session.info.get(COUNCIL)
@@ -228,5 +263,5 @@ def _scope_new_rows(session: Session, flush_context, instances) -> None:
             if council is None:
                 raise Unscoped(f"a {type(row).__name__} was written outside any council's scope")
             row.council_id = council
-        elif council is not None and row.council_id != council:
-            raise Unscoped(f"a {type(row).__name__} of another council was written")
+        else:
+            check_council(session, row.council_id, type(row).__name__)

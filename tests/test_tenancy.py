@@ -539,6 +539,31 @@ def test_the_task_lists_statement_built_once_keeps_the_orm_wall(councils):
             case_service.open_tasks(db.session, Actor("nobody", ("social_worker",), 1, None))
 
 
+def test_a_statement_built_once_with_the_wall_finds_only_the_acting_councils_rows(councils):
+    """The completion's read is built once with the wall in it (``tenancy.walled``): each run gets only the acting
+    council's parameter. It finds the task in its own council, nothing in another, and refuses to run with no
+    scope or across all councils; the wall every other ORM statement gets takes the council as a parameter too."""
+    api, south = councils
+    statement = case_service._task_to_complete_statement()
+    with api.app.app_context():
+        in_council(db.session, "south")
+        assert [t.id for t in db.session.scalars(statement, {"task_id": south["task"]}).unique()] == [south["task"]]
+        assert db.session.get(Case, south["case"]).id == south["case"]
+        db.session.rollback()
+        in_council(db.session, "north")
+        assert db.session.scalars(statement, {"task_id": south["task"]}).unique().all() == []
+        assert db.session.get(Case, south["case"]) is None
+        assert db.session.scalars(select(OpenTask).where(OpenTask.id == south["task"])).all() == []
+        db.session.rollback()
+        tenancy.leave(db.session)
+        with pytest.raises(tenancy.Unscoped):
+            db.session.scalars(statement, {"task_id": south["task"]}).all()
+        db.session.rollback()
+        with everything(), pytest.raises(tenancy.Unscoped):
+            db.session.scalars(statement, {"task_id": south["task"]}).all()
+        db.session.rollback()
+
+
 @pytest.mark.postgres
 def test_row_level_security_returns_nothing_without_the_council_scope(postgres_url, frozen_clock):
     app = make_app(postgres_url)
