@@ -33,6 +33,7 @@ from service.listed_tasks import ListedTask
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
                             TaskRole, User, reference_key)
 from service.policy import Actor
+from service.step_writes import StepWrites, insert_case
 
 SYSTEM = "system"
 ERASED = "erased"  # a case whose retention ended: only its minimal record is left (service.retention)
@@ -456,8 +457,7 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         case.created_at = now
     family, person = subject.record(session, actor)
     case.family_id, case.child_id = (family.id if family else None), (person.id if person else None)
-    session.add(case)
-    session.flush()
+    insert_case(session, case)
     started = _audit_row(case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
                                                               "version": version.version,
                                                               **({"from_case": started_from.id} if started_from else {}),
@@ -494,8 +494,8 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
     completed = _audit_row(case, actor, "task_completed", task.name,
                            {"title": task.title, "data": runtime.json_safe(cleaned),
                             **({"as_admin": True} if as_admin else {})})
-    task.closed_by_id = actor.user_id
-    _apply(session, case, workflow, snap, actor, answers=cleaned, open_tasks=open_now, events=[completed])
+    _apply(session, case, workflow, snap, actor, answers=cleaned, open_tasks=open_now, events=[completed],
+           closed_by={task.id: actor.user_id})
     _refer_significant_harm(session, case, cleaned, actor, where=task.title)
     return case
 
@@ -723,8 +723,7 @@ def _start_by_signal(session: Session, version: ProcessVersion, name: str, paylo
     case = Case(process=version, reference=reference, status="active", state="", state_format=runtime.STATE_FORMAT,
                 started_by_id=actor.user_id, data={}, started_from_case_id=thrower.id if thrower else None,
                 family_id=thrower.family_id if thrower else None, child_id=thrower.child_id if thrower else None)
-    session.add(case)
-    session.flush()
+    insert_case(session, case)
     _audit(session, case, actor, "case_started", None, {kind: name, "data": payload, "process": version.key,
                                                          "version": version.version})
     if error is not None:
@@ -927,10 +926,15 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
 
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
            answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None,
-           events: list[dict[str, Any]] | None = None, case_written: bool = False, touched: bool = True) -> None:
+           events: list[dict[str, Any]] | None = None, case_written: bool = False, touched: bool = True,
+           closed_by: dict[str, int | None] | None = None) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
 
+    The case's columns and its task, role and timer rows are written with Core statements
+    (:mod:`service.step_writes`); what else the step adds goes by the ORM's flush.
+
     ``case_written``: the case already holds the step's columns (:func:`_step_values`, a new case's first step).
+    ``closed_by``: who closed a task the step closes (the user who completed it), by task id.
     ``touched``: False when the step changed nothing a person sees (it only sent reminders): the case keeps its
     ``updated_at``, and so its place in the lists, as when the timer sweep sends a reminder without the engine.
 
@@ -945,7 +949,8 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     safeguarding.check_step(process, snap.path, snap.data)
     batch = session.info[AUDIT_BATCH] = list(events or ())
     try:
-        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks, case_written, touched)
+        _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks, case_written, touched,
+                    closed_by or {})
     finally:
         session.info.pop(AUDIT_BATCH, None)
     _write_audit(session, batch)
@@ -968,15 +973,18 @@ def _step_values(case: Case, workflow, snap: runtime.Snapshot, answers: dict[str
 
 def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,
                 actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None,
-                case_written: bool = False, touched: bool = True) -> None:
+                case_written: bool = False, touched: bool = True, closed_by: dict[str, int | None] | None = None
+                ) -> None:
     now = case.updated_at if case_written else clock.now()
-    if not case_written:
-        for key, value in _step_values(case, workflow, snap, answers, now if touched else case.updated_at).items():
-            setattr(case, key, value)
+    writes = StepWrites(case)
+    if not case_written:  # written first: what follows reads the case's new data
+        writes.update_case(session, _step_values(case, workflow, snap, answers, now if touched else case.updated_at))
     with session.no_autoflush:  # one flush at the end, not one per query
-        tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks)
+        tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks, writes, closed_by or {})
         # The caller that read the open tasks read the timers in the same statement.
-        timers = _sync_timers(session, case, snap.timers, list(case.timers) if open_tasks is not None else None)
+        timers = _sync_timers(session, case, snap.timers, list(case.timers) if open_tasks is not None else None,
+                              writes)
+        writes.write(session)
     # The case's open tasks and timers are what was just written: the answer needs no second read.
     set_committed_value(case, "tasks", sorted(tasks, key=lambda t: t.created_at))
     set_committed_value(case, "timers", sorted(timers, key=lambda t: t.due_at))
@@ -991,8 +999,10 @@ def _apply_step(session: Session, case: Case, process: ProcessDefinition, workfl
 
 
 def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks: list[runtime.OpenTask],
-                now: datetime, open_now: list[OpenTask] | None = None) -> list[OpenTask]:
-    """Close the rows of tasks no longer open, add those newly open; the case's open task rows now.
+                now: datetime, open_now: list[OpenTask] | None, writes: StepWrites,
+                closed_by: dict[str, int | None]) -> list[OpenTask]:
+    """Close the rows of tasks no longer open, add those newly open (to ``writes``); the case's open task rows
+    after the step.
 
     ``open_now``: the case's open task rows, when the caller has just read them (else they are read here).
     """
@@ -1003,7 +1013,7 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
     wanted = {t.id: t for t in tasks}
     for task_id, row in current.items():
         if task_id not in wanted:
-            row.closed_at = now
+            writes.change(row, closed_at=now, closed_by_id=closed_by.get(task_id))
             if safeguarding.is_urgent(process, row.name):
                 safeguarding.close_urgent(session, case, task_id)
     opened = []
@@ -1014,12 +1024,12 @@ def _sync_tasks(session: Session, case: Case, process: ProcessDefinition, tasks:
                            assignee_id=_user_id(session, case.council_id, task.assignee), due_at=task.due_at,
                            created_at=now,
                            role_rows=[TaskRole(role=r) for r in task.roles])
-            session.add(row)
+            writes.added.append(row)
             opened.append(row)
             if safeguarding.is_urgent(process, task.name):
                 safeguarding.open_urgent(session, case, row, now)  # within the hour, on the clock
-        elif not safeguarding.is_urgent(process, row.name):
-            row.due_at = task.due_at
+        elif not safeguarding.is_urgent(process, row.name) and row.due_at != task.due_at:
+            writes.change(row, due_at=task.due_at)
     from service import workload  # the allocated worker and the ticked checklist of each new task
 
     workload.on_new_tasks(session, case, opened)
@@ -1035,10 +1045,10 @@ def _user_id(session: Session, council_id: int, name: str | None) -> int | None:
     return session.scalar(select(User.id).where(User.name == name, User.id.in_(members)))
 
 
-def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer],
-                 rows: list[PendingTimer] | None = None) -> list[PendingTimer]:
-    """Bring the case's timer rows in step with the engine's timers; the case's timer rows now (the service's
-    own included). ``rows``: the case's timer rows, when the caller has just read them."""
+def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer], rows: list[PendingTimer] | None,
+                 writes: StepWrites) -> list[PendingTimer]:
+    """Bring the case's timer rows in step with the engine's timers (in ``writes``); the case's timer rows after
+    the step (the service's own included). ``rows``: the case's timer rows, when the caller has just read them."""
     if rows is None:
         rows = list(session.scalars(select(PendingTimer).where(PendingTimer.case_id == case.id)))
     rows = [t for t in rows if not (inspect(t).deleted or inspect(t).was_deleted)]
@@ -1054,20 +1064,22 @@ def _sync_timers(session: Session, case: Case, timers: list[runtime.PendingTimer
         from service import scheduler  # it imports this module
 
         scheduler.timers_changed(session, min(sooner))
+    added = []
     for timer_id, row in current.items():
         if timer_id not in wanted:
-            session.delete(row)
+            writes.removed.append(row)
     for timer_id, timer in wanted.items():
         row = current.get(timer_id)
         if row is None:
-            session.add(PendingTimer(id=timer_id, case_id=case.id, name=timer.name, title=timer.title,
-                                     due_at=timer.due_at, attached_task_id=timer.attached_to,
-                                     properties=timer.properties))
-        else:
-            row.due_at = timer.due_at
-    gone = set(session.deleted)
-    return [t for t in rows if t not in gone] + [t for t in session.new
-                                                 if isinstance(t, PendingTimer) and t.case_id == case.id]
+            row = PendingTimer(id=timer_id, case_id=case.id, name=timer.name, title=timer.title, due_at=timer.due_at,
+                               attached_task_id=timer.attached_to, properties=timer.properties)
+            writes.added.append(row)
+            added.append(row)
+        elif row.due_at != timer.due_at:
+            writes.change(row, due_at=timer.due_at)
+    gone = set(session.deleted) | set(writes.removed)
+    return [t for t in rows if t not in gone] + added + [t for t in session.new
+                                                        if isinstance(t, PendingTimer) and t.case_id == case.id]
 
 
 def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, actor: Actor) -> None:

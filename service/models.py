@@ -395,7 +395,8 @@ def reference_suffixes(reference: str) -> list[bytes]:
     return [key[start:].encode("utf-8") for start in range(len(key))]
 
 
-def _write_suffixes(connection, case, *, replace: bool) -> None:
+def write_suffixes(connection, case, *, replace: bool) -> None:
+    """Write the case's reference suffixes (after its insert, or in place of the old ones)."""
     table = ReferenceSuffix.__table__
     if replace:
         connection.execute(table.delete().where(table.c.case_id == case.id))
@@ -596,13 +597,13 @@ class Rehearsal(CouncilOwned, db.Model):
 
 @event.listens_for(Case, "after_insert")
 def _case_inserted(mapper, connection, case) -> None:
-    _write_suffixes(connection, case, replace=False)  # a new case has none yet
+    write_suffixes(connection, case, replace=False)  # a new case has none yet
 
 
 @event.listens_for(Case, "after_update")
 def _case_updated(mapper, connection, case) -> None:
     if inspect(case).attrs.reference.history.has_changes():
-        _write_suffixes(connection, case, replace=True)
+        write_suffixes(connection, case, replace=True)
 
 
 @event.listens_for(Case, "before_delete")

@@ -143,3 +143,138 @@ def test_the_steps_audit_events_are_checked_as_a_flush_checks_rows(api, app):
         with pytest.raises(tenancy.Unscoped):
             cases._write_audit(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {})])
         db.session.rollback()
+
+
+def _worker(council_id: int):
+    from sqlalchemy import select
+
+    from service.models import User
+    from service.policy import Actor
+
+    worker = db.session.scalar(select(User).where(User.name == "worker"))
+    return Actor("worker", ("social_worker",), worker.id, council_id)
+
+
+def test_a_case_moved_on_between_the_read_and_the_write_is_refused_and_keeps_nothing_of_the_step(api, app,
+                                                                                                monkeypatch):
+    """The step's rows skip the ORM's flush (service.step_writes), not its version check: the case's row is
+    written only at the version the step read, so of two steps on one case at once the second is refused (409),
+    and none of its rows is written."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from conftest import in_council
+    from service import cases
+    from service.engine import runtime
+    from service.models import Case, OpenTask
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    [task] = started["tasks"]
+    complete = runtime.complete_task
+
+    with app.app_context():
+        council = in_council(db.session)
+        actor = _worker(council.id)
+
+        def meanwhile(*args, **kwargs):  # another request moves the case on after this one read it
+            with db.engine.begin() as other:
+                if other.dialect.name == "postgresql":  # row-level security: the council's rows only
+                    other.execute(text("SELECT set_config('app.council_id', :c, true)"), {"c": str(council.id)})
+                moved = other.execute(text("UPDATE cases SET lock_version = lock_version + 1 WHERE id = :id"),
+                                      {"id": started["id"]})
+                assert moved.rowcount == 1
+            return complete(*args, **kwargs)
+
+        monkeypatch.setattr(runtime, "complete_task", meanwhile)
+        with pytest.raises(StaleDataError):
+            cases.complete_task(db.session, task["id"], {"risk": True}, actor)
+        monkeypatch.setattr(runtime, "complete_task", complete)
+        db.session.rollback()
+        in_council(db.session)
+        assert db.session.get(OpenTask, task["id"]).closed_at is None
+        assert [t.name for t in db.session.get(Case, started["id"]).tasks] == ["Task_Assess"]
+    again = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}})
+    assert again.status_code == 200 and [t["name"] for t in again.json["tasks"]] == ["Task_Approve"]
+
+
+def test_a_step_rolled_back_leaves_none_of_its_rows_in_the_session(api, app):
+    """What a step wrote with Core statements leaves the session when its savepoint or transaction rolls back,
+    as what a flush wrote does: a new task is not found, the closed one is open again, the case is at its old
+    version (the timer sweep and case migration roll one case's step back and go on with the session)."""
+    from conftest import in_council
+    from service import cases
+    from service.models import Case, OpenTask
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    [task] = started["tasks"]
+    with app.app_context():
+        actor = _worker(in_council(db.session).id)
+        for rolled_back in ("savepoint", "transaction"):
+            version = db.session.get(Case, started["id"]).lock_version
+            savepoint = db.session.begin_nested() if rolled_back == "savepoint" else None
+            case = cases.complete_task(db.session, task["id"], {"risk": True}, actor)
+            [new] = case.tasks
+            assert new.name == "Task_Approve" and case.lock_version == version + 1
+            new_id = new.id
+            if savepoint is not None:
+                savepoint.rollback()
+            else:
+                db.session.rollback()
+                in_council(db.session)
+            assert db.session.get(OpenTask, new_id) is None, rolled_back
+            assert db.session.get(OpenTask, task["id"]).closed_at is None, rolled_back
+            case = db.session.get(Case, started["id"])
+            assert case.lock_version == version and [t.name for t in case.tasks] == ["Task_Assess"], rolled_back
+            assert {t.name for t in case.timers} == {"Event_RemindWorker", "Event_Escalate"}, rolled_back
+        savepoint = db.session.begin_nested()
+        new_case = cases.start_case(db.session, "test_review", "FAM-2", {"needs": 3}, actor)
+        new_case_id, [new_task] = new_case.id, [t.id for t in new_case.tasks]
+        savepoint.rollback()
+        assert db.session.get(Case, new_case_id) is None and db.session.get(OpenTask, new_task) is None
+
+
+def test_a_steps_rows_are_checked_as_a_flush_checks_rows(api, app):
+    """The step's case, task, role and timer rows are checked for what their columns hold, as
+    :func:`service.limits._check_rows` checks ORM rows, and written only in the case's own council."""
+    import pytest
+
+    from conftest import in_council
+    from service import councils, tenancy
+    from service.errors import InvalidData
+    from service.models import Case, OpenTask, PendingTimer, TaskRole
+    from service.step_writes import StepWrites, insert_case
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    with app.app_context():
+        in_council(db.session)
+        case = db.session.get(Case, started["id"])
+        writes = StepWrites(case)
+        writes.added.append(OpenTask(id="t-long", case_id=case.id, name="Task_X", title="x" * 256, lane=None,
+                                     role_rows=[TaskRole(role="social_worker")]))
+        with pytest.raises(InvalidData) as refused:
+            writes.write(db.session)
+        assert "tasks.title" in refused.value.errors
+        writes = StepWrites(case)
+        writes.added.append(PendingTimer(id="p-nul", case_id=case.id, name="Event_X", title="a\x00b",
+                                         due_at=case.created_at, properties={}))
+        with pytest.raises(InvalidData) as refused:
+            writes.write(db.session)
+        assert "pending_timers.title" in refused.value.errors
+        with pytest.raises(InvalidData) as refused:
+            insert_case(db.session, Case(process=case.process, reference="FAM\x00", status="active", state="",
+                                         state_format=case.state_format, data={}))
+        assert "cases.reference" in refused.value.errors
+        other, _ = councils.create_council(db.session, "elsewhere", "Elsewhere Council")
+        tenancy.act_for(db.session, other)
+        with pytest.raises(tenancy.Unscoped):
+            StepWrites(case).write(db.session)
+        with pytest.raises(tenancy.Unscoped):
+            StepWrites(case).update_case(db.session, {"status": "completed"})
+        with pytest.raises(tenancy.Unscoped):
+            insert_case(db.session, Case(process=case.process, reference="FAM-3", status="active", state="",
+                                         state_format=case.state_format, data={}, council_id=case.council_id))
+        db.session.rollback()

@@ -19,6 +19,7 @@ from conftest import FIXTURES, everything, in_council, make_app, save_user
 from service import cases, deployments, scheduler
 from service.engine import clock, runtime
 from service.models import AuditEvent, Case, Notification, PendingTimer, db
+from service.step_writes import StepWrites
 
 T0 = datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc)
 TINY_DUE = T0 + timedelta(hours=2)  # timers_tiny waits PT1H
@@ -596,7 +597,9 @@ def test_a_commit_notifies_only_for_a_timer_due_before_every_process_sweeps(pg_a
         [row] = case.timers
         timer = runtime.PendingTimer(row.id, row.name, row.title, clock.now() + timedelta(seconds=10),
                                      row.attached_task_id, row.properties)
-        cases._sync_timers(session, case, [timer])
+        writes = StepWrites(case)
+        cases._sync_timers(session, case, [timer], None, writes)
+        writes.write(session)
 
     assert _notifies(pg_app, bring_forward) == 1
     pg_app.config["TIMER_SAFETY_INTERVAL_SECONDS"] = 3600  # the horizon is the app's: two hours now

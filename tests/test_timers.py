@@ -16,6 +16,7 @@ from service import cases, scheduler
 from service.engine import calendar, clock, runtime
 from service.engine.clock import LONDON
 from service.models import AuditEvent, Case, Notification, OpenTask, PendingTimer, db
+from service.step_writes import StepWrites
 
 TIMERS = FIXTURES / "timers"
 PATHWAY = FIXTURES / "pathways"
@@ -515,7 +516,8 @@ def test_only_a_timer_added_or_brought_forward_makes_the_scheduler_read_again(ap
             return runtime.PendingTimer(id, name, title, at, attached, properties)
 
         def marked(timers: list[runtime.PendingTimer]) -> bool:
-            cases._sync_timers(db.session, db.session.get(Case, case_id), timers)
+            case = db.session.get(Case, case_id)
+            cases._sync_timers(db.session, case, timers, None, StepWrites(case))
             flag = db.session.info.pop(scheduler.TIMERS_CHANGED, False)
             db.session.rollback()
             return flag
