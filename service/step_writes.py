@@ -103,7 +103,7 @@ class StepWrites:
             if rows:
                 values = [_row_values(table, row, council) for row in rows]
                 check_values(table, values)
-                connection.execute(insert(table), values)
+                connection.execute(_insert_statement(table), values)
 
     def _settle(self, session: Session) -> None:
         """The objects as a flush would leave them; noted for a rollback to take back."""
@@ -166,6 +166,11 @@ def _row_values(table: Table, row: Any, council: int) -> dict[str, Any]:
             setattr(row, column.key, value)
         values[column.key] = value
     return values
+
+
+@functools.cache
+def _insert_statement(table: Table):
+    return insert(table)
 
 
 @functools.cache
