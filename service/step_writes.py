@@ -20,6 +20,7 @@ does for what it flushed.
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,9 @@ from service import tenancy
 from service.limits import check_values
 from service.models import Case, OpenTask, PendingTimer, TaskRole, write_suffixes
 
-#: ``session.info`` key: the objects the transaction's steps wrote, (object, new?, the session transaction or
-#: savepoint it was written in) each, until it commits.
+#: ``session.info`` key: the objects the transaction's steps wrote, (a weak reference to the object, new?, the
+#: session transaction or savepoint it was written in) each, until it commits. Weak, as the session's own
+#: identity map is: a long transaction (a case migration, a timer batch) keeps no object alive by this.
 WRITTEN = "step_rows_written"
 _CASES: Table = Case.__table__
 _TABLES: dict[type, Table] = {OpenTask: OpenTask.__table__, PendingTimer: PendingTimer.__table__}
@@ -201,7 +203,7 @@ def _delete_statement():
 def _note(session: Session | scoped_session, rows: list[tuple[Any, bool]]) -> None:
     actual = session() if isinstance(session, scoped_session) else session  # the request's own session
     where = actual.get_nested_transaction() or actual.get_transaction()
-    session.info.setdefault(WRITTEN, []).extend((row, new, where) for row, new in rows)
+    session.info.setdefault(WRITTEN, []).extend((weakref.ref(row), new, where) for row, new in rows)
 
 
 def _within(transaction, rolled_back) -> bool:
@@ -220,9 +222,12 @@ def _take_back(session: Session, previous_transaction) -> None:
     if not written:
         return
     kept = []
-    for row, new, where in written:
+    for ref, new, where in written:
+        row = ref()
+        if row is None:
+            continue
         if not _within(where, previous_transaction):
-            kept.append((row, new, where))
+            kept.append((ref, new, where))
         elif row in session and new:
             session.expunge(row)
         elif row in session:

@@ -236,6 +236,29 @@ def test_a_step_rolled_back_leaves_none_of_its_rows_in_the_session(api, app):
         assert db.session.get(Case, new_case_id) is None and db.session.get(OpenTask, new_task) is None
 
 
+def test_what_a_step_wrote_is_noted_for_a_rollback_without_keeping_it_alive(api, app):
+    """The note a rollback would read holds weak references, as the session's identity map does: a long
+    transaction (a case migration, a timer batch) keeps none of the objects its steps wrote alive by it."""
+    import gc
+    import weakref
+
+    from conftest import in_council
+    from service import cases
+    from service.step_writes import WRITTEN
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    with app.app_context():
+        actor = _worker(in_council(db.session).id)
+        case = cases.complete_task(db.session, started["tasks"][0]["id"], {"risk": True}, actor)
+        assert len(db.session.info[WRITTEN]) >= 3  # the case, the closed task, the new task and timer
+        written = [weakref.ref(case), weakref.ref(case.tasks[0])]
+        del case
+        gc.collect()
+        assert [ref() for ref in written] == [None, None]
+        db.session.rollback()
+
+
 def test_a_steps_rows_are_checked_as_a_flush_checks_rows(api, app):
     """The step's case, task, role and timer rows are checked for what their columns hold, as
     :func:`service.limits._check_rows` checks ORM rows, and written only in the case's own council."""
