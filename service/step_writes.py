@@ -3,9 +3,11 @@ columns, the tasks it closes and opens (with their roles), the timers it adds, m
 
 A completion's unit-of-work flush spent about a third of the request's CPU working out these few statements,
 and a start's flush of its new case more than a quarter (issue 16). The step knows exactly what it changes: it
-says so to a :class:`StepWrites`, whose :meth:`~StepWrites.write` sends one statement per table and kind (an
-``executemany`` for several rows), checked as a flush checks ORM rows (:func:`service.limits.check_values`, the
-case's council, which must be the acting one: :func:`service.tenancy.check_council`). The objects are then left
+says so to a :class:`StepWrites`, whose :meth:`~StepWrites.write` sends, on SQLite, one statement per table and
+kind (an ``executemany`` for several rows) and, on PostgreSQL, all of them and the case's ``UPDATE`` as one
+statement of data-modifying CTEs (one round trip; SQLAlchemy's and psycopg's work of one statement, not six).
+The rows are checked as a flush checks ORM rows (:func:`service.limits.check_values`, the case's council, which
+must be the acting one: :func:`service.tenancy.check_council`). The objects are then left
 as a flush would leave them: new rows persistent in the session, changed ones holding what was written, so the
 rest of the request (the answer, later checks) reads them without asking the database again. Anything else a
 step writes (a safeguarding escalation, notifications, a case column set outside the step) goes by the ORM's
@@ -24,7 +26,9 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, event, insert, update
+from sqlalchemy import Select, Table, bindparam, delete, event, func, insert, literal, select, update
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -43,7 +47,7 @@ _TABLES: dict[type, Table] = {OpenTask: OpenTask.__table__, PendingTimer: Pendin
 
 @dataclass
 class StepWrites:
-    """What one step of ``case`` changes in its rows, written at once by :meth:`write`."""
+    """What one step of ``case`` changes in its rows, written by :meth:`write`."""
 
     case: Case
     #: Existing task and timer rows and their changed columns.
@@ -52,60 +56,100 @@ class StepWrites:
     added: list[Any] = field(default_factory=list)
     #: Timer rows to delete.
     removed: list[PendingTimer] = field(default_factory=list)
+    #: The case's columns still to write (PostgreSQL: with the rest, by :meth:`write`), at ``case_version``.
+    case_values: dict[str, Any] | None = None
+    case_version: int = 0
 
     def change(self, row: OpenTask | PendingTimer, **values: Any) -> None:
         """Set columns of an existing task or timer row (written by :meth:`write`, not by a flush)."""
         self.changed.setdefault(row, {}).update(values)
 
     def update_case(self, session: Session, values: dict[str, Any]) -> None:
-        """Write the case's columns after the step now, at the version it was read at (else
-        :class:`StaleDataError`): the rest of the step reads them from the case."""
+        """The case's columns after the step, written at the version it was read at (else
+        :class:`StaleDataError`); the case holds them from now, for the rest of the step to read.
+
+        On SQLite the ``UPDATE`` is sent now; on PostgreSQL with the step's other rows, in :meth:`write`."""
         case = self.case
         tenancy.check_council(session, case.council_id, "case")
         loaded = case.__dict__
         # Only what the step changed, as the ORM would: a timer step's data is not encrypted again.
         values = {k: v for k, v in values.items() if k not in loaded or loaded[k] != v}
         check_values(_CASES, [values])
-        keys = tuple(sorted(values))
         version = case.lock_version
-        result = session.connection().execute(
-            _case_statement(keys), {"b_id": case.id, "b_version": version, "b_council": case.council_id,
-                                    "v_lock_version": version + 1, **{f"v_{k}": v for k, v in values.items()}})
-        if result.rowcount != 1:
-            raise StaleDataError(f"UPDATE statement on table 'cases' expected to update 1 row(s); "
-                                 f"{result.rowcount} were matched.")
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            self.case_values, self.case_version = values, version
+        else:
+            result = connection.execute(_case_statement(tuple(sorted(values))), _case_parameters(case, version, values))
+            _require_one(result.rowcount)
         for key, value in values.items():
             set_committed_value(case, key, value)
         set_committed_value(case, "lock_version", version + 1)
         _note(session, [(case, False)])
 
     def write(self, session: Session) -> None:
-        """Send the step's statements for its task, role and timer rows in the session's transaction, and
-        bring the objects in step with them."""
+        """Send the step's statements in the session's transaction (on PostgreSQL one statement, the case's
+        ``UPDATE`` in it), and bring the objects in step with them."""
         council = self.case.council_id
         tenancy.check_council(session, council, "case")
-        connection = session.connection()
-        for table, keys, rows in _grouped(self.changed):
+        groups = _grouped(self.changed)
+        for table, _, rows in groups:
             check_values(table, [values for _, values in rows])
-            connection.execute(_update_statement(table, keys),
-                               [{"b_id": row.id, **{f"v_{k}": v for k, v in values.items()}} for row, values in rows])
-        if self.removed:
-            connection.execute(_delete_statement(), {"ids": [row.id for row in self.removed]})
-        self._insert(connection, council)
+        inserts = self._new_rows(council)
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            self._write_at_once(connection, groups, inserts)
+        else:
+            for table, keys, rows in groups:
+                connection.execute(_update_statement(table, keys), [
+                    {"b_id": row.id, **{f"v_{k}": v for k, v in values.items()}} for row, values in rows])
+            if self.removed:
+                connection.execute(_delete_statement(), {"ids": [row.id for row in self.removed]})
+            for table, values in inserts:
+                connection.execute(_insert_statement(table), values)
         self._settle(session)
 
-    def _insert(self, connection, council: int) -> None:
+    def _new_rows(self, council: int) -> list[tuple[Table, list[dict[str, Any]]]]:
+        """The new rows' columns by table (tasks before their roles), checked."""
         tasks = [row for row in self.added if isinstance(row, OpenTask)]
         timers = [row for row in self.added if isinstance(row, PendingTimer)]
-        roles = [role for task in tasks for role in task.role_rows]
-        for role in roles:
-            role.task_id = next(t.id for t in tasks if role in t.role_rows)
-        for table, rows in ((OpenTask.__table__, tasks), (TaskRole.__table__, roles),
+        for task in tasks:
+            for role in task.role_rows:
+                role.task_id = task.id
+        inserts = []
+        for table, rows in ((OpenTask.__table__, tasks), (TaskRole.__table__, [r for t in tasks for r in t.role_rows]),
                             (PendingTimer.__table__, timers)):
             if rows:
                 values = [_row_values(table, row, council) for row in rows]
                 check_values(table, values)
-                connection.execute(_insert_statement(table), values)
+                inserts.append((table, values))
+        return inserts
+
+    def _write_at_once(self, connection, groups: list, inserts: list) -> None:
+        """PostgreSQL: every row of the step in one statement of data-modifying CTEs (one round trip, and one
+        statement's work for SQLAlchemy and psycopg instead of six). Its answer counts the case's row updated:
+        none means the case moved on meanwhile (the other rows it wrote go with the transaction's rollback)."""
+        case_keys = tuple(sorted(self.case_values)) if self.case_values is not None else None
+        shape = (case_keys, tuple((table.name, keys, len(rows)) for table, keys, rows in groups), bool(self.removed),
+                 tuple((table.name, tuple(values[0]), len(values)) for table, values in inserts))
+        if shape == (None, (), False, ()):
+            return
+        parameters: dict[str, Any] = {}
+        if self.case_values is not None:
+            parameters.update(_case_parameters(self.case, self.case_version, self.case_values))
+        for g, (_, _, rows) in enumerate(groups):
+            for i, (row, values) in enumerate(rows):
+                parameters[f"u{g}_{i}_b_id"] = row.id
+                parameters.update({f"u{g}_{i}_v_{k}": v for k, v in values.items()})
+        if self.removed:
+            parameters["ids"] = [row.id for row in self.removed]
+        for n, (_, values) in enumerate(inserts):
+            for i, row in enumerate(values):
+                parameters.update({f"i{n}_{i}_{k}": v for k, v in row.items()})
+        updated = connection.execute(_at_once_statement(shape), parameters).scalar_one()
+        if self.case_values is not None:
+            _require_one(updated)
+        self.case_values = None
 
     def _settle(self, session: Session) -> None:
         """The objects as a flush would leave them; noted for a rollback to take back."""
@@ -124,6 +168,16 @@ class StepWrites:
             session.add(row)  # persistent, clean: nothing left for the flush (its roles come with it)
             written.append((row, True))
         _note(session, written)
+
+
+def _case_parameters(case: Case, version: int, values: dict[str, Any]) -> dict[str, Any]:
+    return {"b_id": case.id, "b_version": version, "b_council": case.council_id, "v_lock_version": version + 1,
+            **{f"v_{k}": v for k, v in values.items()}}
+
+
+def _require_one(updated: int) -> None:
+    if updated != 1:
+        raise StaleDataError(f"UPDATE statement on table 'cases' expected to update 1 row(s); {updated} were matched.")
 
 
 def insert_case(session: Session, case: Case) -> None:
@@ -198,6 +252,40 @@ def _update_statement(table: Table, keys: tuple[str, ...]):
 def _delete_statement():
     table = PendingTimer.__table__
     return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+
+
+_BY_NAME: dict[str, Table] = {table.name: table for table in (_CASES, OpenTask.__table__, TaskRole.__table__,
+                                                              PendingTimer.__table__)}
+
+
+@functools.lru_cache(maxsize=256)
+def _at_once_statement(shape: tuple) -> Select:
+    """:meth:`StepWrites._write_at_once`'s statement for one shape of step (which case columns; how many rows
+    of each kind), built once: the same bound parameter names as the statements sent one by one, numbered."""
+    case_keys, groups, removing, inserts = shape
+    ctes = []
+    for g, (name, keys, count) in enumerate(groups):
+        table = _BY_NAME[name]
+        for i in range(count):
+            ctes.append(_renamed(_update_statement(table, keys), f"u{g}_{i}_").returning(table.c.id)
+                        .cte(f"step_changed_{g}_{i}"))
+    if removing:
+        ctes.append(_delete_statement().returning(PendingTimer.__table__.c.id).cte("step_removed"))
+    for n, (name, columns, count) in enumerate(inserts):
+        table = _BY_NAME[name]
+        rows = [{c: bindparam(f"i{n}_{i}_{c}", type_=table.c[c].type) for c in columns} for i in range(count)]
+        ctes.append(insert(table).values(rows).returning(table.c[columns[0]]).cte(f"step_added_{n}"))
+    if case_keys is None:
+        return select(literal(0)).add_cte(*ctes)
+    case_row = _case_statement(case_keys).returning(_CASES.c.id).cte("step_case")
+    return select(func.count()).select_from(case_row).add_cte(*ctes)
+
+
+def _renamed(statement, prefix: str):
+    """``statement`` with each bound parameter's name prefixed (one UPDATE per changed row in one statement)."""
+    return visitors.replacement_traverse(
+        statement, {}, lambda element: bindparam(prefix + element.key, type_=element.type)
+        if isinstance(element, BindParameter) else None)
 
 
 def _note(session: Session | scoped_session, rows: list[tuple[Any, bool]]) -> None:
