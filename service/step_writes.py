@@ -273,8 +273,9 @@ def _at_once_statement(shape: tuple) -> Select:
         ctes.append(_delete_statement().returning(PendingTimer.__table__.c.id).cte("step_removed"))
     for n, (name, columns, count) in enumerate(inserts):
         table = _BY_NAME[name]
-        rows = [{c: bindparam(f"i{n}_{i}_{c}", type_=table.c[c].type) for c in columns} for i in range(count)]
-        ctes.append(insert(table).values(rows).returning(table.c[columns[0]]).cte(f"step_added_{n}"))
+        for i in range(count):  # a row each: SQLAlchemy does not cache a multi-row VALUES (it compiled each time)
+            row = {c: bindparam(f"i{n}_{i}_{c}", type_=table.c[c].type) for c in columns}
+            ctes.append(insert(table).values(row).returning(table.c[columns[0]]).cte(f"step_added_{n}_{i}"))
     if case_keys is None:
         return select(literal(0)).add_cte(*ctes)
     case_row = _case_statement(case_keys).returning(_CASES.c.id).cte("step_case")
