@@ -254,7 +254,8 @@ def _delete_statement():
     return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
-_BY_NAME: dict[str, Table] = {table.name: table for table in (_CASES, OpenTask.__table__, TaskRole.__table__,
+#: The tables of a step's other rows, by the name a shape of step gives them (the case's is apart).
+_BY_NAME: dict[str, Table] = {table.name: table for table in (OpenTask.__table__, TaskRole.__table__,
                                                               PendingTimer.__table__)}
 
 
