@@ -973,14 +973,13 @@ def _step_values(case: Case, workflow, snap: runtime.Snapshot, answers: dict[str
 
 def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,
                 actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None,
-                case_written: bool = False, touched: bool = True, closed_by: dict[str, int | None] | None = None
-                ) -> None:
+                case_written: bool, touched: bool, closed_by: dict[str, int | None]) -> None:
     now = case.updated_at if case_written else clock.now()
     writes = StepWrites(case)
     if not case_written:  # written first: what follows reads the case's new data
         writes.update_case(session, _step_values(case, workflow, snap, answers, now if touched else case.updated_at))
     with session.no_autoflush:  # one flush at the end, not one per query
-        tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks, writes, closed_by or {})
+        tasks = _sync_tasks(session, case, process, snap.tasks, now, open_tasks, writes, closed_by)
         # The caller that read the open tasks read the timers in the same statement.
         timers = _sync_timers(session, case, snap.timers, list(case.timers) if open_tasks is not None else None,
                               writes)

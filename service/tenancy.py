@@ -198,7 +198,7 @@ def _scope_statement(state: ORMExecuteState) -> None:
     # The council goes in as a bound parameter of criteria that are always the same: criteria holding it as a
     # value (a lambda's closure) cost SQLAlchemy more to analyse and key each time. A statement built once with
     # them (:func:`walled`) is run as it is: a new statement with them added must be keyed afresh.
-    if not state.execution_options.get(WALLED):
+    if not walled:
         state.statement = state.statement.options(_WALL)
     state.parameters = _with_scope(state.parameters, council)
 
