@@ -362,10 +362,13 @@ def caller_for_token(session: Session, token: str, council_key: str = ""
         return None
     digest = hash_token(token)
     scope = _scope_for(session, digest, council_key)
+    # On the session's connection: these tables hold no council's data, and through ``session.execute`` the
+    # council wall's criteria would make each run a new statement to key (service.tenancy).
+    connection = session.connection()
     if scope is None:
-        row = session.execute(_token_and_user(), {"digest": digest}).first()
+        row = connection.execute(_token_and_user(), {"digest": digest}).first()
     else:
-        row = session.execute(_token_user_and_scope(), {"digest": digest, "scope_now": clock.now(), **scope}).first()
+        row = connection.execute(_token_user_and_scope(), {"digest": digest, "scope_now": clock.now(), **scope}).first()
     if row is None:
         return None
     if scope is not None:

@@ -1248,7 +1248,11 @@ def _write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
     if council is None:
         raise tenancy.Unscoped("an AuditEvent was written outside any council's scope")
     check_values(AuditEvent.__table__, rows)
-    session.execute(insert(AuditEvent.__table__), [{**row, "council_id": council} for row in rows])
+    session.connection().execute(_AUDIT_INSERT, [{**row, "council_id": council} for row in rows])
+
+
+#: :func:`_write_audit`'s statement, built once: a new ``insert()`` for each step was keyed afresh.
+_AUDIT_INSERT = insert(AuditEvent.__table__)
 
 
 def by_version(session: Session, version: ProcessVersion) -> list[Case]:
