@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from service import encryption, logs, transactions
 from service.config import engine_options, from_environment
 from service.engine.limits import Limits
+from service.json_answers import JSONAnswers
 from service.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -27,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, timers_only: bool = F
     API and the database migrations, whose modules are then never imported (17 MiB less memory).
     """
     app = Flask(__name__, instance_relative_config=True)
+    app.json = JSONAnswers(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(from_environment(app.instance_path))
     app.config.update(config or {})
