@@ -291,10 +291,11 @@ def migrate(url: str) -> None:
 
 def service_app(url: str):
     """The service as production runs it: connected as the unprivileged role (row-level security on)."""
-    from service import create_app
+    from service import create_app, settle_process
 
     app_url = url.replace("://postgres@", f"://{APP_ROLE}@")
     app = create_app({"SQLALCHEMY_DATABASE_URI": app_url, "TIMERS_ENABLED": False, "API_TOKEN_DAYS": 3650})
+    settle_process()  # as service.wsgi does
     return app, app.test_client()
 
 
