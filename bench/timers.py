@@ -221,10 +221,11 @@ def serve(url: str, workers: int, batch: int, whole: bool = False) -> None:
     import signal
     import threading
 
-    from service import create_app, scheduler
+    from service import create_app, scheduler, settle_process
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False, "TIMER_WORKERS": workers,
                       "TIMER_BATCH": batch}, **({} if whole else {"timers_only": True}))
+    settle_process()  # as service.timer_worker and service.wsgi do
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     service = scheduler.TimerService(app)
