@@ -74,9 +74,10 @@ def settle_process() -> None:
     """In a long-running service process, once its app is built: everything built so far (modules, the app, its
     mappers: some 185,000 objects) is left out of the garbage collector's full collections (``gc.freeze``).
 
-    A full collection walked all of it, 50 to 190 ms in which the process answered nothing, at an unforeseeable
-    request (``docs/performance.md``). What is built later (cases, parsed pathways) is collected as before; what
-    is built at start-up lives as long as the process."""
+    A full collection walked all of it, 140 to 280 ms on the 2-core build machine, in which the process answered
+    nothing, at a request no one could foresee (``bench/gc_pause.py``, ``docs/performance.md``). What is built
+    later (cases, parsed pathways) is collected as before; what is built at start-up lives as long as the
+    process."""
     gc.freeze()
 
 

@@ -1239,6 +1239,10 @@ def _audit(session: Session, case: Case, actor: Actor, event: str, task: str | N
         session.add(AuditEvent(**row))
 
 
+#: :func:`_write_audit`'s statement, built once: a new ``insert()`` for each step was keyed afresh.
+_AUDIT_INSERT = insert(AuditEvent.__table__)
+
+
 def _write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
     """One ``INSERT`` of the step's audit rows, in the acting council, checked as a flush checks ORM rows
     (:func:`service.limits.check_values`)."""
@@ -1249,10 +1253,6 @@ def _write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
         raise tenancy.Unscoped("an AuditEvent was written outside any council's scope")
     check_values(AuditEvent.__table__, rows)
     session.connection().execute(_AUDIT_INSERT, [{**row, "council_id": council} for row in rows])
-
-
-#: :func:`_write_audit`'s statement, built once: a new ``insert()`` for each step was keyed afresh.
-_AUDIT_INSERT = insert(AuditEvent.__table__)
 
 
 def by_version(session: Session, version: ProcessVersion) -> list[Case]:

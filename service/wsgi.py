@@ -2,5 +2,5 @@
 from service import create_app, scheduler, settle_process
 
 app = create_app()
+settle_process()  # before the timers' threads start: nothing of a first sweep is frozen with the app
 scheduler.start(app)
-settle_process()
