@@ -24,8 +24,8 @@ class _Pair:
 VALUES = {
     "when": datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc), "day": date(2026, 12, 1),
     "id": uuid.UUID("12345678-1234-5678-1234-567812345678"), "amount": Decimal("2.50"), "pair": _Pair(1, "b"),
-    "html": Markup("<b>safe</b>"), "numbers": {2: "two", 1: "one"}, "name": "Siân Ó Dálaigh", "nested": [{"z": 1, "a": 2}],
-    "big": 2 ** 70,
+    "html": Markup("<b>safe</b>"), "numbers": {2: "two", 1: "one"}, "name": "Siân Ó Dálaigh",
+    "nested": [{"z": 1, "a": 2}], "big": 2 ** 70,
 }
 
 
