@@ -12,7 +12,8 @@ from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, event, inspect
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry, relationship
+from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, declared_attr, make_transient_to_detached, mapped_column,
+                            registry, relationship)
 from sqlalchemy.types import TypeDecorator
 
 from service.encryption import EncryptedBytes, EncryptedJSON, EncryptedText
@@ -40,6 +41,28 @@ class Base(DeclarativeBase):
 
 # Objects stay readable after commit: a response is built from what the request just saved.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+
+def loaded_columns(model: type, *undeferred: str) -> list[str]:
+    """The attributes of each column the ORM loads of ``model`` when it reads a row (its deferred ones only if
+    named in ``undeferred``): what a plain statement reads to make rows with :func:`as_read`."""
+    return [attr.key for attr in inspect(model).column_attrs if not attr.deferred or attr.key in undeferred]
+
+
+def as_read(model: type, values: dict[str, Any]) -> Any:
+    """A row of ``model`` holding ``values`` (its columns) as the ORM fills in a row it reads (not through the
+    constructor, whose attribute events cost as much as the read); :func:`attach_read` makes it persistent."""
+    row = inspect(model).class_manager.new_instance()
+    row.__dict__.update(values)
+    return row
+
+
+def attach_read(session: Session, rows: list[Any]) -> None:
+    """Make ``rows`` (from :func:`as_read`, related to each other with ``set_committed_value``) persistent and
+    unchanged in ``session``, as if it had just read them: an attribute not given loads when first used."""
+    for row in rows:
+        make_transient_to_detached(row)
+    session.add_all(rows)
 
 
 class Council(db.Model):
