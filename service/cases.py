@@ -19,6 +19,7 @@ from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false,
 from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from service import (access_log, families, listed_tasks, notifications, paging, policy, reminders, safeguarding,
                      tenancy, wording)
@@ -31,7 +32,7 @@ from service.forms import validate_submission
 from service.limits import check_values
 from service.listed_tasks import ListedTask
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
-                            TaskRole, User, reference_key)
+                            TaskRole, User, as_read, attach_read, loaded_columns, reference_key)
 from service.policy import Actor
 from service.step_writes import StepWrites, insert_case
 
@@ -503,7 +504,9 @@ def complete_task(session: Session, task_id: str, data: Any, actor: Actor, *, so
 def _task_to_complete(session: Session, task_id: str, actor: Actor) -> tuple[OpenTask, list[OpenTask] | None]:
     """The open task ``actor`` may work on, with its case, the case's state and timers and every open task of
     the case (what completing it brings in step), in one statement; else what :func:`get_task` says."""
-    rows = session.scalars(_task_to_complete_statement(), {"task_id": task_id}).unique().all()
+    rows = _open_tasks_as_read(session, task_id)
+    if rows is None:
+        rows = session.scalars(_task_to_complete_statement(), {"task_id": task_id}).unique().all()
     task = next((t for t in rows if t.id == task_id), None)
     if task is None or not may_work_on(task, actor):
         return get_task(session, task_id, actor), None  # its answer: 404, 403 or 409
@@ -519,6 +522,95 @@ def _task_to_complete_statement() -> Select:
                           joinedload(OpenTask.case).undefer(Case.state).joinedload(Case.timers))
                  .execution_options(populate_existing=True))
     return tenancy.walled(statement)  # the council wall in it: each run is the statement as it was keyed
+
+
+#: What the completion's read holds of each row, in the statement's order: the model, its deferred columns read.
+_READ: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (OpenTask, ()), (TaskRole, ()), (Case, ("state",)), (ProcessVersion, ()), (PendingTimer, ()))
+
+
+def _open_tasks_as_read(session: Session, task_id: str) -> list[OpenTask] | None:
+    """The open tasks of the task's case, each with its roles and the case (its state, pathway version and
+    timers), as :func:`_task_to_complete_statement` reads them, but read as plain rows in the acting council
+    and made rows as the ORM makes those it reads (:func:`service.models.as_read`): the ORM's loading of the
+    joined rows was most of the read's CPU. None when only the ORM's statement will do: outside one council's
+    scope, or when the session holds one of these rows with changes not yet written."""
+    if tenancy.acting_council_id(session) is None:
+        return None
+    statement, shapes = _open_tasks_read()
+    found: dict[type, dict[Any, dict[str, Any]]] = {model: {} for model, _ in _READ}
+    for row in tenancy.execute_built(session, statement, {"task_id": task_id}):
+        start = 0
+        for model, keys, identity in shapes:
+            values = row[start:start + len(keys)]
+            start += len(keys)
+            key = tuple(values[i] for i in identity)
+            if None not in key and key not in found[model]:  # None: no role or no timer (an outer join)
+                found[model][key] = dict(zip(keys, values))
+    held = {}
+    for model, rows in found.items():
+        for key in rows:
+            row = session.identity_map.get(identity_key(model, key))
+            if row is not None:
+                if row in session.dirty or row in session.deleted:
+                    return None
+                held[model, key] = row
+    return _built(session, found, held)
+
+
+def _built(session: Session, found: dict[type, dict[Any, dict[str, Any]]], held: dict[tuple[type, Any], Any]
+           ) -> list[OpenTask]:
+    """The rows :func:`_open_tasks_as_read` read, related as the ORM statement relates them, in ``session``:
+    a row it holds already is refreshed from what was read (as the statement's ``populate_existing`` does)."""
+    new = []
+
+    def made(model: type, key: Any, values: dict[str, Any]) -> Any:
+        row = held.get((model, key))
+        if row is None:
+            row = as_read(model, values)
+            new.append(row)
+        else:
+            for name, value in values.items():
+                set_committed_value(row, name, value)
+        return row
+
+    versions = {key[0]: made(ProcessVersion, key, values) for key, values in found[ProcessVersion].items()}
+    cases = {}
+    for key, values in found[Case].items():
+        case = cases[key[0]] = made(Case, key, values)
+        set_committed_value(case, "process", versions.get(values["process_version_id"]))
+    timers = [made(PendingTimer, key, values) for key, values in found[PendingTimer].items()]
+    for case in cases.values():
+        set_committed_value(case, "timers", sorted((t for t in timers if t.case_id == case.id), key=lambda t: t.due_at))
+    roles = [made(TaskRole, key, values) for key, values in found[TaskRole].items()]
+    tasks = []
+    for key, values in found[OpenTask].items():
+        task = made(OpenTask, key, values)
+        set_committed_value(task, "role_rows", [r for r in roles if r.task_id == task.id])
+        set_committed_value(task, "case", cases.get(task.case_id))
+        tasks.append(task)
+    attach_read(session, new)
+    return tasks
+
+
+@functools.cache
+def _open_tasks_read() -> tuple[Select, list[tuple[type, list[str], list[int]]]]:
+    """:func:`_open_tasks_as_read`'s statement, built once with the council wall's criteria in it, and the
+    shape of its rows: each model's attribute names, in order, and the positions of its primary key."""
+    shapes, columns = [], []
+    for model, undeferred in _READ:
+        keys = loaded_columns(model, *undeferred)
+        shapes.append((model, keys, [keys.index(c.key) for c in inspect(model).primary_key]))
+        columns.extend(getattr(model, key) for key in keys)
+    of_case = select(OpenTask.case_id).where(OpenTask.id == bindparam("task_id")).scalar_subquery()
+    statement = (select(*columns).select_from(OpenTask)
+                 .outerjoin(TaskRole, TaskRole.task_id == OpenTask.id)
+                 .join(Case, Case.id == OpenTask.case_id)
+                 .outerjoin(ProcessVersion, ProcessVersion.id == Case.process_version_id)
+                 .outerjoin(PendingTimer, PendingTimer.case_id == Case.id)
+                 .where(OpenTask.case_id == of_case, OpenTask.closed_at.is_(None))
+                 .options(tenancy.council_criteria()))
+    return statement, shapes
 
 
 def check_task_answers(session: Session, task_id: str, data: Any, actor: Actor, *, source: str = "json"

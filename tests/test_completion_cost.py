@@ -315,3 +315,75 @@ def test_the_postgresql_step_statement_is_one_sqlalchemy_caches():
              (("tasks", ("id", "case_id", "name"), 2), ("task_roles", ("task_id", "role", "council_id"), 3),
               ("pending_timers", ("id", "case_id", "due_at"), 2)))
     assert _at_once_statement(shape)._generate_cache_key() is not None
+
+
+def _as_loaded(row) -> dict:
+    """A row's loaded columns, and whether it is persistent and unchanged in its session."""
+    from sqlalchemy import inspect
+
+    state = inspect(row)
+    return {"columns": {a.key: state.dict.get(a.key, "<not loaded>") for a in state.mapper.column_attrs},
+            "persistent": state.persistent, "modified": state.modified}
+
+
+def _read_both_ways(app, task_id: str) -> tuple[dict, dict]:
+    """The completion's read of ``task_id`` by the ORM statement and as plain rows, each in a fresh session."""
+    from conftest import in_council
+    from service import cases
+
+    seen = {}
+    for way in ("orm", "plain"):
+        with app.app_context():
+            in_council(db.session)
+            with statements(app) as sent:
+                if way == "orm":
+                    tasks = db.session.scalars(cases._task_to_complete_statement(), {"task_id": task_id}).unique().all()
+                else:
+                    tasks = cases._open_tasks_as_read(db.session, task_id)
+                [task] = tasks
+                case = task.case
+                seen[way] = {"task": _as_loaded(task), "roles": sorted(r.role for r in task.role_rows),
+                             "role rows": [_as_loaded(r) for r in sorted(task.role_rows, key=lambda r: r.role)],
+                             "case": _as_loaded(case), "version": _as_loaded(case.process),
+                             "timers": [_as_loaded(t) for t in case.timers],
+                             "in session": all(r in db.session for r in (task, case, case.process, *case.timers))}
+            seen[way]["statements"] = len(sent)  # one: nothing loaded afterwards, one row at a time
+            db.session.rollback()
+    return seen["orm"], seen["plain"]
+
+
+def test_the_completions_read_makes_the_rows_the_orm_statement_would(api, app):
+    """The completion's read is plain rows made into rows as the ORM makes those it reads: the same columns loaded
+    (the case's state with them), the same relations (roles, case, pathway version, timers in due order), each row
+    persistent and unchanged in the session, so that the step's writes and the answer work on them as before."""
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    [task] = started["tasks"]
+    orm, plain = _read_both_ways(app, task["id"])
+    assert plain == orm and plain["statements"] == 1
+    assert plain["case"]["columns"]["state"] != "<not loaded>" and plain["roles"] and len(plain["timers"]) == 2
+    assert plain["in session"] and not plain["case"]["modified"]
+    done = api.post(f"/tasks/{task['id']}/complete", json={"data": {"risk": True}})
+    assert done.status_code == 200, done.json
+    assert done.json == api.get(f"/cases/{started['id']}").json
+
+
+def test_the_completions_read_refreshes_a_row_the_session_holds_and_leaves_changes_to_the_orm(api, app):
+    """A row the session holds already is refreshed from what was read (as the ORM statement's populate_existing
+    does); one with changes not yet written sends the read to the ORM's statement."""
+    from conftest import in_council
+    from service import cases
+    from service.models import Case
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    [task] = started["tasks"]
+    with app.app_context():
+        in_council(db.session)
+        held = db.session.get(Case, started["id"])
+        db.session.execute(Case.__table__.update().where(Case.id == held.id).values(reference="FAM-1-RENAMED"))
+        [read] = cases._open_tasks_as_read(db.session, task["id"])
+        assert read.case is held and held.reference == "FAM-1-RENAMED" and not db.session.is_modified(held)
+        held.reference = "CHANGED-HERE"
+        assert cases._open_tasks_as_read(db.session, task["id"]) is None
+        db.session.rollback()

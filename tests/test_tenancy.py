@@ -12,6 +12,7 @@ import re
 import pytest
 from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.dialects import sqlite
 
 from conftest import APP_ROLE, FIXTURES, Api, Browser, everything, in_council, make_app, password_hash, save_user
 from service import cases as case_service
@@ -561,6 +562,30 @@ def test_a_statement_built_once_with_the_wall_finds_only_the_acting_councils_row
         db.session.rollback()
         with everything(), pytest.raises(tenancy.Unscoped):
             db.session.scalars(statement, {"task_id": south["task"]}).all()
+        db.session.rollback()
+
+
+def test_the_completions_plain_read_finds_only_the_acting_councils_rows(councils):
+    """The completion's read as plain rows (``cases._open_tasks_as_read``) runs on the connection with the wall's
+    criteria on every table it joins: it finds the task in its own council and nothing in another; with no scope,
+    or across all councils, it leaves the read to the ORM's statement, which refuses it."""
+    api, south = councils
+    statement, _ = case_service._open_tasks_read()
+    words = " ".join(str(statement.compile(dialect=sqlite.dialect())).split())
+    for table in ("tasks", "task_roles", "cases", "process_versions", "pending_timers"):
+        assert re.search(rf"\b{table}\.council_id = \?", words), (table, words)
+    with api.app.app_context():
+        in_council(db.session, "south")
+        [task] = case_service._open_tasks_as_read(db.session, south["task"])
+        assert task.id == south["task"] and task.case.id == south["case"]
+        db.session.rollback()
+        in_council(db.session, "north")
+        assert case_service._open_tasks_as_read(db.session, south["task"]) == []
+        db.session.rollback()
+        tenancy.leave(db.session)
+        assert case_service._open_tasks_as_read(db.session, south["task"]) is None
+        with everything():
+            assert case_service._open_tasks_as_read(db.session, south["task"]) is None
         db.session.rollback()
 
 
