@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, select, text
 from sqlalchemy.orm import Session
 
@@ -227,33 +229,39 @@ def _write(session: Session, plans: list, now: datetime) -> int:
 def _bulk(session: Session, table, columns: list[str], rows: list[dict], *, insert: bool = False,
           update_also: str | None = None) -> None:
     """Insert ``rows`` into ``table``, or update its rows by ``id`` (keyed ``b_id`` in ``rows``), in one statement
-    (PostgreSQL): each column's values as one text array, each value as its column's type would bind it
-    (encrypted where the column is), cast back in SQL. An executemany would send one statement per row."""
+    (PostgreSQL): the rows as one JSON array of objects, each value the text its column's type would bind
+    (encrypted where the column is), cast back in SQL. An executemany would send one statement per row. (One text
+    array per column, as before, had psycopg scan and escape each value in Python: a batch's audit events and
+    notifications cost a third more of the service's CPU, and of PostgreSQL's, than as one JSON document.)"""
     dialect = session.get_bind().dialect
-    arrays = {}
-    for n, name in enumerate(columns):
-        kind = table.c[name].type
-        process = None if isinstance(kind, JSON) else kind.bind_processor(dialect)
-        values = []
-        for row in rows:
-            value = row["b_id" if name == "id" and not insert else name]
-            if value is not None:
-                if isinstance(kind, JSON):
-                    value = json.dumps(value)
-                elif process is not None:
-                    value = process(value)
-                value = value.isoformat() if isinstance(value, datetime) else str(value)
-            values.append(value)
-        arrays[f"a{n}"] = values
+    keys = ["b_id" if name == "id" and not insert else name for name in columns]
+    writers = [_text_writer(table.c[name].type, dialect) for name in columns]
+    names = [f"c{n}" for n in range(len(columns))]
+    batch = orjson.dumps([{name: None if row[key] is None else write(row[key])
+                           for name, key, write in zip(names, keys, writers)} for row in rows]).decode()
     cast = {name: f"v.c{n}::{table.c[name].type.compile(dialect=dialect)}" for n, name in enumerate(columns)}
-    source = (f"unnest({', '.join(f'CAST(:a{n} AS TEXT[])' for n in range(len(columns)))}) "
-              f"AS v({', '.join(f'c{n}' for n in range(len(columns)))})")
+    source = f"json_to_recordset(CAST(:batch AS JSON)) AS v({', '.join(f'{name} TEXT' for name in names)})"
     if insert:
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(cast.values())} FROM {source}"
     else:
         sets = [f"{name} = {cast[name]}" for name in columns if name != "id"] + ([update_also] if update_also else [])
         sql = f"UPDATE {table.name} SET {', '.join(sets)} FROM {source} WHERE {table.name}.id = {cast['id']}"
-    session.execute(text(sql), arrays)
+    session.execute(text(sql), {"batch": batch})
+
+
+def _text_writer(kind, dialect) -> Callable[[Any], str]:
+    """How a value of a column of type ``kind`` is sent as text: what its type binds (a JSON value as JSON text),
+    a datetime in ISO form."""
+    if isinstance(kind, JSON):
+        return json.dumps
+    process = kind.bind_processor(dialect)
+
+    def write(value: Any) -> str:
+        if process is not None:
+            value = process(value)
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+
+    return write
 
 
 def _notifications(session: Session, case: Any, row, task, roles: dict[str, list[str]], now: datetime) -> list[dict]:
