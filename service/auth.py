@@ -27,7 +27,7 @@ from service.config import SIGN_IN_DEFAULTS
 from service.engine import clock
 from service.engine.parser import role_key
 from service.errors import InvalidData, NotFound
-from service.models import ApiToken, Council, Membership, SignInAttempt, SignInLock, User, as_read, attach_read
+from service.models import ApiToken, Council, Membership, SignInAttempt, SignInLock, User, attached
 
 _hasher = PasswordHasher()
 
@@ -464,17 +464,10 @@ def _column_values(row) -> dict[str, Any]:
 
 
 def _attached(session: Session, model: type[_Row], values: dict[str, Any]) -> _Row:
-    """The row of ``model`` as if just read in ``session`` (no statement): the one it holds already, or a copy of
-    ``values`` (its columns)."""
-    from sqlalchemy.orm.util import identity_key
-
-    held = session.identity_map.get(identity_key(model, values["id"]))
-    if held is not None:
-        return held
-    row = as_read(model, {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                          for k, v in values.items()})
-    attach_read(session, [row])
-    return row
+    """The row of ``model`` as if just read in ``session`` (no statement), from a copy of ``values`` (its columns,
+    which the cache keeps)."""
+    return attached(session, model, {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                                     for k, v in values.items()})
 
 
 def _check_token(session: Session, held: ApiToken | _Token) -> None:

@@ -28,7 +28,7 @@ from service.engine.bundle import Bundle, DeploymentInvalid, Problem, ProcessDef
 from service.engine.xml import XmlRejected, parse_xml
 from service.errors import Conflict, NotFound
 from service.lru import Lru
-from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersion
+from service.models import Deployment, DeploymentFile, PathwayFile, ProcessVersion, attached, loaded_columns
 
 MAX_FILES = 200
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
@@ -292,14 +292,28 @@ def newest_version_number(session: Session, key: str) -> int:
 
 def current_version(session: Session, key: str) -> ProcessVersion | None:
     """The pathway's current version: the newest that was ever published (it may now be suspended or retired;
-    a draft or a rejected upload never is)."""
-    return session.scalars(_current_version_statement(), {"key": key}).first()
+    a draft or a rejected upload never is). Read on every case start, never kept: a suspension applies at once.
+
+    In one council's scope it is read as a plain row and made a row as the ORM makes those it reads (the ORM's
+    loading cost more than the statement); otherwise the ORM statement reads it, or refuses, as before."""
+    if tenancy.acting_council_id(session) is None:
+        return session.scalars(_current_version_statement(), {"key": key}).first()
+    row = tenancy.execute_built(session, _current_version_row(), {"key": key}).first()
+    return None if row is None else attached(session, ProcessVersion, dict(row._mapping))
+
+
+@functools.cache
+def _current_version_row() -> Select:
+    """:func:`current_version`'s statement as a plain row: the columns the ORM loads, the council wall in it."""
+    columns = [getattr(ProcessVersion, key) for key in loaded_columns(ProcessVersion)]
+    return (select(*columns).where(ProcessVersion.key == bindparam("key"), ProcessVersion.status.in_(RELEASED))
+            .order_by(ProcessVersion.version.desc()).limit(1).options(tenancy.council_criteria()))
 
 
 @functools.cache
 def _current_version_statement() -> Select:
-    """:func:`current_version`'s statement, built once with the council wall (every case start sends it; building
-    it was a fifth of it)."""
+    """:func:`current_version`'s ORM statement (outside one council's scope), built once with the council wall
+    (building it was a fifth of it)."""
     return tenancy.walled(select(ProcessVersion).where(ProcessVersion.key == bindparam("key"),
                                                        ProcessVersion.status.in_(RELEASED))
                           .order_by(ProcessVersion.version.desc()).limit(1))

@@ -14,6 +14,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, event, inspect
 from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, declared_attr, make_transient_to_detached, mapped_column,
                             registry, relationship)
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import TypeDecorator
 
 from service.encryption import EncryptedBytes, EncryptedJSON, EncryptedText
@@ -54,6 +55,17 @@ def as_read(model: type, values: dict[str, Any]) -> Any:
     constructor, whose attribute events cost as much as the read); :func:`attach_read` makes it persistent."""
     row = inspect(model).class_manager.new_instance()
     row.__dict__.update(values)
+    return row
+
+
+def attached(session: Session, model: type, values: dict[str, Any]) -> Any:
+    """The row of ``model`` whose ``id`` is ``values["id"]``, as a query would give it in ``session``: the one
+    the session holds already, else one holding ``values`` (its columns), made persistent there."""
+    held = session.identity_map.get(identity_key(model, values["id"]))
+    if held is not None:
+        return held
+    row = as_read(model, values)
+    attach_read(session, [row])
     return row
 
 

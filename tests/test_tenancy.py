@@ -589,6 +589,34 @@ def test_the_completions_plain_read_finds_only_the_acting_councils_rows(councils
         db.session.rollback()
 
 
+def test_a_pathways_current_version_is_the_acting_councils(councils):
+    """A case start reads the pathway's current version as a plain row (``deployments.current_version``), with
+    the wall's criteria in it: each council gets its own version of the same pathway; with no scope, or across all
+    councils, the ORM statement refuses, as before."""
+    from service import deployments
+
+    api, _ = councils
+    words = " ".join(str(deployments._current_version_row().compile(dialect=sqlite.dialect())).split())
+    assert re.search(r"\bprocess_versions\.council_id = \?", words), words
+    with api.app.app_context():
+        found = {}
+        for key in ("north", "south"):
+            council = in_council(db.session, key)
+            version = deployments.current_version(db.session, "test_review")
+            assert version.council_id == council.id and version in db.session and not db.session.is_modified(version)
+            found[key] = version.id
+            assert deployments.current_version(db.session, "no_such_pathway") is None
+            db.session.rollback()
+        assert found["north"] != found["south"]
+        tenancy.leave(db.session)
+        with pytest.raises(tenancy.Unscoped):
+            deployments.current_version(db.session, "test_review")
+        db.session.rollback()
+        with everything(), pytest.raises(tenancy.Unscoped):
+            deployments.current_version(db.session, "test_review")
+        db.session.rollback()
+
+
 @pytest.mark.postgres
 def test_row_level_security_returns_nothing_without_the_council_scope(postgres_url, frozen_clock):
     app = make_app(postgres_url)
