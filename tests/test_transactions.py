@@ -49,3 +49,17 @@ def test_changes_not_yet_flushed_are_not_committed(one_connection):
         user = db.session.scalars(select(User).where(User.name == "worker")).one()
         user.email = "changed@council.example"
     assert _email(one_connection, "worker") == "worker@council.example"
+
+
+def test_a_connection_reads_timestamps_in_utc(one_connection):
+    """Each service connection sets its session's time zone to UTC (``config.engine_options``): psycopg then gives
+    each timestamp in UTC as it is, where in the server's own zone it converts each one and the service converts it
+    back. The instant read is the one written."""
+    from datetime import datetime, timezone
+
+    written = datetime(2026, 3, 29, 0, 30, tzinfo=timezone.utc)  # the night the clocks go forward in London
+    with one_connection.app_context():
+        assert db.session.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+        raw = db.session.execute(text("SELECT CAST(:at AS TIMESTAMPTZ)"), {"at": written}).scalar_one()
+        assert raw == written and raw.tzinfo is timezone.utc
+        db.session.rollback()
