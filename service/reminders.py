@@ -231,8 +231,8 @@ def _bulk(session: Session, table, columns: list[str], rows: list[dict], *, inse
     """Insert ``rows`` into ``table``, or update its rows by ``id`` (keyed ``b_id`` in ``rows``), in one statement
     (PostgreSQL): the rows as one JSON array of objects, each value the text its column's type would bind
     (encrypted where the column is), cast back in SQL. An executemany would send one statement per row. (One text
-    array per column, as before, had psycopg scan and escape each value in Python: a batch's audit events and
-    notifications cost a third more of the service's CPU, and of PostgreSQL's, than as one JSON document.)"""
+    array per column, as before, had psycopg scan and escape each value in Python: about a tenth of the service's
+    CPU per reminder fired, against a little more of PostgreSQL's to read the document: docs/performance.md.)"""
     dialect = session.get_bind().dialect
     keys = ["b_id" if name == "id" and not insert else name for name in columns]
     writers = [_text_writer(table.c[name].type, dialect) for name in columns]
