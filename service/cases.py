@@ -505,23 +505,10 @@ def _task_to_complete(session: Session, task_id: str, actor: Actor) -> tuple[Ope
     """The open task ``actor`` may work on, with its case, the case's state and timers and every open task of
     the case (what completing it brings in step), in one statement; else what :func:`get_task` says."""
     rows = _open_tasks_as_read(session, task_id)
-    if rows is None:
-        rows = session.scalars(_task_to_complete_statement(), {"task_id": task_id}).unique().all()
     task = next((t for t in rows if t.id == task_id), None)
     if task is None or not may_work_on(task, actor):
         return get_task(session, task_id, actor), None  # its answer: 404, 403 or 409
     return task, sorted(rows, key=lambda t: t.created_at)
-
-
-@functools.cache
-def _task_to_complete_statement() -> Select:
-    """:func:`_task_to_complete`'s statement, built once (building it each time was a fifth of the read's CPU)."""
-    of_case = select(OpenTask.case_id).where(OpenTask.id == bindparam("task_id")).scalar_subquery()
-    statement = (select(OpenTask).where(OpenTask.case_id == of_case, OpenTask.closed_at.is_(None))
-                 .options(joinedload(OpenTask.role_rows),
-                          joinedload(OpenTask.case).undefer(Case.state).joinedload(Case.timers))
-                 .execution_options(populate_existing=True))
-    return tenancy.walled(statement)  # the council wall in it: each run is the statement as it was keyed
 
 
 #: What the completion's read holds of each row, in the statement's order: the model, its deferred columns read.
@@ -529,14 +516,12 @@ _READ: tuple[tuple[type, tuple[str, ...]], ...] = (
     (OpenTask, ()), (TaskRole, ()), (Case, ("state",)), (ProcessVersion, ()), (PendingTimer, ()))
 
 
-def _open_tasks_as_read(session: Session, task_id: str) -> list[OpenTask] | None:
+def _open_tasks_as_read(session: Session, task_id: str) -> list[OpenTask]:
     """The open tasks of the task's case, each with its roles and the case (its state, pathway version and
-    timers), as :func:`_task_to_complete_statement` reads them, but read as plain rows in the acting council
-    and made rows as the ORM makes those it reads (:func:`service.models.as_read`): the ORM's loading of the
-    joined rows was most of the read's CPU. None when only the ORM's statement will do: outside one council's
-    scope, or when the session holds one of these rows with changes not yet written."""
-    if tenancy.acting_council_id(session) is None:
-        return None
+    timers), in one statement: plain rows in the acting council (refused outside one council's scope), made rows
+    as the ORM makes those it reads (:func:`service.models.as_read`; the ORM's joined loading of them was most of
+    the read's CPU). A row the session holds already is refreshed from what was read, as ``populate_existing``
+    refreshes it."""
     statement, shapes = _open_tasks_read()
     found: dict[type, dict[Any, dict[str, Any]]] = {model: {} for model, _ in _READ}
     for row in tenancy.execute_built(session, statement, {"task_id": task_id}):
@@ -547,21 +532,15 @@ def _open_tasks_as_read(session: Session, task_id: str) -> list[OpenTask] | None
             key = tuple(values[i] for i in identity)
             if None not in key and key not in found[model]:  # None: no role or no timer (an outer join)
                 found[model][key] = dict(zip(keys, values))
-    held = {}
-    for model, rows in found.items():
-        for key in rows:
-            row = session.identity_map.get(identity_key(model, key))
-            if row is not None:
-                if row in session.dirty or row in session.deleted:
-                    return None
-                held[model, key] = row
+    held = {(model, key): row for model, rows in found.items() for key in rows
+            if (row := session.identity_map.get(identity_key(model, key))) is not None}
     return _built(session, found, held)
 
 
 def _built(session: Session, found: dict[type, dict[Any, dict[str, Any]]], held: dict[tuple[type, Any], Any]
            ) -> list[OpenTask]:
-    """The rows :func:`_open_tasks_as_read` read, related as the ORM statement relates them, in ``session``:
-    a row it holds already is refreshed from what was read (as the statement's ``populate_existing`` does)."""
+    """The rows :func:`_open_tasks_as_read` read, related as the ORM relates them, in ``session``: a row it holds
+    already (in ``held``) is refreshed from what was read, its unwritten changes to them given up."""
     new = []
 
     def made(model: type, key: Any, values: dict[str, Any]) -> Any:

@@ -294,10 +294,8 @@ def current_version(session: Session, key: str) -> ProcessVersion | None:
     """The pathway's current version: the newest that was ever published (it may now be suspended or retired;
     a draft or a rejected upload never is). Read on every case start, never kept: a suspension applies at once.
 
-    In one council's scope it is read as a plain row and made a row as the ORM makes those it reads (the ORM's
-    loading cost more than the statement); otherwise the ORM statement reads it, or refuses, as before."""
-    if tenancy.acting_council_id(session) is None:
-        return session.scalars(_current_version_statement(), {"key": key}).first()
+    Read as a plain row in the acting council (refused outside one council's scope) and made a row as the ORM
+    makes those it reads: the ORM's loading cost more than the statement."""
     row = tenancy.execute_built(session, _current_version_row(), {"key": key}).first()
     return None if row is None else attached(session, ProcessVersion, dict(row._mapping))
 
@@ -308,15 +306,6 @@ def _current_version_row() -> Select:
     columns = [getattr(ProcessVersion, key) for key in loaded_columns(ProcessVersion)]
     return (select(*columns).where(ProcessVersion.key == bindparam("key"), ProcessVersion.status.in_(RELEASED))
             .order_by(ProcessVersion.version.desc()).limit(1).options(tenancy.council_criteria()))
-
-
-@functools.cache
-def _current_version_statement() -> Select:
-    """:func:`current_version`'s ORM statement (outside one council's scope), built once with the council wall
-    (building it was a fifth of it)."""
-    return tenancy.walled(select(ProcessVersion).where(ProcessVersion.key == bindparam("key"),
-                                                       ProcessVersion.status.in_(RELEASED))
-                          .order_by(ProcessVersion.version.desc()).limit(1))
 
 
 def latest_process_versions(session: Session) -> list[ProcessVersion]:

@@ -10,9 +10,9 @@ remembering to filter:
    and a row of another council cannot be written. A query of council data with no scope at all raises
    :class:`Unscoped`: a bug fails loudly instead of reading every council. The criteria are always the same
    and the council is their bound parameter (:data:`SCOPE`). A statement built once and run many times carries
-   the criteria from when it is built: through ``session.execute`` (:func:`walled`: the completion's read), or
-   on the session's connection (:func:`council_criteria`, :func:`execute_built`: the task lists'); either is
-   refused outside one council's scope.
+   the criteria from when it is built and runs on the session's connection (:func:`council_criteria`,
+   :func:`execute_built`: the task lists, the completion's read, a start's pathway version); it is refused
+   outside one council's scope.
 2. **PostgreSQL row-level security.** Each transaction sets ``app.council_id`` (and ``app.user_id``)
    with ``set_config(..., true)`` (an API request in the statement that reads its verified token:
    ``service.auth.caller_for_token``); the policies of the migration ``tenancy`` return no row of another
@@ -187,8 +187,7 @@ def _scope_ended(connection, *args) -> None:
 def _scope_statement(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    walled = state.execution_options.get(WALLED, False)  # built for one council: never run across councils
-    if state.session.info.get(ALL_COUNCILS) and not walled:
+    if state.session.info.get(ALL_COUNCILS):
         return
     council = state.session.info.get(COUNCIL)
     if council is None:
@@ -196,10 +195,8 @@ def _scope_statement(state: ORMExecuteState) -> None:
             raise Unscoped("council data was queried outside any council's scope")
         return
     # The council goes in as a bound parameter of criteria that are always the same: criteria holding it as a
-    # value (a lambda's closure) cost SQLAlchemy more to analyse and key each time. A statement built once with
-    # them (:func:`walled`) is run as it is: a new statement with them added must be keyed afresh.
-    if not walled:
-        state.statement = state.statement.options(_WALL)
+    # value (a lambda's closure) cost SQLAlchemy more to analyse and key each time.
+    state.statement = state.statement.options(_WALL)
     state.parameters = _with_scope(state.parameters, council)
 
 
@@ -221,16 +218,6 @@ def council_criteria():
     """Wall 1 for a statement built once and run many times (a list's, ``service.cases``): the criteria
     :func:`_scope_statement` adds to each ORM statement, with the council a bound parameter (:data:`SCOPE`)."""
     return _WALL
-
-
-#: Execution option of a statement that holds wall 1's criteria already (:func:`walled`).
-WALLED = "council_walled"
-
-
-def walled(statement):
-    """An ORM statement built once and run through ``session.execute`` many times, with wall 1's criteria in it:
-    each run gets only the acting council's parameter (the scope is still required, as for any statement)."""
-    return statement.options(_WALL).execution_options(**{WALLED: True})
 
 
 def execute_built(session: Session, statement, values: dict):

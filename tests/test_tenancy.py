@@ -540,35 +540,11 @@ def test_the_task_lists_statement_built_once_keeps_the_orm_wall(councils):
             case_service.open_tasks(db.session, Actor("nobody", ("social_worker",), 1, None))
 
 
-def test_a_statement_built_once_with_the_wall_finds_only_the_acting_councils_rows(councils):
-    """The completion's read is built once with the wall in it (``tenancy.walled``): each run gets only the acting
-    council's parameter. It finds the task in its own council, nothing in another, and refuses to run with no
-    scope or across all councils; the wall every other ORM statement gets takes the council as a parameter too."""
-    api, south = councils
-    statement = case_service._task_to_complete_statement()
-    with api.app.app_context():
-        in_council(db.session, "south")
-        assert [t.id for t in db.session.scalars(statement, {"task_id": south["task"]}).unique()] == [south["task"]]
-        assert db.session.get(Case, south["case"]).id == south["case"]
-        db.session.rollback()
-        in_council(db.session, "north")
-        assert db.session.scalars(statement, {"task_id": south["task"]}).unique().all() == []
-        assert db.session.get(Case, south["case"]) is None
-        assert db.session.scalars(select(OpenTask).where(OpenTask.id == south["task"])).all() == []
-        db.session.rollback()
-        tenancy.leave(db.session)
-        with pytest.raises(tenancy.Unscoped):
-            db.session.scalars(statement, {"task_id": south["task"]}).all()
-        db.session.rollback()
-        with everything(), pytest.raises(tenancy.Unscoped):
-            db.session.scalars(statement, {"task_id": south["task"]}).all()
-        db.session.rollback()
-
-
 def test_the_completions_plain_read_finds_only_the_acting_councils_rows(councils):
-    """The completion's read as plain rows (``cases._open_tasks_as_read``) runs on the connection with the wall's
-    criteria on every table it joins: it finds the task in its own council and nothing in another; with no scope,
-    or across all councils, it leaves the read to the ORM's statement, which refuses it."""
+    """The completion's read (``cases._open_tasks_as_read``), built once, runs on the connection with the wall's
+    criteria on every table it joins, the council their parameter: it finds the task in its own council and
+    nothing in another, and refuses to run with no scope or across all councils. The wall every ORM statement
+    gets takes the council as a parameter too."""
     api, south = councils
     statement, _ = case_service._open_tasks_read()
     words = " ".join(str(statement.compile(dialect=sqlite.dialect())).split())
@@ -581,18 +557,22 @@ def test_the_completions_plain_read_finds_only_the_acting_councils_rows(councils
         db.session.rollback()
         in_council(db.session, "north")
         assert case_service._open_tasks_as_read(db.session, south["task"]) == []
+        assert db.session.get(Case, south["case"]) is None
+        assert db.session.scalars(select(OpenTask).where(OpenTask.id == south["task"])).all() == []
         db.session.rollback()
         tenancy.leave(db.session)
-        assert case_service._open_tasks_as_read(db.session, south["task"]) is None
-        with everything():
-            assert case_service._open_tasks_as_read(db.session, south["task"]) is None
+        with pytest.raises(tenancy.Unscoped):
+            case_service._open_tasks_as_read(db.session, south["task"])
+        db.session.rollback()
+        with everything(), pytest.raises(tenancy.Unscoped):
+            case_service._open_tasks_as_read(db.session, south["task"])
         db.session.rollback()
 
 
 def test_a_pathways_current_version_is_the_acting_councils(councils):
     """A case start reads the pathway's current version as a plain row (``deployments.current_version``), with
-    the wall's criteria in it: each council gets its own version of the same pathway; with no scope, or across all
-    councils, the ORM statement refuses, as before."""
+    the wall's criteria in it: each council gets its own version of the same pathway; it is refused with no scope
+    or across all councils."""
     from service import deployments
 
     api, _ = councils
