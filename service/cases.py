@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, insert, inspect, or_, select, union,
+from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, inspect, or_, select, union,
                         union_all, update)
 from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -29,12 +29,11 @@ from service.engine.bundle import ProcessDefinition
 from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
-from service.limits import check_values
 from service.listed_tasks import ListedTask
 from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
                             TaskRole, User, as_read, attach_read, loaded_columns, reference_key)
 from service.policy import Actor
-from service.step_writes import StepWrites, insert_case
+from service.step_writes import StepWrites, insert_case, write_audit
 
 SYSTEM = "system"
 ERASED = "erased"  # a case whose retention ended: only its minimal record is left (service.retention)
@@ -1011,8 +1010,8 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
 
     ``events``: audit rows (:func:`_audit_row`) of the step that come before its own (the completed task).
     The step's audit events, those and every one :func:`_audit` records meanwhile, are written in order with
-    one Core ``INSERT`` after the flush (no ORM row each; SQLAlchemy would send one ``INSERT`` per event on
-    SQLite, whose ids it must return in order).
+    the step's own rows (:meth:`StepWrites.write`: on PostgreSQL in its one statement), not as ORM rows (SQLAlchemy
+    would send one ``INSERT`` per event on SQLite, whose ids it must return in order).
 
     Refused (nothing written) when the step would enrol the family in a voluntary service without consent.
     """
@@ -1024,7 +1023,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
                     closed_by or {})
     finally:
         session.info.pop(AUDIT_BATCH, None)
-    _write_audit(session, batch)
+    write_audit(session, batch)  # what was recorded after the step's own rows were written
     for message in snap.thrown:
         _route_thrown(session, case, message, actor)
     for signal in snap.signals:
@@ -1054,17 +1053,18 @@ def _apply_step(session: Session, case: Case, process: ProcessDefinition, workfl
         # The caller that read the open tasks read the timers in the same statement.
         timers = _sync_timers(session, case, snap.timers, list(case.timers) if open_tasks is not None else None,
                               writes)
-        writes.write(session)
+        for entry in snap.journal:
+            _audit(session, case, Actor(TIMER) if entry.event == "timer_fired" else actor, entry.event,
+                   entry.element, entry.detail)
+        if snap.completed:
+            _audit(session, case, actor, "case_completed", None, {"outcome": case.outcome})
+        writes.write(session, audit=session.info[AUDIT_BATCH])
     # The case's open tasks and timers are what was just written: the answer needs no second read.
     set_committed_value(case, "tasks", sorted(tasks, key=lambda t: t.created_at))
     set_committed_value(case, "timers", sorted(timers, key=lambda t: t.due_at))
     for entry in snap.journal:
-        _audit(session, case, Actor(TIMER) if entry.event == "timer_fired" else actor, entry.event, entry.element,
-               entry.detail)
         if entry.event == "timer_fired":
             notifications.for_timer(session, case, entry)
-    if snap.completed:
-        _audit(session, case, actor, "case_completed", None, {"outcome": case.outcome})
     session.flush()
 
 
@@ -1308,22 +1308,6 @@ def _audit(session: Session, case: Case, actor: Actor, event: str, task: str | N
         batch.append(row)
     else:
         session.add(AuditEvent(**row))
-
-
-#: :func:`_write_audit`'s statement, built once: a new ``insert()`` for each step was keyed afresh.
-_AUDIT_INSERT = insert(AuditEvent.__table__)
-
-
-def _write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One ``INSERT`` of the step's audit rows, in the acting council, checked as a flush checks ORM rows
-    (:func:`service.limits.check_values`)."""
-    if not rows:
-        return
-    council = tenancy.acting_council_id(session)
-    if council is None:
-        raise tenancy.Unscoped("an AuditEvent was written outside any council's scope")
-    check_values(AuditEvent.__table__, rows)
-    session.connection().execute(_AUDIT_INSERT, [{**row, "council_id": council} for row in rows])
 
 
 def by_version(session: Session, version: ProcessVersion) -> list[Case]:

@@ -26,15 +26,12 @@ older state format, anything unexpected) is left to the engine's step.
 """
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from service import notifications, safeguarding
@@ -42,6 +39,7 @@ from service.deployments import process_definition
 from service.engine import runtime
 from service.engine.parser import role_key
 from service.models import AuditEvent, Case, Notification, OpenTask, PendingTimer, ProcessVersion, TaskRole
+from service.step_writes import document_rows, rows_document
 
 log = logging.getLogger(__name__)
 TIMER = "timer"
@@ -228,40 +226,23 @@ def _write(session: Session, plans: list, now: datetime) -> int:
 
 def _bulk(session: Session, table, columns: list[str], rows: list[dict], *, insert: bool = False,
           update_also: str | None = None) -> None:
-    """Insert ``rows`` into ``table``, or update its rows by ``id`` (keyed ``b_id`` in ``rows``), in one statement
-    (PostgreSQL): the rows as one JSON array of objects, each value the text its column's type would bind
-    (encrypted where the column is), cast back in SQL. An executemany would send one statement per row. (One text
-    array per column, as before, had psycopg scan and escape each value in Python: about a tenth of the service's
-    CPU per reminder fired, against a little more of PostgreSQL's to read the document: docs/performance.md.)"""
+    """Insert ``rows`` into ``table`` (in their order), or update its rows by ``id`` (keyed ``b_id`` in ``rows``),
+    in one statement (PostgreSQL): the rows as one JSON document (:func:`service.step_writes.rows_document`), each
+    value the text its column's type would bind (encrypted where the column is), cast back in SQL. An executemany
+    would send one statement per row. (One text array per column, as before, had psycopg scan and escape each value
+    in Python: about a tenth of the service's CPU per reminder fired, against a little more of PostgreSQL's to read
+    the document: docs/performance.md.)"""
     dialect = session.get_bind().dialect
     keys = ["b_id" if name == "id" and not insert else name for name in columns]
-    writers = [_text_writer(table.c[name].type, dialect) for name in columns]
-    names = [f"c{n}" for n in range(len(columns))]
-    batch = orjson.dumps([{name: None if row[key] is None else write(row[key])
-                           for name, key, write in zip(names, keys, writers)} for row in rows]).decode()
-    cast = {name: f"v.c{n}::{table.c[name].type.compile(dialect=dialect)}" for n, name in enumerate(columns)}
-    source = f"json_to_recordset(CAST(:batch AS JSON)) AS v({', '.join(f'{name} TEXT' for name in names)})"
+    batch = rows_document(table, columns, rows, dialect, keys)
+    values, source = document_rows(table, columns, dialect, "batch")
     if insert:
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(cast.values())} FROM {source}"
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} ORDER BY v.n"
     else:
-        sets = [f"{name} = {cast[name]}" for name in columns if name != "id"] + ([update_also] if update_also else [])
-        sql = f"UPDATE {table.name} SET {', '.join(sets)} FROM {source} WHERE {table.name}.id = {cast['id']}"
+        sets = [f"{name} = {value}" for name, value in zip(columns, values) if name != "id"]
+        sql = (f"UPDATE {table.name} SET {', '.join(sets + ([update_also] if update_also else []))} FROM {source} "
+               f"WHERE {table.name}.id = {values[columns.index('id')]}")
     session.execute(text(sql), {"batch": batch})
-
-
-def _text_writer(kind, dialect) -> Callable[[Any], str]:
-    """How a value of a column of type ``kind`` is sent as text: what its type binds (a JSON value as JSON text),
-    a datetime in ISO form."""
-    if isinstance(kind, JSON):
-        return json.dumps
-    process = kind.bind_processor(dialect)
-
-    def write(value: Any) -> str:
-        if process is not None:
-            value = process(value)
-        return value.isoformat() if isinstance(value, datetime) else str(value)
-
-    return write
 
 
 def _notifications(session: Session, case: Any, row, task, roles: dict[str, list[str]], now: datetime) -> list[dict]:

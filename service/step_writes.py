@@ -1,11 +1,13 @@
-"""A step's own rows written with Core statements: a new case (:func:`insert_case`), the case's new state and
-columns, the tasks it closes and opens (with their roles), the timers it adds, moves and removes.
+"""A step's own rows written with Core statements: a new case (:func:`insert_case`, with its reference's suffixes),
+the case's new state and columns, the tasks it closes and opens (with their roles), the timers it adds, moves and
+removes, and the step's audit events.
 
 A completion's unit-of-work flush spent about a third of the request's CPU working out these few statements,
 and a start's flush of its new case more than a quarter (issue 16). The step knows exactly what it changes: it
 says so to a :class:`StepWrites`, whose :meth:`~StepWrites.write` sends, on SQLite, one statement per table and
 kind (an ``executemany`` for several rows) and, on PostgreSQL, all of them and the case's ``UPDATE`` as one
-statement of data-modifying CTEs (one round trip; SQLAlchemy's and psycopg's work of one statement, not six).
+statement of data-modifying CTEs (one round trip; SQLAlchemy's and psycopg's work of one statement, not seven),
+the audit events in it as one JSON document (:func:`rows_document`), inserted in their order.
 The rows are checked as a flush checks ORM rows (:func:`service.limits.check_values`, the case's council, which
 must be the acting one: :func:`service.tenancy.check_council`). The objects are then left
 as a flush would leave them: new rows persistent in the session, changed ones holding what was written, so the
@@ -22,11 +24,17 @@ does for what it flushed.
 from __future__ import annotations
 
 import functools
+import json
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, event, func, insert, literal, select, update
+import orjson
+from sqlalchemy import JSON, LargeBinary, Select, Table, bindparam, column, delete, event, func, insert, literal, \
+    select, text, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
@@ -35,7 +43,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from service import tenancy
 from service.limits import check_values
-from service.models import Case, OpenTask, PendingTimer, TaskRole, write_suffixes
+from service.models import AuditEvent, Case, OpenTask, PendingTimer, ReferenceSuffix, TaskRole, reference_suffixes, \
+    write_suffixes
 
 #: ``session.info`` key: the objects the transaction's steps wrote, (a weak reference to the object, new?, the
 #: session transaction or savepoint it was written in) each, until it commits. Weak, as the session's own
@@ -87,18 +96,24 @@ class StepWrites:
         set_committed_value(case, "lock_version", version + 1)
         _note(session, [(case, False)])
 
-    def write(self, session: Session) -> None:
+    def write(self, session: Session, audit: list[dict[str, Any]] | None = None) -> None:
         """Send the step's statements in the session's transaction (on PostgreSQL one statement, the case's
-        ``UPDATE`` in it), and bring the objects in step with them."""
+        ``UPDATE`` in it), and bring the objects in step with them.
+
+        ``audit``: the step's audit rows so far (``service.cases``), written with it, in order, and taken out of
+        the list."""
         council = self.case.council_id
         tenancy.check_council(session, council, "case")
         groups = _grouped(self.changed)
         for table, _, rows in groups:
             check_values(table, [values for _, values in rows])
         inserts = self._new_rows(council)
+        events = _audit_values(session, audit or [])
+        if audit:
+            audit.clear()
         connection = session.connection()
         if connection.dialect.name == "postgresql":
-            self._write_at_once(connection, groups, inserts)
+            self._write_at_once(connection, groups, inserts, events)
         else:
             for table, keys, rows in groups:
                 connection.execute(_update_statement(table, keys), [
@@ -107,6 +122,8 @@ class StepWrites:
                 connection.execute(_delete_statement(), {"ids": [row.id for row in self.removed]})
             for table, values in inserts:
                 connection.execute(_insert_statement(table), values)
+            if events:
+                connection.execute(_AUDIT_INSERT, events)
         self._settle(session)
 
     def _new_rows(self, council: int) -> list[tuple[Table, list[dict[str, Any]]]]:
@@ -125,14 +142,14 @@ class StepWrites:
                 inserts.append((table, values))
         return inserts
 
-    def _write_at_once(self, connection, groups: list, inserts: list) -> None:
+    def _write_at_once(self, connection, groups: list, inserts: list, events: list[dict[str, Any]]) -> None:
         """PostgreSQL: every row of the step in one statement of data-modifying CTEs (one round trip, and one
-        statement's work for SQLAlchemy and psycopg instead of six). Its answer counts the case's row updated:
+        statement's work for SQLAlchemy and psycopg instead of seven). Its answer counts the case's row updated:
         none means the case moved on meanwhile (the other rows it wrote go with the transaction's rollback)."""
         case_keys = tuple(sorted(self.case_values)) if self.case_values is not None else None
         shape = (case_keys, tuple((table.name, keys, len(rows)) for table, keys, rows in groups), bool(self.removed),
-                 tuple((table.name, tuple(values[0]), len(values)) for table, values in inserts))
-        if shape == (None, (), False, ()):
+                 tuple((table.name, tuple(values[0]), len(values)) for table, values in inserts), bool(events))
+        if shape == (None, (), False, (), False):
             return
         parameters: dict[str, Any] = {}
         if self.case_values is not None:
@@ -146,7 +163,9 @@ class StepWrites:
         for n, (_, values) in enumerate(inserts):
             for i, row in enumerate(values):
                 parameters.update({f"i{n}_{i}_{k}": v for k, v in row.items()})
-        updated = connection.execute(_at_once_statement(shape), parameters).scalar_one()
+        if events:
+            parameters["audit"] = rows_document(AuditEvent.__table__, AUDIT_COLUMNS, events, connection.dialect)
+        updated = connection.execute(_at_once_statement(shape, connection.dialect), parameters).scalar_one()
         if self.case_values is not None:
             _require_one(updated)
         self.case_values = None
@@ -192,11 +211,83 @@ def insert_case(session: Session, case: Case) -> None:
     values = _row_values(_CASES, case, council)
     check_values(_CASES, [values])
     connection = session.connection()
-    case.id = connection.execute(_case_insert(), values).scalar_one()
-    write_suffixes(connection, case, replace=False)
+    if connection.dialect.name == "postgresql":  # its suffixes in the same statement: one round trip
+        suffixes = reference_suffixes(case.reference or "")
+        case.id = connection.execute(_case_insert_with_suffixes(tuple(values)),
+                                     {**values, "suffixes": suffixes}).scalar_one()
+    else:
+        case.id = connection.execute(_case_insert(), values).scalar_one()
+        write_suffixes(connection, case, replace=False)
     make_transient_to_detached(case)
     session.add(case)
     _note(session, [(case, True)])
+
+
+#: The columns of an audit row a step writes (``service.cases``'s rows, and the acting council).
+AUDIT_COLUMNS = ("case_id", "at", "actor", "event", "task", "detail", "council_id")
+#: The audit rows' statement apart from a step's (SQLite's, and rows recorded after the step's), built once.
+_AUDIT_INSERT = insert(AuditEvent.__table__)
+
+
+def write_audit(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One ``INSERT`` of audit rows (``service.cases``'s, without a council), in the acting council, in order."""
+    events = _audit_values(session, rows)
+    if events:
+        session.connection().execute(_AUDIT_INSERT, events)
+
+
+def _audit_values(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audit rows in the acting council (refused outside one), checked as a flush checks ORM rows."""
+    if not rows:
+        return []
+    council = tenancy.acting_council_id(session)
+    if council is None:
+        raise tenancy.Unscoped("an AuditEvent was written outside any council's scope")
+    events = [{**row, "council_id": council} for row in rows]
+    check_values(AuditEvent.__table__, events)
+    return events
+
+
+def rows_document(table: Table, columns: Sequence[str], rows: list[dict[str, Any]], dialect,
+                  keys: Sequence[str] | None = None) -> str:
+    """``rows`` as one JSON array for :func:`document_rows` to read: each row an object of ``c0``, ``c1``… (the
+    row's ``keys[i]``, by default ``columns[i]``, as the text column ``columns[i]``'s type would bind: encrypted
+    where the column is) and ``n``, its place. One parameter for any number of rows: the statement reading it is
+    the same for every batch (PostgreSQL prepares it; SQLAlchemy caches it)."""
+    writers = _text_writers(table, tuple(columns), dialect)
+    names = [f"c{n}" for n in range(len(columns))]
+    return orjson.dumps([{"n": place, **{name: None if row[key] is None else write(row[key])
+                                         for name, key, write in zip(names, keys or columns, writers)}}
+                         for place, row in enumerate(rows)]).decode()
+
+
+def document_rows(table: Table, columns: Sequence[str], dialect, parameter: str) -> tuple[list[str], str]:
+    """SQL reading the :func:`rows_document` bound as ``parameter`` (PostgreSQL): each column's value cast back
+    to its type, and the ``FROM`` clause naming the rows ``v`` (``v.n``: each row's place)."""
+    names = [f"c{n}" for n in range(len(columns))]
+    values = [f"v.{name}::{table.c[column].type.compile(dialect=dialect)}" for name, column in zip(names, columns)]
+    return values, (f"json_to_recordset(CAST(:{parameter} AS JSON)) "
+                    f"AS v({', '.join(f'{name} TEXT' for name in names)}, n INTEGER)")
+
+
+@functools.lru_cache(maxsize=64)
+def _text_writers(table: Table, columns: tuple[str, ...], dialect) -> list[Callable[[Any], str]]:
+    return [_text_writer(table.c[name].type, dialect) for name in columns]
+
+
+def _text_writer(kind, dialect) -> Callable[[Any], str]:
+    """How a value of a column of type ``kind`` is sent as text: what its type binds (a JSON value as JSON text),
+    a datetime in ISO form."""
+    if isinstance(kind, JSON):
+        return json.dumps
+    process = kind.bind_processor(dialect)
+
+    def write(value: Any) -> str:
+        if process is not None:
+            value = process(value)
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+
+    return write
 
 
 def _grouped(changed: dict[Any, dict[str, Any]]) -> list[tuple[Table, tuple[str, ...], list]]:
@@ -234,6 +325,19 @@ def _case_insert():
     return insert(_CASES).returning(_CASES.c.id)
 
 
+@functools.lru_cache(maxsize=8)
+def _case_insert_with_suffixes(columns: tuple[str, ...]) -> Select:
+    """PostgreSQL: a new case's ``INSERT`` and its reference suffixes' (``suffixes``: :func:`reference_suffixes`),
+    one statement answering the case's id."""
+    case = (insert(_CASES).values({name: bindparam(name, type_=_CASES.c[name].type) for name in columns})
+            .returning(_CASES.c.id, _CASES.c.council_id).cte("new_case"))
+    suffix = func.unnest(bindparam("suffixes", type_=ARRAY(LargeBinary))).table_valued("suffix").render_derived()
+    each = select(case.c.id, case.c.council_id, suffix.c.suffix).select_from(case.join(suffix, true()))
+    suffixes = (insert(ReferenceSuffix.__table__).from_select(["case_id", "council_id", "suffix"], each)
+                .returning(ReferenceSuffix.__table__.c.case_id).cte("new_suffixes"))
+    return select(case.c.id).add_cte(suffixes)
+
+
 @functools.cache
 def _case_statement(keys: tuple[str, ...]):
     return (update(_CASES)
@@ -260,10 +364,12 @@ _BY_NAME: dict[str, Table] = {table.name: table for table in (OpenTask.__table__
 
 
 @functools.lru_cache(maxsize=256)
-def _at_once_statement(shape: tuple) -> Select:
+def _at_once_statement(shape: tuple, dialect) -> Select:
     """:meth:`StepWrites._write_at_once`'s statement for one shape of step (which case columns; how many rows
-    of each kind), built once: the same bound parameter names as the statements sent one by one, numbered."""
-    case_keys, groups, removing, inserts = shape
+    of each kind; audit events or none), built once: the same bound parameter names as the statements sent one by
+    one, numbered; the audit events as one document (:func:`rows_document`, any number of them), inserted in
+    their order, so that their ids follow it."""
+    case_keys, groups, removing, inserts, auditing = shape
     ctes = []
     for g, (name, keys, count) in enumerate(groups):
         table = _BY_NAME[name]
@@ -277,6 +383,11 @@ def _at_once_statement(shape: tuple) -> Select:
         for i in range(count):  # a row each: SQLAlchemy does not cache a multi-row VALUES (it compiled each time)
             row = {c: bindparam(f"i{n}_{i}_{c}", type_=table.c[c].type) for c in columns}
             ctes.append(insert(table).values(row).returning(table.c[columns[0]]).cte(f"step_added_{n}_{i}"))
+    if auditing:
+        values, rows = document_rows(AuditEvent.__table__, AUDIT_COLUMNS, dialect, "audit")
+        ctes.append(text(f"INSERT INTO audit_events ({', '.join(AUDIT_COLUMNS)}) SELECT {', '.join(values)} "
+                         f"FROM {rows} ORDER BY v.n RETURNING audit_events.id")
+                    .columns(column("id")).cte("step_audit"))
     if case_keys is None:
         return select(literal(0)).add_cte(*ctes)
     case_row = _case_statement(case_keys).returning(_CASES.c.id).cte("step_case")

@@ -16,14 +16,14 @@ PATHWAY = FIXTURES / "pathways"
 #: What a completion of Task_Assess sends: the token and user (on PostgreSQL setting the transaction's council
 #: scope too, once the caller is cached: tests/test_tenancy.py); the task, the case's open tasks, the case, its
 #: state and timers in one; the case; the closed task; the new task and its role; the timers; the audit (the
-#: step's two events, the task and the decision, in one Core INSERT). On PostgreSQL the case, the tasks, the role
-#: and the timers are one statement (service.step_writes). No NOTIFY on PostgreSQL: the new timers are days away,
-#: so every process's safety sweep reads them first (service.scheduler.notify_horizon).
-MOST_PER_COMPLETION = {"sqlite": 9, "postgresql": 4}
+#: step's two events, the task and the decision, in one Core INSERT). On PostgreSQL the case, the tasks, the role,
+#: the timers and the audit are one statement (service.step_writes). No NOTIFY on PostgreSQL: the new timers are
+#: days away, so every process's safety sweep reads them first (service.scheduler.notify_horizon).
+MOST_PER_COMPLETION = {"sqlite": 9, "postgresql": 3}
 #: A start: the token and user (and the scope); the pathway; the case (its first step's columns in its INSERT);
-#: its reference suffixes; the new task and its role; the timers (on PostgreSQL these three are one statement);
-#: the audit (no NOTIFY, as above).
-MOST_PER_START = {"sqlite": 8, "postgresql": 6}
+#: its reference suffixes (on PostgreSQL in the case's statement); the new task and its role; the timers; the
+#: audit (on PostgreSQL these four are one statement; no NOTIFY, as above).
+MOST_PER_START = {"sqlite": 8, "postgresql": 4}
 
 
 @contextmanager
@@ -62,7 +62,10 @@ def test_a_completion_and_a_start_send_a_handful_of_statements(api, app):
     assert done.status_code == 200, done.json
     assert len(sent) <= MOST_PER_COMPLETION[_dialect(app)], "\n".join(s[:120] for s in sent)
     assert not [s for s in sent if s.startswith("SELECT tasks") and "JOIN" not in s], "the tasks were read again"
-    assert len([s for s in sent if s.startswith("INSERT INTO audit_events")]) == 1, "one INSERT for the step's events"
+    audit = [s for s in sent if "INSERT INTO audit_events" in s]
+    assert len(audit) == 1, "one INSERT for the step's events"
+    if _dialect(app) == "postgresql":
+        assert audit[0].startswith("WITH"), "the step's events were written apart from its other rows"
     assert [t["name"] for t in done.json["tasks"]] == ["Task_Approve"]
 
 
@@ -119,32 +122,61 @@ def test_a_task_completed_twice_or_by_someone_without_its_role_is_refused_as_bef
 
 
 def test_the_steps_audit_events_are_checked_as_a_flush_checks_rows(api, app):
-    """The step's audit events skip the ORM (one Core INSERT): they are checked for what their columns hold
-    as :func:`service.limits._check_rows` checks ORM rows, and written in the acting council only."""
+    """The step's audit events skip the ORM (with the step's rows, or one Core INSERT for those recorded after
+    them): they are checked for what their columns hold as :func:`service.limits._check_rows` checks ORM rows,
+    and written in the acting council only."""
     import pytest
     from conftest import in_council
 
-    from service import cases, tenancy
+    from service import cases, step_writes, tenancy
     from service.errors import InvalidData
     from service.models import Case
     from service.policy import Actor
 
     api.deploy(PATHWAY)
     started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    writers = {"apart": step_writes.write_audit,
+               "with the step": lambda session, rows: step_writes.StepWrites(case).write(session, audit=rows)}
+    for how, write in writers.items():
+        with app.app_context():
+            council = in_council(db.session)
+            case = db.session.get(Case, started["id"])
+            assert case.council_id == council.id
+            row = cases._audit_row(case, Actor("x" * 81), "task_completed", None, {})
+            with pytest.raises(InvalidData) as refused:
+                write(db.session, [row])
+            assert "audit_events.actor" in refused.value.errors, how
+            with pytest.raises(InvalidData):
+                write(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {"a": "b\x00"})])
+            tenancy.leave(db.session)
+            with pytest.raises(tenancy.Unscoped):
+                write(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {})])
+            db.session.rollback()
+
+
+def test_a_steps_audit_events_take_their_ids_in_the_order_they_were_recorded(api, app):
+    """The audit chain is sealed in id order, so the step's events (written with its rows, on PostgreSQL as one
+    document inside the step's statement) must take their ids in the order the step recorded them."""
+    from sqlalchemy import select
+
+    from conftest import in_council
+    from service import cases, step_writes
+    from service.models import AuditEvent, Case
+    from service.policy import Actor
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    recorded = [f"note_{n}" for n in (3, 1, 4, 1, 5, 9, 2, 6)]
     with app.app_context():
-        council = in_council(db.session)
+        in_council(db.session)
         case = db.session.get(Case, started["id"])
-        assert case.council_id == council.id
-        row = cases._audit_row(case, Actor("x" * 81), "task_completed", None, {})
-        with pytest.raises(InvalidData) as refused:
-            cases._write_audit(db.session, [row])
-        assert "audit_events.actor" in refused.value.errors
-        with pytest.raises(InvalidData):
-            cases._write_audit(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {"a": "b\x00"})])
-        tenancy.leave(db.session)
-        with pytest.raises(tenancy.Unscoped):
-            cases._write_audit(db.session, [cases._audit_row(case, Actor("worker"), "note", None, {})])
+        rows = [cases._audit_row(case, Actor("worker"), event, None, {"n": n}) for n, event in enumerate(recorded)]
+        step_writes.StepWrites(case).write(db.session, audit=rows)
+        assert rows == [], "the rows written were left for a second write"
+        written = db.session.execute(select(AuditEvent.event, AuditEvent.detail).where(
+            AuditEvent.case_id == case.id, AuditEvent.event.like("note_%")).order_by(AuditEvent.id)).all()
         db.session.rollback()
+    assert [(event, detail["n"]) for event, detail in written] == [(e, n) for n, e in enumerate(recorded)]
 
 
 def _worker(council_id: int):
@@ -308,13 +340,16 @@ def test_a_steps_rows_are_checked_as_a_flush_checks_rows(api, app):
 def test_the_postgresql_step_statement_is_one_sqlalchemy_caches():
     """The step's one statement on PostgreSQL is built once per shape and must have a cache key: a statement
     SQLAlchemy cannot cache (a multi-row VALUES) is compiled on every step, which cost more than the five
-    statements it replaced."""
-    from service.step_writes import _at_once_statement
+    statements it replaced. So must a new case's, with its reference suffixes."""
+    from sqlalchemy.dialects import postgresql
+
+    from service.step_writes import _at_once_statement, _case_insert_with_suffixes
 
     shape = (("data", "state", "updated_at"), (("tasks", ("closed_at", "closed_by_id"), 2),), True,
              (("tasks", ("id", "case_id", "name"), 2), ("task_roles", ("task_id", "role", "council_id"), 3),
-              ("pending_timers", ("id", "case_id", "due_at"), 2)))
-    assert _at_once_statement(shape)._generate_cache_key() is not None
+              ("pending_timers", ("id", "case_id", "due_at"), 2)), True)
+    assert _at_once_statement(shape, postgresql.dialect())._generate_cache_key() is not None
+    assert _case_insert_with_suffixes(("reference", "status", "council_id"))._generate_cache_key() is not None
 
 
 def _as_loaded(row) -> dict:
