@@ -14,15 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, inspect, or_, select, union,
-                        union_all, update)
+from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, inspect, or_, select,
+                        type_coerce, union, union_all, update)
 from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
-from service import (access_log, families, listed_tasks, notifications, paging, policy, reminders, safeguarding,
-                     tenancy, wording)
+from service import (access_log, encryption, families, listed_tasks, notifications, paging, policy, reminders,
+                     safeguarding, tenancy, wording)
 from service.deployments import get_process, latest_process_versions, process_definition, require_startable
 from service.engine import clock, conventions, runtime
 from service.engine.bundle import ProcessDefinition
@@ -525,12 +525,15 @@ def _open_tasks_as_read(session: Session, task_id: str) -> list[OpenTask]:
     found: dict[type, dict[Any, dict[str, Any]]] = {model: {} for model, _ in _READ}
     for row in tenancy.execute_built(session, statement, {"task_id": task_id}):
         start = 0
-        for model, keys, identity in shapes:
+        for model, keys, identity, sealed in shapes:
             values = row[start:start + len(keys)]
             start += len(keys)
             key = tuple(values[i] for i in identity)
             if None not in key and key not in found[model]:  # None: no role or no timer (an outer join)
-                found[model][key] = dict(zip(keys, values))
+                read = dict(zip(keys, values))
+                for name, kind in sealed:  # decrypted once per row read, not once per joined row it is in
+                    read[name] = kind.process_result_value(read[name], None)
+                found[model][key] = read
     held = {(model, key): row for model, rows in found.items() for key in rows
             if (row := session.identity_map.get(identity_key(model, key))) is not None}
     return _built(session, found, held)
@@ -572,14 +575,19 @@ def _built(session: Session, found: dict[type, dict[Any, dict[str, Any]]], held:
 
 
 @functools.cache
-def _open_tasks_read() -> tuple[Select, list[tuple[type, list[str], list[int]]]]:
+def _open_tasks_read() -> tuple[Select, list[tuple[type, list[str], list[int], list[tuple[str, Any]]]]]:
     """:func:`_open_tasks_as_read`'s statement, built once with the council wall's criteria in it, and the
-    shape of its rows: each model's attribute names, in order, and the positions of its primary key."""
+    shape of its rows: each model's attribute names, in order, the positions of its primary key, and its
+    encrypted attributes with their types. Those are read as stored and decrypted by the caller once per row of
+    their table: a case's state is in every joined row (its open tasks, their roles and its timers)."""
     shapes, columns = [], []
     for model, undeferred in _READ:
         keys = loaded_columns(model, *undeferred)
-        shapes.append((model, keys, [keys.index(c.key) for c in inspect(model).primary_key]))
-        columns.extend(getattr(model, key) for key in keys)
+        attributes = [getattr(model, key) for key in keys]
+        sealed = [(key, a.type) for key, a in zip(keys, attributes) if isinstance(a.type, encryption.ENCRYPTED)]
+        shapes.append((model, keys, [keys.index(c.key) for c in inspect(model).primary_key], sealed))
+        columns.extend(type_coerce(a, a.type.impl) if isinstance(a.type, encryption.ENCRYPTED) else a
+                       for a in attributes)
     of_case = select(OpenTask.case_id).where(OpenTask.id == bindparam("task_id")).scalar_subquery()
     statement = (select(*columns).select_from(OpenTask)
                  .outerjoin(TaskRole, TaskRole.task_id == OpenTask.id)

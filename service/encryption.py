@@ -153,6 +153,10 @@ class EncryptedJSON(TypeDecorator):
         return json.loads(decrypt(value)) if value is not None else None
 
 
+#: The column types whose values are stored encrypted.
+ENCRYPTED = (EncryptedText, EncryptedBytes, EncryptedJSON)
+
+
 def rotate(session: Session, batch: int = 500) -> dict[str, int]:
     """Re-encrypt every stored value with the current (first) key; return how many values per column.
 

@@ -412,6 +412,27 @@ def test_the_completions_read_makes_the_rows_the_orm_would(api, app):
     assert done.json == api.get(f"/cases/{started['id']}").json
 
 
+def test_the_completions_read_decrypts_each_value_once_however_many_rows_it_joins(api, app, monkeypatch):
+    """The case's state and data are in every row the read joins (its open tasks x their roles x its timers: 2
+    here); each is decrypted once, not once per row."""
+    from conftest import in_council
+    from service import cases, encryption
+
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    [task] = started["tasks"]
+    assert len(started["timers"]) == 2
+    decrypted = []
+    plain = encryption.decrypt
+    monkeypatch.setattr(encryption, "decrypt", lambda token: decrypted.append(token) or plain(token))
+    with app.app_context():
+        in_council(db.session)
+        [read] = cases._open_tasks_as_read(db.session, task["id"])
+        assert read.case.data == {"needs": 3} and read.case.state
+        db.session.rollback()
+    assert len(decrypted) == len(set(decrypted)) == 2, "the case's state and data, once each"
+
+
 def test_the_completions_read_refreshes_a_row_the_session_holds(api, app):
     """A row the session holds already is refreshed from what was read, its changes not yet written given up
     (as the ORM's populate_existing, which the read used before, gives them up)."""
