@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from service import encryption, logs, transactions
+from service import encryption, logs, step_writes, transactions
 from service.config import engine_options, from_environment
 from service.engine.limits import Limits
 from service.json_answers import JSONAnswers
@@ -40,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, timers_only: bool = F
     encryption.init_app(app)  # before anything can read or write case data; refuses to start without a key
 
     app.extensions["engine_limits"] = Limits.from_config(app.config)
+    app.extensions[step_writes.CASE_IDS] = step_writes.CaseIds()
     if app.config.get("PROXY_HOPS"):
         # The client's address (sign-in limits and locks) is the proxy's unless its X-Forwarded-For is read.
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -457,20 +457,22 @@ def start_case(session: Session, process_key: str, reference: str, data: Any, ac
         case.created_at = now
     family, person = subject.record(session, actor)
     case.family_id, case.child_id = (family.id if family else None), (person.id if person else None)
-    insert_case(session, case)
+    writes = StepWrites(case)
+    insert_case(session, case, writes)  # on PostgreSQL the INSERT goes with the first step's rows
     started = _audit_row(case, actor, "case_started", None, {"data": runtime.json_safe(data), "process": version.key,
                                                               "version": version.version,
                                                               **({"from_case": started_from.id} if started_from else {}),
                                                               **({"family": case.family_id} if family else {}),
                                                               **({"child": case.child_id} if person else {})})
     if error is not None:
+        writes.write(session)  # the case alone: it has no step
         session.add(AuditEvent(**started))
         case.state = runtime.dump(workflow)
         case.data = runtime.json_safe(data)
         _record_error(session, case, actor, error)
         return case
     set_committed_value(case, "timers", [])  # a new case: nothing to read back before its first step
-    _apply(session, case, workflow, snap, actor, open_tasks=[], events=[started], case_written=True)
+    _apply(session, case, workflow, snap, actor, open_tasks=[], events=[started], case_written=True, writes=writes)
     if started_from is None:  # a hand-over carries answers the case it came from has already acted on
         _refer_significant_harm(session, case, data, actor, where=process.name)
     return case
@@ -1005,13 +1007,14 @@ def known_data(before: dict[str, Any] | None, engine: dict[str, Any], answers: d
 def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor: Actor,
            answers: dict[str, Any] | None = None, open_tasks: list[OpenTask] | None = None,
            events: list[dict[str, Any]] | None = None, case_written: bool = False, touched: bool = True,
-           closed_by: dict[str, int | None] | None = None) -> None:
+           closed_by: dict[str, int | None] | None = None, writes: StepWrites | None = None) -> None:
     """Save the case's new state and bring its task and timer rows, audit and notifications in step.
 
     The case's columns and its task, role and timer rows are written with Core statements
     (:mod:`service.step_writes`); what else the step adds goes by the ORM's flush.
 
     ``case_written``: the case already holds the step's columns (:func:`_step_values`, a new case's first step).
+    ``writes``: the step's writes begun already (a new case's, whose ``INSERT`` may wait for the step's rows).
     ``closed_by``: who closed a task the step closes (the user who completed it), by task id.
     ``touched``: False when the step changed nothing a person sees (it only sent reminders): the case keeps its
     ``updated_at``, and so its place in the lists, as when the timer sweep sends a reminder without the engine.
@@ -1028,7 +1031,7 @@ def _apply(session: Session, case: Case, workflow, snap: runtime.Snapshot, actor
     batch = session.info[AUDIT_BATCH] = list(events or ())
     try:
         _apply_step(session, case, process, workflow, snap, actor, answers, open_tasks, case_written, touched,
-                    closed_by or {})
+                    closed_by or {}, writes or StepWrites(case))
     finally:
         session.info.pop(AUDIT_BATCH, None)
     write_audit(session, batch)  # what was recorded after the step's own rows were written
@@ -1051,9 +1054,8 @@ def _step_values(case: Case, workflow, snap: runtime.Snapshot, answers: dict[str
 
 def _apply_step(session: Session, case: Case, process: ProcessDefinition, workflow, snap: runtime.Snapshot,
                 actor: Actor, answers: dict[str, Any] | None, open_tasks: list[OpenTask] | None,
-                case_written: bool, touched: bool, closed_by: dict[str, int | None]) -> None:
+                case_written: bool, touched: bool, closed_by: dict[str, int | None], writes: StepWrites) -> None:
     now = case.updated_at if case_written else clock.now()
-    writes = StepWrites(case)
     if not case_written:  # written first: what follows reads the case's new data
         writes.update_case(session, _step_values(case, workflow, snap, answers, now if touched else case.updated_at))
     with session.no_autoflush:  # one flush at the end, not one per query

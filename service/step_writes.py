@@ -7,7 +7,8 @@ and a start's flush of its new case more than a quarter (issue 16). The step kno
 says so to a :class:`StepWrites`, whose :meth:`~StepWrites.write` sends, on SQLite, one statement per table and
 kind (an ``executemany`` for several rows) and, on PostgreSQL, all of them and the case's ``UPDATE`` as one
 statement of data-modifying CTEs (one round trip; SQLAlchemy's and psycopg's work of one statement, not seven),
-the audit events in it as one JSON document (:func:`rows_document`), inserted in their order.
+the audit events in it as one JSON document (:func:`rows_document`), inserted in their order, and a start's new
+case with them (its id drawn ahead: :class:`CaseIds`).
 The rows are checked as a flush checks ORM rows (:func:`service.limits.check_values`, the case's council, which
 must be the acting one: :func:`service.tenancy.check_council`). The objects are then left
 as a flush would leave them: new rows persistent in the session, changed ones holding what was written, so the
@@ -25,13 +26,16 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
+from flask import current_app, has_app_context
 from sqlalchemy import JSON, LargeBinary, Select, Table, bindparam, column, delete, event, func, insert, literal, \
     select, text, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -68,6 +72,8 @@ class StepWrites:
     #: The case's columns still to write (PostgreSQL: with the rest, by :meth:`write`), at ``case_version``.
     case_values: dict[str, Any] | None = None
     case_version: int = 0
+    #: A new case's columns, its id among them, still to insert (PostgreSQL: :func:`insert_case`).
+    new_case: dict[str, Any] | None = None
 
     def change(self, row: OpenTask | PendingTimer, **values: Any) -> None:
         """Set columns of an existing task or timer row (written by :meth:`write`, not by a flush)."""
@@ -147,11 +153,16 @@ class StepWrites:
         statement's work for SQLAlchemy and psycopg instead of seven). Its answer counts the case's row updated:
         none means the case moved on meanwhile (the other rows it wrote go with the transaction's rollback)."""
         case_keys = tuple(sorted(self.case_values)) if self.case_values is not None else None
+        new_case = tuple(self.new_case) if self.new_case is not None else None
         shape = (case_keys, tuple((table.name, keys, len(rows)) for table, keys, rows in groups), bool(self.removed),
-                 tuple((table.name, tuple(values[0]), len(values)) for table, values in inserts), bool(events))
-        if shape == (None, (), False, (), False):
+                 tuple((table.name, tuple(values[0]), len(values)) for table, values in inserts), bool(events),
+                 new_case)
+        if shape == (None, (), False, (), False, None):
             return
         parameters: dict[str, Any] = {}
+        if self.new_case is not None:
+            parameters.update({f"n_{k}": v for k, v in self.new_case.items()})
+            parameters["n_suffixes"] = reference_suffixes(self.new_case["reference"] or "")
         if self.case_values is not None:
             parameters.update(_case_parameters(self.case, self.case_version, self.case_values))
         for g, (_, _, rows) in enumerate(groups):
@@ -168,7 +179,7 @@ class StepWrites:
         updated = connection.execute(_at_once_statement(shape, connection.dialect), parameters).scalar_one()
         if self.case_values is not None:
             _require_one(updated)
-        self.case_values = None
+        self.case_values = self.new_case = None
 
     def _settle(self, session: Session) -> None:
         """The objects as a flush would leave them; noted for a rollback to take back."""
@@ -199,19 +210,29 @@ def _require_one(updated: int) -> None:
         raise StaleDataError(f"UPDATE statement on table 'cases' expected to update 1 row(s); {updated} were matched.")
 
 
-def insert_case(session: Session, case: Case) -> None:
-    """Write a new case (its reference suffixes with it) with one ``INSERT`` that returns its id, in the acting
-    council; the case is then persistent in the session, as after a flush."""
+def insert_case(session: Session, case: Case, writes: StepWrites | None = None) -> None:
+    """Write a new case (its reference suffixes with it) in the acting council; the case is then persistent in the
+    session, as after a flush.
+
+    With ``writes`` (its first step's) on PostgreSQL, the case takes an id drawn ahead (:class:`CaseIds`) and its
+    ``INSERT`` goes in the step's one statement (:meth:`StepWrites.write`, which must follow before anything else
+    writes a row of the case). Else one ``INSERT`` that returns its id; on PostgreSQL the suffixes in it."""
     council = case.council_id or tenancy.acting_council_id(session)
     if council is None:
         raise tenancy.Unscoped("a Case was written outside any council's scope")
     tenancy.check_council(session, council, "Case")
     if case.process is not None:
         case.process_version_id = case.process.id
+    connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    ids = current_app.extensions.get(CASE_IDS) if postgresql and writes is not None and has_app_context() else None
+    if ids is not None:
+        case.id = ids.take(connection)
     values = _row_values(_CASES, case, council)
     check_values(_CASES, [values])
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":  # its suffixes in the same statement: one round trip
+    if ids is not None:
+        writes.new_case = values
+    elif postgresql:
         suffixes = reference_suffixes(case.reference or "")
         case.id = connection.execute(_case_insert_with_suffixes(tuple(values)),
                                      {**values, "suffixes": suffixes}).scalar_one()
@@ -221,6 +242,33 @@ def insert_case(session: Session, case: Case) -> None:
     make_transient_to_detached(case)
     session.add(case)
     _note(session, [(case, True)])
+
+
+#: ``app.extensions`` key of the app's :class:`CaseIds`.
+CASE_IDS = "case_ids"
+
+
+class CaseIds:
+    """New cases' ids drawn ahead from PostgreSQL's sequence, :attr:`AT_ONCE` at a time (one statement per that
+    many starts), so that a start's case goes in its first step's statement. One per app (``app.extensions``):
+    each service process draws its own. An id drawn and not used is never used, as after a rolled-back insert:
+    ids have gaps and, across processes, do not follow the order cases started in (nothing orders by them
+    alone: the lists order by when a case was last updated)."""
+
+    AT_ONCE = 32
+
+    def __init__(self) -> None:
+        self._ids: deque[int] = deque()
+        self._lock = threading.Lock()  # a timer process's workers start cases (messages) at once
+
+    def take(self, connection) -> int:
+        with self._lock:
+            if not self._ids:
+                self._ids.extend(connection.execute(_DRAW_CASE_IDS, {"count": self.AT_ONCE}).scalars())
+            return self._ids.popleft()
+
+
+_DRAW_CASE_IDS = text("SELECT nextval(pg_get_serial_sequence('cases', 'id')) FROM generate_series(1, :count)")
 
 
 #: The columns of an audit row a step writes (``service.cases``'s rows, and the acting council).
@@ -329,13 +377,21 @@ def _case_insert():
 def _case_insert_with_suffixes(columns: tuple[str, ...]) -> Select:
     """PostgreSQL: a new case's ``INSERT`` and its reference suffixes' (``suffixes``: :func:`reference_suffixes`),
     one statement answering the case's id."""
-    case = (insert(_CASES).values({name: bindparam(name, type_=_CASES.c[name].type) for name in columns})
-            .returning(_CASES.c.id, _CASES.c.council_id).cte("new_case"))
-    suffix = func.unnest(bindparam("suffixes", type_=ARRAY(LargeBinary))).table_valued("suffix").render_derived()
+    case, suffixes = _new_case_ctes(columns, prefix="")
+    return select(case.c.id).add_cte(suffixes)
+
+
+def _new_case_ctes(columns: tuple[str, ...], prefix: str = "n_") -> tuple:
+    """A new case's ``INSERT`` (its columns bound as ``prefix`` + name) and its suffixes' (``prefix`` +
+    ``suffixes``), as CTEs: the suffixes take the case's id and council from its row."""
+    case = (insert(_CASES).values({name: bindparam(prefix + name, type_=_CASES.c[name].type) for name in columns})
+            .returning(_CASES.c.id, _CASES.c.council_id).cte(f"{prefix}new_case"))
+    suffix = (func.unnest(bindparam(prefix + "suffixes", type_=ARRAY(LargeBinary))).table_valued("suffix")
+              .render_derived())
     each = select(case.c.id, case.c.council_id, suffix.c.suffix).select_from(case.join(suffix, true()))
     suffixes = (insert(ReferenceSuffix.__table__).from_select(["case_id", "council_id", "suffix"], each)
-                .returning(ReferenceSuffix.__table__.c.case_id).cte("new_suffixes"))
-    return select(case.c.id).add_cte(suffixes)
+                .returning(ReferenceSuffix.__table__.c.case_id).cte(f"{prefix}new_suffixes"))
+    return case, suffixes
 
 
 @functools.cache
@@ -369,8 +425,10 @@ def _at_once_statement(shape: tuple, dialect) -> Select:
     of each kind; audit events or none), built once: the same bound parameter names as the statements sent one by
     one, numbered; the audit events as one document (:func:`rows_document`, any number of them), inserted in
     their order, so that their ids follow it."""
-    case_keys, groups, removing, inserts, auditing = shape
+    case_keys, groups, removing, inserts, auditing, new_case = shape
     ctes = []
+    if new_case is not None:
+        ctes.extend(_new_case_ctes(new_case))
     for g, (name, keys, count) in enumerate(groups):
         table = _BY_NAME[name]
         for i in range(count):

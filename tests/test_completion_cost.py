@@ -21,9 +21,9 @@ PATHWAY = FIXTURES / "pathways"
 #: days away, so every process's safety sweep reads them first (service.scheduler.notify_horizon).
 MOST_PER_COMPLETION = {"sqlite": 9, "postgresql": 3}
 #: A start: the token and user (and the scope); the pathway; the case (its first step's columns in its INSERT);
-#: its reference suffixes (on PostgreSQL in the case's statement); the new task and its role; the timers; the
-#: audit (on PostgreSQL these four are one statement; no NOTIFY, as above).
-MOST_PER_START = {"sqlite": 8, "postgresql": 4}
+#: its reference suffixes; the new task and its role; the timers; the audit (on PostgreSQL these five are one
+#: statement, the case's id drawn ahead: service.step_writes.CaseIds; no NOTIFY, as above).
+MOST_PER_START = {"sqlite": 8, "postgresql": 3}
 
 
 @contextmanager
@@ -177,6 +177,56 @@ def test_a_steps_audit_events_take_their_ids_in_the_order_they_were_recorded(api
             AuditEvent.case_id == case.id, AuditEvent.event.like("note_%")).order_by(AuditEvent.id)).all()
         db.session.rollback()
     assert [(event, detail["n"]) for event, detail in written] == [(e, n) for n, e in enumerate(recorded)]
+
+
+def test_each_process_draws_new_cases_ids_ahead_and_no_two_cases_share_one(api, app, tokens, monkeypatch):
+    """On PostgreSQL a start's case takes an id drawn ahead from the sequence (its INSERT goes in its first step's
+    statement): two service processes on one database, each drawing its own ids a few at a time, give every case
+    an id of its own, and each case is whole (found by its reference, its task open)."""
+    import pytest
+
+    from conftest import Api, _settings
+    from service import create_app
+    from service.step_writes import CaseIds
+
+    if _dialect(app) != "postgresql":
+        pytest.skip("SQLite draws no ids ahead: a case's INSERT returns its id")
+    monkeypatch.setattr(CaseIds, "AT_ONCE", 3)  # several draws each
+    api.deploy(PATHWAY)
+    other = create_app(_settings(app.config["SQLALCHEMY_DATABASE_URI"], {}))
+    processes = [api, Api(other, tokens)]
+    started = {}
+    for n in range(14):
+        answer = processes[n % 2].post("/cases", json={"process": "test_review", "reference": f"FAM-{n:02d}",
+                                                       "data": {"needs": 3}})
+        assert answer.status_code == 201, answer.json
+        started[answer.json["id"]] = f"FAM-{n:02d}"
+    assert len(started) == 14, "two cases were given one id"
+    for case_id, reference in started.items():
+        [found] = api.get(f"/cases?reference={reference}").json["cases"]
+        assert found["id"] == case_id
+        assert [t["name"] for t in api.get(f"/cases/{case_id}").json["tasks"]] == ["Task_Assess"]
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_start_stopped_by_the_engine_keeps_its_case_with_the_error(api, app, monkeypatch):
+    """A start whose first step fails keeps its case, stopped with the error (its INSERT sent alone, as the step
+    that would have carried it writes nothing)."""
+    from service.engine import runtime
+
+    api.deploy(PATHWAY)
+
+    def broken(*args, **kwargs):
+        raise runtime.EngineError("Gateway_Broken", "the gateway has no way out")
+
+    monkeypatch.setattr(runtime, "start", broken)
+    answer = api.post("/cases", json={"process": "test_review", "reference": "FAM-ERR", "data": {"needs": 3}})
+    assert answer.status_code == 201, answer.json
+    assert answer.json["status"] == "error" and answer.json["error"]["element"] == "Gateway_Broken"
+    [found] = api.get("/cases?reference=FAM-ERR").json["cases"]
+    assert found["id"] == answer.json["id"] and found["status"] == "error"
 
 
 def _worker(council_id: int):
@@ -347,8 +397,10 @@ def test_the_postgresql_step_statement_is_one_sqlalchemy_caches():
 
     shape = (("data", "state", "updated_at"), (("tasks", ("closed_at", "closed_by_id"), 2),), True,
              (("tasks", ("id", "case_id", "name"), 2), ("task_roles", ("task_id", "role", "council_id"), 3),
-              ("pending_timers", ("id", "case_id", "due_at"), 2)), True)
+              ("pending_timers", ("id", "case_id", "due_at"), 2)), True, None)
     assert _at_once_statement(shape, postgresql.dialect())._generate_cache_key() is not None
+    start = (None, (), False, (("tasks", ("id", "case_id", "name"), 1),), True, ("id", "reference", "council_id"))
+    assert _at_once_statement(start, postgresql.dialect())._generate_cache_key() is not None
     assert _case_insert_with_suffixes(("reference", "status", "council_id"))._generate_cache_key() is not None
 
 
