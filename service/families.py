@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from service import access_log, encryption, policy
@@ -194,15 +194,20 @@ def reindex(session: Session) -> int:
 
 
 def _holding_all(council_id: int, wanted: Iterable[tuple[str, str]]):
-    """A query of the ids of the people whose index holds every (kind, value) of ``wanted`` (under any key)."""
+    """A query of the ids of the people whose index holds every (kind, value) of ``wanted`` (under any key).
+
+    One read of the index's entries for those digests, grouped by person, who must hold each value. (A subquery
+    per value made PostgreSQL plan a join of as many copies of the table: 9 ms to plan a search for a ten-letter
+    name, against 2 ms to run it.)"""
     wanted = sorted(set(wanted))
+    if not wanted:
+        return select(SearchToken.person_id).distinct()
     keys = _council_keys(council_id)
-    query = select(SearchToken.person_id)
-    for kind, value in wanted:
-        digests = [_digest(k, kind, value) for k in keys]
-        query = query.where(SearchToken.person_id.in_(
-            select(SearchToken.person_id).where(SearchToken.kind == kind, SearchToken.digest.in_(digests))))
-    return query.distinct()
+    value_of = {_digest(k, kind, value): n for n, (kind, value) in enumerate(wanted) for k in keys}
+    return (select(SearchToken.person_id)
+            .where(SearchToken.kind.in_(sorted({kind for kind, _ in wanted})), SearchToken.digest.in_(list(value_of)))
+            .group_by(SearchToken.person_id)
+            .having(func.count(distinct(case(value_of, value=SearchToken.digest))) == len(wanted)))
 
 
 def _query_tokens(word: str) -> set[tuple[str, str]]:
