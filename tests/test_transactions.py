@@ -63,3 +63,45 @@ def test_a_connection_reads_timestamps_in_utc(one_connection):
         raw = db.session.execute(text("SELECT CAST(:at AS TIMESTAMPTZ)"), {"at": written}).scalar_one()
         assert raw == written and raw.tzinfo is timezone.utc
         db.session.rollback()
+
+
+def test_a_results_description_is_psycopgs_made_when_read(one_connection):
+    """``cursor.description`` (``service.pg_cursor``) holds the columns psycopg describes, as the result was when
+    it was asked for, even once the cursor has run another statement; a statement without rows has none."""
+    import psycopg
+
+    with one_connection.app_context():
+        cursor = db.session.connection().connection.driver_connection.cursor()
+        query = "SELECT 1 AS n, 'a'::varchar(7) AS word, now() AS at, '{}'::jsonb AS doc, NULL::numeric(5, 2) AS x"
+        cursor.execute(query)
+        described = cursor.description
+        plain = psycopg.Cursor(cursor.connection)
+        plain.execute(query)
+        expected = plain.description
+        cursor.execute("SELECT 2 AS other")
+        assert [tuple(column) for column in described] == [tuple(column) for column in expected]
+        assert [c.type_display for c in described] == [c.type_display for c in expected]
+        assert [c.name for c in described] == ["n", "word", "at", "doc", "x"]
+        assert [c.name for c in cursor.description] == ["other"]
+        cursor.execute("SET LOCAL lock_timeout = '1s'")
+        assert cursor.description is None
+        db.session.rollback()
+
+
+def test_a_statement_run_again_builds_no_column_description(one_connection, monkeypatch):
+    """SQLAlchemy reads no more of a cached statement's description than whether there is one; psycopg built a
+    ``Column`` for each column of every result (psycopg/psycopg#446): 57 for each completion's read."""
+    import psycopg
+
+    built = []
+    made = psycopg.Column.__init__
+    monkeypatch.setattr(psycopg.Column, "__init__", lambda self, *a: built.append(1) or made(self, *a))
+    statement = select(User.id, User.name, User.email, User.display_name).where(User.name == "worker")
+    with one_connection.app_context():
+        in_council(db.session)
+        assert db.session.execute(statement).one().name == "worker"  # compiled, its result columns cached
+        built.clear()
+        for _ in range(3):
+            assert db.session.execute(statement).one().name == "worker"
+        db.session.rollback()
+    assert built == []
