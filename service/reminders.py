@@ -39,7 +39,7 @@ from service.deployments import process_definition
 from service.engine import runtime
 from service.engine.parser import role_key
 from service.models import AuditEvent, Case, Notification, OpenTask, PendingTimer, ProcessVersion, TaskRole
-from service.step_writes import document_rows, rows_document
+from service.step_writes import document_insert, document_rows, rows_document
 
 log = logging.getLogger(__name__)
 TIMER = "timer"
@@ -235,10 +235,10 @@ def _bulk(session: Session, table, columns: list[str], rows: list[dict], *, inse
     dialect = session.get_bind().dialect
     keys = ["b_id" if name == "id" and not insert else name for name in columns]
     batch = rows_document(table, columns, rows, dialect, keys)
-    values, source = document_rows(table, columns, dialect, "batch")
     if insert:
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} ORDER BY v.n"
+        sql = document_insert(table, columns, dialect, "batch")
     else:
+        values, source = document_rows(table, columns, dialect, "batch")
         sets = [f"{name} = {value}" for name, value in zip(columns, values) if name != "id"]
         sql = (f"UPDATE {table.name} SET {', '.join(sets + ([update_also] if update_also else []))} FROM {source} "
                f"WHERE {table.name}.id = {values[columns.index('id')]}")

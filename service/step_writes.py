@@ -7,8 +7,8 @@ and a start's flush of its new case more than a quarter (issue 16). The step kno
 says so to a :class:`StepWrites`, whose :meth:`~StepWrites.write` sends, on SQLite, one statement per table and
 kind (an ``executemany`` for several rows) and, on PostgreSQL, all of them and the case's ``UPDATE`` as one
 statement of data-modifying CTEs (one round trip; SQLAlchemy's and psycopg's work of one statement, not seven),
-the audit events in it as one JSON document (:func:`rows_document`), inserted in their order, and a start's new
-case with them (its id drawn ahead: :class:`CaseIds`).
+the new tasks, roles and timers and the audit events in it as one JSON document a table (:func:`rows_document`),
+inserted in their order, and a start's new case with them (its id drawn ahead: :class:`CaseIds`).
 The rows are checked as a flush checks ORM rows (:func:`service.limits.check_values`, the case's council, which
 must be the acting one: :func:`service.tenancy.check_council`). The objects are then left
 as a flush would leave them: new rows persistent in the session, changed ones holding what was written, so the
@@ -36,8 +36,8 @@ from typing import Any
 
 import orjson
 from flask import current_app, has_app_context
-from sqlalchemy import JSON, LargeBinary, Select, Table, bindparam, column, delete, event, func, insert, literal, \
-    select, text, true, update
+from sqlalchemy import JSON, LargeBinary, Select, String, Table, any_, bindparam, column, delete, event, func, insert, \
+    literal, select, text, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
@@ -154,10 +154,12 @@ class StepWrites:
         none means the case moved on meanwhile (the other rows it wrote go with the transaction's rollback)."""
         case_keys = tuple(sorted(self.case_values)) if self.case_values is not None else None
         new_case = tuple(self.new_case) if self.new_case is not None else None
+        documents = [(table, tuple(values[0]), values) for table, values in inserts]
+        if events:
+            documents.append((AuditEvent.__table__, AUDIT_COLUMNS, events))
         shape = (case_keys, tuple((table.name, keys, len(rows)) for table, keys, rows in groups), bool(self.removed),
-                 tuple((table.name, tuple(values[0]), len(values)) for table, values in inserts), bool(events),
-                 new_case)
-        if shape == (None, (), False, (), False, None):
+                 tuple((table.name, columns) for table, columns, _ in documents), new_case)
+        if shape == (None, (), False, (), None):
             return
         parameters: dict[str, Any] = {}
         if self.new_case is not None:
@@ -171,11 +173,8 @@ class StepWrites:
                 parameters.update({f"u{g}_{i}_v_{k}": v for k, v in values.items()})
         if self.removed:
             parameters["ids"] = [row.id for row in self.removed]
-        for n, (_, values) in enumerate(inserts):
-            for i, row in enumerate(values):
-                parameters.update({f"i{n}_{i}_{k}": v for k, v in row.items()})
-        if events:
-            parameters["audit"] = rows_document(AuditEvent.__table__, AUDIT_COLUMNS, events, connection.dialect)
+        for n, (table, columns, rows) in enumerate(documents):
+            parameters[f"i{n}"] = rows_document(table, columns, rows, connection.dialect)
         updated = connection.execute(_at_once_statement(shape, connection.dialect), parameters).scalar_one()
         if self.case_values is not None:
             _require_one(updated)
@@ -318,6 +317,13 @@ def document_rows(table: Table, columns: Sequence[str], dialect, parameter: str)
                     f"AS v({', '.join(f'{name} TEXT' for name in names)}, n INTEGER)")
 
 
+def document_insert(table: Table, columns: Sequence[str], dialect, parameter: str) -> str:
+    """SQL inserting the rows of the :func:`rows_document` bound as ``parameter`` into ``table`` (PostgreSQL), in
+    their order: ids a sequence gives follow it."""
+    values, rows = document_rows(table, columns, dialect, parameter)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {rows} ORDER BY v.n"
+
+
 @functools.lru_cache(maxsize=64)
 def _text_writers(table: Table, columns: tuple[str, ...], dialect) -> list[Callable[[Any], str]]:
     return [_text_writer(table.c[name].type, dialect) for name in columns]
@@ -416,16 +422,18 @@ def _delete_statement():
 
 #: The tables of a step's other rows, by the name a shape of step gives them (the case's is apart).
 _BY_NAME: dict[str, Table] = {table.name: table for table in (OpenTask.__table__, TaskRole.__table__,
-                                                              PendingTimer.__table__)}
+                                                              PendingTimer.__table__, AuditEvent.__table__)}
 
 
 @functools.lru_cache(maxsize=256)
 def _at_once_statement(shape: tuple, dialect) -> Select:
     """:meth:`StepWrites._write_at_once`'s statement for one shape of step (which case columns; how many rows
-    of each kind; audit events or none), built once: the same bound parameter names as the statements sent one by
-    one, numbered; the audit events as one document (:func:`rows_document`, any number of them), inserted in
-    their order, so that their ids follow it."""
-    case_keys, groups, removing, inserts, auditing, new_case = shape
+    it changes of each kind, which columns; whether it removes timers; which tables it adds rows to; a new
+    case's columns), built once: the changed rows' parameters as the statements sent one by one would name them,
+    numbered; the new rows (tasks, their roles, timers) and the audit events as one document a table
+    (:func:`rows_document`: one parameter however many rows, and the same statement), inserted in their order,
+    so that the events' ids follow it."""
+    case_keys, groups, removing, documents, new_case = shape
     ctes = []
     if new_case is not None:
         ctes.extend(_new_case_ctes(new_case))
@@ -434,18 +442,15 @@ def _at_once_statement(shape: tuple, dialect) -> Select:
         for i in range(count):
             ctes.append(_renamed(_update_statement(table, keys), f"u{g}_{i}_").returning(table.c.id)
                         .cte(f"step_changed_{g}_{i}"))
-    if removing:
-        ctes.append(_delete_statement().returning(PendingTimer.__table__.c.id).cte("step_removed"))
-    for n, (name, columns, count) in enumerate(inserts):
-        table = _BY_NAME[name]
-        for i in range(count):  # a row each: SQLAlchemy does not cache a multi-row VALUES (it compiled each time)
-            row = {c: bindparam(f"i{n}_{i}_{c}", type_=table.c[c].type) for c in columns}
-            ctes.append(insert(table).values(row).returning(table.c[columns[0]]).cte(f"step_added_{n}_{i}"))
-    if auditing:
-        values, rows = document_rows(AuditEvent.__table__, AUDIT_COLUMNS, dialect, "audit")
-        ctes.append(text(f"INSERT INTO audit_events ({', '.join(AUDIT_COLUMNS)}) SELECT {', '.join(values)} "
-                         f"FROM {rows} ORDER BY v.n RETURNING audit_events.id")
-                    .columns(column("id")).cte("step_audit"))
+    if removing:  # = ANY(array): an expanding IN would be rendered again for each step
+        timers = PendingTimer.__table__
+        ctes.append(delete(timers).where(timers.c.id == any_(bindparam("ids", type_=ARRAY(String))))
+                    .returning(timers.c.id).cte("step_removed"))
+    # A row's columns bound one by one made a start's statement over 50 parameters, which psycopg converts
+    # afresh each time (it caches no longer statement), and a statement for each count of rows.
+    for n, (name, columns) in enumerate(documents):
+        ctes.append(text(f"{document_insert(_BY_NAME[name], columns, dialect, f'i{n}')} RETURNING {name}.{columns[0]}")
+                    .columns(column(columns[0])).cte(f"step_added_{n}"))
     if case_keys is None:
         return select(literal(0)).add_cte(*ctes)
     case_row = _case_statement(case_keys).returning(_CASES.c.id).cte("step_case")

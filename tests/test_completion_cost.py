@@ -27,11 +27,13 @@ MOST_PER_START = {"sqlite": 8, "postgresql": 3}
 
 
 @contextmanager
-def statements(app):
+def statements(app, parameters: bool = False):
+    """The SQL statements sent meanwhile (with how many parameters each, if ``parameters``)."""
     sent = []
 
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        sent.append(" ".join(statement.split()))
+    def seen(conn, cursor, statement, bound, context, executemany):
+        text = " ".join(statement.split())
+        sent.append((text, len(bound or ())) if parameters else text)
 
     with app.app_context():
         engine = db.engine
@@ -387,19 +389,68 @@ def test_a_steps_rows_are_checked_as_a_flush_checks_rows(api, app):
         db.session.rollback()
 
 
+def test_a_steps_statement_is_the_same_however_many_rows_it_adds(api, app):
+    """New tasks, their roles and timers go as one document a table (service.step_writes): a step adding three
+    tasks sends the statement, and the number of parameters, a step adding one sends. A statement of over 50
+    parameters psycopg converts afresh each time, and one per count of rows is one more to compile and prepare.
+    The rows written are the rows added."""
+    from datetime import timedelta
+
+    import pytest
+    from sqlalchemy import select
+
+    from conftest import in_council
+    from service.models import Case, OpenTask, PendingTimer, TaskRole
+    from service.step_writes import StepWrites
+
+    if _dialect(app) != "postgresql":
+        pytest.skip("SQLite sends a step's rows one statement per table")
+    api.deploy(PATHWAY)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}}).json
+    steps = {}
+    for count in (1, 3):
+        with app.app_context():
+            in_council(db.session)
+            case = db.session.get(Case, started["id"])
+            writes, created = StepWrites(case), case.created_at
+            roles = ("social_worker", "team_manager")
+            writes.added.extend(OpenTask(id=f"t-{count}-{n}", case_id=case.id, name=f"Task_{n}", title=f"Task {n}",
+                                         lane=None, role_rows=[TaskRole(role=role) for role in roles])
+                                for n in range(count))
+            writes.added.extend(PendingTimer(id=f"p-{count}-{n}", case_id=case.id, name=f"Event_{n}", title="Remind",
+                                             due_at=created + timedelta(days=n), properties={"n": n})
+                                for n in range(count))
+            with statements(app, parameters=True) as sent:
+                writes.write(db.session)
+            [steps[count]] = [(statement, size) for statement, size in sent if statement.startswith("WITH")]
+            tasks = db.session.execute(select(OpenTask.id, OpenTask.title).where(OpenTask.id.like(f"t-{count}-%"))
+                                       .order_by(OpenTask.id)).all()
+            held = db.session.scalars(select(TaskRole.role).where(TaskRole.task_id == f"t-{count}-0")
+                                      .order_by(TaskRole.role)).all()
+            timers = db.session.execute(select(PendingTimer.id, PendingTimer.properties, PendingTimer.due_at)
+                                        .where(PendingTimer.id.like(f"p-{count}-%")).order_by(PendingTimer.id)).all()
+            db.session.rollback()
+        assert tasks == [(f"t-{count}-{n}", f"Task {n}") for n in range(count)]
+        assert held == list(roles)
+        assert timers == [(f"p-{count}-{n}", {"n": n}, created + timedelta(days=n)) for n in range(count)]
+    assert steps[3] == steps[1]
+    assert steps[3][1] < 50
+
+
 def test_the_postgresql_step_statement_is_one_sqlalchemy_caches():
     """The step's one statement on PostgreSQL is built once per shape and must have a cache key: a statement
     SQLAlchemy cannot cache (a multi-row VALUES) is compiled on every step, which cost more than the five
     statements it replaced. So must a new case's, with its reference suffixes."""
     from sqlalchemy.dialects import postgresql
 
-    from service.step_writes import _at_once_statement, _case_insert_with_suffixes
+    from service.step_writes import AUDIT_COLUMNS, _at_once_statement, _case_insert_with_suffixes
 
     shape = (("data", "state", "updated_at"), (("tasks", ("closed_at", "closed_by_id"), 2),), True,
-             (("tasks", ("id", "case_id", "name"), 2), ("task_roles", ("task_id", "role", "council_id"), 3),
-              ("pending_timers", ("id", "case_id", "due_at"), 2)), True, None)
+             (("tasks", ("id", "case_id", "name")), ("task_roles", ("task_id", "role", "council_id")),
+              ("pending_timers", ("id", "case_id", "due_at")), ("audit_events", AUDIT_COLUMNS)), None)
     assert _at_once_statement(shape, postgresql.dialect())._generate_cache_key() is not None
-    start = (None, (), False, (("tasks", ("id", "case_id", "name"), 1),), True, ("id", "reference", "council_id"))
+    start = (None, (), False, (("tasks", ("id", "case_id", "name")), ("audit_events", AUDIT_COLUMNS)),
+             ("id", "reference", "council_id"))
     assert _at_once_statement(start, postgresql.dialect())._generate_cache_key() is not None
     assert _case_insert_with_suffixes(("reference", "status", "council_id"))._generate_cache_key() is not None
 
