@@ -101,6 +101,9 @@ class Measured:
     """Wall and CPU seconds of each action (``bare_complete``, ``service_complete``, ``bare_start``,
     ``service_start``), interleaved, with the statements each sent and those of the last service requests."""
     samples: dict[str, tuple[list[float], list[float]]]
+    #: CPU seconds of each service request inside the WSGI app: without the test client building the request and
+    #: reading the answer, which a client does in its own process.
+    inside: dict[str, list[float]]
     statements: dict[str, list[int]]
     last_completion: dict[str, int]
     last_start: dict[str, int]
@@ -115,6 +118,16 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
     samples = {name: ([], []) for name in ("bare_complete", "service_complete", "bare_start", "service_start")}
     statements = {name: [] for name in samples}
     last_completion, last_start = {}, {}
+    inside = {"service_complete": [], "service_start": []}
+    in_app = [0.0]
+    wsgi_app = app.wsgi_app
+
+    def timed_app(environ, start_response):
+        cpu = time.process_time()
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            in_app[0] += time.process_time() - cpu
     # The bare engine runs in an app context of its own (the state's encryption key), pushed for each of its
     # runs outside the timing: a service request then pushes its own, with a session of its own, as in production
     # (under one app context for all, every request would share one session and find the last one's rows in it).
@@ -158,6 +171,7 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
         def _timed(name: str, action, *arguments, profiled: bool = False) -> None:
             counter.on, counter.count = True, 0
             counter.seen.clear()
+            in_app[0] = 0.0
             wall, cpu = time.perf_counter(), time.process_time()
             if profiled and profiler:
                 profiler.enable()
@@ -166,9 +180,12 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
                 profiler.disable()
             samples[name][0].append(time.perf_counter() - wall)
             samples[name][1].append(time.process_time() - cpu)
+            if name in inside:
+                inside[name].append(in_app[0])
             counter.on = False
             statements[name].append(counter.count)
 
+        app.wsgi_app = timed_app
         for (case_id, task_id), api_task in zip(prepared.bare, prepared.api):
             timed("bare_complete", bare_completion, case_id, task_id)
             timed("service_complete", service_completion, api_task, profiled=True)
@@ -177,7 +194,8 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
             timed("bare_start", bare_start_case, i)
             timed("service_start", service_start_case, i)
             last_start = dict(counter.seen)
-    return Measured(samples, statements, last_completion, last_start)
+        app.wsgi_app = wsgi_app
+    return Measured(samples, inside, statements, last_completion, last_start)
 
 
 def ratios(measured: Measured, bare: str, service: str) -> tuple[float, float, float]:
@@ -206,6 +224,9 @@ def report(key: str, task_name: str, measured: Measured, show_statements: bool =
         wall, pairs, cpu = ratios(measured, bare, service)
         print(f"  ratio service / bare engine that persists, {what}: {wall:.2f}x (medians of wall time), "
               f"{pairs:.2f}x (median of interleaved pairs), {cpu:.2f}x (medians of CPU time)")
+        inside = statistics.median(measured.inside[service])
+        print(f"    the service's side alone (inside the WSGI app, without the test client's work): CPU median "
+              f"{inside * 1000:.2f} ms, {inside / statistics.median(measured.samples[bare][1]):.2f}x")
     if show_statements:
         for title, seen in (("completion", measured.last_completion), ("start", measured.last_start)):
             print(f"  statements of the last {title}:")
