@@ -6,6 +6,7 @@ import pytest
 
 from service.engine.decisions import DecisionEvaluationError, DecisionRegistry, Limits, load_decisions
 from service.engine.decisions.feel import Expression, FeelEvaluationError
+from service.engine.decisions.interp import EvalState
 from lxml import etree
 
 SMALL = Limits(max_iterations=1_000, max_list_items=100, max_string_length=1_000, max_number_digits=50,
@@ -52,6 +53,18 @@ def test_time_budget():
         ev("count(for i in 1..100000, j in 1..100000 return 1)",
            Limits(max_iterations=10 ** 12, max_list_items=10 ** 12, time_budget_seconds=0.2))
     assert time.monotonic() - started < 2
+
+
+def test_the_time_budget_counts_the_evaluations_cpu_not_a_stalled_machine():
+    # A machine too busy to run the evaluation (here: the thread waits) has not made it a runaway; CPU spent has.
+    state = EvalState(Limits(time_budget_seconds=0.1))
+    time.sleep(0.2)
+    state.tick()
+    until = time.thread_time() + 0.15
+    while time.thread_time() < until:
+        pass
+    with pytest.raises(FeelEvaluationError, match="budget of 0.1 s"):
+        state.tick()
 
 
 def test_default_limits_leave_room_for_real_decisions():

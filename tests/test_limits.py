@@ -199,12 +199,28 @@ def test_the_time_limit_stops_a_step_that_loops_without_end():
     assert (error.element, error.message) == ("Task_Script", "the script ran for more than 0.3 s")
 
 
+def busy(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU time, as a runaway would."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
 def test_the_time_limit_counts_the_engine_s_own_work_between_tasks():
     # Time spent outside any expression (here a slow action) still counts: the next task completed stops the step.
     workflow = runtime.new_workflow(pathway(), {}, limits=Limits(step_seconds=0.2))
     with pytest.raises(runtime.EngineError) as failed:
-        runtime._advance(workflow, workflow.script_engine, lambda: time.sleep(0.3))
+        runtime._advance(workflow, workflow.script_engine, lambda: busy(0.3))
     assert failed.value.element == "Event_Start" and failed.value.message == "the step ran for more than 0.2 s"
+
+
+def test_a_step_the_machine_stalls_is_not_stopped():
+    # A busy or paused machine (here: the thread waits, spending no CPU) has not made the step a runaway; an urgent
+    # referral must not fail because the server was slow. The step's CPU time is what the limit counts.
+    workflow = runtime.new_workflow(pathway(script="checked = True", condition="${checked}"), {},
+                                    limits=Limits(step_seconds=0.2))
+    snap = runtime._advance(workflow, workflow.script_engine, lambda: time.sleep(0.4))
+    assert [task.name for task in snap.tasks] == ["Task_Work"]
 
 
 def test_the_loop_limit_counts_every_kind_of_loop():

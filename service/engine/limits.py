@@ -63,13 +63,41 @@ class LimitExceeded(Exception):
     """A step went over one of its limits; the message says which, in words."""
 
 
+class Deadline:
+    """A time limit counted in the CPU time of the thread that spends it, not in the time that passes.
+
+    A step stalled by a busy or paused machine (other processes, a virtual machine's host, swapping) has
+    not run away, and must not fail: an urgent referral refused because the server was busy is a child's
+    referral delayed. A runaway spends CPU. The thread's CPU clock is a system call (about 1 µs), so the
+    cheap wall clock is read first: CPU time never runs ahead of it, so the CPU clock is only read once the
+    wall clock says the time is up, and then the wall deadline moves on by the CPU time still left.
+    """
+
+    __slots__ = ("seconds", "wall", "cpu")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.wall = time.monotonic() + seconds
+        self.cpu = time.thread_time() + seconds
+
+    def passed(self) -> bool:
+        """Whether the thread has spent its time."""
+        if time.monotonic() <= self.wall:
+            return False
+        left = self.cpu - time.thread_time()
+        if left < 0:
+            return True
+        self.wall = time.monotonic() + left
+        return False
+
+
 class Budget:
     """What the step in progress has used: time, loop iterations and memory."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.max_bytes, self.max_bits = limits.max_bytes, limits.max_bits  # read on every guarded operation
-        self.deadline = time.monotonic() + limits.step_seconds
+        self.deadline = Deadline(limits.step_seconds)
         self.loops = 0
         self.bytes = 0
         self.what = "step"  # "script" or "expression" while one runs: the messages name it
@@ -85,7 +113,7 @@ class Budget:
         """Check the clock (and a breach the script swallowed)."""
         if self.breach:
             raise LimitExceeded(self.breach)
-        if time.monotonic() > self.deadline:
+        if self.deadline.passed():
             self.fail(f"the {self.what} ran for more than {self.limits.step_seconds:g} s")
 
     def count(self, iterations: int = 1) -> None:

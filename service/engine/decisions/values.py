@@ -44,7 +44,7 @@ class Limits:
     max_list_items: int = 100_000        # length of any list built
     max_string_length: int = 1_000_000   # characters in any string built
     max_number_digits: int = 1_000       # digits before the point of any number computed
-    time_budget_seconds: float = 2.0     # wall clock per evaluation
+    time_budget_seconds: float = 2.0     # CPU time per evaluation (limits.Deadline)
 
 
 DEFAULT_LIMITS = Limits()
