@@ -313,3 +313,25 @@ def test_any_other_database_failure_is_not_called_busy(api, monkeypatch):
     monkeypatch.setattr(cases, "start_case", broken)
     answer = api.post("/cases", json={"process": "test_review", "reference": "BUSY-2", "data": {}})
     assert answer.status_code == 500 and "something went wrong on our side" in answer.json["message"]
+
+
+def test_an_app_once_dropped_is_freed_with_all_it_holds(tmp_path):
+    # Nothing outside an app may hold it (state lives in app.extensions): a module's CSRFProtect kept every app
+    # it exempted the API's blueprints for, with its parsed pathways, and a test worker grew to ten million
+    # objects whose full collections stopped it for 17 s, long enough to fail an engine step's time limit.
+    import gc
+    import weakref
+
+    from conftest import make_app, save_user
+
+    app = make_app(f"sqlite:///{tmp_path / 'dropped.db'}")
+    with app.app_context():
+        save_user(db.session, "worker", ["social_worker"], token="token-worker")
+        db.session.commit()
+    client = app.test_client()
+    assert client.get("/sign-in").status_code == 200
+    assert client.get("/api/v1/tasks", headers={"Authorization": "Bearer token-worker"}).status_code == 200
+    dropped = weakref.ref(app)
+    del app, client
+    gc.collect()
+    assert dropped() is None

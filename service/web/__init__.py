@@ -6,8 +6,8 @@ here decides who may do what. ``init_app`` wires in:
 * Flask-Login (a signed session cookie holding the user's id and session version, refused once the user's
   sessions are ended, idle or too old: ``service.auth.session_holds``; sign-in through
   ``service.auth.sign_in``: argon2, a lock per user name and address, rate limits; docs/security.md);
-* Flask-WTF's ``CSRFProtect`` on every form post, with the ``/api/v1`` blueprints exempt (they use bearer
-  tokens, not cookies);
+* Flask-WTF's ``CSRFProtect`` on every form post, with the ``/api/v1`` and ``/engine-rest`` blueprints exempt
+  (they use bearer tokens or the Modeler's credentials, not cookies);
 * security headers on every response (a strict content security policy: no inline script or style);
 * a session cookie marked ``Secure`` when the request came over HTTPS (or ``SESSION_COOKIE_SECURE`` is set);
 * Jinja loading the ``govuk-frontend-jinja`` macros as ``govuk_frontend_jinja/...``.
@@ -27,7 +27,9 @@ from service.web import analyst_pages  # noqa: F401  (its routes are on bp: the 
 from service.web import rehearsal_pages  # noqa: F401  (its routes are on bp: rehearsals, issue 17 item 5)
 from service.web import approval_pages  # noqa: F401  (its routes are on bp: drafts and approval, issue 17 item 4)
 
-API_PREFIX = "/api/"
+#: Where each request carries its own credentials (a bearer token; Camunda Modeler's deploy), so that a cookie
+#: can never act for it: no CSRF token is asked for.
+TOKEN_PREFIXES = ("/api/", "/engine-rest/")
 
 #: bpmn-js sets element styles through the CSSOM (allowed by style-src 'self'); its bundled font and
 #: the bpmn.io watermark logo are data: URIs, hence font-src and img-src allow data:.
@@ -52,10 +54,6 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
-csrf = CSRFProtect()
-login_manager = LoginManager()
-
-
 class _SessionInterface(SecureCookieSessionInterface):
     """The session cookie is ``Secure`` when configured so, and whenever the request itself is HTTPS."""
 
@@ -71,7 +69,9 @@ def init_app(app: Flask) -> None:
     filters.register(app)
     app.session_interface = _SessionInterface()
 
-    login_manager.init_app(app)
+    # One of each per app (``app.extensions``, ``app.login_manager``), not module globals: a module's CSRFProtect
+    # would keep every app it had exempted blueprints for alive, and each app its parsed pathways.
+    login_manager = LoginManager(app)
     login_manager.login_view = "web.sign_in"
     login_manager.login_message = "Sign in to see that page"
     login_manager.login_message_category = "info"
@@ -79,8 +79,7 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(WebUser.load)
 
     app.register_blueprint(bp)
-    csrf.init_app(app)
-    _exempt_api(app)
+    _exempt_token_routes(app, CSRFProtect(app))
 
     @app.after_request
     def security_headers(response):
@@ -93,9 +92,10 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def _exempt_api(app: Flask) -> None:
-    """The REST API authenticates each request with a bearer token, so a cookie can never act for it."""
+def _exempt_token_routes(app: Flask, csrf: CSRFProtect) -> None:
+    """The REST API authenticates each request with a bearer token (and /engine-rest with the Modeler's
+    credentials), so a cookie can never act for it."""
     names = {rule.endpoint.rsplit(".", 1)[0] for rule in app.url_map.iter_rules()
-             if rule.rule.startswith(API_PREFIX) and "." in rule.endpoint}
+             if rule.rule.startswith(TOKEN_PREFIXES) and "." in rule.endpoint}
     for name in names:
         csrf.exempt(app.blueprints[name])
