@@ -16,9 +16,11 @@ loop limit times a small constant.
 from __future__ import annotations
 
 import ast
+import gc
 import math
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -71,24 +73,49 @@ class Deadline:
     referral delayed. A runaway spends CPU. The thread's CPU clock is a system call (about 1 µs), so the
     cheap wall clock is read first: CPU time never runs ahead of it, so the CPU clock is only read once the
     wall clock says the time is up, and then the wall deadline moves on by the CPU time still left.
+
+    Nor is the garbage collector's full collection the step's time: it walks every object of the process,
+    however little the step made, and a large process can spend seconds in one. The time this thread spent
+    in full collections (:func:`full_collection_seconds`) is left out.
     """
 
-    __slots__ = ("seconds", "wall", "cpu")
+    __slots__ = ("wall", "cpu", "collecting")
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.wall = time.monotonic() + seconds
         self.cpu = time.thread_time() + seconds
+        self.collecting = full_collection_seconds()
 
     def passed(self) -> bool:
         """Whether the thread has spent its time."""
         if time.monotonic() <= self.wall:
             return False
-        left = self.cpu - time.thread_time()
+        left = self.cpu + (full_collection_seconds() - self.collecting) - time.thread_time()
         if left < 0:
             return True
         self.wall = time.monotonic() + left
         return False
+
+
+_collecting = threading.local()  # per thread: the collector runs in the thread whose allocation set it off
+
+
+def full_collection_seconds() -> float:
+    """The CPU time this thread has spent in the garbage collector's full collections."""
+    return getattr(_collecting, "seconds", 0.0)
+
+
+def _time_full_collections(phase: str, info: dict[str, int]) -> None:
+    # Called for every collection (under one a completion, measured); only full ones are timed.
+    if info["generation"] != 2:
+        return
+    if phase == "start":
+        _collecting.began = time.thread_time()
+    else:
+        _collecting.seconds = full_collection_seconds() + time.thread_time() - _collecting.began
+
+
+gc.callbacks.append(_time_full_collections)
 
 
 class Budget:
