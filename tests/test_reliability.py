@@ -7,11 +7,13 @@ adds to what a case knows but never changes it.
 """
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, make_app, save_user
 from service import cases, scheduler
 from service.models import Case, db
 
@@ -319,11 +321,6 @@ def test_an_app_once_dropped_is_freed_with_all_it_holds(tmp_path):
     # Nothing outside an app may hold it (state lives in app.extensions): a module's CSRFProtect kept every app
     # it exempted the API's blueprints for, with its parsed pathways, and a test worker grew to ten million
     # objects whose full collections stopped it for 17 s, long enough to fail an engine step's time limit.
-    import gc
-    import weakref
-
-    from conftest import make_app, save_user
-
     app = make_app(f"sqlite:///{tmp_path / 'dropped.db'}")
     with app.app_context():
         save_user(db.session, "worker", ["social_worker"], token="token-worker")
