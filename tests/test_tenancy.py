@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import date, datetime, timezone
+
 import pytest
-from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy import create_engine, event, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.dialects import sqlite
 
@@ -18,7 +20,7 @@ from conftest import APP_ROLE, FIXTURES, Api, Browser, everything, in_council, m
 from service import cases as case_service
 from service import scheduler, tenancy
 from service.policy import Actor
-from service.models import Case, Council, Membership, Notification, OpenTask, ProcessVersion, User, db
+from service.models import Case, Council, CouncilOwned, Membership, Notification, OpenTask, ProcessVersion, User, db
 
 PATHWAY = FIXTURES / "pathways"
 #: Every role of the fixture pathway, the council's own roles and a manager: "any role" of the matrix.
@@ -657,6 +659,63 @@ def test_row_level_security_reads_the_councils_setting_once_a_statement_not_once
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def _sqlite_plans(run) -> list[str]:
+    """The SQLite query plan of each statement ``run`` sends in the app context (as the service sends it: the
+    wall's criteria in it)."""
+    sent: list[tuple[str, tuple]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        run()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    connection = db.session.connection()
+    return ["\n".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            for statement, parameters in sent]
+
+
+def _a_value(column):
+    kind = column.type.python_type
+    return {int: 1, str: "x", bool: True, datetime: datetime(2026, 1, 1, tzinfo=timezone.utc),
+            date: date(2026, 1, 1)}.get(kind)
+
+
+def test_on_sqlite_a_cases_rows_are_looked_up_by_the_case_never_through_the_councils_index(sqlite_app):
+    """SQLite keeps no statistics unless told to: to its planner the wall's ``council_id = ?`` looked as selective
+    as ``case_id = ?``, so a case's tasks, timers, audit events or notes, a task's roles, a user's notifications
+    and a case by its reference were found by reading every row of the council (19 such lookups among the
+    council-owned tables' indexes). Each lookup by an indexed column now uses that column's index (a case's
+    pathway version's: the index that begins with the council, which a stronger hint than the wall's would
+    forbid), and so does the completion's read, whatever the council holds."""
+    models = [mapper.class_ for mapper in db.Model.registry.mappers if issubclass(mapper.class_, CouncilOwned)]
+    looked_up = []
+    with sqlite_app.app_context():
+        in_council(db.session)
+        for model in models:
+            table = model.__table__
+            for index in table.indexes:
+                column = list(index.columns)[0]
+                value = _a_value(column)
+                if column.name in ("council_id", "id") or value is None:
+                    continue
+                attribute = next(a for a in inspect(model).column_attrs if a.columns[0] is column)
+                query = select(model).where(getattr(model, attribute.key) == value)
+                plans = _sqlite_plans(lambda: db.session.execute(query).all())
+                looked_up.append((table.name, column.name, plans[0]))
+        [read] = _sqlite_plans(lambda: tenancy.execute_built(
+            db.session, case_service._open_tasks_read()[0], {"task_id": "x"}).all())
+    assert len(looked_up) >= 20, looked_up
+    wrong = [(table, column, plan) for table, column, plan in looked_up
+             if not any(line.startswith((f"SEARCH {table} ", f"SEARCH {table}_1 ")) and f"{column}=?" in line
+                        for line in plan.splitlines())]
+    assert not wrong, wrong
+    assert "SEARCH task_roles USING INDEX sqlite_autoindex_task_roles_1 (task_id=?)" in read, read
+    assert "SEARCH pending_timers USING INDEX ix_pending_timers_case_id (case_id=?)" in read, read
 
 
 # -- councils' calendars ----------------------------------------------------------------------------
