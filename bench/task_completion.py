@@ -16,7 +16,12 @@ Each bare engine's completion (start) is followed by the service's, so that the 
 alike; each is timed in wall time and in this process's CPU time (``time.process_time``). The ratios: of
 the medians of wall time, the median of the interleaved pairs' ratios, and of the medians of CPU time.
 
-    .venv/bin/python bench/task_completion.py [--cases 200] [--database-url URL] [--show-statements] [--profile]
+    .venv/bin/python bench/task_completion.py [--cases 200] [--others 0] [--database-url URL] [--show-statements]
+        [--profile]
+
+With ``--others N`` the council also holds N open cases that are not measured (copies of a started case's rows
+under new ids: its state, open task and role, timers), as a council does: a statement that read the whole
+council's rows for one case's shows there.
 
 With ``--profile``, ``BENCH_CALLEES=<regular expression>`` also prints what the matching functions called.
 """
@@ -28,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +46,14 @@ if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwawa
     os.environ["DATA_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
 
 from flask import Flask  # noqa: E402
-from sqlalchemy import event, insert, select, text, update  # noqa: E402
+from sqlalchemy import column, event, insert, select, table, text, update  # noqa: E402
 
 from service import councils, create_app, deployments, tenancy  # noqa: E402
 from service.auth import save_user  # noqa: E402
 from service.cases import Actor, start_case  # noqa: E402
+from service.encryption import ENCRYPTED  # noqa: E402
 from service.engine import runtime  # noqa: E402
-from service.models import Case, db  # noqa: E402
+from service.models import Case, OpenTask, PendingTimer, TaskRole, db  # noqa: E402
 
 DIAGRAMS = [
     # key, start data, task to complete, its answers, role
@@ -234,10 +241,50 @@ def report(key: str, task_name: str, measured: Measured, show_statements: bool =
                 print(f"    {times} x {statement}")
 
 
-def setup(url: str, cases: int) -> tuple[Flask, int, dict[str, Prepared], Statements]:
+def add_others(session, template_id: int, count: int) -> None:
+    """``count`` more open cases in the council: copies of case ``template_id``'s row (its ciphertext as it is)
+    and of its open tasks, their roles and its timers, under new ids, written 5,000 cases at a time (on PostgreSQL
+    then analysed, as autovacuum would: its planner's statistics of nearly empty tables would mislead it; SQLite
+    keeps none)."""
+    def raw(model):  # the table's columns, an encrypted one as the text it is stored as: ciphertext is copied
+        return table(model.__tablename__, *[column(c.name, c.type.impl if isinstance(c.type, ENCRYPTED) else c.type)
+                                            for c in model.__table__.columns])
+
+    cases, tasks, roles, timers = raw(Case), raw(OpenTask), raw(TaskRole), raw(PendingTimer)
+    connection = session.connection()
+    [case] = [dict(r._mapping) for r in connection.execute(select(cases).where(cases.c.id == template_id))]
+    own_tasks = [dict(r._mapping) for r in connection.execute(
+        select(tasks).where(tasks.c.case_id == template_id, tasks.c.closed_at.is_(None)))]
+    own_roles = [dict(r._mapping) for r in connection.execute(
+        select(roles).where(roles.c.task_id.in_([t["id"] for t in own_tasks])))]
+    own_timers = [dict(r._mapping) for r in connection.execute(select(timers).where(timers.c.case_id == template_id))]
+    first = connection.execute(text("SELECT max(id) FROM cases")).scalar() + 1000
+    for start in range(0, count, 5000):
+        rows = {name: [] for name in ("cases", "tasks", "roles", "timers")}
+        for case_id in range(first + start, first + min(count, start + 5000)):
+            rows["cases"].append({**case, "id": case_id, "reference": f"OTHER-{case_id}"})
+            ids = {t["id"]: str(uuid.uuid4()) for t in own_tasks}
+            rows["tasks"] += [{**t, "id": ids[t["id"]], "case_id": case_id} for t in own_tasks]
+            rows["roles"] += [{**r, "task_id": ids[r["task_id"]]} for r in own_roles]
+            rows["timers"] += [{**t, "id": str(uuid.uuid4()), "case_id": case_id,
+                                "attached_task_id": ids.get(t["attached_task_id"])} for t in own_timers]
+        for name, raw_table in (("cases", cases), ("tasks", tasks), ("roles", roles), ("timers", timers)):
+            if rows[name]:
+                connection.execute(insert(raw_table), rows[name])
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:  # the sequence past the ids written here
+        connection.execute(text("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases))"))
+    session.commit()
+    if postgresql:  # statistics of the tables as they now are, as autovacuum would gather them before long
+        with session.get_bind().connect() as own:
+            own.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+
+
+def setup(url: str, cases: int, others: int = 0) -> tuple[Flask, int, dict[str, Prepared], Statements]:
     """A fresh schema on ``url`` (PostgreSQL: its public schema emptied), one council with Carmarthenshire's
-    pathways and the test fixtures, the bench user, and ``cases`` cases of each diagram for each side: (the app,
-    the council's id, each diagram's prepared cases, the statement counter)."""
+    pathways and the test fixtures, the bench user, ``cases`` cases of each diagram for each side and ``others``
+    cases not measured (:func:`add_others`): (the app, the council's id, each diagram's prepared cases, the
+    statement counter)."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TIMERS_ENABLED": False})
     with app.app_context():
         from flask_migrate import upgrade
@@ -257,6 +304,8 @@ def setup(url: str, cases: int) -> tuple[Flask, int, dict[str, Prepared], Statem
         actor = Actor("bench", tuple(ROLES), council_id=council_id)
         prepared = {key: prepare(db.session, key, start_data, task_name, cases, actor)
                     for key, start_data, task_name, _ in DIAGRAMS}
+        if others:
+            add_others(db.session, prepared[DIAGRAMS[0][0]].bare[0][0], others)
         db.session.remove()
         return app, council_id, prepared, Statements(db.engine)
 
@@ -264,15 +313,16 @@ def setup(url: str, cases: int) -> tuple[Flask, int, dict[str, Prepared], Statem
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--others", type=int, default=0, help="open cases in the council that are not measured")
     parser.add_argument("--database-url")
     parser.add_argument("--show-statements", action="store_true", help="print the statements of the last request")
     parser.add_argument("--profile", action="store_true", help="profile the service's completions (cProfile)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-tasks-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    app, council_id, prepared, counter = setup(url, args.cases)
+    app, council_id, prepared, counter = setup(url, args.cases, args.others)
     print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.cases} of each")
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.cases} of each; {args.others:,} other open cases")
     client = app.test_client()
     headers = {"Authorization": "Bearer bench-token"}
     for key, start_data, task_name, answers in DIAGRAMS:
