@@ -20,7 +20,7 @@ from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import access_log, deploy_checks, deployments, pathway_versions, policy
+from service import access_log, deploy_checks, deployments, paging, pathway_versions, policy
 from service import cases as case_service
 from service.engine import dialect
 from service.engine.decisions import DecisionDefinitionError, load_decisions
@@ -195,7 +195,7 @@ def cases_of(session: Session, version_id: int, actor: Actor, *, status: str | N
     if status:
         query = query.where(Case.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Case.status != "error", Case.updated_at.desc(), Case.id.desc())
+    rows = session.scalars(query.order_by(*paging.case_order(by_index=False))  # one version's: found, then sorted
                            .limit(CASES_PER_PAGE).offset((max(page, 1) - 1) * CASES_PER_PAGE))
     return version, list(rows), total, _counts(session, version.id).get(version.id, {})
 

@@ -276,8 +276,8 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
     :data:`COUNT_CAP` and one more: a total above the cap means "more than that").
 
     A page is the one after the cursor ``after`` (:func:`service.paging.case_cursor` of the last case shown),
-    or else page number ``page``. One statement for the page (served by the index in the lists' order) and one
-    bounded count.
+    or else page number ``page``. One statement for the page (the whole list read from the index in the lists'
+    order; the few cases a search, a family or "my cases" match found first, then sorted) and one bounded count.
 
     ``q`` finds a child's name (parts of, any case), date of birth, NHS or council number, or a reference
     (part of); ``reference`` a reference (part of); ``mine`` the cases where ``actor`` holds or held a task,
@@ -326,8 +326,9 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
     # A list shows no case's data, nor what it waits for: neither read nor decoded (the data decrypted was a fifth
     # of a page's time, the three JSON columns a tenth).
     unshown = [defer(column) for column in (Case.data, Case.waiting_for, Case.waiting_signals, Case.fired_ahead)]
+    few = bool(reference or (q and q.strip()) or mine or family_id is not None or child_id is not None)
     rows = session.scalars(query.options(joinedload(Case.child), *unshown)
-                           .order_by(*paging.case_order()).limit(per_page))
+                           .order_by(*paging.case_order(by_index=not few)).limit(per_page))
     return list(rows.unique()), total or 0
 
 

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, literal_column, or_
 
 from service.engine import clock
 from service.errors import InvalidData
@@ -84,8 +84,19 @@ def tasks_after_condition(undated: bool, columns=None):
 
 # -- cases: stopped on an error first, then the most recently changed, then by id ---------------------
 
-def case_order() -> tuple:
-    return (Case.status != "error"), Case.updated_at.desc(), Case.id.desc()
+def not_in_error():
+    """``status <> 'error'`` with the status written in, as the lists' index has it (``ix_cases_list_order``):
+    SQLite serves an order by an expression from an index only when the expression is the index's, and a bound
+    parameter is not the index's literal (it sorted every case of the council for a page: 0.5 s at 100,000)."""
+    return Case.status != literal_column("'error'")
+
+
+def case_order(*, by_index: bool = True) -> tuple:
+    """The lists' order of cases. ``by_index``: as the lists' index has it, for a list read in that order; else
+    with the status a bound parameter, which no index serves, for the few cases a search found: sorted once
+    found. (SQLite, which keeps no statistics, would walk the council's whole list order looking for them.)"""
+    first = not_in_error() if by_index else Case.status != "error"
+    return first, Case.updated_at.desc(), Case.id.desc()
 
 
 def case_cursor(case: Case) -> str:
@@ -99,5 +110,5 @@ def cases_after(cursor: str | None):
     not_error, updated, case_id = bool(values[0]), _time(values[1]), int(values[2])
     same_group = or_(Case.updated_at < updated, and_(Case.updated_at == updated, Case.id < case_id))
     if not not_error:
-        return or_(Case.status != "error", and_(Case.status == "error", same_group))
-    return and_(Case.status != "error", same_group)
+        return or_(not_in_error(), and_(Case.status == "error", same_group))
+    return and_(not_in_error(), same_group)
