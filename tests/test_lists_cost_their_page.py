@@ -183,3 +183,30 @@ def test_on_sqlite_the_case_list_is_read_in_its_index_order_and_a_search_sorts_w
     assert "USING INDEX ix_cases_list_order" in pages["/cases"] and "TEMP B-TREE" not in pages["/cases"], pages
     for path in ("/cases?reference=FAM-1", "/cases?q=FAM", "/cases?mine=true"):
         assert "ix_cases_list_order" not in pages[path] and "USE TEMP B-TREE FOR ORDER BY" in pages[path], pages
+
+
+def test_the_cases_a_case_handed_over_to_are_found_by_an_index(api, database_url):
+    """A case's answers (and its page) list the cases it handed over to, found by ``started_from_case_id``:
+    through an index (migration ``f6a2c8e4b1d9``), not by reading every case of the council."""
+    api.deploy(PATHWAY)
+    _users(api)
+    started = api.post("/cases", json={"process": "test_review", "reference": "FAM-1", "data": {"needs": 3}},
+                       as_="dana")
+    assert started.status_code == 201, started.json
+    counted = Statements(api.app)
+    with counted:
+        assert api.get(f"/cases/{started.json['id']}/answers", as_="dana").status_code == 200
+    [(statement, parameters)] = [(s, p) for s, p in counted.seen if "cases.started_from_case_id = " in s]
+    with api.app.app_context():
+        connection = db.session.connection()
+        if database_url.startswith("postgresql"):
+            with connection.connection.cursor() as own:  # a handful of rows: only a forbidden scan shows the choice
+                own.execute("SET enable_seqscan = off")
+                own.execute("EXPLAIN " + statement, parameters)
+                plan = "\n".join(row[0] for row in own.fetchall())
+                own.execute("SET enable_seqscan = on")
+        else:
+            plan = "\n".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                                          parameters))
+        db.session.remove()
+    assert "ix_cases_started_from" in plan, plan
