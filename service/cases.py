@@ -195,8 +195,14 @@ def _has_role(roles) -> Any:
 
 def _visible_versions(session: Session, actor: Actor) -> list[int]:
     """The process versions whose cases ``actor`` may see (the pathways their roles belong to)."""
-    return [v.id for v in session.scalars(select(ProcessVersion))
-            if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+    return _versions_seen(session, actor)[0]
+
+
+def _versions_seen(session: Session, actor: Actor) -> tuple[list[int], bool]:
+    """:func:`_visible_versions`, and whether they are every version of the council."""
+    versions = list(session.scalars(select(ProcessVersion)))
+    visible = [v.id for v in versions if policy.may_see_pathway(process_definition(session, v).roles, actor)]
+    return visible, len(visible) == len(versions)
 
 
 def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
@@ -208,7 +214,9 @@ def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_b
                                  after=after)
     if actor.is_admin:
         return shape, values
-    visible = _visible_versions(session, actor)
+    visible, every = _versions_seen(session, actor)
+    if visible and every:  # every case of the council is the team's: nothing to decide task by task
+        return shape, values
     team = ("team",) + (("visible",) if visible else ()) + (("started_by",) if actor.user_id is not None else ())
     return shape + team, values | {"visible": visible, "user_id": actor.user_id}
 

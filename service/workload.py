@@ -79,40 +79,54 @@ def require_manager(actor: Actor) -> None:
 
 def workload(session: Session, actor: Actor) -> Workload:
     """The open tasks of every case of the manager's pathways, by worker and, unassigned, by role: counted in
-    one grouped statement, the most urgent listed from one more (never a query per task or per worker)."""
+    two grouped statements (never a query per task or per worker), the most urgent listed from one more."""
     require_manager(actor)
     now = clock.now()
     seen, values = case_service.team_task_filter(session, actor)
-    roles = (select(func.min(TaskRole.role)).where(TaskRole.task_id == OpenTask.id)
-             .correlate(OpenTask).scalar_subquery())
-    role = sql_case((OpenTask.assignee_id.is_(None), roles))  # no parameter: the same text in GROUP BY
-    late = func.sum(sql_case((OpenTask.due_at < now, 1), else_=0))
-    counts = session.execute(select(OpenTask.assignee_id, role, func.count(), late)
-                             .where(*seen).group_by(OpenTask.assignee_id, role), values).all()
-    users = {u.id: u for u in session.scalars(select(User).where(
-        User.id.in_({row[0] for row in counts if row[0] is not None})))} if counts else {}
-    workers: dict[int, Pile] = {}
-    by_role: dict[str, Pile] = {}
-    for user_id, role, count, overdue in counts:
-        if user_id is not None:
-            user = users.get(user_id)
-            name = user.name if user else str(user_id)
-            workers[user_id] = Pile(name, (user.display_name or user.name) if user else name, [], count, overdue or 0)
-        else:
-            key = role or "no role"
-            pile = by_role.setdefault(key, Pile(key, key.replace("_", " ")))
-            pile.count += count
-            pile.overdue += overdue or 0
+    workers = {user_id: Pile(name, display or name, [], count, overdue)
+               for user_id, name, display, count, overdue in _worker_counts(session, seen, values, now)}
+    by_role = {key: Pile(key, key.replace("_", " "), [], count, overdue)
+               for key, count, overdue in _role_counts(session, seen, values, now)}
     for task in sorted(case_service.team_tasks(session, actor, limit=SHOWN), key=_urgency):
         if task.assignee_id is not None and task.assignee_id in workers:
             workers[task.assignee_id].tasks.append(task)
         elif task.assignee_id is None:
-            key = min(task.roles) if task.roles else "no role"
+            key = min(task.roles) if task.roles else NO_ROLE
             if key in by_role:
                 by_role[key].tasks.append(task)
+    piles = [*workers.values(), *by_role.values()]
     return Workload(by_worker=sorted(workers.values(), key=lambda p: (-p.overdue, -p.count, p.label.lower())),
                     by_role=sorted(by_role.values(), key=lambda p: (-p.overdue, -p.count, p.label)),
-                    total=sum(r[2] for r in counts), overdue=sum(r[3] or 0 for r in counts))
+                    total=sum(p.count for p in piles), overdue=sum(p.overdue for p in piles))
+
+
+#: The pile of tasks nobody has taken that no role may take.
+NO_ROLE = "no role"
+
+# The workload's counts are two plain grouped statements: as one, grouped by worker and by each task's first role
+# (a subquery per task), with the workers' names read after by id, it took 4.5 s at 1,000,000 open tasks.
+
+
+def _worker_counts(session: Session, seen: list, values: dict[str, Any], now
+                   ) -> list[tuple[int, str, str | None, int, int]]:
+    """(user id, name, display name, open tasks, overdue) of each worker holding open tasks that meet ``seen``
+    (the manager's: ``cases.team_task_filter``)."""
+    late = func.coalesce(func.sum(sql_case((OpenTask.due_at < now, 1), else_=0)), 0)
+    return [tuple(row) for row in session.execute(
+        select(OpenTask.assignee_id, User.name, User.display_name, func.count(), late)
+        .join(User, User.id == OpenTask.assignee_id).where(*seen)
+        .group_by(OpenTask.assignee_id, User.name, User.display_name), values)]
+
+
+def _role_counts(session: Session, seen: list, values: dict[str, Any], now) -> list[tuple[str, int, int]]:
+    """(role, open tasks, overdue) of the open tasks that meet ``seen`` and nobody has taken, each under the first
+    of its roles (:data:`NO_ROLE` for a task no role may take)."""
+    first_role = (select(OpenTask.due_at, func.min(TaskRole.role).label("role"))
+                  .outerjoin(TaskRole, TaskRole.task_id == OpenTask.id)
+                  .where(*seen, OpenTask.assignee_id.is_(None)).group_by(OpenTask.id, OpenTask.due_at).subquery())
+    late = func.coalesce(func.sum(sql_case((first_role.c.due_at < now, 1), else_=0)), 0)
+    return [(role or NO_ROLE, count, overdue) for role, count, overdue in session.execute(
+        select(first_role.c.role, func.count(), late).group_by(first_role.c.role), values)]
 
 
 def display_name(session: Session, name: str) -> str:

@@ -10,7 +10,7 @@ import io
 import zipfile
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from conftest import FIXTURES, everything
 from service.models import AccessEvent, CaseDocument, CaseNote, OpenTask, db
@@ -145,6 +145,48 @@ def test_the_workload_by_worker_and_role_overdue_first(team, frozen_clock):
     assert [t["reference"] for t in worker["tasks"]] == ["LATE", "FRESH"]  # overdue first
     assert [(p["key"], p["count"]) for p in body["by_role"]] == [("team_manager", 1)]
     assert team.get("/workload", as_="worker").status_code == 403  # managers only
+
+
+def test_the_workload_counts_only_the_cases_the_manager_may_see(team, frozen_clock):
+    """A manager's workload is their pathways' tasks: one whose roles belong to none of the council's pathways
+    (and who started no case) sees none, while the team's manager sees them all, each unassigned task under its
+    first role."""
+    for reference in ("SEEN-1", "SEEN-2"):
+        allocate(team, start(team, reference))
+    start(team, "SEEN-3")  # the allocation, for team_manager, nobody's yet
+    outsider = team.as_role("area_manager")  # a manager by role, of no pathway here
+    nothing = team.get("/workload", as_=outsider)
+    assert nothing.status_code == 200, nothing.json
+    assert (nothing.json["total"], nothing.json["by_worker"], nothing.json["by_role"]) == (0, [], [])
+    assert team.get("/tasks?overdue=true", as_=outsider).json == []
+    seen = team.get("/workload", as_="manager").json
+    assert seen["total"] == 3
+    assert [(p["key"], p["count"]) for p in seen["by_worker"]] == [("worker", 2)]
+    assert [(p["key"], p["count"]) for p in seen["by_role"]] == [("team_manager", 1)]
+
+
+def test_a_workload_over_every_pathway_of_the_council_decides_nothing_case_by_case(team):
+    """When a manager's pathways are all the council's, every case is their team's: the counts read no case row
+    for each task (at 1,000,000 open tasks that join alone took a second). A manager of fewer pathways still
+    gets the cases' condition."""
+    allocate(team, start(team))
+    sent = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append(" ".join(statement.lower().split()))
+
+    with team.app.app_context():
+        engine = db.engine
+    for who, decided in (("manager", False), (team.as_role("area_manager"), True)):
+        sent.clear()
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            assert team.get("/workload", as_=who).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        counts = [s for s in sent if s.startswith("select") and "count(*)" in s and "from tasks" in s]
+        assert len(counts) == 2, sent  # by worker, and by role
+        assert all(("from cases where cases.id = tasks.case_id" in s) == decided for s in counts), counts
 
 
 # -- notes ---------------------------------------------------------------------------------------
