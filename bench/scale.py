@@ -309,7 +309,9 @@ LISTS = [
     ("case search, q= a reference", "front", "/api/v1/cases?q=BENCH-77777"),
     ("case list, first page", "front", "/api/v1/cases"),
     ("my cases (manager: none)", "manager", "/api/v1/cases?mine=true"),
+    ("a case's answers (and the cases it handed over to)", "front", "/api/v1/cases/{case}/answers"),
     ("notifications", "few", "/api/v1/notifications"),
+    ("the workload (a manager of every pathway: every open task)", "manager", "/api/v1/workload"),
 ]
 
 
@@ -340,6 +342,9 @@ def measure_lists(app, client, repeat: int) -> list[dict]:
         if path is None:  # the page after the first, by the cursor the first page gives
             first = client.get("/api/v1/tasks", headers=headers)
             path = f"/api/v1/tasks?after={quote(first.headers['X-Next-Cursor'])}"
+        if "{case}" in path:  # a built case: BENCH-4242's
+            found = client.get("/api/v1/cases?reference=BENCH-4242", headers=headers).json["cases"]
+            path = path.format(case=next(c["id"] for c in found if c["reference"] == "BENCH-4242"))
         times, cpu, sql, shown = [], [], [], None
         for n in range(3 + repeat):
             statements[0], in_sql[0] = 0, 0.0
