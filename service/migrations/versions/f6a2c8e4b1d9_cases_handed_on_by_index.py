@@ -1,10 +1,10 @@
 """The cases a case handed over to, found by an index
 
-A case's page and its answers list the cases it was handed over to (``service.case_view``), and raising immediate
-risk on a case checks whether any of them has an urgent step open (``service.cases``): both look cases up by
-``started_from_case_id``, which no index served, so each read every case of the council (115 ms at 1,000,000
-open cases on PostgreSQL; on SQLite 50 ms at 100,000). Most cases were handed over from none: the index holds
-only those that were.
+A case's page and its answers list the cases it was handed over to (``service.case_view``), and a significant-harm
+answer checks whether any of them already has an urgent step open before the service raises immediate risk on the
+case (``service.cases``): both look cases up by ``started_from_case_id``, which no index served, so each read
+every case of the council (115 ms at 1,000,000 open cases on PostgreSQL; on SQLite 50 ms at 100,000). Most cases
+were handed over from none: the index holds only those that were.
 
 Revision ID: f6a2c8e4b1d9
 Revises: a4c9e1f3b7d2
