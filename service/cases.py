@@ -11,7 +11,7 @@ import functools
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, inspect, or_, select,
@@ -103,7 +103,9 @@ def _list_statement(postgres: bool, branches: tuple[str, ...], shape: tuple[str,
     the cached statement as it is (:func:`service.tenancy.execute_built`), not a new one to key and compile."""
     conditions = _task_conditions(shape)
     only = {"all": [], "mine": [OpenTask.assignee_id == bindparam("user_id")],
-            "pool": [OpenTask.assignee_id.is_(None), _has_role(bindparam("roles", expanding=True))]}
+            "pool": [OpenTask.assignee_id.is_(None), _has_role(bindparam("roles", expanding=True))],
+            "ids": [OpenTask.id.in_(bindparam("ids", expanding=True))],
+            "worker_piles": [OpenTask.id.in_(_most_urgent_of_workers(conditions))]}
     limit = bindparam("limit", type_=Integer)
     parts = [_task_keys().where(*conditions, *only[b]).order_by(*paging.task_order()).limit(limit) for b in branches]
     if len(parts) == 1:
@@ -116,6 +118,16 @@ def _list_statement(postgres: bool, branches: tuple[str, ...], shape: tuple[str,
             .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
             .outerjoin(User, User.id == task.c.assignee_id)
             .order_by(*paging.task_order(task.c)).limit(limit).options(tenancy.council_criteria()))
+
+
+def _most_urgent_of_workers(conditions: list) -> Select:
+    """The ids of the ``:pile_tasks`` most urgent open tasks meeting ``conditions`` of each worker in
+    ``:workers`` (a page of the workload): each worker's read from the index on their open tasks."""
+    ranked = (select(OpenTask.id, func.row_number().over(partition_by=OpenTask.assignee_id,
+                                                           order_by=paging.task_order()).label("rank"))
+              .where(*conditions, OpenTask.assignee_id.in_(bindparam("workers", expanding=True)))
+              .correlate(None).subquery())
+    return select(ranked.c.id).where(ranked.c.rank <= bindparam("pile_tasks", type_=Integer))
 
 
 def _task_keys():
@@ -221,10 +233,32 @@ def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_b
     return shape + team, values | {"visible": visible, "user_id": actor.user_id}
 
 
-def team_task_filter(session: Session, actor: Actor, **filters: Any) -> tuple[list, dict[str, Any]]:
-    """The conditions on open tasks of every case ``actor`` may see, and the values of their parameters."""
-    shape, values = _team_filter(session, actor, **filters)
-    return _task_conditions(shape), values
+class TaskFilter(NamedTuple):
+    """Which open tasks a list reads: its filters (``shape``, :func:`_task_filter`) and their values."""
+
+    shape: tuple[str, ...]
+    values: dict[str, Any]
+
+    @property
+    def conditions(self) -> list:
+        """The filters as conditions on ``OpenTask``, their values bound parameters (``values``)."""
+        return _task_conditions(self.shape)
+
+
+def team_task_filter(session: Session, actor: Actor, **filters: Any) -> TaskFilter:
+    """The open tasks of every case ``actor`` may see (a manager's team), with ``filters`` (:func:`team_tasks`'s)."""
+    return TaskFilter(*_team_filter(session, actor, **filters))
+
+
+def team_piles(session: Session, team: TaskFilter, workers: list[int], ids: list[str], per_worker: int
+               ) -> list[ListedTask]:
+    """The ``per_worker`` most urgent tasks of each of ``workers`` (user ids) and the tasks ``ids``, of the
+    ``team``'s open tasks, as lists show them, most urgent first: one statement (the workload's piles)."""
+    branches = (("worker_piles",) if workers else ()) + (("ids",) if ids else ())
+    if not branches:
+        return []
+    values = team.values | {"workers": workers, "pile_tasks": per_worker, "ids": ids}
+    return _listed_tasks(session, branches, team.shape, values, len(workers) * per_worker + len(ids))
 
 
 def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,

@@ -27,6 +27,10 @@ def encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+def _not_ours() -> InvalidData:
+    return InvalidData("that page link is not one of this list's", {"after": "Start again from the first page"})
+
+
 def decode(cursor: str | None, size: int) -> list[Any] | None:
     """The values of a cursor (``size`` of them), or None for the first page; 422 for a cursor not ours."""
     if not cursor:
@@ -37,7 +41,7 @@ def decode(cursor: str | None, size: int) -> list[Any] | None:
             raise ValueError(cursor)
         return values
     except (ValueError, TypeError):
-        raise InvalidData("that page link is not one of this list's", {"after": "Start again from the first page"}) from None
+        raise _not_ours() from None
 
 
 def _time(value: Any) -> datetime | None:
@@ -46,7 +50,7 @@ def _time(value: Any) -> datetime | None:
     try:
         return clock.as_utc(datetime.fromisoformat(value))
     except (TypeError, ValueError):
-        raise InvalidData("that page link is not one of this list's", {"after": "Start again from the first page"}) from None
+        raise _not_ours() from None
 
 
 # -- tasks: most urgent first (due date, undated last), then the newest, then by id ------------------
@@ -80,6 +84,22 @@ def tasks_after_condition(undated: bool, columns=None):
         return and_(c.due_at.is_(None), later_same_due)
     due = bindparam("after_due", type_=c.due_at.type)
     return or_(c.due_at > due, c.due_at.is_(None), and_(c.due_at == due, later_same_due))
+
+
+# -- the workload's workers: by user name (unique) -----------------------------------------------------
+
+def worker_cursor(name: str) -> str:
+    return encode([name])
+
+
+def workers_after(cursor: str | None) -> str | None:
+    """The user name after which the next page of workers begins (None on the first page)."""
+    values = decode(cursor, 1)
+    if values is None:
+        return None
+    if not isinstance(values[0], str):
+        raise _not_ours()
+    return values[0]
 
 
 # -- cases: stopped on an error first, then the most recently changed, then by id ---------------------

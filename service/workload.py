@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from service import cases as case_service
-from service import policy
+from service import paging, policy
 from service.deployments import process_definition
 from service.engine import clock
 from service.errors import Conflict, Forbidden, InvalidData
@@ -40,12 +40,23 @@ CHOOSE_SOMEONE = "Choose who to give the task to"
 
 # -- the workload ----------------------------------------------------------------------------------
 
+#: Workers on a page of the workload (by name), and the most urgent tasks each pile lists.
+WORKERS_PAGE = 20
+PILE_TASKS = 10
+
+#: The pile of tasks nobody has taken that no role may take.
+NO_ROLE = "no role"
+
+#: How many tasks nobody has taken the roles' piles count, the most urgent first: each task's first role is an
+#: index probe, and 10,000 of them took 60 ms at 1,000,000 open tasks on PostgreSQL (a team's queue is far
+#: shorter; a whole council's is "1,000 or more").
+WAITING_COUNTED = 1_000
+
+
 @dataclass
 class Pile:
-    """The open tasks of one worker (or, unassigned, of one role): overdue first, then by due date.
-
-    ``count`` and ``overdue`` count every open task of the pile; ``tasks`` are its most urgent (the workload
-    shows at most :data:`SHOWN` tasks in all, most urgent first: a manager gives work from the top)."""
+    """The open tasks of one worker (or, unassigned, of one role): ``count`` and ``overdue`` count them,
+    ``tasks`` are the :data:`PILE_TASKS` most urgent (a manager gives work from the top)."""
 
     key: str  # the user's name, or the role
     label: str
@@ -56,20 +67,17 @@ class Pile:
 
 @dataclass
 class Workload:
-    by_worker: list[Pile]
-    by_role: list[Pile]  # tasks nobody has taken yet, by the role that may take them
+    """A page of a manager's workload. ``total`` and ``overdue`` count the team's open tasks up to
+    ``cases.COUNT_CAP`` and one (more means "more than that"); the roles' piles count the most urgent
+    :data:`WAITING_COUNTED` tasks nobody has taken (``by_role_capped``: they counted that many, and as many or
+    more are waiting)."""
+
+    by_worker: list[Pile]  # a page of the workers holding open tasks, by name
+    by_role: list[Pile]  # tasks nobody has taken yet, by the first role that may take them
     total: int
     overdue: int
-
-
-#: The most urgent tasks the workload lists (its counts count them all).
-SHOWN = 500
-
-
-def _urgency(task: ListedTask) -> tuple:
-    now = clock.now()
-    return (not (task.due_at is not None and task.due_at < now), task.due_at is None, task.due_at or now,
-            task.created_at)
+    by_role_capped: bool = False
+    next_workers: str | None = None  # the cursor of the next page of workers (``paging.worker_cursor``)
 
 
 def require_manager(actor: Actor) -> None:
@@ -77,56 +85,79 @@ def require_manager(actor: Actor) -> None:
         raise Forbidden("the workload is for managers: a role 'team_manager' or ending in '_manager'")
 
 
-def workload(session: Session, actor: Actor) -> Workload:
-    """The open tasks of every case of the manager's pathways, by worker and, unassigned, by role: counted in
-    two grouped statements (never a query per task or per worker), the most urgent listed from one more."""
+def workload(session: Session, actor: Actor, *, after: str | None = None) -> Workload:
+    """A page of the open tasks of every case of the manager's pathways: the workers holding them, by name
+    (``after``: the cursor of the page before), and the tasks nobody has taken, by role. Four statements read
+    from the open tasks' indexes, each costing its page or a capped count, never the council's open tasks."""
     require_manager(actor)
     now = clock.now()
-    seen, values = case_service.team_task_filter(session, actor)
-    workers = {user_id: Pile(name, display or name, [], count, overdue)
-               for user_id, name, display, count, overdue in _worker_counts(session, seen, values, now)}
-    by_role = {key: Pile(key, key.replace("_", " "), [], count, overdue)
-               for key, count, overdue in _role_counts(session, seen, values, now)}
-    for task in sorted(case_service.team_tasks(session, actor, limit=SHOWN), key=_urgency):
-        if task.assignee_id is not None and task.assignee_id in workers:
-            workers[task.assignee_id].tasks.append(task)
-        elif task.assignee_id is None:
-            key = min(task.roles) if task.roles else NO_ROLE
-            if key in by_role:
-                by_role[key].tasks.append(task)
-    piles = [*workers.values(), *by_role.values()]
-    return Workload(by_worker=sorted(workers.values(), key=lambda p: (-p.overdue, -p.count, p.label.lower())),
-                    by_role=sorted(by_role.values(), key=lambda p: (-p.overdue, -p.count, p.label)),
-                    total=sum(p.count for p in piles), overdue=sum(p.overdue for p in piles))
+    team = case_service.team_task_filter(session, actor)
+    workers, next_workers = _workers_page(session, team, now, paging.workers_after(after))
+    roles, waiting, urgent = _role_piles(session, team, now)
+    for task in case_service.team_piles(session, team, list(workers), list(urgent), PILE_TASKS):
+        pile = workers.get(task.assignee_id) if task.assignee_id is not None else roles.get(urgent.get(task.id))
+        if pile is not None:
+            pile.tasks.append(task)
+    total, overdue = _totals(session, team, now)
+    return Workload(by_worker=list(workers.values()), total=total, overdue=overdue,
+                    by_role=sorted(roles.values(), key=lambda p: (-p.overdue, -p.count, p.label)),
+                    by_role_capped=waiting >= WAITING_COUNTED, next_workers=next_workers)
 
 
-#: The pile of tasks nobody has taken that no role may take.
-NO_ROLE = "no role"
+def _workers_page(session: Session, team: case_service.TaskFilter, now, after: str | None
+                  ) -> tuple[dict[int, Pile], str | None]:
+    """The piles (without tasks) of the next :data:`WORKERS_PAGE` workers by name after ``after`` who hold
+    open tasks of the ``team``, by user id, each counted from the index on their own open tasks; and the
+    cursor of the page after, if any."""
+    held = [*team.conditions, OpenTask.assignee_id.is_not(None), OpenTask.assignee_id == User.id]
+    count = select(func.count()).select_from(OpenTask).where(*held).scalar_subquery()
+    late = select(func.count()).select_from(OpenTask).where(*held, OpenTask.due_at < now).scalar_subquery()
+    query = select(User.id, User.name, User.display_name, count, late).where(exists().where(*held))
+    if after is not None:
+        query = query.where(User.name > after)
+    rows = session.execute(query.order_by(User.name).limit(WORKERS_PAGE + 1), team.values).all()
+    piles = {user_id: Pile(name, display or name, [], count, overdue)
+             for user_id, name, display, count, overdue in rows[:WORKERS_PAGE]}
+    more = paging.worker_cursor(rows[WORKERS_PAGE - 1][1]) if len(rows) > WORKERS_PAGE else None
+    return piles, more
 
-# The workload's counts are two plain grouped statements: as one, grouped by worker and by each task's first role
-# (a subquery per task), with the workers' names read after by id, it took 4.5 s at 1,000,000 open tasks.
+
+def _role_piles(session: Session, team: case_service.TaskFilter, now
+                ) -> tuple[dict[str, Pile], int, dict[str, str]]:
+    """The piles (by role: each task under the first of its roles, :data:`NO_ROLE` for none) of the most
+    urgent :data:`WAITING_COUNTED` open tasks of the ``team`` nobody has taken, counted in one statement; how
+    many tasks that read (all of them: as many or more wait); and, by task id, the pile of the
+    :data:`PILE_TASKS` most urgent of each pile. (A task's first role is the database's, in its collation's
+    order, so that a task is never looked for in a pile by Python's order of strings.)"""
+    first_role = select(func.min(TaskRole.role)).where(TaskRole.task_id == OpenTask.id).scalar_subquery()
+    waiting = (select(OpenTask.id, OpenTask.due_at, OpenTask.created_at, first_role.label("role"))
+               .where(*team.conditions, OpenTask.assignee_id.is_(None))
+               .order_by(*paging.task_order()).limit(WAITING_COUNTED).subquery())
+    by_role = {"partition_by": waiting.c.role}
+    ranked = select(waiting.c.id, waiting.c.role, func.count().over(**by_role).label("count"),
+                    func.sum(sql_case((waiting.c.due_at < now, 1), else_=0)).over(**by_role).label("overdue"),
+                    func.row_number().over(order_by=paging.task_order(waiting.c), **by_role).label("rank")
+                    ).subquery()
+    piles: dict[str, Pile] = {}
+    urgent: dict[str, str] = {}
+    for task_id, role, count, overdue in session.execute(
+            select(ranked.c.id, ranked.c.role, ranked.c.count, ranked.c.overdue)
+            .where(ranked.c.rank <= PILE_TASKS), team.values):
+        key = role or NO_ROLE
+        piles.setdefault(key, Pile(key, key.replace("_", " "), [], count, overdue or 0))
+        urgent[task_id] = key
+    return piles, sum(p.count for p in piles.values()), urgent
 
 
-def _worker_counts(session: Session, seen: list, values: dict[str, Any], now
-                   ) -> list[tuple[int, str, str | None, int, int]]:
-    """(user id, name, display name, open tasks, overdue) of each worker holding open tasks that meet ``seen``
-    (the manager's: ``cases.team_task_filter``)."""
-    late = func.coalesce(func.sum(sql_case((OpenTask.due_at < now, 1), else_=0)), 0)
-    return [tuple(row) for row in session.execute(
-        select(OpenTask.assignee_id, User.name, User.display_name, func.count(), late)
-        .join(User, User.id == OpenTask.assignee_id).where(*seen)
-        .group_by(OpenTask.assignee_id, User.name, User.display_name), values)]
+def _totals(session: Session, team: case_service.TaskFilter, now) -> tuple[int, int]:
+    """How many open tasks the ``team`` has, and how many of them are overdue, each counted up to
+    ``COUNT_CAP`` and one (the case lists' count)."""
+    def capped(*conditions):
+        found = select(OpenTask.id).where(*team.conditions, *conditions).limit(case_service.COUNT_CAP + 1)
+        return select(func.count()).select_from(found.subquery()).scalar_subquery()
 
-
-def _role_counts(session: Session, seen: list, values: dict[str, Any], now) -> list[tuple[str, int, int]]:
-    """(role, open tasks, overdue) of the open tasks that meet ``seen`` and nobody has taken, each under the first
-    of its roles (:data:`NO_ROLE` for a task no role may take)."""
-    first_role = (select(OpenTask.due_at, func.min(TaskRole.role).label("role"))
-                  .outerjoin(TaskRole, TaskRole.task_id == OpenTask.id)
-                  .where(*seen, OpenTask.assignee_id.is_(None)).group_by(OpenTask.id, OpenTask.due_at).subquery())
-    late = func.coalesce(func.sum(sql_case((first_role.c.due_at < now, 1), else_=0)), 0)
-    return [(role or NO_ROLE, count, overdue) for role, count, overdue in session.execute(
-        select(first_role.c.role, func.count(), late).group_by(first_role.c.role), values)]
+    total, overdue = session.execute(select(capped(), capped(OpenTask.due_at < now)), team.values).one()
+    return total, overdue
 
 
 def display_name(session: Session, name: str) -> str:

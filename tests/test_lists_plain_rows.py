@@ -60,8 +60,8 @@ def test_a_task_list_builds_no_task_objects_and_reads_the_tasks_once(api, monkey
         with tasks_built() as built, counted:
             response = api.get(path, as_=who)
         assert response.status_code == 200 and built == [], (path, built)
-        # the page of tasks, and for the workload its counts (by worker, and by role)
-        assert len(_reading_tasks(counted.seen)) == (3 if path == "/workload" else 1), (path, counted.seen)
+        # the page of tasks; for the workload the page of workers, the roles' piles, the piles' tasks, the totals
+        assert len(_reading_tasks(counted.seen)) == (4 if path == "/workload" else 1), (path, counted.seen)
         shown[f"{who} {path}"] = response.json
     assert len(shown["dana /tasks"]) == 12 and len(shown["worker /tasks"]) == 6, shown  # hers, and the pool
     assert shown["manager /workload"]["total"] == 12

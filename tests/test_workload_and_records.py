@@ -12,7 +12,9 @@ import zipfile
 import pytest
 from sqlalchemy import event, func, select, text
 
-from conftest import FIXTURES, everything
+from conftest import FIXTURES, everything, save_user
+from service import cases as case_service
+from service import workload
 from service.models import AccessEvent, CaseDocument, CaseNote, OpenTask, db
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -184,9 +186,59 @@ def test_a_workload_over_every_pathway_of_the_council_decides_nothing_case_by_ca
             assert team.get("/workload", as_=who).status_code == 200
         finally:
             event.remove(engine, "before_cursor_execute", seen)
-        counts = [s for s in sent if s.startswith("select") and "count(*)" in s and "from tasks" in s]
-        assert len(counts) == 2, sent  # by worker, and by role
-        assert all(("from cases where cases.id = tasks.case_id" in s) == decided for s in counts), counts
+        reading = [s for s in sent if s.startswith("select") and "from tasks" in s]
+        # the workers' page, the roles' piles, the piles' tasks (the outsider has none to list), the totals
+        assert len(reading) == (3 if decided else 4), sent
+        assert all(("from cases where cases.id = tasks.case_id" in s) == decided for s in reading), reading
+
+
+def test_the_workload_pages_its_workers_by_name_and_lists_each_piles_most_urgent(team, frozen_clock, monkeypatch):
+    """A page of the workload costs its page: the workers holding open tasks by name, a page at a time (the
+    X-Next-Cursor header), each pile counting all its worker's open tasks and listing the most urgent."""
+    monkeypatch.setattr(workload, "WORKERS_PAGE", 2)
+    monkeypatch.setattr(workload, "PILE_TASKS", 2)
+    with team.app.app_context():
+        for name in ("alice", "bob"):
+            save_user(db.session, name, ["social_worker"])
+        db.session.commit()
+    references = {}
+    for n, who in enumerate(["worker", "alice", "worker", "bob", "worker"]):
+        allocate(team, start(team, f"PAGED-{n}"), who)  # each visit due 5 days after its day
+        references.setdefault(who, []).append(f"PAGED-{n}")
+        frozen_clock.advance(days=1)
+    first = team.get("/workload", as_="manager")
+    assert first.status_code == 200, first.json
+    assert [(p["key"], p["count"]) for p in first.json["by_worker"]] == [("alice", 1), ("bob", 1)]
+    after = first.headers["X-Next-Cursor"]
+    second = team.get(f"/workload?after={after}", as_="manager")
+    assert second.status_code == 200, second.json
+    assert "X-Next-Cursor" not in second.headers
+    [worker] = second.json["by_worker"]
+    assert (worker["key"], worker["count"]) == ("worker", 3)
+    assert [t["reference"] for t in worker["tasks"]] == references["worker"][:2]  # the two due soonest
+    assert second.json["total"] == first.json["total"] == 5  # the team's, on every page
+    refused = team.get("/workload?after=not-a-cursor", as_="manager")
+    assert refused.status_code == 422 and "after" in refused.json["errors"], refused.json
+
+
+def test_the_workload_counts_at_most_its_cap_and_says_so(team, monkeypatch):
+    """The totals stop counting at the lists' cap (a count one over it means "more than that"), and the roles'
+    piles of tasks nobody has taken count the most urgent few, saying when as many or more are waiting."""
+    monkeypatch.setattr(case_service, "COUNT_CAP", 2)
+    monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
+    for n in range(3):
+        start(team, f"WAITING-{n}")  # each an allocation for team_manager, nobody's yet
+    body = team.get("/workload", as_="manager").json
+    assert (body["total"], body["overdue"]) == (3, 0)  # the cap and one: more than 2
+    assert [(p["key"], p["count"], len(p["tasks"])) for p in body["by_role"]] == [("team_manager", 2, 2)]
+    assert body["by_role_capped"] is True
+    monkeypatch.setattr(case_service, "COUNT_CAP", 3)
+    monkeypatch.setattr(workload, "WAITING_COUNTED", 3)
+    body = team.get("/workload", as_="manager").json
+    assert (body["total"], body["by_role"][0]["count"], body["by_role_capped"]) == (3, 3, True)
+    monkeypatch.setattr(workload, "WAITING_COUNTED", 4)
+    body = team.get("/workload", as_="manager").json
+    assert (body["total"], body["by_role"][0]["count"], body["by_role_capped"]) == (3, 3, False)
 
 
 # -- notes ---------------------------------------------------------------------------------------

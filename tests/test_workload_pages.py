@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
+from html import unescape
 
 import pytest
 from sqlalchemy import select, update
@@ -132,6 +133,46 @@ def test_the_workload_page_and_giving_tasks_in_bulk(site, manager, time):
     worker = Browser(site.app)
     worker.sign_in("worker")
     assert worker.get("/workload").status_code == 403
+
+
+def test_the_workload_page_pages_its_workers_and_gives_from_the_page_it_is_on(site, manager, monkeypatch):
+    from service import workload
+    from werkzeug.datastructures import MultiDict
+
+    monkeypatch.setattr(workload, "WORKERS_PAGE", 1)
+    other = allocated(site, "OTHERS-1", "other")
+    allocated(site, "WORKERS-1")
+    first = manager.get("/workload")
+    assert first.status_code == 200
+    body = page_text(first)
+    assert "2 open tasks in your team's pathways" in body and "Workers are listed by name, 1 to a page" in body
+    assert "Other: 1 open task" in body and "Worker: 1 open task" not in body
+    link = re.search(r'href="(/workload\?after=[^"]+)" rel="next"', first.get_data(as_text=True))
+    assert link, first.get_data(as_text=True)
+    second = manager.get(unescape(link[1]))
+    assert "Worker: 1 open task" in page_text(second) and "Other: 1 open task" not in page_text(second)
+    assert "The first workers" in page_text(second) and 'rel="next"' not in second.get_data(as_text=True)
+    after = re.search(r'name="after" value="([^"]+)"', second.get_data(as_text=True))[1]
+    visit = task_of(site, other["id"], "Task_Visit")[0]
+    given = manager.post("/workload/reassign", MultiDict([("tasks", visit), ("assignee", "worker"),
+                                                          ("after", unescape(after))]))
+    assert given.status_code == 302 and "after=" in given.headers["Location"]
+    assert "Worker: 2 open tasks" in page_text(manager.get(given.headers["Location"]))
+    assert manager.get("/workload?after=not-a-cursor").status_code == 422
+
+
+def test_the_workload_page_says_when_it_stopped_counting(site, manager, monkeypatch):
+    from service import cases as case_service
+    from service import workload
+
+    monkeypatch.setattr(case_service, "COUNT_CAP", 2)
+    monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
+    for n in range(3):
+        start(site, f"WAITING-{n}")
+    body = page_text(manager.get("/workload"))
+    assert "More than 2 open tasks in your team's pathways" in body
+    assert "2 or more tasks are waiting to be taken: these lists count the 2 most urgent" in body
+    assert "team manager: 2 open tasks" in body
 
 
 def test_the_manager_views_counts_link_to_their_cases_and_errored_cases_retry(site, manager):

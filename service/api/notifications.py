@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from flask import g
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from service import cases as case_service
 from service import notifications as notification_service
 from service.models import db
 
 from .access import authenticate
-from .schemas import NotificationSchema
+from .schemas import NotificationSchema, after_field
 
 blp = Blueprint("notifications", __name__, description="Reminders and escalations")
 blp.before_request(authenticate)
@@ -18,8 +18,7 @@ blp.before_request(authenticate)
 
 class NotificationQuerySchema(Schema):
     unread = fields.Boolean(load_default=False)
-    after = fields.String(validate=validate.Length(max=400), metadata={
-        "description": "the page after this cursor (the X-Next-Cursor header of the page before)"})
+    after = after_field()
 
 
 class MarkedSchema(Schema):

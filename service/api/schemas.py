@@ -114,12 +114,17 @@ class MessageSchema(StrictSchema):
     data = fields.Raw(load_default=dict)
 
 
+def after_field() -> fields.String:
+    """A list's ``after`` query parameter: the cursor of the page before (keyset paging, ``service.paging``)."""
+    return fields.String(validate=validate.Length(max=400), metadata={
+        "description": "the page after this cursor (the X-Next-Cursor header of the page before)"})
+
+
 class TaskQuerySchema(StrictSchema):
     case = fields.Integer(validate=Id)
     role = fields.String(validate=validate.Length(max=USER_NAME_LENGTH))
     overdue = fields.Boolean(load_default=False)
-    after = fields.String(validate=validate.Length(max=400), metadata={
-        "description": "the page after this cursor (the X-Next-Cursor header of the page before)"})
+    after = after_field()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

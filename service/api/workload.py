@@ -12,10 +12,14 @@ from service.listed_tasks import ListedTask
 from service.models import db
 
 from .access import authenticate
-from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, task_json
+from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, after_field, task_json
 
 blp = Blueprint("workload", __name__, description="Managers: workload and reassigning")
 blp.before_request(authenticate)
+
+
+class WorkloadQuerySchema(StrictSchema):
+    after = after_field()
 
 
 class ReassignSchema(StrictSchema):
@@ -55,10 +59,16 @@ class ErroredCaseSchema(Schema):
 
 
 class WorkloadSchema(Schema):
-    total = fields.Integer()
-    overdue = fields.Integer()
-    by_worker = fields.List(fields.Nested(PileSchema))
-    by_role = fields.List(fields.Nested(PileSchema))
+    total = fields.Integer(metadata={"description": "the team's open tasks, counted up to 10,000 and one: 10,001 "
+                                                    "means more"})
+    overdue = fields.Integer(metadata={"description": "how many of them are overdue, counted likewise"})
+    by_worker = fields.List(fields.Nested(PileSchema), metadata={
+        "description": "a page of the workers holding open tasks, by user name (X-Next-Cursor: the next page's "
+                       "``after``); each pile lists its 10 most urgent tasks"})
+    by_role = fields.List(fields.Nested(PileSchema), metadata={
+        "description": "the tasks nobody has taken, under the first role that may take them, most overdue first"})
+    by_role_capped = fields.Boolean(metadata={
+        "description": "the roles' piles counted 1,000 tasks, the most urgent: as many or more are waiting"})
     errors = fields.List(fields.Nested(ErroredCaseSchema), metadata={"description": "cases stopped on an error "
                                                                                    "(retry: POST /cases/<id>/retry)"})
 
@@ -81,16 +91,18 @@ def _pile(pile) -> dict[str, Any]:
 
 
 @blp.route("/workload")
+@blp.arguments(WorkloadQuerySchema(), location="query")
 @blp.response(200, WorkloadSchema)
-def get_workload():
-    """The open tasks of the manager's pathways by worker and, unassigned, by role, overdue first; and the
-    cases stopped on an error (a manager's: 403 otherwise)."""
-    load = workload_service.workload(db.session, g.actor)
+def get_workload(query):
+    """The open tasks of the manager's pathways: a page of workers by name, the tasks nobody has taken by role,
+    each pile's most urgent first; and the cases stopped on an error (a manager's: 403 otherwise)."""
+    load = workload_service.workload(db.session, g.actor, after=query.get("after"))
     errored = workload_service.errored_cases(db.session, g.actor)
-    return {"total": load.total, "overdue": load.overdue, "by_worker": [_pile(p) for p in load.by_worker],
-            "by_role": [_pile(p) for p in load.by_role],
+    body = {"total": load.total, "overdue": load.overdue, "by_worker": [_pile(p) for p in load.by_worker],
+            "by_role": [_pile(p) for p in load.by_role], "by_role_capped": load.by_role_capped,
             "errors": [{"id": c.id, "reference": c.reference, "process": c.process.key, "error": c.error,
                         "updated_at": c.updated_at} for c in errored]}
+    return body, 200, ({"X-Next-Cursor": load.next_workers} if load.next_workers else {})
 
 
 @blp.route("/tasks/<string:task_id>/reassign", methods=["POST"])

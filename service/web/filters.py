@@ -89,6 +89,11 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+def counted(value: int) -> str:
+    """A count the lists stop at (``cases.COUNT_CAP`` and one): '2,417', or 'more than 10,000'."""
+    return f"more than {case_service.COUNT_CAP:,}" if value > case_service.COUNT_CAP else f"{value:,}"
+
+
 def case_outcome(case: Case) -> str:
     """A case's outcome as its pathway names it ('Stepped down to TAF'), or '' while it has none."""
     if not case.outcome:
@@ -98,6 +103,7 @@ def case_outcome(case: Case) -> str:
 
 def register(app: Flask) -> None:
     app.add_template_filter(case_outcome)
+    app.add_template_filter(counted)
     app.add_template_filter(london_datetime)
     app.add_template_filter(london_date)
     app.add_template_filter(iso)

@@ -31,13 +31,16 @@ def _people_items(tasks, selected: str | None = None) -> list[dict[str, Any]]:
 def _workload_page(errors: dict[str, str] | None = None, chosen: list[str] | None = None, assignee: str | None = None,
                    status: int = 200):
     actor = current_user.actor
-    load = workload.workload(db.session, actor)
+    after = request.values.get("after") or None
+    load = workload.workload(db.session, actor, after=after)
     tasks = [t for pile in load.by_worker + load.by_role for t in pile.tasks]
     errors = errors or {}
     error_list = [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"}
                   for key, message in errors.items()]
     return render_template("workload.html", load=load, people=_people_items(tasks, assignee), errors=errors,
-                           error_list=error_list, chosen=set(chosen or []),
+                           error_list=error_list, chosen=set(chosen or []), after=after,
+                           waiting_counted=workload.WAITING_COUNTED, pile_tasks=workload.PILE_TASKS,
+                           workers_page=workload.WORKERS_PAGE,
                            workable={t.id for t in tasks if case_service.may_open_listed(t, actor)}), status
 
 
@@ -69,7 +72,7 @@ def workload_reassign():
             db.session.commit()
             name = workload.display_name(db.session, assignee)
             flash(f"{count} task{'s' if count != 1 else ''} given to {name}.", "success")
-            return redirect(url_for("web.workload_page"))
+            return redirect(url_for("web.workload_page", after=request.form.get("after") or None))
     return _workload_page(errors, chosen, assignee, status=422)
 
 
