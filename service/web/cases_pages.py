@@ -253,9 +253,13 @@ def _case_list(title: str, *, mine: bool = False, search: bool = False):
                                           overdue=overdue, mine=mine, page=page, per_page=PER_PAGE) \
         if show else ([], 0)
     pages = max(1, -(-total // PER_PAGE))
+    uncounted = total > case_service.COUNT_CAP  # "more than 10,000": a next page while this one is full
+    if uncounted:
+        pages = page + 1 if len(rows) == PER_PAGE else page
     query = {k: v for k, v in (("q", q), ("process", process), ("status", status),
                                ("overdue", "true" if overdue else None)) if v}
     return render_template("cases_list.html", title=title, rows=rows, total=total, page=page, pages=pages,
+                           uncounted=uncounted,
                            query=query, q=q, search=search, shown=show, endpoint=request.endpoint,
                            pathways=pathways, process=process, status=status, overdue=overdue, statuses=STATUSES)
 
