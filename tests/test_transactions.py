@@ -65,6 +65,15 @@ def test_a_connection_reads_timestamps_in_utc(one_connection):
         db.session.rollback()
 
 
+def test_a_connection_compiles_no_statement_just_in_time(one_connection):
+    """PostgreSQL's JIT compiles a statement its planner thinks costly, taking 100 ms and more (the workload's
+    old grouped statement at 1,000,000 open tasks); the service's statements read a page or a capped count, so
+    its connections turn it off, whatever the server's setting."""
+    with one_connection.app_context():
+        assert db.session.execute(text("SHOW jit")).scalar_one() == "off"
+        db.session.rollback()
+
+
 def test_a_results_description_is_psycopgs_made_when_read(one_connection):
     """``cursor.description`` (``service.pg_cursor``) holds the columns psycopg describes, as the result was when
     it was asked for, even once the cursor has run another statement; a statement without rows has none."""
