@@ -63,12 +63,12 @@ def from_environment(instance_path: str) -> dict[str, Any]:
 
 def engine_options(config: dict[str, Any]) -> dict[str, Any]:
     """SQLAlchemy engine options for the configured database (PostgreSQL: time limits on locks held; no JIT
-    compilation, which pays only for long analytical statements, and cost the workload's old grouped statement
+    compilation, which pays only for long analytical statements and cost the workload's old grouped statement
     156 ms a call at 1,000,000 open cases (``pg_stat_statements``), where each of the service's statements reads
-    a page or a capped count; and the session's time zone UTC: the service reads and writes aware timestamps and does no date arithmetic in SQL,
-    and psycopg then gives each timestamp in UTC, which it otherwise converts to the server's zone and the
-    service converts back, a few microseconds per value, hundreds per page; and psycopg's cursor describing a
-    result only when asked: ``service.pg_cursor``)."""
+    a page or a capped count; the session's time zone UTC: the service reads and writes aware timestamps and does
+    no date arithmetic in SQL, and psycopg then gives each timestamp in UTC, which it otherwise converts to the
+    server's zone and the service converts back, a few microseconds per value, hundreds per page; and psycopg's
+    cursor describing a result only when asked: ``service.pg_cursor``)."""
     if not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         return {}
     statement = config["DATABASE_STATEMENT_TIMEOUT_SECONDS"] * 1000

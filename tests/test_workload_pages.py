@@ -145,7 +145,7 @@ def test_the_workload_page_pages_its_workers_and_gives_from_the_page_it_is_on(si
     first = manager.get("/workload")
     assert first.status_code == 200
     body = page_text(first)
-    assert "2 open tasks in your team's pathways" in body and "Workers are listed by name, 1 to a page" in body
+    assert "2 open tasks in your team's pathways" in body and "Workers are listed by user name, 1 to a page" in body
     assert "Other: 1 open task" in body and "Worker: 1 open task" not in body
     link = re.search(r'href="(/workload\?after=[^"]+)" rel="next"', first.get_data(as_text=True))
     assert link, first.get_data(as_text=True)
