@@ -12,10 +12,10 @@ import zipfile
 import pytest
 from sqlalchemy import event, func, select, text
 
-from conftest import FIXTURES, everything, save_user
+from conftest import FIXTURES, everything, in_council, save_user
 from service import cases as case_service
 from service import workload
-from service.models import AccessEvent, CaseDocument, CaseNote, OpenTask, db
+from service.models import AccessEvent, Case, CaseDocument, CaseNote, OpenTask, User, db
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -219,6 +219,34 @@ def test_the_workload_pages_its_workers_by_name_and_lists_each_piles_most_urgent
     assert second.json["total"] == first.json["total"] == 5  # the team's, on every page
     refused = team.get("/workload?after=not-a-cursor", as_="manager")
     assert refused.status_code == 422 and "after" in refused.json["errors"], refused.json
+
+
+def test_the_workloads_answer_is_what_its_schema_would_dump(team, frozen_clock):
+    """The workload is answered without a second dump through its schema: the same JSON, its datetimes included
+    (a due date, an errored case's time)."""
+    from service.api.workload import WorkloadSchema, workload_json
+    from service.policy import Actor
+    from service.workload import errored_cases
+    from service.workload import workload as workload_of
+
+    late = start(team, "LATE")
+    allocate(team, late)
+    frozen_clock.advance(days=6)
+    start(team, "WAITING")
+    with team.app.app_context():
+        with everything():
+            stuck = db.session.get(Case, late["id"])
+            stuck.status, stuck.error = "error", {"message": "a script failed"}
+            council_id = stuck.council_id
+            db.session.commit()
+        manager = db.session.scalar(select(User).where(User.name == "manager"))
+        actor = Actor("manager", ("team_manager",), manager.id, council_id)
+        in_council(db.session)
+        expected = WorkloadSchema().dump(workload_json(workload_of(db.session, actor), errored_cases(db.session, actor)))
+        db.session.remove()
+    answer = team.get("/workload", as_="manager")
+    assert answer.status_code == 200 and answer.json == expected, (answer.json, expected)
+    assert expected["errors"][0]["reference"] == "LATE" and expected["by_worker"][0]["tasks"][0]["due_at"]
 
 
 def test_the_workload_counts_at_most_its_cap_and_says_so(team, monkeypatch):

