@@ -294,7 +294,7 @@ def case_answer(session: Session, case: Case, status: int = 200):
     """The case as :class:`CaseSchema` dumps it, answered without dumping it again: :func:`case_json` is plain
     JSON already except its datetimes, written here as the schema writes them (ISO 8601)."""
     body = case_json(session, case)
-    response = jsonify(body | {"tasks": _due_in_iso(body["tasks"]), "timers": _due_in_iso(body["timers"])})
+    response = jsonify(body | {"tasks": due_in_iso(body["tasks"]), "timers": due_in_iso(body["timers"])})
     response.status_code = status
     return response
 
@@ -321,7 +321,8 @@ def listed_task_json(session: Session, task: ListedTask, with_people: dict) -> d
     return found
 
 
-def _due_in_iso(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def due_in_iso(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` (tasks or timers as plain dicts) with each due date written as the schemas write it (ISO 8601)."""
     for item in items:
         if item["due_at"] is not None:
             item["due_at"] = item["due_at"].isoformat()

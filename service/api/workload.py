@@ -14,7 +14,7 @@ from service.listed_tasks import ListedTask
 from service.models import Case, db
 
 from .access import authenticate
-from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, after_field, task_json
+from .schemas import StrictSchema, TaskSchema, USER_NAME_LENGTH, after_field, due_in_iso, task_json
 
 blp = Blueprint("workload", __name__, description="Managers: workload and reassigning")
 blp.before_request(authenticate)
@@ -103,8 +103,7 @@ def workload_json(load: workload_service.Workload, errored: list[Case]) -> dict[
 def _in_iso(body: dict[str, Any]) -> dict[str, Any]:
     """``body`` (:func:`workload_json`) with its datetimes written as the schema writes them (ISO 8601)."""
     for pile in body["by_worker"] + body["by_role"]:
-        for task in pile["tasks"]:
-            task["due_at"] = task["due_at"].isoformat() if task["due_at"] is not None else None
+        due_in_iso(pile["tasks"])
     for case in body["errors"]:
         case["updated_at"] = case["updated_at"].isoformat()
     return body
