@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from service import cases as case_service
 from service import paging, policy
 from service.deployments import process_definition
 from service.engine import clock
-from service.errors import Conflict, Forbidden, InvalidData
+from service.errors import Conflict, Forbidden, InvalidData, NotFound
 from service.forms import FormDefinition, Group, Option
 from service.listed_tasks import ListedTask
 from service.models import Case, Membership, OpenTask, ProcessVersion, TaskRole, User
@@ -104,15 +104,37 @@ def workload(session: Session, actor: Actor, *, after: str | None = None) -> Wor
                     by_role_capped=waiting >= WAITING_COUNTED, next_workers=next_workers)
 
 
-def _workers_page(session: Session, team: case_service.TaskFilter, now, after: str | None
-                  ) -> tuple[dict[int, Pile], str | None]:
-    """The piles (without tasks) of the next :data:`WORKERS_PAGE` workers by name after ``after`` who hold
-    open tasks of the ``team``, by user id, each counted from the index on their own open tasks; and the
-    cursor of the page after, if any."""
+def worker_tasks(session: Session, actor: Actor, name: str, *, after: str | None = None
+                 ) -> tuple[Pile, str | None]:
+    """The whole pile of the worker ``name``: their open tasks of the manager's team (counted), most urgent
+    first, :data:`paging.TASK_PAGE` at a time (``after``: the cursor of the page before); and the next page's
+    cursor. 404 when none of the team's open tasks is theirs (whoever they are, in any council), then 403 for
+    anyone but a manager, as a case is looked up before its rules."""
+    team = case_service.team_task_filter(session, actor)
+    found = session.execute(_workers(team, clock.now()).where(User.name == name), team.values).first()
+    if found is None:
+        raise NotFound(f"none of your team's open tasks is with '{name}'")
+    require_manager(actor)
+    user_id, name, display, count, overdue = found
+    tasks = case_service.team_tasks(session, actor, assignee_id=user_id, after=after, limit=paging.TASK_PAGE)
+    more = paging.task_cursor(tasks[-1]) if len(tasks) == paging.TASK_PAGE else None
+    return Pile(name, display or name, tasks, count, overdue), more
+
+
+def _workers(team: case_service.TaskFilter, now) -> Select:
+    """The workers holding open tasks of the ``team``: (user id, name, display name, open tasks, overdue), each
+    counted from the index on their own open tasks."""
     held = [*team.conditions, OpenTask.assignee_id.is_not(None), OpenTask.assignee_id == User.id]
     count = select(func.count()).select_from(OpenTask).where(*held).scalar_subquery()
     late = select(func.count()).select_from(OpenTask).where(*held, OpenTask.due_at < now).scalar_subquery()
-    query = select(User.id, User.name, User.display_name, count, late).where(exists().where(*held))
+    return select(User.id, User.name, User.display_name, count, late).where(exists().where(*held))
+
+
+def _workers_page(session: Session, team: case_service.TaskFilter, now, after: str | None
+                  ) -> tuple[dict[int, Pile], str | None]:
+    """The piles (without tasks) of the next :data:`WORKERS_PAGE` workers by name after ``after`` who hold
+    open tasks of the ``team`` (:func:`_workers`), by user id; and the cursor of the page after, if any."""
+    query = _workers(team, now)
     if after is not None:
         query = query.where(User.name > after)
     rows = session.execute(query.order_by(User.name).limit(WORKERS_PAGE + 1), team.values).all()

@@ -45,6 +45,11 @@ def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_pa
     shot(page, "workload", tmp_path)
     workers = page.locator("table.sp-workers").inner_text()
     assert "Sam Social Worker" in workers and "2" in workers
+    # a worker's whole pile, to give from
+    page.goto(f"{site.url}/workload/workers/{shots.WORKER}")
+    expect(page.get_by_role("heading", name="Open tasks with Sam Social Worker")).to_be_visible()
+    violations["a worker's whole pile"] = axe(page)
+    assert reflows(page), "a worker's pile scrolls sideways at 320 px"
     # the manager view, its lists behind the counts
     page.goto(f"{site.url}/manager")
     violations["manager view"] = axe(page)

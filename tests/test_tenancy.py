@@ -63,7 +63,7 @@ def councils(database_url, frozen_clock):
                  "rehearsal_task": rehearsal.json["tasks"][0]["id"],
                  "key": "test_review", "decision": "Decision_Adult",
                  "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"],
-                 "deployment": deployed["south"].json["id"], "number": 1,
+                 "deployment": deployed["south"].json["id"], "number": 1, "worker": "south-social_worker",
                  "version": db.session.scalars(select(ProcessVersion.id).join(Case, Case.process_version_id == ProcessVersion.id)
                                                .where(Case.id == case["id"])).one()}
     yield api, south
@@ -80,7 +80,7 @@ PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id":
               "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
               "document_id": "document", "deployment_id": "deployment", "version_id": "version", "number": "number",
               "element": "key",  # a BPMN element id (an ad-hoc sub-process): any text; the case is what is checked
-              "rehearsal_id": "rehearsal"}
+              "rehearsal_id": "rehearsal", "name": "worker"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
@@ -225,7 +225,8 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
              ("GET", f"/analyst/versions/{south['version']}/migration"), ("POST", f"/analyst/versions/{south['version']}/migration"),
              ("POST", f"/analyst/versions/{south['version']}/scenarios/run"),
              ("POST", f"/cases/{south['case']}/ad-hoc/SubProcess_Checks/finish"),
-             ("GET", f"/analyst/versions/{south['version']}/rehearse"), ("POST", f"/analyst/versions/{south['version']}/rehearse")]
+             ("GET", f"/analyst/versions/{south['version']}/rehearse"), ("POST", f"/analyst/versions/{south['version']}/rehearse"),
+             ("GET", f"/workload/workers/{south['worker']}")]
     pages += [("POST", f"/analyst/versions/{south['version']}/{action}") for action in (
         "submit", "publish", "suspend", "resume", "retire")]
     pages += [("GET", f"/analyst/approvals/{south['deployment']}"), ("POST", f"/analyst/approvals/{south['deployment']}/publish"),
@@ -263,7 +264,7 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           *(f"/analyst/versions/<int:version_id>/{action}" for action in (
                               "submit", "publish", "suspend", "resume", "retire")),
                           "/analyst/approvals/<int:deployment_id>", "/analyst/approvals/<int:deployment_id>/publish",
-                          "/analyst/approvals/<int:deployment_id>/reject"}, "a new page with an object in its URL: add it here"
+                          "/analyst/approvals/<int:deployment_id>/reject", "/workload/workers/<name>"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
@@ -784,11 +785,16 @@ def test_a_reminder_never_reaches_someone_of_another_council_named_as_assignee(c
 
 def test_workload_never_reaches_another_council(councils):
     api, south = councils
+    claimed = api.post(f"/tasks/{south['task']}/claim", json={}, as_=south["worker"])  # south's worker holds it
+    assert claimed.status_code == 200, claimed.json
+    assert api.get(f"/workload/workers/{south['worker']}", as_="south-team_manager").json["count"] == 1
     for role in ("team_manager", "admin"):
         as_ = f"north-{role}"
         load = api.get("/workload", as_=as_)
         assert load.status_code == 200 and load.json["total"] == 0 and "SOUTH" not in load.get_data(as_text=True)
+        pile = api.get(f"/workload/workers/{south['worker']}", as_=as_)
+        assert pile.status_code == 404 and "SOUTH" not in pile.get_data(as_text=True)
         given = api.post("/workload/reassign", json={"tasks": [south["task"]], "assignee": as_}, as_=as_)
         assert given.status_code == 404 and "SOUTH" not in given.get_data(as_text=True)
     with api.app.app_context(), everything():
-        assert db.session.get(OpenTask, south["task"]).assignee is None
+        assert db.session.get(OpenTask, south["task"]).assignee == south["worker"]

@@ -221,6 +221,29 @@ def test_the_workload_pages_its_workers_by_name_and_lists_each_piles_most_urgent
     assert refused.status_code == 422 and "after" in refused.json["errors"], refused.json
 
 
+def test_a_workers_whole_pile_is_listed_a_page_at_a_time(team, frozen_clock, monkeypatch):
+    """Beyond the most urgent tasks the workload lists, a manager reads a worker's whole pile (to give it away
+    when they are off), most urgent first, a page at a time; nobody else's, and only a manager."""
+    from service import paging
+
+    monkeypatch.setattr(workload, "PILE_TASKS", 2)
+    monkeypatch.setattr(paging, "TASK_PAGE", 2)
+    for n in range(3):
+        allocate(team, start(team, f"PILE-{n}"))
+        frozen_clock.advance(days=1)
+    [pile] = team.get("/workload", as_="manager").json["by_worker"]
+    assert (pile["key"], pile["count"], len(pile["tasks"])) == ("worker", 3, 2)
+    first = team.get("/workload/workers/worker", as_="manager")
+    assert first.status_code == 200, first.json
+    assert (first.json["count"], [t["reference"] for t in first.json["tasks"]]) == (3, ["PILE-0", "PILE-1"])
+    second = team.get(f"/workload/workers/worker?after={first.headers['X-Next-Cursor']}", as_="manager")
+    assert [t["reference"] for t in second.json["tasks"]] == ["PILE-2"] and "X-Next-Cursor" not in second.headers
+    for nobody in ("user-social_worker", "no-such-user"):  # no task of the team is theirs: alike
+        missing = team.get(f"/workload/workers/{nobody}", as_="manager")
+        assert missing.status_code == 404 and nobody in missing.json["message"], missing.json
+    assert team.get("/workload/workers/worker", as_="worker").status_code == 403
+
+
 def test_the_workloads_answer_is_what_its_schema_would_dump(team, frozen_clock):
     """The workload is answered without a second dump through its schema: the same JSON, its datetimes included
     (a due date, an errored case's time)."""

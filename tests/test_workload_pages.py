@@ -175,6 +175,30 @@ def test_the_workload_page_says_when_it_stopped_counting(site, manager, monkeypa
     assert "team manager: 2 open tasks" in body
 
 
+def test_a_manager_gives_a_workers_whole_pile_from_its_page(site, manager, monkeypatch):
+    from service import workload
+    from werkzeug.datastructures import MultiDict
+
+    monkeypatch.setattr(workload, "PILE_TASKS", 1)
+    visits = [task_of(site, allocated(site, f"AWAY-{n}")["id"], "Task_Visit")[0] for n in range(3)]
+    listed = manager.get("/workload")
+    assert 'href="/workload/workers/worker"' in listed.get_data(as_text=True)
+    assert "All 3 open tasks with Worker" in page_text(listed)
+    whole = page_text(manager.get("/workload/workers/worker"))
+    assert "Open tasks with Worker" in whole and all(f"AWAY-{n}" in whole for n in range(3))
+    assert "Worker: 3 open tasks" in whole and "most urgent shown" not in whole
+    nobody = manager.post("/workload/reassign", MultiDict([("tasks", visits[0]), ("worker", "worker")]))
+    assert nobody.status_code == 422 and "Open tasks with Worker" in page_text(nobody)
+    assert "Choose who to give the task to" in page_text(nobody)
+    one = manager.post("/workload/reassign", MultiDict([("tasks", visits[0]), ("assignee", "other"),
+                                                        ("worker", "worker")]))
+    assert one.status_code == 302 and one.headers["Location"].endswith("/workload/workers/worker")
+    rest = manager.post("/workload/reassign", MultiDict([("tasks", visits[1]), ("tasks", visits[2]),
+                                                         ("assignee", "other"), ("worker", "worker")]))
+    assert rest.status_code == 302 and rest.headers["Location"].endswith("/workload")  # none left with them
+    assert manager.get("/workload/workers/worker").status_code == 404
+
+
 def test_the_manager_views_counts_link_to_their_cases_and_errored_cases_retry(site, manager):
     allocated(site, "LIST-1")
     stuck = start(site, "STUCK-1")

@@ -124,6 +124,21 @@ def get_workload(query):
     return response
 
 
+@blp.route("/workload/workers/<string:name>")
+@blp.arguments(WorkloadQuerySchema(), location="query")
+@blp.response(200, PileSchema)
+def get_worker_tasks(query, name: str):
+    """A worker's whole pile: their open tasks of the manager's pathways, counted, most urgent first, 100 at a
+    time (X-Next-Cursor: the next page's ``after``); 404 when none is theirs, 403 for anyone but a manager."""
+    pile, more = workload_service.worker_tasks(db.session, g.actor, name, after=query.get("after"))
+    body = _pile(pile, clock.now())
+    due_in_iso(body["tasks"])
+    response = jsonify(body)
+    if more:
+        response.headers["X-Next-Cursor"] = more
+    return response
+
+
 @blp.route("/tasks/<string:task_id>/reassign", methods=["POST"])
 @blp.arguments(ReassignSchema())
 @blp.response(200, TaskSchema)

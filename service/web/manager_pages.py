@@ -10,8 +10,8 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from service import case_records, cases as case_service, workload
-from service.errors import InvalidData, ServiceError
+from service import case_records, cases as case_service, paging, workload
+from service.errors import InvalidData, NotFound, ServiceError
 from service.models import db
 from service.web.views import bp, error_page
 
@@ -50,12 +50,34 @@ def workload_page():
     return _workload_page()
 
 
+def _worker_page(name: str, errors: dict[str, str] | None = None, chosen: list[str] | None = None,
+                 assignee: str | None = None, status: int = 200):
+    actor = current_user.actor
+    after = request.values.get("after") or None
+    pile, more = workload.worker_tasks(db.session, actor, name, after=after)
+    errors = errors or {}
+    error_list = [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"}
+                  for key, message in errors.items()]
+    return render_template("workload_worker.html", pile=pile, more=more, after=after, per_page=paging.TASK_PAGE,
+                           people=_people_items(pile.tasks, assignee), errors=errors, error_list=error_list,
+                           chosen=set(chosen or []),
+                           workable={t.id for t in pile.tasks if case_service.may_open_listed(t, actor)}), status
+
+
+@bp.route("/workload/workers/<name>")
+@login_required
+def workload_worker(name: str):
+    """A worker's whole pile (their open tasks of the manager's team), to give from: when they are away."""
+    return _worker_page(name)
+
+
 @bp.route("/workload/reassign", methods=["POST"])
 @login_required
 def workload_reassign():
     actor = current_user.actor
     chosen = [t for t in request.form.getlist("tasks") if t]
     assignee = request.form.get("assignee") or None
+    worker = request.form.get("worker") or None  # given from a worker's whole pile, back to it
     errors = {}
     if not chosen:
         errors["tasks"] = "Choose at least one task to give"
@@ -72,8 +94,22 @@ def workload_reassign():
             db.session.commit()
             name = workload.display_name(db.session, assignee)
             flash(f"{count} task{'s' if count != 1 else ''} given to {name}.", "success")
-            return redirect(url_for("web.workload_page", after=request.form.get("after") or None))
+            return redirect(_back_to(worker, request.form.get("after") or None))
+    if worker:
+        return _worker_page(worker, errors, chosen, assignee, status=422)
     return _workload_page(errors, chosen, assignee, status=422)
+
+
+def _back_to(worker: str | None, after: str | None) -> str:
+    """Where giving tasks returns to: the page it was given from (a worker's pile while any task is still
+    theirs, else the workload)."""
+    if worker:
+        try:
+            workload.worker_tasks(db.session, current_user.actor, worker)
+            return url_for("web.workload_worker", name=worker, after=after)
+        except NotFound:
+            return url_for("web.workload_page")
+    return url_for("web.workload_page", after=after)
 
 
 # -- the lists behind the manager view's counts, and errored cases ----------------------------------
