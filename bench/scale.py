@@ -312,6 +312,7 @@ LISTS = [
     ("a case's answers (and the cases it handed over to)", "front", "/api/v1/cases/{case}/answers"),
     ("notifications", "few", "/api/v1/notifications"),
     ("the workload, first page (a manager of every pathway)", "manager", "/api/v1/workload"),
+    ("a worker's whole pile (the workload's first worker)", "manager", "/api/v1/workload/workers/{worker}"),
 ]
 
 
@@ -342,6 +343,8 @@ def measure_lists(app, client, repeat: int) -> list[dict]:
         if path is None:  # the page after the first, by the cursor the first page gives
             first = client.get("/api/v1/tasks", headers=headers)
             path = f"/api/v1/tasks?after={quote(first.headers['X-Next-Cursor'])}"
+        if "{worker}" in path:  # the first worker of the workload's first page
+            path = path.format(worker=client.get("/api/v1/workload", headers=headers).json["by_worker"][0]["key"])
         if "{case}" in path:  # a built case: BENCH-4242's
             found = client.get("/api/v1/cases?reference=BENCH-4242", headers=headers).json["cases"]
             path = path.format(case=next(c["id"] for c in found if c["reference"] == "BENCH-4242"))
@@ -490,7 +493,7 @@ def _shown(body) -> int | None:
         return None
     if "by_worker" in body:
         return sum(len(pile["tasks"]) for pile in body["by_worker"] + body["by_role"])
-    return len(body.get("cases", []))
+    return len(body.get("tasks", body.get("cases", [])))
 
 
 def make_due(url: str, due: int, first_due: datetime, window: float) -> dict[str, str]:
