@@ -313,6 +313,7 @@ LISTS = [
     ("notifications", "few", "/api/v1/notifications"),
     ("the workload, first page (a manager of every pathway)", "manager", "/api/v1/workload"),
     ("a worker's whole pile (the workload's first worker)", "manager", "/api/v1/workload/workers/{worker}"),
+    ("the tasks waiting for a role (250,020 nobody has taken)", "manager", "/api/v1/workload/waiting?role=social_worker"),
 ]
 
 

@@ -160,10 +160,10 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
 
 
 def _task_filter(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
-                 role: str | None, after: str | None = None, assignee_id: int | None = None
-                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
+                 role: str | None, after: str | None = None, assignee_id: int | None = None,
+                 unassigned: bool = False) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Which filters a list of open tasks has (its shape, for :func:`_task_conditions`) and their values."""
-    shape: list[str] = []
+    shape: list[str] = ["unassigned"] if unassigned else []
     values: dict[str, Any] = {}
     for name, key, value in (("council", "council", actor.council_id), ("assignee", "assignee_id", assignee_id),
                              ("case", "case_id", case_id),
@@ -187,6 +187,8 @@ def _task_conditions(shape: tuple[str, ...]) -> list:
         conditions.append(OpenTask.council_id == bindparam("council"))  # the index's first column
     if "assignee" in shape:  # a worker's open tasks, in order: the index on them
         conditions.extend((OpenTask.assignee_id.is_not(None), OpenTask.assignee_id == bindparam("assignee_id")))
+    if "unassigned" in shape:  # nobody's yet, in order: the index on them
+        conditions.append(OpenTask.assignee_id.is_(None))
     if "case" in shape:
         conditions.append(OpenTask.case_id == bindparam("case_id"))
     if "role" in shape:
@@ -219,11 +221,11 @@ def _versions_seen(session: Session, actor: Actor) -> tuple[list[int], bool]:
 
 def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
                  case_id: int | None = None, role: str | None = None, after: str | None = None,
-                 assignee_id: int | None = None) -> tuple[tuple[str, ...], dict[str, Any]]:
+                 assignee_id: int | None = None, unassigned: bool = False) -> tuple[tuple[str, ...], dict[str, Any]]:
     """:func:`_task_filter` of the open tasks of every case ``actor`` may see (their pathways' versions, or
     started by them), decided in SQL, never case by case."""
     shape, values = _task_filter(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
-                                 after=after, assignee_id=assignee_id)
+                                 after=after, assignee_id=assignee_id, unassigned=unassigned)
     if actor.is_admin:
         return shape, values
     visible, every = _versions_seen(session, actor)
@@ -263,11 +265,13 @@ def team_piles(session: Session, team: TaskFilter, workers: list[int], ids: list
 
 def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
                case_id: int | None = None, role: str | None = None, after: str | None = None,
-               assignee_id: int | None = None, limit: int = paging.TASK_PAGE) -> list[ListedTask]:
-    """Open tasks, whoever they are for (or those of the worker ``assignee_id``), of every case ``actor`` may
-    see (a manager's view), most urgent first, a page at a time, in one statement."""
+               assignee_id: int | None = None, unassigned: bool = False, limit: int = paging.TASK_PAGE
+               ) -> list[ListedTask]:
+    """Open tasks, whoever they are for (or those of the worker ``assignee_id``, or ``unassigned``: nobody's
+    yet), of every case ``actor`` may see (a manager's view), most urgent first, a page at a time, in one
+    statement."""
     shape, values = _team_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
-                                 after=after, assignee_id=assignee_id)
+                                 after=after, assignee_id=assignee_id, unassigned=unassigned)
     return _listed_tasks(session, ("all",), shape, values, max(1, min(limit, paging.MAX_PAGE)))
 
 

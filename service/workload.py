@@ -122,6 +122,19 @@ def worker_tasks(session: Session, actor: Actor, name: str, *, after: str | None
     return Pile(name, display or name, tasks, count, overdue), more
 
 
+def waiting_tasks(session: Session, actor: Actor, role: str, *, after: str | None = None
+                  ) -> tuple[Pile, str | None]:
+    """The open tasks of the manager's team that nobody has taken and ``role`` may take (counted up to
+    :data:`WAITING_COUNTED`, as the roles' piles are), most urgent first, :data:`paging.TASK_PAGE` at a time
+    (``after``: the cursor of the page before); and the next page's cursor. For a manager allocating a queue."""
+    require_manager(actor)
+    team = case_service.team_task_filter(session, actor, role=role, unassigned=True)
+    count, overdue = _totals(session, team, clock.now(), cap=WAITING_COUNTED)
+    tasks = case_service.team_tasks(session, actor, role=role, unassigned=True, after=after, limit=paging.TASK_PAGE)
+    more = paging.task_cursor(tasks[-1]) if len(tasks) == paging.TASK_PAGE else None
+    return Pile(role, role.replace("_", " "), tasks, count, overdue), more
+
+
 def _workers(team: case_service.TaskFilter, now) -> Select:
     """The workers holding open tasks of the ``team``: (user id, name, display name, open tasks, overdue), each
     counted from the index on their own open tasks."""
@@ -172,11 +185,13 @@ def _role_piles(session: Session, team: case_service.TaskFilter, now
     return piles, sum(p.count for p in piles.values()), urgent
 
 
-def _totals(session: Session, team: case_service.TaskFilter, now) -> tuple[int, int]:
-    """How many open tasks the ``team`` has, and how many of them are overdue, each counted up to
-    ``COUNT_CAP`` and one (the case lists' count)."""
+def _totals(session: Session, team: case_service.TaskFilter, now, cap: int | None = None) -> tuple[int, int]:
+    """How many open tasks the ``team`` filter holds, and how many of them are overdue, each counted up to
+    ``cap`` (by default ``COUNT_CAP`` and one: the case lists' count)."""
+    cap = case_service.COUNT_CAP + 1 if cap is None else cap
+
     def capped(*conditions):
-        found = select(OpenTask.id).where(*team.conditions, *conditions).limit(case_service.COUNT_CAP + 1)
+        found = select(OpenTask.id).where(*team.conditions, *conditions).limit(cap)
         return select(func.count()).select_from(found.subquery()).scalar_subquery()
 
     total, overdue = session.execute(select(capped(), capped(OpenTask.due_at < now)), team.values).one()

@@ -50,6 +50,10 @@ def test_a_manager_gives_tasks_in_bulk_from_the_workload_page(site, page, tmp_pa
     expect(page.get_by_role("heading", name="Open tasks with Sam Social Worker")).to_be_visible()
     violations["a worker's whole pile"] = axe(page)
     assert reflows(page), "a worker's pile scrolls sideways at 320 px"
+    page.goto(f"{site.url}/workload/waiting?role=social_worker")
+    expect(page.get_by_role("heading", name="Not yet taken: social worker")).to_be_visible()
+    violations["the tasks waiting for a role"] = axe(page)
+    assert reflows(page), "the tasks waiting for a role scroll sideways at 320 px"
     # the manager view, its lists behind the counts
     page.goto(f"{site.url}/manager")
     violations["manager view"] = axe(page)

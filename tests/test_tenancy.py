@@ -85,7 +85,7 @@ PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id":
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",
          "/api/v1/people/likely-duplicates", "/api/v1/notifications/read", "/api/v1/workload",
-         "/api/v1/workload/reassign", "/api/v1/deployments", "/api/v1/versions", "/api/v1/rehearsals"}  # names tasks in its body: test_workload_never_reaches_another_council
+         "/api/v1/workload/reassign", "/api/v1/workload/waiting", "/api/v1/deployments", "/api/v1/versions", "/api/v1/rehearsals"}  # names tasks in its body: test_workload_never_reaches_another_council
 NOT_COUNCIL_DATA = {"/api/v1/openapi.json", "/api/v1/signals", "/api/v1/messages",
                     "/api/v1/tokens", "/api/v1/tokens/revoke"}  # tokens: the caller's own (test_api_tokens.py)
 
@@ -264,7 +264,7 @@ def test_every_page_answers_404_for_another_councils_objects(councils):
                           *(f"/analyst/versions/<int:version_id>/{action}" for action in (
                               "submit", "publish", "suspend", "resume", "retire")),
                           "/analyst/approvals/<int:deployment_id>", "/analyst/approvals/<int:deployment_id>/publish",
-                          "/analyst/approvals/<int:deployment_id>/reject", "/workload/workers/<name>"}, "a new page with an object in its URL: add it here"
+                          "/analyst/approvals/<int:deployment_id>/reject", "/workload/workers/<worker>"}, "a new page with an object in its URL: add it here"
     for role in ROLES:
         browser = Browser(api.app)
         browser.sign_in(f"north-{role}")
@@ -785,6 +785,10 @@ def test_a_reminder_never_reaches_someone_of_another_council_named_as_assignee(c
 
 def test_workload_never_reaches_another_council(councils):
     api, south = councils
+    assert api.get("/workload/waiting?role=social_worker", as_="south-team_manager").json["count"] == 1
+    for role in ("team_manager", "admin"):  # south's task waits for a social worker: not in north's queue
+        queue = api.get("/workload/waiting?role=social_worker", as_=f"north-{role}")
+        assert queue.status_code == 200 and queue.json["count"] == 0 and "SOUTH" not in queue.get_data(as_text=True)
     claimed = api.post(f"/tasks/{south['task']}/claim", json={}, as_=south["worker"])  # south's worker holds it
     assert claimed.status_code == 200, claimed.json
     assert api.get(f"/workload/workers/{south['worker']}", as_="south-team_manager").json["count"] == 1

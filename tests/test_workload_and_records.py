@@ -244,6 +244,28 @@ def test_a_workers_whole_pile_is_listed_a_page_at_a_time(team, frozen_clock, mon
     assert team.get("/workload/workers/worker", as_="worker").status_code == 403
 
 
+def test_the_tasks_waiting_for_a_role_are_listed_a_page_at_a_time(team, frozen_clock, monkeypatch):
+    """A manager allocating a queue reads every task nobody has taken that a role may take, most urgent first, a
+    page at a time, counted as the roles' piles are (up to their cap: as many or more)."""
+    from service import paging
+
+    monkeypatch.setattr(paging, "TASK_PAGE", 2)
+    monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
+    for n in range(3):
+        start(team, f"QUEUE-{n}")  # the allocation, for team_manager, nobody's yet; each a day later
+        frozen_clock.advance(days=1)
+    allocate(team, start(team, "TAKEN"))  # its visit is the worker's: not waiting
+    first = team.get("/workload/waiting?role=team_manager", as_="manager")
+    assert first.status_code == 200, first.json
+    assert (first.json["count"], [t["reference"] for t in first.json["tasks"]]) == (2, ["QUEUE-0", "QUEUE-1"])
+    second = team.get(f"/workload/waiting?role=team_manager&after={first.headers['X-Next-Cursor']}", as_="manager")
+    assert [t["reference"] for t in second.json["tasks"]] == ["QUEUE-2"] and "X-Next-Cursor" not in second.headers
+    nothing = team.get("/workload/waiting?role=social_worker", as_="manager").json
+    assert (nothing["count"], nothing["tasks"]) == (0, [])
+    assert team.get("/workload/waiting", as_="manager").status_code == 422
+    assert team.get("/workload/waiting?role=team_manager", as_="worker").status_code == 403
+
+
 def test_the_workloads_answer_is_what_its_schema_would_dump(team, frozen_clock):
     """The workload is answered without a second dump through its schema: the same JSON, its datetimes included
     (a due date, an errored case's time)."""

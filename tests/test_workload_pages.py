@@ -199,6 +199,29 @@ def test_a_manager_gives_a_workers_whole_pile_from_its_page(site, manager, monke
     assert manager.get("/workload/workers/worker").status_code == 404
 
 
+def test_a_manager_allocates_from_every_task_waiting_for_a_role(site, manager, monkeypatch):
+    from service import workload
+    from werkzeug.datastructures import MultiDict
+
+    monkeypatch.setattr(workload, "PILE_TASKS", 1)
+    waiting = [start(site, f"QUEUE-{n}") for n in range(3)]
+    listed = manager.get("/workload")
+    assert 'href="/workload/waiting?role=team_manager"' in listed.get_data(as_text=True)
+    assert "All the tasks waiting for the team manager role" in page_text(listed)
+    whole = page_text(manager.get("/workload/waiting?role=team_manager"))
+    assert "Not yet taken: team manager" in whole and all(f"QUEUE-{n}" in whole for n in range(3))
+    assert "3 tasks in your team's pathways that nobody has taken" in whole
+    task = waiting[0]["tasks"][0]["id"]
+    given = manager.post("/workload/reassign", MultiDict([("tasks", task), ("assignee", "manager"),
+                                                          ("role", "team_manager")]))
+    assert given.status_code == 302 and given.headers["Location"].endswith("/workload/waiting?role=team_manager")
+    assert "QUEUE-0" not in page_text(manager.get(given.headers["Location"]))
+    nobody = manager.post("/workload/reassign", MultiDict([("tasks", task), ("role", "team_manager")]))
+    assert nobody.status_code == 422 and "Not yet taken: team manager" in page_text(nobody)
+    monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
+    assert "2 or more tasks in your team's pathways" in page_text(manager.get("/workload/waiting?role=team_manager"))
+
+
 def test_the_manager_views_counts_link_to_their_cases_and_errored_cases_retry(site, manager):
     allocated(site, "LIST-1")
     stuck = start(site, "STUCK-1")

@@ -24,6 +24,10 @@ class WorkloadQuerySchema(StrictSchema):
     after = after_field()
 
 
+class WaitingQuerySchema(WorkloadQuerySchema):
+    role = fields.String(required=True, validate=validate.Length(min=1, max=USER_NAME_LENGTH))
+
+
 class ReassignSchema(StrictSchema):
     assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=USER_NAME_LENGTH))
 
@@ -124,6 +128,16 @@ def get_workload(query):
     return response
 
 
+@blp.route("/workload/waiting")
+@blp.arguments(WaitingQuerySchema(), location="query")
+@blp.response(200, PileSchema)
+def get_waiting_tasks(query):
+    """The tasks of the manager's pathways that nobody has taken and ``role`` may take, counted up to 1,000
+    (1,000: as many or more), most urgent first, 100 at a time (X-Next-Cursor: the next page's ``after``)."""
+    pile, more = workload_service.waiting_tasks(db.session, g.actor, query["role"], after=query.get("after"))
+    return _pile_answer(pile, more)
+
+
 @blp.route("/workload/workers/<string:name>")
 @blp.arguments(WorkloadQuerySchema(), location="query")
 @blp.response(200, PileSchema)
@@ -131,6 +145,11 @@ def get_worker_tasks(query, name: str):
     """A worker's whole pile: their open tasks of the manager's pathways, counted, most urgent first, 100 at a
     time (X-Next-Cursor: the next page's ``after``); 404 when none is theirs, 403 for anyone but a manager."""
     pile, more = workload_service.worker_tasks(db.session, g.actor, name, after=query.get("after"))
+    return _pile_answer(pile, more)
+
+
+def _pile_answer(pile: workload_service.Pile, more: str | None):
+    """A whole pile's page as :class:`PileSchema` dumps it, without dumping it again; X-Next-Cursor if more."""
     body = _pile(pile, clock.now())
     due_in_iso(body["tasks"])
     response = jsonify(body)

@@ -40,6 +40,7 @@ def _workload_page(errors: dict[str, str] | None = None, chosen: list[str] | Non
     return render_template("workload.html", load=load, people=_people_items(tasks, assignee), errors=errors,
                            error_list=error_list, chosen=set(chosen or []), after=after,
                            waiting_counted=workload.WAITING_COUNTED, pile_tasks=workload.PILE_TASKS,
+                           no_role=workload.NO_ROLE,
                            workers_page=workload.WORKERS_PAGE,
                            workable={t.id for t in tasks if case_service.may_open_listed(t, actor)}), status
 
@@ -50,25 +51,58 @@ def workload_page():
     return _workload_page()
 
 
-def _worker_page(name: str, errors: dict[str, str] | None = None, chosen: list[str] | None = None,
-                 assignee: str | None = None, status: int = 200):
-    actor = current_user.actor
-    after = request.values.get("after") or None
-    pile, more = workload.worker_tasks(db.session, actor, name, after=after)
+def _pile_page(pile, more: str | None, *, heading: str, summary: str, endpoint: str, back: dict[str, str],
+               errors: dict[str, str] | None, chosen: list[str] | None, assignee: str | None, status: int):
+    """A whole pile's page (a worker's, or a role's tasks nobody has taken), to give its tasks from."""
     errors = errors or {}
     error_list = [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"}
                   for key, message in errors.items()]
-    return render_template("workload_worker.html", pile=pile, more=more, after=after, per_page=paging.TASK_PAGE,
-                           people=_people_items(pile.tasks, assignee), errors=errors, error_list=error_list,
-                           chosen=set(chosen or []),
-                           workable={t.id for t in pile.tasks if case_service.may_open_listed(t, actor)}), status
+    return render_template("workload_pile.html", pile=pile, more=more, after=request.values.get("after") or None,
+                           heading=heading, summary=summary, endpoint=endpoint, back=back,
+                           per_page=paging.TASK_PAGE, people=_people_items(pile.tasks, assignee), errors=errors,
+                           error_list=error_list, chosen=set(chosen or []),
+                           workable={t.id for t in pile.tasks
+                                     if case_service.may_open_listed(t, current_user.actor)}), status
 
 
-@bp.route("/workload/workers/<name>")
+def _worker_page(worker: str, errors: dict[str, str] | None = None, chosen: list[str] | None = None,
+                 assignee: str | None = None, status: int = 200):
+    pile, more = workload.worker_tasks(db.session, current_user.actor, worker,
+                                       after=request.values.get("after") or None)
+    summary = f"{pile.count:,} open task{'s' if pile.count != 1 else ''} in your team's pathways"
+    return _pile_page(pile, more, heading=f"Open tasks with {pile.label}", summary=summary,
+                      endpoint="web.workload_worker", back={"worker": pile.key}, errors=errors, chosen=chosen,
+                      assignee=assignee, status=status)
+
+
+def _waiting_page(role: str, errors: dict[str, str] | None = None, chosen: list[str] | None = None,
+                  assignee: str | None = None, status: int = 200):
+    pile, more = workload.waiting_tasks(db.session, current_user.actor, role,
+                                        after=request.values.get("after") or None)
+    many = f"{pile.count:,} or more tasks" if pile.count >= workload.WAITING_COUNTED else \
+        f"{pile.count:,} task{'s' if pile.count != 1 else ''}"
+    return _pile_page(pile, more, heading=f"Not yet taken: {pile.label}",
+                      summary=f"{many} in your team's pathways that nobody has taken and people with the "
+                              f"{pile.label} role may take",
+                      endpoint="web.workload_waiting", back={"role": role}, errors=errors, chosen=chosen,
+                      assignee=assignee, status=status)
+
+
+@bp.route("/workload/workers/<worker>")
 @login_required
-def workload_worker(name: str):
+def workload_worker(worker: str):
     """A worker's whole pile (their open tasks of the manager's team), to give from: when they are away."""
-    return _worker_page(name)
+    return _worker_page(worker)
+
+
+@bp.route("/workload/waiting")
+@login_required
+def workload_waiting():
+    """The tasks a role may take that nobody has taken yet, all of them, to allocate from."""
+    role = (request.args.get("role") or "").strip()
+    if not role:
+        return redirect(url_for("web.workload_page"))
+    return _waiting_page(role)
 
 
 @bp.route("/workload/reassign", methods=["POST"])
@@ -77,7 +111,8 @@ def workload_reassign():
     actor = current_user.actor
     chosen = [t for t in request.form.getlist("tasks") if t]
     assignee = request.form.get("assignee") or None
-    worker = request.form.get("worker") or None  # given from a worker's whole pile, back to it
+    worker = request.form.get("worker") or None  # given from a whole pile's page, back to it
+    role = request.form.get("role") or None
     errors = {}
     if not chosen:
         errors["tasks"] = "Choose at least one task to give"
@@ -94,21 +129,25 @@ def workload_reassign():
             db.session.commit()
             name = workload.display_name(db.session, assignee)
             flash(f"{count} task{'s' if count != 1 else ''} given to {name}.", "success")
-            return redirect(_back_to(worker, request.form.get("after") or None))
+            return redirect(_back_to(worker, role, request.form.get("after") or None))
     if worker:
         return _worker_page(worker, errors, chosen, assignee, status=422)
+    if role:
+        return _waiting_page(role, errors, chosen, assignee, status=422)
     return _workload_page(errors, chosen, assignee, status=422)
 
 
-def _back_to(worker: str | None, after: str | None) -> str:
+def _back_to(worker: str | None, role: str | None, after: str | None) -> str:
     """Where giving tasks returns to: the page it was given from (a worker's pile while any task is still
     theirs, else the workload)."""
     if worker:
         try:
             workload.worker_tasks(db.session, current_user.actor, worker)
-            return url_for("web.workload_worker", name=worker, after=after)
+            return url_for("web.workload_worker", worker=worker, after=after)
         except NotFound:
             return url_for("web.workload_page")
+    if role:
+        return url_for("web.workload_waiting", role=role, after=after)
     return url_for("web.workload_page", after=after)
 
 
