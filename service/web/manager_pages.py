@@ -28,6 +28,11 @@ def _people_items(tasks, selected: str | None = None) -> list[dict[str, Any]]:
         {"value": u.name, "text": workload.person_label(u), "selected": u.name == selected} for u in people]
 
 
+def _error_list(errors: dict[str, str]) -> list[dict[str, str]]:
+    """The give form's error summary: each message linking to the person to give to, or to the tasks."""
+    return [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"} for key, message in errors.items()]
+
+
 def _workload_page(errors: dict[str, str] | None = None, chosen: list[str] | None = None, assignee: str | None = None,
                    status: int = 200):
     actor = current_user.actor
@@ -35,10 +40,8 @@ def _workload_page(errors: dict[str, str] | None = None, chosen: list[str] | Non
     load = workload.workload(db.session, actor, after=after)
     tasks = [t for pile in load.by_worker + load.by_role for t in pile.tasks]
     errors = errors or {}
-    error_list = [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"}
-                  for key, message in errors.items()]
     return render_template("workload.html", load=load, people=_people_items(tasks, assignee), errors=errors,
-                           error_list=error_list, chosen=set(chosen or []), after=after,
+                           error_list=_error_list(errors), chosen=set(chosen or []), after=after,
                            waiting_counted=workload.WAITING_COUNTED, pile_tasks=workload.PILE_TASKS,
                            no_role=workload.NO_ROLE,
                            workers_page=workload.WORKERS_PAGE,
@@ -55,12 +58,10 @@ def _pile_page(pile, more: str | None, *, heading: str, summary: str, endpoint: 
                errors: dict[str, str] | None, chosen: list[str] | None, assignee: str | None, status: int):
     """A whole pile's page (a worker's, or a role's tasks nobody has taken), to give its tasks from."""
     errors = errors or {}
-    error_list = [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"}
-                  for key, message in errors.items()]
     return render_template("workload_pile.html", pile=pile, more=more, after=request.values.get("after") or None,
                            heading=heading, summary=summary, endpoint=endpoint, back=back,
                            per_page=paging.TASK_PAGE, people=_people_items(pile.tasks, assignee), errors=errors,
-                           error_list=error_list, chosen=set(chosen or []),
+                           error_list=_error_list(errors), chosen=set(chosen or []),
                            workable={t.id for t in pile.tasks
                                      if case_service.may_open_listed(t, current_user.actor)}), status
 
