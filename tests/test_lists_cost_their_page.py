@@ -19,8 +19,10 @@ PATHWAY = FIXTURES / "pathways"
 
 API_LISTS = [("dana", "/tasks"), ("worker", "/tasks"), ("manager", "/tasks?overdue=true"),
              ("dana", "/cases"), ("dana", "/cases?mine=true"), ("dana", "/cases?q=FAM"),
-             ("dana", "/cases?reference=FAM-1"), ("manager", "/workload"), ("dana", "/notifications")]
-PAGES = [("dana", "/"), ("worker", "/"), ("manager", "/manager"), ("manager", "/workload"), ("dana", "/cases/mine"),
+             ("dana", "/cases?reference=FAM-1"), ("manager", "/workload"), ("manager", "/workload/workers/dana"),
+             ("manager", "/workload/waiting?role=social_worker"), ("dana", "/notifications")]
+PAGES = [("dana", "/"), ("worker", "/"), ("manager", "/manager"), ("manager", "/workload"),
+         ("manager", "/workload/workers/dana"), ("manager", "/workload/waiting?role=social_worker"), ("dana", "/cases/mine"),
          ("dana", "/cases?q=FAM"), ("manager", "/cases/team")]
 
 
