@@ -160,23 +160,27 @@ def open_tasks(session: Session, actor: Actor, *, case_id: int | None = None, ro
 
 
 def _task_filter(actor: Actor, *, overdue: bool, due_before: datetime | None, case_id: int | None,
-                 role: str | None, after: str | None = None, assignee_id: int | None = None,
-                 unassigned: bool = False) -> tuple[tuple[str, ...], dict[str, Any]]:
+                 role: str | None, after: str | None = None, unassigned: bool = False
+                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Which filters a list of open tasks has (its shape, for :func:`_task_conditions`) and their values."""
     shape: list[str] = ["unassigned"] if unassigned else []
     values: dict[str, Any] = {}
-    for name, key, value in (("council", "council", actor.council_id), ("assignee", "assignee_id", assignee_id),
-                             ("case", "case_id", case_id),
+    for name, key, value in (("council", "council", actor.council_id), ("case", "case_id", case_id),
                              ("role", "role", [role] if role else None),
                              ("overdue", "now", clock.now() if overdue else None), ("due_before", "due_before", due_before)):
         if value is not None:
             shape.append(name)
             values[key] = value
+    return _after(tuple(shape), values, after)
+
+
+def _after(shape: tuple[str, ...], values: dict[str, Any], after: str | None
+           ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The list of ``shape`` from the task after the cursor ``after`` (:func:`service.paging.task_cursor`)."""
     later = paging.tasks_after(after)
-    if later is not None:
-        shape.append("after_undated" if later["after_due"] is None else "after")
-        values |= later
-    return tuple(shape), values
+    if later is None:
+        return shape, values
+    return shape + ("after_undated" if later["after_due"] is None else "after",), values | later
 
 
 def _task_conditions(shape: tuple[str, ...]) -> list:
@@ -221,11 +225,11 @@ def _versions_seen(session: Session, actor: Actor) -> tuple[list[int], bool]:
 
 def _team_filter(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
                  case_id: int | None = None, role: str | None = None, after: str | None = None,
-                 assignee_id: int | None = None, unassigned: bool = False) -> tuple[tuple[str, ...], dict[str, Any]]:
+                 unassigned: bool = False) -> tuple[tuple[str, ...], dict[str, Any]]:
     """:func:`_task_filter` of the open tasks of every case ``actor`` may see (their pathways' versions, or
     started by them), decided in SQL, never case by case."""
     shape, values = _task_filter(actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
-                                 after=after, assignee_id=assignee_id, unassigned=unassigned)
+                                 after=after, unassigned=unassigned)
     if actor.is_admin:
         return shape, values
     visible, every = _versions_seen(session, actor)
@@ -246,9 +250,14 @@ class TaskFilter(NamedTuple):
         """The filters as conditions on ``OpenTask``, their values bound parameters (``values``)."""
         return _task_conditions(self.shape)
 
+    def of_worker(self, user_id: int) -> TaskFilter:
+        """These tasks, those held by the user ``user_id`` only (read from the index on their open tasks)."""
+        return TaskFilter(self.shape + ("assignee",), self.values | {"assignee_id": user_id})
+
 
 def team_task_filter(session: Session, actor: Actor, **filters: Any) -> TaskFilter:
-    """The open tasks of every case ``actor`` may see (a manager's team), with ``filters`` (:func:`team_tasks`'s)."""
+    """The open tasks of every case ``actor`` may see (a manager's team), with ``filters`` (:func:`_team_filter`'s:
+    a case, a role, overdue, due before, nobody's yet)."""
     return TaskFilter(*_team_filter(session, actor, **filters))
 
 
@@ -263,15 +272,21 @@ def team_piles(session: Session, team: TaskFilter, workers: list[int], ids: list
     return _listed_tasks(session, branches, team.shape, values, len(workers) * per_worker + len(ids))
 
 
+def team_page(session: Session, team: TaskFilter, *, after: str | None = None, limit: int = paging.TASK_PAGE
+              ) -> list[ListedTask]:
+    """A page of the open tasks of ``team`` (:func:`team_task_filter`), most urgent first, from the task after
+    the cursor ``after``: one statement, the team's condition as it was decided."""
+    shape, values = _after(team.shape, team.values, after)
+    return _listed_tasks(session, ("all",), shape, values, max(1, min(limit, paging.MAX_PAGE)))
+
+
 def team_tasks(session: Session, actor: Actor, *, overdue: bool = False, due_before: datetime | None = None,
                case_id: int | None = None, role: str | None = None, after: str | None = None,
-               assignee_id: int | None = None, unassigned: bool = False, limit: int = paging.TASK_PAGE
-               ) -> list[ListedTask]:
-    """Open tasks, whoever they are for (or those of the worker ``assignee_id``, or ``unassigned``: nobody's
-    yet), of every case ``actor`` may see (a manager's view), most urgent first, a page at a time, in one
-    statement."""
+               limit: int = paging.TASK_PAGE) -> list[ListedTask]:
+    """Open tasks, whoever they are for, of every case ``actor`` may see (a manager's view), most urgent
+    first, a page at a time, in one statement."""
     shape, values = _team_filter(session, actor, overdue=overdue, due_before=due_before, case_id=case_id, role=role,
-                                 after=after, assignee_id=assignee_id, unassigned=unassigned)
+                                 after=after)
     return _listed_tasks(session, ("all",), shape, values, max(1, min(limit, paging.MAX_PAGE)))
 
 

@@ -117,7 +117,7 @@ def worker_tasks(session: Session, actor: Actor, name: str, *, after: str | None
         raise NotFound(f"none of your team's open tasks is with '{name}'")
     require_manager(actor)
     user_id, name, display, count, overdue = found
-    tasks = case_service.team_tasks(session, actor, assignee_id=user_id, after=after, limit=paging.TASK_PAGE)
+    tasks = case_service.team_page(session, team.of_worker(user_id), after=after, limit=paging.TASK_PAGE)
     more = paging.task_cursor(tasks[-1]) if len(tasks) == paging.TASK_PAGE else None
     return Pile(name, display or name, tasks, count, overdue), more
 
@@ -130,7 +130,7 @@ def waiting_tasks(session: Session, actor: Actor, role: str, *, after: str | Non
     require_manager(actor)
     team = case_service.team_task_filter(session, actor, role=role, unassigned=True)
     count, overdue = _totals(session, team, clock.now(), cap=WAITING_COUNTED)
-    tasks = case_service.team_tasks(session, actor, role=role, unassigned=True, after=after, limit=paging.TASK_PAGE)
+    tasks = case_service.team_page(session, team, after=after, limit=paging.TASK_PAGE)
     more = paging.task_cursor(tasks[-1]) if len(tasks) == paging.TASK_PAGE else None
     return Pile(role, role.replace("_", " "), tasks, count, overdue), more
 

@@ -30,7 +30,8 @@ def _people_items(tasks, selected: str | None = None) -> list[dict[str, Any]]:
 
 def _error_list(errors: dict[str, str]) -> list[dict[str, str]]:
     """The give form's error summary: each message linking to the person to give to, or to the tasks."""
-    return [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"} for key, message in errors.items()]
+    return [{"text": message, "href": "#assignee" if key == "assignee" else "#tasks"}
+            for key, message in errors.items()]
 
 
 def _workload_page(errors: dict[str, str] | None = None, chosen: list[str] | None = None, assignee: str | None = None,
