@@ -117,9 +117,9 @@ def _in_iso(body: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(WorkloadQuerySchema(), location="query")
 @blp.response(200, WorkloadSchema)
 def get_workload(query):
-    """The open tasks of the manager's pathways: a page of workers by name, the tasks nobody has taken by role,
-    each pile's most urgent first; and the cases stopped on an error (a manager's: 403 otherwise). Answered
-    without dumping it again through the schema (a page of 210 tasks: a tenth to a fifth of its CPU)."""
+    """The open tasks of the manager's pathways: a page of workers by user name, the tasks nobody has taken by
+    role, each pile's most urgent first; and the cases stopped on an error (a manager's: 403 otherwise).
+    Answered without dumping it again through the schema (a page of 210 tasks: a tenth to a fifth of its CPU)."""
     load = workload_service.workload(db.session, g.actor, after=query.get("after"))
     errored = workload_service.errored_cases(db.session, g.actor)
     response = jsonify(_in_iso(workload_json(load, errored)))
