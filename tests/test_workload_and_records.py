@@ -231,14 +231,17 @@ def test_a_workers_whole_pile_is_listed_a_page_at_a_time(team, frozen_clock, mon
     for n in range(3):
         allocate(team, start(team, f"PILE-{n}"))
         frozen_clock.advance(days=1)
-    [pile] = team.get("/workload", as_="manager").json["by_worker"]
-    assert (pile["key"], pile["count"], len(pile["tasks"])) == ("worker", 3, 2)
+    allocate(team, start(team, "SOMEONE-ELSES"), "user-social_worker")  # another worker's, and due sooner
+    start(team, "NOBODYS")  # nobody's yet
+    piles = team.get("/workload", as_="manager").json["by_worker"]
+    pile = next(p for p in piles if p["key"] == "worker")
+    assert (pile["count"], len(pile["tasks"])) == (3, 2)
     first = team.get("/workload/workers/worker", as_="manager")
     assert first.status_code == 200, first.json
     assert (first.json["count"], [t["reference"] for t in first.json["tasks"]]) == (3, ["PILE-0", "PILE-1"])
     second = team.get(f"/workload/workers/worker?after={first.headers['X-Next-Cursor']}", as_="manager")
     assert [t["reference"] for t in second.json["tasks"]] == ["PILE-2"] and "X-Next-Cursor" not in second.headers
-    for nobody in ("user-social_worker", "no-such-user"):  # no task of the team is theirs: alike
+    for nobody in ("front", "no-such-user"):  # no task of the team is theirs: alike
         missing = team.get(f"/workload/workers/{nobody}", as_="manager")
         assert missing.status_code == 404 and nobody in missing.json["message"], missing.json
     assert team.get("/workload/workers/worker", as_="worker").status_code == 403
