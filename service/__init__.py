@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from service import encryption, logs, step_writes, transactions
+from service import encryption, logs, pool_checks, step_writes, transactions
 from service.config import engine_options, from_environment
 from service.engine.limits import Limits
 from service.json_answers import JSONAnswers
@@ -50,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, timers_only: bool = F
 
     db.init_app(app)
     transactions.init_app(app)  # after db.init_app: its teardown runs before the session is closed
+    pool_checks.init_app(app)
     from service import cli, limits, scheduler, tenancy  # noqa: F401 (tenancy: its query events)
     from service import audit  # noqa: F401 (its flush events chain the audit log; after tenancy's)
 

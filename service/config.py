@@ -68,12 +68,13 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
     a page or a capped count; the session's time zone UTC: the service reads and writes aware timestamps and does
     no date arithmetic in SQL, and psycopg then gives each timestamp in UTC, which it otherwise converts to the
     server's zone and the service converts back, a few microseconds per value, hundreds per page; and psycopg's
-    cursor describing a result only when asked: ``service.pg_cursor``)."""
+    cursor describing a result only when asked: ``service.pg_cursor``). A pooled connection is checked before use
+    only when it has sat idle (``service.pool_checks``), not by ``pool_pre_ping`` at every request."""
     if not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         return {}
     statement = config["DATABASE_STATEMENT_TIMEOUT_SECONDS"] * 1000
     idle = config["DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"] * 1000
-    return {"pool_pre_ping": True, "pool_size": config.get("DATABASE_POOL_SIZE", 5),
+    return {"pool_size": config.get("DATABASE_POOL_SIZE", 5),
             "max_overflow": config.get("DATABASE_MAX_OVERFLOW", 5), "connect_args": {
         "options": f"-c statement_timeout={statement} -c idle_in_transaction_session_timeout={idle} -c timezone=UTC "
                    "-c jit=off",
