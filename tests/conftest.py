@@ -1,6 +1,7 @@
 """Shared fixtures: the app on SQLite and on a throwaway PostgreSQL server, users, an API client, a clock."""
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
@@ -134,8 +135,10 @@ def _owner_app(database_url: str):
 
 @functools.cache
 def _sqlite_template() -> str:
-    """A SQLite file migrated to the newest schema, with the test council, made once per run."""
+    """A SQLite file migrated to the newest schema, with the test council, made once per run (per test process)
+    and removed when the process ends."""
     path = Path(tempfile.mkdtemp(prefix="step-pathways-template-")) / "template.db"
+    atexit.register(shutil.rmtree, path.parent, True)
     app = create_app(_settings(f"sqlite:///{path}", {}))
     with app.app_context():
         upgrade()
