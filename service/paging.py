@@ -27,7 +27,8 @@ def encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _not_ours() -> InvalidData:
+def not_ours() -> InvalidData:
+    """The error for a cursor that is not one of the list's."""
     return InvalidData("that page link is not one of this list's", {"after": "Start again from the first page"})
 
 
@@ -41,7 +42,7 @@ def decode(cursor: str | None, size: int) -> list[Any] | None:
             raise ValueError(cursor)
         return values
     except (ValueError, TypeError):
-        raise _not_ours() from None
+        raise not_ours() from None
 
 
 def _time(value: Any) -> datetime | None:
@@ -50,7 +51,7 @@ def _time(value: Any) -> datetime | None:
     try:
         return clock.as_utc(datetime.fromisoformat(value))
     except (TypeError, ValueError):
-        raise _not_ours() from None
+        raise not_ours() from None
 
 
 # -- tasks: most urgent first (due date, undated last), then the newest, then by id ------------------
@@ -98,7 +99,7 @@ def workers_after(cursor: str | None) -> str | None:
     if values is None:
         return None
     if not isinstance(values[0], str):
-        raise _not_ours()
+        raise not_ours()
     return values[0]
 
 

@@ -7,7 +7,10 @@ move unless the analyst maps it to the sign-off.
 """
 from __future__ import annotations
 
+import base64
+import html
 import io
+import re
 
 import pytest
 from sqlalchemy import select
@@ -293,3 +296,76 @@ def test_a_case_whose_state_cannot_be_read_fails_alone(api, two_versions, monkey
     assert rows[cases["assessing"]]["status"] == "failed"
     assert rows[cases["waiting"]]["status"] == "moved"
     assert stored(api, cases["assessing"]) == before
+
+
+def test_cases_are_checked_and_moved_a_page_at_a_time(api, two_versions, monkeypatch):
+    """A version may have tens of thousands of running cases: each check or move takes a page of them, in order of
+    id, and says where the next page starts."""
+    from service import case_migration
+
+    monkeypatch.setattr(case_migration, "MIGRATION_PAGE", 2)
+    v1, v2, cases = two_versions
+    in_order = sorted(cases.values())
+    first = api.get(f"/versions/{v1}/migration?to={v2}", as_="analyst")
+    assert first.status_code == 200, first.json
+    assert [row["case_id"] for row in first.json["cases"]] == in_order[:2]
+    assert first.json["next"] and first.headers["X-Next-Cursor"] == first.json["next"]
+    second = api.get(f"/versions/{v1}/migration?to={v2}&after={first.json['next']}", as_="analyst")
+    assert [row["case_id"] for row in second.json["cases"]] == in_order[2:]
+    assert second.json["next"] is None and "X-Next-Cursor" not in second.headers
+
+    mapping = {"Task_Approve": "Task_SignOff"}
+    moved = api.post(f"/versions/{v1}/migration", json={"to": v2, "mapping": mapping, "dry_run": False},
+                     as_="analyst")
+    assert [(row["case_id"], row["status"]) for row in moved.json["cases"]] == [(i, "moved") for i in in_order[:2]]
+    assert stored(api, in_order[2])[1] == v1  # the next page's case is not touched yet
+    rest = api.post(f"/versions/{v1}/migration", json={"to": v2, "mapping": mapping, "dry_run": False,
+                                                       "after": moved.json["next"]}, as_="analyst")
+    assert [(row["case_id"], row["status"]) for row in rest.json["cases"]] == [(in_order[2], "moved")]
+    assert {stored(api, case_id)[1] for case_id in cases.values()} == {v2}
+
+
+def test_a_page_is_asked_for_by_a_cursor_of_its_own_or_by_a_page_of_case_ids(api, two_versions, monkeypatch):
+    from service import case_migration
+
+    monkeypatch.setattr(case_migration, "MIGRATION_PAGE", 2)
+    v1, v2, cases = two_versions
+    before = {name: stored(api, case_id) for name, case_id in cases.items()}
+    huge = base64.urlsafe_b64encode(b"[100000000000000000000000]").decode()
+    for cursor in ("nonsense", "WyJ4Il0", huge, "x" * 401):  # not base64 JSON; ["x"]; past any id; too long
+        refused = api.get(f"/versions/{v1}/migration?to={v2}&after={cursor}", as_="analyst")
+        assert refused.status_code == 422 and "after" in refused.json["errors"], cursor
+    too_many = api.post(f"/versions/{v1}/migration", json={"to": v2, "dry_run": False,
+                                                           "cases": sorted(cases.values())}, as_="analyst")
+    assert too_many.status_code == 422 and "at most 2" in too_many.json["errors"]["cases"]
+    both = api.post(f"/versions/{v1}/migration", json={"to": v2, "dry_run": False, "cases": [cases["assessing"]],
+                                                       "after": "WzFd"}, as_="analyst")
+    assert both.status_code == 422 and "after" in both.json["errors"]
+    assert {name: stored(api, case_id) for name, case_id in cases.items()} == before
+
+
+def test_the_page_checks_and_moves_a_page_of_cases_then_links_to_the_next(api, two_versions, monkeypatch):
+    """Without a mapping the approving case cannot move: it stays on the first page, and the next page's move
+    takes the next page's cases, not the first page's again."""
+    from conftest import Browser, page_text
+    from service import case_migration
+
+    monkeypatch.setattr(case_migration, "MIGRATION_PAGE", 2)
+    v1, v2, cases = two_versions
+    browser = Browser(api.app)
+    browser.sign_in("analyst", "password-analyst")
+    page = page_text(browser.get(f"/analyst/versions/{v1}/migration?to={v2}"))
+    assert "The first 2 active cases" in page and page.count("Can move") == 1 and page.count("Cannot move") == 1
+    moved = browser.post(f"/analyst/versions/{v1}/migration", {"to": str(v2), "action": "move", "mapping": ""})
+    assert page_text(moved).count("Moved") == 1 and "Check the next 2 cases" in page_text(moved)
+    assert [stored(api, cases[name])[1] for name in ("assessing", "approving", "waiting")] == [v2, v1, v1]
+    following = re.search(r'href="([^"]*after=[^"]*)">Check the next 2 cases', moved.get_data(as_text=True))
+    nxt = browser.get(html.unescape(following[1]))
+    text = page_text(nxt)
+    assert "The next 1 active case" in text and text.count("Can move") == 1 and "Cannot move" not in text
+    assert "Check the next" not in text
+    after = re.search(r'name="after" value="([^"]+)"', nxt.get_data(as_text=True))[1]
+    last = browser.post(f"/analyst/versions/{v1}/migration", {"to": str(v2), "action": "move", "mapping": "",
+                                                               "after": after})
+    assert page_text(last).count("Moved") == 1 and "Cannot move" not in page_text(last)
+    assert [stored(api, cases[name])[1] for name in ("assessing", "approving", "waiting")] == [v2, v1, v2]

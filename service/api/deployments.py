@@ -8,13 +8,13 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from service import case_migration, pathway_versions
+from service import case_migration, paging, pathway_versions
 from service.errors import InvalidData, NotFound
 from service.models import db
 from service.pathway_diff import diff_versions
 
 from .access import authenticate
-from .schemas import DeploymentRefusedSchema, DeploymentSchema, StrictSchema, deployment_json
+from .schemas import DeploymentRefusedSchema, DeploymentSchema, StrictSchema, after_field, deployment_json
 
 blp = Blueprint("deployments", __name__, description="Deploy pathways (role analyst), publish them (four eyes)")
 blp.before_request(authenticate)
@@ -153,16 +153,26 @@ def retire(body, version_id: int):
 @blp.route("/versions/<int:version_id>/migration")
 def migration_precheck(version_id: int):
     """Which active cases of this version can move to ``?to=<version id>`` of the same pathway: each case with
-    the elements it waits on and those the target lacks (analyst or pathway approver). ``?map=old_id:new_id``
+    the elements it waits on and those the target lacks (analyst or pathway approver), a page of cases at a time
+    (``next``, also the X-Next-Cursor header: the ``?after=`` of the next page). ``?map=old_id:new_id``
     (repeatable): with the analyst's mapping of elements the target lacks."""
     to = request.args.get("to", "")
+    after = request.args.get("after", "")
+    if len(after) > 400:  # as the lists' ``after`` field allows
+        raise paging.not_ours()
     mapping = {}
     for pair in request.args.getlist("map"):
         old, sep, new = pair.partition(":")
         if not (sep and old and new):
             raise InvalidData("map is old_id:new_id", {"map": f"Give old_id:new_id, not '{pair[:100]}'"})
         mapping[old] = new
-    return case_migration.precheck(db.session, g.actor, version_id, int(to) if to.isdigit() else to or None, mapping)
+    return _page(case_migration.precheck(db.session, g.actor, version_id, int(to) if to.isdigit() else to or None,
+                                         mapping, after=after or None))
+
+
+def _page(result: dict):
+    """A migration's answer, with the cursor of its next page in the X-Next-Cursor header as the lists have it."""
+    return result, 200, ({"X-Next-Cursor": result["next"]} if result["next"] else {})
 
 
 class MigrationSchema(StrictSchema):
@@ -170,8 +180,10 @@ class MigrationSchema(StrictSchema):
     mapping = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None,
                           metadata={"description": "{old element id: new element id} for elements the target lacks"})
     dry_run = fields.Boolean(load_default=True, metadata={"description": "say what would happen, change nothing"})
-    cases = fields.List(fields.Integer(strict=True), load_default=None,
-                        metadata={"description": "only these cases (default: every active case of the version)"})
+    cases = fields.List(fields.Integer(strict=True), load_default=None, metadata={
+        "description": f"only these cases, at most {case_migration.MIGRATION_PAGE} (default: the version's active "
+                       f"cases, {case_migration.MIGRATION_PAGE} at a time)"})
+    after = after_field()
 
 
 @blp.route("/versions/<int:version_id>/migration", methods=["POST"])
@@ -180,7 +192,8 @@ def migrate_cases(body, version_id: int):
     """Move the active cases of this version that can move to version ``to`` (``dry_run``: say what would happen).
     Each case moves in its own savepoint and is audited (``case_migrated``); a case that cannot move stays."""
     result = case_migration.migrate(db.session, g.actor, version_id, body.get("to"), body.get("mapping"),
-                                    dry_run=body.get("dry_run", True), case_ids=body.get("cases"))
+                                    dry_run=body.get("dry_run", True), case_ids=body.get("cases"),
+                                    after=body.get("after"))
     if not result["dry_run"]:
         db.session.commit()
-    return result
+    return _page(result)

@@ -341,11 +341,12 @@ def analyst_migration(version_id: int):
     to = _int_arg("to") if request.method == "GET" else (int(form["to"]) if form.get("to", "").isdigit() else None)
     mapping_text = form.get("mapping", "")
     mapping, mapping_error = _mapping_text(mapping_text)
+    after = form.get("after", "")[:400] or None  # the page of cases checked (a page at a time), the first if none
     result, error, status = None, mapping_error, 200
     if to is not None and error is None:
         try:
             result = case_migration.migrate(db.session, actor, source.id, to, mapping,
-                                            dry_run=form.get("action") != "move")
+                                            dry_run=form.get("action") != "move", after=after)
         except ServiceError as refused:
             db.session.rollback()
             error, status = refused.message, refused.status
@@ -355,4 +356,5 @@ def analyst_migration(version_id: int):
                 moved = sum(1 for row in result["cases"] if row["status"] == "moved")
                 flash(f"{moved} case{'s' if moved != 1 else ''} moved to version {result['to']['version']}.", "success")
     return render_template("analyst_migration.html", version=source, others=others, to=to, result=result,
-                           mapping=mapping_text, error=error), status
+                           mapping=mapping_text, after=after, page_size=case_migration.MIGRATION_PAGE,
+                           error=error), status
