@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service.cases import process_of
 from service.engine import clock
@@ -112,8 +112,9 @@ def row_for(session: Session, case: Case) -> TrackerRow:
 
 
 def rows(session: Session) -> list[TrackerRow]:
-    """The tracker: every active step-up and step-down case, longest in transition first."""
+    """The tracker: every active step-up and step-down case, longest in transition first (each case's open steps
+    read with the others', not once a case)."""
     query = (select(Case).join(ProcessVersion, Case.process_version_id == ProcessVersion.id)
              .where(ProcessVersion.key.in_(tuple(DIRECTIONS)), Case.status == "active")
-             .order_by(Case.created_at, Case.id))
+             .options(selectinload(Case.tasks)).order_by(Case.created_at, Case.id))
     return [row_for(session, case) for case in session.scalars(query)]

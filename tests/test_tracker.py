@@ -173,3 +173,21 @@ def test_empty_printable_page(api, frozen_clock):
     page = _reader(api, "admin").get("/tracker/print")
     assert page.status_code == 200
     assert "No cases are in transition." in page.get_data(as_text=True)
+
+
+def test_the_tracker_costs_the_same_statements_for_two_cases_as_for_five(api, frozen_clock):
+    """The tracker reads each case's open steps with the others', not once a case (issue 16)."""
+    from test_lists_cost_their_page import Statements
+
+    step_up(api, frozen_clock)
+    step_down(api, frozen_clock)
+    assert len(api.get("/tracker", as_="admin").json) == 2  # each pathway's diagram and forms read once
+    with Statements(api.app) as two:
+        assert len(api.get("/tracker", as_="admin").json) == 2
+    step_up(api, frozen_clock, reference="UP-2")
+    step_down(api, frozen_clock, reference="DOWN-2")
+    step_down(api, frozen_clock, reference="DOWN-3")
+    with Statements(api.app) as five:
+        rows = api.get("/tracker", as_="admin").json
+    assert len(rows) == 5 and all(row["stage"] for row in rows)
+    assert len(five.seen) == len(two.seen)
