@@ -13,6 +13,7 @@ erased, when, and by which rule.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,8 @@ from service.models import (AccessEvent, AuditEvent, Case, CaseDocument, CaseNot
                             PendingTimer, ProcessVersion, TaskRole)
 
 CLOSED = ("completed", "cancelled")
+#: Closed cases read at a time: a first run over years of a council's closed cases holds a batch, not all of them.
+BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -48,21 +51,32 @@ def rules(council: Council, default_days: int | None) -> tuple[dict[str, Rule], 
 
 
 def due(session: Session, council: Council, default_days: int | None,
-        now: datetime | None = None) -> list[tuple[Case, Rule]]:
-    """The council's closed cases whose retention has ended, each with the rule that ends it."""
+        now: datetime | None = None) -> Iterator[tuple[Case, Rule]]:
+    """The council's closed cases whose retention has ended, each with the rule that ends it: by rule, in order of
+    id, read :data:`BATCH` at a time (a caller may erase each before the next is read)."""
     now = now or clock.now()
     per_pathway, otherwise = rules(council, default_days)
-    found = [(case, rule) for key, rule in per_pathway.items() for case in _closed_before(session, now, rule, [key])]
+    for key, rule in per_pathway.items():
+        yield from ((case, rule) for case in _closed_before(session, now, rule, [key]))
     if otherwise is not None:
-        found += [(case, otherwise) for case in _closed_before(session, now, otherwise, list(per_pathway), exclude=True)]
-    return sorted(found, key=lambda pair: pair[0].id)
+        yield from ((case, otherwise) for case in _closed_before(session, now, otherwise, list(per_pathway),
+                                                                  exclude=True))
 
 
-def _closed_before(session: Session, now: datetime, rule: Rule, keys: list[str], exclude: bool = False) -> list[Case]:
+def _closed_before(session: Session, now: datetime, rule: Rule, keys: list[str], exclude: bool = False
+                   ) -> Iterator[Case]:
     on_pathways = ProcessVersion.key.not_in(keys) if exclude else ProcessVersion.key.in_(keys)
     # A closed case is not changed again: its last update is its closure.
-    return list(session.scalars(select(Case).join(Case.process).where(
-        Case.status.in_(CLOSED), Case.updated_at <= now - timedelta(days=rule.days), on_pathways)))
+    query = (select(Case).join(Case.process).where(Case.status.in_(CLOSED),
+                                                   Case.updated_at <= now - timedelta(days=rule.days), on_pathways)
+             .order_by(Case.id).limit(BATCH))
+    after = 0
+    while True:
+        batch = list(session.scalars(query.where(Case.id > after)))
+        yield from batch
+        if len(batch) < BATCH:
+            return
+        after = batch[-1].id
 
 
 def erase(session: Session, case: Case, rule: Rule, council: Council) -> None:

@@ -362,6 +362,31 @@ def test_erase_due_erases_what_retention_ends_and_keeps_a_minimal_record(council
     assert run(council.app, "audit", "verify").exit_code == 0  # erasure keeps the chain whole
 
 
+def test_erase_due_holds_a_batch_of_cases_at_a_time(council, frozen_clock, monkeypatch):
+    """A first run may find years of a council's closed cases due: they are read a batch at a time, each batch
+    erased before the next is read, and none is passed over."""
+    from service import retention
+
+    monkeypatch.setattr(retention, "BATCH", 2)
+    closed = [start(council, f"FAM-{n}")["id"] for n in range(5)]
+    for case_id in closed:
+        _close(council.app, case_id, 40, frozen_clock)
+    with council.app.app_context():
+        in_council(db.session).retention_days = 30
+        db.session.commit()
+    erase, held = retention.erase, []
+
+    def erase_counting(session, case, rule, council_row):
+        held.append(sum(isinstance(row, Case) for row in session.identity_map.values()))
+        erase(session, case, rule, council_row)
+
+    monkeypatch.setattr(retention, "erase", erase_counting)
+    result = run(council.app, "data", "erase-due")
+    assert result.exit_code == 0 and "5 cases erased" in result.output
+    assert raw(council.app, "SELECT DISTINCT status FROM cases") == [("erased",)]
+    assert max(held) <= 2, held
+
+
 def test_a_pathway_can_keep_its_cases_for_less_or_longer_than_the_council(council, frozen_clock):
     case = start(council)
     _close(council.app, case["id"], 10, frozen_clock)
