@@ -181,16 +181,27 @@ def index(session: Session, person: Person) -> None:
                      for kind, value in sorted(_values(person))]
 
 
+#: People indexed again in one transaction: every child of every council is, after a key's rotation.
+REINDEX_BATCH = 500
+
+
 def reindex(session: Session) -> int:
     """Index every person again under the current key (after ``flask data rotate-key``); how many.
 
-    Run inside ``tenancy.all_councils``: each person's digests are keyed by their own council."""
-    count = 0
-    for person in session.scalars(select(Person).order_by(Person.id)):
-        index(session, person)
-        count += 1
-    session.flush()
-    return count
+    A batch of :data:`REINDEX_BATCH` people at a time, each committed before the next is read: a search meanwhile
+    finds a person under the old key or the new. Run inside ``tenancy.all_councils``: each person's digests are
+    keyed by their own council."""
+    count, after = 0, 0
+    while True:
+        batch = list(session.scalars(select(Person).where(Person.id > after).order_by(Person.id)
+                                     .limit(REINDEX_BATCH)))
+        for person in batch:
+            index(session, person)
+        session.commit()
+        count += len(batch)
+        if len(batch) < REINDEX_BATCH:
+            return count
+        after = batch[-1].id
 
 
 def _holding_all(council_id: int, wanted: Iterable[tuple[str, str]]):

@@ -3,7 +3,7 @@ names in any case, dates of birth, references), lists with filters, pages and to
 hand-overs keeping the family, the chronology, and who may see what."""
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from conftest import FIXTURES, everything
 from service.models import db
@@ -269,6 +269,29 @@ def test_search_keeps_working_through_a_key_rotation(api, app):
     only_new = Api(with_keys(new), api.tokens)
     assert refs(only_new.get("/cases", query_string={"q": "amel"}).json) == ["CN-1"]
     assert refs(only_new.get("/cases", query_string={"q": "2015-03-09"}).json) == ["CN-1"]
+
+
+def test_people_are_indexed_again_a_committed_batch_at_a_time(api, app, monkeypatch):
+    """After a rotation every child of every council is indexed again: a batch at a time, each committed, none
+    passed over."""
+    from sqlalchemy import event
+
+    from service import families
+    from service.models import SearchToken
+
+    deployed(api)
+    start(api, "CN-1", AMELIA)
+    start(api, "CN-2", BEN)
+    monkeypatch.setattr(families, "REINDEX_BATCH", 1)
+    with app.app_context(), everything():
+        db.session.execute(text("DELETE FROM search_tokens"))
+        db.session.commit()
+        commits = []
+        event.listen(db.session(), "after_commit", lambda session: commits.append(1))
+        assert families.reindex(db.session) == 2
+        assert len(commits) >= 2
+        assert len({token.person_id for token in db.session.scalars(select(SearchToken))}) == 2
+    assert refs(api.get("/cases", query_string={"q": "amel"}).json) == ["CN-1"]
 
 
 def test_erasing_a_childs_last_case_erases_the_child(api, app, frozen_clock):

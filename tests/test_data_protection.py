@@ -134,6 +134,23 @@ def test_a_key_is_rotated_and_the_old_one_can_go(council):
         db.session.get(Case, case["id"]).data
 
 
+def test_a_rotation_commits_each_batch_so_the_service_never_waits_for_the_whole_run(council):
+    """Rotating every value of a million cases in one transaction would hold each row's lock until the end: a
+    completion on an early case would wait for the whole run. Each batch is committed on its own."""
+    from sqlalchemy import event
+
+    start(council)
+    start(council, "FAM-2")
+    old = council.app.config.get("DATA_ENCRYPTION_KEYS") or encryption.configured_keys(council.app)[0]
+    both = _app_with_keys(council.app, f"{Fernet.generate_key().decode()},{old}")
+    with both.app_context(), everything():
+        commits = []
+        event.listen(db.session(), "after_commit", lambda session: commits.append(1))
+        counts = encryption.rotate(db.session, batch=1)
+    assert counts["cases.data"] == 2
+    assert len(commits) >= sum(counts.values())  # a batch of one value: a commit each
+
+
 def test_without_a_key_a_deployment_refuses_to_start_and_a_test_gets_one(tmp_path):
     settings = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}", "TIMERS_ENABLED": False,
                 "SECRET_KEY": "test", "DATA_ENCRYPTION_KEYS": ""}
