@@ -14,7 +14,7 @@ from service.models import db
 
 from . import (access_log, case_answers, case_records, cases, councils, decisions, deployments, engine_rest,
                families, notifications, processes, scenarios, signals, tasks, tokens, tracker, workload)
-from . import rehearsals
+from . import probe, rehearsals
 from .schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -34,6 +34,7 @@ def init_app(app: Flask) -> None:
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     api.register_blueprint(councils.operator_blp, url_prefix=API_PREFIX)
     engine_rest.init_app(app)  # Camunda Modeler's Deploy button: /engine-rest
+    app.register_blueprint(probe.bp)  # /healthz, for a load balancer
 
     @app.before_request
     def check_request():
