@@ -369,3 +369,5 @@ def test_the_page_checks_and_moves_a_page_of_cases_then_links_to_the_next(api, t
                                                                "after": after})
     assert page_text(last).count("Moved") == 1 and "Cannot move" not in page_text(last)
     assert [stored(api, cases[name])[1] for name in ("assessing", "approving", "waiting")] == [v2, v1, v2]
+    beyond = page_text(browser.get(f"/analyst/versions/{v1}/migration?to={v2}&after={html.unescape(after)}"))
+    assert "no more active cases after those checked" in beyond and "has no active case" not in beyond
