@@ -35,10 +35,15 @@ class InvalidData(ServiceError):
 
 def database_busy(error: BaseException) -> bool:
     """Whether ``error`` is the database refusing to wait any longer for a lock (SQLite's busy timeout, a
-    PostgreSQL lock or statement timeout): the request changed nothing and may simply be sent again."""
+    PostgreSQL lock or statement timeout), or a statement sent on a connection the server had dropped (a restart
+    within the half second a connection goes unchecked: ``service.pool_checks``; the pool has replaced it since):
+    the request changed nothing and may simply be sent again. A connection lost at the commit is not: the commit
+    may have been made."""
     cause = getattr(error, "orig", None)
     if cause is None:
         return False
+    if getattr(error, "connection_invalidated", False) and getattr(error, "statement", None) is not None:
+        return True
     if "database is locked" in str(cause):
         return True
     return type(cause).__name__ in ("LockNotAvailable", "QueryCanceled", "DeadlockDetected")

@@ -183,6 +183,8 @@ def _scope_transaction(session: Session, transaction, connection) -> None:
 @event.listens_for(Engine, "rollback")
 @event.listens_for(Engine, "rollback_savepoint")
 def _scope_ended(connection, *args) -> None:
+    if connection.invalidated:  # the server dropped it: its scope went with it, and its ``info`` cannot be read
+        return
     connection.info.pop(SCOPE_SET, None)
 
 

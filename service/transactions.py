@@ -45,4 +45,5 @@ def _note_writes(conn, cursor, statement, parameters, context, executemany) -> N
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _transaction_ended(conn) -> None:
-    conn.info.pop(WROTE, None)
+    if not conn.invalidated:  # a connection the server dropped holds no transaction, and its ``info`` cannot be read
+        conn.info.pop(WROTE, None)

@@ -69,3 +69,24 @@ def test_a_connection_handed_back_a_moment_ago_is_used_without_a_check(one_conne
     monkeypatch.setattr(pool_checks, "IDLE_BEFORE_CHECK", 0.0)
     assert api.get("/tasks").status_code == 200
     assert pings == [1]
+
+
+def test_a_request_on_a_connection_dropped_a_moment_ago_is_answered_send_again_and_the_next_is_served(
+        one_connection, postgres_url, monkeypatch):
+    """Within the half second a connection goes unchecked, a request may meet one the server has just dropped: it
+    changed nothing, so it is a 503 to send again (not a 500), and the pool has replaced its connections for the
+    next."""
+    api = Api(one_connection, {name: f"token-{name}" for name in USERS})
+    assert api.get("/tasks").status_code == 200
+    dropped = _backend(one_connection)
+    owner = create_engine(postgres_url)
+    with owner.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one()
+    owner.dispose()
+    monkeypatch.setattr(pool_checks, "IDLE_BEFORE_CHECK", 3600.0)  # as if handed back a moment ago: not checked
+
+    refused = api.get("/tasks")
+
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
+    assert "send the request again" in refused.json["message"]
+    assert api.get("/tasks").status_code == 200 and _backend(one_connection) != dropped
