@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from service import access_log, encryption, policy
+from service import access_log, encryption, paging, policy
 from service.deployments import process_definition
 from service.engine import clock
 from service.auth import display_names
@@ -191,17 +191,13 @@ def reindex(session: Session) -> int:
     A batch of :data:`REINDEX_BATCH` people at a time, each committed before the next is read: a search meanwhile
     finds a person under the old key or the new. Run inside ``tenancy.all_councils``: each person's digests are
     keyed by their own council."""
-    count, after = 0, 0
-    while True:
-        batch = list(session.scalars(select(Person).where(Person.id > after).order_by(Person.id)
-                                     .limit(REINDEX_BATCH)))
+    count = 0
+    for batch in paging.in_batches(session, select(Person), Person.id, REINDEX_BATCH):
         for person in batch:
             index(session, person)
         session.commit()
         count += len(batch)
-        if len(batch) < REINDEX_BATCH:
-            return count
-        after = batch[-1].id
+    return count
 
 
 def _holding_all(council_id: int, wanted: Iterable[tuple[str, str]]):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, literal_column, or_
+from sqlalchemy import Select, and_, bindparam, literal_column, or_
+from sqlalchemy.orm import Session
 
 from service.engine import clock
 from service.errors import InvalidData
@@ -43,6 +45,21 @@ def decode(cursor: str | None, size: int) -> list[Any] | None:
         return values
     except (ValueError, TypeError):
         raise not_ours() from None
+
+
+def in_batches(session: Session, query: Select, column, size: int) -> Iterator[list[Any]]:
+    """The rows ``query`` selects (one entity), ``size`` at a time in order of ``column`` (their id), each batch read
+    when the caller is done with the one before: no cursor stays open, so the caller may commit between batches (a
+    job over a whole council or service: retention, the search index after a key's rotation)."""
+    after = None
+    while True:
+        page = query.order_by(column).limit(size)
+        batch = list(session.scalars(page if after is None else page.where(column > after)))
+        if batch:
+            yield batch
+        if len(batch) < size:
+            return
+        after = getattr(batch[-1], column.key)
 
 
 def _time(value: Any) -> datetime | None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from service import audit, families
+from service import audit, families, paging
 from service.cases import ERASED, SYSTEM
 from service.engine import clock
 from service.models import (AccessEvent, AuditEvent, Case, CaseDocument, CaseNote, Council, Notification, OpenTask,
@@ -67,16 +67,10 @@ def _closed_before(session: Session, now: datetime, rule: Rule, keys: list[str],
                    ) -> Iterator[Case]:
     on_pathways = ProcessVersion.key.not_in(keys) if exclude else ProcessVersion.key.in_(keys)
     # A closed case is not changed again: its last update is its closure.
-    query = (select(Case).join(Case.process).where(Case.status.in_(CLOSED),
-                                                   Case.updated_at <= now - timedelta(days=rule.days), on_pathways)
-             .order_by(Case.id).limit(BATCH))
-    after = 0
-    while True:
-        batch = list(session.scalars(query.where(Case.id > after)))
+    query = select(Case).join(Case.process).where(Case.status.in_(CLOSED),
+                                                  Case.updated_at <= now - timedelta(days=rule.days), on_pathways)
+    for batch in paging.in_batches(session, query, Case.id, BATCH):
         yield from batch
-        if len(batch) < BATCH:
-            return
-        after = batch[-1].id
 
 
 def erase(session: Session, case: Case, rule: Rule, council: Council) -> None:
