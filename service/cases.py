@@ -324,17 +324,13 @@ def case_counts(session: Session, actor: Actor) -> list[tuple[str, str, str, str
             in sorted(totals.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))]
 
 
-#: Counting more matches than this costs more than it tells: the lists say "more than 10,000".
-COUNT_CAP = 10_000
-
-
 def list_cases(session: Session, actor: Actor, *, status: str | None = None, process: str | None = None,
                page: int = 1, per_page: int = 50, q: str | None = None, reference: str | None = None,
                mine: bool = False, overdue: bool = False, family_id: int | None = None,
                child_id: int | None = None, after: str | None = None) -> tuple[list[Case], int]:
     """The council's cases ``actor`` may see (their team's: the pathways their roles belong to, and those they
     started), errors first then newest, a page at a time, with how many there are (counted up to
-    :data:`COUNT_CAP` and one more: a total above the cap means "more than that").
+    :data:`service.paging.COUNT_CAP` and one more: a total above the cap means "more than that").
 
     A page is the one after the cursor ``after`` (:func:`service.paging.case_cursor` of the last case shown),
     or else page number ``page``. One statement for the page (the whole list read from the index in the lists'
@@ -378,8 +374,7 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
         query = query.where(Case.family_id == family_id)
     if child_id is not None:
         query = query.where(Case.child_id == child_id)
-    total = session.scalar(select(func.count()).select_from(
-        query.with_only_columns(Case.id).limit(COUNT_CAP + 1).subquery()))
+    total = paging.capped_count(session, query.with_only_columns(Case.id))
     later = paging.cases_after(after)
     if later is not None:
         query = query.where(later)
@@ -391,7 +386,7 @@ def list_cases(session: Session, actor: Actor, *, status: str | None = None, pro
     few = bool(reference or (q and q.strip()) or mine or family_id is not None or child_id is not None)
     rows = session.scalars(query.options(joinedload(Case.child), *unshown)
                            .order_by(*paging.case_order(by_index=not few)).limit(per_page))
-    return list(rows.unique()), total or 0
+    return list(rows.unique()), total
 
 
 def startable_pathways(session: Session, actor: Actor) -> list[tuple[ProcessVersion, ProcessDefinition]]:

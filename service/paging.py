@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, literal_column, or_
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from service.engine import clock
@@ -22,6 +22,14 @@ from service.models import Case, OpenTask
 #: The first page of an inbox or a team's tasks; a caller may ask for up to MAX_PAGE.
 TASK_PAGE = 100
 MAX_PAGE = 500
+#: Counting more matches than this costs more than it tells: the lists say "more than 10,000".
+COUNT_CAP = 10_000
+
+
+def capped_count(session: Session, ids: Select) -> int:
+    """How many rows ``ids`` (a query of one column) finds, counted up to :data:`COUNT_CAP` and one: more than
+    the cap means "more than that". A list's count reads at most that many index entries, never the table."""
+    return session.scalar(select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery())) or 0
 
 
 def encode(values: list[Any]) -> str:

@@ -69,7 +69,7 @@ class Pile:
 @dataclass
 class Workload:
     """A page of a manager's workload. ``total`` and ``overdue`` count the team's open tasks up to
-    ``cases.COUNT_CAP`` and one (more means "more than that"); the roles' piles count the most urgent
+    ``paging.COUNT_CAP`` and one (more means "more than that"); the roles' piles count the most urgent
     :data:`WAITING_COUNTED` tasks nobody has taken (``by_role_capped``: they counted that many, and as many or
     more are waiting)."""
 
@@ -188,7 +188,7 @@ def _role_piles(session: Session, team: case_service.TaskFilter, now
 def _totals(session: Session, team: case_service.TaskFilter, now, cap: int | None = None) -> tuple[int, int]:
     """How many open tasks the ``team`` filter holds, and how many of them are overdue, each counted up to
     ``cap`` (by default ``COUNT_CAP`` and one: the case lists' count)."""
-    cap = case_service.COUNT_CAP + 1 if cap is None else cap
+    cap = paging.COUNT_CAP + 1 if cap is None else cap
 
     def capped(*conditions):
         found = select(OpenTask.id).where(*team.conditions, *conditions).limit(cap)

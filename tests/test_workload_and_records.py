@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select, text
 
 from conftest import FIXTURES, everything, in_council, save_user
 from service import cases as case_service
-from service import workload
+from service import paging, workload
 from service.models import AccessEvent, Case, CaseDocument, CaseNote, OpenTask, User, db
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -224,8 +224,6 @@ def test_the_workload_pages_its_workers_by_name_and_lists_each_piles_most_urgent
 def test_a_workers_whole_pile_is_listed_a_page_at_a_time(team, frozen_clock, monkeypatch):
     """Beyond the most urgent tasks the workload lists, a manager reads a worker's whole pile (to give it away
     when they are off), most urgent first, a page at a time; nobody else's, and only a manager."""
-    from service import paging
-
     monkeypatch.setattr(workload, "PILE_TASKS", 2)
     monkeypatch.setattr(paging, "TASK_PAGE", 2)
     for n in range(3):
@@ -250,8 +248,6 @@ def test_a_workers_whole_pile_is_listed_a_page_at_a_time(team, frozen_clock, mon
 def test_the_tasks_waiting_for_a_role_are_listed_a_page_at_a_time(team, frozen_clock, monkeypatch):
     """A manager allocating a queue reads every task nobody has taken that a role may take, most urgent first, a
     page at a time, counted as the roles' piles are (up to their cap: as many or more)."""
-    from service import paging
-
     monkeypatch.setattr(paging, "TASK_PAGE", 2)
     monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
     for n in range(3):
@@ -300,7 +296,7 @@ def test_the_workloads_answer_is_what_its_schema_would_dump(team, frozen_clock):
 def test_the_workload_counts_at_most_its_cap_and_says_so(team, monkeypatch):
     """The totals stop counting at the lists' cap (a count one over it means "more than that"), and the roles'
     piles of tasks nobody has taken count the most urgent few, saying when as many or more are waiting."""
-    monkeypatch.setattr(case_service, "COUNT_CAP", 2)
+    monkeypatch.setattr(paging, "COUNT_CAP", 2)
     monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
     for n in range(3):
         start(team, f"WAITING-{n}")  # each an allocation for team_manager, nobody's yet
@@ -308,7 +304,7 @@ def test_the_workload_counts_at_most_its_cap_and_says_so(team, monkeypatch):
     assert (body["total"], body["overdue"]) == (3, 0)  # the cap and one: more than 2
     assert [(p["key"], p["count"], len(p["tasks"])) for p in body["by_role"]] == [("team_manager", 2, 2)]
     assert body["by_role_capped"] is True
-    monkeypatch.setattr(case_service, "COUNT_CAP", 3)
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)
     monkeypatch.setattr(workload, "WAITING_COUNTED", 3)
     body = team.get("/workload", as_="manager").json
     assert (body["total"], body["by_role"][0]["count"], body["by_role_capped"]) == (3, 3, True)

@@ -162,10 +162,9 @@ def test_the_workload_page_pages_its_workers_and_gives_from_the_page_it_is_on(si
 
 
 def test_the_workload_page_says_when_it_stopped_counting(site, manager, monkeypatch):
-    from service import cases as case_service
-    from service import workload
+    from service import paging, workload
 
-    monkeypatch.setattr(case_service, "COUNT_CAP", 2)
+    monkeypatch.setattr(paging, "COUNT_CAP", 2)
     monkeypatch.setattr(workload, "WAITING_COUNTED", 2)
     for n in range(3):
         start(site, f"WAITING-{n}")

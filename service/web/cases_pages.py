@@ -17,6 +17,7 @@ from flask_login import current_user, login_required
 
 from service import cases as case_service
 from service import families as family_service
+from service import paging
 from service.deployments import get_process, process_definition
 from service.errors import InvalidData
 from service.forms import validate_submission
@@ -253,7 +254,7 @@ def _case_list(title: str, *, mine: bool = False, search: bool = False):
                                           overdue=overdue, mine=mine, page=page, per_page=PER_PAGE) \
         if show else ([], 0)
     pages = max(1, -(-total // PER_PAGE))
-    uncounted = total > case_service.COUNT_CAP  # "more than 10,000": a next page while this one is full
+    uncounted = total > paging.COUNT_CAP  # "more than 10,000": a next page while this one is full
     if uncounted:
         pages = page + 1 if len(rows) == PER_PAGE else page
     query = {k: v for k, v in (("q", q), ("process", process), ("status", status),

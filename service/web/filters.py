@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from markupsafe import Markup, escape
 
-from service import case_view
+from service import case_view, paging
 from service import cases as case_service
 from service.case_view import plain_date, plain_datetime, plain_value
 from service.wording import label_from_key, role_label
@@ -90,8 +90,8 @@ def show_value(value: Any) -> str:
 
 
 def counted(value: int) -> str:
-    """A count the lists stop at (``cases.COUNT_CAP`` and one): '2,417', or 'more than 10,000'."""
-    return f"more than {case_service.COUNT_CAP:,}" if value > case_service.COUNT_CAP else f"{value:,}"
+    """A count the lists stop at (``paging.COUNT_CAP`` and one): '2,417', or 'more than 10,000'."""
+    return f"more than {paging.COUNT_CAP:,}" if value > paging.COUNT_CAP else f"{value:,}"
 
 
 def case_outcome(case: Case) -> str:
