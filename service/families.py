@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, distinct, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service import access_log, encryption, paging, policy
 from service.deployments import process_definition
@@ -211,9 +211,10 @@ def _holding_all(council_id: int, wanted: Iterable[tuple[str, str]]):
         return select(SearchToken.person_id).distinct()
     keys = _council_keys(council_id)
     value_of = {_digest(k, kind, value): n for n, (kind, value) in enumerate(wanted) for k in keys}
-    return (select(SearchToken.person_id)
+    person = SearchToken.person_id
+    return (select(person)
             .where(SearchToken.kind.in_(sorted({kind for kind, _ in wanted})), SearchToken.digest.in_(list(value_of)))
-            .group_by(SearchToken.person_id)
+            .group_by(person)
             .having(func.count(distinct(case(value_of, value=SearchToken.digest))) == len(wanted)))
 
 
@@ -337,21 +338,28 @@ def get_person(session: Session, person_id: int, actor: Actor) -> Person:
 
 def list_families(session: Session, actor: Actor, text: str | None = None, *, page: int = 1,
                   per_page: int = 50) -> tuple[list[Family], int]:
-    """The council's families, newest first; with ``text``, those with a child it names."""
+    """The council's families, newest first, a page at a time, with how many there are (counted up to
+    :data:`service.paging.COUNT_CAP` and one: more means "more than that"); with ``text``, those with a child it
+    names. Without ``text`` the page is read from an index in the list's order (``ix_families_council_newest``)."""
     policy.require_people(actor)
     query = select(Family)
     if text:
         ids = {p.family_id for p in search_people(session, actor, text)}
         query = query.where(Family.id.in_(ids))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = paging.capped_count(session, query.with_only_columns(Family.id))
+    # The page's families' children in one more statement, not one per family.
     rows = session.scalars(query.order_by(Family.created_at.desc(), Family.id.desc())
-                           .limit(per_page).offset((page - 1) * per_page))
+                           .options(selectinload(Family.people)).limit(per_page).offset((page - 1) * per_page))
     return list(rows), total
 
 
 def search_people_paged(session: Session, actor: Actor, text: str | None, date_of_birth: str | None, *,
                         page: int = 1, per_page: int = 50) -> tuple[list[Person], int]:
-    """People by name (parts of), or number, and/or date of birth: both given, people matching both."""
+    """People by name (parts of), or number, and/or date of birth: both given, people matching both; newest
+    first, a page at a time, with how many match. With neither, the council's people, a page read from an index
+    (``ix_people_council_newest``) and counted up to :data:`service.paging.COUNT_CAP` and one: a council's
+    children number as many as its cases, so a list of everyone reads its page, never every person (each
+    decrypted)."""
     policy.require_people(actor)
     council = _council(actor)
     sets: list[dict[int, Person]] = []
@@ -363,8 +371,9 @@ def search_people_paged(session: Session, actor: Actor, text: str | None, date_o
             raise InvalidData("that is not a date", {"date_of_birth": "Enter a real date, like 2015-03-27"})
         sets.append({p.id: p for p in people_born(session, council, born)})
     if not sets:
-        everyone = list(session.scalars(select(Person).order_by(Person.id.desc())))
-        return everyone[(page - 1) * per_page: page * per_page], len(everyone)
+        everyone = select(Person)
+        rows = session.scalars(everyone.order_by(Person.id.desc()).limit(per_page).offset((page - 1) * per_page))
+        return list(rows), paging.capped_count(session, everyone.with_only_columns(Person.id))
     ids = set(sets[0]).intersection(*sets[1:])
     people = sorted((sets[0][i] for i in ids), key=lambda p: p.id, reverse=True)
     return people[(page - 1) * per_page: page * per_page], len(people)

@@ -329,3 +329,59 @@ def test_a_message_reaches_the_familys_open_case_of_any_pathway_and_number(api):
     told = api.get(f"/cases/{plan['id']}").json
     assert sorted(t["name"] for t in told["tasks"]) == ["Task_ReadContact", "Task_ReviewPlan"]
     assert [t["name"] for t in api.get(f"/cases/{elsewhere['id']}").json["tasks"]] == ["Task_ReviewPlan"]
+
+
+def _five_families(api) -> list[int]:
+    """Five families of one child each, oldest first: their ids."""
+    ids = []
+    for n in range(5):
+        created = api.post("/families", json={"children": [{"given_name": f"Child{n}", "family_name": "Price",
+                                                             "date_of_birth": f"201{n}-01-01"}]})
+        assert created.status_code == 201, created.json
+        ids.append(created.json["id"])
+    return ids
+
+
+def test_everyone_is_listed_a_page_at_a_time_and_counted_up_to_the_cap(api, monkeypatch):
+    """Without a search the council's children and families are read a page at a time, newest first: a council
+    has as many children as cases, and the list of everyone read (and decrypted) each of them to show fifty. The
+    count stops at the lists' cap, one over it meaning "more than that"."""
+    from sqlalchemy import event
+
+    from service import paging
+    from service.models import Family, Person
+
+    families = _five_families(api)
+    loaded = []
+    listen = lambda target, context: loaded.append(target)  # noqa: E731
+    event.listen(Person, "load", listen)
+    event.listen(Family, "load", listen)
+    try:
+        people = api.get("/people", query_string={"page": 2, "per_page": 2}).json
+        assert [p["given_name"] for p in people["people"]] == ["Child2", "Child1"] and people["total"] == 5
+        assert len([row for row in loaded if isinstance(row, Person)]) == 2, loaded  # the page's, no more
+        loaded.clear()
+        listed = api.get("/families", query_string={"page": 3, "per_page": 2}).json
+        assert [f["id"] for f in listed["families"]] == families[:1] and listed["total"] == 5
+        assert len([row for row in loaded if isinstance(row, Family)]) == 1, loaded
+    finally:
+        event.remove(Person, "load", listen)
+        event.remove(Family, "load", listen)
+    sent = []
+    count = lambda conn, cursor, statement, *args: sent.append(statement)  # noqa: E731
+    with api.app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        statements = []
+        for per_page in (1, 5):  # each family's children: read with the page's in one statement, not one by one
+            sent.clear()
+            assert len(api.get("/families", query_string={"per_page": per_page}).json["families"]) == per_page
+            statements.append(len(sent))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements[0] == statements[1], statements
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)
+    assert api.get("/people").json["total"] == 4  # more than 3
+    assert api.get("/families").json["total"] == 4
+    assert api.get("/people", query_string={"q": "price"}).json["total"] == 5  # a search's matches: all counted

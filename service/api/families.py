@@ -44,14 +44,15 @@ class FamilySchema(FamilySummarySchema):
 
 class FamilyListSchema(Schema):
     families = fields.List(fields.Nested(FamilySummarySchema))
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "how many match, counted up to 10,000 and one: 10,001 means more"})
     page = fields.Integer()
     per_page = fields.Integer()
 
 
 class PeopleListSchema(Schema):
     people = fields.List(fields.Nested(PersonSchema))
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "how many match; without a search, counted up to 10,000 and one: "
+                                                    "10,001 means more"})
     page = fields.Integer()
     per_page = fields.Integer()
 
