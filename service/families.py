@@ -205,13 +205,17 @@ def _holding_all(council_id: int, wanted: Iterable[tuple[str, str]]):
 
     One read of the index's entries for those digests, grouped by person, who must hold each value. (A subquery
     per value made PostgreSQL plan a join of as many copies of the table: 9 ms to plan a search for a ten-letter
-    name, against 2 ms to run it.)"""
+    name, against 2 ms to run it.)
+
+    Grouped by an expression of the person's id, not the column: SQLite, which keeps no statistics, otherwise read
+    every entry of the index by person (``ix_search_tokens_person_id``, in the group's order) to find the few of
+    these digests, 25 entries a child: 50 ms a statement at 20,000 children, 8 ms through the digests' index."""
     wanted = sorted(set(wanted))
     if not wanted:
         return select(SearchToken.person_id).distinct()
     keys = _council_keys(council_id)
     value_of = {_digest(k, kind, value): n for n, (kind, value) in enumerate(wanted) for k in keys}
-    person = SearchToken.person_id
+    person = (SearchToken.person_id + 0).label("person_id")
     return (select(person)
             .where(SearchToken.kind.in_(sorted({kind for kind, _ in wanted})), SearchToken.digest.in_(list(value_of)))
             .group_by(person)
