@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import (Integer, Select, String, bindparam, cast, exists, false, func, inspect, or_, select,
+from sqlalchemy import (Integer, Select, bindparam, exists, false, func, inspect, or_, select,
                         type_coerce, union, union_all, update)
 from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -30,8 +30,8 @@ from service.engine.limits import Limits
 from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceError
 from service.forms import validate_submission
 from service.listed_tasks import ListedTask
-from service.models import (AuditEvent, Case, Membership, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix,
-                            TaskRole, User, as_read, attach_read, loaded_columns, reference_key)
+from service.models import (AuditEvent, Case, CaseWait, Membership, OpenTask, PendingTimer, ProcessVersion,
+                            ReferenceSuffix, TaskRole, User, as_read, attach_read, loaded_columns, reference_key)
 from service.policy import Actor
 from service.step_writes import StepWrites, insert_case, write_audit
 
@@ -829,9 +829,8 @@ def broadcast_signal(session: Session, name: str, data: Any, actor: Actor, *, th
     Returns the ids of the cases reached and of those started.
     """
     payload = _sized(_plain_data(data))
-    pattern = '%"' + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
     candidates = session.scalars(select(Case).where(Case.status == "active", Case.id != (thrower.id if thrower else 0),
-                                                    cast(Case.waiting_signals, String).like(pattern, escape="\\")))
+                                                    Case.id.in_(_waiting("signal", name))))
     reached = [c for c in candidates if name in (c.waiting_signals or [])]
     for target in reached:
         _deliver(session, target, name, payload, SERVICE if thrower else actor, signal=True)
@@ -1242,7 +1241,8 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
     same_family = Case.reference == case.reference
     if case.family_id is not None:
         same_family = or_(same_family, Case.family_id == case.family_id)
-    reach = or_(same_family, _waiting_for_message(message.name)) if message.key is not None else same_family
+
+    reach = or_(same_family, Case.id.in_(_waiting("message", message.name))) if message.key is not None else same_family
     targets = session.scalars(select(Case).where(reach, Case.id != case.id, Case.status == "active")).all()
     delivered = []
     for target in targets:
@@ -1267,10 +1267,11 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
             **({"started": [c.id for c in started]} if started else {})})
 
 
-def _waiting_for_message(name: str):
-    """SQL: the case's steps wait for the message ``name`` (a hint on the JSON list; checked again in Python)."""
-    pattern = '%"' + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
-    return cast(Case.waiting_for, String).like(pattern, escape="\\")
+def _waiting(kind: str, name: str) -> Select:
+    """SQL: the ids of the council's cases whose steps wait for the ``message`` or ``signal`` (``kind``) ``name``:
+    an index range of :class:`~service.models.CaseWait`, which the database keeps equal to the cases' lists (each
+    case found is checked against its own list again)."""
+    return select(CaseWait.case_id).where(CaseWait.kind == kind, CaseWait.name == name)
 
 
 def correlate_message(session: Session, name: str, data: Any, actor: Actor, *, key: Any = None,
@@ -1289,7 +1290,7 @@ def correlate_message(session: Session, name: str, data: Any, actor: Actor, *, k
     wanted = None if key is None else runtime.correlation_text(key)
     variables = runtime.json_safe(variables or {})
     matched = []
-    for case in session.scalars(select(Case).where(Case.status == "active", _waiting_for_message(name))
+    for case in session.scalars(select(Case).where(Case.status == "active", Case.id.in_(_waiting("message", name)))
                                 .order_by(Case.id)):
         if name not in (case.waiting_for or []):
             continue

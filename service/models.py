@@ -11,7 +11,8 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, event, inspect
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, event,
+                        inspect)
 from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, declared_attr, make_transient_to_detached, mapped_column,
                             registry, relationship)
 from sqlalchemy.orm.util import identity_key
@@ -417,6 +418,24 @@ class ReferenceSuffix(CouncilOwned, db.Model):
     suffix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
 
     __table_args__ = (Index("ix_reference_suffixes_council_suffix", "council_id", "suffix", "case_id"),)
+
+
+class CaseWait(CouncilOwned, db.Model):
+    """A message or signal a case's steps wait for: one row per name in the case's ``waiting_for`` (``kind``
+    ``message``) and ``waiting_signals`` (``signal``), kept equal to them by the database itself (triggers on
+    ``cases``, migration ``d4f7b2e9a6c1``), however a case is written. A message or signal for whoever waits for it
+    (``service.cases``) finds its cases by this index; text equality is leakproof, so it serves under row-level
+    security, where a ``LIKE`` on the JSON lists read every case of the council."""
+
+    __tablename__ = "case_waits"
+
+    # No index of its own: the council leads ix_case_waits_council_kind_name.
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # message | signal
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (Index("ix_case_waits_council_kind_name", "council_id", "kind", "name", "case_id"),)
 
 
 def reference_key(text: str) -> bytes:

@@ -190,3 +190,20 @@ def test_a_migration_runs_without_the_requests_statement_timeout_and_the_pool_ge
         assert db.session.execute(text("SHOW statement_timeout")).scalar() == "7s"
         db.session.remove()
         db.engine.dispose()
+
+
+def test_what_existing_cases_wait_for_is_indexed(legacy):
+    """Issue 16: migration d4f7b2e9a6c1 writes a row of ``case_waits`` for each message and signal name an existing
+    case waits for, in its case's council (a list that is not a list names nothing), before its triggers keep them."""
+    with legacy.app_context():
+        upgrade(revision="c8e1a5d3f2b7")
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT set_config('app.all_councils', 'on', true)"))
+            connection.execute(text("UPDATE cases SET waiting_for = '[\"immediate_risk\", \"immediate_risk\"]', "
+                                    "waiting_signals = '[\"school_closure\"]' WHERE id = 1"))
+            connection.execute(text("UPDATE cases SET waiting_for = '{}', waiting_signals = '\"x\"' WHERE id = 2"))
+        upgrade()
+    councils = dict(_rows(legacy, "SELECT id, council_id FROM cases"))
+    assert _rows(legacy, "SELECT case_id, council_id, kind, name FROM case_waits ORDER BY case_id, kind") == [
+        (1, councils[1], "message", "immediate_risk"), (1, councils[1], "signal", "school_closure")]
