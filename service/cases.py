@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -1242,20 +1243,22 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
     if case.family_id is not None:
         same_family = or_(same_family, Case.family_id == case.family_id)
 
-    reach = or_(same_family, Case.id.in_(_waiting("message", message.name))) if message.key is not None else same_family
-    targets = session.scalars(select(Case).where(reach, Case.id != case.id, Case.status == "active")).all()
-    delivered = []
-    for target in targets:
+    def takes(target: Case) -> bool:
         if message.name not in (target.waiting_for or []):
-            continue
+            return False
         process = process_of(session, target)
         if message.name in runtime.correlation_keys(process):
-            if message.key is None or runtime.correlation_value(process, message.name, target.data or {}) != message.key:
-                continue
-        elif not (target.reference == case.reference or (case.family_id is not None
-                                                         and target.family_id == case.family_id)):
-            continue
-        delivered.append(target)
+            return message.key is not None and runtime.correlation_value(process, message.name,
+                                                                         target.data or {}) == message.key
+        return target.reference == case.reference or (case.family_id is not None
+                                                       and target.family_id == case.family_id)
+
+    family = session.scalars(select(Case).where(same_family, Case.id != case.id, Case.status == "active")).all()
+    delivered = [target for target in family if takes(target)]
+    if message.key is not None:
+        others = {case.id, *(target.id for target in family)}
+        for batch in _waiting_cases(session, message.name, keyed=True):
+            delivered += [target for target in batch if target.id not in others and takes(target)]
     for target in delivered:
         _deliver(session, target, message.name, payload, SERVICE)
     # BPMN message start events: every pathway of the council started by this message (not the thrower's own,
@@ -1265,6 +1268,25 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
     _audit(session, case, actor, "message_sent", None,
            {"name": message.name, "to_cases": [t.id for t in delivered],
             **({"started": [c.id for c in started]} if started else {})})
+
+
+#: Cases read at a time by a message looking for the cases that wait for it (each one's data decrypted to correlate).
+WAITING_BATCH = 500
+
+
+def _waiting_cases(session: Session, name: str, *, keyed: bool) -> Iterator[list[Case]]:
+    """The council's active cases waiting for the message ``name``, :data:`WAITING_BATCH` at a time, in order of id;
+    with ``keyed``, only those of versions whose diagram waits for it with a correlation key (Camunda 8): a case of
+    another version cannot take a keyed message, and is neither read nor decrypted (every case waits for the
+    immediate-risk message, and a council holds hundreds of thousands)."""
+    waiting = [Case.status == "active", Case.id.in_(_waiting("message", name))]
+    query = select(Case).where(*waiting)
+    if keyed:
+        versions = session.scalars(select(Case.process_version_id).where(*waiting).distinct()).all()
+        query = query.where(Case.process_version_id.in_(
+            [v for v in versions
+             if name in runtime.correlation_keys(process_definition(session, session.get(ProcessVersion, v)))]))
+    return paging.in_batches(session, query, Case.id, WAITING_BATCH)
 
 
 def _waiting(kind: str, name: str) -> Select:
@@ -1290,8 +1312,7 @@ def correlate_message(session: Session, name: str, data: Any, actor: Actor, *, k
     wanted = None if key is None else runtime.correlation_text(key)
     variables = runtime.json_safe(variables or {})
     matched = []
-    for case in session.scalars(select(Case).where(Case.status == "active", Case.id.in_(_waiting("message", name)))
-                                .order_by(Case.id)):
+    for case in (case for batch in _waiting_cases(session, name, keyed=wanted is not None) for case in batch):
         if name not in (case.waiting_for or []):
             continue
         known = case.data or {}

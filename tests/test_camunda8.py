@@ -448,6 +448,37 @@ def test_a_message_sent_with_a_correlation_key_reaches_only_the_case_waiting_wit
     assert bad.status_code == 422
 
 
+def test_a_keyed_message_reads_only_the_cases_that_could_take_it_a_batch_at_a_time(api, monkeypatch):
+    """A message with a correlation key is for the cases that wait for it with a key (Camunda 8): the cases of a
+    version that waits for the same message without one are neither read nor decrypted (every case waits for the
+    immediate-risk message, and a council holds hundreds of thousands). The others are read a batch at a time, and
+    a match in a later batch is found as one in the first."""
+    from sqlalchemy import event
+
+    from service import cases as case_service
+    from service.models import Case
+
+    unkeyed = C8_RECEIVER.decode().replace(KEYED, '  <bpmn:message id="Message_Report" name="school_report" />\n')
+    unkeyed = unkeyed.replace('"c8_receiver"', '"c8_unkeyed"').replace("Definitions_c8_receiver", "Definitions_c8_unkeyed")
+    assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER, "c8_unkeyed.bpmn": unkeyed.encode()}).status_code == 201
+    keyed = [api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{n}",
+                                      "data": {"child_ref": ref}}).json["id"] for n, ref in enumerate(("B2", "A1", "B2"))]
+    other = [api.post("/cases", json={"process": "c8_unkeyed", "reference": f"UN-{n}",
+                                      "data": {"child_ref": "B2"}}).json["id"] for n in range(2)]
+    monkeypatch.setattr(case_service, "WAITING_BATCH", 1)
+    read = []
+    listen = lambda target, context: read.append(target.id)  # noqa: E731
+    event.listen(Case, "load", listen)
+    try:
+        answer = api.post("/messages", json={"name": "school_report", "correlation_key": "B2", "all": True},
+                          as_="admin")
+    finally:
+        event.remove(Case, "load", listen)
+    assert answer.status_code == 200 and answer.json["reached"] == [keyed[0], keyed[2]], answer.json
+    assert not set(read) & set(other), read
+    assert open_names(api, other[0]) == [] and open_names(api, keyed[2]) == ["Task_Read"]
+
+
 def test_a_message_a_case_throws_reaches_only_the_cases_waiting_with_its_key_whatever_their_family(api):
     assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER, "c8_sender.bpmn": C8_SENDER}).status_code == 201
     waiting = {ref: api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{ref}",
