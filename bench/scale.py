@@ -365,7 +365,7 @@ def measure_lists(app, client, repeat: int) -> list[dict]:
     event.listen(engine, "after_cursor_execute", counted)
     results = []
     _admin(app)
-    for label, who, path, *body in LISTS:
+    for label, who, path, *posted in LISTS:
         headers = {"Authorization": f"Bearer token-{who}"}
         if path is None:  # the page after the first, by the cursor the first page gives
             first = client.get("/api/v1/tasks", headers=headers)
@@ -379,10 +379,11 @@ def measure_lists(app, client, repeat: int) -> list[dict]:
         for n in range(3 + repeat):
             statements[0], in_sql[0] = 0, 0.0
             started, cpu_started = time.perf_counter(), time.process_time()
-            response = client.post(path, json=body[0], headers=headers) if body else client.get(path, headers=headers)
+            response = (client.post(path, json=posted[0], headers=headers) if posted
+                        else client.get(path, headers=headers))
             elapsed = (time.perf_counter() - started) * 1000
             # 409: a keyed message that no case takes and no pathway starts with
-            assert response.status_code in ((200, 409) if body else (200,)), (
+            assert response.status_code in ((200, 409) if posted else (200,)), (
                 path, response.status_code, response.get_data(as_text=True)[:300])
             if n >= 3:
                 times.append(elapsed)
