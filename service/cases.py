@@ -1279,13 +1279,13 @@ def _waiting_cases(session: Session, name: str, *, keyed: bool) -> Iterator[list
     with ``keyed``, only those of versions whose diagram waits for it with a correlation key (Camunda 8): a case of
     another version cannot take a keyed message, and is neither read nor decrypted (every case waits for the
     immediate-risk message, and a council holds hundreds of thousands)."""
-    waiting = [Case.status == "active", Case.id.in_(_waiting("message", name))]
-    query = select(Case).where(*waiting)
-    if keyed:
-        versions = session.scalars(select(Case.process_version_id).where(*waiting).distinct()).all()
+    query = select(Case).where(Case.status == "active", Case.id.in_(_waiting("message", name)))
+    if keyed:  # the council's versions any of whose cases waits for it: an index probe each
+        waited = exists().where(CaseWait.kind == "message", CaseWait.name == name,
+                                CaseWait.process_version_id == ProcessVersion.id)
         query = query.where(Case.process_version_id.in_(
-            [v for v in versions
-             if name in runtime.correlation_keys(process_definition(session, session.get(ProcessVersion, v)))]))
+            [version.id for version in session.scalars(select(ProcessVersion).where(waited))
+             if name in runtime.correlation_keys(process_definition(session, version))]))
     return paging.in_batches(session, query, Case.id, WAITING_BATCH)
 
 

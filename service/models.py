@@ -422,20 +422,23 @@ class ReferenceSuffix(CouncilOwned, db.Model):
 
 class CaseWait(CouncilOwned, db.Model):
     """A message or signal a case's steps wait for: one row per name in the case's ``waiting_for`` (``kind``
-    ``message``) and ``waiting_signals`` (``signal``), kept equal to them by the database itself (triggers on
-    ``cases``, migration ``d4f7b2e9a6c1``), however a case is written. A message or signal for whoever waits for it
-    (``service.cases``) finds its cases by this index; text equality is leakproof, so it serves under row-level
-    security, where a ``LIKE`` on the JSON lists read every case of the council."""
+    ``message``) and ``waiting_signals`` (``signal``), with the case's version, kept equal to them by the database
+    itself (triggers on ``cases``, migration ``d4f7b2e9a6c1``), however a case is written. A message or signal for
+    whoever waits for it (``service.cases``) finds its cases by this index, and a keyed message the versions that
+    wait for it; text and integer equality are leakproof, so it serves under row-level security, where a ``LIKE``
+    on the JSON lists read every case of the council."""
 
     __tablename__ = "case_waits"
 
     # No index of its own: the council leads ix_case_waits_council_kind_name.
     council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"))
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    process_version_id: Mapped[int]  # the case's (a case moved to another version moves its rows)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # message | signal
     name: Mapped[str] = mapped_column(Text, primary_key=True)
 
-    __table_args__ = (Index("ix_case_waits_council_kind_name", "council_id", "kind", "name", "case_id"),)
+    __table_args__ = (Index("ix_case_waits_council_kind_name", "council_id", "kind", "name", "process_version_id",
+                            "case_id"),)
 
 
 def reference_key(text: str) -> bytes:

@@ -28,17 +28,18 @@ def _all_councils(connection) -> None:
 
 
 def _waits_and_lists(app, case_id: int) -> tuple[set, set]:
-    """The case's rows of ``case_waits``, and what its two lists say they should be."""
+    """The case's rows of ``case_waits`` (kind, name, version), and what its lists and version say they should be."""
     with app.app_context(), db.engine.begin() as connection:
         _all_councils(connection)
-        rows = set(connection.execute(text("SELECT kind, name FROM case_waits WHERE case_id = :c"), {"c": case_id}))
-        messages, signals = connection.execute(text("SELECT waiting_for, waiting_signals FROM cases WHERE id = :c"),
-                                               {"c": case_id}).one()
+        rows = set(connection.execute(text("SELECT kind, name, process_version_id FROM case_waits WHERE case_id = :c"),
+                                      {"c": case_id}))
+        messages, signals, version = connection.execute(text(
+            "SELECT waiting_for, waiting_signals, process_version_id FROM cases WHERE id = :c"), {"c": case_id}).one()
     def load(value) -> list:  # a list's names; anything else names none
         value = json.loads(value) if isinstance(value, str) else value
         return value if isinstance(value, list) else []
 
-    return rows, {("message", n) for n in load(messages)} | {("signal", n) for n in load(signals)}
+    return rows, {("message", n, version) for n in load(messages)} | {("signal", n, version) for n in load(signals)}
 
 
 def test_the_database_keeps_each_cases_waits_equal_to_its_lists(app, api, tmp_path):
@@ -49,16 +50,21 @@ def test_the_database_keeps_each_cases_waits_equal_to_its_lists(app, api, tmp_pa
     done = api.post(f"/tasks/{case['tasks'][0]['id']}/complete", json={"data": {}})
     assert done.status_code == 200, done.json
     rows, lists = _waits_and_lists(app, case["id"])
-    assert ("signal", "school_closure") in rows and rows == lists  # a step that changed what it waits for
+    assert ("signal", "school_closure") in {row[:2] for row in rows} and rows == lists  # a step changed them
+    assert api.deploy(FIXTURES / "pathways").status_code == 201
+    other = api.post("/cases", json={"process": "test_review", "reference": "FAM-2", "data": {"needs": 3}}).json
     with app.app_context(), db.engine.begin() as connection:  # written by anything else: a name once, not a list
         _all_councils(connection)
         connection.execute(text("UPDATE cases SET waiting_for = :m, waiting_signals = :s WHERE id = :c"),
                            {"m": json.dumps(["a", "a", "b"]), "s": json.dumps({"not": "a list"}), "c": case["id"]})
-    assert _waits_and_lists(app, case["id"])[0] == {("message", "a"), ("message", "b")}
+        connection.execute(text("UPDATE cases SET process_version_id = (SELECT process_version_id FROM cases "
+                                "WHERE id = :o) WHERE id = :c"), {"o": other["id"], "c": case["id"]})
+    rows, lists = _waits_and_lists(app, case["id"])
+    assert {row[:2] for row in rows} == {("message", "a"), ("message", "b")} and rows == lists  # and moved version
     answer = api.post(f"/cases/{case['id']}/cancel", json={"reason": "Family moved away"}, as_="admin")
     assert answer.status_code == 200, answer.json
     rows, lists = _waits_and_lists(app, case["id"])
-    assert rows == lists and ("message", "a") not in rows
+    assert rows == lists and ("message", "a") not in {row[:2] for row in rows}
 
 
 def test_a_signal_finds_its_cases_by_the_index_of_their_waits(app, api, tmp_path, database_url):

@@ -4,10 +4,11 @@ A signal reaches every active case of the council that waits for it, and a messa
 case waiting for its name (``service.cases``): both found their cases by ``LIKE`` on the JSON lists
 ``waiting_for`` and ``waiting_signals``, which no index serves and which, not being leakproof, PostgreSQL applies
 under row-level security only after reading the row. Every such signal or message read every case of the council:
-a step that threw one, in a worker's request, at a million cases. ``case_waits`` holds one row per name, with the
-council wall's row-level security policy; triggers on ``cases`` keep it equal to the two lists on
-every insert and every update of either, however the case is written (the step's one statement, the ORM, COPY).
-The existing cases' rows are written here.
+a step that threw one, in a worker's request, at a million cases. ``case_waits`` holds one row per name, with the case's version (a keyed
+message is for the versions that wait for it with a key), under the council wall's row-level security policy;
+triggers on ``cases`` keep it equal to the two lists and the version on every insert and every update of any of
+them, however the case is written (the step's one statement, the ORM, COPY). The existing cases' rows are written
+here.
 
 Revision ID: d4f7b2e9a6c1
 Revises: c8e1a5d3f2b7
@@ -37,8 +38,8 @@ def _inserts(postgres: bool, row: str) -> list[str]:
                                    else ("json_each", "json_type", "'[]'", "j"))
     every = "cases, " if row == "cases" else ""  # a function in FROM may read the tables before it
     return [
-        f"INSERT INTO case_waits (council_id, case_id, kind, name) "
-        f"SELECT DISTINCT {row}.council_id, {row}.id, '{kind}', j.value FROM {every}{each}("
+        f"INSERT INTO case_waits (council_id, case_id, process_version_id, kind, name) "
+        f"SELECT DISTINCT {row}.council_id, {row}.id, {row}.process_version_id, '{kind}', j.value FROM {every}{each}("
         f"CASE WHEN {of_type}({row}.{column}) = 'array' THEN {row}.{column} ELSE {empty} END) AS {named} "
         f"WHERE j.value IS NOT NULL" for kind, column in KINDS]
 
@@ -49,6 +50,7 @@ def upgrade():
         "case_waits",
         sa.Column("council_id", sa.Integer(), sa.ForeignKey("councils.id"), nullable=False),
         sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("process_version_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(8), primary_key=True),
         sa.Column("name", sa.Text(), primary_key=True),
     )
@@ -62,19 +64,21 @@ def upgrade():
                 {"; ".join(_inserts(True, "NEW"))};
                 RETURN NULL;
             END $$""")
-        op.execute("CREATE TRIGGER case_waits_written AFTER INSERT OR UPDATE OF waiting_for, waiting_signals "
-                   "ON cases FOR EACH ROW EXECUTE FUNCTION case_waits_written()")
+        op.execute("CREATE TRIGGER case_waits_written AFTER INSERT OR UPDATE OF waiting_for, waiting_signals, "
+                   "process_version_id ON cases FOR EACH ROW EXECUTE FUNCTION case_waits_written()")
         op.execute("SELECT set_config('app.all_councils', 'on', false)")  # every council's cases
         for statement in _inserts(True, "cases"):
             op.execute(statement)
     else:
         written = "; ".join(_inserts(False, "NEW"))
         op.execute(f"CREATE TRIGGER case_waits_inserted AFTER INSERT ON cases BEGIN {written}; END")
-        op.execute(f"CREATE TRIGGER case_waits_updated AFTER UPDATE OF waiting_for, waiting_signals ON cases BEGIN "
+        op.execute(f"CREATE TRIGGER case_waits_updated AFTER UPDATE OF waiting_for, waiting_signals, process_version_id "
+                   f"ON cases BEGIN "
                    f"DELETE FROM case_waits WHERE case_id = NEW.id; {written}; END")
         for statement in _inserts(False, "cases"):
             op.execute(statement)
-    op.create_index("ix_case_waits_council_kind_name", "case_waits", ["council_id", "kind", "name", "case_id"])
+    op.create_index("ix_case_waits_council_kind_name", "case_waits",
+                    ["council_id", "kind", "name", "process_version_id", "case_id"])
     if postgres:
         op.execute("ALTER TABLE case_waits ENABLE ROW LEVEL SECURITY")
         op.execute("ALTER TABLE case_waits FORCE ROW LEVEL SECURITY")
