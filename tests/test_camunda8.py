@@ -459,10 +459,11 @@ def test_a_keyed_message_reads_only_the_cases_that_could_take_it_a_batch_at_a_ti
     from service.models import Case
 
     unkeyed = C8_RECEIVER.decode().replace(KEYED, '  <bpmn:message id="Message_Report" name="school_report" />\n')
-    unkeyed = unkeyed.replace('"c8_receiver"', '"c8_unkeyed"').replace("Definitions_c8_receiver", "Definitions_c8_unkeyed")
+    unkeyed = (unkeyed.replace('"c8_receiver"', '"c8_unkeyed"')
+               .replace("Definitions_c8_receiver", "Definitions_c8_unkeyed"))
     assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER, "c8_unkeyed.bpmn": unkeyed.encode()}).status_code == 201
-    keyed = [api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{n}",
-                                      "data": {"child_ref": ref}}).json["id"] for n, ref in enumerate(("B2", "A1", "B2"))]
+    keyed = [api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{n}", "data": {"child_ref": ref}}
+                      ).json["id"] for n, ref in enumerate(("B2", "A1", "B2"))]
     other = [api.post("/cases", json={"process": "c8_unkeyed", "reference": f"UN-{n}",
                                       "data": {"child_ref": "B2"}}).json["id"] for n in range(2)]
     monkeypatch.setattr(case_service, "WAITING_BATCH", 1)

@@ -248,7 +248,8 @@ def test_the_childrens_and_families_lists_are_read_in_an_index_order(api, databa
         assert created.status_code == 201, created.json
     counted = Statements(api.app)
     postgresql = database_url.startswith("postgresql")
-    for path, table, index in (("/people", "people", "ix_people_council_newest" if postgresql else "ix_people_council_id"),
+    people_index = "ix_people_council_newest" if postgresql else "ix_people_council_id"
+    for path, table, index in (("/people", "people", people_index),
                                ("/families", "families", "ix_families_council_newest")):
         with counted:
             assert api.get(path).status_code == 200, path

@@ -4,11 +4,12 @@ A signal reaches every active case of the council that waits for it, and a messa
 case waiting for its name (``service.cases``): both found their cases by ``LIKE`` on the JSON lists
 ``waiting_for`` and ``waiting_signals``, which no index serves and which, not being leakproof, PostgreSQL applies
 under row-level security only after reading the row. Every such signal or message read every case of the council:
-a step that threw one, in a worker's request, at a million cases. ``case_waits`` holds one row per name, with the case's version (a keyed
-message is for the versions that wait for it with a key), under the council wall's row-level security policy;
-triggers on ``cases`` keep it equal to the two lists and the version on every insert and every update of any of
-them, however the case is written (the step's one statement, the ORM, COPY). The existing cases' rows are written
-here.
+a step that threw one, in a worker's request, at a million cases.
+
+``case_waits`` holds one row per name, with the case's version (a keyed message is for the versions that wait for
+it with a key), under the council wall's row-level security policy. Triggers on ``cases`` keep it equal to the two
+lists and the version on every insert and every update of any of them, however the case is written (the step's
+one statement, the ORM, COPY). The existing cases' rows are written here.
 
 Revision ID: d4f7b2e9a6c1
 Revises: c8e1a5d3f2b7
@@ -72,9 +73,8 @@ def upgrade():
     else:
         written = "; ".join(_inserts(False, "NEW"))
         op.execute(f"CREATE TRIGGER case_waits_inserted AFTER INSERT ON cases BEGIN {written}; END")
-        op.execute(f"CREATE TRIGGER case_waits_updated AFTER UPDATE OF waiting_for, waiting_signals, process_version_id "
-                   f"ON cases BEGIN "
-                   f"DELETE FROM case_waits WHERE case_id = NEW.id; {written}; END")
+        op.execute(f"CREATE TRIGGER case_waits_updated AFTER UPDATE OF waiting_for, waiting_signals, "
+                   f"process_version_id ON cases BEGIN DELETE FROM case_waits WHERE case_id = NEW.id; {written}; END")
         for statement in _inserts(False, "cases"):
             op.execute(statement)
     op.create_index("ix_case_waits_council_kind_name", "case_waits",
