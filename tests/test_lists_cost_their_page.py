@@ -240,8 +240,7 @@ def test_the_childrens_and_families_lists_are_read_in_an_index_order(api, databa
     (migration ``c8e1a5d3f2b7``): no sort of every child or family of the council for a page of fifty. PostgreSQL's
     planner chooses by its statistics, which a test's few rows do not settle: there, with sequential and bitmap scans
     and sorts off, the plan must read the index in order without a sort (with no index in that order it sorts still).
-    SQLite's index on a council's people holds them by id already
-    (each entry ends with the row's id)."""
+    SQLite's index on a council's people holds them by id already (each entry ends with the row's id)."""
     api.deploy(PATHWAY)
     for n in range(3):
         created = api.post("/families", json={"children": [{"given_name": f"Child{n}", "family_name": "Price"}]})
