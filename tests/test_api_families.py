@@ -63,6 +63,51 @@ def test_a_case_names_its_child_and_family(api):
     assert start(api, "CN-1004")["child"] is None
 
 
+def test_a_search_matching_more_children_than_its_limit_reads_one_more_and_asks_for_more_of_the_name(
+        api, monkeypatch):
+    from sqlalchemy import event
+
+    from service import families
+    from service.models import Person
+
+    deployed(api)
+    monkeypatch.setattr(families, "SEARCH_LIMIT", 2)
+    for n, given in enumerate(("Amelia", "Ben", "Cora")):
+        start(api, f"CN-{n}", {"given_name": given, "family_name": "Price"})
+    loaded = []
+    listener = lambda target, context: loaded.append(target.id)  # noqa: E731
+    event.listen(Person, "load", listener)
+    try:
+        for path in ("/cases", "/people", "/families"):
+            loaded.clear()
+            refused = api.get(path, query_string={"q": "price"})
+            assert refused.status_code == 422, (path, refused.json)
+            assert refused.json["errors"]["q"].startswith("More than 2 children match \u201cprice\u201d: enter more")
+            assert loaded == []  # the ids of the limit and one more from the index; no child read or decrypted
+    finally:
+        event.remove(Person, "load", listener)
+    assert refs(found(api, q="ben price")) == ["CN-1"]  # more of the name finds them
+    monkeypatch.setattr(families, "SEARCH_LIMIT", 3)
+    assert found(api, q="price")["total"] == 3
+
+
+def test_a_long_name_is_found_by_any_part_of_it_through_trigrams_that_do_not_overlap(api):
+    from service import families
+
+    deployed(api)
+    start(api, "CN-LONG", {"given_name": "Ben", "family_name": "Pricethwaite"})
+    start(api, "CN-OTHER", {"given_name": "Ben", "family_name": "Thwaiteprice"})
+    name = "pricethwaite"
+    # four digests to look up, not ten: each is a read of every child holding it
+    assert families._query_tokens(name) == {("tri", "pri"), ("tri", "cet"), ("tri", "hwa"), ("tri", "ite")}
+    for size in range(3, len(name) + 1):
+        for at in range(len(name) - size + 1):
+            part = name[at:at + size]
+            expected = ["CN-LONG", "CN-OTHER"] if part in "thwaiteprice" else ["CN-LONG"]
+            assert refs(found(api, q=part)) == expected, part
+    assert found(api, q="pricethwaitex")["total"] == 0 and found(api, q="pricewaite")["total"] == 0
+
+
 def test_the_childs_details_are_checked(api):
     deployed(api)
     bad = api.post("/cases", json={"process": "test_review", "reference": "X", "data": {"needs": 1},

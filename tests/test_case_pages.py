@@ -138,6 +138,23 @@ def test_find_my_and_team_cases(site):
     assert "3 cases" in page_text(signed_in(site).get("/cases/team?overdue=true"))
 
 
+def test_a_search_matching_too_many_children_asks_for_more_of_the_name(site, monkeypatch):
+    from service import families
+
+    monkeypatch.setattr(families, "SEARCH_LIMIT", 2)
+    for n, given in enumerate(["Sam", "Ali", "Jo"]):
+        site.post("/cases", json={"process": "test_first", "reference": f"CN-{n}", "data": {"concern": "x"},
+                                  "child": {"given_name": given, "family_name": "Price"}})
+    browser = signed_in(site)
+    refused = browser.get("/cases?q=price")
+    said = page_text(refused)
+    assert refused.status_code == 422 and said.startswith("Error: Find a case")
+    assert "There is a problem" in said and "More than 2 children match \u201cprice\u201d" in said
+    assert 'href="#q"' in refused.get_data(as_text=True) and "CN-0" not in said
+    narrower = page_text(browser.get("/cases?q=sam+price"))
+    assert "1 case" in narrower and "CN-0" in narrower
+
+
 def test_lists_are_paged(site, monkeypatch):
     from service.web import cases_pages
 

@@ -59,7 +59,8 @@ class PeopleListSchema(Schema):
 
 class PagedQuerySchema(StrictSchema):
     q = fields.String(validate=validate.Length(max=200),
-                      metadata={"description": "a child's name (parts of, any case), date of birth or number"})
+                      metadata={"description": "a child's name (parts of, any case), date of birth or number; 422 "
+                                               "when more than 2,000 children match it"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 

@@ -88,7 +88,8 @@ class CaseQuerySchema(StrictSchema):
     status = fields.String(validate=validate.OneOf(["active", "completed", "cancelled", "error"]))
     process = fields.String(validate=validate.Length(max=120))
     q = fields.String(validate=validate.Length(max=200), metadata={
-        "description": "a child's name (parts of, any case), date of birth, NHS or council number, or a reference"})
+        "description": "a child's name (parts of, any case), date of birth, NHS or council number, or a reference; "
+                       "422 when more than 2,000 children match it"})
     reference = fields.String(validate=validate.Length(max=REFERENCE_LENGTH), metadata={"description": "part of"})
     mine = fields.Boolean(load_default=False, metadata={
         "description": "only cases where you hold or held a task, or which you started"})

@@ -250,9 +250,13 @@ def _case_list(title: str, *, mine: bool = False, search: bool = False):
     if process not in {v.key for v in pathways}:
         process = None
     show = not search or bool(q)
-    rows, total = case_service.list_cases(db.session, actor, q=q or None, process=process, status=status,
-                                          overdue=overdue, mine=mine, page=page, per_page=PER_PAGE) \
-        if show else ([], 0)
+    errors: dict[str, str] = {}
+    try:
+        rows, total = case_service.list_cases(db.session, actor, q=q or None, process=process, status=status,
+                                              overdue=overdue, mine=mine, page=page, per_page=PER_PAGE) \
+            if show else ([], 0)
+    except family_service.TooManyMatches as refused:  # said on the search box, as a form's error
+        errors, show, rows, total = refused.errors, False, [], 0
     pages = max(1, -(-total // PER_PAGE))
     uncounted = total > paging.COUNT_CAP  # "more than 10,000": a next page while this one is full
     if uncounted:
@@ -260,9 +264,11 @@ def _case_list(title: str, *, mine: bool = False, search: bool = False):
     query = {k: v for k, v in (("q", q), ("process", process), ("status", status),
                                ("overdue", "true" if overdue else None)) if v}
     return render_template("cases_list.html", title=title, rows=rows, total=total, page=page, pages=pages,
-                           uncounted=uncounted,
+                           uncounted=uncounted, errors=errors,
+                           error_list=[{"text": text, "href": f"#{field}"} for field, text in errors.items()],
                            query=query, q=q, search=search, shown=show, endpoint=request.endpoint,
-                           pathways=pathways, process=process, status=status, overdue=overdue, statuses=STATUSES)
+                           pathways=pathways, process=process, status=status,
+                           overdue=overdue, statuses=STATUSES), 422 if errors else 200
 
 
 @bp.route("/cases")
