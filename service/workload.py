@@ -324,23 +324,25 @@ def on_new_tasks(session: Session, case: Case, tasks: list[OpenTask]) -> None:
 
 def cases_behind(session: Session, actor: Actor, *, process: str | None, status: str | None, outcome: str | None,
                  page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
-    """The cases a count of the manager view counts (pathway, status, outcome), newest first, paged."""
+    """The cases a count of the manager view counts (pathway, status, outcome) in the lists' order (stopped on an
+    error first, then most recently changed), paged, with how many there are counted up to
+    :data:`service.paging.COUNT_CAP` and one (more means "more than that"). The page is read in the order of the
+    lists' index (``ix_cases_list_order``): a million cases were counted and sorted for fifty, 1.1 s."""
     require_manager(actor)
-    query = select(Case).join(Case.process)
+    query = select(Case)
     if not actor.is_admin:
         visible = [v.id for v in session.scalars(select(ProcessVersion))
                    if policy.may_see_pathway(process_definition(session, v).roles, actor)]
         query = query.where(Case.process_version_id.in_(visible))
     if process:
-        query = query.where(ProcessVersion.key == process)
+        query = query.where(Case.process_version_id.in_(select(ProcessVersion.id).where(ProcessVersion.key == process)))
     if status:
         query = query.where(Case.status == status)
     if outcome:
         query = query.where(Case.outcome == outcome)
     query = query.where(Case.status != case_service.ERASED)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Case.updated_at.desc(), Case.id.desc())
-                           .limit(per_page).offset((max(page, 1) - 1) * per_page))
+    total = paging.capped_count(session, query.with_only_columns(Case.id))
+    rows = session.scalars(query.order_by(*paging.case_order()).limit(per_page).offset((max(page, 1) - 1) * per_page))
     return list(rows), total
 
 
