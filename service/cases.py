@@ -424,9 +424,8 @@ def _case_search(session: Session, actor: Actor, text: str):
     """The ids of the cases whose reference holds ``text``, or whose child it names (the blind index:
     ``service.families``). A case of a family with no one child is found by the names of the family's
     children. Each part is served by its own index (the reference's suffixes: :func:`_reference_holding`)."""
-    people = families.search_people(session, actor, text) if policy.may_see_people(actor) else []
-    children = {p.id for p in people}
-    of_family = {p.family_id for p in people}
+    people = families.search_people(session, actor, text) if policy.may_see_people(actor) else {}
+    children, of_family = set(people), set(people.values())
     parts = [_reference_holding(text)]
     if children:
         parts.append(select(Case.id).where(Case.child_id.in_(children)))

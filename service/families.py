@@ -249,56 +249,71 @@ def _query_tokens(word: str) -> set[tuple[str, str]]:
     return {("tri", word[i:i + 3]) for i in (*range(0, len(word) - 3, 3), len(word) - 3)}
 
 
-def people_matching(session: Session, council_id: int, text: str) -> list[Person]:
+#: What a search finds: each child's id and their family's.
+Found = dict[int, int]
+
+
+def people_matching(session: Session, council_id: int, text: str) -> Found:
     """The people whose names hold every word of ``text`` (partial, any case, accents ignored): each word
-    a part of their given or family name (a word of one or two letters: the start of a name)."""
+    a part of their given or family name (a word of one or two letters: the start of a name). Only their names
+    are read and decrypted, to check the order of the letters: not the rest of each child."""
     words = normalise(text).split()[:5]
     if not words:
-        return []
+        return {}
     wanted = set().union(*(_query_tokens(w) for w in words))
-    candidates = _people_holding(session, council_id, wanted, text)
+    ids = _ids_holding(session, council_id, wanted, text)
+    if not ids:
+        return {}
 
-    def fits(person: Person) -> bool:
-        names = normalise(person.given_name).split() + normalise(person.family_name).split()
+    def fits(given: str, family: str) -> bool:
+        names = normalise(given).split() + normalise(family).split()
         return all(any((n.startswith(w) if len(w) < 3 else w in n) for n in names) for w in words)
 
-    return [p for p in candidates if fits(p)]  # a trigram found out of order is not a match
+    named = session.execute(select(Person.id, Person.family_id, Person.given_name, Person.family_name)
+                            .where(Person.id.in_(ids)))
+    return {id_: family_id for id_, family_id, given, family in named
+            if fits(given, family)}  # a trigram found out of order is not a match
 
 
-def _people_holding(session: Session, council_id: int, wanted: Iterable[tuple[str, str]], text: str
-                    ) -> list[Person]:
-    """The people whose index holds every (kind, value) of ``wanted``; :class:`TooManyMatches` (for the search
-    ``text``) when more than :data:`SEARCH_LIMIT` do, having read the ids of one more than that and no person."""
+def _ids_holding(session: Session, council_id: int, wanted: Iterable[tuple[str, str]], text: str) -> list[int]:
+    """The ids of the people whose index holds every (kind, value) of ``wanted``; :class:`TooManyMatches` (for
+    the search ``text``) when more than :data:`SEARCH_LIMIT` do, having read one more than that."""
     ids = session.scalars(_holding_all(council_id, wanted).limit(SEARCH_LIMIT + 1)).all()
     if len(ids) > SEARCH_LIMIT:
         raise TooManyMatches(text)
-    return list(session.scalars(select(Person).where(Person.id.in_(ids)))) if ids else []
+    return list(ids)
 
 
-def people_born(session: Session, council_id: int, born: date, text: str | None = None) -> list[Person]:
-    return _people_holding(session, council_id, [("dob", born.isoformat())], text or born.isoformat())
+def _families_of(session: Session, ids: list[int]) -> Found:
+    """``ids`` with their families' (nothing decrypted): for the searches the index answers exactly."""
+    return dict(session.execute(select(Person.id, Person.family_id).where(Person.id.in_(ids))).all()) if ids else {}
 
 
-def people_numbered(session: Session, council_id: int, text: str) -> list[Person]:
+def people_born(session: Session, council_id: int, born: date, text: str | None = None) -> Found:
+    return _families_of(session, _ids_holding(session, council_id, [("dob", born.isoformat())],
+                                              text or born.isoformat()))
+
+
+def people_numbered(session: Session, council_id: int, text: str) -> Found:
     """The people whose NHS number or council number is ``text``."""
-    found: list[Person] = []
+    ids: list[int] = []
     digits = re.sub(r"[\s-]", "", text)
     if re.fullmatch(r"\d{10}", digits):
-        found += _people_holding(session, council_id, [("nhs", digits)], text)
+        ids += _ids_holding(session, council_id, [("nhs", digits)], text)
     if normalise(text):
-        found += _people_holding(session, council_id, [("number", normalise(text))], text)
-    return list({p.id: p for p in found}.values())
+        ids += _ids_holding(session, council_id, [("number", normalise(text))], text)
+    return _families_of(session, ids)
 
 
-def search_people(session: Session, actor: Actor, text: str) -> list[Person]:
-    """Whoever ``text`` names: a date of birth, an NHS or council number, or (parts of) names."""
+def search_people(session: Session, actor: Actor, text: str) -> Found:
+    """Whoever ``text`` names (a date of birth, an NHS or council number, or parts of names): each one's id and
+    their family's. A list shows its page of them (:func:`search_people_paged`); a search of cases needs no more."""
     policy.require_people(actor)
     council = _council(actor)
     born = parse_date(text)
     if born is not None:
         return people_born(session, council, born, text)
-    return list({p.id: p for p in people_numbered(session, council, text) + people_matching(session, council, text)}
-                .values())
+    return people_numbered(session, council, text) | people_matching(session, council, text)
 
 
 def likely_duplicates(session: Session, actor: Actor, child: dict[str, Any]) -> list[Person]:
@@ -379,8 +394,7 @@ def list_families(session: Session, actor: Actor, text: str | None = None, *, pa
     policy.require_people(actor)
     query = select(Family)
     if text:
-        ids = {p.family_id for p in search_people(session, actor, text)}
-        query = query.where(Family.id.in_(ids))
+        query = query.where(Family.id.in_(set(search_people(session, actor, text).values())))
     total = paging.capped_count(session, query.with_only_columns(Family.id))
     # The page's families' children in one more statement, not one per family.
     rows = session.scalars(query.order_by(Family.created_at.desc(), Family.id.desc())
@@ -397,21 +411,22 @@ def search_people_paged(session: Session, actor: Actor, text: str | None, date_o
     decrypted)."""
     policy.require_people(actor)
     council = _council(actor)
-    sets: list[dict[int, Person]] = []
+    sets: list[Found] = []
     if text:
-        sets.append({p.id: p for p in search_people(session, actor, text)})
+        sets.append(search_people(session, actor, text))
     if date_of_birth:
         born = parse_date(date_of_birth)
         if born is None:
             raise InvalidData("that is not a date", {"date_of_birth": "Enter a real date, like 2015-03-27"})
-        sets.append({p.id: p for p in people_born(session, council, born)})
+        sets.append(people_born(session, council, born))
     if not sets:
         everyone = select(Person)
         rows = session.scalars(everyone.order_by(Person.id.desc()).limit(per_page).offset((page - 1) * per_page))
         return list(rows), paging.capped_count(session, everyone.with_only_columns(Person.id))
-    ids = set(sets[0]).intersection(*sets[1:])
-    people = sorted((sets[0][i] for i in ids), key=lambda p: p.id, reverse=True)
-    return people[(page - 1) * per_page: page * per_page], len(people)
+    ids = sorted(set(sets[0]).intersection(*sets[1:]), reverse=True)
+    shown = ids[(page - 1) * per_page: page * per_page]  # the page's children, read whole; the rest were counted
+    people = session.scalars(select(Person).where(Person.id.in_(shown)).order_by(Person.id.desc())) if shown else []
+    return list(people), len(ids)
 
 
 def visible_cases(session: Session, cases: Iterable[Case], actor: Actor) -> list[Case]:

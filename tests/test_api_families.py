@@ -91,6 +91,32 @@ def test_a_search_matching_more_children_than_its_limit_reads_one_more_and_asks_
     assert found(api, q="price")["total"] == 3
 
 
+def test_a_search_reads_whole_only_the_children_it_shows(api):
+    """A search reads the candidates' names alone to check them (two values decrypted, not every detail of
+    each child); the list then reads its page's children, and the case list none but those its cases show."""
+    from sqlalchemy import event
+
+    from service.models import Person
+
+    deployed(api)
+    for n, given in enumerate(("Amelia", "Ben", "Cora")):
+        start(api, f"CN-{n}", {"given_name": given, "family_name": "Price", "date_of_birth": "2015-03-09"})
+    loaded = []
+    listener = lambda target, context: loaded.append(target.id)  # noqa: E731
+    event.listen(Person, "load", listener)
+    try:
+        for query in ({"q": "price"}, {"q": "9/3/2015"}, {"q": "pri", "date_of_birth": "2015-03-09"}):
+            loaded.clear()
+            page = api.get("/people", query_string={**query, "per_page": 1}).json
+            assert page["total"] == 3 and [p["given_name"] for p in page["people"]] == ["Cora"], (query, page)
+            assert len(loaded) == 1, query  # the page's child
+        loaded.clear()
+        assert api.get("/families", query_string={"q": "price", "per_page": 1}).json["total"] == 3
+        assert len(loaded) == 1  # the page's family's child
+    finally:
+        event.remove(Person, "load", listener)
+
+
 def test_a_long_name_is_found_by_any_part_of_it_through_trigrams_that_do_not_overlap(api):
     from service import families
 
