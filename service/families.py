@@ -276,9 +276,30 @@ def people_matching(session: Session, council_id: int, text: str) -> Found:
 
 
 def _ids_holding(session: Session, council_id: int, wanted: Iterable[tuple[str, str]], text: str) -> list[int]:
-    """The ids of the people whose index holds every (kind, value) of ``wanted``; :class:`TooManyMatches` (for
-    the search ``text``) when more than :data:`SEARCH_LIMIT` do, having read one more than that."""
-    ids = session.scalars(_holding_all(council_id, wanted).limit(SEARCH_LIMIT + 1)).all()
+    """The ids of the people whose index may hold every (kind, value) of ``wanted``, at most :data:`SEARCH_LIMIT`
+    of them; :class:`TooManyMatches` (for the search ``text``) when more hold them. Exact for one value; for more,
+    a superset that :func:`people_matching` checks by the names.
+
+    Each value's holders are counted first, up to the limit and one (one statement, an index range each): when one
+    value has no more than the limit, its holders are the candidates, read from the index and no other value's
+    entries at all. A common trigram is held by 40,000 of a million children, and the grouping of every value's
+    entries (:func:`_holding_all`) read them all: 450 ms for a refusal, 730 ms for a common surname. Only a search
+    of several values that each hold more than the limit groups them."""
+    wanted = sorted(set(wanted))
+    keys = _council_keys(council_id)
+
+    def holders(kind: str, value: str):
+        return select(SearchToken.person_id).where(SearchToken.kind == kind,
+                                                    SearchToken.digest.in_([_digest(k, kind, value) for k in keys]))
+
+    rarest, size = wanted[0], 0
+    if len(wanted) > 1:
+        capped = [select(func.count()).select_from(holders(*w).limit(SEARCH_LIMIT + 1).subquery()).scalar_subquery()
+                  for w in wanted]
+        sizes = session.execute(select(*capped)).one()
+        size, rarest = min(zip(sizes, wanted))
+    found = (holders(*rarest) if size <= SEARCH_LIMIT else _holding_all(council_id, wanted))
+    ids = session.scalars(found.limit(SEARCH_LIMIT + 1)).all()
     if len(ids) > SEARCH_LIMIT:
         raise TooManyMatches(text)
     return list(ids)
