@@ -12,7 +12,7 @@ are found through a **blind index** (``search_tokens``): for each person, HMAC-S
 each value normalised first (accents dropped, case folded, punctuation to spaces) and each digest keyed by
 a key derived from the data key and the council (``service.encryption.search_key``), so equal values give
 equal digests within one council and nothing else. A search computes the digests of what was typed and
-finds the people holding all of them in SQL; the candidates are then decrypted and checked, so a trigram
+finds the people holding them in SQL; the candidates' names are then decrypted and checked, so a trigram
 that matched out of order never shows. A search that matches more than :data:`SEARCH_LIMIT` children (a letter,
 or a common surname at a large council's size) reads no more than that and asks for more of the name
 (:class:`TooManyMatches`). No HTTP here: the API and the pages call this module.
