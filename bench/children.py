@@ -11,6 +11,9 @@ Then each list, ``--repeat`` times after two warm-ups: the median and p95 of wal
 ``families.SEARCH_LIMIT`` children match is refused (422), and timed as such.
 
     .venv/bin/python bench/children.py [--people 100000] [--repeat 20] [--database-url URL]
+
+The names and the blind index are keyed by ``DATA_ENCRYPTION_KEYS``; without it each process makes a key of its own,
+so set it to search a database it built from another process (another tree, a throwaway script).
 """
 from __future__ import annotations
 
