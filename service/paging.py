@@ -32,6 +32,14 @@ def capped_count(session: Session, ids: Select) -> int:
     return session.scalar(select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery())) or 0
 
 
+def pages_of(total: int, page: int, shown: int, per_page: int) -> tuple[int, bool]:
+    """The pages a numbered list offers for a count from :func:`capped_count`, and whether the count stopped at the
+    cap ("more than 10,000"): then a next page while this one is full, as the pages beyond are not counted."""
+    if total > COUNT_CAP:
+        return (page + 1 if shown == per_page else page), True
+    return max(1, -(-total // per_page)), False
+
+
 def encode(values: list[Any]) -> str:
     plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")

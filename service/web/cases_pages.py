@@ -257,10 +257,7 @@ def _case_list(title: str, *, mine: bool = False, search: bool = False):
             if show else ([], 0)
     except family_service.TooManyMatches as refused:  # said on the search box, as a form's error
         errors, show, rows, total = refused.errors, False, [], 0
-    pages = max(1, -(-total // PER_PAGE))
-    uncounted = total > paging.COUNT_CAP  # "more than 10,000": a next page while this one is full
-    if uncounted:
-        pages = page + 1 if len(rows) == PER_PAGE else page
+    pages, uncounted = paging.pages_of(total, page, len(rows), PER_PAGE)
     query = {k: v for k, v in (("q", q), ("process", process), ("status", status),
                                ("overdue", "true" if overdue else None)) if v}
     return render_template("cases_list.html", title=title, rows=rows, total=total, page=page, pages=pages,

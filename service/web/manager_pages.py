@@ -167,10 +167,7 @@ def manager_cases():
         page = 1
     rows, total = workload.cases_behind(db.session, current_user.actor, process=process, status=status,
                                         outcome=outcome, page=page, per_page=PER_PAGE)
-    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
-    uncounted = total > paging.COUNT_CAP  # "more than 10,000": a next page while this one is full
-    if uncounted:
-        pages = page + 1 if len(rows) == PER_PAGE else page
+    pages, uncounted = paging.pages_of(total, page, len(rows), PER_PAGE)
     return render_template("manager_cases.html", cases=rows, total=total, page=page, pages=pages, uncounted=uncounted,
                            process=process, status=status, outcome=outcome, status_labels=STATUS_LABELS,
                            args={k: v for k, v in (("process", process), ("status", status), ("outcome", outcome)) if v})
