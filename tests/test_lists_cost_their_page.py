@@ -186,6 +186,7 @@ def test_the_analysts_count_rows_not_ids_and_a_versions_page_counts_its_cases_on
     for [statement] in counts:
         assert "count(*)" in statement and "count(cases.id)" not in statement, statement
     assert "6 cases, stopped on an error first" in page.get_data(as_text=True)  # the total from the counts
+    assert browser.get(f"/analyst/versions/{version}/cases?page=" + "9" * 30).status_code == 200  # empty, no 500
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -252,6 +253,7 @@ def test_the_cases_behind_a_managers_count_are_read_in_the_lists_index_order_and
     monkeypatch.setattr("service.web.manager_pages.PER_PAGE", 2)
     capped = page_text(manager.get("/manager/cases?status=active"))
     assert "More than 4 cases" in capped and "Page 1" in capped and "Page 1 of" not in capped, capped
+    assert manager.get("/manager/cases?page=" + "9" * 30).status_code == 200  # a page past any list: empty
 
 
 def test_a_case_list_over_every_pathway_of_the_council_decides_nothing_case_by_case(api):

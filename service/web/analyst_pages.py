@@ -114,7 +114,7 @@ def analyst_cases(version_id: int):
     status = request.args.get("status") or None
     if status not in (None, *analyst.STATUSES):
         status = None
-    page = max(_int_arg("page") or 1, 1)
+    page = max(1, min(_int_arg("page") or 1, 100_000))  # a page past any list is empty, not an OFFSET overflow
     version, rows, total, counts = analyst.cases_of(db.session, version_id, current_user.actor, status=status,
                                                     page=page)
     pages = max((total + analyst.CASES_PER_PAGE - 1) // analyst.CASES_PER_PAGE, 1)
