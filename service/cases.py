@@ -1256,7 +1256,7 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
     delivered = [target for target in family if takes(target)]
     if message.key is not None:
         others = {case.id, *(target.id for target in family)}
-        for batch in _waiting_cases(session, message.name, keyed=True):
+        for batch in _waiting_cases(session, _waiting_query(session, message.name, keyed=True)):
             delivered += [target for target in batch if target.id not in others and takes(target)]
     for target in delivered:
         _deliver(session, target, message.name, payload, SERVICE)
@@ -1273,19 +1273,42 @@ def _route_thrown(session: Session, case: Case, message: runtime.ThrownMessage, 
 WAITING_BATCH = 500
 
 
-def _waiting_cases(session: Session, name: str, *, keyed: bool) -> Iterator[list[Case]]:
-    """The council's active cases waiting for the message ``name``, :data:`WAITING_BATCH` at a time, in order of id;
-    with ``keyed``, only those of versions whose diagram waits for it with a correlation key (Camunda 8): a case of
-    another version cannot take a keyed message, and is neither read nor decrypted (every case waits for the
-    immediate-risk message, and a council holds hundreds of thousands)."""
+def _waiting_cases(session: Session, query: Select) -> Iterator[list[Case]]:
+    """The cases ``query`` (:func:`_waiting_query`) selects, :data:`WAITING_BATCH` at a time, in order of id."""
+    return paging.in_batches(session, query, Case.id, WAITING_BATCH)
+
+
+def _waiting_query(session: Session, name: str, *, keyed: bool, reference: str | None = None) -> Select:
+    """SQL: the council's active cases waiting for the message ``name``; with ``keyed``, only those of versions
+    whose diagram waits for it with a correlation key (Camunda 8): a case of another version cannot take a keyed
+    message, and is neither read nor decrypted (every case waits for the immediate-risk message, and a council
+    holds hundreds of thousands); with ``reference``, only the cases of that reference."""
     query = select(Case).where(Case.status == "active", Case.id.in_(_waiting("message", name)))
+    if reference is not None:
+        query = query.where(Case.reference == reference)
     if keyed:  # the council's versions any of whose cases waits for it: an index probe each
         waited = exists().where(CaseWait.kind == "message", CaseWait.name == name,
                                 CaseWait.process_version_id == ProcessVersion.id)
         query = query.where(Case.process_version_id.in_(
             [version.id for version in session.scalars(select(ProcessVersion).where(waited))
              if name in runtime.correlation_keys(process_definition(session, version))]))
-    return paging.in_batches(session, query, Case.id, WAITING_BATCH)
+    return query
+
+
+def _refuse_a_wide_correlation(session: Session, name: str, query: Select, *, by_data: bool) -> None:
+    """422 when more cases than a list counts (:data:`service.paging.COUNT_CAP`) could take a correlated message:
+    each would be read and decrypted to compare its data or key (0.25 ms a case: a message every case waits for,
+    as immediate risk does, read a million cases for four minutes, and any worker may send one)."""
+    if paging.capped_count(session, query.with_only_columns(Case.id)) <= paging.COUNT_CAP:
+        return
+    where = "POST /api/v1/cases/<id>/messages"
+    if by_data:
+        raise InvalidData(f"more than {paging.COUNT_CAP:,} cases wait for the message '{name}'", {
+            "reference": f"More than {paging.COUNT_CAP:,} cases wait for the message '{name}': give the case "
+                         f"reference (Camunda 7's business key), or send the message to the case ({where})"})
+    raise InvalidData(f"more than {paging.COUNT_CAP:,} cases wait for the message '{name}' with a key", {
+        "correlation_key": f"More than {paging.COUNT_CAP:,} cases wait for the message '{name}' with a key: "
+                           f"send the message to the case ({where})"})
 
 
 def _waiting(kind: str, name: str) -> Select:
@@ -1303,15 +1326,22 @@ def correlate_message(session: Session, name: str, data: Any, actor: Actor, *, k
     ``key``: Camunda 8's correlation key; a case matches when it waits for ``name`` with a
     ``zeebe:subscription correlationKey`` whose value on its data is ``key`` (compared as text, "12" = 12).
     ``variables``: Camunda 7's correlation keys; a case waiting for ``name`` matches when its data has each of
-    them with that value. One match takes it; several are refused unless ``all_`` (409 naming them, as
+    them with that value, and, given a ``reference``, is of that reference (as Camunda 7's business key narrows
+    a correlation). One match takes it; several are refused unless ``all_`` (409 naming them, as
     Camunda 7's correlate does); none starts the pathways whose message start event catches it (for
     ``reference``), else 409. Returns the ids of the cases reached and of those started.
+
+    Refused (422, :func:`_refuse_a_wide_correlation`) when more cases could take it than a list counts.
     """
     payload_data = _sized(_plain_data(data))
     wanted = None if key is None else runtime.correlation_text(key)
     variables = runtime.json_safe(variables or {})
+    reference = (reference or "").strip() or None
+    of_reference = reference if variables else None  # Camunda 7's business key narrows a correlation by data
+    waiting = _waiting_query(session, name, keyed=wanted is not None, reference=of_reference)
+    _refuse_a_wide_correlation(session, name, waiting, by_data=bool(variables))
     matched = []
-    for case in (case for batch in _waiting_cases(session, name, keyed=wanted is not None) for case in batch):
+    for case in (case for batch in _waiting_cases(session, waiting) for case in batch):
         if name not in (case.waiting_for or []):
             continue
         known = case.data or {}

@@ -448,6 +448,26 @@ def test_a_message_sent_with_a_correlation_key_reaches_only_the_case_waiting_wit
     assert bad.status_code == 422
 
 
+def test_a_keyed_message_more_cases_could_take_than_a_list_counts_is_refused(api, monkeypatch):
+    """Past the lists' cap of cases of versions that wait for the message with a key, a keyed message is refused
+    (422 on ``correlation_key``), each case's key being read from its data, and nothing is delivered."""
+    from service import paging
+
+    assert upload(api, {"c8_receiver.bpmn": C8_RECEIVER}).status_code == 201
+    ids = [api.post("/cases", json={"process": "c8_receiver", "reference": f"C8-{n}", "data": {"child_ref": "A1"}}
+                    ).json["id"] for n in range(2)]
+    monkeypatch.setattr(paging, "COUNT_CAP", 1)
+    refused = api.post("/messages", json={"name": "school_report", "correlation_key": "A1", "all": True},
+                       as_="admin")
+    assert refused.status_code == 422, refused.json
+    assert "send the message to the case" in refused.json["errors"]["correlation_key"]
+    assert all(open_names(api, case_id) == [] for case_id in ids)
+    monkeypatch.setattr(paging, "COUNT_CAP", 2)
+    answer = api.post("/messages", json={"name": "school_report", "correlation_key": "A1", "all": True},
+                      as_="admin")
+    assert answer.status_code == 200 and answer.json["reached"] == ids, answer.json
+
+
 def test_a_keyed_message_reads_only_the_cases_that_could_take_it_a_batch_at_a_time(api, monkeypatch):
     """A message with a correlation key is for the cases that wait for it with a key (Camunda 8): the cases of a
     version that waits for the same message without one are neither read nor decrypted (every case waits for the

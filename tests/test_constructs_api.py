@@ -488,6 +488,50 @@ def test_a_message_with_camunda_7_correlation_keys_reaches_only_the_case_whose_d
     assert both.json["reached"] == [ben.id, ben_again.id] and ben.open == ben_again.open == ["Task_ReadReport"]
 
 
+def test_a_correlation_by_data_reaches_only_the_case_of_the_reference_given(api):
+    """Camunda 7's business key narrows a correlation: with ``reference`` the message reaches only a case of it."""
+    deployed(api, receiver=RECEIVER)
+    amy = Walk(api, "receiver", {"child_ref": "A1"}, reference="FAM-A1")
+    amy.complete("Task_AskSchool")
+    body = {"name": "school_report", "correlation_keys": {"child_ref": "A1"}}
+    other = api.post("/messages", json={**body, "reference": "FAM-B2"}, as_="admin")
+    assert other.status_code == 409 and amy.open == [], other.json  # its data matches, its reference does not
+    answer = api.post("/messages", json={**body, "reference": " FAM-A1 "}, as_="admin")
+    assert answer.status_code == 200 and answer.json == {"reached": [amy.id], "started": []}, answer.json
+
+
+def test_a_correlation_more_cases_could_take_than_a_list_counts_is_refused_before_any_is_read(api, monkeypatch):
+    """A correlation reads and decrypts each case that waits for the message to compare its data: past the lists'
+    cap (``paging.COUNT_CAP``) it is refused, naming the reference to give, and no case is read (a message every
+    case waits for, as immediate risk is, read a million cases for four minutes)."""
+    from sqlalchemy import event as orm_event
+
+    from service import paging
+    from service.models import Case
+
+    deployed(api, receiver=RECEIVER)
+    walks = [Walk(api, "receiver", {"child_ref": "B2"}, reference=f"FAM-{n}") for n in range(3)]
+    for walk in walks:
+        walk.complete("Task_AskSchool")
+    monkeypatch.setattr(paging, "COUNT_CAP", 2)
+    body = {"name": "school_report", "correlation_keys": {"child_ref": "B2"}, "all": True}
+    read = []
+    listen = lambda target, context: read.append(target.id)  # noqa: E731
+    orm_event.listen(Case, "load", listen)
+    try:
+        refused = api.post("/messages", json=body, as_="admin")
+    finally:
+        orm_event.remove(Case, "load", listen)
+    assert refused.status_code == 422, refused.json
+    assert "More than 2 cases wait for the message 'school_report': give the case reference" in \
+        refused.json["errors"]["reference"]
+    assert read == [] and all(walk.open == [] for walk in walks)
+    answer = api.post("/messages", json={**body, "reference": "FAM-1"}, as_="admin")
+    assert answer.status_code == 200 and answer.json["reached"] == [walks[1].id], answer.json
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)  # as many as wait: read and compared
+    assert api.post("/messages", json=body, as_="admin").json["reached"] == [walks[0].id, walks[2].id]
+
+
 def test_a_correlated_message_is_refused_to_someone_who_does_not_work_on_the_matching_case(api):
     deployed(api, receiver=RECEIVER)
     case = Walk(api, "receiver", {"child_ref": "A1"})

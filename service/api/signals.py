@@ -48,7 +48,9 @@ class MessageStartSchema(StrictSchema):
     name = fields.String(required=True)
     data = fields.Raw(load_default=dict)
     reference = fields.String(load_default=None, metadata={
-        "description": "the family's case reference, for the pathways the message starts"})
+        "description": "the family's case reference, for the pathways the message starts; with "
+                       "``correlation_keys``, also the reference of the running case it may reach (Camunda 7's "
+                       "business key)"})
     correlation_key = fields.Raw(load_default=None, metadata={
         "description": "Camunda 8: the message reaches the running cases whose zeebe:subscription correlationKey "
                        "has this value (text or a number)"})
@@ -76,7 +78,10 @@ def send_message(body):
     that match with ``all``); when none does, it starts the pathways whose message start event catches it.
     Without one, it starts every pathway of the council whose message start event catches it, for
     ``reference`` (you need a role that may start each). A message for a case you know goes to
-    ``POST /cases/<id>/messages``."""
+    ``POST /cases/<id>/messages``.
+
+    A correlation compares each waiting case's data or key, so it is refused (422) when more than 10,000 cases
+    could take it: with ``correlation_keys``, give the case's ``reference`` too."""
     if body["correlation_key"] is not None or body["correlation_keys"]:
         if isinstance(body["correlation_key"], (dict, list, bool)):
             raise InvalidData("the correlation key is a value", {"correlation_key": "Give text or a number"})
