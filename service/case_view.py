@@ -408,6 +408,9 @@ def history_lines(session: Session, case: Case, events: list[AuditEvent] | None 
         elif e.event == "message_undelivered":
             title = "Message not delivered"
             lines.append(str(detail.get("reason") or detail.get("message") or ""))
+        elif e.event == "signal_undelivered":
+            title = f"Signal not delivered: {words(detail.get('name') or '')}"
+            lines.append(str(detail.get("reason") or ""))
         elif e.event == "case_retried":
             title = "Case run again after an error"
             answers = answers_from(data or {}, None, index)

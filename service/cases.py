@@ -32,7 +32,8 @@ from service.errors import Conflict, Forbidden, InvalidData, NotFound, ServiceEr
 from service.forms import validate_submission
 from service.listed_tasks import ListedTask
 from service.models import (AuditEvent, Case, CaseWait, Membership, OpenTask, PendingTimer, ProcessVersion,
-                            ReferenceSuffix, TaskRole, User, as_read, attach_read, loaded_columns, reference_key)
+                            ReferenceSuffix, SignalBroadcast, TaskRole, User, as_read, attach_read, loaded_columns,
+                            reference_key)
 from service.policy import Actor
 from service.step_writes import StepWrites, insert_case, write_audit
 
@@ -821,25 +822,70 @@ def fire_timers(session: Session, case: Case) -> int:
     return fired + escalation_timers
 
 
+#: The cases a signal reaches in the sender's request (each one an engine step); the rest wait for the timer service
+#: (``service.broadcasts``), which reaches them this many at a time.
+SIGNAL_BATCH = 100
+
+
 def broadcast_signal(session: Session, name: str, data: Any, actor: Actor, *, thrower: Case | None = None,
-                     reference: str | None = None) -> dict[str, list[int]]:
+                     reference: str | None = None) -> dict[str, Any]:
     """A signal reaches every active case of the council that waits for it, and starts a case of every
     pathway whose start event catches it (with the thrower's reference, or ``reference``).
 
-    Returns the ids of the cases reached and of those started.
+    The first :data:`SIGNAL_BATCH` cases are reached now; when more wait, the rest are kept as a
+    :class:`~service.models.SignalBroadcast` for the timer service (``service.broadcasts``). Returns the ids of
+    the cases reached and of those started, and the broadcast's id (None when none was needed).
     """
     payload = _sized(_plain_data(data))
-    candidates = session.scalars(select(Case).where(Case.status == "active", Case.id != (thrower.id if thrower else 0),
-                                                    Case.id.in_(_waiting("signal", name))))
-    reached = [c for c in candidates if name in (c.waiting_signals or [])]
-    for target in reached:
-        _deliver(session, target, name, payload, SERVICE if thrower else actor, signal=True)
+    up_to = session.scalar(select(func.max(Case.id))) or 0  # a case started from now on does not catch it
+    sent_by = SERVICE if thrower else actor
+    thrower_id = thrower.id if thrower else None
+    batch = signal_candidates(session, name, after=0, up_to=up_to, thrower_id=thrower_id, size=SIGNAL_BATCH)
+    reached = [case for case in batch if catch_signal(session, case, name, payload, sent_by)]
+    broadcast = None
+    if len(batch) == SIGNAL_BATCH:  # more may wait
+        broadcast = SignalBroadcast(name=name, payload=payload, sent_by=sent_by.name, sent_by_id=sent_by.user_id,
+                                    thrower_case_id=thrower_id, sent_at=clock.now(), due_at=clock.now(),
+                                    up_to_case_id=up_to, after_case_id=batch[-1].id, reached=len(reached))
+        session.add(broadcast)
+        session.flush()
+        from service import scheduler  # it imports this module
+        scheduler.timers_changed(session, clock.now())  # every process's timer service: the rest is due now
     started = [_start_by_signal(session, version, name, payload, actor, thrower, reference)
                for version in _started_by(session, "signal", name)]
     if thrower is not None:
         _audit(session, thrower, actor, "signal_sent", None, {"name": name, "to_cases": [c.id for c in reached],
-                                                              "started": [c.id for c in started]})
-    return {"reached": [c.id for c in reached], "started": [c.id for c in started]}
+                                                              "started": [c.id for c in started],
+                                                              **({"broadcast": broadcast.id} if broadcast else {})})
+    return {"reached": [c.id for c in reached], "started": [c.id for c in started],
+            "broadcast": broadcast.id if broadcast else None}
+
+
+def signal_candidates(session: Session, name: str, *, after: int, up_to: int, thrower_id: int | None,
+                      size: int) -> list[Case]:
+    """The next ``size`` active cases waiting for the signal ``name``, in order of id past ``after`` up to ``up_to``
+    (not the case that threw it). On PostgreSQL each is locked: a step on it meanwhile waits, and none is lost."""
+    query = (select(Case).where(Case.status == "active", Case.id.in_(_waiting("signal", name)), Case.id > after,
+                                Case.id <= up_to, Case.id != (thrower_id or 0))
+             .order_by(Case.id).limit(size))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Case)
+    return list(session.scalars(query))
+
+
+def catch_signal(session: Session, case: Case, name: str, payload: dict[str, Any], actor: Actor) -> bool:
+    """The case catches the signal if it still waits for it (its step runs on); whether it did."""
+    if name not in (case.waiting_signals or []):
+        return False
+    _deliver(session, case, name, payload, actor, signal=True)
+    return True
+
+
+def record_undelivered(session: Session, case_id: int, name: str, reason: str, actor: Actor) -> None:
+    """Note on the case that the signal ``name`` could not reach it, and why (its history shows it)."""
+    case = session.get(Case, case_id)
+    if case is not None:
+        _audit(session, case, actor, "signal_undelivered", None, {"name": name, "reason": reason})
 
 
 def _start_by_signal(session: Session, version: ProcessVersion, name: str, payload: dict[str, Any], actor: Actor,

@@ -441,6 +441,32 @@ class CaseWait(CouncilOwned, db.Model):
                             "case_id"),)
 
 
+class SignalBroadcast(CouncilOwned, db.Model):
+    """A signal still on its way to the cases that waited for it when it was sent (``service.broadcasts``): the
+    sender's request reached the first of them, and the timer service reaches the rest a batch at a time, each
+    batch committed with how far it has got (``after_case_id``). Its payload is emptied once it is done."""
+
+    __tablename__ = "signal_broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    sent_by: Mapped[str] = mapped_column(String(80))  # who sent it, as the cases' audit names them
+    sent_by_id: Mapped[int | None]
+    thrower_case_id: Mapped[int | None]  # the case that threw it, which does not catch its own signal
+    sent_at: Mapped[datetime]
+    #: The cases there were when it was sent: a case started later does not catch it.
+    up_to_case_id: Mapped[int]
+    #: The last case it has been delivered past (in order of id).
+    after_case_id: Mapped[int]
+    reached: Mapped[int] = mapped_column(default=0)
+    #: When its next batch is due: at once, or a while after a batch the database failed.
+    due_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_signal_broadcasts_on_the_way", "finished_at", "due_at"),)
+
+
 def reference_key(text: str) -> bytes:
     """``text`` as a reference search compares it: lower-cased, UTF-8."""
     return text.strip().lower().encode("utf-8")

@@ -26,7 +26,7 @@ from sqlalchemy import event, exists, select, text
 from sqlalchemy.orm import Session, selectinload, undefer
 from sqlalchemy.orm.exc import StaleDataError
 
-from service import audit, cases, outbox, reminders, tenancy
+from service import audit, broadcasts, cases, outbox, reminders, tenancy
 from service.engine import clock
 from service.models import Case, Council, PendingTimer, db
 
@@ -294,12 +294,14 @@ def _claim(session: Session, case_id: int) -> Case | None:
 
 
 def next_due(app: Flask, passed_over: set[int] | frozenset[int] = frozenset()) -> datetime | None:
-    """When the earliest pending timer of an active case is due (leaving out ``passed_over`` cases)."""
+    """When the earliest pending timer of an active case is due (leaving out ``passed_over`` cases), or the next
+    batch of a signal on its way to many cases (``service.broadcasts``), whichever comes first."""
     with app.app_context(), tenancy.all_councils(db.session):
         query = select(PendingTimer.due_at).where(_active(PendingTimer.case_id)).order_by(PendingTimer.due_at).limit(1)
         if passed_over:
             query = query.where(PendingTimer.case_id.not_in(passed_over))
-        return db.session.scalar(query)
+        due = [db.session.scalar(query), broadcasts.next_due(db.session)]
+        return min((d for d in due if d is not None), default=None)
 
 
 #: The PostgreSQL channel a commit that changed a timer notifies, and every timer service listens on.
@@ -450,14 +452,23 @@ class TimerService:
                 self._idle.notify_all()
 
     def _fire(self) -> set[int]:
-        """Fire what is due (stopping between batches when the service stops); the cases passed over."""
+        """Fire what is due (stopping between batches when the service stops), then deliver a batch of each signal
+        on its way; the cases passed over."""
         _sweeping.active = True
         _sweeping.stop = self._stopping
         try:
-            return _fire_due(self.app)[1]
-        except Exception as failure:
-            log.error("timer sweep failed (%s)", type(failure).__name__)
-            return set()
+            try:
+                passed_over = _fire_due(self.app)[1]
+            except Exception as failure:
+                log.error("timer sweep failed (%s)", type(failure).__name__)
+                passed_over = set()
+            # A batch of each signal on its way to many cases; one still on its way is due at once, so the alarm
+            # rings again straight after this sweep, and timers due meanwhile fire between its batches.
+            try:
+                broadcasts.deliver_due(self.app, self._stopping)
+            except Exception as failure:
+                log.error("delivering signals on their way failed (%s)", type(failure).__name__)
+            return passed_over
         finally:
             _sweeping.active = False
             _sweeping.stop = None

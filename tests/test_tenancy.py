@@ -20,7 +20,9 @@ from conftest import APP_ROLE, FIXTURES, Api, Browser, everything, in_council, m
 from service import cases as case_service
 from service import scheduler, tenancy
 from service.policy import Actor
-from service.models import Case, Council, CouncilOwned, Membership, Notification, OpenTask, ProcessVersion, User, db
+from service.engine import clock
+from service.models import (Case, Council, CouncilOwned, Membership, Notification, OpenTask, ProcessVersion,
+                            SignalBroadcast, User, db)
 
 PATHWAY = FIXTURES / "pathways"
 #: Every role of the fixture pathway, the council's own roles and a manager: "any role" of the matrix.
@@ -58,9 +60,15 @@ def councils(database_url, frozen_clock):
     assert rehearsal.status_code == 201, rehearsal.json
     with app.app_context(), everything():
         notification = db.session.scalars(select(Notification)).one()
+        council_id = db.session.scalars(select(Council.id).where(Council.key == "south")).one()
+        broadcast = SignalBroadcast(council_id=council_id, name="school_closure", payload={}, sent_by="south-admin",
+                                    sent_at=clock.now(), due_at=clock.now(), up_to_case_id=case["id"],
+                                    after_case_id=case["id"], finished_at=clock.now())  # a signal sent to many
+        db.session.add(broadcast)
+        db.session.commit()
         south = {"case": case["id"], "task": case["tasks"][0]["id"], "notification": notification.id,
                  "document": document["id"], "rehearsal": rehearsal.json["id"],
-                 "rehearsal_task": rehearsal.json["tasks"][0]["id"],
+                 "rehearsal_task": rehearsal.json["tasks"][0]["id"], "broadcast": broadcast.id,
                  "key": "test_review", "decision": "Decision_Adult",
                  "service": "DecisionService_Adult", "family": case["family_id"], "person": case["child"]["id"],
                  "deployment": deployed["south"].json["id"], "number": 1, "worker": "south-social_worker",
@@ -80,7 +88,7 @@ PARAMETERS = {"case_id": "case", "task_id": "task", "key": "key", "decision_id":
               "service_id": "service", "notification_id": "notification", "family_id": "family", "person_id": "person",
               "document_id": "document", "deployment_id": "deployment", "version_id": "version", "number": "number",
               "element": "key",  # a BPMN element id (an ad-hoc sub-process): any text; the case is what is checked
-              "rehearsal_id": "rehearsal", "name": "worker"}
+              "rehearsal_id": "rehearsal", "name": "worker", "broadcast_id": "broadcast"}
 #: Endpoints that name no object: what they list must not include south's objects.
 LISTS = {"/api/v1/processes", "/api/v1/tasks", "/api/v1/notifications", "/api/v1/tracker", "/api/v1/council",
          "/api/v1/cases", "/api/v1/access-log", "/api/v1/families", "/api/v1/people",

@@ -6,8 +6,8 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from service import broadcasts, policy
 from service import cases as case_service
-from service import policy
 from service.errors import Forbidden, InvalidData
 from service.models import db
 
@@ -26,8 +26,20 @@ class SignalSchema(StrictSchema):
 
 
 class SignalAnswerSchema(Schema):
-    reached = fields.List(fields.Integer(), metadata={"description": "the cases that caught it"})
+    reached = fields.List(fields.Integer(), metadata={"description": "the cases that caught it in this request"})
     started = fields.List(fields.Integer(), metadata={"description": "the cases it started"})
+    broadcast = fields.Integer(allow_none=True, metadata={
+        "description": "when more cases wait for it than a request reaches (100), the broadcast that reaches the "
+                       "rest in the background, a batch at a time (``GET /signals/<id>``); else null"})
+
+
+class BroadcastSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    sent_by = fields.String()
+    sent_at = fields.DateTime()
+    reached = fields.Integer(metadata={"description": "the cases that have caught it so far"})
+    finished_at = fields.DateTime(allow_none=True, metadata={"description": "null while it is on its way"})
 
 
 @blp.route("/signals", methods=["POST"])
@@ -35,13 +47,22 @@ class SignalAnswerSchema(Schema):
 @blp.response(200, SignalAnswerSchema)
 def send_signal(body):
     """Every active case of the council waiting for the signal catches it; every pathway whose start event
-    catches it starts a case (with ``reference``)."""
+    catches it starts a case (with ``reference``). The first 100 cases catch it in this request; when more wait,
+    the timer service reaches the rest a batch at a time (``broadcast``: ``GET /signals/<id>`` says how far it
+    has got). Only the cases there are now catch it."""
     if not policy.may_broadcast(g.actor):
         raise Forbidden("sending a signal to every case of the council is for its admin")
     answer = case_service.broadcast_signal(db.session, body["name"], body["data"], g.actor,
                                            reference=body["reference"])
     case_service.commit(db.session)
     return answer
+
+
+@blp.route("/signals/<int:broadcast_id>")
+@blp.response(200, BroadcastSchema)
+def signal_on_its_way(broadcast_id: int):
+    """How far a signal on its way to many cases has got (the council's admin)."""
+    return broadcasts.sent(db.session, broadcast_id, g.actor)
 
 
 class MessageStartSchema(StrictSchema):

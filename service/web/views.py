@@ -396,7 +396,8 @@ _EVENTS = {
     "case_started": "Case started", "task_completed": "Task completed", "task_assigned": "Task assigned",
     "decision_taken": "Decision taken", "timer_fired": "Timer reached", "message_received": "Message received",
     "message_sent": "Message sent", "message_thrown": "Message sent", "case_handed_on": "Handed on to another pathway",
-    "message_undelivered": "Message not delivered", "case_retried": "Case run again", "error": "Stopped on an error",
+    "message_undelivered": "Message not delivered", "signal_undelivered": "Signal not delivered",
+    "case_retried": "Case run again", "error": "Stopped on an error",
     "case_completed": "Case completed",
 }
 
