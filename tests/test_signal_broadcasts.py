@@ -1,8 +1,9 @@
 """A signal more cases wait for than a request reaches: the first in the sender's request, the rest a batch at a time
 by the timer service (``service.broadcasts``), each case once, each batch committed with how far it has got.
 
-``SIGNAL_BATCH`` is made 2 here; in the service it is 100 (a signal 10,000 cases waited for took the sender's
-request past the worker's timeout, and, rolled back, reached none)."""
+``SIGNAL_BATCH`` and a sweep's batch are made 2 here; in the service the request reaches 100, and a sweep as many
+as it reaches in a quarter of a second (a signal 10,000 cases waited for took the sender's request past the
+worker's timeout, and, rolled back, reached none)."""
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,10 @@ from service.models import AuditEvent, SignalBroadcast, db
 
 @pytest.fixture
 def small_batches(monkeypatch):
+    """Two cases in the request, then two a sweep."""
     monkeypatch.setattr(case_service, "SIGNAL_BATCH", 2)
+    monkeypatch.setattr(broadcasts, "CHUNK", 2)
+    monkeypatch.setattr(broadcasts, "SWEEP_SECONDS", 0)
 
 
 def _waiting_cases(api, count: int, start: int = 0) -> list[int]:
