@@ -868,8 +868,8 @@ def signal_candidates(session: Session, name: str, *, after: int, up_to: int, th
     query = (select(Case).where(Case.status == "active", Case.id.in_(_waiting("signal", name)), Case.id > after,
                                 Case.id <= up_to, Case.id != (thrower_id or 0))
              .order_by(Case.id).limit(size))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Case)
+    if session.get_bind().dialect.name == "postgresql":  # the state read inside the lock, never a stale copy
+        query = query.with_for_update(of=Case).execution_options(populate_existing=True)
     return list(session.scalars(query))
 
 
