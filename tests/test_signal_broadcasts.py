@@ -12,13 +12,13 @@ import time
 import pytest
 from sqlalchemy import select, text
 
-from conftest import FIXTURES, everything
+from conftest import FIXTURES, everything, in_council
 from constructs_support import deploy
 from service import broadcasts, scheduler
 from service import cases as case_service
 from service.engine import clock
 from service.errors import Conflict
-from service.models import AuditEvent, SignalBroadcast, db
+from service.models import AuditEvent, Case, SignalBroadcast, db
 
 
 @pytest.fixture
@@ -163,3 +163,25 @@ def test_a_broadcast_another_process_holds_is_left_to_it(app, api, small_batches
         release.set()
         holder.join()
     assert broadcasts.deliver_due(app) == 1
+
+
+def test_a_case_moved_on_elsewhere_catches_the_signal_from_what_the_database_holds_now(app, api, database_url):
+    """Each case a signal reaches is read inside its lock with what the database holds then: a copy the session
+    read before another transaction moved the case on would start the step from the old state (and the case's
+    write, at the old ``lock_version``, would be refused)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: no case moves on meanwhile")
+    _deploy(api)
+    [case_id] = _waiting_cases(api, 1)
+    with app.app_context():
+        council = in_council(db.session)
+        held = db.session.get(Case, case_id)  # read before the case moved on
+        with db.engine.begin() as elsewhere:
+            elsewhere.execute(text("SELECT set_config('app.all_councils', 'on', true)"))
+            elsewhere.execute(text("UPDATE cases SET lock_version = lock_version + 1 WHERE id = :id"), {"id": case_id})
+        [read] = case_service.signal_candidates(db.session, "school_closure", after=0, up_to=case_id,
+                                                thrower_id=None, size=1)
+        assert read is held and case_service.catch_signal(db.session, read, "school_closure", {},
+                                                          case_service.Actor("admin", (), None, council.id))
+        db.session.commit()
+    assert _open(api, case_id) == ["Task_ArrangeCover"]
