@@ -29,8 +29,9 @@ class SignalAnswerSchema(Schema):
     reached = fields.List(fields.Integer(), metadata={"description": "the cases that caught it in this request"})
     started = fields.List(fields.Integer(), metadata={"description": "the cases it started"})
     broadcast = fields.Integer(allow_none=True, metadata={
-        "description": "when more cases wait for it than a request reaches (100), the broadcast that reaches the "
-                       "rest in the background, a batch at a time (``GET /signals/<id>``); else null"})
+        "description": f"when more cases wait for it than a request reaches ({case_service.SIGNAL_BATCH}), the "
+                       f"broadcast that reaches the rest in the background, a batch at a time "
+                       f"(``GET /signals/<id>``); else null"})
 
 
 class BroadcastSchema(Schema):
