@@ -1,9 +1,10 @@
 """Completing a user task and starting a case through the REST API, against a bare engine that persists.
 
-Bare engine, per completion, on one connection of the same database: SELECT the case's state, load it (spec
-cached), complete the task, run the engine steps, dump the state, one UPDATE and a commit. Per start: run
-the start event to the first task, dump the state, one INSERT and a commit. The state column is the
-service's own (encrypted at rest), so both sides pay for encryption.
+Bare engine (:class:`BareEngine`), per completion, on one connection of the same database: SELECT the case's
+state, load it (spec cached), complete the task, run the engine steps, dump the state, one UPDATE and a commit.
+Per start: run the start event to the first task, dump the state, one INSERT and a commit. Its statements are
+built once, as the service's are. The state column is the service's own (encrypted at rest), so both sides pay
+for encryption. ``bench/completion_floor.py`` adds the least a service on this stack can do.
 Service: POST /api/v1/tasks/<id>/complete and POST /api/v1/cases through Flask's test client: token,
 roles, form validation, safeguarding checks, the same engine work, task/timer rows, audit, one commit,
 the case as JSON. The SQL statements each request sends are counted (``before_cursor_execute``).
@@ -49,7 +50,7 @@ if not os.environ.get("DATA_ENCRYPTION_KEYS"):  # a throwaway key for a throwawa
     os.environ["DATA_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
 
 from flask import Flask  # noqa: E402
-from sqlalchemy import column, event, insert, select, table, text, update  # noqa: E402
+from sqlalchemy import bindparam, column, event, insert, select, table, text, update  # noqa: E402
 
 from service import councils, create_app, deployments, settle_process, tenancy  # noqa: E402
 from service.auth import save_user  # noqa: E402
@@ -106,6 +107,39 @@ def prepare(session, key: str, start_data: dict, task_name: str, count: int, act
                     deployments.process_definition(session, version), version.id)
 
 
+class BareEngine:
+    """The engine alone, persisting on one connection: a completion reads the case's state, completes the task,
+    runs on and saves the state (one ``UPDATE``); a start runs to the first task and inserts the case; each
+    commits. Its statements are built once, as the service's are (building one costs as much as sending it)."""
+
+    _cases = Case.__table__
+    _read_state = select(_cases.c.state, _cases.c.state_format).where(_cases.c.id == bindparam("case_id"))
+    _save_state = update(_cases).where(_cases.c.id == bindparam("case_id")).values(state=bindparam("state"))
+    _insert_case = insert(_cases)
+
+    def __init__(self, connection, council_id: int, process, version_id: int, limits, prefix: str = "") -> None:
+        self.connection, self.council_id, self.process, self.version_id = connection, council_id, process, version_id
+        self.limits, self.prefix = limits, prefix
+        if connection.dialect.name == "postgresql":  # row-level security: the scope is set once for the connection
+            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(council_id)})
+            connection.commit()
+
+    def complete(self, case_id: int, task_id: str, answers: dict) -> None:
+        state, state_format = self.connection.execute(self._read_state, {"case_id": case_id}).one()
+        workflow, journal = runtime.load(self.process, state, state_format, limits=self.limits)
+        runtime.complete_task(workflow, journal, task_id, dict(answers))
+        self.connection.execute(self._save_state, {"case_id": case_id, "state": runtime.dump(workflow)})
+        self.connection.commit()
+
+    def start(self, i: int, start_data: dict) -> None:
+        workflow, _ = runtime.start(self.process, dict(start_data), limits=self.limits)
+        self.connection.execute(self._insert_case, {
+            "council_id": self.council_id, "process_version_id": self.version_id,
+            "reference": f"BARE-{self.prefix}{i}", "status": "active", "state": runtime.dump(workflow),
+            "state_format": runtime.STATE_FORMAT, "data": {}, "lock_version": 1})
+        self.connection.commit()
+
+
 @dataclass
 class Measured:
     """Wall and CPU seconds of each action (``bare_complete``, ``service_complete``, ``bare_start``,
@@ -123,7 +157,7 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
                answers: dict, counter: Statements, profiler=None, prefix: str = "") -> Measured:
     """One diagram's completions, then its starts: a bare engine's, then the service's, and so on (the
     machine's load moves both alike); wall time and this process's CPU time of each."""
-    engine, limits, cases_table = counter.engine, app.extensions["engine_limits"], Case.__table__
+    engine, limits = counter.engine, app.extensions["engine_limits"]
     process, version_id = prepared.process, prepared.version_id
     samples = {name: ([], []) for name in ("bare_complete", "service_complete", "bare_start", "service_start")}
     statements = {name: [] for name in samples}
@@ -142,25 +176,7 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
     # runs outside the timing: a service request then pushes its own, with a session of its own, as in production
     # (under one app context for all, every request would share one session and find the last one's rows in it).
     with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":  # row-level security: the scope is set once for the connection
-            connection.execute(text("SELECT set_config('app.council_id', :c, false)"), {"c": str(council_id)})
-            connection.commit()
-
-        def bare_completion(case_id: int, task_id: str) -> None:
-            state, state_format = connection.execute(
-                select(cases_table.c.state, cases_table.c.state_format).where(cases_table.c.id == case_id)).one()
-            workflow, journal = runtime.load(process, state, state_format, limits=limits)
-            runtime.complete_task(workflow, journal, task_id, dict(answers))
-            connection.execute(update(cases_table).where(cases_table.c.id == case_id)
-                               .values(state=runtime.dump(workflow)))
-            connection.commit()
-
-        def bare_start_case(i: int) -> None:
-            workflow, _ = runtime.start(process, dict(start_data), limits=limits)
-            connection.execute(insert(cases_table).values(
-                council_id=council_id, process_version_id=version_id, reference=f"BARE-{prefix}{i}", status="active",
-                state=runtime.dump(workflow), state_format=runtime.STATE_FORMAT, data={}, lock_version=1))
-            connection.commit()
+        bare = BareEngine(connection, council_id, process, version_id, limits, prefix)
 
         def service_completion(task_id: str) -> None:
             response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": answers}, headers=headers)
@@ -197,11 +213,11 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
 
         app.wsgi_app = timed_app
         for (case_id, task_id), api_task in zip(prepared.bare, prepared.api):
-            timed("bare_complete", bare_completion, case_id, task_id)
+            timed("bare_complete", bare.complete, case_id, task_id, answers)
             timed("service_complete", service_completion, api_task, profiled=True)
             last_completion = dict(counter.seen)
         for i in range(len(prepared.bare)):
-            timed("bare_start", bare_start_case, i)
+            timed("bare_start", bare.start, i, start_data)
             timed("service_start", service_start_case, i)
             last_start = dict(counter.seen)
         app.wsgi_app = wsgi_app
