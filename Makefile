@@ -35,6 +35,7 @@ test: install vendor
 
 bench: install
 	$(BIN)/python bench/task_completion.py
+	$(BIN)/python bench/completion_floor.py
 	$(BIN)/python bench/timers.py
 	$(BIN)/python bench/dmn_tck.py
 
