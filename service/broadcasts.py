@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select, update
@@ -69,6 +70,16 @@ def deliver_due(app: Flask, stop: threading.Event | None = None) -> int:
             return reached
         finally:
             db.session.remove()
+
+
+def send(session: Session, name: str, data: Any, actor: Actor, *, reference: str | None = None) -> dict[str, Any]:
+    """A signal from outside for every case of the acting council that waits for it, and every pathway it starts
+    (``POST /signals``), for the council's admin (``policy.may_broadcast``); 403 for anyone else. What
+    :func:`service.cases.broadcast_signal` answers: the cases reached, those started, and the broadcast that
+    reaches the rest."""
+    if not policy.may_broadcast(actor):
+        raise Forbidden("sending a signal to every case of the council is for its admin")
+    return cases.broadcast_signal(session, name, data, actor, reference=reference)
 
 
 def sent(session: Session, broadcast_id: int, actor: Actor) -> SignalBroadcast:
