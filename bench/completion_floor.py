@@ -49,12 +49,14 @@ from service.api.access import bearer_token  # noqa: E402
 from service.auth import _token_and_user, _token_user_and_scope, hash_token  # noqa: E402
 from service.cases import Actor  # noqa: E402
 from service.engine import clock, runtime  # noqa: E402
+from service.engine.bundle import ProcessDefinition  # noqa: E402
 from service.models import AuditEvent, Case, Council, OpenTask, PendingTimer, ProcessVersion, ReferenceSuffix, \
     TaskRole, User, db, reference_suffixes  # noqa: E402
 
 CASES, TASKS, ROLES, TIMERS, AUDIT, SUFFIXES, VERSIONS = (model.__table__ for model in (
     Case, OpenTask, TaskRole, PendingTimer, AuditEvent, ReferenceSuffix, ProcessVersion))
-TASK_CASE = (select(CASES.c.id, CASES.c.state, CASES.c.state_format, CASES.c.data, CASES.c.lock_version)
+TASK_CASE = (select(CASES.c.id, CASES.c.process_version_id, CASES.c.state, CASES.c.state_format, CASES.c.data,
+                    CASES.c.lock_version)
              .select_from(TASKS.join(CASES, CASES.c.id == TASKS.c.case_id))
              .where(TASKS.c.id == bindparam("task_id"), TASKS.c.closed_at.is_(None),
                     TASKS.c.council_id == bindparam("council_id")))
@@ -75,9 +77,10 @@ INSERT_CASE = insert(CASES).returning(CASES.c.id)
 INSERTS = {table: insert(table) for table in (TASKS, ROLES, TIMERS, AUDIT, SUFFIXES)}
 
 
-def add_floor(app: Flask, council_id: int, user_id: int, session_version: int, processes: dict) -> None:
+def add_floor(app: Flask, council_id: int, user_id: int, session_version: int,
+              processes: dict[int, ProcessDefinition]) -> None:
     """The floor's two routes on ``app``: ``POST /bench/floor/tasks/<id>/complete`` and ``POST /bench/floor/cases``
-    (``processes``: each pathway key's :class:`ProcessDefinition`)."""
+    (``processes``: each version's parsed diagram, by version id, as the service's cache holds them)."""
     limits = app.extensions["engine_limits"]
     postgresql = app.extensions["sqlalchemy"].engine.dialect.name == "postgresql"
 
@@ -123,7 +126,7 @@ def add_floor(app: Flask, council_id: int, user_id: int, session_version: int, p
         if case is None:
             abort(404)
         held = connection.execute(OPEN_ROWS, {"case_id": case.id}).all()
-        process = processes[request.args["process"]]
+        process = processes[case.process_version_id]  # the service's cache of parsed diagrams, by version
         workflow, journal = runtime.load(process, case.state, case.state_format, limits=limits)
         snap = runtime.complete_task(workflow, journal, task_id, dict(answers))
         now = clock.now()
@@ -147,7 +150,7 @@ def add_floor(app: Flask, council_id: int, user_id: int, session_version: int, p
         version_id = connection.execute(CURRENT_VERSION, {"council_id": council_id, "key": body["process"]}).scalar()
         if version_id is None:
             abort(404)
-        workflow, snap = runtime.start(processes[body["process"]], dict(body["data"]), limits=limits)
+        workflow, snap = runtime.start(processes[version_id], dict(body["data"]), limits=limits)
         now = clock.now()
         case_id = connection.execute(INSERT_CASE, {
             "council_id": council_id, "process_version_id": version_id, "reference": body["reference"],
@@ -178,7 +181,7 @@ def main() -> None:
     floor_tasks = _floor_cases(app, council_id, args.cases)
     with app.app_context():
         user = db.session.scalars(select(User).where(User.name == "bench")).one()
-        add_floor(app, council_id, user.id, user.session_version, {key: p.process for key, p in prepared.items()})
+        add_floor(app, council_id, user.id, user.session_version, {p.version_id: p.process for p in prepared.values()})
         db.session.remove()
     print(f"database: {url.split(':', 1)[0]}; {os.cpu_count()} CPUs; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.cases} of each")
@@ -242,8 +245,7 @@ def measure(app: Flask, council_id: int, prepared: task_completion.Prepared, flo
             for (case_id, task_id), api_task, floor_task in zip(prepared.bare, prepared.api, floor_tasks):
                 bare("bare_complete", engine_alone.complete, case_id, task_id, answers)
                 request("service_complete", f"/api/v1/tasks/{api_task}/complete", {"data": answers}, 200)
-                request("floor_complete", f"/bench/floor/tasks/{floor_task}/complete?process={key}",
-                        {"data": answers}, 200)
+                request("floor_complete", f"/bench/floor/tasks/{floor_task}/complete", {"data": answers}, 200)
             for i in range(len(prepared.bare)):
                 bare("bare_start", engine_alone.start, i, start_data)
                 for side, url in (("service", "/api/v1/cases"), ("floor", "/bench/floor/cases")):
