@@ -77,10 +77,14 @@ def record_deploy(session: Session, deployment: Deployment, new_versions: list[P
 
 # -- reading -------------------------------------------------------------------------------------
 
-def list_deployments(session: Session, actor: Actor, status: str | None = None) -> list[Deployment]:
-    """The council's deployments, newest first (``status``: only those, e.g. "submitted" for an approver)."""
+def list_deployments(session: Session, actor: Actor, status: str | None = None, *, first: int = 0,
+                     most: int | None = None) -> list[Deployment]:
+    """The council's deployments, newest first (``status``: only those, e.g. "submitted" for an approver), from
+    the ``first`` on, at most ``most`` of them."""
     policy.require_analyst(actor)
-    query = select(Deployment).order_by(Deployment.id.desc())
+    if most == 0:
+        return []
+    query = select(Deployment).order_by(Deployment.id.desc()).offset(first).limit(most)
     if status:
         query = query.where(Deployment.status == status)
     return list(session.scalars(query))

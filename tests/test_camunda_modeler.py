@@ -109,6 +109,8 @@ def test_without_duplicate_filtering_every_deploy_is_recorded_and_versions_stay(
     assert "every pathway keeps its version" in again.json["message"]
     listed = client.get(f"{URL}/deployment", headers=headers).json
     assert [d["id"] for d in listed] == [again.json["id"], first["id"]]
+    for paged, ids in (("maxResults=1", [again.json["id"]]), ("firstResult=1", [first["id"]]), ("maxResults=0", [])):
+        assert [d["id"] for d in client.get(f"{URL}/deployment?{paged}", headers=headers).json] == ids
     # a changed diagram still gets its new version, with either setting
     changed = deploy(client, headers, REVIEW.replace(b'name="Assess the family"', b'name="Assess the whole family"'),
                      flags=flags).json

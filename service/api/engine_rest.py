@@ -22,7 +22,6 @@ import binascii
 from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify, request
-from sqlalchemy import select
 
 from service import limits, pathway_versions, policy, tenancy
 from service.auth import SignInRefused, TokenRefused, TooManyAttempts, councils_of, roles_in, sign_in, user_for_token
@@ -177,8 +176,7 @@ def deployments():
         most = min(200, max(0, int(request.args.get("maxResults", 50))))
     except ValueError:
         raise _Refused(400, "firstResult and maxResults are whole numbers") from None
-    rows = db.session.scalars(select(Deployment).order_by(Deployment.id.desc()).offset(first).limit(most)) \
-        if most else []
+    rows = pathway_versions.list_deployments(db.session, actor, first=first, most=most)
     return jsonify([_deployment_dto(d) for d in rows])
 
 
