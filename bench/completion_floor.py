@@ -216,20 +216,13 @@ def measure(app: Flask, council_id: int, prepared: task_completion.Prepared, flo
     client, headers = app.test_client(), {"Authorization": "Bearer bench-token"}
     cpu: dict[str, list[float]] = {f"{side}_{what}": [] for side in ("bare", "service", "floor")
                                    for what in ("complete", "start")}
-    in_app, wsgi_app = [0.0], app.wsgi_app
-
-    def timed_app(environ, start_response):
-        began = time.process_time()
-        try:
-            return wsgi_app(environ, start_response)
-        finally:
-            in_app[0] += time.process_time() - began
+    in_app = task_completion.CpuInApp(app)
 
     def request(name: str, url: str, body: dict, status: int) -> None:
-        in_app[0] = 0.0
+        in_app.seconds = 0.0
         response = client.post(url, json=body, headers=headers)
         assert response.status_code == status, response.get_data(as_text=True)[:500]
-        cpu[name].append(in_app[0])
+        cpu[name].append(in_app.seconds)
 
     def bare(name: str, action, *arguments) -> None:
         with app.app_context():  # pushed outside the timing, as a request's is
@@ -237,22 +230,18 @@ def measure(app: Flask, council_id: int, prepared: task_completion.Prepared, flo
             action(*arguments)
             cpu[name].append(time.process_time() - began)
 
-    app.wsgi_app = timed_app
-    try:
-        with engine.connect() as connection:
-            engine_alone = task_completion.BareEngine(connection, council_id, prepared.process, prepared.version_id,
-                                                      app.extensions["engine_limits"], prefix=key)
-            for (case_id, task_id), api_task, floor_task in zip(prepared.bare, prepared.api, floor_tasks):
-                bare("bare_complete", engine_alone.complete, case_id, task_id, answers)
-                request("service_complete", f"/api/v1/tasks/{api_task}/complete", {"data": answers}, 200)
-                request("floor_complete", f"/bench/floor/tasks/{floor_task}/complete", {"data": answers}, 200)
-            for i in range(len(prepared.bare)):
-                bare("bare_start", engine_alone.start, i, start_data)
-                for side, url in (("service", "/api/v1/cases"), ("floor", "/bench/floor/cases")):
-                    request(f"{side}_start", url, {"process": key, "reference": f"{side.upper()}-{key}-{i}",
-                                                   "data": start_data}, 201)
-    finally:
-        app.wsgi_app = wsgi_app
+    with in_app, engine.connect() as connection:
+        engine_alone = task_completion.BareEngine(connection, council_id, prepared.process, prepared.version_id,
+                                                  app.extensions["engine_limits"], prefix=key)
+        for (case_id, task_id), api_task, floor_task in zip(prepared.bare, prepared.api, floor_tasks):
+            bare("bare_complete", engine_alone.complete, case_id, task_id, answers)
+            request("service_complete", f"/api/v1/tasks/{api_task}/complete", {"data": answers}, 200)
+            request("floor_complete", f"/bench/floor/tasks/{floor_task}/complete", {"data": answers}, 200)
+        for i in range(len(prepared.bare)):
+            bare("bare_start", engine_alone.start, i, start_data)
+            for side, url in (("service", "/api/v1/cases"), ("floor", "/bench/floor/cases")):
+                request(f"{side}_start", url, {"process": key, "reference": f"{side.upper()}-{key}-{i}",
+                                               "data": start_data}, 201)
     return cpu
 
 

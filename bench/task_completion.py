@@ -140,6 +140,28 @@ class BareEngine:
         self.connection.commit()
 
 
+class CpuInApp:
+    """The app's WSGI callable wrapped to count the CPU seconds spent inside it (``seconds``, set to 0 before a
+    request): the service's side of a request without the test client building it and reading the answer."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app, self.wsgi_app, self.seconds = app, app.wsgi_app, 0.0
+
+    def __enter__(self) -> CpuInApp:
+        self.app.wsgi_app = self._timed
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.app.wsgi_app = self.wsgi_app
+
+    def _timed(self, environ, start_response):
+        began = time.process_time()
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            self.seconds += time.process_time() - began
+
+
 @dataclass
 class Measured:
     """Wall and CPU seconds of each action (``bare_complete``, ``service_complete``, ``bare_start``,
@@ -163,15 +185,7 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
     statements = {name: [] for name in samples}
     last_completion, last_start = {}, {}
     inside = {"service_complete": [], "service_start": []}
-    in_app = [0.0]
-    wsgi_app = app.wsgi_app
-
-    def timed_app(environ, start_response):
-        cpu = time.process_time()
-        try:
-            return wsgi_app(environ, start_response)
-        finally:
-            in_app[0] += time.process_time() - cpu
+    in_app = CpuInApp(app)
     # The bare engine runs in an app context of its own (the state's encryption key), pushed for each of its
     # runs outside the timing: a service request then pushes its own, with a session of its own, as in production
     # (under one app context for all, every request would share one session and find the last one's rows in it).
@@ -197,7 +211,7 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
         def _timed(name: str, action, *arguments, profiled: bool = False) -> None:
             counter.on, counter.count = True, 0
             counter.seen.clear()
-            in_app[0] = 0.0
+            in_app.seconds = 0.0
             wall, cpu = time.perf_counter(), time.process_time()
             if profiled and profiler:
                 profiler.enable()
@@ -207,20 +221,19 @@ def interleave(app, client, headers: dict, council_id: int, prepared: Prepared, 
             samples[name][0].append(time.perf_counter() - wall)
             samples[name][1].append(time.process_time() - cpu)
             if name in inside:
-                inside[name].append(in_app[0])
+                inside[name].append(in_app.seconds)
             counter.on = False
             statements[name].append(counter.count)
 
-        app.wsgi_app = timed_app
-        for (case_id, task_id), api_task in zip(prepared.bare, prepared.api):
-            timed("bare_complete", bare.complete, case_id, task_id, answers)
-            timed("service_complete", service_completion, api_task, profiled=True)
-            last_completion = dict(counter.seen)
-        for i in range(len(prepared.bare)):
-            timed("bare_start", bare.start, i, start_data)
-            timed("service_start", service_start_case, i)
-            last_start = dict(counter.seen)
-        app.wsgi_app = wsgi_app
+        with in_app:
+            for (case_id, task_id), api_task in zip(prepared.bare, prepared.api):
+                timed("bare_complete", bare.complete, case_id, task_id, answers)
+                timed("service_complete", service_completion, api_task, profiled=True)
+                last_completion = dict(counter.seen)
+            for i in range(len(prepared.bare)):
+                timed("bare_start", bare.start, i, start_data)
+                timed("service_start", service_start_case, i)
+                last_start = dict(counter.seen)
     return Measured(samples, inside, statements, last_completion, last_start)
 
 
